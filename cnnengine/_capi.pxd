@@ -1,0 +1,82 @@
+# Mirror of csrc/include/cnnengine.h for Cython.
+from libc.stdint cimport int64_t
+
+cdef extern from "cnnengine.h" nogil:
+    ctypedef enum cnn_status:
+        CNN_OK
+        CNN_ERR_ARG
+        CNN_ERR_SHAPE
+        CNN_ERR_OOM
+        CNN_ERR_UNSUPPORTED
+
+    ctypedef enum cnn_isa:
+        CNN_ISA_REF
+        CNN_ISA_AVX2
+
+    cnn_isa cnn_detected_isa()
+    cnn_isa cnn_active_isa()
+    cnn_status cnn_set_isa(cnn_isa isa)
+    int cnn_num_cores()
+    int cnn_threads_begin(int requested)
+    void cnn_threads_end()
+
+    ctypedef struct cnn_epilogue:
+        int act
+        float alpha
+        float beta
+
+    ctypedef struct cnn_conv2d_params:
+        int64_t n, c, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow
+        cnn_epilogue ep
+
+    cnn_status cnn_conv2d_f32(const cnn_conv2d_params *p, const float *x, const float *w,
+                              const float *bias, const float *residual, float *y, int threads)
+    cnn_status cnn_conv2d_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,
+                                  const float *bias, const float *residual, float *y, int threads)
+
+    ctypedef struct cnn_conv_transpose2d_params:
+        int64_t n, c, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow
+
+    cnn_status cnn_conv_transpose2d_f32(const cnn_conv_transpose2d_params *p, const float *x,
+                                        const float *w, const float *bias, float *y, int threads)
+
+    cnn_status cnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                            float alpha, const float *a, int64_t lda, const float *b,
+                            int64_t ldb, float beta, float *c, int64_t ldc, int threads)
+    cnn_status cnn_linear_f32(int64_t n, int64_t inp, int64_t out, const float *x,
+                              const float *w, const float *bias, cnn_epilogue ep,
+                              float *y, int threads)
+
+    ctypedef struct cnn_pool2d_params:
+        int64_t n, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow
+        int count_include_pad
+
+    cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x, float *y, int threads)
+    cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x, float *y, int threads)
+    cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x, float *y, int threads)
+    cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x, float *y, int threads)
+
+    cnn_status cnn_batch_norm_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                  const float *mean, const float *var, const float *gamma,
+                                  const float *beta, float eps, float *y, int threads)
+    cnn_status cnn_lrn_f32(int64_t n, int64_t c, int64_t hw, int64_t size, float alpha,
+                           float beta, float k, const float *x, float *y, int threads)
+    cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner, const float *x,
+                               float *y, int threads)
+
+    cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x, float *y,
+                                  int threads)
+    cnn_status cnn_prelu_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                             const float *slope, float *y, int threads)
+    cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape, const float *a,
+                              const int64_t *a_strides, const float *b,
+                              const int64_t *b_strides, float *y, int threads)
+    cnn_status cnn_concat_f32(int count, const float *const *xs, const int64_t *sizes,
+                              int64_t outer, int64_t inner, float *y, int threads)
+
+    cnn_status cnn_pad_f32(int64_t nc, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                           int64_t pb, int64_t pr, int mode, float value, const float *x,
+                           float *y, int threads)
+    cnn_status cnn_resize_f32(int64_t nc, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                              int mode, int coord, int rounding, float scale_h,
+                              float scale_w, const float *x, float *y, int threads)

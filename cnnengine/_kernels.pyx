@@ -1,0 +1,64 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin binding over csrc/: take flat float32 buffers, release the GIL, call C.
+
+Conventions for every wrapper (the op families live in the _k_*.pxi files):
+- tensors arrive as 1-D C-contiguous float32 memoryviews (`arr.reshape(-1)`
+  of a contiguous array); the shape travels in the params; the Python layer
+  in cnnengine/functional has already validated shapes and never calls with
+  an empty buffer;
+- optional tensors are memoryviews that may be None (-> NULL);
+- the team size comes from cnn_threads_begin/end around the C call, under
+  `with nogil`, so concurrent callers share the cores;
+- every status goes through check(), the one place statuses become errors.
+"""
+from libc.stdint cimport int64_t
+
+from cnnengine._capi cimport *
+from cnnengine.errors import Error, ResourceError, ShapeError, UnsupportedOpError
+
+ISA_NAMES = {CNN_ISA_REF: "scalar", CNN_ISA_AVX2: "avx2"}
+
+
+cdef int check(cnn_status st) except -1:
+    if st == CNN_OK:
+        return 0
+    if st == CNN_ERR_SHAPE:
+        raise ShapeError("a C kernel rejected the shapes it was given")
+    if st == CNN_ERR_OOM:
+        raise ResourceError("a C kernel could not allocate its workspace (size too large)")
+    if st == CNN_ERR_UNSUPPORTED:
+        raise UnsupportedOpError("this build cannot serve the request")
+    raise Error(f"a C kernel rejected its arguments (status {st})")
+
+
+cdef inline const float *opt_ptr(const float[::1] a) noexcept:
+    return NULL if a is None else &a[0]
+
+
+def detected_isa():
+    """The best instruction set this CPU supports ("avx2" or "scalar")."""
+    return ISA_NAMES[cnn_detected_isa()]
+
+
+def active_isa():
+    """The instruction set the kernels dispatch to now."""
+    return ISA_NAMES[cnn_active_isa()]
+
+
+def set_isa(name):
+    """Force "scalar" or "avx2" (tests); raises UnsupportedOpError when absent."""
+    codes = {"scalar": CNN_ISA_REF, "ref": CNN_ISA_REF, "avx2": CNN_ISA_AVX2}
+    if name not in codes:
+        raise Error(f"unknown ISA {name!r}; expected one of {sorted(codes)}")
+    check(cnn_set_isa(codes[name]))
+
+
+def num_cores():
+    return cnn_num_cores()
+
+
+include "_k_conv.pxi"
+include "_k_pool.pxi"
+include "_k_norm.pxi"
+include "_k_eltwise.pxi"
+include "_k_layout.pxi"

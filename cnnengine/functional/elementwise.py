@@ -1,0 +1,2 @@
+"""Functional elementwise ops."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Functional layout ops."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Functional norm ops."""
+__all__ = []

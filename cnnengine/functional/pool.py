@@ -1,0 +1,2 @@
+"""Functional pool ops."""
+__all__ = []

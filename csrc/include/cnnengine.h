@@ -1,0 +1,208 @@
+/* cnnengine: the one public C header.
+ *
+ * Every entry point returns cnn_status and never prints or aborts; the Cython
+ * layer turns a status into a cnnengine.Error subclass in one place.
+ * Tensors are float32, dense, NCHW unless a prototype says otherwise.
+ * `threads` is the exact OpenMP team size to use (the caller applies the
+ * thread policy, cnn_threads_begin/end, before calling).
+ */
+#ifndef CNNENGINE_H
+#define CNNENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cnn_status {
+    CNN_OK = 0,
+    CNN_ERR_ARG = -1,         /* bad argument: null pointer, unknown enum */
+    CNN_ERR_SHAPE = -2,       /* inconsistent or impossible shape */
+    CNN_ERR_OOM = -3,         /* workspace allocation failed or too large */
+    CNN_ERR_UNSUPPORTED = -4  /* valid request this build cannot serve */
+} cnn_status;
+
+/* ---------------------------------------------------------------- core */
+
+typedef enum cnn_isa { CNN_ISA_REF = 0, CNN_ISA_AVX2 = 1 } cnn_isa;
+
+cnn_isa cnn_detected_isa(void);     /* best ISA this CPU supports */
+cnn_isa cnn_active_isa(void);       /* what the drivers dispatch to now */
+/* Force an ISA (tests, CNNENGINE_ISA). Fails with CNN_ERR_UNSUPPORTED when
+ * the CPU or the build lacks it. */
+cnn_status cnn_set_isa(cnn_isa isa);
+int cnn_num_cores(void);
+/* Thread policy: returns the team size for one call that asked for
+ * `requested` (<= 0: all cores), shared fairly among concurrent callers so
+ * several Python threads never oversubscribe the cores. Pair with _end. */
+int cnn_threads_begin(int requested);
+void cnn_threads_end(void);
+/* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
+#define CNN_MAX_WORKSPACE ((size_t)1 << 34)
+
+/* Activation applied in kernel epilogues and by cnn_activation_f32.
+ * alpha/beta: CLIP min/max, LEAKY slope, ELU alpha, HARDSIGMOID alpha/beta
+ * (y = clamp(alpha*x + beta, 0, 1)). */
+typedef enum cnn_act {
+    CNN_ACT_NONE = 0, CNN_ACT_RELU, CNN_ACT_CLIP, CNN_ACT_LEAKY,
+    CNN_ACT_ELU, CNN_ACT_SIGMOID, CNN_ACT_TANH, CNN_ACT_SILU,
+    CNN_ACT_HARDSWISH, CNN_ACT_HARDSIGMOID, CNN_ACT_GELU
+} cnn_act;
+
+typedef struct cnn_epilogue {
+    int act;            /* cnn_act */
+    float alpha, beta;
+} cnn_epilogue;
+
+/* ----------------------------------------------------------- convolution */
+
+typedef struct cnn_conv2d_params {
+    int64_t n, c, h, w;         /* input */
+    int64_t k;                  /* output channels */
+    int64_t kh, kw;             /* kernel */
+    int64_t sh, sw;             /* stride */
+    int64_t dh, dw;             /* dilation */
+    int64_t pt, pl, pb, pr;     /* padding: top, left, bottom, right */
+    int64_t groups;
+    int64_t oh, ow;             /* output, (h + pt + pb - dh*(kh-1) - 1)/sh + 1 */
+    cnn_epilogue ep;
+} cnn_conv2d_params;
+
+/* x (N,C,H,W), w (K,C/g,kh,kw), bias (K) or NULL, residual (N,K,OH,OW) or
+ * NULL -> y (N,K,OH,OW) = act(conv(x,w) + bias + residual). */
+cnn_status cnn_conv2d_f32(const cnn_conv2d_params *p, const float *x,
+                          const float *w, const float *bias,
+                          const float *residual, float *y, int threads);
+cnn_status cnn_conv2d_f32_ref(const cnn_conv2d_params *p, const float *x,
+                              const float *w, const float *bias,
+                              const float *residual, float *y, int threads);
+
+typedef struct cnn_conv_transpose2d_params {
+    int64_t n, c, h, w;         /* input */
+    int64_t k;                  /* output channels */
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t pt, pl, pb, pr;     /* padding removed from the full output */
+    int64_t groups;
+    int64_t oh, ow;             /* (h-1)*sh - pt - pb + dh*(kh-1) + 1 + output_padding */
+} cnn_conv_transpose2d_params;
+
+/* x (N,C,H,W), w (C,K/g,kh,kw), bias (K) or NULL -> y (N,K,OH,OW). */
+cnn_status cnn_conv_transpose2d_f32(const cnn_conv_transpose2d_params *p,
+                                    const float *x, const float *w,
+                                    const float *bias, float *y, int threads);
+
+/* C (M,N) = alpha * op(A) op(B) + beta * C, row-major with leading dims;
+ * op(A) is (M,K), op(B) is (K,N). beta == 0 ignores C's old contents. */
+cnn_status cnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n,
+                        int64_t k, float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c,
+                        int64_t ldc, int threads);
+
+/* x (N,IN), w (OUT,IN), bias (OUT) or NULL -> y (N,OUT) = act(x w^T + b). */
+cnn_status cnn_linear_f32(int64_t n, int64_t in, int64_t out, const float *x,
+                          const float *w, const float *bias,
+                          cnn_epilogue ep, float *y, int threads);
+
+/* --------------------------------------------------------------- pooling */
+
+typedef struct cnn_pool2d_params {
+    int64_t n, c, h, w;
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t pt, pl, pb, pr;
+    int64_t oh, ow;             /* may include a ceil_mode extra window */
+    int count_include_pad;      /* avg only: divisor counts padding (clipped
+                                   to the padded extent, as PyTorch) */
+} cnn_pool2d_params;
+
+/* x (N,C,H,W) -> y (N,C,OH,OW); padding never wins a max. */
+cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x,
+                              float *y, int threads);
+cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x,
+                              float *y, int threads);
+/* x (NC, HW) -> y (NC). */
+cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x,
+                                   float *y, int threads);
+cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x,
+                                   float *y, int threads);
+
+/* ---------------------------------------------------------- normalisation */
+
+/* x (N,C,HW) -> y = (x - mean) / sqrt(var + eps) * gamma + beta, per C. */
+cnn_status cnn_batch_norm_f32(int64_t n, int64_t c, int64_t hw,
+                              const float *x, const float *mean,
+                              const float *var, const float *gamma,
+                              const float *beta, float eps, float *y,
+                              int threads);
+
+/* Across-channel LRN as AlexNet/ONNX: y = x / (k + alpha/size *
+ * sum_{window of `size` channels} x^2)^beta. x (N,C,HW). */
+cnn_status cnn_lrn_f32(int64_t n, int64_t c, int64_t hw, int64_t size,
+                       float alpha, float beta, float k, const float *x,
+                       float *y, int threads);
+
+/* x (OUTER, AXIS, INNER) -> softmax along AXIS. */
+cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner,
+                           const float *x, float *y, int threads);
+
+/* ------------------------------------------------------------ elementwise */
+
+/* y[i] = act(x[i]); in place allowed (y == x). */
+cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
+                              float *y, int threads);
+
+/* x (N,C,HW), slope (C) -> y = x > 0 ? x : slope[c] * x. */
+cnn_status cnn_prelu_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                         const float *slope, float *y, int threads);
+
+typedef enum cnn_binop {
+    CNN_BIN_ADD = 0, CNN_BIN_SUB, CNN_BIN_MUL, CNN_BIN_DIV,
+    CNN_BIN_MAX, CNN_BIN_MIN, CNN_BIN_POW
+} cnn_binop;
+
+#define CNN_MAX_DIMS 8
+/* y (shape) = a op b with NumPy broadcasting expressed as element strides
+ * (0 on broadcast dims); ndim <= CNN_MAX_DIMS; y is dense. */
+cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape,
+                          const float *a, const int64_t *a_strides,
+                          const float *b, const int64_t *b_strides, float *y,
+                          int threads);
+
+/* Concatenate `count` inputs, each (OUTER, sizes[i], INNER), along the
+ * middle axis into y (OUTER, sum(sizes), INNER). */
+cnn_status cnn_concat_f32(int count, const float *const *xs,
+                          const int64_t *sizes, int64_t outer, int64_t inner,
+                          float *y, int threads);
+
+/* ---------------------------------------------------------- pad / resize */
+
+typedef enum cnn_pad_mode { CNN_PAD_CONSTANT = 0, CNN_PAD_REFLECT, CNN_PAD_EDGE } cnn_pad_mode;
+
+/* x (NC,H,W) -> y (NC, H+pt+pb, W+pl+pr); pads >= 0; reflect needs pad < dim. */
+cnn_status cnn_pad_f32(int64_t nc, int64_t h, int64_t w, int64_t pt,
+                       int64_t pl, int64_t pb, int64_t pr, int mode,
+                       float value, const float *x, float *y, int threads);
+
+typedef enum cnn_resize_mode { CNN_RESIZE_NEAREST = 0, CNN_RESIZE_LINEAR } cnn_resize_mode;
+/* How an output coordinate maps to an input one (ONNX names). */
+typedef enum cnn_resize_coord {
+    CNN_COORD_HALF_PIXEL = 0, CNN_COORD_PYTORCH_HALF_PIXEL,
+    CNN_COORD_ASYMMETRIC, CNN_COORD_ALIGN_CORNERS
+} cnn_resize_coord;
+typedef enum cnn_resize_round {
+    CNN_ROUND_PREFER_FLOOR = 0, CNN_ROUND_PREFER_CEIL, CNN_ROUND_FLOOR,
+    CNN_ROUND_CEIL
+} cnn_resize_round;
+
+/* x (NC,H,W) -> y (NC,OH,OW); scale_h/scale_w are output/input ratios used
+ * by the coordinate transform (ONNX: given scales, or OH/H). */
+cnn_status cnn_resize_f32(int64_t nc, int64_t h, int64_t w, int64_t oh,
+                          int64_t ow, int mode, int coord, int rounding,
+                          float scale_h, float scale_w, const float *x,
+                          float *y, int threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNENGINE_H */

@@ -1,0 +1,41 @@
+"""Shared fixtures: fixed seeds, both ISA paths, tolerance helpers."""
+import os
+
+import numpy as np
+import pytest
+
+import cnnengine as ce
+
+ISAS = ["scalar"] + (["avx2"] if ce.detected_isa() == "avx2" else [])
+
+
+@pytest.fixture(params=["scalar", "avx2"])
+def isa(request):
+    """Run the test once per ISA path; the AVX2 run is skipped where absent."""
+    if request.param not in ISAS:
+        pytest.skip(f"{request.param} not supported on this CPU")
+    before = ce.active_isa()
+    ce.set_isa(request.param)
+    yield request.param
+    ce.set_isa(before)
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test's name: reproducible, different per test."""
+    seed = abs(hash(request.node.nodeid)) % (2**32) if os.environ.get("CNNENGINE_RANDOM_SEED") else 7767517
+    return np.random.default_rng(seed)
+
+
+def assert_close(actual, expected, rtol=1e-4, atol=1e-5, what=""):
+    """Max-abs comparison with a tolerance scaled to the reference's magnitude."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what} shape {actual.shape} != {expected.shape}"
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    err = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
+    assert err <= atol + rtol * scale, f"{what} max abs error {err:.3g} (scale {scale:.3g})"
+
+
+def torch_or_skip():
+    return pytest.importorskip("torch")
