@@ -4,7 +4,9 @@ The rule: accept what NumPy users pass (ints or pairs, any contiguity, any
 float dtype that converts exactly enough), hand C a dense float32 buffer,
 and reject impossible requests with a ShapeError that names the argument.
 """
+import contextlib
 import os
+import threading
 
 import numpy as np
 
@@ -67,8 +69,26 @@ def positive(t, name):
     return t
 
 
+_scope = threading.local()
+
+
+@contextlib.contextmanager
+def threads_scope(threads):
+    """Make `threads` the default team size for functional calls on this thread
+    (a Model's per-model thread count reaches the kernels this way)."""
+    before = getattr(_scope, "threads", None)
+    _scope.threads = threads
+    try:
+        yield
+    finally:
+        _scope.threads = before
+
+
 def resolve_threads(threads):
-    """Team size to ask for: the argument, else CNNENGINE_NUM_THREADS, else 0 (all cores)."""
+    """Team size to ask for: the argument, else the model's (threads_scope),
+    else CNNENGINE_NUM_THREADS, else 0 (all cores)."""
+    if threads is None:
+        threads = getattr(_scope, "threads", None)
     if threads is None:
         env = os.environ.get("CNNENGINE_NUM_THREADS", "")
         threads = int(env) if env.strip().isdigit() else 0

@@ -1,0 +1,1 @@
+"""Readers that turn model files into the graph IR (cnnengine.ir.Graph)."""

@@ -1,0 +1,193 @@
+"""ONNX -> graph IR.
+
+The IR speaks ONNX, so this is mostly a faithful copy. What changes:
+- Constant nodes and initializers become weights;
+- Dropout becomes Identity (inference), Upsample becomes Resize;
+- attributes become plain Python values (strings decoded, tensors -> arrays);
+- ops whose meaning changed across opsets get the opset recorded in
+  attrs["_opset"] where the executor needs it (Softmax, Resize, ...).
+Optional parameters that newer opsets pass as inputs (Clip's min/max, Pad's
+pads, Reshape's shape, ...) stay inputs; the planner reads them once they are
+constants, which is also how shape subgraphs of TorchScript exports fold.
+"""
+import os
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedOpError
+from ..ir.graph import MAX_ELEMENTS, Graph, Node, ValueInfo, check_shape
+
+MIN_OPSET, MAX_OPSET = 7, 21
+_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+           9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
+
+
+def load_onnx(src):
+    """Read an ONNX model from a path, bytes or ModelProto into a Graph."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    name = src if isinstance(src, (str, os.PathLike)) else "<onnx model>"
+    if isinstance(src, onnx.ModelProto):
+        model = src
+    else:
+        try:
+            if isinstance(src, (bytes, bytearray)):
+                model = onnx.load_model_from_string(bytes(src), load_external_data=False)
+            else:
+                if not os.path.isfile(src):
+                    raise ModelFormatError(f"{src}: no such file")
+                model = onnx.load(os.fspath(src), load_external_data=False)
+                _load_external(model, os.path.dirname(os.path.abspath(src)), name)
+        except ModelFormatError:
+            raise
+        except (DecodeError, ValueError, RuntimeError, OSError, UnicodeDecodeError, TypeError) as exc:
+            raise ModelFormatError(f"{name}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    return _convert(model, str(name))
+
+
+def _load_external(model, base_dir, name):
+    """Load external tensor data, refusing paths that leave the model's folder."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    for t in _all_tensors(model):
+        if not uses_external_data(t):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        path = os.path.realpath(os.path.join(base_dir, loc))
+        if not path.startswith(os.path.realpath(base_dir) + os.sep):
+            raise ModelFormatError(f"{name}: tensor {t.name!r} points outside the model folder ({loc!r})")
+        if not os.path.isfile(path):
+            raise ModelFormatError(f"{name}: external data file {loc!r} for tensor {t.name!r} is missing")
+        need = int(info.get("offset", 0)) + int(info.get("length", 0))
+        if need > os.path.getsize(path):
+            raise ModelFormatError(f"{name}: external data for {t.name!r} lies past the end of {loc!r}")
+    try:
+        load_external_data_for_model(model, base_dir)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{name}: cannot read external data ({exc})") from None
+
+
+def _all_tensors(model):
+    yield from model.graph.initializer
+    for n in model.graph.node:
+        for a in n.attribute:
+            if a.type == a.TENSOR:
+                yield a.t
+
+
+def tensor_to_array(t, what):
+    from onnx import numpy_helper
+
+    dims = [int(d) for d in t.dims]
+    check_shape(dims, what)
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as exc:
+        raise ModelFormatError(f"{what}: unreadable tensor data ({exc})") from None
+    if tuple(arr.shape) != tuple(dims):
+        raise ModelFormatError(f"{what}: data holds {arr.size} values, dims say {dims}")
+    if arr.dtype == np.float64 or arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    return np.ascontiguousarray(arr)
+
+
+def _attr_value(a, where):
+    from onnx import helper
+
+    if a.type == a.TENSOR:
+        return tensor_to_array(a.t, f"{where}: attribute {a.name}")
+    if a.type in (a.GRAPH, a.GRAPHS):
+        raise UnsupportedOpError(f"{where}: control-flow subgraphs (attribute {a.name}) are not supported")
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, list):
+        return [e.decode("utf-8", "replace") if isinstance(e, bytes) else e for e in v]
+    return v
+
+
+def _value_info(vi):
+    t = vi.type.tensor_type
+    shape = []
+    if t.HasField("shape"):
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                shape.append(int(d.dim_value))
+            else:
+                shape.append(d.dim_param or None)
+    return ValueInfo(vi.name, tuple(shape), _DTYPES.get(t.elem_type, "float32"))
+
+
+def _convert(model, name):
+    opset = None
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            opset = int(imp.version)
+    if opset is None:
+        opset = MIN_OPSET if model.ir_version < 3 else None
+    if opset is None:
+        raise ModelFormatError(f"{name}: the model declares no default-domain opset")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedOpError(f"{name}: opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+
+    g = model.graph
+    weights = {}
+    for t in g.initializer:
+        weights[t.name] = tensor_to_array(t, f"{name}: initializer {t.name!r}")
+    total = sum(w.size for w in weights.values())
+    if total > MAX_ELEMENTS:
+        raise ModelFormatError(f"{name}: weights hold {total} elements, more than this engine will load")
+
+    inputs = [_value_info(v) for v in g.input if v.name not in weights]
+    outputs = [_value_info(v) for v in g.output]
+    nodes = []
+    used_names = set()
+    for i, n in enumerate(g.node):
+        if n.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"{name}: node {n.name or i!r} uses op {n.domain}.{n.op_type}, "
+                                     f"a custom domain this engine does not run")
+        node_name = n.name or f"{n.op_type}_{i}"
+        while node_name in used_names:
+            node_name = f"{node_name}_{i}"
+        used_names.add(node_name)
+        where = f"{name}: node {node_name!r} ({n.op_type})"
+        attrs = {a.name: _attr_value(a, where) for a in n.attribute}
+        op = n.op_type
+        ins, outs = list(n.input), list(n.output)
+        if op == "Constant":
+            weights[outs[0]] = _constant_value(attrs, where)
+            continue
+        if op == "Dropout":
+            op, ins, outs, attrs = "Identity", ins[:1], outs[:1], {}
+        elif op == "Upsample":
+            op = "Resize"
+            if "scales" in attrs:   # opset 7: scales attribute
+                scales = np.asarray(attrs.pop("scales"), dtype=np.float32)
+                sname = f"{node_name}__scales"
+                weights[sname] = scales
+                ins = [ins[0], "", sname]
+            else:                   # opset 9: scales input
+                ins = [ins[0], "", ins[1]]
+            attrs["coordinate_transformation_mode"] = "asymmetric"
+            attrs["nearest_mode"] = "floor"
+            if attrs.get("mode", "nearest") in ("bilinear", "linear"):
+                attrs["mode"] = "linear"
+        attrs["_opset"] = opset
+        nodes.append(Node(node_name, op, ins, outs, attrs))
+
+    graph = Graph(inputs, outputs, nodes, weights, {"source": str(name), "producer": model.producer_name}, opset)
+    for prop in model.metadata_props:
+        graph.metadata.setdefault("onnx_metadata", {})[prop.key] = prop.value
+    return graph.validate(str(name))
+
+
+def _constant_value(attrs, where):
+    if "value" in attrs:
+        return attrs["value"]
+    for key, dtype in (("value_float", np.float32), ("value_int", np.int64),
+                       ("value_floats", np.float32), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise UnsupportedOpError(f"{where}: Constant with attributes {sorted(attrs)} is not supported")

@@ -1,0 +1,231 @@
+"""Model: the user-facing object behind ce.load()."""
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BackendUnavailableError, InputError, ModelFormatError, ShapeError
+from .functional import _common
+from .runtime import passes
+from .runtime.executor import Executor
+from .summary import LayerInfo, format_table, summarize
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple
+    dtype: str
+
+
+def load(path, *, backend="cpu", threads=None):
+    """Load a model: an .onnx file, a native .cnn file, a PyTorch state dict of a
+    bundled architecture, or a bundled zoo name such as "efficientnet_lite0"."""
+    if backend != "cpu":
+        raise BackendUnavailableError(f"backend {backend!r} is not available in this build "
+                                      f"(available: cpu)")
+    graph = _read_graph(path)
+    return Model(graph, threads=threads, source=str(path))
+
+
+def _read_graph(path):
+    from .importers import native
+    from .importers.onnx_import import load_onnx
+
+    if not isinstance(path, (str, os.PathLike)):
+        import onnx
+        if isinstance(path, onnx.ModelProto):
+            return load_onnx(path)
+        raise InputError(f"cannot load a model from a {type(path).__name__}")
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        from . import zoo
+        if p in zoo.names():
+            return zoo.load_graph(p)
+        raise InputError(f"{p}: no such file, and not a bundled model (bundled: {', '.join(zoo.names())})")
+    if os.path.isdir(p):
+        raise InputError(f"{p}: is a directory, not a model file")
+    low = p.lower()
+    if low.endswith((".pth", ".pt", ".ckpt", ".bin")) and not native.is_native(p):
+        from . import zoo
+        from .importers.torch_state import load_state_dict
+        name, proto = zoo.from_state_dict(load_state_dict(p))
+        graph = load_onnx(proto)
+        graph.metadata.update(zoo.metadata(name))
+        graph.metadata["source"] = p
+        return graph
+    if native.is_native(p):
+        return native.load(p)
+    return load_onnx(p)
+
+
+class Model:
+    """A loaded network, ready to run. Safe to share between threads."""
+
+    def __init__(self, graph, *, threads=None, source="model"):
+        self.source = source
+        passes.check_ops(graph, source)
+        graph = passes.fold_constants(graph)
+        self.graph, self._aliases = passes.remove_identities(graph)
+        self._original = graph
+        self._fused = passes.fuse(self.graph)
+        self._exec = Executor(self._fused)
+        self._exec_unfused = Executor(self.graph)
+        self.threads = _common.resolve_threads(threads)
+        self._summary = None
+        self._summary_lock = threading.Lock()
+
+    # ----------------------------------------------------------- metadata
+    @property
+    def inputs(self):
+        return [TensorInfo(v.name, v.shape, v.dtype) for v in self.graph.inputs]
+
+    @property
+    def outputs(self):
+        return [TensorInfo(v.name, v.shape, v.dtype) for v in self.graph.outputs]
+
+    @property
+    def layers(self):
+        """Layer (node) names in execution order, as in the source file."""
+        return [n.name for n in self._original.nodes]
+
+    @property
+    def labels(self):
+        return self.graph.metadata.get("labels")
+
+    @property
+    def preprocess(self):
+        return self.graph.metadata.get("preprocess")
+
+    # ------------------------------------------------------------ running
+    def run(self, x, *, capture=None):
+        """Run the network. x: an NCHW float32 array or {input name: array}.
+
+        capture=True returns (output, {layer: activation}) for every layer;
+        a list of layer names captures just those."""
+        feeds = self._feeds(x)
+        layer_values = self._layer_values(capture)
+        batches = self._batch_chunks(feeds)
+        results = []
+        for chunk in batches:
+            if layer_values:
+                keep = sorted(set(layer_values.values()))
+                executor = self._exec if all(_present(self._fused, v) for v in keep) else self._exec_unfused
+            else:
+                keep, executor = [], self._exec
+            with _common.threads_scope(self.threads):
+                results.append(executor.run(chunk, keep=keep))
+        merged = results[0] if len(results) == 1 else {
+            k: np.concatenate([r[k] for r in results], axis=0) for k in results[0]}
+        outs = [merged[o.name] for o in self.graph.outputs]
+        out = outs[0] if len(outs) == 1 else {o.name: merged[o.name] for o in self.graph.outputs}
+        if not layer_values:
+            return out
+        captured = {layer: np.array(merged[value]) for layer, value in layer_values.items()}
+        return out, captured
+
+    __call__ = run
+
+    def _feeds(self, x):
+        specs = self.graph.inputs
+        if isinstance(x, dict):
+            feeds = dict(x)
+            unknown = set(feeds) - {v.name for v in specs}
+            if unknown:
+                raise InputError(f"unknown input(s) {sorted(unknown)}; the model's inputs are "
+                                 f"{[v.name for v in specs]}")
+        else:
+            if len(specs) != 1:
+                raise InputError(f"the model has {len(specs)} inputs {[v.name for v in specs]}; pass a dict")
+            feeds = {specs[0].name: x}
+        for spec in specs:
+            if spec.name not in feeds:
+                raise InputError(f"missing input {spec.name!r}")
+            feeds[spec.name] = _check_input(spec, feeds[spec.name])
+        return feeds
+
+    def _batch_chunks(self, feeds):
+        """Split a batch when the file fixes the batch size (many exports say 1)."""
+        spec = self.graph.inputs[0]
+        declared = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
+        x = feeds[spec.name]
+        if declared is None or x.ndim == 0 or x.shape[0] == declared or len(feeds) != 1:
+            return [feeds]
+        if declared == 0 or x.shape[0] % declared:
+            raise ShapeError(f"input {spec.name!r}: batch {x.shape[0]} is not a multiple of the "
+                             f"model's fixed batch size {declared}")
+        return [{spec.name: x[i:i + declared]} for i in range(0, x.shape[0], declared)]
+
+    def _layer_values(self, capture):
+        if capture is None or capture is False:
+            return {}
+        nodes = {n.name: n for n in self._original.nodes}
+        names = list(nodes) if capture is True else ([capture] if isinstance(capture, str) else list(capture))
+        out = {}
+        for name in names:
+            if name not in nodes:
+                raise InputError(f"capture: no layer named {name!r} (see Model.layers)")
+            value = nodes[name].outputs[0]
+            out[name] = self._aliases.get(value, value)
+        return out
+
+    # ------------------------------------------------------------ summary
+    def summary(self, input_shape=None):
+        """Per-layer shapes, parameters, MACs and receptive fields (batch 1)."""
+        if self._summary is None or input_shape is not None:
+            feeds = {}
+            for spec in self.graph.inputs:
+                shape = input_shape if (input_shape is not None and len(self.graph.inputs) == 1) else \
+                    tuple(d if isinstance(d, int) else 1 for d in spec.shape)
+                feeds[spec.name] = np.zeros(shape, np.float32)
+            with _common.threads_scope(self.threads):
+                plan = self._exec_unfused.plan_for(feeds)
+            info = summarize(self._original, plan.shapes, self._aliases)
+            if input_shape is not None:
+                return info
+            self._summary = info
+        return list(self._summary)
+
+    def __str__(self):
+        return format_table(self.summary(), title=os.path.basename(self.source))
+
+    def __repr__(self):
+        return f"<cnnengine.Model {self.source!r}: {len(self.layers)} layers, inputs " \
+               f"{[(i.name, i.shape) for i in self.inputs]}>"
+
+    def save(self, path):
+        """Write the native file (graph + weights + preprocessing + labels)."""
+        from .importers import native
+        native.save(self._original_for_save(), os.fspath(path))
+
+    def _original_for_save(self):
+        return self._original
+
+
+def _present(graph, value):
+    return value in {o for n in graph.nodes for o in n.outputs} or value in graph.weights or \
+        value in {v.name for v in graph.inputs}
+
+
+def _check_input(spec, x):
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception:
+            raise InputError(f"input {spec.name!r}: cannot convert {type(x).__name__} to an array") from None
+    if x.dtype.kind != "f":
+        raise InputError(f"input {spec.name!r}: dtype {x.dtype} given, expected float32")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if spec.shape and x.ndim != len(spec.shape):
+        raise ShapeError(f"input {spec.name!r}: expected rank {len(spec.shape)} {spec.shape}, got shape {x.shape}")
+    for axis, (want, got) in enumerate(zip(spec.shape, x.shape)):
+        if axis > 0 and isinstance(want, int) and want > 0 and want != got:
+            raise ShapeError(f"input {spec.name!r}: dimension {axis} is {got}, the model expects {want} "
+                             f"(expected shape {spec.shape})")
+    if x.size == 0:
+        raise ShapeError(f"input {spec.name!r}: empty array of shape {x.shape}")
+    return x
+
+
+__all__ = ["load", "Model", "LayerInfo", "TensorInfo", "ModelFormatError"]

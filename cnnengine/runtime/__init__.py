@@ -1,0 +1,1 @@
+"""Execution: the CPU op table, passes, planner and executor."""

@@ -1,0 +1,753 @@
+"""The CPU op table: how each IR op (ONNX semantics) runs.
+
+Heavy ops go to the C kernels through cnnengine.functional (which owns
+argument validation); shape bookkeeping ops are NumPy. Each entry is
+`fn(node, inputs, out) -> list of outputs`, where `inputs` holds NumPy arrays
+(None for an omitted optional input) and `out` is an optional preallocated
+buffer for the first output that hot ops write into (memory planning).
+"""
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError, UnsupportedOpError
+
+OPS = {}
+
+
+def op(*names):
+    def register(fn):
+        for n in names:
+            OPS[n] = fn
+        return fn
+    return register
+
+
+def _f32(x):
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def _ints(v):
+    return [int(e) for e in np.asarray(v).reshape(-1)]
+
+
+def _axis(axis, rank, node):
+    axis = int(axis)
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeError(f"node {node.name!r} ({node.op}): axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+# ------------------------------------------------------------- geometry
+def spatial_pads(node, in_hw, kernel, strides, dilations):
+    """(top, left, bottom, right) from explicit pads or auto_pad."""
+    auto = node.attrs.get("auto_pad", "NOTSET")
+    if auto in ("NOTSET", "", None):
+        pads = node.attrs.get("pads", [0, 0, 0, 0])
+        if len(pads) != 4:
+            raise UnsupportedOpError(f"node {node.name!r} ({node.op}): only 2-D spatial ops are supported "
+                                     f"(pads {pads})")
+        return tuple(int(p) for p in pads)
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    begin, end = [], []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        out = -(-size // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        if auto == "SAME_UPPER":
+            begin.append(small), end.append(big)
+        else:
+            begin.append(big), end.append(small)
+    return (begin[0], begin[1], end[0], end[1])
+
+
+def _check2d(node, x, what="input"):
+    if x.ndim != 4:
+        raise UnsupportedOpError(f"node {node.name!r} ({node.op}): only 4-D (N,C,H,W) {what} is supported, "
+                                 f"got shape {x.shape}")
+
+
+# ---------------------------------------------------------- convolution
+@op("Conv")
+def conv(node, ins, out=None):
+    x, w = ins[0], ins[1]
+    _check2d(node, x)
+    a = node.attrs
+    kernel = a.get("kernel_shape") or list(w.shape[2:])
+    strides = a.get("strides", [1, 1])
+    dil = a.get("dilations", [1, 1])
+    pads = spatial_pads(node, x.shape[2:], kernel, strides, dil)
+    b = ins[2] if len(ins) > 2 else None
+    res = ins[3] if len(ins) > 3 else None
+    act = a.get("_act")
+    if res is not None:
+        oh = (x.shape[2] + pads[0] + pads[2] - dil[0] * (kernel[0] - 1) - 1) // strides[0] + 1
+        ow = (x.shape[3] + pads[1] + pads[3] - dil[1] * (kernel[1] - 1) - 1) // strides[1] + 1
+        if res.shape != (x.shape[0], w.shape[0], oh, ow) or res.dtype != np.float32:
+            # A broadcasting residual: run the epilogue unfused.
+            y = F.conv2d(_f32(x), w, b, stride=tuple(strides), padding=pads, dilation=tuple(dil),
+                         groups=int(a.get("group", 1)))
+            y = F.add(y, _f32(res))
+            return [F.activation(y, act, a.get("_alpha", 0.0), a.get("_beta", 0.0)) if act else y]
+    return [F.conv2d(_f32(x), w, b, stride=tuple(strides), padding=pads, dilation=tuple(dil),
+                     groups=int(a.get("group", 1)), residual=res,
+                     activation=act, alpha=a.get("_alpha", 0.0), beta=a.get("_beta", 0.0))]
+
+
+@op("ConvTranspose")
+def conv_transpose(node, ins, out=None):
+    x, w = ins[0], ins[1]
+    _check2d(node, x)
+    a = node.attrs
+    kernel = a.get("kernel_shape") or list(w.shape[2:])
+    strides = a.get("strides", [1, 1])
+    dil = a.get("dilations", [1, 1])
+    outpad = a.get("output_padding", [0, 0])
+    groups = int(a.get("group", 1))
+    b = ins[2] if len(ins) > 2 else None
+    if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
+        # Solve for the pads that give the requested / SAME output size.
+        h, wd = x.shape[2:]
+        if "output_shape" in a:
+            target = list(a["output_shape"])[-2:]
+        elif a["auto_pad"] == "VALID":
+            target = [(h - 1) * strides[0] + (kernel[0] - 1) * dil[0] + 1 + outpad[0],
+                      (wd - 1) * strides[1] + (kernel[1] - 1) * dil[1] + 1 + outpad[1]]
+        else:
+            target = [h * strides[0], wd * strides[1]]
+        begin, end = [], []
+        for i, size in enumerate((h, wd)):
+            total = strides[i] * (size - 1) + outpad[i] + (kernel[i] - 1) * dil[i] + 1 - target[i]
+            total = max(total, 0)
+            if a.get("auto_pad") == "SAME_UPPER":
+                begin.append(total // 2), end.append(total - total // 2)
+            else:
+                begin.append(total - total // 2), end.append(total // 2)
+        pads = (begin[0], begin[1], end[0], end[1])
+    else:
+        pads = tuple(a.get("pads", [0, 0, 0, 0]))
+    return [F.conv_transpose2d(_f32(x), w, b, stride=tuple(strides), padding=pads,
+                               output_padding=tuple(outpad), dilation=tuple(dil), groups=groups)]
+
+
+@op("Gemm")
+def gemm(node, ins, out=None):
+    a_, b_ = _f32(ins[0]), _f32(ins[1])
+    c = ins[2] if len(ins) > 2 else None
+    at = node.attrs
+    alpha, beta = float(at.get("alpha", 1.0)), float(at.get("beta", 1.0))
+    if at.get("transA", 0):
+        a_ = a_.T
+    if a_.ndim != 2 or b_.ndim != 2:
+        raise ShapeError(f"node {node.name!r} (Gemm): inputs must be 2-D, got {ins[0].shape} and {ins[1].shape}")
+    w = b_ if at.get("transB", 0) else b_.T       # (N, K), linear's layout
+    bias = None
+    if c is not None and beta != 0.0:
+        c = _f32(c)
+        if c.ndim <= 1 and c.size == w.shape[0] and alpha == 1.0:
+            bias = c.reshape(-1) * beta if beta != 1.0 else c.reshape(-1)
+            c = None
+    y = F.linear(np.ascontiguousarray(a_), np.ascontiguousarray(w), bias)
+    if alpha != 1.0:
+        y *= alpha
+    if c is not None and beta != 0.0:
+        y = y + beta * c
+    if node.attrs.get("_act"):
+        y = F.activation(y, node.attrs["_act"], node.attrs.get("_alpha", 0.0), node.attrs.get("_beta", 0.0))
+    return [y.astype(np.float32, copy=False)]
+
+
+@op("MatMul")
+def matmul(node, ins, out=None):
+    a_, b_ = ins
+    if a_.dtype == np.float32 and b_.ndim == 2 and a_.ndim >= 2:
+        lead = a_.shape[:-1]
+        y = F.linear(np.ascontiguousarray(a_.reshape(-1, a_.shape[-1])), np.ascontiguousarray(b_.T))
+        return [y.reshape(*lead, b_.shape[1])]
+    try:
+        return [np.matmul(a_, b_)]
+    except ValueError as exc:
+        raise ShapeError(f"node {node.name!r} (MatMul): {exc}") from None
+
+
+# -------------------------------------------------------------- pooling
+def _pool_geometry(node, x):
+    a = node.attrs
+    kernel = list(a["kernel_shape"])
+    strides = a.get("strides", [1, 1])
+    dil = a.get("dilations", [1, 1])
+    if len(kernel) != 2:
+        raise UnsupportedOpError(f"node {node.name!r} ({node.op}): only 2-D pooling is supported")
+    pads = spatial_pads(node, x.shape[2:], kernel, strides, dil)
+    return tuple(kernel), tuple(strides), pads, tuple(dil), bool(a.get("ceil_mode", 0))
+
+
+@op("MaxPool")
+def max_pool(node, ins, out=None):
+    x = ins[0]
+    _check2d(node, x)
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise UnsupportedOpError(f"node {node.name!r} (MaxPool): the Indices output is not supported")
+    k, s, p, d, ceil = _pool_geometry(node, x)
+    return [F.max_pool2d(_f32(x), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)]
+
+
+@op("AveragePool")
+def avg_pool(node, ins, out=None):
+    x = ins[0]
+    _check2d(node, x)
+    k, s, p, d, ceil = _pool_geometry(node, x)
+    if d != (1, 1):
+        raise UnsupportedOpError(f"node {node.name!r} (AveragePool): dilations are not supported")
+    return [F.avg_pool2d(_f32(x), k, stride=s, padding=p, ceil_mode=ceil,
+                         count_include_pad=bool(node.attrs.get("count_include_pad", 0)))]
+
+
+@op("GlobalAveragePool")
+def global_avg_pool(node, ins, out=None):
+    _check2d(node, ins[0])
+    return [F.global_avg_pool2d(_f32(ins[0]))]
+
+
+@op("GlobalMaxPool")
+def global_max_pool(node, ins, out=None):
+    _check2d(node, ins[0])
+    return [F.global_max_pool2d(_f32(ins[0]))]
+
+
+# -------------------------------------------------------- normalisation
+@op("BatchNormalization")
+def batch_norm(node, ins, out=None):
+    x, scale, bias, mean, var = ins[:5]
+    if x.ndim < 2:
+        raise ShapeError(f"node {node.name!r} (BatchNormalization): input rank {x.ndim} < 2")
+    shape = x.shape
+    x4 = _f32(x).reshape(shape[0], shape[1], -1, 1)
+    y = F.batch_norm(x4, mean, var, scale, bias, eps=float(node.attrs.get("epsilon", 1e-5)))
+    return [y.reshape(shape)]
+
+
+@op("LRN")
+def lrn(node, ins, out=None):
+    a = node.attrs
+    x = ins[0]
+    _check2d(node, x)
+    return [F.local_response_norm(_f32(x), int(a["size"]), alpha=float(a.get("alpha", 1e-4)),
+                                  beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)))]
+
+
+@op("Softmax", "LogSoftmax")
+def softmax(node, ins, out=None):
+    x = _f32(ins[0])
+    opset = node.attrs.get("_opset", 13)
+    axis = _axis(node.attrs.get("axis", -1 if opset >= 13 else 1), x.ndim, node)
+    if opset < 13:
+        # Old semantics: flatten to (prod(shape[:axis]), prod(shape[axis:])).
+        y = F.softmax(x.reshape(int(np.prod(x.shape[:axis])), -1), axis=1).reshape(x.shape)
+    else:
+        y = F.softmax(x, axis=axis)
+    if node.op == "LogSoftmax":
+        y = np.log(y)
+    return [y]
+
+
+@op("LayerNormalization")
+def layer_norm(node, ins, out=None):
+    x = _f32(ins[0])
+    axis = _axis(node.attrs.get("axis", -1), x.ndim, node)
+    eps = float(node.attrs.get("epsilon", 1e-5))
+    axes = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps) * ins[1]
+    if len(ins) > 2 and ins[2] is not None:
+        y = y + ins[2]
+    return [y.astype(np.float32)]
+
+
+@op("InstanceNormalization")
+def instance_norm(node, ins, out=None):
+    x = _f32(ins[0])
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - mean) / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+    return [(y * ins[1].reshape(shape) + ins[2].reshape(shape)).astype(np.float32)]
+
+
+# ---------------------------------------------------------- activations
+def _clip_bounds(node, ins):
+    if node.attrs.get("_opset", 13) < 11:
+        return node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+    lo = ins[1] if len(ins) > 1 and ins[1] is not None else -np.inf
+    hi = ins[2] if len(ins) > 2 and ins[2] is not None else np.inf
+    return float(np.asarray(lo).reshape(-1)[0]) if np.size(lo) else -np.inf, \
+        float(np.asarray(hi).reshape(-1)[0]) if np.size(hi) else np.inf
+
+
+@op("Clip")
+def clip(node, ins, out=None):
+    lo, hi = _clip_bounds(node, ins)
+    if ins[0].dtype != np.float32:
+        return [np.clip(ins[0], lo, hi).astype(ins[0].dtype)]
+    return [F.activation(ins[0], "clip", max(lo, -3.4e38), min(hi, 3.4e38))]
+
+
+_SIMPLE_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
+
+
+@op(*_SIMPLE_ACTS)
+def simple_act(node, ins, out=None):
+    return [F.activation(_f32(ins[0]), _SIMPLE_ACTS[node.op])]
+
+
+@op("LeakyRelu")
+def leaky(node, ins, out=None):
+    return [F.activation(_f32(ins[0]), "leaky_relu", float(node.attrs.get("alpha", 0.01)))]
+
+
+@op("Elu")
+def elu(node, ins, out=None):
+    return [F.activation(_f32(ins[0]), "elu", float(node.attrs.get("alpha", 1.0)))]
+
+
+@op("HardSigmoid")
+def hard_sigmoid(node, ins, out=None):
+    return [F.activation(_f32(ins[0]), "hardsigmoid", float(node.attrs.get("alpha", 0.2)),
+                         float(node.attrs.get("beta", 0.5)))]
+
+
+@op("Gelu")
+def gelu(node, ins, out=None):
+    if node.attrs.get("approximate", "none") != "none":
+        x = _f32(ins[0]).astype(np.float64)
+        y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        return [y.astype(np.float32)]
+    return [F.activation(_f32(ins[0]), "gelu")]
+
+
+@op("PRelu")
+def prelu(node, ins, out=None):
+    x, slope = _f32(ins[0]), _f32(ins[1])
+    if x.ndim >= 2 and slope.size in (1, x.shape[1]) and slope.size == np.prod(slope.shape) and \
+            (slope.ndim <= 1 or slope.shape[1:] == (1,) * (slope.ndim - 1) or slope.size == 1):
+        return [F.prelu(x, slope.reshape(-1))]
+    return [np.where(x > 0, x, x * slope).astype(np.float32)]
+
+
+@op("Selu")
+def selu(node, ins, out=None):
+    a = float(node.attrs.get("alpha", 1.67326319217681884765625))
+    g = float(node.attrs.get("gamma", 1.05070102214813232421875))
+    x = _f32(ins[0])
+    return [(g * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))).astype(np.float32)]
+
+
+@op("Softplus")
+def softplus(node, ins, out=None):
+    x = _f32(ins[0])
+    return [np.logaddexp(0, x).astype(np.float32)]
+
+
+@op("Mish")
+def mish(node, ins, out=None):
+    x = _f32(ins[0])
+    return [(x * np.tanh(np.logaddexp(0, x))).astype(np.float32)]
+
+
+def erf(x):
+    """erf to float32 precision (Numerical Recipes erfc Chebyshev, |err| < 1.2e-7)."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    r = t * np.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277)))))))))
+    return np.where(x >= 0, 1.0 - r, r - 1.0)
+
+
+_UNARY = {
+    "Abs": np.abs, "Neg": np.negative, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+    "Reciprocal": np.reciprocal, "Floor": np.floor, "Ceil": np.ceil, "Round": np.rint,
+    "Sin": np.sin, "Cos": np.cos, "Sign": np.sign, "Not": np.logical_not,
+    "Erf": lambda x: erf(x).astype(x.dtype),
+}
+
+
+@op(*_UNARY)
+def unary(node, ins, out=None):
+    x = ins[0]
+    with np.errstate(all="ignore"):
+        return [np.asarray(_UNARY[node.op](x)).astype(x.dtype, copy=False)]
+
+
+# ---------------------------------------------------------- elementwise
+_BINARY_F = {"Add": F.add, "Sub": F.sub, "Mul": F.mul, "Div": F.div}
+_BINARY_NP = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+              "Pow": np.power, "Equal": np.equal, "Less": np.less, "Greater": np.greater,
+              "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
+              "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor, "Mod": np.mod}
+
+
+@op(*_BINARY_NP)
+def binary(node, ins, out=None):
+    a_, b_ = ins[0], ins[1]
+    try:
+        if node.op in _BINARY_F and a_.dtype == np.float32 and b_.dtype == np.float32:
+            y = _BINARY_F[node.op](a_, b_)
+        elif node.op == "Div" and a_.dtype.kind in "iu" and b_.dtype.kind in "iu":
+            y = np.trunc(np.divide(a_, b_)).astype(np.result_type(a_, b_))
+        else:
+            with np.errstate(all="ignore"):
+                y = _BINARY_NP[node.op](a_, b_)
+                if node.op == "Pow":
+                    y = y.astype(a_.dtype)
+    except ValueError as exc:
+        raise ShapeError(f"node {node.name!r} ({node.op}): cannot broadcast {a_.shape} with {b_.shape}") from exc
+    if node.attrs.get("_act"):
+        y = F.activation(y, node.attrs["_act"], node.attrs.get("_alpha", 0.0), node.attrs.get("_beta", 0.0))
+    return [y]
+
+
+@op("Sum", "Max", "Min", "Mean")
+def variadic(node, ins, out=None):
+    fn = {"Sum": np.add, "Max": np.maximum, "Min": np.minimum, "Mean": np.add}[node.op]
+    y = ins[0]
+    for x in ins[1:]:
+        y = F.add(y, x) if (node.op in ("Sum", "Mean") and y.dtype == np.float32) else fn(y, x)
+    if node.op == "Mean":
+        y = y / np.float32(len(ins))
+    return [np.asarray(y)]
+
+
+@op("Where")
+def where(node, ins, out=None):
+    return [np.where(ins[0], ins[1], ins[2])]
+
+
+# ------------------------------------------------------------ reductions
+def _reduce_axes(node, ins, rank):
+    axes = node.attrs.get("axes")
+    if axes is None and len(ins) > 1 and ins[1] is not None:
+        axes = _ints(ins[1])
+    if not axes:
+        if node.attrs.get("noop_with_empty_axes", 0):
+            return None
+        return tuple(range(rank))
+    return tuple(_axis(a, rank, node) for a in axes)
+
+
+_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min,
+           "ReduceProd": np.prod}
+
+
+@op(*_REDUCE, "ReduceL2", "ReduceSumSquare")
+def reduce(node, ins, out=None):
+    x = ins[0]
+    axes = _reduce_axes(node, ins, x.ndim)
+    if axes is None:
+        return [x]
+    keep = bool(node.attrs.get("keepdims", 1))
+    if node.op == "ReduceMean" and x.dtype == np.float32 and x.ndim == 4 and axes == (2, 3):
+        y = F.global_avg_pool2d(x)
+        return [y if keep else y.reshape(x.shape[:2])]
+    if node.op == "ReduceL2":
+        y = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes, keepdims=keep))
+    elif node.op == "ReduceSumSquare":
+        y = np.sum(np.square(x, dtype=np.float64), axis=axes, keepdims=keep)
+    else:
+        y = _REDUCE[node.op](x, axis=axes, keepdims=keep)
+    return [np.asarray(y).astype(x.dtype, copy=False)]
+
+
+@op("ArgMax", "ArgMin")
+def argmax(node, ins, out=None):
+    x = ins[0]
+    axis = _axis(node.attrs.get("axis", 0), x.ndim, node)
+    fn = np.argmax if node.op == "ArgMax" else np.argmin
+    y = fn(x, axis=axis)
+    if node.attrs.get("keepdims", 1):
+        y = np.expand_dims(y, axis)
+    return [y.astype(np.int64)]
+
+
+# --------------------------------------------------------------- layout
+@op("Identity")
+def identity(node, ins, out=None):
+    return [ins[0]]
+
+
+@op("Reshape")
+def reshape(node, ins, out=None):
+    x, shape = ins[0], _ints(ins[1])
+    if not node.attrs.get("allowzero", 0):
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    try:
+        return [x.reshape(shape)]
+    except ValueError:
+        raise ShapeError(f"node {node.name!r} (Reshape): cannot reshape {x.shape} to {shape}") from None
+
+
+@op("Flatten")
+def flatten(node, ins, out=None):
+    x = ins[0]
+    axis = _axis(node.attrs.get("axis", 1), x.ndim + 1, node) if x.ndim else 0
+    lead = int(np.prod(x.shape[:axis]))
+    return [x.reshape(lead, -1) if x.size else x.reshape(lead, int(np.prod(x.shape[axis:])))]
+
+
+@op("Transpose")
+def transpose(node, ins, out=None):
+    perm = node.attrs.get("perm")
+    return [np.ascontiguousarray(np.transpose(ins[0], perm))]
+
+
+@op("Squeeze")
+def squeeze(node, ins, out=None):
+    x = ins[0]
+    axes = node.attrs.get("axes")
+    if axes is None and len(ins) > 1 and ins[1] is not None:
+        axes = _ints(ins[1])
+    if axes is None:
+        return [np.squeeze(x)]
+    axes = tuple(_axis(a, x.ndim, node) for a in axes)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ShapeError(f"node {node.name!r} (Squeeze): axis {a} has size {x.shape[a]}, not 1")
+    return [np.squeeze(x, axis=axes)]
+
+
+@op("Unsqueeze")
+def unsqueeze(node, ins, out=None):
+    x = ins[0]
+    axes = node.attrs.get("axes")
+    if axes is None:
+        axes = _ints(ins[1])
+    rank = x.ndim + len(axes)
+    axes = sorted(_axis(a, rank, node) for a in axes)
+    y = x
+    for a in axes:
+        y = np.expand_dims(y, a)
+    return [y]
+
+
+@op("Concat")
+def concat(node, ins, out=None):
+    xs = [x for x in ins if x is not None]
+    axis = _axis(node.attrs.get("axis", 1), xs[0].ndim, node)
+    if all(x.dtype == np.float32 for x in xs):
+        return [F.concat(xs, axis=axis)]
+    try:
+        return [np.concatenate(xs, axis=axis)]
+    except ValueError as exc:
+        raise ShapeError(f"node {node.name!r} (Concat): {exc}") from None
+
+
+@op("Split")
+def split(node, ins, out=None):
+    x = ins[0]
+    axis = _axis(node.attrs.get("axis", 0), x.ndim, node)
+    sizes = node.attrs.get("split")
+    if sizes is None and len(ins) > 1 and ins[1] is not None:
+        sizes = _ints(ins[1])
+    n = len(node.outputs)
+    if sizes is None:
+        step = -(-x.shape[axis] // n)
+        sizes = [min(step, x.shape[axis] - i * step) for i in range(n)]
+    if sum(sizes) != x.shape[axis]:
+        raise ShapeError(f"node {node.name!r} (Split): sizes {sizes} do not add up to {x.shape[axis]}")
+    bounds = np.cumsum(sizes)[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(x, bounds, axis=axis)]
+
+
+@op("Slice")
+def slice_(node, ins, out=None):
+    x = ins[0]
+    a = node.attrs
+    if a.get("_opset", 13) < 10:
+        starts, ends, axes, steps = a["starts"], a["ends"], a.get("axes"), None
+    else:
+        starts, ends = _ints(ins[1]), _ints(ins[2])
+        axes = _ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+        steps = _ints(ins[4]) if len(ins) > 4 and ins[4] is not None else None
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        ax = _axis(ax, x.ndim, node)
+        if st == 0:
+            raise ShapeError(f"node {node.name!r} (Slice): step 0")
+        dim = x.shape[ax]
+        s = max(-dim - 1, min(s, dim + 1))
+        e = max(-dim - 1, min(e, dim + 1))
+        if st < 0 and e < -dim:
+            e = None
+        index[ax] = slice(s, e, st)
+    return [np.ascontiguousarray(x[tuple(index)])]
+
+
+@op("Gather")
+def gather(node, ins, out=None):
+    x, idx = ins
+    axis = _axis(node.attrs.get("axis", 0), x.ndim, node)
+    idx = np.asarray(idx).astype(np.int64)
+    dim = x.shape[axis]
+    if idx.size and (idx.min() < -dim or idx.max() >= dim):
+        raise ShapeError(f"node {node.name!r} (Gather): index out of range for axis of size {dim}")
+    return [np.take(x, np.where(idx < 0, idx + dim, idx), axis=axis)]
+
+
+@op("Shape")
+def shape(node, ins, out=None):
+    s = np.asarray(ins[0].shape, dtype=np.int64)
+    start = node.attrs.get("start", 0)
+    end = node.attrs.get("end")
+    return [s[start:end]]
+
+
+@op("Size")
+def size(node, ins, out=None):
+    return [np.asarray(ins[0].size, dtype=np.int64)]
+
+
+_CAST = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
+         9: np.bool_, 10: np.float32, 11: np.float32, 12: np.uint32, 13: np.uint64}
+
+
+@op("Cast")
+def cast(node, ins, out=None):
+    to = int(node.attrs["to"])
+    if to not in _CAST:
+        raise UnsupportedOpError(f"node {node.name!r} (Cast): target type {to} is not supported")
+    return [ins[0].astype(_CAST[to])]
+
+
+@op("ConstantOfShape")
+def constant_of_shape(node, ins, out=None):
+    shape = _ints(ins[0])
+    from ..ir.graph import check_shape
+    try:
+        check_shape(shape, f"node {node.name!r}")
+    except Exception as exc:
+        raise ShapeError(str(exc)) from None
+    value = node.attrs.get("value", np.zeros(1, np.float32))
+    value = np.asarray(value).reshape(-1)
+    return [np.full(shape, value[0], dtype=value.dtype)]
+
+
+@op("Range")
+def range_(node, ins, out=None):
+    start, limit, delta = (np.asarray(v).reshape(()) for v in ins)
+    if delta == 0:
+        raise ShapeError(f"node {node.name!r} (Range): delta is 0")
+    n = int(max(np.ceil((limit - start) / delta), 0))
+    if n > 1 << 24:
+        raise ShapeError(f"node {node.name!r} (Range): {n} elements is too many")
+    return [(start + np.arange(n) * delta).astype(start.dtype)]
+
+
+@op("Expand")
+def expand(node, ins, out=None):
+    x, shape = ins[0], _ints(ins[1])
+    try:
+        target = np.broadcast_shapes(x.shape, tuple(shape))
+    except ValueError:
+        raise ShapeError(f"node {node.name!r} (Expand): cannot expand {x.shape} to {shape}") from None
+    return [np.ascontiguousarray(np.broadcast_to(x, target))]
+
+
+@op("Tile")
+def tile(node, ins, out=None):
+    return [np.tile(ins[0], _ints(ins[1]))]
+
+
+@op("Pad")
+def pad(node, ins, out=None):
+    x = ins[0]
+    a = node.attrs
+    mode = a.get("mode", "constant")
+    if a.get("_opset", 13) < 11:
+        pads, value = list(a.get("pads", a.get("paddings", []))), float(a.get("value", 0.0))
+        axes = None
+    else:
+        pads = _ints(ins[1])
+        value = float(np.asarray(ins[2]).reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None \
+            and np.size(ins[2]) else 0.0
+        axes = _ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+    rank = x.ndim
+    axes = list(range(rank)) if axes is None else [_axis(v, rank, node) for v in axes]
+    if len(pads) != 2 * len(axes):
+        raise ShapeError(f"node {node.name!r} (Pad): {len(pads)} pads for {len(axes)} axes")
+    begin, end = [0] * rank, [0] * rank
+    for i, ax in enumerate(axes):
+        begin[ax], end[ax] = pads[i], pads[i + len(axes)]
+    if mode not in ("constant", "reflect", "edge"):
+        raise UnsupportedOpError(f"node {node.name!r} (Pad): mode {mode!r} is not supported")
+    # Negative pads crop.
+    crop = tuple(slice(-b if b < 0 else 0, x.shape[i] + e if e < 0 else None)
+                 for i, (b, e) in enumerate(zip(begin, end)))
+    x = x[crop]
+    begin = [max(b, 0) for b in begin]
+    end = [max(e, 0) for e in end]
+    if rank == 4 and x.dtype == np.float32 and begin[:2] == [0, 0] and end[:2] == [0, 0]:
+        return [F.pad(np.ascontiguousarray(x), (begin[2], begin[3], end[2], end[3]), mode=mode, value=value)]
+    kw = {"constant_values": value} if mode == "constant" else {}
+    return [np.pad(x, list(zip(begin, end)), mode=mode, **kw)]
+
+
+@op("Resize")
+def resize(node, ins, out=None):
+    x = _f32(ins[0])
+    _check2d(node, x)
+    a = node.attrs
+    opset = a.get("_opset", 13)
+    scales = sizes = None
+    if opset == 10:
+        scales = ins[1]
+    else:
+        if len(ins) > 2 and ins[2] is not None and np.size(ins[2]):
+            scales = ins[2]
+        if len(ins) > 3 and ins[3] is not None and np.size(ins[3]):
+            sizes = ins[3]
+    if sizes is not None:
+        sizes = _ints(sizes)[-2:]
+        sh, sw = sizes[0] / x.shape[2], sizes[1] / x.shape[3]
+    elif scales is not None:
+        sc = np.asarray(scales, dtype=np.float64).reshape(-1)
+        if sc.size == 4 and (sc[0] != 1 or sc[1] != 1):
+            raise UnsupportedOpError(f"node {node.name!r} (Resize): resizing N or C is not supported")
+        sh, sw = float(sc[-2]), float(sc[-1])
+        sizes = [int(np.floor(x.shape[2] * sh)), int(np.floor(x.shape[3] * sw))]
+    else:
+        raise ShapeError(f"node {node.name!r} (Resize): neither scales nor sizes given")
+    mode = a.get("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        raise UnsupportedOpError(f"node {node.name!r} (Resize): mode {mode!r} is not supported")
+    coord = a.get("coordinate_transformation_mode", "asymmetric" if opset == 10 else "half_pixel")
+    nearest = a.get("nearest_mode", "round_prefer_floor" if opset >= 11 else "floor")
+    if opset == 10 and mode == "nearest":
+        nearest = "floor"
+    return [F.resize(x, tuple(sizes), mode="bilinear" if mode == "linear" else "nearest",
+                     coordinate_transformation_mode=coord, nearest_mode=nearest, scales=(sh, sw))]
+
+
+@op("DepthToSpace", "SpaceToDepth")
+def depth_space(node, ins, out=None):
+    x = ins[0]
+    _check2d(node, x)
+    b = int(node.attrs["blocksize"])
+    n, c, h, w = x.shape
+    if node.op == "SpaceToDepth":
+        y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        return [np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b))]
+    if node.attrs.get("mode", "DCR") == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return [np.ascontiguousarray(y.reshape(n, c // (b * b), h * b, w * b))]
+
+
+@op("cnn.Silu")
+def silu(node, ins, out=None):
+    return [F.activation(_f32(ins[0]), "silu")]

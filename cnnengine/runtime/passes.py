@@ -1,0 +1,190 @@
+"""Graph rewrites done once at load.
+
+fold_constants and remove_identities are exact and always run. The fusing
+passes (BatchNorm into Conv, residual Add and activation into the Conv
+epilogue, x*sigmoid(x) -> SiLU) change which intermediate values exist, so
+the executor keeps the unfused graph too and uses it when someone captures
+a value that fusion removed.
+"""
+import copy
+
+import numpy as np
+
+from ..errors import Error, ModelFormatError
+from ..ir.graph import Graph, Node
+from .cpu_ops import OPS
+
+
+def fold_constants(graph):
+    """Evaluate every node whose inputs are all weights; its outputs become weights."""
+    weights = dict(graph.weights)
+    kept = []
+    for node in graph.nodes:
+        if node.op in OPS and node.inputs and all((not i) or i in weights for i in node.inputs) \
+                and not any(o in {v.name for v in graph.outputs} for o in node.outputs):
+            try:
+                outs = OPS[node.op](node, [weights[i] if i else None for i in node.inputs])
+            except Error:
+                kept.append(node)
+                continue
+            for name, value in zip(node.outputs, outs):
+                if name:
+                    weights[name] = np.ascontiguousarray(value)
+            continue
+        kept.append(node)
+    used = {i for n in kept for i in n.inputs} | {o.name for o in graph.outputs}
+    weights = {k: v for k, v in weights.items() if k in used}
+    return Graph(graph.inputs, graph.outputs, kept, weights, graph.metadata, graph.opset)
+
+
+def remove_identities(graph):
+    """Drop Identity nodes (and Dropout, already Identity) by renaming their consumers.
+
+    Returns (graph, aliases) where aliases maps a removed value to the one
+    that holds the same data.
+    """
+    outputs = {o.name for o in graph.outputs}
+    rename, kept = {}, []
+    for node in graph.nodes:
+        if node.op == "Identity" and node.outputs[0] not in outputs:
+            src = node.inputs[0]
+            rename[node.outputs[0]] = rename.get(src, src)
+            continue
+        kept.append(node)
+    nodes = [Node(n.name, n.op, [rename.get(i, i) for i in n.inputs], n.outputs, n.attrs) for n in kept]
+    return Graph(graph.inputs, graph.outputs, nodes, graph.weights, graph.metadata, graph.opset), rename
+
+
+_FUSABLE_ACTS = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid",
+                 "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid", "Tanh": "tanh",
+                 "Elu": "elu", "cnn.Silu": "silu"}
+
+
+def fuse(graph):
+    """BN folding, SiLU, residual Add and activation fusion into Conv/Gemm."""
+    g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
+              dict(graph.weights), graph.metadata, graph.opset)
+    for n in g.nodes:
+        n.attrs = dict(n.attrs)
+        n.inputs = list(n.inputs)
+    _fold_batchnorm(g)
+    _fuse_silu(g)
+    _fuse_residual(g)
+    _fuse_activation(g)
+    return g
+
+
+def _single_consumer(g, value):
+    users = g.consumers().get(value, [])
+    return users[0] if len(users) == 1 and users[0] is not None else None
+
+
+def _replace(g, old_nodes, new_node):
+    idx = g.nodes.index(old_nodes[0])
+    for n in old_nodes:
+        g.nodes.remove(n)
+    g.nodes.insert(idx, new_node)
+
+
+def _fold_batchnorm(g):
+    for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
+        prod = g.producers().get(bn.inputs[0])
+        if prod is None or prod.op not in ("Conv", "ConvTranspose") or _single_consumer(g, prod.outputs[0]) is not bn:
+            continue
+        if not all(i in g.weights for i in bn.inputs[1:5]) or prod.inputs[1] not in g.weights:
+            continue
+        if prod.op == "ConvTranspose" and int(prod.attrs.get("group", 1)) != 1:
+            continue
+        scale, beta, mean, var = (g.weights[i].astype(np.float64) for i in bn.inputs[1:5])
+        s = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
+        w = g.weights[prod.inputs[1]].astype(np.float64)
+        if w.shape[0 if prod.op == "Conv" else 1] != s.size:
+            continue
+        b = g.weights[prod.inputs[2]].astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
+        if prod.op == "Conv":
+            w = w * s.reshape(-1, 1, 1, 1)
+        else:
+            w = w * s.reshape(1, -1, 1, 1)
+        b = (b - mean) * s + beta
+        wname, bname = f"{prod.name}__w_bn", f"{prod.name}__b_bn"
+        g.weights[wname] = w.astype(np.float32)
+        g.weights[bname] = b.astype(np.float32)
+        fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs))
+        fused.attrs["_fused"] = prod.attrs.get("_fused", []) + [bn.name]
+        _replace(g, [prod, bn], fused)
+
+
+def _fuse_silu(g):
+    for sig in [n for n in g.nodes if n.op == "Sigmoid"]:
+        mul = _single_consumer(g, sig.outputs[0])
+        if mul is None or mul.op != "Mul" or sig not in g.nodes:
+            continue
+        x = sig.inputs[0]
+        if sorted(mul.inputs) != sorted([x, sig.outputs[0]]):
+            continue
+        silu = Node(mul.name, "cnn.Silu", [x], mul.outputs, {"_fused": [sig.name]})
+        _replace(g, [sig, mul], silu)
+
+
+def _fuse_residual(g):
+    for add in [n for n in g.nodes if n.op == "Add"]:
+        for k in (0, 1):
+            prod = g.producers().get(add.inputs[k])
+            if prod is None or prod.op != "Conv" or prod.attrs.get("_act") or len(prod.inputs) > 3:
+                continue
+            if _single_consumer(g, prod.outputs[0]) is not add or add.inputs[1 - k] in g.weights:
+                continue
+            other = add.inputs[1 - k]
+            bias = prod.inputs[2] if len(prod.inputs) > 2 else ""
+            fused = Node(prod.name, "Conv", [prod.inputs[0], prod.inputs[1], bias, other],
+                         [add.outputs[0]], dict(prod.attrs))
+            fused.attrs["_fused"] = prod.attrs.get("_fused", []) + [add.name]
+            # The residual must be computed before the conv runs: place the
+            # fused node where the Add was (all its inputs exist there).
+            idx = g.nodes.index(add)
+            g.nodes.remove(add)
+            g.nodes.insert(idx, fused)
+            g.nodes.remove(prod)
+            break
+
+
+def _fuse_activation(g):
+    from .cpu_ops import _clip_bounds
+    for act in [n for n in g.nodes if n.op in _FUSABLE_ACTS]:
+        prod = g.producers().get(act.inputs[0])
+        if prod is None or prod.op not in ("Conv", "Gemm") or prod.attrs.get("_act"):
+            continue
+        if _single_consumer(g, prod.outputs[0]) is not act:
+            continue
+        a = act.attrs
+        alpha = beta = 0.0
+        if act.op == "Clip":
+            if any(i and i not in g.weights for i in act.inputs[1:]):
+                continue
+            alpha, beta = _clip_bounds(act, [g.weights.get(i) if i else None for i in act.inputs])
+            alpha, beta = max(alpha, -3.4e38), min(beta, 3.4e38)
+        elif act.op == "LeakyRelu":
+            alpha = float(a.get("alpha", 0.01))
+        elif act.op == "Elu":
+            alpha = float(a.get("alpha", 1.0))
+        elif act.op == "HardSigmoid":
+            alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        fused = Node(prod.name, prod.op, list(prod.inputs), [act.outputs[0]], dict(prod.attrs))
+        fused.attrs.update(_act=_FUSABLE_ACTS[act.op], _alpha=alpha, _beta=beta,
+                           _fused=prod.attrs.get("_fused", []) + [act.name])
+        idx = g.nodes.index(act)
+        g.nodes.remove(act)
+        g.nodes.insert(idx, fused)
+        g.nodes.remove(prod)
+
+
+def check_ops(graph, source="model"):
+    """Raise UnsupportedOpError naming the first op the CPU table lacks."""
+    from ..errors import UnsupportedOpError
+    for n in graph.nodes:
+        if n.op not in OPS:
+            raise UnsupportedOpError(
+                f"{source}: node {n.name!r} uses op {n.op!r} (opset {graph.opset}), which cnnengine does not run")
+
+
+__all__ = ["fold_constants", "remove_identities", "fuse", "check_ops", "ModelFormatError"]
