@@ -1,0 +1,221 @@
+"""The `cnnengine` command line: run, info, convert.
+
+Every failure a user can cause prints one line on stderr and exits 2
+(argparse's own convention); --debug shows the traceback instead.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+DEFAULT_MODEL = "efficientnet_lite0"
+
+
+def _default_image():
+    return os.path.join(os.path.dirname(__file__), "data", "cat.jpg")
+
+
+def _add_preprocess_flags(p):
+    g = p.add_argument_group("preprocessing (defaults come from the model's metadata)")
+    g.add_argument("--resize", type=int, help="resize the shorter side to this many pixels")
+    g.add_argument("--crop", type=int, help="centre crop to this square size")
+    g.add_argument("--mean", type=float, nargs="+", help="per-channel mean (after scaling)")
+    g.add_argument("--std", type=float, nargs="+", help="per-channel standard deviation")
+    g.add_argument("--channels", choices=["RGB", "BGR", "L"], help="channel order")
+    g.add_argument("--scale", type=float, help="pixel scale before mean/std (default 1/255)")
+    g.add_argument("--labels", help="text file with one class label per line")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="cnnengine", description="Run and inspect CNNs on the CPU.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="classify images (default: the bundled photo with EfficientNet-Lite0)")
+    p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
+    p.add_argument("images", nargs="*", help="image files (default: the bundled sample photo)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_preprocess_flags(p)
+
+    p = sub.add_parser("info", help="layer table: shapes, params, MACs, receptive fields")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
+    p.add_argument("src")
+    p.add_argument("dst")
+    _add_preprocess_flags(p)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import Error
+    try:
+        return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert}[args.command](args)
+    except Error as exc:
+        if args.debug:
+            raise
+        print(f"cnnengine: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnengine: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# ------------------------------------------------------------------- run
+def _split_model_and_images(args):
+    model, images = args.model, list(args.images)
+    if model is not None and model.lower().endswith(IMAGE_EXTS):
+        images.insert(0, model)
+        model = None
+    return model or DEFAULT_MODEL, images or [_default_image()]
+
+
+def _preprocess_from(args, model):
+    pre = dict(model.preprocess or {})
+    if not pre:
+        pre = _guess_preprocess(model)
+    for key in ("resize", "crop", "mean", "std", "channels", "scale"):
+        v = getattr(args, key, None)
+        if v is not None:
+            pre[key] = v
+    if "crop" in pre and "resize" not in pre:
+        pre["resize"] = pre["crop"]
+    return pre
+
+
+def _guess_preprocess(model):
+    """ImageNet conventions sized to the model's input, for files without metadata."""
+    from .errors import InputError
+    shape = model.inputs[0].shape
+    if len(shape) != 4:
+        raise InputError(f"input {model.inputs[0].name!r} has shape {shape}, not an image (N,C,H,W)")
+    c = shape[1] if isinstance(shape[1], int) else 3
+    size = shape[2] if isinstance(shape[2], int) else 224
+    if c == 1:
+        return {"resize": size, "crop": size, "mean": [0.5], "std": [0.5], "channels": "L", "scale": 1 / 255}
+    return {"resize": int(round(size / 0.875)), "crop": size, "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "channels": "RGB", "scale": 1 / 255}
+
+
+def _labels(args, model, n):
+    from .errors import InputError
+    if getattr(args, "labels", None):
+        try:
+            with open(args.labels, encoding="utf-8") as f:
+                return [line.rstrip("\n") for line in f]
+        except OSError as exc:
+            raise InputError(f"{args.labels}: cannot read labels ({exc.strerror})") from None
+    labels = model.labels
+    return labels if labels and len(labels) == n else None
+
+
+def _probabilities(logits):
+    v = logits.astype(np.float64).reshape(-1)
+    if v.min() >= 0 and abs(v.sum() - 1.0) < 1e-3:
+        return v
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def cmd_run(args):
+    import cnnengine as ce
+    from .errors import InputError
+    from .preprocess import load_image
+
+    model_name, images = _split_model_and_images(args)
+    if args.top < 1:
+        raise InputError("--top must be at least 1")
+    model = ce.load(model_name, backend=args.backend, threads=args.threads)
+    pre = _preprocess_from(args, model)
+    results = []
+    for path in images:
+        x = load_image(path, pre)
+        t0 = time.perf_counter()
+        y = model.run(x)
+        ms = (time.perf_counter() - t0) * 1e3
+        if isinstance(y, dict):
+            y = next(iter(y.values()))
+        probs = _probabilities(np.asarray(y)[0] if np.ndim(y) > 1 else np.asarray(y))
+        labels = _labels(args, model, probs.size)
+        order = np.argsort(-probs, kind="stable")[: args.top]
+        top = [{"index": int(i), "label": labels[i] if labels else str(int(i)), "prob": float(probs[i])}
+               for i in order]
+        results.append({"image": path, "top": top, "ms": round(ms, 3)})
+    threads = model.threads or ce.num_cores()
+    if args.json:
+        print(json.dumps({"model": model_name, "backend": args.backend, "threads": threads, "results": results}))
+        return 0
+    for r in results:
+        print(f"{r['image']}  ({model_name}, {r['ms']:.1f} ms, {threads} threads)")
+        for t in r["top"]:
+            print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  [{t['index']}]")
+    return 0
+
+
+# ------------------------------------------------------------------ info
+def cmd_info(args):
+    import cnnengine as ce
+    from .summary import format_table
+
+    model = ce.load(args.model)
+    layers = model.summary()
+    if args.json:
+        doc = {
+            "model": args.model,
+            "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in model.inputs],
+            "outputs": [{"name": o.name, "shape": list(o.shape), "dtype": o.dtype} for o in model.outputs],
+            "layers": [{"name": l.name, "op": l.op, "output_shape": list(l.output_shape), "params": l.params,
+                        "macs": l.macs, "receptive_field": l.receptive_field,
+                        "input_shapes": [list(s) for s in l.input_shapes]} for l in layers],
+            "total_params": sum(l.params for l in layers),
+            "total_macs": sum(l.macs for l in layers),
+        }
+        print(json.dumps(doc))
+        return 0
+    print(format_table(layers, title=args.model))
+    return 0
+
+
+# --------------------------------------------------------------- convert
+def cmd_convert(args):
+    import cnnengine as ce
+    from .errors import InputError
+
+    if os.path.abspath(args.src) == os.path.abspath(args.dst):
+        raise InputError("convert: source and destination are the same file")
+    model = ce.load(args.src)
+    pre = dict(model.preprocess or {})
+    for key in ("resize", "crop", "mean", "std", "channels", "scale"):
+        v = getattr(args, key, None)
+        if v is not None:
+            pre[key] = v
+    if pre:
+        model.graph.metadata["preprocess"] = pre
+        model._original.metadata["preprocess"] = pre
+    if args.labels:
+        labels = _labels(args, model, -1)
+        model.graph.metadata["labels"] = labels
+        model._original.metadata["labels"] = labels
+    try:
+        model.save(args.dst)
+    except OSError as exc:
+        raise InputError(f"{args.dst}: cannot write ({exc.strerror})") from None
+    size = os.path.getsize(args.dst)
+    print(f"wrote {args.dst} ({size / 1e6:.1f} MB, {len(model.layers)} layers)")
+    return 0
