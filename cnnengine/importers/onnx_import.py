@@ -121,12 +121,12 @@ def _value_info(vi):
 
 
 def _convert(model, name):
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
+        raise ModelFormatError(f"{name}: not an ONNX model (no IR version, graph or outputs)")
     opset = None
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = int(imp.version)
-    if opset is None:
-        opset = MIN_OPSET if model.ir_version < 3 else None
     if opset is None:
         raise ModelFormatError(f"{name}: the model declares no default-domain opset")
     if not MIN_OPSET <= opset <= MAX_OPSET:

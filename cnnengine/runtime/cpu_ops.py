@@ -383,7 +383,7 @@ def unary(node, ins, out=None):
 
 
 # ---------------------------------------------------------- elementwise
-_BINARY_F = {"Add": F.add, "Sub": F.sub, "Mul": F.mul, "Div": F.div}
+_BINARY_F = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _BINARY_NP = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
               "Pow": np.power, "Equal": np.equal, "Less": np.less, "Greater": np.greater,
               "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
@@ -395,7 +395,7 @@ def binary(node, ins, out=None):
     a_, b_ = ins[0], ins[1]
     try:
         if node.op in _BINARY_F and a_.dtype == np.float32 and b_.dtype == np.float32:
-            y = _BINARY_F[node.op](a_, b_)
+            y = getattr(F, _BINARY_F[node.op])(a_, b_)
         elif node.op == "Div" and a_.dtype.kind in "iu" and b_.dtype.kind in "iu":
             y = np.trunc(np.divide(a_, b_)).astype(np.result_type(a_, b_))
         else:
