@@ -48,6 +48,17 @@ def build_parser():
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime")
+    p.add_argument("model")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--compare", choices=["onnxruntime"], default=None)
+    p.add_argument("--layers", action="store_true", help="per-layer time breakdown")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
     p.add_argument("src")
     p.add_argument("dst")
@@ -60,7 +71,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from .errors import Error
     try:
-        return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert}[args.command](args)
+        return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert, "bench": cmd_bench}[args.command](args)
     except Error as exc:
         if args.debug:
             raise
@@ -218,4 +229,27 @@ def cmd_convert(args):
         raise InputError(f"{args.dst}: cannot write ({exc.strerror})") from None
     size = os.path.getsize(args.dst)
     print(f"wrote {args.dst} ({size / 1e6:.1f} MB, {len(model.layers)} layers)")
+    return 0
+
+
+# ----------------------------------------------------------------- bench
+def cmd_bench(args):
+    from . import bench
+    from .errors import InputError
+
+    if args.batch < 1 or args.runs < 1 or (args.threads is not None and args.threads < 1):
+        raise InputError("--batch, --runs and --threads must be at least 1")
+    r = bench.bench(args.model, threads=args.threads, batch=args.batch, runs=args.runs,
+                    warmup=args.warmup, compare=args.compare, memory=not args.no_memory)
+    if args.layers:
+        import cnnengine as ce
+        model = ce.load(args.model, threads=r["threads"])
+        r["layers"] = [{"name": n, "op": op, "ms": t * 1e3}
+                       for n, op, t in model.profile(bench.input_for(model, args.batch), runs=args.runs)]
+    if args.json:
+        print(bench.to_json(r))
+        return 0
+    print(bench.format_result(r))
+    if args.layers:
+        print(bench.format_layers([(l["name"], l["op"], l["ms"] / 1e3) for l in r["layers"]]))
     return 0

@@ -170,6 +170,23 @@ class Model:
             out[name] = self._aliases.get(value, value)
         return out
 
+    def profile(self, x, runs=5):
+        """Median seconds per executed step over `runs` runs of the fast (fused) plan.
+
+        Returns [(step name, op, seconds)] in execution order; a fused step is
+        named after its first layer and covers the layers in its `fused` list."""
+        feeds = self._feeds(x)
+        samples = {}
+        with _common.threads_scope(self.threads):
+            self._exec.run(feeds)
+            for _ in range(max(1, runs)):
+                prof = {}
+                self._exec.run(feeds, profile=prof)
+                for k, v in prof.items():
+                    samples.setdefault(k, []).append(v)
+        return [(n.name, n.op, float(np.median(samples[n.name])))
+                for n in self._fused.nodes if n.name in samples]
+
     # ------------------------------------------------------------ summary
     def summary(self, input_shape=None):
         """Per-layer shapes, parameters, MACs and receptive fields (batch 1)."""

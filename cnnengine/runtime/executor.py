@@ -9,6 +9,7 @@ dead. Plans are immutable after construction; `run` keeps its state in
 locals, so one executor serves several Python threads at once.
 """
 import threading
+import time
 
 import numpy as np
 
@@ -30,16 +31,19 @@ class Executor:
         self._plans = {}
         self._lock = threading.Lock()
 
-    def run(self, feeds, keep=()):
-        """feeds: input name -> array. Returns {value: array} for graph outputs and `keep`."""
+    def run(self, feeds, keep=(), profile=None):
+        """feeds: input name -> array. Returns {value: array} for graph outputs and `keep`.
+
+        profile: a dict that receives {node name: seconds} for each step run."""
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
         plan = self._plans.get(key)
         if plan is None:
             plan, values = self._make_plan(feeds, keep)
             with self._lock:
                 self._plans.setdefault(key, plan)
-            return values
-        return self._run_plan(plan, feeds, keep)
+            if profile is None:
+                return values
+        return self._run_plan(plan, feeds, keep, profile)
 
     def plan_for(self, feeds):
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
@@ -72,13 +76,18 @@ class Executor:
         plan = Plan(g, static_values, _with_liveness(steps, wanted, static_values), shapes)
         return plan, {k: env[k] for k in wanted if k in env}
 
-    def _run_plan(self, plan, feeds, keep):
+    def _run_plan(self, plan, feeds, keep, profile=None):
         env = dict(plan.static)
         env.update(feeds)
         kept = set(keep)
         for node, free in plan.steps:
             ins = [env[i] if i else None for i in node.inputs]
-            outs = _call(node, ins)
+            if profile is None:
+                outs = _call(node, ins)
+            else:
+                t0 = time.perf_counter()
+                outs = _call(node, ins)
+                profile[node.name] = profile.get(node.name, 0.0) + time.perf_counter() - t0
             for name, value in zip(node.outputs, outs):
                 if name:
                     env[name] = value

@@ -1,0 +1,168 @@
+"""Latency, throughput and memory of a model, optionally against ONNX Runtime.
+
+Both engines run in this process, interleaved run by run, so machine noise
+hits them alike; we report medians and minima. Peak memory is measured for
+each engine in its own child process (ru_maxrss is per process), after the
+same warm-up and runs.
+"""
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import time
+
+import numpy as np
+
+
+def input_for(model, batch):
+    spec = model.inputs[0]
+    pre = model.preprocess or {}
+    size = pre.get("crop", 224)
+    shape = []
+    for axis, d in enumerate(spec.shape):
+        if axis == 0:
+            shape.append(batch)
+        elif isinstance(d, int) and d > 0:
+            shape.append(d)
+        else:
+            shape.append(3 if axis == 1 else size)
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def onnx_bytes(source):
+    """The ONNX form of a model for the peer: the file itself or the zoo's graph."""
+    from . import zoo
+    if isinstance(source, str) and source.lower().endswith(".onnx") and os.path.isfile(source):
+        with open(source, "rb") as f:
+            return f.read()
+    if isinstance(source, str) and source in zoo.names():
+        return zoo.build_onnx(source).SerializeToString()
+    return None
+
+
+def ort_session(data, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def _time(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, memory=True):
+    import cnnengine as ce
+    from .errors import BackendUnavailableError, InputError
+
+    threads = threads or ce.num_cores()
+    model = ce.load(source, threads=threads)
+    x = input_for(model, batch)
+    ours = lambda: model.run(x)  # noqa: E731
+    peer = None
+    if compare:
+        if compare != "onnxruntime":
+            raise InputError(f"--compare: unknown peer {compare!r} (supported: onnxruntime)")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise BackendUnavailableError("--compare onnxruntime: onnxruntime is not installed") from None
+        data = onnx_bytes(source)
+        if data is None:
+            raise InputError("--compare needs an .onnx file or a bundled zoo name")
+        sess = ort_session(data, threads)
+        feed = {sess.get_inputs()[0].name: x}
+        peer = lambda: sess.run(None, feed)  # noqa: E731
+    for _ in range(warmup):
+        ours()
+        if peer:
+            peer()
+    t_ours, t_peer = [], []
+    for _ in range(runs):
+        t_ours.append(_time(ours))
+        if peer:
+            t_peer.append(_time(peer))
+    result = {
+        "model": str(source), "threads": threads, "batch": batch, "runs": runs,
+        "median_ms": statistics.median(t_ours) * 1e3, "min_ms": min(t_ours) * 1e3,
+        "throughput_per_s": batch / statistics.median(t_ours),
+        "peak_rss_mb": None, "compare": None,
+    }
+    if memory:
+        result["peak_rss_mb"] = peak_rss_mb(source, "cnnengine", threads, batch)
+    if peer:
+        med = statistics.median(t_peer) * 1e3
+        result["compare"] = {"name": compare, "median_ms": med, "min_ms": min(t_peer) * 1e3,
+                             "ratio": result["median_ms"] / med,
+                             "peak_rss_mb": peak_rss_mb(source, compare, threads, batch) if memory else None}
+    return result
+
+
+def _rss_child(source, engine, threads, batch, conn):
+    try:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if engine == "cnnengine":
+            import cnnengine as ce
+            model = ce.load(source, threads=threads)
+            x = input_for(model, batch)
+            for _ in range(3):
+                model.run(x)
+        else:
+            import cnnengine as ce
+            x = input_for(ce.load(source), batch)
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            sess = ort_session(onnx_bytes(source), threads)
+            for _ in range(3):
+                sess.run(None, {sess.get_inputs()[0].name: x})
+        conn.send((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(exc)
+
+
+def peak_rss_mb(source, engine, threads, batch):
+    """Peak resident memory (MB) of a fresh process that loads and runs the model."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_rss_child, args=(source, engine, threads, batch, child))
+    p.start()
+    msg = parent.recv() if parent.poll(600) else None
+    p.join()
+    if not isinstance(msg, tuple):
+        return None
+    return msg[0] / 1024.0
+
+
+def format_result(r):
+    lines = [f"{r['model']}: batch {r['batch']}, {r['threads']} threads, {r['runs']} runs",
+             f"  cnnengine    median {r['median_ms']:8.2f} ms   min {r['min_ms']:8.2f} ms   "
+             f"{r['throughput_per_s']:8.1f} img/s   peak RSS {_mb(r['peak_rss_mb'])}"]
+    c = r.get("compare")
+    if c:
+        lines.append(f"  {c['name']:<12} median {c['median_ms']:8.2f} ms   min {c['min_ms']:8.2f} ms   "
+                     f"{'':>14}   peak RSS {_mb(c.get('peak_rss_mb'))}")
+        lines.append(f"  ratio (ours / {c['name']}): {c['ratio']:.3f}")
+    return "\n".join(lines)
+
+
+def _mb(v):
+    return "n/a" if v is None else f"{v:.0f} MB"
+
+
+def format_layers(profile, top=None):
+    total = sum(t for _, _, t in profile) or 1.0
+    rows = sorted(profile, key=lambda r: -r[2])[:top] if top else profile
+    out = [f"{'step':<40} {'op':<20} {'ms':>8} {'share':>6}"]
+    for name, op, t in rows:
+        out.append(f"{name[:40]:<40} {op[:20]:<20} {t * 1e3:8.3f} {t / total * 100:5.1f}%")
+    out.append(f"{'total (sum of steps)':<61} {total * 1e3:8.3f}")
+    return "\n".join(out)
+
+
+def to_json(r):
+    return json.dumps(r)
