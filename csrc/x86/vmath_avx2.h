@@ -59,16 +59,16 @@ static inline __m256 cnn_v_reduce_ln2(__m256 x, __m256 *n)
     return _mm256_fnmadd_ps(*n, CNN_V(-2.12194440e-4f), r);
 }
 
-/* exp(x): x clamped to [-87.3, 88.37] (2^n stays normal), so large negative
- * inputs give ~1e-38 instead of a denormal/0 and large positive ones give
- * 2.4e38 instead of inf; callers here only use exp of x <= 0. */
+/* exp(x): 0 below -87.34 (where expf goes denormal; 2^n must stay normal),
+ * 2.4e38 instead of inf above 88.37 (callers here only use x <= 0). */
 static inline __m256 cnn_v_exp(__m256 x)
 {
-    x = _mm256_min_ps(CNN_V(88.3762626647949f), _mm256_max_ps(CNN_V(-87.33654475f), x));
+    __m256 under = _mm256_cmp_ps(x, CNN_V(-87.33654475f), _CMP_LT_OQ);
+    __m256 xc = _mm256_min_ps(CNN_V(88.3762626647949f), _mm256_max_ps(CNN_V(-87.33654475f), x));
     __m256 n;
-    __m256 r = cnn_v_reduce_ln2(x, &n);
+    __m256 r = cnn_v_reduce_ln2(xc, &n);
     __m256 s = cnn_v_pow2i(n);
-    return _mm256_fmadd_ps(s, cnn_v_expm1_reduced(r), s);
+    return _mm256_andnot_ps(under, _mm256_fmadd_ps(s, cnn_v_expm1_reduced(r), s));
 }
 
 /* expm1(x), accurate relative to the result near 0; -1 below -87, 2.4e38
