@@ -5,9 +5,33 @@
 
 void cnn_act_row_ref(const cnn_epilogue *ep, const float *x, float *y, int64_t n)
 {
-    const cnn_epilogue e = *ep;   /* a local copy lets the switch be hoisted */
-    for (int64_t i = 0; i < n; i++)
-        y[i] = cnn_act_scalar(&e, x[i]);
+    /* one loop per activation with a constant act, so cnn_act_scalar's
+     * switch folds away and the simple cases auto-vectorise (SSE2) */
+    switch (ep->act) {
+#define CNN_ACT_REF_CASE(ACT)                                               \
+    case ACT: {                                                             \
+        const cnn_epilogue e = {ACT, ep->alpha, ep->beta};                  \
+        for (int64_t i = 0; i < n; i++)                                     \
+            y[i] = cnn_act_scalar(&e, x[i]);                                \
+        break;                                                              \
+    }
+    CNN_ACT_REF_CASE(CNN_ACT_RELU)
+    CNN_ACT_REF_CASE(CNN_ACT_CLIP)
+    CNN_ACT_REF_CASE(CNN_ACT_LEAKY)
+    CNN_ACT_REF_CASE(CNN_ACT_ELU)
+    CNN_ACT_REF_CASE(CNN_ACT_SIGMOID)
+    CNN_ACT_REF_CASE(CNN_ACT_TANH)
+    CNN_ACT_REF_CASE(CNN_ACT_SILU)
+    CNN_ACT_REF_CASE(CNN_ACT_HARDSWISH)
+    CNN_ACT_REF_CASE(CNN_ACT_HARDSIGMOID)
+    CNN_ACT_REF_CASE(CNN_ACT_GELU)
+#undef CNN_ACT_REF_CASE
+    default:
+        if (x != y)
+            for (int64_t i = 0; i < n; i++)
+                y[i] = x[i];
+        break;
+    }
 }
 
 /* The fused epilogue of conv/gemm rows: one thread, often short runs. */

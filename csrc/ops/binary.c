@@ -11,10 +11,16 @@ void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
                         const float *b, int64_t sb, float *y)
 {
     switch (op) {
+/* constant strides for the common runs let the compiler vectorise them */
+#define CNN_BIN_LOOP(OP, SA, SB)                                           \
+        for (int64_t i = 0; i < n; i++)                                    \
+            y[i] = cnn_binop_scalar(OP, a[i * (SA)], b[i * (SB)]);
 #define CNN_BIN_CASE(OP)                                                   \
     case OP:                                                               \
-        for (int64_t i = 0; i < n; i++)                                    \
-            y[i] = cnn_binop_scalar(OP, a[i * sa], b[i * sb]);                 \
+        if (sa == 1 && sb == 1) { CNN_BIN_LOOP(OP, 1, 1) }                 \
+        else if (sa == 1 && sb == 0) { CNN_BIN_LOOP(OP, 1, 0) }            \
+        else if (sa == 0 && sb == 1) { CNN_BIN_LOOP(OP, 0, 1) }            \
+        else { CNN_BIN_LOOP(OP, sa, sb) }                                  \
         break;
     CNN_BIN_CASE(CNN_BIN_ADD)
     CNN_BIN_CASE(CNN_BIN_SUB)
@@ -24,6 +30,7 @@ void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
     CNN_BIN_CASE(CNN_BIN_MIN)
     CNN_BIN_CASE(CNN_BIN_POW)
 #undef CNN_BIN_CASE
+#undef CNN_BIN_LOOP
     default: break;
     }
 }
