@@ -16,15 +16,22 @@
 #include "../ops/gemm.h"
 
 /* Rows [k0, k0+kc) (c, ky, kx) x output positions [n0, n0+nc) of the im2col
- * matrix of one (image, group): job->b is that group's first input plane. */
+ * matrix of one (image, group): job->b is that group's first input plane.
+ * A panel's 16 columns split into runs along output rows; each run of each
+ * row of the panel is one masked load (stride 1) or masked gather (stride
+ * > 1) whose mask drops the padding, so a 16-float panel row costs a few
+ * vector instructions and padding never reads memory. */
 static void pack_b_im2col(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n0,
                           int64_t nc, float *dst)
 {
     const cnn_conv2d_params *p = (const cnn_conv2d_params *)j->ctx;
-    const int64_t H = p->h, W = p->w, OW = p->ow, hw = p->h * p->w;
+    const int64_t H = p->h, W = p->w, OW = p->ow, hw = p->h * p->w, sw = p->sw;
+    const __m256i lane0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lane1 = _mm256_add_epi32(lane0, _mm256_set1_epi32(8));
+    const __m256i gidx = _mm256_mullo_epi32(lane0, _mm256_set1_epi32((int)sw));
+    const __m256i gidx8 = _mm256_add_epi32(gidx, _mm256_set1_epi32((int)(8 * sw)));
     for (int64_t jr = 0; jr < nc; jr += CNN_GEMM_NR) {
         const int64_t nr = nc - jr < CNN_GEMM_NR ? nc - jr : CNN_GEMM_NR;
-        /* The panel's columns split into runs along one output row. */
         int64_t st[CNN_GEMM_NR], sl[CNN_GEMM_NR], sy[CNN_GEMM_NR], sx[CNN_GEMM_NR];
         int ns = 0;
         for (int64_t t = 0, col = n0 + jr; t < nr; ns++) {
@@ -33,7 +40,7 @@ static void pack_b_im2col(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t
             st[ns] = t;
             sl[ns] = len;
             sy[ns] = oy * p->sh - p->pt;
-            sx[ns] = ox * p->sw - p->pl;
+            sx[ns] = ox * sw - p->pl;
             t += len;
             col += len;
         }
@@ -42,35 +49,40 @@ static void pack_b_im2col(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t
         int64_t ky = r / p->kw, kx = r % p->kw;
         for (int64_t q = 0; q < kc; q++, d += CNN_GEMM_NR) {
             const float *xp = j->b + ci * hw;
+            __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
             for (int s = 0; s < ns; s++) {
-                float *ds = d + st[s];
-                const int64_t len = sl[s], iy = sy[s] + ky * p->dh;
-                if (iy < 0 || iy >= H) {
-                    memset(ds, 0, (size_t)len * sizeof(float));
+                const int64_t iy = sy[s] + ky * p->dh;
+                if (iy < 0 || iy >= H)
                     continue;
-                }
-                const int64_t ix0 = sx[s] + kx * p->dw, sw = p->sw;
+                const int64_t len = sl[s], ix0 = sx[s] + kx * p->dw;
+                /* in-bounds u in [lo, hi): 0 <= ix0 + u*sw < W */
                 int64_t lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
                 int64_t hi = ix0 >= W ? 0 : (W - 1 - ix0) / sw + 1;
                 if (hi > len) hi = len;
-                if (lo > len) lo = len;
-                if (hi < lo) hi = lo;
-                const float *src = xp + iy * W;
-                int64_t u = 0;
-                for (; u < lo; u++)
-                    ds[u] = 0.f;
+                if (hi <= lo)
+                    continue;
+                const __m256i a = _mm256_set1_epi32((int)(st[s] + lo - 1));
+                const __m256i b = _mm256_set1_epi32((int)(st[s] + hi));
+                const __m256i m0 = _mm256_and_si256(_mm256_cmpgt_epi32(lane0, a),
+                                                    _mm256_cmpgt_epi32(b, lane0));
+                const __m256i m1 = _mm256_and_si256(_mm256_cmpgt_epi32(lane1, a),
+                                                    _mm256_cmpgt_epi32(b, lane1));
+                /* lane L reads xp[iy*W + ix0 + (L - st)*sw]; masked lanes don't. */
+                const float *base = xp + iy * W + ix0 - st[s] * sw;
                 if (sw == 1) {
-                    memcpy(ds + lo, src + ix0 + lo, (size_t)(hi - lo) * sizeof(float));
-                    u = hi;
+                    v0 = _mm256_or_ps(v0, _mm256_maskload_ps(base, m0));
+                    v1 = _mm256_or_ps(v1, _mm256_maskload_ps(base + 8, m1));
                 } else {
-                    for (; u < hi; u++)
-                        ds[u] = src[ix0 + u * sw];
+                    v0 = _mm256_or_ps(v0, _mm256_mask_i32gather_ps(
+                                              _mm256_setzero_ps(), base, gidx,
+                                              _mm256_castsi256_ps(m0), 4));
+                    v1 = _mm256_or_ps(v1, _mm256_mask_i32gather_ps(
+                                              _mm256_setzero_ps(), base, gidx8,
+                                              _mm256_castsi256_ps(m1), 4));
                 }
-                for (; u < len; u++)
-                    ds[u] = 0.f;
             }
-            for (int64_t t = nr; t < CNN_GEMM_NR; t++)
-                d[t] = 0.f;
+            _mm256_store_ps(d, v0);
+            _mm256_store_ps(d + 8, v1);
             if (++kx == p->kw) {
                 kx = 0;
                 if (++ky == p->kh) {
@@ -86,6 +98,8 @@ cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const
                                const float *bias, const float *residual, float *y,
                                int threads)
 {
+    if (p->sw > ((int64_t)1 << 26))  /* keep 16 * stride in gather indices */
+        return cnn_conv2d_f32_ref(p, x, w, bias, residual, y, threads);
     if (p->groups == p->c && p->k == p->c)
         return cnn_conv2d_depthwise_f32_avx2(p, x, w, bias, residual, y, threads);
     const int64_t g = p->groups, cg = p->c / g, kg = p->k / g;

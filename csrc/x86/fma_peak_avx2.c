@@ -25,38 +25,38 @@ double cnn_fma_peak_gflops_avx2(int threads)
 #pragma omp single
         team = omp_get_num_threads();
 #endif
-        __m256 x[12];
         __m256 m = _mm256_set1_ps(0.9999999f), a = _mm256_set1_ps(1e-7f);
-        for (int i = 0; i < 12; i++)
-            x[i] = _mm256_set1_ps((float)i);
+        __m256 x0 = _mm256_set1_ps(0.f), x1 = _mm256_set1_ps(1.f), x2 = _mm256_set1_ps(2.f);
+        __m256 x3 = _mm256_set1_ps(3.f), x4 = _mm256_set1_ps(4.f), x5 = _mm256_set1_ps(5.f);
+        __m256 x6 = _mm256_set1_ps(6.f), x7 = _mm256_set1_ps(7.f), x8 = _mm256_set1_ps(8.f);
+        __m256 x9 = _mm256_set1_ps(9.f), x10 = _mm256_set1_ps(10.f), x11 = _mm256_set1_ps(11.f);
 #ifdef _OPENMP
 #pragma omp barrier
         double t0 = omp_get_wtime();
 #endif
         for (int64_t it = 0; it < iters; it++) {
             /* 12 independent chains keep 2 FMA pipes x 4-5 cycles busy. */
-            x[0] = _mm256_fmadd_ps(x[0], m, a);
-            x[1] = _mm256_fmadd_ps(x[1], m, a);
-            x[2] = _mm256_fmadd_ps(x[2], m, a);
-            x[3] = _mm256_fmadd_ps(x[3], m, a);
-            x[4] = _mm256_fmadd_ps(x[4], m, a);
-            x[5] = _mm256_fmadd_ps(x[5], m, a);
-            x[6] = _mm256_fmadd_ps(x[6], m, a);
-            x[7] = _mm256_fmadd_ps(x[7], m, a);
-            x[8] = _mm256_fmadd_ps(x[8], m, a);
-            x[9] = _mm256_fmadd_ps(x[9], m, a);
-            x[10] = _mm256_fmadd_ps(x[10], m, a);
-            x[11] = _mm256_fmadd_ps(x[11], m, a);
-            __asm__ volatile("" : "+x"(x[0]), "+x"(x[1]), "+x"(x[2]), "+x"(x[3]));
+            x0 = _mm256_fmadd_ps(x0, m, a);
+            x1 = _mm256_fmadd_ps(x1, m, a);
+            x2 = _mm256_fmadd_ps(x2, m, a);
+            x3 = _mm256_fmadd_ps(x3, m, a);
+            x4 = _mm256_fmadd_ps(x4, m, a);
+            x5 = _mm256_fmadd_ps(x5, m, a);
+            x6 = _mm256_fmadd_ps(x6, m, a);
+            x7 = _mm256_fmadd_ps(x7, m, a);
+            x8 = _mm256_fmadd_ps(x8, m, a);
+            x9 = _mm256_fmadd_ps(x9, m, a);
+            x10 = _mm256_fmadd_ps(x10, m, a);
+            x11 = _mm256_fmadd_ps(x11, m, a);
         }
 #ifdef _OPENMP
         double t = omp_get_wtime() - t0;
 #else
         double t = 1.0;
 #endif
-        __m256 s = x[0];
-        for (int i = 1; i < 12; i++)
-            s = _mm256_add_ps(s, x[i]);
+        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
+                                 _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
+        s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
         float out[8];
         _mm256_storeu_ps(out, s);
         sink += out[0];

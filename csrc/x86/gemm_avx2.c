@@ -26,9 +26,15 @@
 
 #define MR 6
 #define NR 16
+#ifndef KC
 #define KC 256
+#endif
+#ifndef MC
 #define MC 144
+#endif
+#ifndef NC
 #define NC 2048
+#endif
 
 typedef struct tile_store {
     float alpha, beta;
@@ -186,7 +192,8 @@ static void pack_a(const cnn_gemm_job *j, int64_t i0, int64_t mc, int64_t k0, in
     }
 }
 
-/* Plain-matrix B packer (vector copies for the untransposed case). */
+/* Plain-matrix B packer. Untransposed B is walked row by row (sequential
+ * reads that the prefetcher follows) and scattered into the panels. */
 static void pack_b_avx2(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n0,
                         int64_t nc, float *dst)
 {
@@ -194,23 +201,21 @@ static void pack_b_avx2(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n
         cnn_gemm_pack_b_plain(j, k0, kc, n0, nc, dst);
         return;
     }
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-        int64_t nr = nc - jr < NR ? nc - jr : NR;
-        float *d = dst + jr * kc;
-        const float *src = j->b + k0 * j->ldb + n0 + jr;
-        if (nr == NR) {
-            for (int64_t k = 0; k < kc; k++, src += j->ldb, d += NR) {
-                _mm256_store_ps(d, _mm256_loadu_ps(src));
-                _mm256_store_ps(d + 8, _mm256_loadu_ps(src + 8));
-            }
-        } else {
-            for (int64_t k = 0; k < kc; k++, src += j->ldb, d += NR) {
-                int64_t t = 0;
-                for (; t < nr; t++)
-                    d[t] = src[t];
-                for (; t < NR; t++)
-                    d[t] = 0.f;
-            }
+    const int64_t full = nc / NR * NR, tail = nc - full;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src = j->b + (k0 + k) * j->ldb + n0;
+        float *d = dst + k * NR;
+        for (int64_t jr = 0; jr < full; jr += NR) {
+            _mm256_store_ps(d + jr * kc, _mm256_loadu_ps(src + jr));
+            _mm256_store_ps(d + jr * kc + 8, _mm256_loadu_ps(src + jr + 8));
+        }
+        if (tail) {
+            float *dt = d + full * kc;
+            int64_t t = 0;
+            for (; t < tail; t++)
+                dt[t] = src[full + t];
+            for (; t < NR; t++)
+                dt[t] = 0.f;
         }
     }
 }
