@@ -1,0 +1,1 @@
+"""Model importers: ONNX graphs and PyTorch state dicts into cnnengine's form."""
