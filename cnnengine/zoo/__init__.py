@@ -32,7 +32,7 @@ import json
 import os
 
 from ..errors import ModelFormatError
-from . import efficientnet_lite
+from . import efficientnet_lite, lenet5
 
 __all__ = ["names", "build_onnx", "metadata", "from_state_dict", "imagenet_labels", "DATA_DIR"]
 
@@ -128,6 +128,12 @@ def from_state_dict(state_dict):
         except ModelFormatError as exc:
             raise ModelFormatError(f"not a bundled architecture ({exc})") from None
         return "efficientnet_lite0", efficientnet_lite.build_onnx(sd)
+    if "c1.weight" in sd and "c5.weight" in sd:
+        try:
+            lenet5.check_state_dict(sd)
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"not a bundled architecture ({exc})") from None
+        return "lenet5", lenet5.build_onnx(sd)
     sample = ", ".join(list(sd)[:4])
     raise ModelFormatError(
         f"not a bundled architecture: keys ({sample}, ...) match none of {', '.join(_NAMES)}")
