@@ -242,10 +242,11 @@ def _parse_pid(pid, source, legacy):
     return stype, key, numel, view
 
 
-def _check_total(total, limit, source):
+def _check_total(total, limit, source, what="storages"):
     if total > limit:
         raise ModelFormatError(
-            f"{source}: tensors claim {total} bytes, more than the file ({limit} bytes allowed)")
+            f"{source}: {what} claim {total} bytes, more than this file can hold ({limit} bytes "
+            f"allowed; truncated or inconsistent file?)")
 
 
 # ----------------------------------------------------------------------------- formats
@@ -459,7 +460,7 @@ def _materialise_all(obj, source, limit, budget=None, path=""):
         for s in obj.size:
             n *= max(s, 0)
         budget[0] += n
-        _check_total(budget[0], limit, source)
+        _check_total(budget[0], limit, source, "tensors")
         return _materialise(obj, source, path or "<root>")
     if isinstance(obj, dict):
         return collections.OrderedDict(
