@@ -73,6 +73,7 @@ _OUTPUT_SLACK = 1 << 20
 # The pickles of a state dict are small; refuse silly sizes early.
 _MAX_PICKLE_BYTES = 256 << 20
 # Preferred sub-dicts of a training checkpoint, in order.
+_MAX_DEPTH = 64  # nesting of dicts/lists around the tensors
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "module",
                 "params", "weights", "ema")
 
@@ -451,10 +452,17 @@ def _convert(arr, storage_dtype):
     return np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C")
 
 
-def _materialise_all(obj, source, limit, budget=None, path=""):
+def _materialise_all(obj, source, limit, budget=None, path="", depth=0):
     """Replace _TensorRef objects inside dicts/lists with numpy arrays."""
+    if depth > _MAX_DEPTH:
+        raise ModelFormatError(f"{source}: containers nest more than {_MAX_DEPTH} levels deep")
     if budget is None:
-        budget = [0]
+        budget = [0, 0]
+    # Shared references (memo gets) could make a small pickle describe an
+    # exponentially large tree; each reference costs the pickle >= 1 byte.
+    budget[1] += 1
+    if budget[1] > (limit - _OUTPUT_SLACK) // _OUTPUT_FACTOR + 10000:  # file size + slack
+        raise ModelFormatError(f"{source}: the pickle refers to more objects than it can hold")
     if isinstance(obj, _TensorRef):
         n = 8 if obj.storage.dtype.kind in "iu" else 4  # bytes per output element
         for s in obj.size:
@@ -464,10 +472,10 @@ def _materialise_all(obj, source, limit, budget=None, path=""):
         return _materialise(obj, source, path or "<root>")
     if isinstance(obj, dict):
         return collections.OrderedDict(
-            (k, _materialise_all(v, source, limit, budget, f"{path}.{k}" if path else str(k)))
+            (k, _materialise_all(v, source, limit, budget, f"{path}.{k}" if path else str(k), depth + 1))
             for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise_all(v, source, limit, budget, f"{path}.{i}")
+        return type(obj)(_materialise_all(v, source, limit, budget, f"{path}.{i}", depth + 1)
                          for i, v in enumerate(obj))
     return obj
 

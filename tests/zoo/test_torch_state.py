@@ -293,3 +293,17 @@ def test_ordered_dict_result(tmp_path):
     path = tmp_path / "od.pth"
     torch.save(collections.OrderedDict([("b", torch.ones(1)), ("a", torch.zeros(1))]), path)
     assert list(load_state_dict(path)) == ["b", "a"]
+
+
+def test_deep_cyclic_and_exponential_pickles(tmp_path):
+    deep = b"\x80\x02}(X\x01\x00\x00\x00a" + b"}(X\x01\x00\x00\x00a" * 20000 + b"N" + b"u" * 20001 + b"."
+    cyclic = b"\x80\x02}q\x00X\x01\x00\x00\x00ah\x00s."          # d = {}; d["a"] = d
+    laughs = bytearray(b"\x80\x02]q\x00")                          # l(i+1) = [l(i), l(i)], 60 times
+    for i in range(60):
+        laughs += b"(h" + bytes([i]) + b"h" + bytes([i]) + b"lq" + bytes([i + 1])
+    laughs += b"."
+    for data, msg in ((deep, "nest"), (cyclic, "nest"), (bytes(laughs), "more objects")):
+        path = tmp_path / "p.pth"
+        path.write_bytes(_zip_file(data))
+        with pytest.raises(ModelFormatError, match=msg):
+            load_state_dict(path)
