@@ -101,3 +101,8 @@ def resolve_threads(threads):
 def flat(a):
     """The 1-D view the Cython layer takes (a must be C-contiguous)."""
     return a.reshape(-1)
+
+
+# Activation name -> cnn_act enum (csrc/include/cnnengine.h); shared by the
+# functional ops, the fused conv/linear epilogues and the engine.
+ACTIVATIONS = {"none": 0, "relu": 1, "clip": 2, "leaky_relu": 3, "elu": 4, "sigmoid": 5, "tanh": 6, "silu": 7, "hardswish": 8, "hardsigmoid": 9, "gelu": 10}

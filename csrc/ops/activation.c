@@ -1,10 +1,74 @@
-/* Elementwise activations: the driver and the portable scalar kernel. */
-#include "internal.h"
+/* Elementwise activations: the driver and the portable scalar kernel.
+ * cnn_act_scalar (internal.h) is the definition; the AVX2 body lives in
+ * csrc/x86/activation_avx2.c. */
+#include "eltwise.h"
 
+void cnn_act_row_ref(const cnn_epilogue *ep, const float *x, float *y, int64_t n)
+{
+    /* one loop per activation with a constant act, so cnn_act_scalar's
+     * switch folds away and the simple cases auto-vectorise (SSE2) */
+    switch (ep->act) {
+#define CNN_ACT_REF_CASE(ACT)                                               \
+    case ACT: {                                                             \
+        const cnn_epilogue e = {ACT, ep->alpha, ep->beta};                  \
+        for (int64_t i = 0; i < n; i++)                                     \
+            y[i] = cnn_act_scalar(&e, x[i]);                                \
+        break;                                                              \
+    }
+    CNN_ACT_REF_CASE(CNN_ACT_RELU)
+    CNN_ACT_REF_CASE(CNN_ACT_CLIP)
+    CNN_ACT_REF_CASE(CNN_ACT_LEAKY)
+    CNN_ACT_REF_CASE(CNN_ACT_ELU)
+    CNN_ACT_REF_CASE(CNN_ACT_SIGMOID)
+    CNN_ACT_REF_CASE(CNN_ACT_TANH)
+    CNN_ACT_REF_CASE(CNN_ACT_SILU)
+    CNN_ACT_REF_CASE(CNN_ACT_HARDSWISH)
+    CNN_ACT_REF_CASE(CNN_ACT_HARDSIGMOID)
+    CNN_ACT_REF_CASE(CNN_ACT_GELU)
+#undef CNN_ACT_REF_CASE
+    default:
+        if (x != y)
+            for (int64_t i = 0; i < n; i++)
+                y[i] = x[i];
+        break;
+    }
+}
+
+/* The fused epilogue of conv/gemm rows: one thread, often short runs. */
 void cnn_act_inplace(const cnn_epilogue *ep, float *y, int64_t n)
 {
-    if (ep->act == CNN_ACT_NONE)
+    if (ep->act == CNN_ACT_NONE || n <= 0)
         return;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = cnn_act_scalar(ep, y[i]);
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_act_row_avx2(ep, y, y, n);
+        return;
+    }
+#endif
+    cnn_act_row_ref(ep, y, y, n);
+}
+
+cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
+                              float *y, int threads)
+{
+    if (!cnn_act_valid(&ep) || count < 0)
+        return CNN_ERR_ARG;
+    if (count == 0)
+        return CNN_OK;
+    if (!x || !y)
+        return CNN_ERR_ARG;
+    void (*row)(const cnn_epilogue *, const float *, float *, int64_t) = cnn_act_row_ref;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2)
+        row = cnn_act_row_avx2;
+#endif
+    const int64_t chunks = (count + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;
+    const int team = cnn_team(threads, chunks);
+    #pragma omp parallel for num_threads(team) schedule(static) if(team > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t off = c * CNN_ELT_CHUNK;
+        int64_t len = count - off < CNN_ELT_CHUNK ? count - off : CNN_ELT_CHUNK;
+        row(&ep, x + off, y + off, len);
+    }
+    return CNN_OK;
 }

@@ -1,0 +1,37 @@
+/* PReLU with one slope per channel: driver and scalar kernel. */
+#include "eltwise.h"
+
+void cnn_prelu_row_ref(const float *x, float *y, int64_t n, float slope)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.f ? x[i] : slope * x[i];
+}
+
+cnn_status cnn_prelu_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                         const float *slope, float *y, int threads)
+{
+    int64_t rows, count;
+    if (!cnn_mul_ok(n, c, &rows) || !cnn_mul_ok(rows, hw, &count))
+        return CNN_ERR_SHAPE;
+    if (count == 0)
+        return CNN_OK;
+    if (!x || !slope || !y)
+        return CNN_ERR_ARG;
+    void (*row)(const float *, float *, int64_t, float) = cnn_prelu_row_ref;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2)
+        row = cnn_prelu_row_avx2;
+#endif
+    /* work item = one chunk of one (n, c) row; rows*chunks <= count, no overflow */
+    const int64_t per_row = (hw + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;
+    const int64_t items = rows * per_row;
+    const int team = cnn_team(threads, count >= 2 * CNN_ELT_CHUNK ? items : 1);
+    #pragma omp parallel for num_threads(team) schedule(static) if(team > 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t r = it / per_row, k = it % per_row;
+        int64_t off = k * CNN_ELT_CHUNK;
+        int64_t len = hw - off < CNN_ELT_CHUNK ? hw - off : CNN_ELT_CHUNK;
+        row(x + r * hw + off, y + r * hw + off, len, slope[r % c]);
+    }
+    return CNN_OK;
+}

@@ -1,0 +1,197 @@
+/* AVX2/FMA vector math for the x86 kernels: static inline, include only from
+ * the csrc/x86 C files (after their `#pragma GCC target("avx2,fma")`).
+ *
+ * Conventions: every function takes and returns 8 floats; constants come
+ * first in max/min (_mm256_max_ps(c, x) returns x when x is NaN) so NaN
+ * inputs propagate as they do in the scalar definitions (cnn_act_scalar).
+ *
+ * exp/expm1: Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2, ln2 split
+ *   in a short high part and a correction, as Cephes), expm1(r) by its
+ *   Taylor series to r^7 (truncation < 2e-8 relative on that interval), then
+ *   exp = 2^n + 2^n expm1(r) and expm1 = 2^n expm1(r) + (2^n - 1), each one
+ *   FMA: expm1 keeps full relative accuracy near 0 (n = 0 there).
+ * erf: z P(z^2) / Q(z^2), our own fit (tools/fit_erf.py, Lawson-weighted
+ *   least squares for the max absolute error on [0, 3.92]); |z| >= 3.92 is
+ *   exactly +-1, as erff rounds there.
+ */
+#ifndef CNN_VMATH_AVX2_H
+#define CNN_VMATH_AVX2_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define CNN_V(c) _mm256_set1_ps(c)
+
+/* Mask of the first `rem` lanes (0 < rem < 8) for masked loads/stores. */
+static inline __m256i cnn_tail_mask(int64_t rem)
+{
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                      0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256((const __m256i *)(lanes + 8 - rem));
+}
+
+/* 2^n for integral n in [-126, 127] held as floats. */
+static inline __m256 cnn_v_pow2i(__m256 n)
+{
+    __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+
+/* expm1(r) for |r| <= ln2/2 (Taylor to r^7; Horner with FMA). */
+static inline __m256 cnn_v_expm1_reduced(__m256 r)
+{
+    __m256 p = CNN_V(1.f / 5040.f);
+    p = _mm256_fmadd_ps(p, r, CNN_V(1.f / 720.f));
+    p = _mm256_fmadd_ps(p, r, CNN_V(1.f / 120.f));
+    p = _mm256_fmadd_ps(p, r, CNN_V(1.f / 24.f));
+    p = _mm256_fmadd_ps(p, r, CNN_V(1.f / 6.f));
+    p = _mm256_fmadd_ps(p, r, CNN_V(0.5f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    return _mm256_fmadd_ps(p, r2, r);
+}
+
+/* x = n ln2 + r; returns r, sets *n (x already clamped to a finite range). */
+static inline __m256 cnn_v_reduce_ln2(__m256 x, __m256 *n)
+{
+    *n = _mm256_round_ps(_mm256_mul_ps(x, CNN_V(1.44269504088896341f)),
+                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(*n, CNN_V(0.693359375f), x);
+    return _mm256_fnmadd_ps(*n, CNN_V(-2.12194440e-4f), r);
+}
+
+/* exp(x): 0 below -87.34 (where expf goes denormal; 2^n must stay normal),
+ * 2.4e38 instead of inf above 88.37 (callers here only use x <= 0). */
+static inline __m256 cnn_v_exp(__m256 x)
+{
+    __m256 under = _mm256_cmp_ps(x, CNN_V(-87.33654475f), _CMP_LT_OQ);
+    __m256 xc = _mm256_min_ps(CNN_V(88.3762626647949f), _mm256_max_ps(CNN_V(-87.33654475f), x));
+    __m256 n;
+    __m256 r = cnn_v_reduce_ln2(xc, &n);
+    __m256 s = cnn_v_pow2i(n);
+    return _mm256_andnot_ps(under, _mm256_fmadd_ps(s, cnn_v_expm1_reduced(r), s));
+}
+
+/* expm1(x), accurate relative to the result near 0; -1 below -87, 2.4e38
+ * above 88.37. */
+static inline __m256 cnn_v_expm1(__m256 x)
+{
+    x = _mm256_min_ps(CNN_V(88.3762626647949f), _mm256_max_ps(CNN_V(-87.0f), x));
+    __m256 n;
+    __m256 r = cnn_v_reduce_ln2(x, &n);
+    __m256 s = cnn_v_pow2i(n);
+    return _mm256_fmadd_ps(s, cnn_v_expm1_reduced(r), _mm256_sub_ps(s, CNN_V(1.f)));
+}
+
+/* -|x| (sign bit forced on). */
+static inline __m256 cnn_v_negabs(__m256 x)
+{
+    return _mm256_or_ps(x, CNN_V(-0.f));
+}
+
+/* 1 / (1 + exp(-x)) without overflow: e = exp(-|x|) in (0, 1],
+ * x >= 0 -> 1/(1+e), x < 0 -> e/(1+e). */
+static inline __m256 cnn_v_sigmoid(__m256 x)
+{
+    __m256 e = cnn_v_exp(cnn_v_negabs(x));
+    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 num = _mm256_blendv_ps(CNN_V(1.f), e, neg);
+    return _mm256_div_ps(num, _mm256_add_ps(CNN_V(1.f), e));
+}
+
+/* x * sigmoid(x), one division. */
+static inline __m256 cnn_v_silu(__m256 x)
+{
+    __m256 e = cnn_v_exp(cnn_v_negabs(x));
+    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(x, e), neg);
+    return _mm256_div_ps(num, _mm256_add_ps(CNN_V(1.f), e));
+}
+
+/* tanh|x| = -t / (2 + t), t = expm1(-2|x|) in [-1, 0]; sign restored. */
+static inline __m256 cnn_v_tanh(__m256 x)
+{
+    __m256 t = cnn_v_expm1(_mm256_mul_ps(cnn_v_negabs(x), CNN_V(2.f)));
+    __m256 m = _mm256_div_ps(t, _mm256_add_ps(CNN_V(2.f), t));     /* -tanh|x| */
+    __m256 sign = _mm256_and_ps(x, CNN_V(-0.f));
+    return _mm256_xor_ps(_mm256_xor_ps(m, CNN_V(-0.f)), sign);
+}
+
+/* x > 0 ? x : alpha * expm1(x). */
+static inline __m256 cnn_v_elu(__m256 x, __m256 alpha)
+{
+    __m256 neg = _mm256_mul_ps(alpha, cnn_v_expm1(_mm256_min_ps(_mm256_setzero_ps(), x)));
+    __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_blendv_ps(neg, x, pos);
+}
+
+#define CNN_ERF_ZMAX 3.92f
+
+/* erf(z), max abs error ~3e-7 (float arithmetic), relative ~3e-7 near 0. */
+static inline __m256 cnn_v_erf(__m256 z)
+{
+    __m256 zc = _mm256_min_ps(CNN_V(CNN_ERF_ZMAX), _mm256_max_ps(CNN_V(-CNN_ERF_ZMAX), z));
+    __m256 t = _mm256_mul_ps(zc, zc);
+    __m256 p = CNN_V(2.0347336e-06f);
+    p = _mm256_fmadd_ps(p, t, CNN_V(0.00028747818f));
+    p = _mm256_fmadd_ps(p, t, CNN_V(0.0038682942f));
+    p = _mm256_fmadd_ps(p, t, CNN_V(0.053060375f));
+    p = _mm256_fmadd_ps(p, t, CNN_V(0.19276334f));
+    p = _mm256_fmadd_ps(p, t, CNN_V(1.128379f));
+    __m256 q = CNN_V(3.8070564e-05f);
+    q = _mm256_fmadd_ps(q, t, CNN_V(0.0011881064f));
+    q = _mm256_fmadd_ps(q, t, CNN_V(0.015172228f));
+    q = _mm256_fmadd_ps(q, t, CNN_V(0.11508431f));
+    q = _mm256_fmadd_ps(q, t, CNN_V(0.50416374f));
+    q = _mm256_fmadd_ps(q, t, CNN_V(1.f));
+    __m256 r = _mm256_div_ps(_mm256_mul_ps(zc, p), q);
+    /* saturate exactly: the scalar erff is +-1 there, and gelu's negative
+     * tail 0.5 x (1 + erf) must reach 0, not x * 1 ulp */
+    __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(CNN_V(-0.f), zc), CNN_V(CNN_ERF_ZMAX), _CMP_GE_OQ);
+    __m256 one = _mm256_or_ps(CNN_V(1.f), _mm256_and_ps(zc, CNN_V(-0.f)));
+    return _mm256_blendv_ps(r, one, big);
+}
+
+/* 0.5 x (1 + erf(x / sqrt 2)). */
+static inline __m256 cnn_v_gelu(__m256 x)
+{
+    __m256 e = cnn_v_erf(_mm256_mul_ps(x, CNN_V(0.70710678118654752f)));
+    __m256 hx = _mm256_mul_ps(CNN_V(0.5f), x);
+    return _mm256_fmadd_ps(hx, e, hx);
+}
+
+/* clamp(x + 3, 0, 6) * x / 6, in the scalar definition's order. */
+static inline __m256 cnn_v_hardswish(__m256 x)
+{
+    __m256 t = _mm256_add_ps(x, CNN_V(3.f));
+    t = _mm256_min_ps(CNN_V(6.f), _mm256_max_ps(_mm256_setzero_ps(), t));
+    return _mm256_mul_ps(_mm256_mul_ps(x, t), CNN_V(1.f / 6.f));
+}
+
+/* clamp(alpha x + beta, 0, 1). */
+static inline __m256 cnn_v_hardsigmoid(__m256 x, __m256 alpha, __m256 beta)
+{
+    __m256 t = _mm256_fmadd_ps(alpha, x, beta);
+    return _mm256_min_ps(CNN_V(1.f), _mm256_max_ps(_mm256_setzero_ps(), t));
+}
+
+/* As the scalar: x < lo ? lo : (x > hi ? hi : x) (NaN stays NaN). */
+static inline __m256 cnn_v_clip(__m256 x, __m256 lo, __m256 hi)
+{
+    __m256 r = _mm256_blendv_ps(x, hi, _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(r, lo, _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+}
+
+/* x >= 0 ? x : alpha x. */
+static inline __m256 cnn_v_leaky(__m256 x, __m256 alpha)
+{
+    __m256 ge = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
+    return _mm256_blendv_ps(_mm256_mul_ps(alpha, x), x, ge);
+}
+
+/* x > 0 ? x : 0 (NaN -> 0, as the scalar's comparison). */
+static inline __m256 cnn_v_relu(__m256 x)
+{
+    return _mm256_max_ps(x, _mm256_setzero_ps());
+}
+
+#endif
