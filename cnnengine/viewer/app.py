@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([500, 580, 420])
+        split.setSizes([520, 570, 410])
         split.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
         t, l, b, r = box
         self.channel_view.hover.setText(
             f"unit y {y}, x {x} = {float(self.grid.maps[self.channel][y, x]):.5g} · receptive field "
-            f"{rf['size'][0]}×{rf['size'][1]} px → rows {t:.0f}–{b:.0f}, cols {l:.0f}–{r:.0f}")
+            f"{rf['size'][0]}×{rf['size'][1]} px → rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
 
     def rf_box(self):
         return self.input_view.rf_box

@@ -1,13 +1,13 @@
 """A compact strip of the whole network: one mark per layer in execution
 order, coloured by op, with arcs for connections that skip ahead (residuals,
 branches) and diamonds where paths merge; the current layer is highlighted."""
-from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
-from PyQt6.QtWidgets import QScrollArea, QToolTip, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolTip, QWidget
 
-from ..style import op_color
+from ..style import OP_COLORS, op_color
 
-STEP = 13
+MIN_STEP, MAX_STEP = 13, 28
 MARK = 8
 BASE = 46
 
@@ -19,23 +19,30 @@ class _Canvas(QWidget):
         super().__init__(parent)
         self.layers, self.edges, self.merges = [], [], set()
         self.current = -1
+        self.step = MIN_STEP
         self.setMouseTracking(True)
         self.setMinimumHeight(BASE + 16)
 
     def sizeHint(self):
-        return QSize(max(STEP * (len(self.layers) + 2), 100), BASE + 16)
+        return QSize(max(int(self.step * (len(self.layers) + 2)), 100), BASE + 16)
 
-    def set_graph(self, layers, edges, merges):
+    def set_graph(self, layers, edges, merges, width=0):
         self.layers, self.edges, self.merges = list(layers), list(edges), set(merges)
         self.current = -1
+        self.fit(width)
+
+    def fit(self, width):
+        """Spread the marks over `width` pixels when there are few layers."""
+        n = len(self.layers) + 2
+        self.step = max(MIN_STEP, min(MAX_STEP, (width - 4) / n)) if width else MIN_STEP
         self.setFixedWidth(self.sizeHint().width())
         self.update()
 
     def x_of(self, row):
-        return STEP * (row + 1) + STEP / 2
+        return self.step * (row + 1) + self.step / 2
 
     def row_at(self, x):
-        row = int(round((x - STEP / 2) / STEP)) - 1
+        row = int(round((x - self.step / 2) / self.step)) - 1
         return row if 0 <= row < len(self.layers) else None
 
     def paintEvent(self, event):
@@ -48,7 +55,7 @@ class _Canvas(QWidget):
         lo = max(0, self.row_at(event.rect().left() - 400) or 0)
         # chain and skips
         for a, b in self.edges:
-            xa = self.x_of(a) if a >= 0 else STEP / 2
+            xa = self.x_of(a) if a >= 0 else self.step / 2
             xb = self.x_of(b)
             if b == a + 1 or a < 0 and b == 0:
                 pen = QPen(QColor("#3b424c"), 1.5)
@@ -100,27 +107,49 @@ class _Canvas(QWidget):
                               f"{row}: {l.name} ({l.op}) → {'×'.join(map(str, l.output_shape))}", self)
 
 
-class GraphStrip(QScrollArea):
+class GraphStrip(QWidget):
+    """The scrollable strip plus a colour legend."""
     layerClicked = pyqtSignal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.canvas = _Canvas()
-        self.setWidget(self.canvas)
-        self.setWidgetResizable(False)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.canvas)
+        self.scroll.setWidgetResizable(False)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scroll.setStyleSheet("QScrollArea { border: none; }")
+        self.scroll.viewport().installEventFilter(self)
+        legend = QLabel(" ".join(
+            f'<span style="color:{OP_COLORS[k]}">{"◆" if k == "merge" else "■"}</span>&nbsp;{t}'
+            for k, t in (("conv", "conv"), ("act", "activation"), ("pool", "pool"), ("norm", "norm"),
+                         ("merge", "merge"), ("dense", "dense"), ("other", "other"))) +
+            '<br><span style="color:#f778ba">⌒</span>&nbsp;residual / branch')
+        legend.setStyleSheet("color: #9aa4b2; font-size: 8pt; padding: 0 8px;")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.scroll, 1)
+        lay.addWidget(legend)
         self.setFixedHeight(BASE + 16 + 14)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setStyleSheet("QScrollArea { border: none; border-bottom: 1px solid #2a2e35; }")
+        self.setObjectName("graphStrip")
+        self.setStyleSheet("#graphStrip { border-bottom: 1px solid #2a2e35; }")
         self.canvas.clicked.connect(self.layerClicked)
 
     def set_graph(self, layers, edges, merges):
-        self.canvas.set_graph(layers, edges, merges)
+        self.canvas.set_graph(layers, edges, merges, self.scroll.viewport().width())
         self.canvas.setFixedHeight(BASE + 16)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Resize:
+            self.canvas.fit(self.scroll.viewport().width())
+        return False
 
     def set_current(self, row):
         self.canvas.current = row
         self.canvas.update()
         if row >= 0:
-            self.ensureVisible(int(self.canvas.x_of(row)), BASE, self.viewport().width() // 3, 0)
+            self.scroll.ensureVisible(int(self.canvas.x_of(row)), BASE, self.scroll.viewport().width() // 3, 0)

@@ -11,7 +11,7 @@ NAV_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1, Qt.Key.K
             Qt.Key.Key_Home: "home", Qt.Key.Key_End: "end"}
 
 
-COLUMN_WIDTHS = {"#": 34, "Op": 74, "Output": 86, "Params": 50, "MACs": 52, "Time": 64}
+COLUMN_WIDTHS = {"#": 32, "Op": 66, "Output": 96, "Params": 64, "MACs": 58, "Time": 66}
 
 
 def human(n):
