@@ -1,7 +1,7 @@
 """Fixtures for the app's tests: a tiny ONNX network (conv, relu, maxpool,
 a residual add, gemm) built with onnx.helper and a synthetic photo, so every
-test runs in well under a second. The whole directory is skipped when the
-viewer extra (PyQt6, pyqtgraph) is missing."""
+test runs in well under a second. Every Qt test module starts with
+require_qt(), so without the viewer extra (PyQt6, pyqtgraph) they are skipped."""
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -9,9 +9,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 
-pytest.importorskip("PyQt6.QtWidgets", reason="the viewer extra (PyQt6) is not installed")
-pytest.importorskip("pyqtgraph", reason="the viewer extra (pyqtgraph) is not installed")
-pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
+
+def require_qt():
+    """Skip the calling test module when the viewer extra or pytest-qt is missing
+    (module level, so the directory skips cleanly; the NumPy-only atlas tests still run)."""
+    pytest.importorskip("PyQt6.QtWidgets", reason="the viewer extra (PyQt6) is not installed")
+    pytest.importorskip("pyqtgraph", reason="the viewer extra (pyqtgraph) is not installed")
+    pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
 
 SIZE = 32
 

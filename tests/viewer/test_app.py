@@ -7,10 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-from PyQt6.QtCore import QPointF, Qt
 
-import cnnengine as ce
-from cnnengine.viewer import atlas, session
+from .conftest import require_qt
+
+require_qt()
+
+from PyQt6.QtCore import QPointF, Qt  # noqa: E402
+
+import cnnengine as ce  # noqa: E402
+from cnnengine.viewer import atlas, session  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -227,3 +232,33 @@ def test_screenshot_command(tiny_files, tmp_path):
                         "--screenshot", str(tmp_path / "x.png")], env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_bundled_efficientnet_lite0(qtbot, settings):
+    """The default model and photo: every layer listed, first layer's maps, a cat."""
+    try:
+        from cnnengine import zoo
+        names = zoo.names()
+    except ImportError:
+        names = []
+    if "efficientnet_lite0" not in names or session.default_image() is None:
+        pytest.skip("the bundled zoo (efficientnet_lite0 and cat.jpg) is not on this branch")
+    from cnnengine.viewer.app import MainWindow
+    win = MainWindow(settings=settings, interactive=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.ready, timeout=120000):
+        win.open_model(session.DEFAULT_MODEL)
+    model = win.bundle.model
+    assert [l.name for l in win.bundle.summary] == model.layers
+    first = win.bundle.summary[0]
+    assert win.grid.channel_count() == first.output_shape[1]
+    assert win.bundle.merges, "EfficientNet-Lite0 has residual adds"
+    top = win.predictions.rows[0]
+    assert 281 <= top[0] <= 285, f"expected a cat class, got {top}"
+    # a deep layer's maps equal the engine's capture of it
+    name = win.bundle.summary[len(win.bundle.summary) // 2].name
+    win.navigator.select(win.bundle.index[name])
+    _, acts = model.run(win.image.x, capture=[name])
+    np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts[name]), rtol=1e-5, atol=1e-5)
+    win.worker.wait(30000)
