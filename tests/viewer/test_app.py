@@ -262,3 +262,19 @@ def test_bundled_efficientnet_lite0(qtbot, settings):
     _, acts = model.run(win.image.x, capture=[name])
     np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts[name]), rtol=1e-5, atol=1e-5)
     win.worker.wait(30000)
+
+
+def test_layer_by_layer_capture_for_large_models(qtbot, tiny_files, settings, monkeypatch):
+    """Above CAPTURE_ALL_LIMIT the app captures only the layer on screen."""
+    from cnnengine.viewer.app import MainWindow
+    monkeypatch.setattr(session, "CAPTURE_ALL_LIMIT", 0)
+    win = MainWindow(settings=settings, interactive=False)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.ready, timeout=20000):
+        win.open_model(tiny_files[0], image=tiny_files[1])
+    assert not win.bundle.capture_all and set(win.result.acts) == {"conv1"}
+    _, _, _, acts = reference(*tiny_files, ["relu2"])
+    win.navigator.select(win.bundle.index["relu2"])
+    qtbot.waitUntil(lambda: win.grid.name == "relu2" and win.grid.maps is not None, timeout=10000)
+    np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts["relu2"]), rtol=1e-5, atol=1e-6)
+    win.worker.wait(5000)
