@@ -93,9 +93,8 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.tabs)
         split.addWidget(right)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setStretchFactor(2, 0)
+        for i, stretch in enumerate((5, 6, 4)):
+            split.setStretchFactor(i, stretch)
         split.setSizes([520, 570, 410])
         split.setChildrenCollapsible(False)
 

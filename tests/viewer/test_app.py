@@ -180,11 +180,17 @@ def test_export_png_and_npy(window, qtbot, tmp_path, tiny_files):
     np.testing.assert_allclose(np.load(npy), acts["pool1"], rtol=1e-6)
 
 
-def test_new_image_updates_predictions_and_recent(window, qtbot, tmp_path, tiny_files, settings):
+def test_dropped_image_updates_predictions_and_recent(window, qtbot, tmp_path, tiny_files, settings):
     from .conftest import make_image
     other = make_image(tmp_path / "other.png", w=64, h=64)
+    from PyQt6.QtCore import QMimeData, QUrl
+    from PyQt6.QtGui import QDropEvent
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(other)])
+    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.ready, timeout=20000):
-        window.open_paths([other])
+        window.dropEvent(drop)          # dropping a photo on the window opens it
     assert window.image.path == other
     _, _, out, _ = reference(tiny_files[0], other, ["fc"])
     assert window.predictions.rows[0][0] == int(np.argmax(out))

@@ -2,6 +2,7 @@
 filter), deeper layers one tile per (output, input) kernel, 1x1 convs as the
 output x input matrix. Grey / white = 0; colours are symmetric per filter."""
 import numpy as np
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .. import atlas, style
@@ -25,8 +26,21 @@ class FilterGrid(QWidget):
         self.w = None
         self.info = None
         self.view.hovered.connect(self._hovered)
+        self._args = None
+        self._aspect = None
+        self._relayout = QTimer(self, singleShot=True, interval=120)
+        self._relayout.timeout.connect(self._maybe_relayout)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._relayout.start()
+
+    def _maybe_relayout(self):
+        if self.w is not None and self._aspect and abs(np.log(self.view.aspect() / self._aspect)) > 0.15:
+            self.set_weights(*self._args)
 
     def set_weights(self, name, w, note=""):
+        self._args = (name, w, note)
         if w is None:
             self.w, self.info = None, None
             self.view.clear()
@@ -34,7 +48,8 @@ class FilterGrid(QWidget):
             self.hover.setText(" ")
             return
         self.w = np.asarray(w, dtype=np.float32)
-        img, layout, info = atlas.filter_atlas(self.w, aspect=self.view.aspect())
+        self._aspect = self.view.aspect()
+        img, layout, info = atlas.filter_atlas(self.w, aspect=self._aspect)
         self.info = info
         if info["kind"] == "rgb":
             gaps = np.isnan(img[..., 0])
