@@ -103,6 +103,20 @@ def flat(a):
     return a.reshape(-1)
 
 
-# Activation name -> cnn_act enum (csrc/include/cnnengine.h); shared by the
-# functional ops, the fused conv/linear epilogues and the engine.
-ACTIVATIONS = {"none": 0, "relu": 1, "clip": 2, "leaky_relu": 3, "elu": 4, "sigmoid": 5, "tanh": 6, "silu": 7, "hardswish": 8, "hardsigmoid": 9, "gelu": 10}
+# Epilogue activations by name -> cnn_act value (csrc/include/cnnengine.h order).
+# alpha/beta: clip min/max, leaky_relu slope, elu alpha, hardsigmoid alpha/beta.
+ACTIVATIONS = {
+    "none": 0, "relu": 1, "clip": 2, "leaky_relu": 3, "elu": 4, "sigmoid": 5,
+    "tanh": 6, "silu": 7, "hardswish": 8, "hardsigmoid": 9, "gelu": 10,
+}
+
+
+def activation_code(name, what="activation"):
+    """None or an ACTIVATIONS name -> its cnn_act value; ShapeError otherwise."""
+    if name is None:
+        return 0
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ShapeError(f"{what}: unknown activation {name!r}; expected one of "
+                         f"{sorted(ACTIVATIONS)}") from None

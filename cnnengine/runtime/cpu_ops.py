@@ -233,7 +233,8 @@ def lrn(node, ins, out=None):
     x = ins[0]
     _check2d(node, x)
     return [F.local_response_norm(_f32(x), int(a["size"]), alpha=float(a.get("alpha", 1e-4)),
-                                  beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)))]
+                                  beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)),
+                                  convention="onnx")]
 
 
 @op("Softmax", "LogSoftmax")

@@ -1,0 +1,22 @@
+/* Private prototypes of the conv2d family (csrc/ops/conv2d.c <-> csrc/x86/). */
+#ifndef CNN_OPS_CONV2D_H
+#define CNN_OPS_CONV2D_H
+
+#include "internal.h"
+
+#if defined(__x86_64__)
+/* Arguments already validated by cnn_conv2d_f32; threads >= 1. */
+cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const float *w,
+                               const float *bias, const float *residual, float *y,
+                               int threads);
+/* groups == c == k (channel multiplier 1): direct kernel along output rows. */
+cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float *x,
+                                         const float *w, const float *bias,
+                                         const float *residual, float *y, int threads);
+/* x (N,IN), w (OUT,IN) -> y (N,OUT) = act(x w^T + bias); validated. */
+cnn_status cnn_linear_f32_avx2(int64_t n, int64_t in, int64_t out, const float *x,
+                               const float *w, const float *bias, cnn_epilogue ep,
+                               float *y, int threads);
+#endif
+
+#endif

@@ -1,0 +1,374 @@
+#pragma GCC target("avx2,fma")
+/* Packed SGEMM for AVX2/FMA: the GEMM engine behind gemm, linear, conv2d and
+ * conv_transpose2d (see csrc/ops/gemm.h for the job model).
+ *
+ * Structure after BLIS (Van Zee & van de Geijn, "BLIS: A Framework for
+ * Rapidly Instantiating BLAS Functionality", the five loops around a
+ * register-blocked micro-kernel) and ONNX Runtime MLAS (sgemm.cpp +
+ * SgemmKernelFma3: B copied into 16-float-wide panels, K in blocks of 256,
+ * up to 6 rows of A broadcast against two YMM columns of B):
+ *   jc: N in NC-column blocks        (B block KC x NC lives in L3)
+ *   pc: K in KC blocks; pack B       (B micro-panels KC x 16, 16 KiB: L1)
+ *   ic: M in MC-row blocks; pack A   (A block MC x KC, 144 KiB: L2)
+ *   jr, ir: 6x16 micro-kernel, 12 ymm accumulators, 2 B loads and 6
+ *           broadcasts per k.
+ * The epilogue (alpha/beta, bias, residual, ReLU/Clip) is applied in
+ * registers when the tile is stored for the last K block; other activations
+ * run per row of the finished MC x NC block (cnn_act_inplace, still in L2).
+ * Threads: one OpenMP region over (job x M-part x N-part) tasks, static
+ * schedule, pack buffers allocated once per call for the whole team.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "../ops/gemm.h"
+
+#define MR 6
+#define NR 16
+#ifndef KC
+#define KC 256
+#endif
+#ifndef MC
+#define MC 144
+#endif
+#ifndef NC
+#define NC 2048
+#endif
+
+typedef struct tile_store {
+    float alpha, beta;
+    int first, last;
+    int act;            /* 0 none here, 1 relu, 2 clip (lo, hi) */
+    float lo, hi;
+    const float *bias_row;  /* at the tile's first row, or NULL */
+    const float *bias_col;  /* at the tile's first column, or NULL */
+    const float *res;       /* at the tile's (0, 0), or NULL */
+    int64_t ldr;
+} tile_store;
+
+static inline __m256 store_one(const tile_store *s, __m256 acc, const float *c,
+                               __m256 brow, const float *bcol, const float *res)
+{
+    __m256 v = _mm256_mul_ps(acc, _mm256_set1_ps(s->alpha));
+    if (s->first) {
+        if (s->beta != 0.f)
+            v = _mm256_fmadd_ps(_mm256_set1_ps(s->beta), _mm256_loadu_ps(c), v);
+    } else {
+        v = _mm256_add_ps(v, _mm256_loadu_ps(c));
+    }
+    if (s->last) {
+        if (s->bias_row)
+            v = _mm256_add_ps(v, brow);
+        if (bcol)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(bcol));
+        if (res)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(res));
+        if (s->act == 1)
+            v = _mm256_max_ps(v, _mm256_setzero_ps());
+        else if (s->act == 2)
+            v = _mm256_min_ps(_mm256_set1_ps(s->hi), _mm256_max_ps(_mm256_set1_ps(s->lo), v));
+    }
+    return v;
+}
+
+/* Scalar store of a partial tile (mr x nr) from acc (6 x 16, row-major). */
+static void store_edge(const tile_store *s, const float *acc, int64_t mr, int64_t nr,
+                       float *c, int64_t ldc)
+{
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        for (int64_t t = 0; t < nr; t++) {
+            float v = s->alpha * acc[r * NR + t];
+            if (s->first) {
+                if (s->beta != 0.f)
+                    v += s->beta * cr[t];
+            } else {
+                v += cr[t];
+            }
+            if (s->last) {
+                if (s->bias_row)
+                    v += s->bias_row[r];
+                if (s->bias_col)
+                    v += s->bias_col[t];
+                if (s->res)
+                    v += s->res[r * s->ldr + t];
+                if (s->act == 1)
+                    v = v > 0.f ? v : 0.f;
+                else if (s->act == 2)
+                    v = v < s->lo ? s->lo : (v > s->hi ? s->hi : v);
+            }
+            cr[t] = v;
+        }
+    }
+}
+
+/* C tile (mr x nr, mr <= 6, nr <= 16) op= A panel (kc x 6) * B panel (kc x 16). */
+static void micro_6x16(int64_t kc, const float *restrict a, const float *restrict b,
+                       float *c, int64_t ldc, int64_t mr, int64_t nr, const tile_store *s)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 av;
+        av = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        a += MR;
+        b += NR;
+    }
+    if (mr == MR && nr == NR) {
+        __m256 br = _mm256_setzero_ps();
+        const float *bc = s->last ? s->bias_col : NULL;
+        const float *res = s->last ? s->res : NULL;
+#define ROW(r, x0, x1)                                                              \
+        do {                                                                        \
+            float *cr = c + (r) * ldc;                                              \
+            const float *rr = res ? res + (r) * s->ldr : NULL;                      \
+            if (s->last && s->bias_row)                                             \
+                br = _mm256_set1_ps(s->bias_row[r]);                                \
+            _mm256_storeu_ps(cr, store_one(s, x0, cr, br, bc, rr));                 \
+            _mm256_storeu_ps(cr + 8, store_one(s, x1, cr + 8, br, bc ? bc + 8 : NULL, \
+                                               rr ? rr + 8 : NULL));                \
+        } while (0)
+        ROW(0, c00, c01); ROW(1, c10, c11); ROW(2, c20, c21);
+        ROW(3, c30, c31); ROW(4, c40, c41); ROW(5, c50, c51);
+#undef ROW
+        return;
+    }
+    float acc[MR * NR] __attribute__((aligned(32)));
+    _mm256_store_ps(acc + 0, c00);  _mm256_store_ps(acc + 8, c01);
+    _mm256_store_ps(acc + 16, c10); _mm256_store_ps(acc + 24, c11);
+    _mm256_store_ps(acc + 32, c20); _mm256_store_ps(acc + 40, c21);
+    _mm256_store_ps(acc + 48, c30); _mm256_store_ps(acc + 56, c31);
+    _mm256_store_ps(acc + 64, c40); _mm256_store_ps(acc + 72, c41);
+    _mm256_store_ps(acc + 80, c50); _mm256_store_ps(acc + 88, c51);
+    store_edge(s, acc, mr, nr, c, ldc);
+}
+
+/* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) -> ceil(mc/6) panels of
+ * kc x 6 floats, zero rows past mc. */
+static void pack_a(const cnn_gemm_job *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                   float *dst)
+{
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + ir * kc;
+        if (!j->trans_a) {
+            const float *rows[MR];
+            for (int64_t r = 0; r < MR; r++)
+                rows[r] = r < mr ? j->a + (i0 + ir + r) * j->lda + k0 : NULL;
+            if (mr == MR) {
+                for (int64_t k = 0; k < kc; k++)
+                    for (int r = 0; r < MR; r++)
+                        d[k * MR + r] = rows[r][k];
+            } else {
+                for (int64_t k = 0; k < kc; k++)
+                    for (int r = 0; r < MR; r++)
+                        d[k * MR + r] = r < mr ? rows[r][k] : 0.f;
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = j->a + (k0 + k) * j->lda + i0 + ir;
+                for (int r = 0; r < MR; r++)
+                    d[k * MR + r] = r < mr ? src[r] : 0.f;
+            }
+        }
+    }
+}
+
+/* Plain-matrix B packer. Untransposed B is walked row by row (sequential
+ * reads that the prefetcher follows) and scattered into the panels. */
+static void pack_b_avx2(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n0,
+                        int64_t nc, float *dst)
+{
+    if (j->trans_b) {
+        cnn_gemm_pack_b_plain(j, k0, kc, n0, nc, dst);
+        return;
+    }
+    const int64_t full = nc / NR * NR, tail = nc - full;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src = j->b + (k0 + k) * j->ldb + n0;
+        float *d = dst + k * NR;
+        for (int64_t jr = 0; jr < full; jr += NR) {
+            _mm256_store_ps(d + jr * kc, _mm256_loadu_ps(src + jr));
+            _mm256_store_ps(d + jr * kc + 8, _mm256_loadu_ps(src + jr + 8));
+        }
+        if (tail) {
+            float *dt = d + full * kc;
+            int64_t t = 0;
+            for (; t < tail; t++)
+                dt[t] = src[full + t];
+            for (; t < NR; t++)
+                dt[t] = 0.f;
+        }
+    }
+}
+
+static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                     float *abuf, float *bbuf)
+{
+    int in_reg = j->ep.act == CNN_ACT_NONE || j->ep.act == CNN_ACT_RELU ||
+                 j->ep.act == CNN_ACT_CLIP;
+    tile_store s;
+    s.alpha = j->alpha;
+    s.beta = j->beta;
+    s.act = j->ep.act == CNN_ACT_RELU ? 1 : (j->ep.act == CNN_ACT_CLIP ? 2 : 0);
+    s.lo = j->ep.alpha;
+    s.hi = j->ep.beta;
+    s.ldr = j->ldr;
+    cnn_pack_b_fn pack_b = j->pack_b ? j->pack_b : pack_b_avx2;
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        int64_t nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int64_t pc = 0; pc < j->k; pc += KC) {
+            int64_t kc = j->k - pc < KC ? j->k - pc : KC;
+            s.first = pc == 0;
+            s.last = pc + kc == j->k;
+            pack_b(j, pc, kc, jc, nc, bbuf);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+                pack_a(j, ic, mc, pc, kc, abuf);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    s.bias_col = j->bias_col ? j->bias_col + jc + jr : NULL;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        int64_t i = ic + ir;
+                        s.bias_row = j->bias_row ? j->bias_row + i : NULL;
+                        s.res = j->residual ? j->residual + i * j->ldr + jc + jr : NULL;
+                        micro_6x16(kc, abuf + ir * kc, bbuf + jr * kc,
+                                   j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
+                    }
+                }
+                if (s.last && !in_reg)
+                    for (int64_t i = ic; i < ic + mc; i++)
+                        cnn_act_inplace(&j->ep, j->c + i * j->ldc + jc, nc);
+            }
+        }
+    }
+}
+
+/* K == 0: C = beta * C, then the epilogue. */
+static void run_task_k0(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    for (int64_t i = m0; i < m1; i++) {
+        float *c = j->c + i * j->ldc;
+        for (int64_t t = n0; t < n1; t++)
+            c[t] = j->beta != 0.f ? j->beta * c[t] : 0.f;
+        cnn_gemm_epilogue_row(j, i, n0, n1 - n0);
+    }
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+typedef struct task { int64_t job, m0, m1, n0, n1; } task;
+
+cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int threads)
+{
+    if (njobs <= 0)
+        return CNN_OK;
+    if (threads < 1)
+        threads = 1;
+    /* Parts per job so that the task count is a multiple of the team size
+     * (jobs of one call are equal-sized), preferring to split N. */
+    int64_t parts = threads / gcd64(njobs, threads);
+    if (njobs >= 8 * (int64_t)threads)
+        parts = 1;
+    int64_t ntasks = 0, maxk = 1, maxm = 1, maxn = 1;
+    for (int64_t q = 0; q < njobs; q++) {
+        const cnn_gemm_job *j = &jobs[q];
+        int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR;
+        int64_t nt = parts < pn ? parts : pn;
+        int64_t mt = (parts + nt - 1) / nt;
+        if (mt > pm)
+            mt = pm;
+        ntasks += nt * mt;
+        if (j->k > maxk) maxk = j->k;
+        if (j->m > maxm) maxm = j->m;
+        if ((pn + nt - 1) / nt * NR > maxn) maxn = (pn + nt - 1) / nt * NR;
+    }
+    task *tasks = (task *)malloc((size_t)ntasks * sizeof(task));
+    if (!tasks)
+        return CNN_ERR_OOM;
+    ntasks = 0;
+    for (int64_t q = 0; q < njobs; q++) {
+        const cnn_gemm_job *j = &jobs[q];
+        int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR;
+        int64_t nt = parts < pn ? parts : pn;
+        int64_t mt = (parts + nt - 1) / nt;
+        if (mt > pm)
+            mt = pm;
+        for (int64_t a = 0; a < mt; a++) {
+            for (int64_t b = 0; b < nt; b++) {
+                task *t = &tasks[ntasks++];
+                t->job = q;
+                t->m0 = a * pm / mt * MR;
+                t->m1 = (a + 1) * pm / mt * MR;
+                t->n0 = b * pn / nt * NR;
+                t->n1 = (b + 1) * pn / nt * NR;
+                if (t->m1 > j->m) t->m1 = j->m;
+                if (t->n1 > j->n) t->n1 = j->n;
+            }
+        }
+    }
+    if (threads > ntasks)
+        threads = (int)ntasks;
+    int64_t kc = maxk < KC ? maxk : KC;
+    int64_t mc = (maxm < MC ? (maxm + MR - 1) / MR * MR : MC);
+    int64_t nc = maxn < NC ? maxn : NC;
+    int64_t asz = (mc * kc + 15) / 16 * 16;  /* keeps every buffer 64-byte aligned */
+    int64_t per = asz + kc * nc;
+    float *buf = cnn_alloc_floats(per * threads);
+    if (!buf) {
+        free(tasks);
+        return CNN_ERR_OOM;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+        int tid = omp_get_thread_num();
+#else
+        int tid = 0;
+#endif
+        float *abuf = buf + tid * per, *bbuf = abuf + asz;
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < ntasks; q++) {
+            const task *t = &tasks[q];
+            const cnn_gemm_job *j = &jobs[t->job];
+            if (t->m0 >= t->m1 || t->n0 >= t->n1)
+                continue;
+            if (j->k == 0)
+                run_task_k0(j, t->m0, t->m1, t->n0, t->n1);
+            else
+                run_task(j, t->m0, t->m1, t->n0, t->n1, abuf, bbuf);
+        }
+    }
+    free(buf);
+    free(tasks);
+    return CNN_OK;
+}
+
+#endif
