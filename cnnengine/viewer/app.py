@@ -93,9 +93,10 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.tabs)
         split.addWidget(right)
-        for i, stretch in enumerate((5, 6, 4)):
+        for i, stretch in enumerate((0, 1, 0)):
             split.setStretchFactor(i, stretch)
         split.setSizes([520, 570, 410])
+        self.split = split
         split.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -215,6 +216,16 @@ class MainWindow(QMainWindow):
         self.settings.setValue(key, items[:RECENT_MAX])
         self.settings.sync()
         self._fill_menus()
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not getattr(self, "_sized", False):      # proportions of the actual width, once
+            self._sized = True
+            QTimer.singleShot(0, self._proportion)
+
+    def _proportion(self):
+        total = max(self.split.width(), 600)
+        self.split.setSizes([int(total * f) for f in (0.345, 0.38, 0.275)])
 
     # ============================================================ opening
     def ask_model(self):

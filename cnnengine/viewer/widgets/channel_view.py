@@ -3,12 +3,12 @@ Clicking a unit asks for its receptive field; a button jumps to the strongest.""
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QPen
-from PyQt6.QtWidgets import (QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                              QWidget)
 
 from .. import atlas, style
 from .atlas_view import BG
+from .input_view import RF_COLOR, _rect_item, _set_rect
 
 
 class ChannelView(QWidget):
@@ -46,13 +46,7 @@ class ChannelView(QWidget):
         self.glw.ci.layout.setRowStretchFactor(0, 4)
         self.glw.ci.layout.setRowStretchFactor(1, 1)
 
-        self.marker = QGraphicsRectItem()
-        pen = QPen(QColor("#ff5a5f"))
-        pen.setCosmetic(True)
-        pen.setWidthF(2)
-        self.marker.setPen(pen)
-        self.marker.setZValue(5)
-        self.marker.hide()
+        self.marker = _rect_item(RF_COLOR, 2.0, halo=True)
         self.vb.addItem(self.marker)
 
         self.stats = QLabel(" ")
@@ -113,7 +107,7 @@ class ChannelView(QWidget):
 
     def mark_unit(self, y, x):
         self.unit = (y, x)
-        self.marker.setRect(QRectF(x, y, 1, 1))
+        _set_rect(self.marker, QRectF(x, y, 1, 1))
         self.marker.show()
 
     def jump_to_strongest(self):

@@ -8,8 +8,12 @@ from PyQt6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
 
 from .atlas_view import BG
 
+RF_COLOR = "#ffffff"
 
-def _rect_item(color, width=2.0, dashed=False):
+
+def _rect_item(color, width=2.0, dashed=False, halo=False):
+    """A rectangle outline; with `halo`, a dark border under it keeps it
+    visible on any picture."""
     item = QGraphicsRectItem()
     pen = QPen(QColor(color))
     pen.setCosmetic(True)
@@ -19,7 +23,21 @@ def _rect_item(color, width=2.0, dashed=False):
     item.setPen(pen)
     item.setZValue(10)
     item.hide()
+    if halo:
+        under = QGraphicsRectItem(item)
+        hp = QPen(QColor(0, 0, 0, 190))
+        hp.setCosmetic(True)
+        hp.setWidthF(width + 2.5)
+        under.setPen(hp)
+        under.setFlag(under.GraphicsItemFlag.ItemStacksBehindParent)
+        item.halo = under
     return item
+
+
+def _set_rect(item, rect):
+    item.setRect(rect)
+    if hasattr(item, "halo"):
+        item.halo.setRect(rect)
 
 
 class InputView(pg.GraphicsLayoutWidget):
@@ -37,13 +55,13 @@ class InputView(pg.GraphicsLayoutWidget):
         self.vb_in.addItem(self.img_in)
         self.crop = _rect_item("#e6edf3", 1.0, dashed=True)
         self.vb_orig.addItem(self.crop)
-        self.rf_orig = _rect_item("#ff5a5f", 2.0)
-        self.rf_in = _rect_item("#ff5a5f", 2.0)
+        self.rf_orig = _rect_item(RF_COLOR, 2.0, halo=True)
+        self.rf_in = _rect_item(RF_COLOR, 2.0, halo=True)
         self.vb_orig.addItem(self.rf_orig)
         self.vb_in.addItem(self.rf_in)
         self.centre = QGraphicsEllipseItem()
-        self.centre.setPen(pg.mkPen("#ff5a5f", width=1))
-        self.centre.setBrush(pg.mkBrush("#ff5a5f"))
+        self.centre.setPen(pg.mkPen("#000000", width=1))
+        self.centre.setBrush(pg.mkBrush(RF_COLOR))
         self.centre.setZValue(11)
         self.centre.hide()
         self.vb_in.addItem(self.centre)
@@ -78,7 +96,7 @@ class InputView(pg.GraphicsLayoutWidget):
         """box = (top, left, bottom, right) in model-input pixels."""
         self.rf_box = box
         t, l, b, r = box
-        self.rf_in.setRect(QRectF(l, t, r - l, b - t))
+        _set_rect(self.rf_in, QRectF(l, t, r - l, b - t))
         self.rf_in.show()
         if centre is not None:
             cy, cx = centre
@@ -88,5 +106,5 @@ class InputView(pg.GraphicsLayoutWidget):
         if self.crop_box is not None and self.input_hw is not None:
             ct, cl, cb, cr = self.crop_box
             sy, sx = (cb - ct) / self.input_hw[0], (cr - cl) / self.input_hw[1]
-            self.rf_orig.setRect(QRectF(cl + l * sx, ct + t * sy, (r - l) * sx, (b - t) * sy))
+            _set_rect(self.rf_orig, QRectF(cl + l * sx, ct + t * sy, (r - l) * sx, (b - t) * sy))
             self.rf_orig.show()
