@@ -42,7 +42,10 @@ def _read_graph(path):
     if not os.path.exists(p):
         from . import zoo
         if p in zoo.names():
-            return zoo.load_graph(p)
+            graph = load_onnx(zoo.build_onnx(p))
+            graph.metadata.update(zoo.metadata(p))
+            graph.metadata["source"] = p
+            return graph
         raise InputError(f"{p}: no such file, and not a bundled model (bundled: {', '.join(zoo.names())})")
     if os.path.isdir(p):
         raise InputError(f"{p}: is a directory, not a model file")
