@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.row = -1
         self.channel = None
         self.unit = None
+        self.channel_pinned = False  # True once the user picked a channel: keep its index across layers
         self.pending_layer = None
         self.first_shown = None     # seconds from start to the first feature maps
         self.worker = Worker(self)
@@ -63,7 +64,7 @@ class MainWindow(QMainWindow):
         self.strip = GraphStrip()
         self.strip.layerClicked.connect(self.navigator.select)
         self.grid = FeatureGrid()
-        self.grid.channelClicked.connect(self.select_channel)
+        self.grid.channelClicked.connect(self.pick_channel)
         self.filters = FilterGrid()
         self.channel_view = ChannelView()
         self.channel_view.unitClicked.connect(self.select_unit)
@@ -225,7 +226,7 @@ class MainWindow(QMainWindow):
 
     def _proportion(self):
         total = max(self.split.width(), 600)
-        self.split.setSizes([int(total * f) for f in (0.345, 0.38, 0.275)])
+        self.split.setSizes([int(total * f) for f in (0.355, 0.37, 0.275)])
 
     # ============================================================ opening
     def ask_model(self):
@@ -386,7 +387,10 @@ class MainWindow(QMainWindow):
         if n == 0:
             self.channel_view.clear("No activation")
             return
-        ch = self.channel if self.channel is not None and self.channel < n else 0
+        if self.channel_pinned and self.channel is not None and self.channel < n:
+            ch = self.channel
+        else:   # the most active channel until the user picks one
+            ch = int(np.argmax(self.grid.maps.reshape(n, -1).mean(axis=1)))
         self.select_channel(ch)
         self.channel_view.jump_to_strongest()
 
@@ -394,6 +398,12 @@ class MainWindow(QMainWindow):
         self.navigator.step(how)
 
     # ============================================================ channel
+    def pick_channel(self, ch):
+        """A channel clicked by the user: shown now, and kept when stepping layers."""
+        self.channel_pinned = True
+        self.select_channel(ch)
+        self.channel_view.jump_to_strongest()
+
     def select_channel(self, ch):
         layer = self.layer()
         if layer is None or self.grid.maps is None:

@@ -11,7 +11,9 @@ NAV_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1, Qt.Key.K
             Qt.Key.Key_Home: "home", Qt.Key.Key_End: "end"}
 
 
-COLUMN_WIDTHS = {"#": 32, "Op": 66, "Output": 96, "Params": 64, "MACs": 58, "Time": 66}
+COLUMN_WIDTHS = {"#": 30, "Op": 70, "Output": 90, "Params": 58, "MACs": 54, "Time": 62}
+SHORT_OPS = {"BatchNormalization": "BatchNorm", "GlobalAveragePool": "GlobalAvgPool", "GlobalMaxPool": "GlobalMax",
+             "LayerNormalization": "LayerNorm", "ConvTranspose": "ConvT", "AveragePool": "AvgPool"}
 
 
 def human(n):
@@ -82,7 +84,7 @@ class LayerTable(QAbstractTableModel):
             if col == "Layer":
                 return l.name
             if col == "Op":
-                return l.op
+                return SHORT_OPS.get(l.op, l.op)
             if col == "Output":
                 return "×".join(str(d) for d in l.output_shape[1:]) if len(l.output_shape) > 1 else \
                     "×".join(str(d) for d in l.output_shape)
