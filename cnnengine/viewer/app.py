@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(6, 4, 2, 6)
         ll.setSpacing(6)
-        self.model_label = QLabel("No model")
+        self.model_label = style.elastic(QLabel("No model"))
         self.model_label.setObjectName("panelTitle")
         ll.addWidget(self.model_label)
         ll.addWidget(self.navigator, 1)
@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_npy)
 
         sb = self.statusBar()
-        self.status = QLabel("Ready")
+        self.status = style.elastic(QLabel("Ready"))
         self.timing = QLabel("")
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -225,8 +225,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._proportion)
 
     def _proportion(self):
-        total = max(self.split.width(), 600)
-        self.split.setSizes([int(total * f) for f in (0.355, 0.37, 0.275)])
+        total = max(self.width(), 600)
+        self.split.setSizes([int(total * f) for f in (0.33, 0.37, 0.30)])
 
     # ============================================================ opening
     def ask_model(self):
@@ -389,8 +389,8 @@ class MainWindow(QMainWindow):
             return
         if self.channel_pinned and self.channel is not None and self.channel < n:
             ch = self.channel
-        else:   # the most active channel until the user picks one
-            ch = int(np.argmax(self.grid.maps.reshape(n, -1).mean(axis=1)))
+        else:   # the channel with the most contrast until the user picks one
+            ch = atlas.liveliest_channel(self.grid.maps)
         self.select_channel(ch)
         self.channel_view.jump_to_strongest()
 
@@ -424,8 +424,8 @@ class MainWindow(QMainWindow):
         self.input_view.show_rf(box, atlas.receptive_centre(rf, y, x))
         t, l, b, r = box
         self.channel_view.hover.setText(
-            f"unit y {y}, x {x} = {float(self.grid.maps[self.channel][y, x]):.5g} · receptive field "
-            f"{rf['size'][0]}×{rf['size'][1]} px → rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
+            f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g} · RF {rf['size'][0]}×{rf['size'][1]}"
+            f" px: rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
 
     def rf_box(self):
         return self.input_view.rf_box

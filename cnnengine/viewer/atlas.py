@@ -113,7 +113,8 @@ def make_layout(maps_shape, order=None, aspect=1.6, pad=None):
 # ----------------------------------------------------------- normalising
 def normalise(maps, mode="channel"):
     """Scale maps to [0, 1]: per channel ("channel") or over the layer ("shared");
-    "none" keeps values the caller already scaled. A constant channel maps to 0.5."""
+    "none" keeps values the caller already scaled. A constant channel maps to 0
+    when <= 0 and to 1 when positive."""
     maps = np.asarray(maps, dtype=np.float32)
     if mode == "none":
         return maps
@@ -127,7 +128,10 @@ def normalise(maps, mode="channel"):
         lo = maps.min(axis=(1, 2), keepdims=True)
         hi = maps.max(axis=(1, 2), keepdims=True)
     span = hi - lo
-    out = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.5)
+    # A constant channel has nothing to scale: dark when it is <= 0 (a dead
+    # ReLU), bright when positive (a saturated ReLU6).
+    flat = np.where(lo > 0, 1.0, 0.0).astype(np.float32)
+    out = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), flat)
     return np.clip(out, 0, 1).astype(np.float32)
 
 
@@ -180,7 +184,8 @@ def filter_atlas(w, rgb=None, max_tiles=4096, aspect=1.6):
     symmetrically around grey by its own largest |weight|. Otherwise a float
     atlas in [0, 1] (0.5 = zero weight, symmetric per output filter) of one tile per
     (output, input) kernel, rows = outputs, capped at `max_tiles`; 1 x 1 kernels
-    become one O x I matrix. info = {"kind": "rgb"|"kernels"|"matrix", "inputs": n shown}."""
+    become one O x I matrix, depthwise kernels (I == 1) one tile per filter.
+    info = {"kind": "rgb"|"kernels"|"matrix"|"depthwise", "inputs": n shown}."""
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 4:
         w = w.reshape(w.shape[0], -1, 1, 1)
@@ -193,6 +198,9 @@ def filter_atlas(w, rgb=None, max_tiles=4096, aspect=1.6):
         lay = make_layout((o, kh, kw), aspect=aspect, pad=1)
         chans = [build_atlas(sym[:, c], lay, mode="none") for c in range(3)]
         return np.stack(chans, axis=-1), lay, {"kind": "rgb", "inputs": 3}
+    if i == 1 and kh * kw > 1:        # depthwise: one tile per filter, packed in a grid
+        lay = make_layout((o, kh, kw), aspect=aspect, pad=1)
+        return build_atlas(sym[:, 0], lay, mode="none"), lay, {"kind": "depthwise", "inputs": 1}
     if kh * kw == 1:
         mat = sym[:, :, 0, 0]
         lay = Layout(1, 1, 1, o, i, 0, (0,))
@@ -215,9 +223,23 @@ def channel_stats(m):
 
 
 def strongest_unit(m):
-    """(y, x) of the largest value of a 2-D map (first one on ties)."""
+    """(y, x) of the largest value of a 2-D map. On ties (a saturated ReLU6
+    plateau) the tied unit nearest the plateau's centroid."""
     m = np.asarray(m)
-    return tuple(int(v) for v in np.unravel_index(int(np.argmax(m)), m.shape))
+    top = m.max()
+    ys, xs = np.nonzero(m == top)
+    if ys.size <= 1:
+        return tuple(int(v) for v in np.unravel_index(int(np.argmax(m)), m.shape))
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return int(ys[k]), int(xs[k])
+
+
+def liveliest_channel(maps):
+    """The channel with the largest spread (std) of values: an informative default."""
+    maps = np.asarray(maps)
+    if maps.shape[0] == 0:
+        return 0
+    return int(np.argmax(maps.reshape(maps.shape[0], -1).std(axis=1)))
 
 
 # -------------------------------------------------------- receptive field

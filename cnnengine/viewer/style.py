@@ -47,6 +47,15 @@ def lut(name, n=256):
     return np.concatenate([table, np.full((n, 1), 255, np.uint8)], axis=1)
 
 
+def elastic(label):
+    """Let a label's text be cut rather than widen its panel (long hover texts
+    would otherwise push the splitter around)."""
+    from PyQt6.QtWidgets import QSizePolicy
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(10)
+    return label
+
+
 def colormap(name):
     """A pyqtgraph ColorMap for colour bars."""
     import pyqtgraph as pg

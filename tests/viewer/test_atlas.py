@@ -36,7 +36,7 @@ def test_layout_covers_every_channel_once(shape, aspect):
 def test_normalise_modes_and_constant_channels():
     maps = np.stack([np.zeros((2, 2)), np.arange(4.0).reshape(2, 2), np.full((2, 2), 7.0)]).astype(np.float32)
     per = atlas.normalise(maps, "channel")
-    assert np.all(per[0] == 0.5) and np.all(per[2] == 0.5)
+    assert np.all(per[0] == 0.0) and np.all(per[2] == 1.0)     # dead channel dark, saturated bright
     np.testing.assert_allclose(per[1], [[0, 1 / 3], [2 / 3, 1]], rtol=1e-6)
     shared = atlas.normalise(maps, "shared")
     np.testing.assert_allclose(shared, maps / 7.0, rtol=1e-6)
@@ -75,6 +75,8 @@ def test_filter_atlas_kinds():
     assert info["kind"] == "kernels" and (lay.rows, lay.cols) == (4, 6)
     img, lay, info = atlas.filter_atlas(rng.standard_normal((5, 7, 1, 1)))
     assert info["kind"] == "matrix" and img.shape == (5, 7)
+    img, lay, info = atlas.filter_atlas(rng.standard_normal((240, 1, 3, 3)))
+    assert info["kind"] == "depthwise" and lay.count == 240 and lay.cols > 1
     img, lay, info = atlas.filter_atlas(rng.standard_normal((512, 512, 3, 3)), max_tiles=4096)
     assert lay.count <= 4096 and info["inputs"] == 8
 
@@ -101,3 +103,11 @@ def test_channel_stats_and_strongest():
     s = atlas.channel_stats(m)
     assert s["zeros"] == 0.5 and s["max"] == 3 and s["min"] == -1
     assert atlas.strongest_unit(m) == (1, 0)
+
+
+def test_strongest_unit_on_a_plateau_and_liveliest_channel():
+    m = np.zeros((5, 5), np.float32)
+    m[1:4, 1:4] = 6.0          # a saturated ReLU6 plateau: pick its middle, not its corner
+    assert atlas.strongest_unit(m) == (2, 2)
+    maps = np.stack([np.full((3, 3), 6.0), np.arange(9.0).reshape(3, 3), np.zeros((3, 3))]).astype(np.float32)
+    assert atlas.liveliest_channel(maps) == 1

@@ -16,7 +16,7 @@ class ChannelView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.title = QLabel("Channel")
+        self.title = style.elastic(QLabel("Channel"))
         self.title.setObjectName("panelTitle")
         self.strongest = QPushButton("Strongest unit")
         self.strongest.setToolTip("Select the unit with the largest activation in this channel")
@@ -49,10 +49,10 @@ class ChannelView(QWidget):
         self.marker = _rect_item(RF_COLOR, 2.0, halo=True)
         self.vb.addItem(self.marker)
 
-        self.stats = QLabel(" ")
+        self.stats = style.elastic(QLabel(" "))
         self.stats.setObjectName("info")
         self.stats.setWordWrap(True)
-        self.hover = QLabel(" ")
+        self.hover = style.elastic(QLabel(" "))
         self.hover.setObjectName("info")
 
         top = QHBoxLayout()

@@ -12,10 +12,10 @@ from .atlas_view import AtlasView
 class FilterGrid(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.header = QLabel("Filters")
+        self.header = style.elastic(QLabel("Filters"))
         self.header.setObjectName("panelTitle")
         self.view = AtlasView(self)
-        self.hover = QLabel(" ")
+        self.hover = style.elastic(QLabel(" "))
         self.hover.setObjectName("info")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -63,6 +63,7 @@ class FilterGrid(QWidget):
         o, i, kh, kw = self.w.shape if self.w.ndim == 4 else (self.w.shape[0], -1, 1, 1)
         what = {"rgb": "RGB, one tile per filter",
                 "matrix": "1×1 kernels as an output × input matrix",
+                "depthwise": "depthwise, one tile per filter",
                 "kernels": f"rows = outputs, columns = inputs"
                            + (f" (first {info['inputs']} of {i})" if info["inputs"] < i else "")}[info["kind"]]
         self.header.setText(f"{name} — weights {o}×{i}×{kh}×{kw}: {what}{note}")
@@ -73,7 +74,9 @@ class FilterGrid(QWidget):
             return
         tile, y, x = hit
         kind = self.info["kind"]
-        if kind == "rgb":
+        if kind == "depthwise":
+            self.hover.setText(f"filter {tile}  ky {y}, kx {x}  =  {float(self.w[tile, 0, y, x]):.4g}")
+        elif kind == "rgb":
             o = tile
             v = self.w[o, :, y, x]
             self.hover.setText(f"filter {o}  ky {y}, kx {x}  =  R {v[0]:.4g}  G {v[1]:.4g}  B {v[2]:.4g}")

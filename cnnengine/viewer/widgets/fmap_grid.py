@@ -15,9 +15,9 @@ class FeatureGrid(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.view = AtlasView(self)
-        self.header = QLabel("No layer")
+        self.header = style.elastic(QLabel("No layer"))
         self.header.setObjectName("panelTitle")
-        self.hover = QLabel(" ")
+        self.hover = style.elastic(QLabel(" "))
         self.hover.setObjectName("info")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -11,7 +11,7 @@ NAV_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1, Qt.Key.K
             Qt.Key.Key_Home: "home", Qt.Key.Key_End: "end"}
 
 
-COLUMN_WIDTHS = {"#": 30, "Op": 70, "Output": 90, "Params": 58, "MACs": 54, "Time": 62}
+COLUMN_WIDTHS = {"#": 30, "Op": 76, "Output": 88, "Params": 62, "MACs": 52, "Time": 60}
 SHORT_OPS = {"BatchNormalization": "BatchNorm", "GlobalAveragePool": "GlobalAvgPool", "GlobalMaxPool": "GlobalMax",
              "LayerNormalization": "LayerNorm", "ConvTranspose": "ConvT", "AveragePool": "AvgPool"}
 
@@ -72,7 +72,9 @@ class LayerTable(QAbstractTableModel):
             return "—"
         if isinstance(t, str):
             return "fused"
-        return f"{t * 1e3:.2f} ms" if t >= 1e-4 else f"{t * 1e6:.0f} µs"
+        if t < 1e-4:
+            return f"{t * 1e6:.0f} µs"
+        return f"{t * 1e3:.2f} ms" if t < 0.01 else f"{t * 1e3:.1f} ms" if t < 0.1 else f"{t * 1e3:.0f} ms"
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
