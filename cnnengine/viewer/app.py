@@ -17,7 +17,7 @@ from .widgets.filter_grid import FilterGrid
 from .widgets.fmap_grid import FeatureGrid
 from .widgets.graph_strip import GraphStrip
 from .widgets.input_view import InputView
-from .widgets.navigator import NAV_KEYS, Navigator
+from .widgets.navigator import NAV_KEYS, Navigator, human
 from .widgets.predictions import Predictions
 from .worker import Worker
 
@@ -259,8 +259,8 @@ class MainWindow(QMainWindow):
         self.result = None
         self.row = -1
         self.model_label.setText(f"{bundle.name} — {len(bundle.summary)} layers, "
-                                 f"{sum(l.params for l in bundle.summary) / 1e6:.2f} M params, "
-                                 f"{sum(l.macs for l in bundle.summary) / 1e9:.3f} GMACs")
+                                 f"{human(sum(l.params for l in bundle.summary))} params, "
+                                 f"{human(sum(l.macs for l in bundle.summary))} MACs")
         self.setWindowTitle(f"cnnengine view — {bundle.name}")
         self.navigator.set_layers(bundle.summary, bundle.merges)
         self.strip.set_graph(bundle.summary, bundle.edges, bundle.merges)

@@ -21,8 +21,9 @@ SIZE = 32
 
 
 def make_tiny_onnx(path, seed=0):
-    """input (1,3,32,32) -> conv1 3x3 (8) -> relu1 -> pool1 2x2 -> conv2 3x3 (12) -> relu2
-                                             pool1 -> skip 1x1 (12) ---------------> add -> pool2 -> flatten -> fc (10)"""
+    """x (1,3,32,32) -> conv1 3x3 (8) -> relu1 -> pool1 2x2 -> conv2 3x3 (12) -> relu2 -> add
+                                          pool1 -> skip 1x1 (12) ----------------> add
+       add -> pool2 2x2 -> flatten -> fc (10)"""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -45,7 +46,8 @@ def make_tiny_onnx(path, seed=0):
         helper.make_node("Flatten", ["p2"], ["f"], name="flatten", axis=1),
         helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], name="fc", transB=1),
     ]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

@@ -3,7 +3,6 @@ keeps turning meanwhile, superseded results are dropped, errors come back."""
 import threading
 import time
 
-import pytest
 
 from .conftest import require_qt
 

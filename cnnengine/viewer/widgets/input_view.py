@@ -1,6 +1,5 @@
 """The photo as read and the model's input as preprocessed, side by side;
 the receptive field of the selected unit is drawn on both."""
-import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QPen
