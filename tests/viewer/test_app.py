@@ -284,3 +284,14 @@ def test_layer_by_layer_capture_for_large_models(qtbot, tiny_files, settings, mo
     qtbot.waitUntil(lambda: win.grid.name == "relu2" and win.grid.maps is not None, timeout=10000)
     np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts["relu2"]), rtol=1e-5, atol=1e-6)
     win.worker.wait(5000)
+
+
+def test_hover_reports_channel_and_value(window, qtbot):
+    select(qtbot, window, "conv2")
+    view = window.grid.view
+    k = 7
+    ty, tx = view.layout.tile_origin(k)
+    scene = view.vb.mapViewToScene(QPointF(tx + 4.5, ty + 2.5))
+    view._moved(scene)             # what the scene's sigMouseMoved delivers
+    ch = view.layout.order[k]
+    assert window.grid.hover.text() == f"channel {ch}  y 2, x 4  =  {float(window.grid.maps[ch, 2, 4]):.5g}"
