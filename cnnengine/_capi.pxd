@@ -34,6 +34,16 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_conv2d_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,
                                   const float *bias, const float *residual, float *y, int threads)
 
+    ctypedef struct cnn_conv2d_packed:
+        pass
+    cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
+                                   cnn_conv2d_packed **out)
+    cnn_status cnn_conv2d_run_packed_f32(const cnn_conv2d_packed *pk, const cnn_conv2d_params *p,
+                                         const float *x, const float *bias, const float *residual,
+                                         float *y, int threads)
+    void cnn_conv2d_packed_free(cnn_conv2d_packed *pk)
+    const char *cnn_conv2d_packed_algo(const cnn_conv2d_packed *pk)
+
     ctypedef struct cnn_conv_transpose2d_params:
         int64_t n, c, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow
 

@@ -42,6 +42,9 @@ def _read_graph(path):
     if not os.path.exists(p):
         from . import zoo
         if p in zoo.names():
+            bundled = os.path.join(os.path.dirname(zoo.__file__), f"{p}.cnn")
+            if os.path.isfile(bundled):
+                return native.load(bundled)
             graph = load_onnx(zoo.build_onnx(p))
             graph.metadata.update(zoo.metadata(p))
             graph.metadata["source"] = p

@@ -73,6 +73,7 @@ _OUTPUT_SLACK = 1 << 20
 # The pickles of a state dict are small; refuse silly sizes early.
 _MAX_PICKLE_BYTES = 256 << 20
 # Preferred sub-dicts of a training checkpoint, in order.
+_MAX_DEPTH = 64  # nesting of dicts/lists around the tensors
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "module",
                 "params", "weights", "ema")
 
@@ -242,10 +243,11 @@ def _parse_pid(pid, source, legacy):
     return stype, key, numel, view
 
 
-def _check_total(total, limit, source):
+def _check_total(total, limit, source, what="storages"):
     if total > limit:
         raise ModelFormatError(
-            f"{source}: tensors claim {total} bytes, more than the file ({limit} bytes allowed)")
+            f"{source}: {what} claim {total} bytes, more than this file can hold ({limit} bytes "
+            f"allowed; truncated or inconsistent file?)")
 
 
 # ----------------------------------------------------------------------------- formats
@@ -450,23 +452,30 @@ def _convert(arr, storage_dtype):
     return np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C")
 
 
-def _materialise_all(obj, source, limit, budget=None, path=""):
+def _materialise_all(obj, source, limit, budget=None, path="", depth=0):
     """Replace _TensorRef objects inside dicts/lists with numpy arrays."""
+    if depth > _MAX_DEPTH:
+        raise ModelFormatError(f"{source}: containers nest more than {_MAX_DEPTH} levels deep")
     if budget is None:
-        budget = [0]
+        budget = [0, 0]
+    # Shared references (memo gets) could make a small pickle describe an
+    # exponentially large tree; each reference costs the pickle >= 1 byte.
+    budget[1] += 1
+    if budget[1] > (limit - _OUTPUT_SLACK) // _OUTPUT_FACTOR + 10000:  # file size + slack
+        raise ModelFormatError(f"{source}: the pickle refers to more objects than it can hold")
     if isinstance(obj, _TensorRef):
         n = 8 if obj.storage.dtype.kind in "iu" else 4  # bytes per output element
         for s in obj.size:
             n *= max(s, 0)
         budget[0] += n
-        _check_total(budget[0], limit, source)
+        _check_total(budget[0], limit, source, "tensors")
         return _materialise(obj, source, path or "<root>")
     if isinstance(obj, dict):
         return collections.OrderedDict(
-            (k, _materialise_all(v, source, limit, budget, f"{path}.{k}" if path else str(k)))
+            (k, _materialise_all(v, source, limit, budget, f"{path}.{k}" if path else str(k), depth + 1))
             for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise_all(v, source, limit, budget, f"{path}.{i}")
+        return type(obj)(_materialise_all(v, source, limit, budget, f"{path}.{i}", depth + 1)
                          for i, v in enumerate(obj))
     return obj
 

@@ -1,12 +1,17 @@
 """Runs a graph on the CPU op table.
 
 A plan is made on the first run at each input signature (shapes and
-dtypes): the run records every value's shape, evaluates once the nodes that
-depend only on weights and input *shapes* (TorchScript's Shape -> Gather ->
-Concat -> Reshape chains), and keeps the rest as steps with the index of
-each value's last use, so intermediates are released as soon as they are
-dead. Plans are immutable after construction; `run` keeps its state in
-locals, so one executor serves several Python threads at once.
+dtypes). That run goes through the generic op table and records every
+value's shape, dtype and aliasing; it evaluates once the nodes that depend
+only on weights and input *shapes* (TorchScript's Shape -> Gather -> Concat
+-> Reshape chains) and keeps the rest as steps. The hot steps are then
+compiled (fast_ops) and their outputs get buffers from a liveness-based
+memory plan (memory_plan), so later runs at that signature allocate nothing
+but the graph outputs.
+
+Plans are immutable; the buffers live in arenas that a run takes from the
+plan's pool and gives back, so one executor serves several Python threads
+at once, each on its own arena.
 """
 import threading
 import time
@@ -14,15 +19,39 @@ import time
 import numpy as np
 
 from ..errors import Error, ShapeError
+from ..functional._common import resolve_threads
 from .cpu_ops import OPS
+from .fast_ops import compile_step
+from .memory_plan import plan_memory
+
+
+class Step:
+    __slots__ = ("node", "runner", "slot", "free")
+
+    def __init__(self, node, runner):
+        self.node, self.runner, self.slot, self.free = node, runner, None, ()
 
 
 class Plan:
-    def __init__(self, graph, static, steps, shapes):
+    def __init__(self, graph, static, steps, shapes, slot_sizes):
         self.graph = graph
         self.static = static          # value -> array, fixed for this signature
-        self.steps = steps            # [(node, [input names], [output names], [values to free])]
+        self.steps = steps            # [Step]
         self.shapes = shapes          # value -> shape
+        self.slot_sizes = slot_sizes  # float32 capacity of each arena slot
+        self.outputs = [o.name for o in graph.outputs]
+        self._arenas = []
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        with self._lock:
+            if self._arenas:
+                return self._arenas.pop()
+        return [np.empty(n, np.float32) for n in self.slot_sizes]
+
+    def release(self, arena):
+        with self._lock:
+            self._arenas.append(arena)
 
 
 class Executor:
@@ -34,7 +63,8 @@ class Executor:
     def run(self, feeds, keep=(), profile=None):
         """feeds: input name -> array. Returns {value: array} for graph outputs and `keep`.
 
-        profile: a dict that receives {node name: seconds} for each step run."""
+        profile: a dict that receives {node name: seconds} for each step run.
+        """
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
         plan = self._plans.get(key)
         if plan is None:
@@ -58,71 +88,96 @@ class Executor:
         static = set(g.weights)
         env.update(feeds)
         shapes = {k: tuple(v.shape) for k, v in env.items()}
+        dtypes = {k: v.dtype for k, v in env.items()}
+        aliases = {}
         steps = []
         for node in g.nodes:
             ins = [env[i] if i else None for i in node.inputs]
             outs = _call(node, ins)
             is_static = node.op in ("Shape", "Size") or all((not i) or i in static for i in node.inputs)
             for name, value in zip(node.outputs, outs):
-                if name:
-                    env[name] = value
-                    shapes[name] = tuple(np.shape(value))
-                    if is_static:
-                        static.add(name)
+                if not name:
+                    continue
+                env[name] = value
+                shapes[name] = tuple(np.shape(value))
+                dtypes[name] = np.asarray(value).dtype
+                if is_static:
+                    static.add(name)
+                else:
+                    for i, x in zip(node.inputs, ins):
+                        if x is not None and i not in static and np.shares_memory(value, x):
+                            aliases[name] = i
+                            break
             if not is_static:
                 steps.append(node)
-        wanted = {o.name for o in g.outputs} | set(keep)
         static_values = {k: env[k] for k in static if k in env}
-        plan = Plan(g, static_values, _with_liveness(steps, wanted, static_values), shapes)
+        compiled = []
+        for node in steps:
+            runner = compile_step(node, [shapes.get(i, ()) for i in node.inputs],
+                                  [dtypes.get(i) for i in node.inputs],
+                                  [shapes[o] for o in node.outputs if o], static_values)
+            compiled.append(Step(node, runner))
+        slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
+        plan = Plan(g, static_values, compiled, shapes, slot_sizes)
+        wanted = {o.name for o in g.outputs} | set(keep)
         return plan, {k: env[k] for k in wanted if k in env}
 
     def _run_plan(self, plan, feeds, keep, profile=None):
         env = dict(plan.static)
         env.update(feeds)
         kept = set(keep)
-        for node, free in plan.steps:
-            ins = [env[i] if i else None for i in node.inputs]
-            if profile is None:
-                outs = _call(node, ins)
-            else:
-                t0 = time.perf_counter()
-                outs = _call(node, ins)
-                profile[node.name] = profile.get(node.name, 0.0) + time.perf_counter() - t0
-            for name, value in zip(node.outputs, outs):
-                if name:
-                    env[name] = value
-            for name in free:
-                if name not in kept:
-                    env.pop(name, None)
-        wanted = [o.name for o in plan.graph.outputs] + list(keep)
-        return {k: env[k] for k in wanted if k in env}
+        # Captured values must survive the run: then no buffer is reused.
+        arena = plan.acquire() if not kept else None
+        t = resolve_threads(None)
+        try:
+            for step in plan.steps:
+                node = step.node
+                if profile is not None:
+                    t0 = time.perf_counter()
+                ins = [env[i] if i else None for i in node.inputs]
+                if step.runner is not None:
+                    out = None
+                    if arena is not None and step.slot is not None:
+                        slot, shape = step.slot
+                        out = arena[slot][:_size(shape)].reshape(shape)
+                    try:
+                        env[node.outputs[0]] = step.runner(ins, out, t)
+                    except Error as exc:
+                        raise _with_node(exc, node) from None
+                else:
+                    for name, value in zip(node.outputs, _call(node, ins)):
+                        if name:
+                            env[name] = value
+                if profile is not None:
+                    profile[node.name] = profile.get(node.name, 0.0) + time.perf_counter() - t0
+                for name in step.free:
+                    if name not in kept:
+                        env.pop(name, None)
+            return {k: env[k] for k in plan.outputs + list(keep) if k in env}
+        finally:
+            if arena is not None:
+                plan.release(arena)
 
 
-def _with_liveness(steps, wanted, static):
-    """Attach to each step the values whose last use it is."""
-    last = {}
-    for idx, node in enumerate(steps):
-        for name in node.inputs:
-            if name and name not in static:
-                last[name] = idx
-        for name in node.outputs:
-            if name:
-                last.setdefault(name, idx)
-    free = [[] for _ in steps]
-    for name, idx in last.items():
-        if name not in wanted:
-            free[idx].append(name)
-    return [(node, free[i]) for i, node in enumerate(steps)]
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _with_node(exc, node):
+    msg = str(exc)
+    if node.name not in msg:
+        msg = f"node {node.name!r} ({node.op}): {msg}"
+    return type(exc)(msg)
 
 
 def _call(node, ins):
     try:
         return OPS[node.op](node, ins)
     except Error as exc:
-        msg = str(exc)
-        if node.name not in msg:
-            msg = f"node {node.name!r} ({node.op}): {msg}"
-        raise type(exc)(msg) from None
+        raise _with_node(exc, node) from None
     except (ValueError, IndexError, TypeError, KeyError) as exc:
         raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
                          f"{[None if i is None else tuple(i.shape) for i in ins]}: {exc}") from None

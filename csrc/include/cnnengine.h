@@ -79,6 +79,25 @@ cnn_status cnn_conv2d_f32_ref(const cnn_conv2d_params *p, const float *x,
                               const float *w, const float *bias,
                               const float *residual, float *y, int threads);
 
+/* Weights prepared once for many calls (packed GEMM panels, Winograd-
+ * transformed filters, ...): the engine packs each Conv at plan time, so no
+ * run repacks weights. The packed object fixes every field of *p except n
+ * (any batch); h, w, oh, ow must match the values it was packed for (an
+ * algorithm may depend on them). The object is immutable and may be used
+ * from several threads at once. */
+typedef struct cnn_conv2d_packed cnn_conv2d_packed;
+cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
+                               cnn_conv2d_packed **out);
+cnn_status cnn_conv2d_run_packed_f32(const cnn_conv2d_packed *pk,
+                                     const cnn_conv2d_params *p,
+                                     const float *x, const float *bias,
+                                     const float *residual, float *y,
+                                     int threads);
+void cnn_conv2d_packed_free(cnn_conv2d_packed *pk);
+/* Name of the algorithm a packed conv runs ("gemm", "direct_depthwise",
+ * "winograd_f4x3", "reference", ...), for profiles and tests. */
+const char *cnn_conv2d_packed_algo(const cnn_conv2d_packed *pk);
+
 typedef struct cnn_conv_transpose2d_params {
     int64_t n, c, h, w;         /* input */
     int64_t k;                  /* output channels */

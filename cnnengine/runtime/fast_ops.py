@@ -1,0 +1,221 @@
+"""Compiled steps for the hot ops: arguments resolved once per plan.
+
+The generic op table (cpu_ops) re-reads attributes and re-validates on every
+call; for the ops that carry nearly all the time (Conv, Gemm, pooling,
+elementwise, Concat) the planner compiles a closure that calls the C binding
+directly with precomputed dims, flattened weights and a preallocated output
+buffer from the memory plan. The first run at each signature goes through
+cpu_ops (and therefore through cnnengine.functional's validation), so these
+closures only ever see shapes that were checked.
+
+A runner is `run(ins, out, threads) -> output array`; `out` is a buffer of
+the output's shape or None (allocate).
+"""
+import numpy as np
+
+from .. import _kernels as K
+from ..functional._common import ACTIVATIONS
+from ..functional.elementwise import _OPS as BINOPS
+from ..functional.elementwise import _collapse, _strides
+from .cpu_ops import _clip_bounds, spatial_pads
+
+_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish",
+         "cnn.Silu": "silu", "LeakyRelu": "leaky_relu", "Elu": "elu", "HardSigmoid": "hardsigmoid",
+         "Clip": "clip"}
+_BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+
+
+def _buf(out, shape):
+    return out if out is not None else np.empty(shape, np.float32)
+
+
+def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
+    """A runner for `node` at these shapes, or None to use the generic op."""
+    if any(d is not None and d != np.float32 for d in in_dtypes[:1]):
+        return None
+    fn = _COMPILERS.get(node.op)
+    if fn is None:
+        return None
+    try:
+        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _conv(node, shapes, dtypes, oshape, static):
+    a = node.attrs
+    if node.inputs[1] not in static or len(shapes[0]) != 4:
+        return None
+    w = np.ascontiguousarray(static[node.inputs[1]], dtype=np.float32)
+    b = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        if node.inputs[2] not in static:
+            return None
+        b = np.ascontiguousarray(static[node.inputs[2]], dtype=np.float32).reshape(-1)
+    has_res = len(node.inputs) > 3 and node.inputs[3]
+    if has_res and (tuple(shapes[3]) != tuple(oshape) or dtypes[3] != np.float32):
+        return None
+    n, c, h, wd = shapes[0]
+    k, _, kh, kw = w.shape
+    strides = a.get("strides", [1, 1])
+    dil = a.get("dilations", [1, 1])
+    pads = spatial_pads(node, (h, wd), [kh, kw], strides, dil)
+    dims = (n, c, h, wd, k, kh, kw, strides[0], strides[1], dil[0], dil[1], *pads,
+            int(a.get("group", 1)), oshape[2], oshape[3])
+    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
+    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    wf = w.reshape(-1)
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        res = ins[3].reshape(-1) if has_res else None
+        K.conv2d(ins[0].reshape(-1), wf, b, res, y.reshape(-1), dims, act, alpha, beta, t)
+        return y
+    return run
+
+
+def _gemm(node, shapes, dtypes, oshape, static):
+    a = node.attrs
+    if len(shapes[0]) != 2 or a.get("transA", 0) or node.inputs[1] not in static:
+        return None
+    if float(a.get("alpha", 1.0)) != 1.0:
+        return None
+    w = static[node.inputs[1]].astype(np.float32)
+    w = np.ascontiguousarray(w if a.get("transB", 0) else w.T)        # (N, K)
+    b = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        c = static.get(node.inputs[2])
+        if c is None or float(a.get("beta", 1.0)) != 1.0 or c.size != w.shape[0] or \
+                (c.ndim == 2 and c.shape[0] != 1):
+            return None
+        b = np.ascontiguousarray(c, dtype=np.float32).reshape(-1)
+    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
+    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    m, kdim = shapes[0]
+    nout = w.shape[0]
+    wf = w.reshape(-1)
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.linear(ins[0].reshape(-1), wf, b, y.reshape(-1), m, kdim, nout, act, alpha, beta, t)
+        return y
+    return run
+
+
+def _pool(node, shapes, dtypes, oshape, static):
+    a = node.attrs
+    if len(shapes[0]) != 4 or (len(node.outputs) > 1 and node.outputs[1]):
+        return None
+    kernel = tuple(a["kernel_shape"])
+    strides = tuple(a.get("strides", [1, 1]))
+    dil = tuple(a.get("dilations", [1, 1]))
+    pads = tuple(spatial_pads(node, shapes[0][2:], kernel, strides, dil))
+    shape = tuple(shapes[0])
+    out_hw = tuple(oshape[2:])
+    oshape = tuple(oshape)
+    if node.op == "MaxPool":
+        def run(ins, out, t):
+            y = _buf(out, oshape)
+            K.max_pool2d(ins[0].reshape(-1), y.reshape(-1), shape, kernel, strides, dil, pads, out_hw, t)
+            return y
+    else:
+        if dil != (1, 1):
+            return None
+        cip = bool(a.get("count_include_pad", 0))
+
+        def run(ins, out, t):
+            y = _buf(out, oshape)
+            K.avg_pool2d(ins[0].reshape(-1), y.reshape(-1), shape, kernel, strides, dil, pads, out_hw,
+                         cip, t)
+            return y
+    return run
+
+
+def _global_pool(node, shapes, dtypes, oshape, static):
+    if len(shapes[0]) != 4:
+        return None
+    n, c, h, w = shapes[0]
+    fn = K.global_avg_pool if node.op == "GlobalAveragePool" else K.global_max_pool
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        fn(ins[0].reshape(-1), y.reshape(-1), n * c, h * w, t)
+        return y
+    return run
+
+
+def _act(node, shapes, dtypes, oshape, static):
+    name = _ACTS[node.op]
+    a = node.attrs
+    alpha = beta = 0.0
+    if node.op == "Clip":
+        if any(i and i not in static for i in node.inputs[1:]):
+            return None
+        alpha, beta = _clip_bounds(node, [static.get(i) if i else None for i in node.inputs])
+        alpha, beta = max(alpha, -3.4e38), min(beta, 3.4e38)
+    elif node.op == "LeakyRelu":
+        alpha = float(a.get("alpha", 0.01))
+    elif node.op == "Elu":
+        alpha = float(a.get("alpha", 1.0))
+    elif node.op == "HardSigmoid":
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+    code = ACTIVATIONS[name]
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.activation(code, alpha, beta, ins[0].reshape(-1), y.reshape(-1), t)
+        return y
+    return run
+
+
+def _binary(node, shapes, dtypes, oshape, static):
+    if node.attrs.get("_act") or len(dtypes) != 2 or dtypes[1] != np.float32:
+        return None
+    sa, sb = tuple(shapes[0]), tuple(shapes[1])
+    oshape = tuple(oshape)
+    dims, stra, strb = _collapse(oshape, _strides(sa, oshape), _strides(sb, oshape))
+    if len(dims) > 8:
+        return None
+    code = BINOPS[_BIN[node.op]]
+    const_b = static.get(node.inputs[1])
+    const_a = static.get(node.inputs[0])
+    ca = None if const_a is None else np.ascontiguousarray(const_a, dtype=np.float32).reshape(-1)
+    cb = None if const_b is None else np.ascontiguousarray(const_b, dtype=np.float32).reshape(-1)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        xa = ca if ca is not None else ins[0].reshape(-1)
+        xb = cb if cb is not None else ins[1].reshape(-1)
+        K.binary(code, dims, stra, strb, xa, xb, y.reshape(-1), t)
+        return y
+    return run
+
+
+def _concat(node, shapes, dtypes, oshape, static):
+    if any(d != np.float32 for d in dtypes) or any(i in static for i in node.inputs):
+        return None
+    rank = len(oshape)
+    axis = int(node.attrs.get("axis", 1))
+    axis = axis + rank if axis < 0 else axis
+    outer = int(np.prod(oshape[:axis]))
+    inner = int(np.prod(oshape[axis + 1:]))
+    sizes = [int(s[axis]) for s in shapes]
+    keep = [i for i, s in enumerate(sizes) if s > 0]
+    sizes = [sizes[i] for i in keep]
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.concat([ins[i].reshape(-1) for i in keep], sizes, y.reshape(-1), outer, inner, t)
+        return y
+    return run
+
+
+_COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
+              "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
+_COMPILERS.update({op: _act for op in _ACTS})
+_COMPILERS.update({op: _binary for op in _BIN})
