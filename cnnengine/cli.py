@@ -59,6 +59,12 @@ def build_parser():
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("view", help="desktop app: layers, feature maps, filters, receptive fields")
+    p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
+    p.add_argument("image", nargs="?", default=None, help="image file (default: the bundled sample photo)")
+    p.add_argument("--layer", help="layer to show first")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render (offscreen without a display), save, exit")
+
     p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
     p.add_argument("src")
     p.add_argument("dst")
@@ -71,7 +77,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from .errors import Error
     try:
-        return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert, "bench": cmd_bench}[args.command](args)
+        return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert, "bench": cmd_bench,
+                "view": cmd_view}[args.command](args)
     except Error as exc:
         if args.debug:
             raise
@@ -253,3 +260,13 @@ def cmd_bench(args):
     if args.layers:
         print(bench.format_layers([(l["name"], l["op"], l["ms"] / 1e3) for l in r["layers"]]))
     return 0
+
+
+# ------------------------------------------------------------------ view
+def cmd_view(args):
+    from .viewer import main as view_main   # lazy: PyQt6 is an optional extra
+
+    model, image = args.model, args.image
+    if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
+        model, image = None, model
+    return view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot)

@@ -1,0 +1,1 @@
+"""The app's panels; each is a small self-contained widget."""
