@@ -66,8 +66,10 @@ def case_convt(r):
     try:
         ref = TF.conv_transpose2d(T(x), T(wt), None if b is None else T(b), stride=(sh, sw), padding=(ph, pw),
                                   output_padding=(oph, opw), groups=g, dilation=(dh, dw))
+        if ref.numel() == 0:
+            raise RuntimeError("empty output")
     except RuntimeError:
-        # torch refuses (e.g. an empty output): we must refuse too, with our error.
+        # torch refuses or gives an empty output: we refuse, with our error.
         try:
             F.conv_transpose2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), output_padding=(oph, opw),
                                dilation=(dh, dw), groups=g)
