@@ -17,11 +17,9 @@ from .. import _kernels as K
 from ..functional._common import ACTIVATIONS
 from ..functional.elementwise import _OPS as BINOPS
 from ..functional.elementwise import _collapse, _strides
-from .cpu_ops import _clip_bounds, spatial_pads
+from .activations import KERNEL_ACTS, activation_params
+from .cpu_ops import spatial_pads
 
-_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish",
-         "cnn.Silu": "silu", "LeakyRelu": "leaky_relu", "Elu": "elu", "HardSigmoid": "hardsigmoid",
-         "Clip": "clip"}
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 
 
@@ -148,20 +146,10 @@ def _global_pool(node, shapes, dtypes, oshape, static):
 
 
 def _act(node, shapes, dtypes, oshape, static):
-    name = _ACTS[node.op]
-    a = node.attrs
-    alpha = beta = 0.0
-    if node.op == "Clip":
-        if any(i and i not in static for i in node.inputs[1:]):
-            return None
-        alpha, beta = _clip_bounds(node, [static.get(i) if i else None for i in node.inputs])
-        alpha, beta = max(alpha, -3.4e38), min(beta, 3.4e38)
-    elif node.op == "LeakyRelu":
-        alpha = float(a.get("alpha", 0.01))
-    elif node.op == "Elu":
-        alpha = float(a.get("alpha", 1.0))
-    elif node.op == "HardSigmoid":
-        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+    params = activation_params(node, static)
+    if params is None:
+        return None
+    name, alpha, beta = params
     code = ACTIVATIONS[name]
     oshape = tuple(oshape)
 
@@ -217,5 +205,5 @@ def _concat(node, shapes, dtypes, oshape, static):
 
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
-_COMPILERS.update({op: _act for op in _ACTS})
+_COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})

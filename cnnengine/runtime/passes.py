@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
+from .activations import KERNEL_ACTS, activation_params
 from .cpu_ops import OPS
 
 
@@ -54,10 +55,6 @@ def remove_identities(graph):
     nodes = [Node(n.name, n.op, [rename.get(i, i) for i in n.inputs], n.outputs, n.attrs) for n in kept]
     return Graph(graph.inputs, graph.outputs, nodes, graph.weights, graph.metadata, graph.opset), rename
 
-
-_FUSABLE_ACTS = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid",
-                 "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid", "Tanh": "tanh",
-                 "Elu": "elu", "cnn.Silu": "silu"}
 
 
 def fuse(graph):
@@ -149,28 +146,18 @@ def _fuse_residual(g):
 
 
 def _fuse_activation(g):
-    from .cpu_ops import _clip_bounds
-    for act in [n for n in g.nodes if n.op in _FUSABLE_ACTS]:
+    for act in [n for n in g.nodes if n.op in KERNEL_ACTS]:
         prod = g.producers().get(act.inputs[0])
         if prod is None or prod.op not in ("Conv", "Gemm") or prod.attrs.get("_act"):
             continue
         if _single_consumer(g, prod.outputs[0]) is not act:
             continue
-        a = act.attrs
-        alpha = beta = 0.0
-        if act.op == "Clip":
-            if any(i and i not in g.weights for i in act.inputs[1:]):
-                continue
-            alpha, beta = _clip_bounds(act, [g.weights.get(i) if i else None for i in act.inputs])
-            alpha, beta = max(alpha, -3.4e38), min(beta, 3.4e38)
-        elif act.op == "LeakyRelu":
-            alpha = float(a.get("alpha", 0.01))
-        elif act.op == "Elu":
-            alpha = float(a.get("alpha", 1.0))
-        elif act.op == "HardSigmoid":
-            alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        params = activation_params(act, g.weights)
+        if params is None:
+            continue
+        name, alpha, beta = params
         fused = Node(prod.name, prod.op, list(prod.inputs), [act.outputs[0]], dict(prod.attrs))
-        fused.attrs.update(_act=_FUSABLE_ACTS[act.op], _alpha=alpha, _beta=beta,
+        fused.attrs.update(_act=name, _alpha=alpha, _beta=beta,
                            _fused=prod.attrs.get("_fused", []) + [act.name])
         idx = g.nodes.index(act)
         g.nodes.remove(act)
