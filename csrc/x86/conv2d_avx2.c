@@ -102,6 +102,14 @@ cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const
         return cnn_conv2d_f32_ref(p, x, w, bias, residual, y, threads);
     if (p->groups == p->c && p->k == p->c)
         return cnn_conv2d_depthwise_f32_avx2(p, x, w, bias, residual, y, threads);
+    return cnn_conv2d_gemm_f32_avx2(p, x, w, NULL, 0, bias, residual, y, threads);
+}
+
+cnn_status cnn_conv2d_gemm_f32_avx2(const cnn_conv2d_params *p, const float *x,
+                                    const float *w, const float *w_packed,
+                                    int64_t packed_group_floats, const float *bias,
+                                    const float *residual, float *y, int threads)
+{
     const int64_t g = p->groups, cg = p->c / g, kg = p->k / g;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kdim = cg * p->kh * p->kw;
     const int direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 &&
@@ -119,8 +127,9 @@ cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const
             j->m = kg;
             j->n = ohw;
             j->k = kdim;
-            j->a = w + gi * kg * kdim;
+            j->a = w ? w + gi * kg * kdim : NULL;
             j->lda = kdim;
+            j->a_packed = w_packed ? w_packed + gi * packed_group_floats : NULL;
             j->b = x + (img * p->c + gi * cg) * hw;
             j->ldb = hw;
             if (!direct) {
