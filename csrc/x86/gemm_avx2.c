@@ -296,13 +296,20 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
     s.ldr = j->ldr;
     cnn_pack_b_fn pack_b = j->pack_b ? j->pack_b : pack_b_avx2;
     const int64_t mp = (j->m + MR - 1) / MR * MR;
+    /* When the task's rows fit one MC block, each B panel is used by one
+     * sweep of row panels only: pack it right before that sweep into one
+     * L1-resident slot instead of packing the whole KC x NC block first
+     * (a 1-2 MB round trip through L3 for M <= 144, e.g. the 7x7 stem and
+     * the 64-channel 3x3 convs). */
+    const int fused = m1 - m0 <= MC;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < j->k; pc += KC) {
             int64_t kc = j->k - pc < KC ? j->k - pc : KC;
             s.first = pc == 0;
             s.last = pc + kc == j->k;
-            pack_b(j, pc, kc, jc, nc, bbuf);
+            if (!fused)
+                pack_b(j, pc, kc, jc, nc, bbuf);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 int64_t mc = m1 - ic < MC ? m1 - ic : MC;
                 const float *ablk = abuf;
@@ -313,13 +320,18 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     s.bias_col = j->bias_col ? j->bias_col + jc + jr : NULL;
+                    const float *bpan = bbuf + jr * kc;
+                    if (fused) {
+                        pack_b(j, pc, kc, jc + jr, nr, bbuf);
+                        bpan = bbuf;
+                    }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         int64_t i = ic + ir;
                         s.bias_row = j->bias_row ? j->bias_row + i : NULL;
                         s.res = j->residual ? j->residual + i * j->ldr + jc + jr : NULL;
                         (nr <= 8 ? micro_6x8 : micro_6x16)(
-                            kc, ablk + ir * kc, bbuf + jr * kc,
+                            kc, ablk + ir * kc, bpan,
                             j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
                     }
                 }
