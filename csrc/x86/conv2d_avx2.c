@@ -77,9 +77,9 @@ static void pack_b_im2col(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t
                      * source elements 2A, 2A+2, ..., 2B-2 of base; load the
                      * contiguous elements [2A, 2B-1) with four masked loads
                      * (nothing outside is read) and keep the even ones with
-                     * a shuffle + permute, as XNNPACK/MLAS de-interleave
-                     * strided rows instead of gathering (gathers are slow
-                     * on Zen). */
+                     * a shuffle + permute (the de-interleave of
+                     * depthwise_avx2.c's load_strided); cheaper than two
+                     * 8-lane gathers on Zen. */
                     const __m256i ea = _mm256_set1_epi32((int)(2 * (st[s] + lo) - 1));
                     const __m256i eb = _mm256_set1_epi32((int)(2 * (st[s] + hi) - 1));
                     __m256 q[4];
