@@ -57,6 +57,18 @@ def main():
                   lambda t: conv2d(xd, wd, padding=1, groups=144, threads=t)))
     cases.append(("depthwise3x3 144 @56x56 s2", 2.0 * 144 * 9 * 28 * 28,
                   lambda t: conv2d(xd, wd, stride=2, padding=1, groups=144, threads=t)))
+    # prepacked weights (what the engine runs): late small-spatial layers,
+    # where per-call weight packing used to rival the compute
+    for cin, cout, kk, hw, stride in [(512, 512, 3, 7, 1), (960, 160, 1, 7, 1),
+                                      (2048, 512, 1, 7, 1), (3, 64, 7, 224, 2)]:
+        pad = kk // 2
+        o = (hw + 2 * pad - kk) // stride + 1
+        dims = (1, cin, hw, hw, cout, kk, kk, stride, stride, 1, 1, pad, pad, pad, pad, 1, o, o)
+        xp = rng.standard_normal(cin * hw * hw).astype(np.float32)
+        pk = _k.PackedConv2d(rng.standard_normal(cout * cin * kk * kk).astype(np.float32), dims)
+        yp = np.empty(cout * o * o, np.float32)
+        cases.append((f"packed {kk}x{kk}/s{stride} {cin}->{cout} @{hw}", 2.0 * cout * cin * kk * kk * o * o,
+                      lambda t, pk=pk, xp=xp, yp=yp: pk.run(xp, None, None, yp, t)))
     xl = rng.standard_normal((1, 2048)).astype(np.float32)
     wl = rng.standard_normal((1000, 2048)).astype(np.float32)
     cases.append(("linear 2048->1000 batch 1", 2.0 * 2048 * 1000,

@@ -62,13 +62,14 @@ def _conv(node, shapes, dtypes, oshape, static):
             int(a.get("group", 1)), oshape[2], oshape[3])
     act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
     alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
-    wf = w.reshape(-1)
     oshape = tuple(oshape)
+    # weights packed once per plan for the ISA active now (cnn_conv2d_pack_f32)
+    pk = K.PackedConv2d(w.reshape(-1), dims, act, alpha, beta)
 
     def run(ins, out, t):
         y = _buf(out, oshape)
         res = ins[3].reshape(-1) if has_res else None
-        K.conv2d(ins[0].reshape(-1), wf, b, res, y.reshape(-1), dims, act, alpha, beta, t)
+        pk.run(ins[0].reshape(-1), b, res, y.reshape(-1), t)
         return y
     return run
 

@@ -6,10 +6,9 @@
 
 /* Every dimension >= 1 (pads >= 0), groups divide c and k, oh/ow follow
  * (h + pt + pb - dh*(kh-1) - 1)/sh + 1, and every tensor size fits. */
-static cnn_status conv2d_check(const cnn_conv2d_params *p, const float *x, const float *w,
-                               const float *y)
+cnn_status cnn_conv2d_check_params(const cnn_conv2d_params *p)
 {
-    if (!p || !x || !w || !y)
+    if (!p)
         return CNN_ERR_ARG;
     if (!cnn_act_valid(&p->ep))
         return CNN_ERR_ARG;
@@ -34,6 +33,14 @@ static cnn_status conv2d_check(const cnn_conv2d_params *p, const float *x, const
         !cnn_mul_ok(t, p->oh, &t) || !cnn_mul_ok(t, p->ow, &t))
         return CNN_ERR_SHAPE;
     return CNN_OK;
+}
+
+static cnn_status conv2d_check(const cnn_conv2d_params *p, const float *x, const float *w,
+                               const float *y)
+{
+    if (!p || !x || !w || !y)
+        return CNN_ERR_ARG;
+    return cnn_conv2d_check_params(p);
 }
 
 /* First/one-past-last output column whose input column o*s - pad + off lies

@@ -102,6 +102,33 @@ void cnn_gemm_pack_b_plain(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_
     }
 }
 
+int64_t cnn_gemm_packed_a_floats(int64_t m, int64_t k)
+{
+    int64_t mp, t;
+    if (m < 1 || k < 1)
+        return 0;
+    mp = (m + CNN_GEMM_MR - 1) / CNN_GEMM_MR * CNN_GEMM_MR;
+    return cnn_mul_ok(mp, k, &t) ? t : 0;
+}
+
+void cnn_gemm_pack_a(int trans_a, int64_t m, int64_t k, const float *a, int64_t lda,
+                     float *dst)
+{
+    const int64_t mp = (m + CNN_GEMM_MR - 1) / CNN_GEMM_MR * CNN_GEMM_MR;
+    for (int64_t pc = 0; pc < k; pc += CNN_GEMM_KC) {
+        const int64_t kc = k - pc < CNN_GEMM_KC ? k - pc : CNN_GEMM_KC;
+        for (int64_t ir = 0; ir < mp; ir += CNN_GEMM_MR) {
+            float *d = dst + pc * mp + ir * kc;
+            for (int64_t q = 0; q < kc; q++)
+                for (int64_t r = 0; r < CNN_GEMM_MR; r++) {
+                    const int64_t i = ir + r, kk = pc + q;
+                    d[q * CNN_GEMM_MR + r] =
+                        i < m ? (trans_a ? a[kk * lda + i] : a[i * lda + kk]) : 0.f;
+                }
+        }
+    }
+}
+
 /* Portable job runner: each 16-column panel of op(B) is packed once (so
  * pack_b jobs work too), then every row of A is dotted against it. */
 cnn_status cnn_gemm_jobs_f32_ref(const cnn_gemm_job *jobs, int64_t njobs, int threads)

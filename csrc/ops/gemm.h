@@ -13,6 +13,8 @@
 #include "internal.h"
 
 #define CNN_GEMM_NR 16  /* packed-B panel width */
+#define CNN_GEMM_MR 6   /* packed-A panel height (rows of the micro-kernel) */
+#define CNN_GEMM_KC 256 /* K block */
 
 typedef struct cnn_gemm_job cnn_gemm_job;
 
@@ -25,6 +27,8 @@ struct cnn_gemm_job {
     int64_t m, n, k;
     int trans_a, trans_b;
     const float *a; int64_t lda;    /* op(A) (M,K) */
+    const float *a_packed;          /* or NULL: op(A) prepacked by
+                                       cnn_gemm_pack_a (AVX2 runner only) */
     const float *b; int64_t ldb;    /* op(B) (K,N), used when pack_b == NULL */
     cnn_pack_b_fn pack_b;           /* or NULL */
     const void *ctx;                /* for pack_b */
@@ -48,6 +52,15 @@ static inline cnn_gemm_job cnn_gemm_job_plain(void)
 /* Scalar packer for a plain matrix B (pack_b == NULL jobs). */
 void cnn_gemm_pack_b_plain(const cnn_gemm_job *job, int64_t k0, int64_t kc,
                            int64_t n0, int64_t nc, float *dst);
+
+/* Prepacked op(A) (M,K): for each K block pc (kc = min(KC, K - pc)), the
+ * ceil(M/MR) panels of kc x MR floats (k-major, zero rows past M) that the
+ * AVX2 micro-kernel reads; block pc starts at pc * Mp, Mp = ceil(M/MR)*MR,
+ * and panel ir (a multiple of MR) of it at pc * Mp + ir * kc. Packing once
+ * (conv weights at plan time) removes the per-call A copy. */
+int64_t cnn_gemm_packed_a_floats(int64_t m, int64_t k);  /* 0 on overflow */
+void cnn_gemm_pack_a(int trans_a, int64_t m, int64_t k, const float *a, int64_t lda,
+                     float *dst);
 
 /* Run the jobs with a team of `threads`; dispatches on cnn_active_isa().
  * Arguments are trusted (drivers validated them); CNN_ERR_OOM when the pack

@@ -72,6 +72,29 @@ static void pack_b_im2col(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t
                 if (sw == 1) {
                     v0 = _mm256_or_ps(v0, _mm256_maskload_ps(base, m0));
                     v1 = _mm256_or_ps(v1, _mm256_maskload_ps(base + 8, m1));
+                } else if (sw == 2) {
+                    /* Stride 2 (stems, downsampling 3x3): lanes [A, B) need
+                     * source elements 2A, 2A+2, ..., 2B-2 of base; load the
+                     * contiguous elements [2A, 2B-1) with four masked loads
+                     * (nothing outside is read) and keep the even ones with
+                     * a shuffle + permute (the de-interleave of
+                     * depthwise_avx2.c's load_strided); cheaper than two
+                     * 8-lane gathers on Zen. */
+                    const __m256i ea = _mm256_set1_epi32((int)(2 * (st[s] + lo) - 1));
+                    const __m256i eb = _mm256_set1_epi32((int)(2 * (st[s] + hi) - 1));
+                    __m256 q[4];
+                    for (int h = 0; h < 4; h++) {
+                        const __m256i e = _mm256_add_epi32(lane0, _mm256_set1_epi32(8 * h));
+                        const __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(e, ea),
+                                                           _mm256_cmpgt_epi32(eb, e));
+                        q[h] = _mm256_maskload_ps(base + 8 * h, m);
+                    }
+                    __m256 e0 = _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0));
+                    __m256 e1 = _mm256_shuffle_ps(q[2], q[3], _MM_SHUFFLE(2, 0, 2, 0));
+                    v0 = _mm256_or_ps(v0, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                              _mm256_castps_pd(e0), _MM_SHUFFLE(3, 1, 2, 0))));
+                    v1 = _mm256_or_ps(v1, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                              _mm256_castps_pd(e1), _MM_SHUFFLE(3, 1, 2, 0))));
                 } else {
                     v0 = _mm256_or_ps(v0, _mm256_mask_i32gather_ps(
                                               _mm256_setzero_ps(), base, gidx,
@@ -102,6 +125,14 @@ cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const
         return cnn_conv2d_f32_ref(p, x, w, bias, residual, y, threads);
     if (p->groups == p->c && p->k == p->c)
         return cnn_conv2d_depthwise_f32_avx2(p, x, w, bias, residual, y, threads);
+    return cnn_conv2d_gemm_f32_avx2(p, x, w, NULL, 0, bias, residual, y, threads);
+}
+
+cnn_status cnn_conv2d_gemm_f32_avx2(const cnn_conv2d_params *p, const float *x,
+                                    const float *w, const float *w_packed,
+                                    int64_t packed_group_floats, const float *bias,
+                                    const float *residual, float *y, int threads)
+{
     const int64_t g = p->groups, cg = p->c / g, kg = p->k / g;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, kdim = cg * p->kh * p->kw;
     const int direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 &&
@@ -119,8 +150,9 @@ cnn_status cnn_conv2d_f32_avx2(const cnn_conv2d_params *p, const float *x, const
             j->m = kg;
             j->n = ohw;
             j->k = kdim;
-            j->a = w + gi * kg * kdim;
+            j->a = w ? w + gi * kg * kdim : NULL;
             j->lda = kdim;
+            j->a_packed = w_packed ? w_packed + gi * packed_group_floats : NULL;
             j->b = x + (img * p->c + gi * cg) * hw;
             j->ldb = hw;
             if (!direct) {

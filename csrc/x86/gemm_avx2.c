@@ -24,11 +24,9 @@
 
 #include "../ops/gemm.h"
 
-#define MR 6
-#define NR 16
-#ifndef KC
-#define KC 256
-#endif
+#define MR CNN_GEMM_MR
+#define NR CNN_GEMM_NR
+#define KC CNN_GEMM_KC
 #ifndef MC
 #define MC 144
 #endif
@@ -161,6 +159,70 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
     store_edge(s, acc, mr, nr, c, ldc);
 }
 
+/* Narrow tail: C tile (mr x nr, nr <= 8) from the same packed panels (only
+ * the first 8 columns of the B panel are read). Half the FMAs of the 6x16
+ * kernel, so a tail panel with 1-8 columns (N = 49 = 3*16 + 1, 196 = 12*16
+ * + 4 in late 1x1/3x3 convs) costs half a panel. Even and odd k go to two
+ * accumulator sets so 12 FMA chains hide the FMA latency. The idea of
+ * narrower tail kernels for the N remainder is MLAS's (SgemmKernelFma3:
+ * 16-, 8- and masked-column variants of the same row loop). */
+static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict b,
+                      float *c, int64_t ldc, int64_t mr, int64_t nr, const tile_store *s)
+{
+    __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0;
+    __m256 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0;
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + NR);
+        x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, x0);
+        x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, x1);
+        x2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, x2);
+        x3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, x3);
+        x4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, x4);
+        x5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, x5);
+        y0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), b1, y0);
+        y1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), b1, y1);
+        y2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8), b1, y2);
+        y3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 9), b1, y3);
+        y4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 10), b1, y4);
+        y5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 11), b1, y5);
+        a += 2 * MR;
+        b += 2 * NR;
+    }
+    if (k < kc) {
+        __m256 b0 = _mm256_load_ps(b);
+        x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, x0);
+        x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, x1);
+        x2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, x2);
+        x3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, x3);
+        x4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, x4);
+        x5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, x5);
+    }
+    x0 = _mm256_add_ps(x0, y0); x1 = _mm256_add_ps(x1, y1); x2 = _mm256_add_ps(x2, y2);
+    x3 = _mm256_add_ps(x3, y3); x4 = _mm256_add_ps(x4, y4); x5 = _mm256_add_ps(x5, y5);
+    if (mr == MR && nr == 8) {
+        __m256 br = _mm256_setzero_ps();
+        const float *bc = s->last ? s->bias_col : NULL;
+        const float *res = s->last ? s->res : NULL;
+#define ROW(r, x0)                                                                  \
+        do {                                                                        \
+            float *cr = c + (r) * ldc;                                              \
+            const float *rr = res ? res + (r) * s->ldr : NULL;                      \
+            if (s->last && s->bias_row)                                             \
+                br = _mm256_set1_ps(s->bias_row[r]);                                \
+            _mm256_storeu_ps(cr, store_one(s, x0, cr, br, bc, rr));                 \
+        } while (0)
+        ROW(0, x0); ROW(1, x1); ROW(2, x2); ROW(3, x3); ROW(4, x4); ROW(5, x5);
+#undef ROW
+        return;
+    }
+    float acc[MR * NR] __attribute__((aligned(32)));
+    _mm256_store_ps(acc + 0, x0);  _mm256_store_ps(acc + 16, x1);
+    _mm256_store_ps(acc + 32, x2); _mm256_store_ps(acc + 48, x3);
+    _mm256_store_ps(acc + 64, x4); _mm256_store_ps(acc + 80, x5);
+    store_edge(s, acc, mr, nr, c, ldc);
+}
+
 /* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) -> ceil(mc/6) panels of
  * kc x 6 floats, zero rows past mc. */
 static void pack_a(const cnn_gemm_job *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
@@ -233,26 +295,44 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
     s.hi = j->ep.beta;
     s.ldr = j->ldr;
     cnn_pack_b_fn pack_b = j->pack_b ? j->pack_b : pack_b_avx2;
+    const int64_t mp = (j->m + MR - 1) / MR * MR;
+    /* When the task's rows fit one MC block, each B panel is used by one
+     * sweep of row panels only: pack it right before that sweep into one
+     * L1-resident slot instead of packing the whole KC x NC block first
+     * (a 1-2 MB round trip through L3 for M <= 144, e.g. the 7x7 stem and
+     * the 64-channel 3x3 convs). */
+    const int fused = m1 - m0 <= MC;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < j->k; pc += KC) {
             int64_t kc = j->k - pc < KC ? j->k - pc : KC;
             s.first = pc == 0;
             s.last = pc + kc == j->k;
-            pack_b(j, pc, kc, jc, nc, bbuf);
+            if (!fused)
+                pack_b(j, pc, kc, jc, nc, bbuf);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                pack_a(j, ic, mc, pc, kc, abuf);
+                const float *ablk = abuf;
+                if (j->a_packed)  /* ic is a multiple of MR */
+                    ablk = j->a_packed + pc * mp + ic * kc;
+                else
+                    pack_a(j, ic, mc, pc, kc, abuf);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     s.bias_col = j->bias_col ? j->bias_col + jc + jr : NULL;
+                    const float *bpan = bbuf + jr * kc;
+                    if (fused) {
+                        pack_b(j, pc, kc, jc + jr, nr, bbuf);
+                        bpan = bbuf;
+                    }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         int64_t i = ic + ir;
                         s.bias_row = j->bias_row ? j->bias_row + i : NULL;
                         s.res = j->residual ? j->residual + i * j->ldr + jc + jr : NULL;
-                        micro_6x16(kc, abuf + ir * kc, bbuf + jr * kc,
-                                   j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
+                        (nr <= 8 ? micro_6x8 : micro_6x16)(
+                            kc, ablk + ir * kc, bpan,
+                            j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
                     }
                 }
                 if (s.last && !in_reg)
@@ -286,6 +366,51 @@ static int64_t gcd64(int64_t a, int64_t b)
 
 typedef struct task { int64_t job, m0, m1, n0, n1; } task;
 
+/* Padded width the kernels compute for columns [n0, n1): 16 per full panel,
+ * 8 for a tail of <= 8 (micro_6x8). */
+static int64_t padded_cols(int64_t n0, int64_t n1)
+{
+    int64_t w = n1 - n0, full = w / NR * NR, tail = w - full;
+    return full + (tail == 0 ? 0 : (tail <= 8 ? 8 : NR));
+}
+
+/* Split one job into nt x mt parts (nt * mt == parts): the factorisation
+ * whose busiest task has the least estimated time, counting the FMA work of
+ * padded tiles plus the traffic a split duplicates (each N part streams all
+ * of A, each M part packs all of its B columns). Splitting M when N has few
+ * panels (late convs: N = 49, 196; M = 256-512) keeps the threads balanced
+ * and halves each thread's weight stream. */
+static void choose_split(const cnn_gemm_job *j, int64_t parts, int64_t *nt_out,
+                         int64_t *mt_out)
+{
+    const int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR;
+    double best = -1.0;
+    *nt_out = 1;
+    *mt_out = 1;
+    for (int64_t nt = 1; nt <= parts; nt++) {
+        if (parts % nt)
+            continue;
+        int64_t mt = parts / nt;
+        if (nt > pn || mt > pm)
+            continue;
+        int64_t cols = 0;
+        for (int64_t b = 0; b < nt; b++) {
+            int64_t n0 = b * pn / nt * NR, n1 = (b + 1) * pn / nt * NR;
+            if (n1 > j->n) n1 = j->n;
+            int64_t c = padded_cols(n0, n1);
+            if (c > cols) cols = c;
+        }
+        int64_t rows = (pm + mt - 1) / mt * MR;
+        double cost = (double)rows * (double)cols / 16.0 + 0.25 * (double)rows +
+                      (j->pack_b ? 1.0 : 0.5) * (double)cols;
+        if (best < 0.0 || cost < best) {
+            best = cost;
+            *nt_out = nt;
+            *mt_out = mt;
+        }
+    }
+}
+
 cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int threads)
 {
     if (njobs <= 0)
@@ -293,18 +418,15 @@ cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int t
     if (threads < 1)
         threads = 1;
     /* Parts per job so that the task count is a multiple of the team size
-     * (jobs of one call are equal-sized), preferring to split N. */
+     * (jobs of one call are equal-sized). */
     int64_t parts = threads / gcd64(njobs, threads);
     if (njobs >= 8 * (int64_t)threads)
         parts = 1;
     int64_t ntasks = 0, maxk = 1, maxm = 1, maxn = 1;
     for (int64_t q = 0; q < njobs; q++) {
         const cnn_gemm_job *j = &jobs[q];
-        int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR;
-        int64_t nt = parts < pn ? parts : pn;
-        int64_t mt = (parts + nt - 1) / nt;
-        if (mt > pm)
-            mt = pm;
+        int64_t pn = (j->n + NR - 1) / NR, nt, mt;
+        choose_split(j, parts, &nt, &mt);
         ntasks += nt * mt;
         if (j->k > maxk) maxk = j->k;
         if (j->m > maxm) maxm = j->m;
@@ -316,11 +438,8 @@ cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int t
     ntasks = 0;
     for (int64_t q = 0; q < njobs; q++) {
         const cnn_gemm_job *j = &jobs[q];
-        int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR;
-        int64_t nt = parts < pn ? parts : pn;
-        int64_t mt = (parts + nt - 1) / nt;
-        if (mt > pm)
-            mt = pm;
+        int64_t pn = (j->n + NR - 1) / NR, pm = (j->m + MR - 1) / MR, nt, mt;
+        choose_split(j, parts, &nt, &mt);
         for (int64_t a = 0; a < mt; a++) {
             for (int64_t b = 0; b < nt; b++) {
                 task *t = &tasks[ntasks++];

@@ -1,0 +1,197 @@
+/* Prepacked conv2d (cnn_conv2d_pack_f32 / cnn_conv2d_run_packed_f32): the
+ * engine packs each Conv's weights once at plan time, so no run repacks them.
+ *
+ * The algorithm is chosen at pack time for the ISA active then, and fixed:
+ *   CONV_ALGO_GEMM       AVX2, non-depthwise: the weights of each group as the
+ *                        GEMM engine's A panels (cnn_gemm_pack_a layout, MR
+ *                        rows x KC, zero-padded); runs cnn_conv2d_gemm_f32_avx2
+ *                        with im2col fused into the B packing, as cnn_conv2d_f32.
+ *   CONV_ALGO_DEPTHWISE  AVX2, groups == c == k: a copy of the weights in the
+ *                        (K, 1, kh, kw) layout csrc/x86/depthwise_avx2.c reads.
+ *   CONV_ALGO_WINOGRAD   reserved for F(4x4,3x3) (csrc/ops/winograd.h), see
+ *                        WINOGRAD HOOK below; compiled with -DCNN_HAVE_WINOGRAD.
+ *   CONV_ALGO_REF        scalar ISA (or shapes the AVX2 path refuses): a copy
+ *                        of the weights, run by cnn_conv2d_f32_ref.
+ * A run checks that its params equal the packed ones in every field but n
+ * (the epilogue included) and then runs for any batch. The object is never
+ * written after packing, so concurrent runs are safe.
+ */
+#include <string.h>
+
+#include "conv2d.h"
+#include "gemm.h"
+#ifdef CNN_HAVE_WINOGRAD
+#include "winograd.h"
+#endif
+
+typedef enum conv_algo {
+    CONV_ALGO_REF = 0,
+    CONV_ALGO_GEMM,
+    CONV_ALGO_DEPTHWISE,
+    CONV_ALGO_WINOGRAD
+} conv_algo;
+
+struct cnn_conv2d_packed {
+    cnn_conv2d_params p;     /* as packed; p.n is not used */
+    conv_algo algo;
+    float *w;                /* REF/DEPTHWISE: weights; GEMM: packed panels */
+    int64_t group_floats;    /* GEMM: floats of packed panels per group */
+    void *wino;              /* WINOGRAD: state owned by winograd.c */
+};
+
+static const char *const algo_names[] = {"reference", "gemm", "direct_depthwise",
+                                         "winograd_f4x3"};
+
+/* Every field that the pack fixed (all but n) equal. */
+static int same_params(const cnn_conv2d_params *a, const cnn_conv2d_params *b)
+{
+    return a->c == b->c && a->h == b->h && a->w == b->w && a->k == b->k &&
+           a->kh == b->kh && a->kw == b->kw && a->sh == b->sh && a->sw == b->sw &&
+           a->dh == b->dh && a->dw == b->dw && a->pt == b->pt && a->pl == b->pl &&
+           a->pb == b->pb && a->pr == b->pr && a->groups == b->groups &&
+           a->oh == b->oh && a->ow == b->ow;
+}
+
+static int same_epilogue(const cnn_epilogue *a, const cnn_epilogue *b)
+{
+    return a->act == b->act && memcmp(&a->alpha, &b->alpha, sizeof(float)) == 0 &&
+           memcmp(&a->beta, &b->beta, sizeof(float)) == 0;
+}
+
+static float *copy_weights(const cnn_conv2d_params *p, const float *w)
+{
+    int64_t cnt = p->k * (p->c / p->groups) * p->kh * p->kw;  /* checked by the caller */
+    float *d = cnn_alloc_floats(cnt);
+    if (d)
+        memcpy(d, w, (size_t)cnt * sizeof(float));
+    return d;
+}
+
+cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
+                               cnn_conv2d_packed **out)
+{
+    if (!out)
+        return CNN_ERR_ARG;
+    *out = NULL;
+    if (!p || !w)
+        return CNN_ERR_ARG;
+    cnn_status st = cnn_conv2d_check_params(p);
+    if (st != CNN_OK)
+        return st;
+    cnn_conv2d_packed *pk = (cnn_conv2d_packed *)calloc(1, sizeof(*pk));
+    if (!pk)
+        return CNN_ERR_OOM;
+    pk->p = *p;
+    pk->algo = CONV_ALGO_REF;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2 && p->sw <= ((int64_t)1 << 26)) {
+        if (p->groups == p->c && p->k == p->c)
+            pk->algo = CONV_ALGO_DEPTHWISE;
+        else
+            pk->algo = CONV_ALGO_GEMM;
+#ifdef CNN_HAVE_WINOGRAD
+        /* WINOGRAD HOOK: the F(4x4,3x3) engineer's entry points (names from
+         * the plan; adapt the signatures here if they differ):
+         *   int  cnn_winograd_eligible(const cnn_conv2d_params *p);
+         *   cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p,
+         *                                    const float *w, void **state);
+         *   cnn_status cnn_winograd_run_f32(const void *state,
+         *       const cnn_conv2d_params *p, const float *x, const float *bias,
+         *       const float *residual, float *y, int threads);
+         *   void cnn_winograd_free(void *state);
+         * A shape-dependent choice (e.g. GEMM for tiny spatial sizes) belongs
+         * in cnn_winograd_eligible, which sees h, w, oh, ow. */
+        if (pk->algo == CONV_ALGO_GEMM && cnn_winograd_eligible(p)) {
+            st = cnn_winograd_pack_f32(p, w, &pk->wino);
+            if (st == CNN_OK) {
+                pk->algo = CONV_ALGO_WINOGRAD;
+                *out = pk;
+                return CNN_OK;
+            }
+            if (st != CNN_ERR_UNSUPPORTED) {
+                free(pk);
+                return st;
+            }
+        }
+#endif
+    }
+#endif
+    if (pk->algo == CONV_ALGO_GEMM) {
+        const int64_t kg = p->k / p->groups, kdim = (p->c / p->groups) * p->kh * p->kw;
+        int64_t per = cnn_gemm_packed_a_floats(kg, kdim), total;
+        if (per == 0 || !cnn_mul_ok(per, p->groups, &total)) {
+            free(pk);
+            return CNN_ERR_SHAPE;
+        }
+        pk->w = cnn_alloc_floats(total);
+        if (!pk->w) {
+            free(pk);
+            return CNN_ERR_OOM;
+        }
+        pk->group_floats = per;
+        for (int64_t gi = 0; gi < p->groups; gi++)
+            cnn_gemm_pack_a(0, kg, kdim, w + gi * kg * kdim, kdim, pk->w + gi * per);
+    } else {
+        pk->w = copy_weights(p, w);
+        if (!pk->w) {
+            free(pk);
+            return CNN_ERR_OOM;
+        }
+    }
+    *out = pk;
+    return CNN_OK;
+}
+
+cnn_status cnn_conv2d_run_packed_f32(const cnn_conv2d_packed *pk,
+                                     const cnn_conv2d_params *p, const float *x,
+                                     const float *bias, const float *residual, float *y,
+                                     int threads)
+{
+    if (!pk || !p || !x || !y)
+        return CNN_ERR_ARG;
+    if (!same_params(&pk->p, p))
+        return CNN_ERR_SHAPE;
+    if (!same_epilogue(&pk->p.ep, &p->ep))
+        return CNN_ERR_ARG;
+    cnn_status st = cnn_conv2d_check_params(p);  /* n and the sizes at this n */
+    if (st != CNN_OK)
+        return st;
+    if (threads < 1)
+        threads = 1;
+    switch (pk->algo) {
+#if defined(__x86_64__)
+    case CONV_ALGO_GEMM:
+        return cnn_conv2d_gemm_f32_avx2(p, x, NULL, pk->w, pk->group_floats, bias, residual,
+                                        y, threads);
+    case CONV_ALGO_DEPTHWISE:
+        return cnn_conv2d_depthwise_f32_avx2(p, x, pk->w, bias, residual, y, threads);
+#endif
+#ifdef CNN_HAVE_WINOGRAD
+    case CONV_ALGO_WINOGRAD:
+        return cnn_winograd_run_f32(pk->wino, p, x, bias, residual, y, threads);
+#endif
+    case CONV_ALGO_REF:
+        return cnn_conv2d_f32_ref(p, x, pk->w, bias, residual, y, threads);
+    default:
+        return CNN_ERR_UNSUPPORTED;
+    }
+}
+
+void cnn_conv2d_packed_free(cnn_conv2d_packed *pk)
+{
+    if (!pk)
+        return;
+#ifdef CNN_HAVE_WINOGRAD
+    if (pk->wino)
+        cnn_winograd_free(pk->wino);
+#endif
+    free(pk->w);
+    free(pk);
+}
+
+const char *cnn_conv2d_packed_algo(const cnn_conv2d_packed *pk)
+{
+    if (!pk || (unsigned)pk->algo >= sizeof(algo_names) / sizeof(algo_names[0]))
+        return "none";
+    return algo_names[pk->algo];
+}
