@@ -57,7 +57,7 @@ def cpu_model():
 
 def measure(path, threads, runs, warmup=3):
     import cnnengine as ce
-    from cnnengine.bench import ort_session
+    from cnnengine.bench import interleaved, ort_session
 
     model = ce.load(path, threads=threads)
     sess = ort_session(open(path, "rb").read(), threads)
@@ -68,15 +68,7 @@ def measure(path, threads, runs, warmup=3):
     for _ in range(warmup):
         model.run(x)
         sess.run(None, feed)
-    ours, peer = [], []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model.run(x)
-        t1 = time.perf_counter()
-        sess.run(None, feed)
-        t2 = time.perf_counter()
-        ours.append(t1 - t0)
-        peer.append(t2 - t1)
+    ours, peer = interleaved([lambda: model.run(x), lambda: sess.run(None, feed)], runs)
     return statistics.median(ours) * 1e3, statistics.median(peer) * 1e3, err
 
 

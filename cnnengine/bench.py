@@ -51,6 +51,20 @@ def ort_session(data, threads):
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
+def interleaved(fns, runs):
+    """Time each fn `runs` times, alternating between them round by round.
+
+    Each timed run follows an untimed one of the same fn: both runtimes keep
+    their worker threads spinning for a while after a run, and that tail
+    must land on the untimed run, not on the other engine's measurement."""
+    times = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times):
+            fn()
+            out.append(_time(fn))
+    return times
+
+
 def _time(fn):
     t0 = time.perf_counter()
     fn()
@@ -83,11 +97,8 @@ def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, mem
         ours()
         if peer:
             peer()
-    t_ours, t_peer = [], []
-    for _ in range(runs):
-        t_ours.append(_time(ours))
-        if peer:
-            t_peer.append(_time(peer))
+    times = interleaved([ours, peer] if peer else [ours], runs)
+    t_ours, t_peer = times[0], (times[1] if peer else [])
     result = {
         "model": str(source), "threads": threads, "batch": batch, "runs": runs,
         "median_ms": statistics.median(t_ours) * 1e3, "min_ms": min(t_ours) * 1e3,
