@@ -64,12 +64,23 @@ int cnn_winograd_eligible(const cnn_conv2d_params *p)
     if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
         p->groups != 1)
         return 0;
-    /* Measured on Zen (benchmarks/bench_winograd.py): with few channels the
-     * GEMMs are too short to amortise the transforms, and small outputs
-     * waste most of each 4x4 tile. */
-    if (p->c < 16 || p->k < 16)
+    /* Measured on this 2-core Zen box, 1 thread, batch 1 (times vs the
+     * im2col + packed GEMM path; benchmarks/bench_winograd.py):
+     *   64->64 @56 3.5x, 128->128 @28 3.1x, 256->256 @14 2.6x,
+     *   512->512 @14 2.3x, 1024->1024 @14 2.3x, 16->16 @56 2.5x,
+     *   32->32 @8 1.25x, 64->128 @6 1.14x, 256->256 @7 1.35x,
+     *   but 512->512 @8 or @7 0.9x: with 4 tiles per image the GEMMs stream
+     *   U (36/9 = 4x the raw weights, 38 MB) once per 4 tiles.
+     * So: at least 8 channels each way, outputs of at least 6x6 (a 4x4 tile
+     * at least half used), and either 16+ tiles in the batch or a
+     * transformed filter that stays cache resident (<= 16 MiB). */
+    if (p->c < 8 || p->k < 8)
         return 0;
-    if (p->oh < 8 || p->ow < 8)
+    if (p->oh < 6 || p->ow < 6)
+        return 0;
+    const double tiles = (double)p->n * (double)((p->oh + 3) / 4) * (double)((p->ow + 3) / 4);
+    const double ubytes = 36.0 * (double)cnn_wino_kpad(p->k) * (double)p->c * 4.0;
+    if (tiles < 16 && ubytes > 16.0 * 1024 * 1024)
         return 0;
     return 1;
 }
