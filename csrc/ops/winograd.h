@@ -1,0 +1,62 @@
+/* Winograd F(4x4, 3x3) convolution for 3x3, stride 1, dilation 1, groups 1
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016;
+ * interpolation points 0, +-1, +-2 and infinity).
+ *
+ * Per 6x6 input tile d (stride 4) of one channel and 3x3 filter g:
+ *     U = G g G^T (6x6, once at pack time), V = B^T d B (6x6),
+ *     M[xi] = sum_c U[xi][k][c] V[xi][c][tile]   (36 batched GEMMs),
+ *     Y = A^T M A (4x4 outputs), then bias + residual + activation.
+ * The output is cut in ceil(OH/4) x ceil(OW/4) tiles; tiles past the right or
+ * bottom edge read zero padding and store only their valid outputs.
+ *
+ * Packed filter layout (shared by the scalar and AVX2 paths): for each xi in
+ * 0..35 (xi = 6*row + col of the 6x6 transform), ceil(K/6) panels of C x 6
+ * floats: packed[((xi * ceil(K/6) + k/6) * C + c) * 6 + k%6] = U[xi][k][c],
+ * zero for k >= K (the 6-row broadcast operand of the 6x16 micro-kernel).
+ *
+ * Private to the conv2d family: the prepacked conv dispatch (conv2d_packed.c)
+ * calls these; cnnengine/_k_winograd.pxi binds them for tests/benchmarks.
+ */
+#ifndef CNN_OPS_WINOGRAD_H
+#define CNN_OPS_WINOGRAD_H
+
+#include "internal.h"
+
+#define CNN_WINO_MR 6   /* output channels per packed filter panel */
+
+/* True when *p is a 3x3/s1/d1/g1 convolution on which Winograd beats the
+ * im2col GEMM path on this machine (AVX2 active; thresholds measured, see
+ * benchmarks/bench_winograd.py). cnn_winograd_run_f32 serves any 3x3/s1/d1/g1
+ * shape; this only says whether it should be chosen. */
+int cnn_winograd_eligible(const cnn_conv2d_params *p);
+
+/* Transform w (K,C,3,3) once: *packed (free() it) holds 36 * 6*ceil(K/6) * C
+ * floats (*packed_floats) in the layout above. Only p->k, p->c (and the
+ * 3x3/s1/d1/g1 form) are used. */
+cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w,
+                                 float **packed, size_t *packed_floats);
+
+/* y = act(conv(x, w) + bias + residual) with the packed filter of the same
+ * K and C; any n, h, w and padding (asymmetric included). bias (K) and
+ * residual (N,K,OH,OW) may be NULL. Dispatches on cnn_active_isa(). */
+cnn_status cnn_winograd_run_f32(const cnn_conv2d_params *p, const float *packed,
+                                const float *x, const float *bias,
+                                const float *residual, float *y, int threads);
+
+/* Paths behind cnn_winograd_run_f32 (arguments validated, threads >= 1). */
+cnn_status cnn_winograd_run_f32_ref(const cnn_conv2d_params *p, const float *packed,
+                                    const float *x, const float *bias,
+                                    const float *residual, float *y, int threads);
+#if defined(__x86_64__)
+cnn_status cnn_winograd_run_f32_avx2(const cnn_conv2d_params *p, const float *packed,
+                                     const float *x, const float *bias,
+                                     const float *residual, float *y, int threads);
+#endif
+
+/* Rows of the packed filter: 6 * ceil(K/6). */
+static inline int64_t cnn_wino_kpad(int64_t k)
+{
+    return (k + CNN_WINO_MR - 1) / CNN_WINO_MR * CNN_WINO_MR;
+}
+
+#endif
