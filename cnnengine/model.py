@@ -243,11 +243,11 @@ def _check_input(spec, x):
         # Integer / bool inputs (indices, shapes, masks) keep their declared type.
         if x.dtype.kind not in "biu":
             raise InputError(f"input {spec.name!r}: dtype {x.dtype} given, expected {spec.dtype}")
-        x = np.ascontiguousarray(x, dtype=spec.dtype)
+        x = np.asarray(x, dtype=spec.dtype, order="C")
     elif x.dtype.kind != "f":
         raise InputError(f"input {spec.name!r}: dtype {x.dtype} given, expected float32")
     else:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=np.float32, order="C")
     if spec.shape and x.ndim != len(spec.shape):
         raise ShapeError(f"input {spec.name!r}: expected rank {len(spec.shape)} {spec.shape}, got shape {x.shape}")
     for axis, (want, got) in enumerate(zip(spec.shape, x.shape)):

@@ -26,6 +26,11 @@ def _f32(x):
     return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
+def _contig(x):
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    return np.asarray(x, order="C")
+
+
 def _ints(v):
     return [int(e) for e in np.asarray(v).reshape(-1)]
 
@@ -597,7 +602,7 @@ def flatten(node, ins, out=None):
 @op("Transpose")
 def transpose(node, ins, out=None):
     perm = node.attrs.get("perm")
-    return [np.ascontiguousarray(np.transpose(ins[0], perm))]
+    return [_contig(np.transpose(ins[0], perm))]
 
 
 @op("Squeeze")
@@ -655,7 +660,7 @@ def split(node, ins, out=None):
     if sum(sizes) != x.shape[axis]:
         raise ShapeError(f"node {node.name!r} (Split): sizes {sizes} do not add up to {x.shape[axis]}")
     bounds = np.cumsum(sizes)[:-1]
-    return [np.ascontiguousarray(p) for p in np.split(x, bounds, axis=axis)]
+    return [_contig(p) for p in np.split(x, bounds, axis=axis)]
 
 
 @op("Slice")
@@ -681,7 +686,7 @@ def slice_(node, ins, out=None):
         if st < 0 and e < -dim:
             e = None
         index[ax] = slice(s, e, st)
-    return [np.ascontiguousarray(x[tuple(index)])]
+    return [_contig(x[tuple(index)])]
 
 
 @op("Gather")
@@ -754,7 +759,7 @@ def expand(node, ins, out=None):
         target = np.broadcast_shapes(x.shape, tuple(shape))
     except ValueError:
         raise ShapeError(f"node {node.name!r} (Expand): cannot expand {x.shape} to {shape}") from None
-    return [np.ascontiguousarray(np.broadcast_to(x, target))]
+    return [_contig(np.broadcast_to(x, target))]
 
 
 @op("Tile")
