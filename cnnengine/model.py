@@ -153,6 +153,8 @@ class Model:
 
     def _batch_chunks(self, feeds):
         """Split a batch when the file fixes the batch size (many exports say 1)."""
+        if not self.graph.inputs:
+            return [feeds]
         spec = self.graph.inputs[0]
         declared = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else None
         x = feeds[spec.name]
@@ -231,22 +233,31 @@ def _present(graph, value):
         value in {v.name for v in graph.inputs}
 
 
+_INDEX_DTYPES = ("bool", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64")
+
+
 def _check_input(spec, x):
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
         except Exception:
             raise InputError(f"input {spec.name!r}: cannot convert {type(x).__name__} to an array") from None
-    if x.dtype.kind != "f":
+    if spec.dtype in _INDEX_DTYPES:
+        # Integer / bool inputs (indices, shapes, masks) keep their declared type.
+        if x.dtype.kind not in "biu":
+            raise InputError(f"input {spec.name!r}: dtype {x.dtype} given, expected {spec.dtype}")
+        x = np.asarray(x, dtype=spec.dtype, order="C")
+    elif x.dtype.kind != "f":
         raise InputError(f"input {spec.name!r}: dtype {x.dtype} given, expected float32")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    else:
+        x = np.asarray(x, dtype=np.float32, order="C")
     if spec.shape and x.ndim != len(spec.shape):
         raise ShapeError(f"input {spec.name!r}: expected rank {len(spec.shape)} {spec.shape}, got shape {x.shape}")
     for axis, (want, got) in enumerate(zip(spec.shape, x.shape)):
         if axis > 0 and isinstance(want, int) and want > 0 and want != got:
             raise ShapeError(f"input {spec.name!r}: dimension {axis} is {got}, the model expects {want} "
                              f"(expected shape {spec.shape})")
-    if x.size == 0:
+    if x.size == 0 and spec.dtype not in _INDEX_DTYPES:
         raise ShapeError(f"input {spec.name!r}: empty array of shape {x.shape}")
     return x
 

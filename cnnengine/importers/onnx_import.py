@@ -18,7 +18,7 @@ from ..errors import ModelFormatError, UnsupportedOpError
 from ..ir.graph import MAX_ELEMENTS, Graph, Node, ValueInfo, check_shape
 
 MIN_OPSET, MAX_OPSET = 7, 21
-_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
            9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
 
 
@@ -90,7 +90,7 @@ def tensor_to_array(t, what):
         raise ModelFormatError(f"{what}: data holds {arr.size} values, dims say {dims}")
     if arr.dtype == np.float64 or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    return np.ascontiguousarray(arr)
+    return np.asarray(arr, order="C")   # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 def _attr_value(a, where):
@@ -160,7 +160,12 @@ def _convert(model, name):
             weights[outs[0]] = _constant_value(attrs, where)
             continue
         if op == "Dropout":
-            op, ins, outs, attrs = "Identity", ins[:1], outs[:1], {}
+            # Inference: the identity, unless the file asks for the mask or
+            # passes a training_mode input (then the Dropout op checks it).
+            if (len(outs) < 2 or not outs[1]) and (len(ins) < 3 or not ins[2]):
+                op, ins, outs, attrs = "Identity", ins[:1], outs[:1], {}
+        elif op == "BatchNormalization":
+            _check_batchnorm(attrs, outs, opset, where)
         elif op == "Upsample":
             op = "Resize"
             if "scales" in attrs:   # opset 7: scales attribute
@@ -181,6 +186,16 @@ def _convert(model, name):
     for prop in model.metadata_props:
         graph.metadata.setdefault("onnx_metadata", {})[prop.key] = prop.value
     return graph.validate(str(name))
+
+
+def _check_batchnorm(attrs, outs, opset, where):
+    """Refuse training-mode BatchNormalization (it updates running statistics)."""
+    training = attrs.get("training_mode", 0) if opset >= 14 else (opset < 7 and not attrs.get("is_test", 0))
+    if training or any(outs[1:]):
+        raise UnsupportedOpError(f"{where}: training-mode BatchNormalization (running mean/variance "
+                                 f"outputs) is not supported; export the model in eval mode")
+    for key in ("spatial", "consumed_inputs", "is_test", "momentum", "training_mode"):
+        attrs.pop(key, None)
 
 
 def _constant_value(attrs, where):

@@ -26,6 +26,11 @@ def _f32(x):
     return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
+def _contig(x):
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    return np.asarray(x, order="C")
+
+
 def _ints(v):
     return [int(e) for e in np.asarray(v).reshape(-1)]
 
@@ -118,7 +123,6 @@ def conv_transpose(node, ins, out=None):
         begin, end = [], []
         for i, size in enumerate((h, wd)):
             total = strides[i] * (size - 1) + outpad[i] + (kernel[i] - 1) * dil[i] + 1 - target[i]
-            total = max(total, 0)
             if a.get("auto_pad") == "SAME_UPPER":
                 begin.append(total // 2), end.append(total - total // 2)
             else:
@@ -126,6 +130,14 @@ def conv_transpose(node, ins, out=None):
         pads = (begin[0], begin[1], end[0], end[1])
     else:
         pads = tuple(a.get("pads", [0, 0, 0, 0]))
+    if min(pads) < 0:
+        # A requested output larger than the full result: the extra rows and
+        # columns receive no input, only the bias.
+        y = F.conv_transpose2d(_f32(x), w, None, stride=tuple(strides), padding=tuple(max(p, 0) for p in pads),
+                               output_padding=tuple(outpad), dilation=tuple(dil), groups=groups)
+        grow = [(0, 0), (0, 0), (max(-pads[0], 0), max(-pads[2], 0)), (max(-pads[1], 0), max(-pads[3], 0))]
+        y = np.pad(y, grow)
+        return [y if b is None else (y + _f32(b).reshape(1, -1, 1, 1)).astype(np.float32)]
     return [F.conv_transpose2d(_f32(x), w, b, stride=tuple(strides), padding=pads,
                                output_padding=tuple(outpad), dilation=tuple(dil), groups=groups)]
 
@@ -182,14 +194,53 @@ def _pool_geometry(node, x):
     return tuple(kernel), tuple(strides), pads, tuple(dil), bool(a.get("ceil_mode", 0))
 
 
+def _pool_taps(size, k, s, d, p0, p1, ceil):
+    """Input index of each (output, tap) along one axis, as the pool kernels count them."""
+    eff = size + p0 + p1 - d * (k - 1) - 1
+    out = (-(-eff // s) if ceil else eff // s) + 1
+    if ceil and (out - 1) * s >= size + p0:
+        out -= 1   # the last window would start in the end padding
+    return np.arange(max(out, 0))[:, None] * s - p0 + np.arange(k)[None, :] * d
+
+
+def _pool_windows(x, k, s, p, d, ceil):
+    """NumPy fallback: (N, C, OH, KH, OW, KW) windows, in-range masks and tap positions."""
+    ih = _pool_taps(x.shape[2], k[0], s[0], d[0], p[0], p[2], ceil)
+    iw = _pool_taps(x.shape[3], k[1], s[1], d[1], p[1], p[3], ceil)
+    vh = (ih >= 0) & (ih < x.shape[2])
+    vw = (iw >= 0) & (iw < x.shape[3])
+    win = x[:, :, np.clip(ih, 0, x.shape[2] - 1)][:, :, :, :, np.clip(iw, 0, x.shape[3] - 1)]
+    return win, vh, vw, ih, iw
+
+
 @op("MaxPool")
 def max_pool(node, ins, out=None):
     x = ins[0]
     _check2d(node, x)
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise UnsupportedOpError(f"node {node.name!r} (MaxPool): the Indices output is not supported")
     k, s, p, d, ceil = _pool_geometry(node, x)
-    return [F.max_pool2d(_f32(x), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)]
+    if len(node.outputs) > 1 and node.outputs[1]:
+        return _max_pool_indices(node, x, k, s, p, d, ceil)
+    y = F.max_pool2d(_f32(x), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+    return [y if x.dtype == np.float32 else y.astype(x.dtype)]
+
+
+def _max_pool_indices(node, x, k, s, p, d, ceil):
+    """MaxPool with its Indices output (flat NCHW offsets, or N C W H with storage_order=1)."""
+    n, c, h, w = x.shape
+    win, vh, vw, ih, iw = _pool_windows(x, k, s, p, d, ceil)
+    valid = vh[:, :, None, None] & vw[None, None]                    # (OH, KH, OW, KW)
+    win = np.where(valid, win.astype(np.float64), -np.inf)
+    win = win.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ih.shape[0], iw.shape[0], -1)
+    arg = np.argmax(win, axis=-1)
+    y = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0].astype(x.dtype)
+    th = ih[np.arange(ih.shape[0])[:, None], arg // k[1]]            # (OH, OW) per n, c
+    tw = iw[np.arange(iw.shape[0])[None, :], arg % k[1]]
+    base = (np.arange(n)[:, None] * c + np.arange(c)[None, :]).reshape(n, c, 1, 1) * (h * w)
+    if int(node.attrs.get("storage_order", 0)):
+        idx = base + tw * h + th
+    else:
+        idx = base + th * w + tw
+    return [y, idx.astype(np.int64)]
 
 
 @op("AveragePool")
@@ -197,10 +248,24 @@ def avg_pool(node, ins, out=None):
     x = ins[0]
     _check2d(node, x)
     k, s, p, d, ceil = _pool_geometry(node, x)
+    include = bool(node.attrs.get("count_include_pad", 0))
     if d != (1, 1):
-        raise UnsupportedOpError(f"node {node.name!r} (AveragePool): dilations are not supported")
-    return [F.avg_pool2d(_f32(x), k, stride=s, padding=p, ceil_mode=ceil,
-                         count_include_pad=bool(node.attrs.get("count_include_pad", 0)))]
+        return [_avg_pool_dilated(_f32(x), k, s, p, d, ceil, include)]
+    return [F.avg_pool2d(_f32(x), k, stride=s, padding=p, ceil_mode=ceil, count_include_pad=include)]
+
+
+def _avg_pool_dilated(x, k, s, p, d, ceil, include):
+    """NumPy fallback for dilated average pooling (the C kernel has no dilation)."""
+    win, vh, vw, ih, iw = _pool_windows(x, k, s, p, d, ceil)
+    mask = (vh[:, :, None, None] & vw[None, None]).astype(np.float64)
+    total = np.einsum("ncakbl,akbl->ncab", win.astype(np.float64), mask)
+    if include:   # padding cells count, the ceil_mode overhang past them does not
+        ch = ((ih >= -p[0]) & (ih < x.shape[2] + p[2])).sum(axis=1)
+        cw = ((iw >= -p[1]) & (iw < x.shape[3] + p[3])).sum(axis=1)
+    else:
+        ch, cw = vh.sum(axis=1), vw.sum(axis=1)
+    count = np.maximum(ch[:, None] * cw[None, :], 1)
+    return (total / count).astype(np.float32)
 
 
 @op("GlobalAveragePool")
@@ -222,8 +287,14 @@ def batch_norm(node, ins, out=None):
     if x.ndim < 2:
         raise ShapeError(f"node {node.name!r} (BatchNormalization): input rank {x.ndim} < 2")
     shape = x.shape
+    eps = float(node.attrs.get("epsilon", 1e-5))
+    if any(v.ndim > 1 for v in (scale, bias, mean, var)):
+        # spatial=0 (opset 7-8): statistics per activation, shape (C, D1, ...).
+        stats = [np.asarray(v, np.float64)[None] for v in (scale, bias, mean, var)]
+        y = (x - stats[2]) / np.sqrt(stats[3] + eps) * stats[0] + stats[1]
+        return [y.astype(np.float32)]
     x4 = _f32(x).reshape(shape[0], shape[1], -1, 1)
-    y = F.batch_norm(x4, mean, var, scale, bias, eps=float(node.attrs.get("epsilon", 1e-5)))
+    y = F.batch_norm(x4, mean, var, scale, bias, eps=eps)
     return [y.reshape(shape)]
 
 
@@ -260,10 +331,12 @@ def layer_norm(node, ins, out=None):
     axes = tuple(range(axis, x.ndim))
     mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
     var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-    y = (x - mean) / np.sqrt(var + eps) * ins[1]
+    inv_std = 1.0 / np.sqrt(var + eps)
+    y = (x - mean) * inv_std * ins[1]
     if len(ins) > 2 and ins[2] is not None:
         y = y + ins[2]
-    return [y.astype(np.float32)]
+    # Optional outputs Mean and InvStdDev keep the reduced axes as size 1.
+    return [y.astype(np.float32), mean.astype(np.float32), inv_std.astype(np.float32)]
 
 
 @op("InstanceNormalization")
@@ -279,12 +352,15 @@ def instance_norm(node, ins, out=None):
 
 # ---------------------------------------------------------- activations
 def _clip_bounds(node, ins):
+    """(min, max); when min > max ONNX sets every value to max."""
     if node.attrs.get("_opset", 13) < 11:
-        return node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
-    lo = ins[1] if len(ins) > 1 and ins[1] is not None else -np.inf
-    hi = ins[2] if len(ins) > 2 and ins[2] is not None else np.inf
-    return float(np.asarray(lo).reshape(-1)[0]) if np.size(lo) else -np.inf, \
-        float(np.asarray(hi).reshape(-1)[0]) if np.size(hi) else np.inf
+        lo, hi = float(node.attrs.get("min", -np.inf)), float(node.attrs.get("max", np.inf))
+    else:
+        lo = ins[1] if len(ins) > 1 and ins[1] is not None else -np.inf
+        hi = ins[2] if len(ins) > 2 and ins[2] is not None else np.inf
+        lo = float(np.asarray(lo).reshape(-1)[0]) if np.size(lo) else -np.inf
+        hi = float(np.asarray(hi).reshape(-1)[0]) if np.size(hi) else np.inf
+    return (hi, hi) if lo > hi else (lo, hi)
 
 
 @op("Clip")
@@ -457,6 +533,11 @@ def reduce(node, ins, out=None):
         y = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes, keepdims=keep))
     elif node.op == "ReduceSumSquare":
         y = np.sum(np.square(x, dtype=np.float64), axis=axes, keepdims=keep)
+    elif node.op in ("ReduceMax", "ReduceMin") and x.size == 0:
+        # The empty set reduces to the identity of max / min.
+        lo, hi = (False, True) if x.dtype == np.bool_ else \
+            ((-np.inf, np.inf) if x.dtype.kind == "f" else (np.iinfo(x.dtype).min, np.iinfo(x.dtype).max))
+        y = _REDUCE[node.op](x, axis=axes, keepdims=keep, initial=lo if node.op == "ReduceMax" else hi)
     else:
         y = _REDUCE[node.op](x, axis=axes, keepdims=keep)
     return [np.asarray(y).astype(x.dtype, copy=False)]
@@ -467,7 +548,10 @@ def argmax(node, ins, out=None):
     x = ins[0]
     axis = _axis(node.attrs.get("axis", 0), x.ndim, node)
     fn = np.argmax if node.op == "ArgMax" else np.argmin
-    y = fn(x, axis=axis)
+    if node.attrs.get("select_last_index", 0):
+        y = x.shape[axis] - 1 - fn(np.flip(x, axis=axis), axis=axis)
+    else:
+        y = fn(x, axis=axis)
     if node.attrs.get("keepdims", 1):
         y = np.expand_dims(y, axis)
     return [y.astype(np.int64)]
@@ -477,6 +561,20 @@ def argmax(node, ins, out=None):
 @op("Identity")
 def identity(node, ins, out=None):
     return [ins[0]]
+
+
+@op("Dropout")
+def dropout(node, ins, out=None):
+    """Inference Dropout: y = x and an all-true mask. (Only kept as Dropout
+    when the file asks for the mask or passes training_mode.)"""
+    x = ins[0]
+    ratio = float(np.asarray(ins[1]).reshape(-1)[0]) if len(ins) > 1 and ins[1] is not None \
+        else float(node.attrs.get("ratio", 0.5))
+    training = bool(np.asarray(ins[2]).reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None else False
+    if training and ratio != 0.0:
+        raise UnsupportedOpError(f"node {node.name!r} (Dropout): training mode (random dropout, "
+                                 f"ratio {ratio}) is not supported; this engine runs inference only")
+    return [x, np.ones(x.shape, dtype=np.bool_)]
 
 
 @op("Reshape")
@@ -493,7 +591,10 @@ def reshape(node, ins, out=None):
 @op("Flatten")
 def flatten(node, ins, out=None):
     x = ins[0]
-    axis = _axis(node.attrs.get("axis", 1), x.ndim + 1, node) if x.ndim else 0
+    axis = int(node.attrs.get("axis", 1))
+    if not -x.ndim <= axis <= x.ndim:
+        raise ShapeError(f"node {node.name!r} (Flatten): axis {axis} is out of range for rank {x.ndim}")
+    axis = axis + x.ndim if axis < 0 else axis
     lead = int(np.prod(x.shape[:axis]))
     return [x.reshape(lead, -1) if x.size else x.reshape(lead, int(np.prod(x.shape[axis:])))]
 
@@ -501,7 +602,7 @@ def flatten(node, ins, out=None):
 @op("Transpose")
 def transpose(node, ins, out=None):
     perm = node.attrs.get("perm")
-    return [np.ascontiguousarray(np.transpose(ins[0], perm))]
+    return [_contig(np.transpose(ins[0], perm))]
 
 
 @op("Squeeze")
@@ -559,7 +660,7 @@ def split(node, ins, out=None):
     if sum(sizes) != x.shape[axis]:
         raise ShapeError(f"node {node.name!r} (Split): sizes {sizes} do not add up to {x.shape[axis]}")
     bounds = np.cumsum(sizes)[:-1]
-    return [np.ascontiguousarray(p) for p in np.split(x, bounds, axis=axis)]
+    return [_contig(p) for p in np.split(x, bounds, axis=axis)]
 
 
 @op("Slice")
@@ -585,7 +686,7 @@ def slice_(node, ins, out=None):
         if st < 0 and e < -dim:
             e = None
         index[ax] = slice(s, e, st)
-    return [np.ascontiguousarray(x[tuple(index)])]
+    return [_contig(x[tuple(index)])]
 
 
 @op("Gather")
@@ -621,7 +722,10 @@ def cast(node, ins, out=None):
     to = int(node.attrs["to"])
     if to not in _CAST:
         raise UnsupportedOpError(f"node {node.name!r} (Cast): target type {to} is not supported")
-    return [ins[0].astype(_CAST[to])]
+    x = ins[0]
+    if to == 10 and x.dtype != np.float16:   # values round to half precision, held as float32
+        return [x.astype(np.float16).astype(np.float32)]
+    return [x.astype(_CAST[to])]
 
 
 @op("ConstantOfShape")
@@ -655,7 +759,7 @@ def expand(node, ins, out=None):
         target = np.broadcast_shapes(x.shape, tuple(shape))
     except ValueError:
         raise ShapeError(f"node {node.name!r} (Expand): cannot expand {x.shape} to {shape}") from None
-    return [np.ascontiguousarray(np.broadcast_to(x, target))]
+    return [_contig(np.broadcast_to(x, target))]
 
 
 @op("Tile")
@@ -683,7 +787,7 @@ def pad(node, ins, out=None):
     begin, end = [0] * rank, [0] * rank
     for i, ax in enumerate(axes):
         begin[ax], end[ax] = pads[i], pads[i + len(axes)]
-    if mode not in ("constant", "reflect", "edge"):
+    if mode not in ("constant", "reflect", "edge", "wrap"):
         raise UnsupportedOpError(f"node {node.name!r} (Pad): mode {mode!r} is not supported")
     # Negative pads crop.
     crop = tuple(slice(-b if b < 0 else 0, x.shape[i] + e if e < 0 else None)
@@ -691,7 +795,7 @@ def pad(node, ins, out=None):
     x = x[crop]
     begin = [max(b, 0) for b in begin]
     end = [max(e, 0) for e in end]
-    if rank == 4 and x.dtype == np.float32 and begin[:2] == [0, 0] and end[:2] == [0, 0]:
+    if rank == 4 and x.dtype == np.float32 and begin[:2] == [0, 0] and end[:2] == [0, 0] and mode != "wrap":
         return [F.pad(np.ascontiguousarray(x), (begin[2], begin[3], end[2], end[3]), mode=mode, value=value)]
     kw = {"constant_values": value} if mode == "constant" else {}
     return [np.pad(x, list(zip(begin, end)), mode=mode, **kw)]
@@ -699,38 +803,154 @@ def pad(node, ins, out=None):
 
 @op("Resize")
 def resize(node, ins, out=None):
-    x = _f32(ins[0])
-    _check2d(node, x)
+    x = ins[0]
     a = node.attrs
     opset = a.get("_opset", 13)
-    scales = sizes = None
+    given = lambda i: len(ins) > i and ins[i] is not None and np.size(ins[i]) > 0   # noqa: E731
+    roi = scales = sizes = None
     if opset == 10:
         scales = ins[1]
     else:
-        if len(ins) > 2 and ins[2] is not None and np.size(ins[2]):
-            scales = ins[2]
-        if len(ins) > 3 and ins[3] is not None and np.size(ins[3]):
-            sizes = ins[3]
+        roi = np.asarray(ins[1], np.float64).reshape(-1) if given(1) else None
+        scales = ins[2] if given(2) else None
+        sizes = ins[3] if given(3) else None
+    rank = x.ndim
+    axes = [_axis(v, rank, node) for v in a.get("axes", range(rank))]
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"node {node.name!r} (Resize): repeated axes {a['axes']}")
+    full_scale = [1.0] * rank
+    full_size = list(x.shape)
     if sizes is not None:
-        sizes = _ints(sizes)[-2:]
-        sh, sw = sizes[0] / x.shape[2], sizes[1] / x.shape[3]
+        sizes = _ints(sizes)
+        if len(sizes) != len(axes):
+            raise ShapeError(f"node {node.name!r} (Resize): {len(sizes)} sizes for {len(axes)} axes")
+        for ax, n in zip(axes, sizes):
+            full_size[ax], full_scale[ax] = n, n / x.shape[ax] if x.shape[ax] else 1.0
+        policy = a.get("keep_aspect_ratio_policy", "stretch")
+        if policy in ("not_larger", "not_smaller"):
+            pick = min if policy == "not_larger" else max
+            sc = pick(full_scale[ax] for ax in axes)
+            for ax in axes:
+                full_scale[ax], full_size[ax] = sc, int(sc * x.shape[ax] + 0.5)
+        elif policy != "stretch":
+            raise UnsupportedOpError(f"node {node.name!r} (Resize): keep_aspect_ratio_policy {policy!r}")
     elif scales is not None:
         sc = np.asarray(scales, dtype=np.float64).reshape(-1)
-        if sc.size == 4 and (sc[0] != 1 or sc[1] != 1):
-            raise UnsupportedOpError(f"node {node.name!r} (Resize): resizing N or C is not supported")
-        sh, sw = float(sc[-2]), float(sc[-1])
-        sizes = [int(np.floor(x.shape[2] * sh)), int(np.floor(x.shape[3] * sw))]
+        if sc.size != len(axes):
+            raise ShapeError(f"node {node.name!r} (Resize): {sc.size} scales for {len(axes)} axes")
+        if not np.all(sc > 0):
+            raise ShapeError(f"node {node.name!r} (Resize): scales must be > 0, got {sc.tolist()}")
+        for ax, v in zip(axes, sc):
+            full_scale[ax], full_size[ax] = float(v), int(np.floor(x.shape[ax] * v))
     else:
         raise ShapeError(f"node {node.name!r} (Resize): neither scales nor sizes given")
+    if roi is not None and len(axes) != rank:
+        full_roi = [0.0] * rank + [1.0] * rank
+        for i, ax in enumerate(axes):
+            full_roi[ax], full_roi[rank + ax] = roi[i], roi[len(axes) + i]
+        roi = np.asarray(full_roi)
+    for n in full_size:
+        if n < 0 or n > (1 << 24):
+            raise ShapeError(f"node {node.name!r} (Resize): output shape {full_size} is out of range")
+
     mode = a.get("mode", "nearest")
-    if mode not in ("nearest", "linear"):
+    if mode not in ("nearest", "linear", "cubic"):
         raise UnsupportedOpError(f"node {node.name!r} (Resize): mode {mode!r} is not supported")
     coord = a.get("coordinate_transformation_mode", "asymmetric" if opset == 10 else "half_pixel")
     nearest = a.get("nearest_mode", "round_prefer_floor" if opset >= 11 else "floor")
     if opset == 10 and mode == "nearest":
         nearest = "floor"
-    return [F.resize(x, tuple(sizes), mode="bilinear" if mode == "linear" else "nearest",
-                     coordinate_transformation_mode=coord, nearest_mode=nearest, scales=(sh, sw))]
+    antialias = bool(a.get("antialias", 0)) and mode != "nearest"
+    moved = [ax for ax in range(rank) if full_size[ax] != x.shape[ax] or full_scale[ax] != 1.0]
+    kernel_ok = (x.ndim == 4 and x.dtype == np.float32 and set(moved) <= {2, 3} and mode != "cubic"
+                 and not antialias and coord in ("half_pixel", "pytorch_half_pixel", "asymmetric")
+                 and min(full_size) > 0)
+    if kernel_ok or (x.ndim == 4 and coord == "align_corners" and mode != "cubic" and not antialias
+                     and set(moved) <= {2, 3} and min(full_size) > 0
+                     and all(full_scale[i] * x.shape[i] == full_size[i] for i in (2, 3))):
+        return [F.resize(x, (full_size[2], full_size[3]), mode="bilinear" if mode == "linear" else "nearest",
+                         coordinate_transformation_mode=coord, nearest_mode=nearest,
+                         scales=(full_scale[2], full_scale[3]))]
+    return [_resize_nd(node, x, full_size, full_scale, roi, mode, coord, nearest, antialias)]
+
+
+def _resize_nd(node, x, sizes, scales, roi, mode, coord, nearest, antialias):
+    """NumPy Resize, one axis at a time (ONNX resize is separable)."""
+    a = node.attrs
+    y = x.astype(np.float64)
+    rank = x.ndim
+    for ax in range(rank):
+        if sizes[ax] == x.shape[ax] and scales[ax] == 1.0 and (
+                roi is None or coord != "tf_crop_and_resize" or (roi[ax] == 0 and roi[rank + ax] == 1)):
+            continue
+        ax_roi = None if roi is None else (roi[ax], roi[rank + ax])
+        w, outside = _resize_weights(node, x.shape[ax], sizes[ax], scales[ax], ax_roi, mode, coord, nearest,
+                                     antialias, float(a.get("cubic_coeff_a", -0.75)),
+                                     bool(a.get("exclude_outside", 0)))
+        y = np.moveaxis(np.tensordot(w, np.moveaxis(y, ax, 0), axes=(1, 0)), 0, ax)
+        if outside is not None and outside.any():
+            shape = [1] * rank
+            shape[ax] = -1
+            y = np.where(outside.reshape(shape), float(a.get("extrapolation_value", 0.0)), y)
+    return y.astype(x.dtype) if x.dtype.kind == "f" else np.rint(y).astype(x.dtype)
+
+
+def _resize_coords(node, n_in, n_out, scale, roi, coord):
+    """Source coordinate of each output index along one axis (ONNX formulas)."""
+    o = np.arange(n_out, dtype=np.float64)
+    length = scale * n_in          # the (possibly fractional) resized length
+    if coord == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if coord == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if length > 1 else np.full(n_out, -0.5)
+    if coord == "asymmetric":
+        return o / scale
+    if coord == "align_corners":
+        return o * (n_in - 1) / (length - 1) if length != 1 else np.zeros(n_out)
+    if coord == "half_pixel_symmetric":
+        offset = n_in / 2 * (1 - n_out / length)
+        return offset + (o + 0.5) / scale - 0.5
+    if coord == "tf_crop_and_resize":
+        lo, hi = (0.0, 1.0) if roi is None else roi
+        if length == 1:
+            return np.full(n_out, (hi - lo) * (n_in - 1) / 2 + lo * (n_in - 1))
+        return o * (hi - lo) * (n_in - 1) / (length - 1) + lo * (n_in - 1)
+    raise UnsupportedOpError(f"node {node.name!r} (Resize): coordinate_transformation_mode {coord!r} "
+                             f"is not supported")
+
+
+def _resize_weights(node, n_in, n_out, scale, roi, mode, coord, nearest, antialias, cubic_a, exclude):
+    """(n_out, n_in) interpolation matrix and the extrapolated-output mask (or None)."""
+    src = _resize_coords(node, n_in, n_out, scale, roi, coord)
+    outside = ((src < 0) | (src > n_in - 1)) if coord == "tf_crop_and_resize" else None
+    w = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if mode == "nearest":
+        pick = {"round_prefer_floor": lambda v: np.ceil(v - 0.5), "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+                "floor": np.floor, "ceil": np.ceil}.get(nearest)
+        if pick is None:
+            raise UnsupportedOpError(f"node {node.name!r} (Resize): nearest_mode {nearest!r} is not supported")
+        w[rows, np.clip(pick(src), 0, n_in - 1).astype(np.int64)] = 1.0
+        return w, outside
+    support = 1.0 if mode == "linear" else 2.0
+    s = min(scale, 1.0) if antialias else 1.0     # antialias widens the filter when downsampling
+    reach = int(np.ceil(support / s)) + 1
+    taps = np.floor(src)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    t = np.abs(taps - src[:, None]) * s
+    if mode == "linear":
+        k = np.maximum(1.0 - t, 0.0)
+    else:
+        A = cubic_a
+        k = np.where(t <= 1, ((A + 2) * t - (A + 3)) * t * t + 1,
+                     np.where(t < 2, ((A * t - 5 * A) * t + 8 * A) * t - 4 * A, 0.0))
+    if antialias:
+        k = k / k.sum(axis=1, keepdims=True)
+    if exclude:
+        k = np.where((taps < 0) | (taps > n_in - 1), 0.0, k)
+        k = k / np.where(k.sum(axis=1, keepdims=True) == 0, 1.0, k.sum(axis=1, keepdims=True))
+    np.add.at(w, (np.repeat(rows, taps.shape[1]), np.clip(taps, 0, n_in - 1).astype(np.int64).reshape(-1)),
+              k.reshape(-1))
+    return w, outside
 
 
 @op("DepthToSpace", "SpaceToDepth")
