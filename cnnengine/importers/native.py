@@ -50,7 +50,7 @@ def save(graph, path):
                 attrs[k] = v
         nodes.append({"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs, "attrs": attrs})
     for name, w in list(graph.weights.items()) + list(attr_tensors.items()):
-        w = np.ascontiguousarray(w)
+        w = np.asarray(w, order="C")   # keeps 0-d scalars 0-d
         if w.dtype.str not in _CODES:
             w = w.astype(np.float32)
         tensors[name] = w

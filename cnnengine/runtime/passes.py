@@ -29,7 +29,7 @@ def fold_constants(graph):
                 continue
             for name, value in zip(node.outputs, outs):
                 if name:
-                    weights[name] = np.ascontiguousarray(value)
+                    weights[name] = np.asarray(value, order="C")   # keeps 0-d scalars 0-d
             continue
         kept.append(node)
     used = {i for n in kept for i in n.inputs} | {o.name for o in graph.outputs}
