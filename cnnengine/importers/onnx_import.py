@@ -90,7 +90,7 @@ def tensor_to_array(t, what):
         raise ModelFormatError(f"{what}: data holds {arr.size} values, dims say {dims}")
     if arr.dtype == np.float64 or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    return np.asarray(arr, order="C")   # (ascontiguousarray would make 0-d arrays 1-d)
+    return np.asarray(arr, order="C")   # not ascontiguousarray: it turns 0-d scalars into shape (1,)
 
 
 def _attr_value(a, where):
