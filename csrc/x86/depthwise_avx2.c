@@ -70,71 +70,77 @@ typedef struct dw_ctx {
 
 /* ------------------------------------------------------------ row copy */
 
-/* 8 values xr[0], xr[2], ..., xr[14], reading nothing past xr[14]. */
-static inline __m256 load_even(const float *xr)
-{
-    __m256 a = _mm256_loadu_ps(xr);      /* x0..x7 */
-    __m256 b = _mm256_loadu_ps(xr + 7);  /* x7..x14 */
-    __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));  /* x0 x2 x8 x10 | x4 x6 x12 x14 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-/* Mask of the first k lanes, 0 <= k <= 8. */
+/* Mask of the first k lanes, k clamped to [0, 8]. */
 static inline __m256i lanes_mask(int64_t k)
 {
     static const int32_t t[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(t + 8 - k));
+    return _mm256_loadu_si256((const __m256i *)(t + 8 - (k < 0 ? 0 : k > 8 ? 8 : k)));
 }
 
-/* load_even over xr[0..n) only, n <= 15; lanes past it are 0. */
-static inline __m256 load_even_n(const float *xr, int64_t n)
-{
-    __m256 a = _mm256_maskload_ps(xr, lanes_mask(n < 8 ? n : 8));
-    __m256 b = _mm256_maskload_ps(xr + 7, lanes_mask(n > 7 ? n - 7 : 0));
-    __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-/* Copy input row src (w floats) into the phased padded row dst; only the
- * data range of each phase is written (the padding stays zero). */
+/* Copy input row src (w floats) into the phased padded row dst: input column
+ * c goes to phase (c + pl) % s, index (c + pl) / s. Whole vectors are
+ * stored; lanes past the row's end store zeros into the right padding /
+ * slack (lq leaves room), so the padding stays zero. */
 static void dw_copy_row(const dw_geom *g, const float *src, float *dst)
 {
-    const cnn_conv2d_params *p = g->p;
-    const int64_t s = g->s, pl = p->pl, w = p->w;
-    for (int64_t q = 0; q < s; q++) {
-        /* phase index j holds padded column j*s + q = input column j*s + q - pl */
-        const int64_t v = pl - q, u = w - 1 + pl - q;
-        int64_t lo = v <= 0 ? 0 : (v + s - 1) / s, hi = u < 0 ? 0 : u / s + 1;
-        if (hi > g->lq - 8) hi = g->lq - 8;  /* past that nothing is read */
-        if (lo >= hi) continue;
-        float *d = dst + q * g->lq;
-        const float *sp = src + q - pl;  /* d[j] = sp[j*s] */
-        int64_t j = lo;
-        if (s == 1) {
-            for (; j + 8 <= hi; j += 8)
-                _mm256_storeu_ps(d + j, _mm256_loadu_ps(sp + j));
-            if (j < hi)  /* lanes past hi store zeros into this phase's padding/slack */
-                _mm256_storeu_ps(d + j, _mm256_maskload_ps(sp + j, cnn_tail_mask(hi - j)));
-        } else if (s == 2) {
-            for (; j + 8 <= hi; j += 8)
-                _mm256_storeu_ps(d + j, load_even(sp + 2 * j));
-            if (j < hi)  /* as s == 1: zeros past hi */
-                _mm256_storeu_ps(d + j, load_even_n(sp + 2 * j, 2 * (hi - j) - 1));
-        } else {
-            for (; j < hi; j++)
-                d[j] = sp[j * s];
+    const int64_t s = g->s, pl = g->p->pl, w = g->p->w;
+    if (s == 1) {
+        float *d = dst + pl;
+        int64_t c = 0;
+        for (; c + 8 <= w; c += 8)
+            _mm256_storeu_ps(d + c, _mm256_loadu_ps(src + c));
+        if (c < w)
+            _mm256_storeu_ps(d + c, _mm256_maskload_ps(src + c, lanes_mask(w - c)));
+    } else if (s == 2) {
+        /* 16 columns c0.. at a time: the even ones to phase pl % 2 from index
+         * (c0 + pl) / 2, the odd ones to the other phase from (c0 + 1 + pl) / 2 */
+        float *de = dst + (pl & 1) * g->lq + pl / 2;
+        float *dd = dst + ((pl + 1) & 1) * g->lq + (pl + 1) / 2;
+        for (int64_t c = 0; c < w; c += 16) {
+            __m256 a, b;
+            if (c + 16 <= w) {
+                a = _mm256_loadu_ps(src + c);
+                b = _mm256_loadu_ps(src + c + 8);
+            } else {
+                a = _mm256_maskload_ps(src + c, lanes_mask(w - c));
+                b = _mm256_maskload_ps(src + c + 8, lanes_mask(w - c - 8));
+            }
+            const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* 0 2 8 10 | 4 6 12 14 */
+            const __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(de + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                             _mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(dd + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                             _mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+    } else {
+        int64_t q = pl % s, j = pl / s;
+        for (int64_t c = 0; c < w; c++) {
+            dst[q * g->lq + j] = src[c];
+            if (++q == s) {
+                q = 0;
+                j++;
+            }
         }
     }
 }
 
-/* Ring row of input row iy (copied on first use in this plane), or the zero
- * row outside the image. */
+/* Ring row of input row iy, or the zero row outside the image. A small
+ * plane is copied whole when its first row is asked for (slots == h, row
+ * iy in slot iy); a large one row by row on first use, into slot iy % slots. */
 static inline const float *dw_row(dw_ctx *c, int64_t iy)
 {
     const cnn_conv2d_params *p = c->g->p;
     if (iy < 0 || iy >= p->h)
         return c->zero;
-    const int64_t slot = c->g->slots == p->h ? iy : iy % c->g->slots;
+    if (c->g->slots == p->h) {
+        if (c->tag[0] < 0) {
+            for (int64_t r = 0; r < p->h; r++)
+                dw_copy_row(c->g, c->xp + r * p->w, c->ring + r * c->g->rs);
+            c->tag[0] = 0;
+        }
+        return c->ring + iy * c->g->rs;
+    }
+    const int64_t slot = iy % c->g->slots;
     float *r = c->ring + slot * c->g->rs;
     if (c->tag[slot] != iy) {
         dw_copy_row(c->g, c->xp + iy * p->w, r);
@@ -145,99 +151,140 @@ static inline const float *dw_row(dw_ctx *c, int64_t iy)
 
 /* ------------------------------------------------------------ epilogue */
 
-/* The activation in registers, as cnn_act_scalar (vmath_avx2.h). */
-static inline __m256 dw_act(__m256 v, const dw_epi *e)
+/* First n (< 8) lanes of v to y, without vmaskmovps: 4 + 2 + 1 lanes. */
+static inline void dw_store_part(float *y, __m256 acc, int64_t n)
+{
+    __m128 v = _mm256_castps256_ps128(acc);
+    if (n & 4) {
+        _mm_storeu_ps(y, v);
+        v = _mm256_extractf128_ps(acc, 1);
+        y += 4;
+    }
+    if (n & 2) {
+        _mm_storel_pi((__m64 *)y, v);
+        v = _mm_movehl_ps(v, v);
+        y += 2;
+    }
+    if (n & 1)
+        _mm_store_ss(y, v);
+}
+
+/* The other activations over rows y[0..nr) of ow floats, in place; one
+ * loop per activation (the switch stays out of it). */
+#define DW_ACT_ROWS(EXPR)                                                          \
+    for (int64_t r = 0; r < nr; r++) {                                             \
+        float *yr = y[r];                                                          \
+        int64_t t = 0;                                                             \
+        for (; t + 8 <= ow; t += 8) {                                              \
+            const __m256 v = _mm256_loadu_ps(yr + t);                              \
+            _mm256_storeu_ps(yr + t, EXPR);                                        \
+        }                                                                          \
+        if (t < ow) {                                                              \
+            const __m256 v = _mm256_maskload_ps(yr + t, e->tail);                  \
+            dw_store_part(yr + t, EXPR, ow - t);                                   \
+        }                                                                          \
+    }                                                                              \
+    break;
+
+static void dw_act_rows(float *const *y, int64_t nr, int64_t ow, const dw_epi *e)
 {
     switch (e->act) {
-    case CNN_ACT_RELU: return cnn_v_relu(v);
-    case CNN_ACT_CLIP: return cnn_v_clip(v, e->lo, e->hi);
-    case CNN_ACT_LEAKY: return cnn_v_leaky(v, e->lo);
-    case CNN_ACT_ELU: return cnn_v_elu(v, e->lo);
-    case CNN_ACT_SIGMOID: return cnn_v_sigmoid(v);
-    case CNN_ACT_TANH: return cnn_v_tanh(v);
-    case CNN_ACT_SILU: return cnn_v_silu(v);
-    case CNN_ACT_HARDSWISH: return cnn_v_hardswish(v);
-    case CNN_ACT_HARDSIGMOID: return cnn_v_hardsigmoid(v, e->lo, e->hi);
-    case CNN_ACT_GELU: return cnn_v_gelu(v);
-    default: return v;
+    case CNN_ACT_LEAKY: DW_ACT_ROWS(cnn_v_leaky(v, e->lo))
+    case CNN_ACT_ELU: DW_ACT_ROWS(cnn_v_elu(v, e->lo))
+    case CNN_ACT_SIGMOID: DW_ACT_ROWS(cnn_v_sigmoid(v))
+    case CNN_ACT_TANH: DW_ACT_ROWS(cnn_v_tanh(v))
+    case CNN_ACT_SILU: DW_ACT_ROWS(cnn_v_silu(v))
+    case CNN_ACT_HARDSWISH: DW_ACT_ROWS(cnn_v_hardswish(v))
+    case CNN_ACT_HARDSIGMOID: DW_ACT_ROWS(cnn_v_hardsigmoid(v, e->lo, e->hi))
+    case CNN_ACT_GELU: DW_ACT_ROWS(cnn_v_gelu(v))
+    default: break;
     }
 }
 
-/* y[0..n) = act(acc + res), n = 8 or e->rem. The partial store avoids
+/* y[0..n) = act(acc + res), n = 8 or e->rem, act only relu or clip (the
+ * others, with many constants, would crowd the kernels' registers: they
+ * run in dw_act_rows over the finished rows, still in L1). The partial store avoids
  * vmaskmovps, whose store form is slow on Zen: 4 + 2 + 1 lanes. */
 DW_INLINE void dw_store(float *y, const float *res, __m256 acc, const dw_epi *e, int full)
 {
     if (res)
         acc = _mm256_add_ps(acc, full ? _mm256_loadu_ps(res) : _mm256_maskload_ps(res, e->tail));
-    if (e->act != CNN_ACT_NONE)
-        acc = dw_act(acc, e);
-    if (full) {
+    if (e->act == CNN_ACT_RELU)
+        acc = cnn_v_relu(acc);
+    else if (e->act == CNN_ACT_CLIP)
+        acc = cnn_v_clip(acc, e->lo, e->hi);
+    if (full)
         _mm256_storeu_ps(y, acc);
-        return;
-    }
-    __m128 v = _mm256_castps256_ps128(acc);
-    if (e->rem & 4) {
-        _mm_storeu_ps(y, v);
-        v = _mm256_extractf128_ps(acc, 1);
-        y += 4;
-    }
-    if (e->rem & 2) {
-        _mm_storel_pi((__m64 *)y, v);
-        v = _mm_movehl_ps(v, v);
-        y += 2;
-    }
-    if (e->rem & 1)
-        _mm_store_ss(y, v);
+    else
+        dw_store_part(y, acc, e->rem);
 }
 
 /* ------------------------------------------------- fixed-shape kernels */
 
-/* Column vector j of R output rows; rows[i] is the ring row of padded input
- * row (first output row)*SH + i, lq the phase length. */
-DW_INLINE void dw_fixed_vec(const float *const *rows, int64_t lq, const float *wl, __m256 bv,
+/* Column vectors j .. j+V-1 of R output rows; rows[i] is the ring row of
+ * padded input row (first output row)*SH + i, lq the phase length. Loop
+ * order kx -> input row -> output row: the KH weights of tap column kx sit
+ * in registers, each input vector loaded once feeds every output row it
+ * belongs to, so a pass (R=4, V=2) keeps 8 accumulators, KH weights and V
+ * inputs in the 16 ymm registers and loads ~0.5 vectors per FMA. */
+DW_INLINE void dw_fixed_vec(const float *const *rows, int64_t lq, const float *w, __m256 bv,
                             int64_t j, float *const *yr, const float *const *rr,
-                            const dw_epi *e, int full,
-                            const int KH, const int KW, const int SH, const int SW, const int R)
+                            const dw_epi *e, int full, const int KH, const int KW,
+                            const int SH, const int SW, const int R, const int V)
 {
-    __m256 acc[DW_R];
+    __m256 acc[DW_R][2];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        acc[r] = bv;
-#pragma GCC unroll 16
-    for (int i = 0; i < (R - 1) * SH + KH; i++) {
-        const float *ri = rows[i] + 8 * j;
+#pragma GCC unroll 2
+        for (int t = 0; t < V; t++)
+            acc[r][t] = bv;
 #pragma GCC unroll 8
-        for (int kx = 0; kx < KW; kx++) {
-            const __m256 v = _mm256_loadu_ps(ri + (kx % SW) * lq + kx / SW);
+    for (int kx = 0; kx < KW; kx++) {
+        __m256 wc[8];
+#pragma GCC unroll 8
+        for (int ky = 0; ky < KH; ky++)
+            wc[ky] = _mm256_broadcast_ss(w + ky * KW + kx);
+        const int64_t off = (kx % SW) * lq + kx / SW + 8 * j;
+#pragma GCC unroll 16
+        for (int i = 0; i < (R - 1) * SH + KH; i++) {
+            __m256 v[2];
+#pragma GCC unroll 2
+            for (int t = 0; t < V; t++)
+                v[t] = _mm256_loadu_ps(rows[i] + off + 8 * t);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int ky = i - r * SH;
                 if (ky >= 0 && ky < KH)
-                    acc[r] = _mm256_fmadd_ps(v, _mm256_broadcast_ss(wl + ky * KW + kx), acc[r]);
+#pragma GCC unroll 2
+                    for (int t = 0; t < V; t++)
+                        acc[r][t] = _mm256_fmadd_ps(v[t], wc[ky], acc[r][t]);
             }
         }
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        dw_store(yr[r] + 8 * j, rr ? rr[r] + 8 * j : NULL, acc[r], e, full);
+#pragma GCC unroll 2
+        for (int t = 0; t < V; t++)
+            dw_store(yr[r] + 8 * (j + t), rr ? rr[r] + 8 * (j + t) : NULL, acc[r][t], e,
+                     full);
 }
 
 DW_INLINE void dw_fixed(const float *const *rows, int64_t lq, const float *w, float b,
                         int64_t ow, float *const *yr, const float *const *rr, const dw_epi *e,
                         const int KH, const int KW, const int SH, const int SW, const int R)
 {
-    float wl[25];
-    for (int t = 0; t < KH * KW; t++)
-        wl[t] = w[t];
     const float *rp[DW_SPAN_MAX];
     for (int i = 0; i < (R - 1) * SH + KH; i++)
         rp[i] = rows[i];
     const __m256 bv = _mm256_set1_ps(b);
     const int64_t nfull = ow >> 3;
-    for (int64_t j = 0; j < nfull; j++)
-        dw_fixed_vec(rp, lq, wl, bv, j, yr, rr, e, 1, KH, KW, SH, SW, R);
+    int64_t j = 0;
+    for (; j + 2 <= nfull; j += 2)
+        dw_fixed_vec(rp, lq, w, bv, j, yr, rr, e, 1, KH, KW, SH, SW, R, 2);
+    if (j < nfull)
+        dw_fixed_vec(rp, lq, w, bv, j, yr, rr, e, 1, KH, KW, SH, SW, R, 1);
     if (e->rem)
-        dw_fixed_vec(rp, lq, wl, bv, nfull, yr, rr, e, 0, KH, KW, SH, SW, R);
+        dw_fixed_vec(rp, lq, w, bv, nfull, yr, rr, e, 0, KH, KW, SH, SW, R, 1);
 }
 
 typedef void (*dw_fixed_fn)(const float *const *, int64_t, const float *, float, int64_t,
@@ -373,6 +420,8 @@ static void dw_plane(dw_ctx *c, int kind, const int64_t *off, const float **rows
                 rr[r] = rp ? rp + (oy0 + r) * ow : NULL;
             }
             dw_fixed_table[kind][nr - 1](rows, c->g->lq, wp, b, ow, yr, rp ? rr : NULL, e);
+            if (e->act > CNN_ACT_CLIP)
+                dw_act_rows(yr, nr, ow, e);
         }
         return;
     }
@@ -381,6 +430,8 @@ static void dw_plane(dw_ctx *c, int kind, const int64_t *off, const float **rows
             rows[ky] = dw_row(c, oy * p->sh - p->pt + ky * p->dh);
         float *yr = yp + oy * ow;
         dw_generic_row(p, rows, off, wp, b, yr, rp ? rp + oy * ow : NULL, e);
+        if (e->act > CNN_ACT_CLIP)
+            dw_act_rows(&yr, 1, ow, e);
     }
 }
 
@@ -409,11 +460,18 @@ cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float
     dw_geom g;
     g.p = p;
     g.s = p->sw;
-    /* highest phase index read: 8*ceil(ow/8) - 1 + ((kw-1)*dw)/sw; 8 more
-     * floats of slack take the copy's full-vector tail store */
+    /* phase length: the highest index read, 8*ceil(ow/8) - 1 + ((kw-1)*dw)/sw,
+     * or written, (w - 1 + pl)/sw (+ 8 for the copy's full-vector tail
+     * stores: s == 2 writes up to 8 past the row's last index), + 1 */
     const int64_t nv = (p->ow + 7) / 8, reach = (p->kw - 1) * p->dw / p->sw;
-    int64_t lq;
-    if (!cnn_mul_ok(nv, 8, &lq) || __builtin_add_overflow(lq, reach + 15, &lq))
+    int64_t lq, lw;
+    if (!cnn_mul_ok(nv, 8, &lq) || __builtin_add_overflow(lq, reach, &lq) ||
+        __builtin_add_overflow(p->w, p->pl, &lw))
+        return CNN_ERR_SHAPE;
+    lw = lw / p->sw + 8;
+    if (lq < lw)
+        lq = lw;
+    if (__builtin_add_overflow(lq, 8 + 7, &lq))
         return CNN_ERR_SHAPE;
     g.lq = lq & ~(int64_t)7;
     const int64_t span = kind >= 0 ? (DW_R - 1) * p->sh + p->kh : (p->kh - 1) * p->dh + 1;
