@@ -1,129 +1,384 @@
 #pragma GCC target("avx2,fma")
-/* Depthwise conv2d (groups == C == K) on AVX2, direct, along output rows.
+/* Depthwise conv2d (groups == C == K) on AVX2, NCHW, one (image, channel)
+ * plane per OpenMP iteration.
  *
- * Interior columns (every tap in bounds) run 32 outputs at a time in four
- * ymm accumulators over all kh*kw taps, then 8 at a time; input vectors are
- * plain loads for stride 1, two loads de-interleaved for stride 2, gathers
- * for strides 3-8. Border columns take 8-wide vectors whose per-tap lane
- * masks (the valid column range [lo, hi) of each kx, computed once) drop
- * the padding: masked loads for stride 1, masked gathers otherwise. Bias
- * seeds the accumulators; residual and the activation run per finished
- * row. Strides > 8 and absurdly wide rows take a scalar row. OpenMP over
- * (image, channel) planes.
+ * Padding and stride are resolved once per input row, not per tap: each
+ * used input row is copied into a small per-thread ring of "phased" padded
+ * rows. A padded row of stride sw is stored as sw phases, phase q holding
+ * the padded columns q, q + sw, q + 2 sw, ... (zeros where the column is
+ * padding), so tap kx of output column ox reads phase (kx*dw) % sw at index
+ * ox + (kx*dw) / sw: every tap of every stride is a plain contiguous
+ * unaligned load, no masks, no gathers, no shuffles in the inner loops (the
+ * stride-2 de-interleave happens once, in the copy). Rows above/below the
+ * image point at a shared zero row, as XNNPACK's dwconv2d-chw kernels take
+ * a `zero` row pointer. The ring holds min(span, h) rows, span being the
+ * input rows one block of output rows reads, and each input row is copied
+ * once per plane; the zero padding columns of the ring are written once per
+ * call and never overwritten.
+ *
+ * 3x3 and 5x5 at stride 1 or 2 (no dilation) run fixed-shape kernels
+ * that compute R = 4 output rows per pass (ncnn's convdw3x3s1 / XNNPACK's
+ * ROW_TILE idea): each loaded input vector feeds up to kh accumulators, one
+ * per output row it belongs to, so loads per FMA stay well under one and
+ * R independent FMA chains run per column vector (the out-of-order core
+ * overlaps consecutive column vectors). Weights live in a local array the
+ * compiler keeps in registers for 3x3 and broadcasts from L1 for 5x5. Any
+ * other shape (kernel size, dilation, stride <= 8) runs a generic kernel on
+ * the same phased rows: 4 column vectors per pass, runtime tap loops.
+ * Strides > 8 take a scalar row.
+ *
+ * Epilogue in registers: bias seeds the accumulators, the residual is added
+ * and relu/clip applied before the store; other activations run over each
+ * finished row while it is in L1 (cnn_act_inplace). The last column vector
+ * of a row is computed in full (its padding lanes read zeros or real
+ * neighbours inside the ring row) and stored with a mask.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <string.h>
 
 #include "../ops/conv2d.h"
+#include "vmath_avx2.h"
 
-/* 8 input values xr[0], xr[s], ..., xr[7s], all in bounds. */
-static inline __m256 load_strided(const float *xr, int64_t s, __m256i gidx)
+#define DW_INLINE static inline __attribute__((always_inline))
+#define DW_R 4                 /* output rows per pass of the fixed kernels */
+#define DW_SPAN_MAX 16         /* >= (DW_R - 1) * 2 + 5 */
+
+typedef struct dw_epi {
+    int act;                   /* cnn_act */
+    __m256 lo, hi;             /* broadcast alpha, beta */
+    __m256i tail;              /* first ow % 8 lanes */
+    int64_t rem;               /* ow % 8 */
+} dw_epi;
+
+/* Geometry of the phased padded rows (shared by all threads). */
+typedef struct dw_geom {
+    const cnn_conv2d_params *p;
+    int64_t s;                 /* phases = sw */
+    int64_t lq;                /* floats per phase, multiple of 8 */
+    int64_t rs;                /* floats per ring row = s * lq */
+    int64_t slots;             /* ring rows */
+} dw_geom;
+
+/* Per-thread state: zero row, ring, which input row each slot holds. */
+typedef struct dw_ctx {
+    const dw_geom *g;
+    const float *xp;           /* current input plane */
+    float *zero, *ring;
+    int64_t *tag;
+} dw_ctx;
+
+/* ------------------------------------------------------------ row copy */
+
+/* Mask of the first k lanes, k clamped to [0, 8]. */
+static inline __m256i lanes_mask(int64_t k)
 {
-    if (s == 1)
-        return _mm256_loadu_ps(xr);
-    if (s == 2) {
-        __m256 a = _mm256_loadu_ps(xr);      /* x0..x7 */
-        __m256 b = _mm256_loadu_ps(xr + 7);  /* x7..x14: never reads past x14 */
-        __m256 v = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));  /* x0 x2 x8 x10 | x4 x6 x12 x14 */
-        return _mm256_castpd_ps(
-            _mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-    }
-    return _mm256_i32gather_ps(xr, gidx, 4);
+    static const int32_t t[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(t + 8 - (k < 0 ? 0 : k > 8 ? 8 : k)));
 }
 
-/* Input vector for output columns ox..ox+7 of tap (row xr, offset off):
- * lanes whose column is outside [lo, hi) read nothing and give 0. */
-static inline __m256 tap_load(const float *xr, int64_t ox, int64_t lo, int64_t hi,
-                              int64_t sw, int64_t off, __m256i gidx)
+/* Copy input row src (w floats) into the phased padded row dst: input column
+ * c goes to phase (c + pl) % s, index (c + pl) / s. Whole vectors are
+ * stored; lanes past the row's end store zeros into the right padding /
+ * slack (lq leaves room), so the padding stays zero. */
+static void dw_copy_row(const dw_geom *g, const float *src, float *dst)
 {
-    if (ox >= lo && ox + 8 <= hi)
-        return load_strided(xr + ox * sw + off, sw, gidx);
-    if (ox + 8 <= lo || ox >= hi)
-        return _mm256_setzero_ps();
-    const __m256i col = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                         _mm256_set1_epi32((int)ox));
-    const __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(col, _mm256_set1_epi32((int)lo - 1)),
-                                       _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), col));
-    /* lane L reads xr[(ox + L)*sw + off]; masked lanes read nothing */
-    const float *base = xr + ox * sw + off;
-    if (sw == 1)
-        return _mm256_maskload_ps(base, m);
-    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, gidx, _mm256_castsi256_ps(m), 4);
-}
-
-/* Interior: 32 output columns ox..ox+31 whose taps are all in bounds, in
- * four ymm accumulators (four independent FMA chains per tap). */
-static inline void dw_interior4(const cnn_conv2d_params *p, const float *xp, const float *wp,
-                                int64_t oy, int64_t ox, float b, __m256i gidx, float *yr)
-{
-    __m256 a0 = _mm256_set1_ps(b), a1 = a0, a2 = a0, a3 = a0;
-    const int64_t sw = p->sw, step = 8 * sw;
-    for (int64_t ky = 0; ky < p->kh; ky++) {
-        const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
-        if (iy < 0 || iy >= p->h)
-            continue;
-        const float *xr = xp + iy * p->w + ox * sw - p->pl;
-        const float *wr = wp + ky * p->kw;
-        for (int64_t kx = 0; kx < p->kw; kx++) {
-            const __m256 wv = _mm256_broadcast_ss(wr + kx);
-            const float *xk = xr + kx * p->dw;
-            a0 = _mm256_fmadd_ps(wv, load_strided(xk, sw, gidx), a0);
-            a1 = _mm256_fmadd_ps(wv, load_strided(xk + step, sw, gidx), a1);
-            a2 = _mm256_fmadd_ps(wv, load_strided(xk + 2 * step, sw, gidx), a2);
-            a3 = _mm256_fmadd_ps(wv, load_strided(xk + 3 * step, sw, gidx), a3);
+    const int64_t s = g->s, pl = g->p->pl, w = g->p->w;
+    if (s == 1) {
+        float *d = dst + pl;
+        int64_t c = 0;
+        for (; c + 8 <= w; c += 8)
+            _mm256_storeu_ps(d + c, _mm256_loadu_ps(src + c));
+        if (c < w)
+            _mm256_storeu_ps(d + c, _mm256_maskload_ps(src + c, lanes_mask(w - c)));
+    } else if (s == 2) {
+        /* 16 columns c0.. at a time: the even ones to phase pl % 2 from index
+         * (c0 + pl) / 2, the odd ones to the other phase from (c0 + 1 + pl) / 2 */
+        float *de = dst + (pl & 1) * g->lq + pl / 2;
+        float *dd = dst + ((pl + 1) & 1) * g->lq + (pl + 1) / 2;
+        for (int64_t c = 0; c < w; c += 16) {
+            __m256 a, b;
+            if (c + 16 <= w) {
+                a = _mm256_loadu_ps(src + c);
+                b = _mm256_loadu_ps(src + c + 8);
+            } else {
+                a = _mm256_maskload_ps(src + c, lanes_mask(w - c));
+                b = _mm256_maskload_ps(src + c + 8, lanes_mask(w - c - 8));
+            }
+            const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* 0 2 8 10 | 4 6 12 14 */
+            const __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(de + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                             _mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(dd + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                             _mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+    } else {
+        int64_t q = pl % s, j = pl / s;
+        for (int64_t c = 0; c < w; c++) {
+            dst[q * g->lq + j] = src[c];
+            if (++q == s) {
+                q = 0;
+                j++;
+            }
         }
     }
-    _mm256_storeu_ps(yr + ox, a0);
-    _mm256_storeu_ps(yr + ox + 8, a1);
-    _mm256_storeu_ps(yr + ox + 16, a2);
-    _mm256_storeu_ps(yr + ox + 24, a3);
 }
 
-static inline void dw_interior1(const cnn_conv2d_params *p, const float *xp, const float *wp,
-                                int64_t oy, int64_t ox, float b, __m256i gidx, float *yr)
+/* Ring row of input row iy, or the zero row outside the image. A small
+ * plane is copied whole when its first row is asked for (slots == h, row
+ * iy in slot iy); a large one row by row on first use, into slot iy % slots. */
+static inline const float *dw_row(dw_ctx *c, int64_t iy)
 {
-    __m256 a0 = _mm256_set1_ps(b);
-    for (int64_t ky = 0; ky < p->kh; ky++) {
-        const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
-        if (iy < 0 || iy >= p->h)
-            continue;
-        const float *xr = xp + iy * p->w + ox * p->sw - p->pl;
-        const float *wr = wp + ky * p->kw;
-        for (int64_t kx = 0; kx < p->kw; kx++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + kx),
-                                 load_strided(xr + kx * p->dw, p->sw, gidx), a0);
+    const cnn_conv2d_params *p = c->g->p;
+    if (iy < 0 || iy >= p->h)
+        return c->zero;
+    if (c->g->slots == p->h) {
+        if (c->tag[0] < 0) {
+            for (int64_t r = 0; r < p->h; r++)
+                dw_copy_row(c->g, c->xp + r * p->w, c->ring + r * c->g->rs);
+            c->tag[0] = 0;
+        }
+        return c->ring + iy * c->g->rs;
     }
-    _mm256_storeu_ps(yr + ox, a0);
+    const int64_t slot = iy % c->g->slots;
+    float *r = c->ring + slot * c->g->rs;
+    if (c->tag[slot] != iy) {
+        dw_copy_row(c->g, c->xp + iy * p->w, r);
+        c->tag[slot] = iy;
+    }
+    return r;
 }
 
-/* Border: output columns ox..ox+7 (those < ow) with per-lane bounds masks. */
-static void dw_masked(const cnn_conv2d_params *p, const int64_t *range, const float *xp,
-                      const float *wp, int64_t oy, int64_t ox, float b, __m256i gidx, float *yr)
+/* ------------------------------------------------------------ epilogue */
+
+/* First n (< 8) lanes of v to y, without vmaskmovps: 4 + 2 + 1 lanes. */
+static inline void dw_store_part(float *y, __m256 acc, int64_t n)
 {
-    __m256 a0 = _mm256_set1_ps(b);
-    for (int64_t ky = 0; ky < p->kh; ky++) {
-        const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
-        if (iy < 0 || iy >= p->h)
-            continue;
-        const float *xr = xp + iy * p->w;
-        for (int64_t kx = 0; kx < p->kw; kx++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wp + ky * p->kw + kx),
-                                 tap_load(xr, ox, range[2 * kx], range[2 * kx + 1], p->sw,
-                                          kx * p->dw - p->pl, gidx), a0);
+    __m128 v = _mm256_castps256_ps128(acc);
+    if (n & 4) {
+        _mm_storeu_ps(y, v);
+        v = _mm256_extractf128_ps(acc, 1);
+        y += 4;
     }
-    if (ox + 8 <= p->ow) {
-        _mm256_storeu_ps(yr + ox, a0);
-    } else {
-        float tmp[8];
-        _mm256_storeu_ps(tmp, a0);
-        for (int64_t t = ox; t < p->ow; t++)
-            yr[t] = tmp[t - ox];
+    if (n & 2) {
+        _mm_storel_pi((__m64 *)y, v);
+        v = _mm_movehl_ps(v, v);
+        y += 2;
+    }
+    if (n & 1)
+        _mm_store_ss(y, v);
+}
+
+/* The other activations over rows y[0..nr) of ow floats, in place; one
+ * loop per activation (the switch stays out of it). */
+#define DW_ACT_ROWS(EXPR)                                                          \
+    for (int64_t r = 0; r < nr; r++) {                                             \
+        float *yr = y[r];                                                          \
+        int64_t t = 0;                                                             \
+        for (; t + 8 <= ow; t += 8) {                                              \
+            const __m256 v = _mm256_loadu_ps(yr + t);                              \
+            _mm256_storeu_ps(yr + t, EXPR);                                        \
+        }                                                                          \
+        if (t < ow) {                                                              \
+            const __m256 v = _mm256_maskload_ps(yr + t, e->tail);                  \
+            dw_store_part(yr + t, EXPR, ow - t);                                   \
+        }                                                                          \
+    }                                                                              \
+    break;
+
+static void dw_act_rows(float *const *y, int64_t nr, int64_t ow, const dw_epi *e)
+{
+    switch (e->act) {
+    case CNN_ACT_LEAKY: DW_ACT_ROWS(cnn_v_leaky(v, e->lo))
+    case CNN_ACT_ELU: DW_ACT_ROWS(cnn_v_elu(v, e->lo))
+    case CNN_ACT_SIGMOID: DW_ACT_ROWS(cnn_v_sigmoid(v))
+    case CNN_ACT_TANH: DW_ACT_ROWS(cnn_v_tanh(v))
+    case CNN_ACT_SILU: DW_ACT_ROWS(cnn_v_silu(v))
+    case CNN_ACT_HARDSWISH: DW_ACT_ROWS(cnn_v_hardswish(v))
+    case CNN_ACT_HARDSIGMOID: DW_ACT_ROWS(cnn_v_hardsigmoid(v, e->lo, e->hi))
+    case CNN_ACT_GELU: DW_ACT_ROWS(cnn_v_gelu(v))
+    default: break;
     }
 }
 
-/* Scalar fallback for strides > 8 (gather indices) and huge rows (int32 lanes). */
+/* y[0..n) = act(acc + res), n = 8 or e->rem, act only relu or clip (the
+ * others, with many constants, would crowd the kernels' registers: they
+ * run in dw_act_rows over the finished rows, still in L1). The partial store avoids
+ * vmaskmovps, whose store form is slow on Zen: 4 + 2 + 1 lanes. */
+DW_INLINE void dw_store(float *y, const float *res, __m256 acc, const dw_epi *e, int full)
+{
+    if (res)
+        acc = _mm256_add_ps(acc, full ? _mm256_loadu_ps(res) : _mm256_maskload_ps(res, e->tail));
+    if (e->act == CNN_ACT_RELU)
+        acc = cnn_v_relu(acc);
+    else if (e->act == CNN_ACT_CLIP)
+        acc = cnn_v_clip(acc, e->lo, e->hi);
+    if (full)
+        _mm256_storeu_ps(y, acc);
+    else
+        dw_store_part(y, acc, e->rem);
+}
+
+/* ------------------------------------------------- fixed-shape kernels */
+
+/* Column vectors j .. j+V-1 of R output rows; rows[i] is the ring row of
+ * padded input row (first output row)*SH + i, lq the phase length. Loop
+ * order kx -> input row -> output row: the KH weights of tap column kx sit
+ * in registers, each input vector loaded once feeds every output row it
+ * belongs to, so a pass (R=4, V=2) keeps 8 accumulators, KH weights and V
+ * inputs in the 16 ymm registers and loads ~0.5 vectors per FMA. */
+DW_INLINE void dw_fixed_vec(const float *const *rows, int64_t lq, const float *w, __m256 bv,
+                            int64_t j, float *const *yr, const float *const *rr,
+                            const dw_epi *e, int full, const int KH, const int KW,
+                            const int SH, const int SW, const int R, const int V)
+{
+    __m256 acc[DW_R][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < V; t++)
+            acc[r][t] = bv;
+#pragma GCC unroll 8
+    for (int kx = 0; kx < KW; kx++) {
+        __m256 wc[8];
+#pragma GCC unroll 8
+        for (int ky = 0; ky < KH; ky++)
+            wc[ky] = _mm256_broadcast_ss(w + ky * KW + kx);
+        const int64_t off = (kx % SW) * lq + kx / SW + 8 * j;
+#pragma GCC unroll 16
+        for (int i = 0; i < (R - 1) * SH + KH; i++) {
+            __m256 v[2];
+#pragma GCC unroll 2
+            for (int t = 0; t < V; t++)
+                v[t] = _mm256_loadu_ps(rows[i] + off + 8 * t);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const int ky = i - r * SH;
+                if (ky >= 0 && ky < KH)
+#pragma GCC unroll 2
+                    for (int t = 0; t < V; t++)
+                        acc[r][t] = _mm256_fmadd_ps(v[t], wc[ky], acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int t = 0; t < V; t++)
+            dw_store(yr[r] + 8 * (j + t), rr ? rr[r] + 8 * (j + t) : NULL, acc[r][t], e,
+                     full);
+}
+
+DW_INLINE void dw_fixed(const float *const *rows, int64_t lq, const float *w, float b,
+                        int64_t ow, float *const *yr, const float *const *rr, const dw_epi *e,
+                        const int KH, const int KW, const int SH, const int SW, const int R)
+{
+    const float *rp[DW_SPAN_MAX];
+    for (int i = 0; i < (R - 1) * SH + KH; i++)
+        rp[i] = rows[i];
+    const __m256 bv = _mm256_set1_ps(b);
+    const int64_t nfull = ow >> 3;
+    int64_t j = 0;
+    for (; j + 2 <= nfull; j += 2)
+        dw_fixed_vec(rp, lq, w, bv, j, yr, rr, e, 1, KH, KW, SH, SW, R, 2);
+    if (j < nfull)
+        dw_fixed_vec(rp, lq, w, bv, j, yr, rr, e, 1, KH, KW, SH, SW, R, 1);
+    if (e->rem)
+        dw_fixed_vec(rp, lq, w, bv, nfull, yr, rr, e, 0, KH, KW, SH, SW, R, 1);
+}
+
+typedef void (*dw_fixed_fn)(const float *const *, int64_t, const float *, float, int64_t,
+                            float *const *, const float *const *, const dw_epi *);
+
+#define DW_DEFINE(NAME, KH, KW, SH, SW, R)                                                 \
+    static void NAME(const float *const *rows, int64_t lq, const float *w, float b,        \
+                     int64_t ow, float *const *yr, const float *const *rr, const dw_epi *e) \
+    {                                                                                      \
+        dw_fixed(rows, lq, w, b, ow, yr, rr, e, KH, KW, SH, SW, R);                        \
+    }
+#define DW_DEFINE_R(P, KH, KW, SH, SW) \
+    DW_DEFINE(P##_r1, KH, KW, SH, SW, 1) \
+    DW_DEFINE(P##_r2, KH, KW, SH, SW, 2) \
+    DW_DEFINE(P##_r3, KH, KW, SH, SW, 3) \
+    DW_DEFINE(P##_r4, KH, KW, SH, SW, 4)
+
+DW_DEFINE_R(dw3s1, 3, 3, 1, 1)
+DW_DEFINE_R(dw3s2, 3, 3, 2, 2)
+DW_DEFINE_R(dw5s1, 5, 5, 1, 1)
+DW_DEFINE_R(dw5s2, 5, 5, 2, 2)
+
+static const dw_fixed_fn dw_fixed_table[4][DW_R] = {
+    {dw3s1_r1, dw3s1_r2, dw3s1_r3, dw3s1_r4},
+    {dw3s2_r1, dw3s2_r2, dw3s2_r3, dw3s2_r4},
+    {dw5s1_r1, dw5s1_r2, dw5s1_r3, dw5s1_r4},
+    {dw5s2_r1, dw5s2_r2, dw5s2_r3, dw5s2_r4},
+};
+
+/* Index into dw_fixed_table, or -1 for the generic kernel. */
+static int dw_fixed_kind(const cnn_conv2d_params *p)
+{
+    if (p->dh != 1 || p->dw != 1 || p->kh != p->kw || p->sh != p->sw)
+        return -1;
+    if (p->sh != 1 && p->sh != 2)
+        return -1;
+    if (p->kh == 3)
+        return p->sh == 1 ? 0 : 1;
+    if (p->kh == 5)
+        return p->sh == 1 ? 2 : 3;
+    return -1;
+}
+
+/* ------------------------------------------------------ generic kernel */
+
+/* One output row, any kernel/dilation; rows[ky] the ring row of tap row ky,
+ * off[kx] the offset of tap kx inside a ring row. */
+static void dw_generic_row(const cnn_conv2d_params *p, const float *const *rows,
+                           const int64_t *off, const float *w, float b, float *y,
+                           const float *res, const dw_epi *e)
+{
+    const int64_t kh = p->kh, kw = p->kw, nfull = p->ow >> 3;
+    const __m256 bv = _mm256_set1_ps(b);
+    int64_t j = 0;
+    for (; j + 4 <= nfull; j += 4) {
+        __m256 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+        for (int64_t ky = 0; ky < kh; ky++) {
+            const float *r = rows[ky] + 8 * j;
+            for (int64_t kx = 0; kx < kw; kx++) {
+                const __m256 wv = _mm256_broadcast_ss(w + ky * kw + kx);
+                const float *s = r + off[kx];
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s), wv, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s + 8), wv, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(s + 16), wv, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(s + 24), wv, a3);
+            }
+        }
+        dw_store(y + 8 * j, res ? res + 8 * j : NULL, a0, e, 1);
+        dw_store(y + 8 * j + 8, res ? res + 8 * j + 8 : NULL, a1, e, 1);
+        dw_store(y + 8 * j + 16, res ? res + 8 * j + 16 : NULL, a2, e, 1);
+        dw_store(y + 8 * j + 24, res ? res + 8 * j + 24 : NULL, a3, e, 1);
+    }
+    for (; j < nfull + (e->rem != 0); j++) {
+        __m256 a0 = bv, a1 = _mm256_setzero_ps();
+        for (int64_t ky = 0; ky < kh; ky++) {
+            const float *r = rows[ky] + 8 * j;
+            int64_t kx = 0;
+            for (; kx + 2 <= kw; kx += 2) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + off[kx]),
+                                     _mm256_broadcast_ss(w + ky * kw + kx), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + off[kx + 1]),
+                                     _mm256_broadcast_ss(w + ky * kw + kx + 1), a1);
+            }
+            if (kx < kw)
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + off[kx]),
+                                     _mm256_broadcast_ss(w + ky * kw + kx), a0);
+        }
+        dw_store(y + 8 * j, res ? res + 8 * j : NULL, _mm256_add_ps(a0, a1), e, j < nfull);
+    }
+}
+
+/* Scalar row for strides > 8 (a phased row would be mostly unused phases). */
 static void dw_row_scalar(const cnn_conv2d_params *p, const float *xp, const float *wp,
-                          int64_t oy, float b, float *yr)
+                          int64_t oy, float b, float *yr, const float *rr)
 {
     for (int64_t ox = 0; ox < p->ow; ox++) {
         float acc = b;
@@ -137,7 +392,46 @@ static void dw_row_scalar(const cnn_conv2d_params *p, const float *xp, const flo
                     acc += wp[ky * p->kw + kx] * xp[iy * p->w + ix];
             }
         }
-        yr[ox] = acc;
+        yr[ox] = rr ? acc + rr[ox] : acc;
+    }
+    cnn_act_inplace(&p->ep, yr, p->ow);
+}
+
+/* ------------------------------------------------------------- driver */
+
+/* One plane with the phased ring. */
+static void dw_plane(dw_ctx *c, int kind, const int64_t *off, const float **rows,
+                     const float *wp, float b, float *yp, const float *rp, const dw_epi *e)
+{
+    const cnn_conv2d_params *p = c->g->p;
+    const int64_t ow = p->ow;
+    for (int64_t t = 0; t < c->g->slots; t++)
+        c->tag[t] = -1;
+    if (kind >= 0) {
+        for (int64_t oy0 = 0; oy0 < p->oh; oy0 += DW_R) {
+            const int64_t nr = p->oh - oy0 < DW_R ? p->oh - oy0 : DW_R;
+            const int64_t span = (nr - 1) * p->sh + p->kh, top = oy0 * p->sh - p->pt;
+            for (int64_t i = 0; i < span; i++)
+                rows[i] = dw_row(c, top + i);
+            float *yr[DW_R];
+            const float *rr[DW_R];
+            for (int64_t r = 0; r < nr; r++) {
+                yr[r] = yp + (oy0 + r) * ow;
+                rr[r] = rp ? rp + (oy0 + r) * ow : NULL;
+            }
+            dw_fixed_table[kind][nr - 1](rows, c->g->lq, wp, b, ow, yr, rp ? rr : NULL, e);
+            if (e->act > CNN_ACT_CLIP)
+                dw_act_rows(yr, nr, ow, e);
+        }
+        return;
+    }
+    for (int64_t oy = 0; oy < p->oh; oy++) {
+        for (int64_t ky = 0; ky < p->kh; ky++)
+            rows[ky] = dw_row(c, oy * p->sh - p->pt + ky * p->dh);
+        float *yr = yp + oy * ow;
+        dw_generic_row(p, rows, off, wp, b, yr, rp ? rp + oy * ow : NULL, e);
+        if (e->act > CNN_ACT_CLIP)
+            dw_act_rows(&yr, 1, ow, e);
     }
 }
 
@@ -145,68 +439,98 @@ cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float
                                          const float *w, const float *bias,
                                          const float *residual, float *y, int threads)
 {
-    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw, sw = p->sw;
-    int64_t *range = (int64_t *)malloc((size_t)(2 * p->kw) * sizeof(int64_t));
-    if (!range)
-        return CNN_ERR_OOM;
-    /* Output columns of tap kx whose input column ox*sw - pl + kx*dw is in [0, w). */
-    for (int64_t kx = 0; kx < p->kw; kx++) {
-        int64_t v = p->pl - kx * p->dw, u = p->w - 1 + p->pl - kx * p->dw;
-        int64_t lo = v <= 0 ? 0 : (v + sw - 1) / sw, hi = u < 0 ? 0 : u / sw + 1;
-        if (hi > p->ow) hi = p->ow;
-        range[2 * kx] = lo < hi ? lo : hi;
-        range[2 * kx + 1] = hi;
-    }
-    /* Interior columns: every tap in bounds, ox*sw - pl >= 0 and
-     * ox*sw - pl + (kw-1)*dw <= w-1. */
-    int64_t ox_a = p->pl <= 0 ? 0 : (p->pl + sw - 1) / sw;
-    int64_t lim = p->w - 1 + p->pl - (p->kw - 1) * p->dw;
-    int64_t ox_b = lim < 0 ? 0 : lim / sw + 1;
-    if (ox_b > p->ow) ox_b = p->ow;
-    const int vec = sw <= 8 && p->ow + 64 < ((int64_t)1 << 30) &&
-                    (p->ow + 64) * sw + p->pl + p->w < ((int64_t)1 << 30);
-    const __m256i gidx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                            _mm256_set1_epi32((int)(sw <= 8 ? sw : 1)));
+    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw;
+    const int64_t planes = p->n * p->c;
+    if (threads > planes)
+        threads = (int)planes;
+
+    if (p->sw > 8) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t nc = 0; nc < p->n * p->c; nc++) {
-        const int64_t ch = nc % p->c;
-        const float *xp = x + nc * hw, *wp = w + ch * khw;
-        float *yp = y + nc * ohw;
-        const float b = bias ? bias[ch] : 0.f;
-        const float *rp = residual ? residual + nc * ohw : NULL;
-        for (int64_t oy = 0; oy < p->oh; oy++) {
-            float *yr = yp + oy * p->ow;
-            if (!vec) {
-                dw_row_scalar(p, xp, wp, oy, b, yr);
-            } else {
-                int64_t ox = 0;
-                while (ox < p->ow) {
-                    if (ox >= ox_a && ox + 32 <= ox_b) {
-                        dw_interior4(p, xp, wp, oy, ox, b, gidx, yr);
-                        ox += 32;
-                    } else if (ox >= ox_a && ox + 8 <= ox_b) {
-                        dw_interior1(p, xp, wp, oy, ox, b, gidx, yr);
-                        ox += 8;
-                    } else {
-                        dw_masked(p, range, xp, wp, oy, ox, b, gidx, yr);
-                        ox += 8;
-                    }
-                }
-            }
-            if (rp) {
-                const float *rr = rp + oy * p->ow;
-                int64_t t = 0;
-                for (; t + 8 <= p->ow; t += 8)
-                    _mm256_storeu_ps(yr + t, _mm256_add_ps(_mm256_loadu_ps(yr + t),
-                                                           _mm256_loadu_ps(rr + t)));
-                for (; t < p->ow; t++)
-                    yr[t] += rr[t];
-            }
-            if (p->ep.act != CNN_ACT_NONE)
-                cnn_act_inplace(&p->ep, yr, p->ow);
+        for (int64_t nc = 0; nc < planes; nc++) {
+            const int64_t ch = nc % p->c;
+            for (int64_t oy = 0; oy < p->oh; oy++)
+                dw_row_scalar(p, x + nc * hw, w + ch * khw, oy, bias ? bias[ch] : 0.f,
+                              y + nc * ohw + oy * p->ow,
+                              residual ? residual + nc * ohw + oy * p->ow : NULL);
         }
+        return CNN_OK;
     }
-    free(range);
-    return CNN_OK;
+
+    const int kind = dw_fixed_kind(p);
+    dw_geom g;
+    g.p = p;
+    g.s = p->sw;
+    /* phase length: the highest index read, 8*ceil(ow/8) - 1 + ((kw-1)*dw)/sw,
+     * or written, (w - 1 + pl)/sw (+ 8 for the copy's full-vector tail
+     * stores: s == 2 writes up to 8 past the row's last index), + 1 */
+    const int64_t nv = (p->ow + 7) / 8, reach = (p->kw - 1) * p->dw / p->sw;
+    int64_t lq, lw;
+    if (!cnn_mul_ok(nv, 8, &lq) || __builtin_add_overflow(lq, reach, &lq) ||
+        __builtin_add_overflow(p->w, p->pl, &lw))
+        return CNN_ERR_SHAPE;
+    lw = lw / p->sw + 8;
+    if (lq < lw)
+        lq = lw;
+    if (__builtin_add_overflow(lq, 8 + 7, &lq))
+        return CNN_ERR_SHAPE;
+    g.lq = lq & ~(int64_t)7;
+    const int64_t span = kind >= 0 ? (DW_R - 1) * p->sh + p->kh : (p->kh - 1) * p->dh + 1;
+    g.slots = span < p->h ? span : p->h;
+    int64_t ring_floats, per_thread;
+    if (!cnn_mul_ok(g.s, g.lq, &g.rs))
+        return CNN_ERR_SHAPE;
+    if (p->h <= 16384 / g.rs)  /* small plane: keep it whole, no modulo */
+        g.slots = p->h;
+    if ( !cnn_mul_ok(g.slots + 1, g.rs, &ring_floats) ||
+        __builtin_add_overflow(ring_floats, 16, &per_thread))
+        return CNN_ERR_SHAPE;
+    const int64_t nrows = kind >= 0 ? DW_SPAN_MAX : p->kh;
+    int64_t meta_bytes;  /* tags, row pointers, tap offsets */
+    if (!cnn_mul_ok(g.slots + nrows + p->kw, 8, &meta_bytes))
+        return CNN_ERR_SHAPE;
+
+    dw_epi e;
+    e.act = p->ep.act;
+    e.lo = _mm256_set1_ps(p->ep.alpha);
+    e.hi = _mm256_set1_ps(p->ep.beta);
+    e.rem = p->ow & 7;
+    e.tail = cnn_tail_mask(e.rem ? e.rem : 1);
+
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float *buf = cnn_alloc_floats(per_thread);
+        int64_t *meta = (int64_t *)malloc((size_t)meta_bytes);
+        if (!buf || !meta) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int bad;
+#pragma omp atomic read
+        bad = failed;
+        if (!bad) {  /* the same on every thread: all or none run the loop */
+            memset(buf, 0, (size_t)per_thread * sizeof(float));
+            dw_ctx c;
+            c.g = &g;
+            c.zero = buf;
+            c.ring = buf + g.rs;
+            c.tag = meta;
+            const float **rows = (const float **)(meta + g.slots);
+            int64_t *off = meta + g.slots + nrows;
+            for (int64_t kx = 0; kx < p->kw; kx++)
+                off[kx] = (kx * p->dw) % g.s * g.lq + (kx * p->dw) / g.s;
+#pragma omp for schedule(static)
+            for (int64_t nc = 0; nc < planes; nc++) {
+                const int64_t ch = nc % p->c;
+                c.xp = x + nc * hw;
+                dw_plane(&c, kind, off, rows, w + ch * khw, bias ? bias[ch] : 0.f, y + nc * ohw,
+                         residual ? residual + nc * ohw : NULL, &e);
+            }
+        }
+        free(buf);
+        free(meta);
+    }
+    return failed ? CNN_ERR_OOM : CNN_OK;
 }
 #endif
