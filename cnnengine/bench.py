@@ -51,15 +51,18 @@ def ort_session(data, threads):
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
-def interleaved(fns, runs):
+def interleaved(fns, runs, settle=0.2):
     """Time each fn `runs` times, alternating between them round by round.
 
-    Each timed run follows an untimed one of the same fn: both runtimes keep
-    their worker threads spinning for a while after a run, and that tail
-    must land on the untimed run, not on the other engine's measurement."""
+    Both runtimes keep worker threads spinning after a run (ONNX Runtime's
+    for 20-100 ms on this machine), which would steal the cores from the other
+    engine's measurement. So before each engine's turn we pause `settle`
+    seconds and make one untimed run (it also re-warms that engine's caches)."""
     times = [[] for _ in fns]
     for _ in range(runs):
         for fn, out in zip(fns, times):
+            if len(fns) > 1:
+                time.sleep(settle)
             fn()
             out.append(_time(fn))
     return times
