@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ModelFormatError
 
 MAX_DIM = 1 << 24          # no real CNN has a dimension this large
-MAX_ELEMENTS = 1 << 33     # per tensor: refuses absurd allocations
+MAX_ELEMENTS = 1 << 31     # per tensor (8 GiB of float32): refuses absurd allocations
 
 
 @dataclass

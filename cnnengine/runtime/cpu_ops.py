@@ -9,7 +9,7 @@ buffer for the first output that hot ops write into (memory planning).
 import numpy as np
 
 from .. import functional as F
-from ..errors import ShapeError, UnsupportedOpError
+from ..errors import Error, ShapeError, UnsupportedOpError
 
 OPS = {}
 
@@ -759,12 +759,26 @@ def expand(node, ins, out=None):
         target = np.broadcast_shapes(x.shape, tuple(shape))
     except ValueError:
         raise ShapeError(f"node {node.name!r} (Expand): cannot expand {x.shape} to {shape}") from None
+    _check_size(node, target)
     return [_contig(np.broadcast_to(x, target))]
 
 
 @op("Tile")
 def tile(node, ins, out=None):
-    return [np.tile(ins[0], _ints(ins[1]))]
+    reps = _ints(ins[1])
+    if len(reps) != ins[0].ndim or min(reps, default=0) < 0:
+        raise ShapeError(f"node {node.name!r} (Tile): repeats {reps} do not fit shape {ins[0].shape}")
+    _check_size(node, [d * r for d, r in zip(ins[0].shape, reps)])
+    return [np.tile(ins[0], reps)]
+
+
+def _check_size(node, shape):
+    """Refuse a computed output larger than any tensor the engine will allocate."""
+    from ..ir.graph import check_shape
+    try:
+        check_shape(list(shape), f"node {node.name!r} ({node.op}): output")
+    except Error as exc:
+        raise ShapeError(str(exc)) from None
 
 
 @op("Pad")

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..errors import Error, ShapeError
+from ..errors import Error, ResourceError, ShapeError
 from ..functional._common import resolve_threads
 from .cpu_ops import OPS
 from .fast_ops import compile_step
@@ -178,6 +178,9 @@ def _call(node, ins):
         return OPS[node.op](node, ins)
     except Error as exc:
         raise _with_node(exc, node) from None
+    except MemoryError:
+        raise ResourceError(f"node {node.name!r} ({node.op}): its output does not fit in memory "
+                            f"(inputs {[None if i is None else tuple(i.shape) for i in ins]})") from None
     except (ValueError, IndexError, TypeError, KeyError) as exc:
         raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
                          f"{[None if i is None else tuple(i.shape) for i in ins]}: {exc}") from None

@@ -169,3 +169,15 @@ def test_native_garbage_graph(tmp_path):
     header = {"__metadata__": _meta(nodes=[{"bogus": 1}])}
     with pytest.raises(ce.ModelFormatError):
         ce.load(write(tmp_path, "garbage.cnn", _native_bytes(header)))
+
+
+def test_expand_to_absurd_size_is_an_error(tmp_path):
+    """A graph that asks for a huge tensor at run time fails with a cnnengine.Error."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    shape = numpy_helper.from_array(np.array([1 << 20, 1 << 20, 1 << 10], np.int64), "shape")
+    node = helper.make_node("Expand", ["x", "shape"], ["y"], name="boom")
+    m = helper.make_model(helper.make_graph([node], "g", [x], [y], [shape]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ce.Error, match="boom"):
+        ce.load(m).run(np.ones((1, 1), np.float32))
