@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, UnsupportedOpError
 from ..ir.graph import Graph, Node, ValueInfo, check_shape
 
 FORMAT = "cnnengine"
@@ -40,6 +40,9 @@ def save(graph, path):
     tensors, attr_tensors = {}, {}
     nodes = []
     for n in graph.nodes:
+        if n.op == "If":
+            raise UnsupportedOpError(f"node {n.name!r}: the native format does not store control flow "
+                                     f"(If) yet; keep this model as ONNX")
         attrs = {}
         for k, v in n.attrs.items():
             if isinstance(v, np.ndarray):

@@ -98,6 +98,8 @@ def _attr_value(a, where):
 
     if a.type == a.TENSOR:
         return tensor_to_array(a.t, f"{where}: attribute {a.name}")
+    if a.type == a.GRAPH and where.endswith("(If)"):
+        return a.g          # converted by _if_node
     if a.type in (a.GRAPH, a.GRAPHS):
         raise UnsupportedOpError(f"{where}: control-flow subgraphs (attribute {a.name}) are not supported")
     v = helper.get_attribute_value(a)
@@ -142,8 +144,17 @@ def _convert(model, name):
 
     inputs = [_value_info(v) for v in g.input if v.name not in weights]
     outputs = [_value_info(v) for v in g.output]
+    nodes = _convert_nodes(g, weights, opset, name, set())
+
+    graph = Graph(inputs, outputs, nodes, weights, {"source": str(name), "producer": model.producer_name}, opset)
+    for prop in model.metadata_props:
+        graph.metadata.setdefault("onnx_metadata", {})[prop.key] = prop.value
+    return graph.validate(str(name))
+
+
+def _convert_nodes(g, weights, opset, name, used_names):
+    """The nodes of GraphProto g as IR nodes; Constant outputs go into `weights`."""
     nodes = []
-    used_names = set()
     for i, n in enumerate(g.node):
         if n.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"{name}: node {n.name or i!r} uses op {n.domain}.{n.op_type}, "
@@ -179,13 +190,36 @@ def _convert(model, name):
             attrs["nearest_mode"] = "floor"
             if attrs.get("mode", "nearest") in ("bilinear", "linear"):
                 attrs["mode"] = "linear"
+        elif op == "If":
+            ins = ins[:1] + _if_branches(attrs, weights, opset, name, where, used_names)
         attrs["_opset"] = opset
         nodes.append(Node(node_name, op, ins, outs, attrs))
+    return nodes
 
-    graph = Graph(inputs, outputs, nodes, weights, {"source": str(name), "producer": model.producer_name}, opset)
-    for prop in model.metadata_props:
-        graph.metadata.setdefault("onnx_metadata", {})[prop.key] = prop.value
-    return graph.validate(str(name))
+
+
+def _if_branches(attrs, weights, opset, name, where, used_names):
+    """Turn an If's then/else GraphProtos into IR Graphs (attrs then_branch,
+    else_branch) whose inputs are the outer values the branches read; returns
+    those outer names, which become the If node's inputs after the condition
+    (so toposort, liveness and renaming passes see the dependency)."""
+    branches, free = {}, []
+    for key in ("then_branch", "else_branch"):
+        gp = attrs.get(key)
+        if gp is None:
+            raise ModelFormatError(f"{where}: missing attribute {key}")
+        sub_weights = {t.name: tensor_to_array(t, f"{where}: {key} initializer {t.name!r}")
+                       for t in gp.initializer}
+        nodes = _convert_nodes(gp, sub_weights, opset, name, used_names)
+        produced = {o for n in nodes for o in n.outputs if o} | set(sub_weights)
+        for ref in [i for n in nodes for i in n.inputs] + [o.name for o in gp.output]:
+            if ref and ref not in produced and ref not in free:
+                free.append(ref)
+        branches[key] = (nodes, sub_weights, [_value_info(v) for v in gp.output])
+    for key, (nodes, sub_weights, outs) in branches.items():
+        graph = Graph([ValueInfo(v, (), "float32") for v in free], outs, nodes, sub_weights, {}, opset)
+        attrs[key] = graph.validate(f"{where} {key}")
+    return free
 
 
 def _check_batchnorm(attrs, outs, opset, where):

@@ -44,16 +44,17 @@ def _axis(axis, rank, node):
 
 # ------------------------------------------------------------- geometry
 def spatial_pads(node, in_hw, kernel, strides, dilations):
-    """(top, left, bottom, right) from explicit pads or auto_pad."""
+    """Begin pads then end pads, one per spatial axis, from explicit pads or
+    auto_pad; for 2-D that is (top, left, bottom, right)."""
+    rank = len(in_hw)
     auto = node.attrs.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", "", None):
-        pads = node.attrs.get("pads", [0, 0, 0, 0])
-        if len(pads) != 4:
-            raise UnsupportedOpError(f"node {node.name!r} ({node.op}): only 2-D spatial ops are supported "
-                                     f"(pads {pads})")
+        pads = node.attrs.get("pads", [0] * (2 * rank))
+        if len(pads) != 2 * rank:
+            raise ShapeError(f"node {node.name!r} ({node.op}): {len(pads)} pads for {rank} spatial axes")
         return tuple(int(p) for p in pads)
     if auto == "VALID":
-        return (0, 0, 0, 0)
+        return (0,) * (2 * rank)
     begin, end = [], []
     for size, k, s, d in zip(in_hw, kernel, strides, dilations):
         out = -(-size // s)
@@ -63,7 +64,7 @@ def spatial_pads(node, in_hw, kernel, strides, dilations):
             begin.append(small), end.append(big)
         else:
             begin.append(big), end.append(small)
-    return (begin[0], begin[1], end[0], end[1])
+    return tuple(begin + end)
 
 
 def _check2d(node, x, what="input"):
@@ -186,12 +187,43 @@ def matmul(node, ins, out=None):
 def _pool_geometry(node, x):
     a = node.attrs
     kernel = list(a["kernel_shape"])
-    strides = a.get("strides", [1, 1])
-    dil = a.get("dilations", [1, 1])
-    if len(kernel) != 2:
-        raise UnsupportedOpError(f"node {node.name!r} ({node.op}): only 2-D pooling is supported")
+    rank = len(kernel)
+    strides = a.get("strides", [1] * rank)
+    dil = a.get("dilations", [1] * rank)
+    if x.ndim != rank + 2 or len(strides) != rank or len(dil) != rank:
+        raise ShapeError(f"node {node.name!r} ({node.op}): kernel {kernel} does not fit input {x.shape}")
     pads = spatial_pads(node, x.shape[2:], kernel, strides, dil)
     return tuple(kernel), tuple(strides), pads, tuple(dil), bool(a.get("ceil_mode", 0))
+
+
+def _pool_nd(x, kind, k, s, p, d, ceil, include):
+    """NumPy fallback for pooling over any number of spatial axes (1-D, 3-D,
+    the 5-D AveragePool of torch's LRN export). A box window is separable, so
+    it reduces one axis at a time."""
+    rank = len(k)
+    y = x.astype(np.float64)
+    count = 1.0
+    for ax in range(rank):
+        size = x.shape[2 + ax]
+        taps = _pool_taps(size, k[ax], s[ax], d[ax], p[ax], p[rank + ax], ceil)   # (out, k)
+        valid = (taps >= 0) & (taps < size)
+        if not valid.any(axis=1).all():
+            raise ShapeError(f"pooling window lies entirely in padding along spatial axis {ax}")
+        g = np.take(y, np.clip(taps, 0, size - 1), axis=2 + ax)        # (..., out, k, ...)
+        shape = [1] * g.ndim
+        shape[2 + ax], shape[3 + ax] = valid.shape
+        mask = valid.reshape(shape)
+        if kind == "max":
+            y = np.where(mask, g, -np.inf).max(axis=3 + ax)
+        else:
+            y = np.where(mask, g, 0.0).sum(axis=3 + ax)
+            inside = ((taps >= -p[ax]) & (taps < size + p[rank + ax])) if include else valid
+            cshape = [1] * y.ndim
+            cshape[2 + ax] = taps.shape[0]
+            count = count * inside.sum(axis=1).reshape(cshape)
+    if kind != "max":
+        y = y / np.maximum(count, 1)
+    return y.astype(x.dtype if x.dtype.kind == "f" else np.float32)
 
 
 def _pool_taps(size, k, s, d, p0, p1, ceil):
@@ -216,8 +248,10 @@ def _pool_windows(x, k, s, p, d, ceil):
 @op("MaxPool")
 def max_pool(node, ins, out=None):
     x = ins[0]
-    _check2d(node, x)
     k, s, p, d, ceil = _pool_geometry(node, x)
+    if x.ndim != 4 and not (len(node.outputs) > 1 and node.outputs[1]):
+        return [_pool_nd(x, "max", k, s, p, d, ceil, False)]
+    _check2d(node, x)
     if len(node.outputs) > 1 and node.outputs[1]:
         return _max_pool_indices(node, x, k, s, p, d, ceil)
     y = F.max_pool2d(_f32(x), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
@@ -246,9 +280,10 @@ def _max_pool_indices(node, x, k, s, p, d, ceil):
 @op("AveragePool")
 def avg_pool(node, ins, out=None):
     x = ins[0]
-    _check2d(node, x)
     k, s, p, d, ceil = _pool_geometry(node, x)
     include = bool(node.attrs.get("count_include_pad", 0))
+    if x.ndim != 4:
+        return [_pool_nd(_f32(x), "avg", k, s, p, d, ceil, include)]
     if d != (1, 1):
         return [_avg_pool_dilated(_f32(x), k, s, p, d, ceil, include)]
     return [F.avg_pool2d(_f32(x), k, stride=s, padding=p, ceil_mode=ceil, count_include_pad=include)]
@@ -986,3 +1021,21 @@ def depth_space(node, ins, out=None):
 @op("cnn.Silu")
 def silu(node, ins, out=None):
     return [F.activation(_f32(ins[0]), "silu")]
+
+
+@op("If")
+def if_(node, ins, out=None):
+    """Run the branch the condition picks; inputs after the condition are the
+    outer values the branches read, in the order of the branch graphs' inputs."""
+    cond = np.asarray(ins[0])
+    if cond.size != 1:
+        raise ShapeError(f"node {node.name!r} (If): condition has {cond.size} elements, expected 1")
+    key = "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"
+    branch = node.attrs[key]
+    executors = node.attrs.setdefault("_executors", {})
+    if key not in executors:
+        from .executor import Executor
+        executors[key] = Executor(branch)
+    feeds = {v.name: x for v, x in zip(branch.inputs, ins[1:]) if x is not None}
+    result = executors[key].run(feeds)
+    return [result[o.name] for o in branch.outputs]

@@ -172,6 +172,9 @@ def check_ops(graph, source="model"):
         if n.op not in OPS:
             raise UnsupportedOpError(
                 f"{source}: node {n.name!r} uses op {n.op!r} (opset {graph.opset}), which cnnengine does not run")
+        for key in ("then_branch", "else_branch"):
+            if isinstance(n.attrs.get(key), Graph):
+                check_ops(n.attrs[key], f"{source}: node {n.name!r} {key}")
 
 
 __all__ = ["fold_constants", "remove_identities", "fuse", "check_ops", "ModelFormatError"]

@@ -231,13 +231,8 @@ def test_summary_matches_published_figures(name, tmp_path):
 
 # ------------------------------------------------------------------ torch's own LRN export
 @pytest.mark.parametrize("opset", [
-    pytest.param(9, marks=pytest.mark.xfail(
-        strict=True, reason="engine gap: torch traces nn.LocalResponseNorm at opset 9 into a 5-D "
-                            "(N,1,C,H,W) AveragePool with kernel (size,1,1); AveragePool is 4-D only")),
-    pytest.param(13, marks=pytest.mark.xfail(
-        strict=True, reason="engine gap: torch traces nn.LocalResponseNorm at opset 11+ into an If "
-                            "on a shape-derived condition (Squeeze of a maybe-1 dim); If is not "
-                            "supported, and not folded at load although its condition is static")),
+    9,    # torch traces it into a 5-D (N,1,C,H,W) AveragePool with kernel (size,1,1)
+    13,   # torch traces it into an If on a shape-derived condition
 ])
 def test_torch_native_local_response_norm(opset, tmp_path):
     """nn.LocalResponseNorm exported by torch itself (no ONNX LRN op: a decomposition)."""
