@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../ops/gemm.h"
+#include "vmath_avx2.h"
 
 #define MR CNN_GEMM_MR
 #define NR CNN_GEMM_NR
@@ -282,15 +283,42 @@ static void pack_b_avx2(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n
     }
 }
 
+/* Sigmoid (silu = 0) or SiLU over rows [0, rows) x columns [0, nr <= 16)
+ * of c: a strip the micro-kernels just stored (L1), as a separate loop
+ * rather than in the kernels' epilogue, where the formula's temporaries
+ * and constants would spill around the 12 live accumulators. */
+static void act_strip(int silu, float *c, int64_t ldc, int64_t rows, int64_t nr)
+{
+    if (nr == NR) {
+        for (int64_t r = 0; r < rows; r++, c += ldc) {
+            __m256 v0 = _mm256_loadu_ps(c), v1 = _mm256_loadu_ps(c + 8);
+            _mm256_storeu_ps(c, silu ? cnn_v_silu(v0) : cnn_v_sigmoid(v0));
+            _mm256_storeu_ps(c + 8, silu ? cnn_v_silu(v1) : cnn_v_sigmoid(v1));
+        }
+        return;
+    }
+    const __m256i m0 = nr >= 8 ? _mm256_set1_epi32(-1) : cnn_tail_mask(nr);
+    const __m256i m1 = nr > 8 ? cnn_tail_mask(nr - 8) : _mm256_setzero_si256();
+    for (int64_t r = 0; r < rows; r++, c += ldc) {
+        __m256 v0 = _mm256_maskload_ps(c, m0);
+        _mm256_maskstore_ps(c, m0, silu ? cnn_v_silu(v0) : cnn_v_sigmoid(v0));
+        if (nr > 8) {
+            __m256 v1 = _mm256_maskload_ps(c + 8, m1);
+            _mm256_maskstore_ps(c + 8, m1, silu ? cnn_v_silu(v1) : cnn_v_sigmoid(v1));
+        }
+    }
+}
+
 static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                      float *abuf, float *bbuf)
 {
-    int in_reg = j->ep.act == CNN_ACT_NONE || j->ep.act == CNN_ACT_RELU ||
-                 j->ep.act == CNN_ACT_CLIP;
     tile_store s;
+    s.act = j->ep.act == CNN_ACT_RELU ? 1 : (j->ep.act == CNN_ACT_CLIP ? 2 : 0);
+    /* sigmoid/SiLU: over each finished mc x 16 strip, still in L1 */
+    const int strip = j->ep.act == CNN_ACT_SIGMOID || j->ep.act == CNN_ACT_SILU;
+    const int in_reg = s.act != 0 || j->ep.act == CNN_ACT_NONE || strip;
     s.alpha = j->alpha;
     s.beta = j->beta;
-    s.act = j->ep.act == CNN_ACT_RELU ? 1 : (j->ep.act == CNN_ACT_CLIP ? 2 : 0);
     s.lo = j->ep.alpha;
     s.hi = j->ep.beta;
     s.ldr = j->ldr;
@@ -334,6 +362,9 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
                             kc, ablk + ir * kc, bpan,
                             j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
                     }
+                    if (strip && s.last)
+                        act_strip(j->ep.act == CNN_ACT_SILU, j->c + ic * j->ldc + jc + jr,
+                                  j->ldc, mc, nr);
                 }
                 if (s.last && !in_reg)
                     for (int64_t i = ic; i < ic + mc; i++)
