@@ -131,7 +131,10 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
         a += MR;
         b += NR;
     }
-    if (mr == MR && nr == NR) {
+    /* Full-width tiles store in registers whatever mr is: the row tail of
+     * M % 6 (M = 16, 32, 40, 80, 112, ... in MobileNet/EfficientNet: up to
+     * a quarter of a conv's outputs) must not fall to the scalar path. */
+    if (nr == NR) {
         __m256 br = _mm256_setzero_ps();
         const float *bc = s->last ? s->bias_col : NULL;
         const float *res = s->last ? s->res : NULL;
@@ -145,8 +148,12 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
             _mm256_storeu_ps(cr + 8, store_one(s, x1, cr + 8, br, bc ? bc + 8 : NULL, \
                                                rr ? rr + 8 : NULL));                \
         } while (0)
-        ROW(0, c00, c01); ROW(1, c10, c11); ROW(2, c20, c21);
-        ROW(3, c30, c31); ROW(4, c40, c41); ROW(5, c50, c51);
+        ROW(0, c00, c01);
+        if (mr > 1) ROW(1, c10, c11);
+        if (mr > 2) ROW(2, c20, c21);
+        if (mr > 3) ROW(3, c30, c31);
+        if (mr > 4) ROW(4, c40, c41);
+        if (mr > 5) ROW(5, c50, c51);
 #undef ROW
         return;
     }
@@ -201,7 +208,7 @@ static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict
     }
     x0 = _mm256_add_ps(x0, y0); x1 = _mm256_add_ps(x1, y1); x2 = _mm256_add_ps(x2, y2);
     x3 = _mm256_add_ps(x3, y3); x4 = _mm256_add_ps(x4, y4); x5 = _mm256_add_ps(x5, y5);
-    if (mr == MR && nr == 8) {
+    if (nr == 8) {
         __m256 br = _mm256_setzero_ps();
         const float *bc = s->last ? s->bias_col : NULL;
         const float *res = s->last ? s->res : NULL;
@@ -213,7 +220,12 @@ static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict
                 br = _mm256_set1_ps(s->bias_row[r]);                                \
             _mm256_storeu_ps(cr, store_one(s, x0, cr, br, bc, rr));                 \
         } while (0)
-        ROW(0, x0); ROW(1, x1); ROW(2, x2); ROW(3, x3); ROW(4, x4); ROW(5, x5);
+        ROW(0, x0);
+        if (mr > 1) ROW(1, x1);
+        if (mr > 2) ROW(2, x2);
+        if (mr > 3) ROW(3, x3);
+        if (mr > 4) ROW(4, x4);
+        if (mr > 5) ROW(5, x5);
 #undef ROW
         return;
     }
