@@ -342,6 +342,7 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
      * (a 1-2 MB round trip through L3 for M <= 144, e.g. the 7x7 stem and
      * the 64-channel 3x3 convs). */
     const int fused = m1 - m0 <= MC;
+    const int pf_c = fused && j->k <= 64;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < j->k; pc += KC) {
@@ -365,6 +366,16 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
                         pack_b(j, pc, kc, jc + jr, nr, bbuf);
                         bpan = bbuf;
                     }
+                    /* Short K (1x1 convs of few channels, the stem): the
+                     * tiles are stored about as fast as computed, and a cold
+                     * C (an activation buffer last used a network ago)
+                     * misses on every row of every tile: fetch the rows 4
+                     * panels ahead (a read prefetch leaves the line
+                     * exclusive, so the store needs no second trip). */
+                    if (pf_c && jr + 5 * NR <= nc)
+                        for (int64_t i = ic; i < ic + mc; i++)
+                            _mm_prefetch((const char *)(j->c + i * j->ldc + jc + jr + 4 * NR),
+                                         _MM_HINT_T0);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         int64_t i = ic + ir;
