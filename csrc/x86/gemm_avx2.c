@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../ops/gemm.h"
+#include "vmath_avx2.h"
 
 #define MR CNN_GEMM_MR
 #define NR CNN_GEMM_NR
@@ -130,7 +131,10 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
         a += MR;
         b += NR;
     }
-    if (mr == MR && nr == NR) {
+    /* Full-width tiles store in registers whatever mr is: the row tail of
+     * M % 6 (M = 16, 32, 40, 80, 112, ... in MobileNet/EfficientNet: up to
+     * a quarter of a conv's outputs) must not fall to the scalar path. */
+    if (nr == NR) {
         __m256 br = _mm256_setzero_ps();
         const float *bc = s->last ? s->bias_col : NULL;
         const float *res = s->last ? s->res : NULL;
@@ -144,8 +148,12 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
             _mm256_storeu_ps(cr + 8, store_one(s, x1, cr + 8, br, bc ? bc + 8 : NULL, \
                                                rr ? rr + 8 : NULL));                \
         } while (0)
-        ROW(0, c00, c01); ROW(1, c10, c11); ROW(2, c20, c21);
-        ROW(3, c30, c31); ROW(4, c40, c41); ROW(5, c50, c51);
+        ROW(0, c00, c01);
+        if (mr > 1) ROW(1, c10, c11);
+        if (mr > 2) ROW(2, c20, c21);
+        if (mr > 3) ROW(3, c30, c31);
+        if (mr > 4) ROW(4, c40, c41);
+        if (mr > 5) ROW(5, c50, c51);
 #undef ROW
         return;
     }
@@ -200,7 +208,7 @@ static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict
     }
     x0 = _mm256_add_ps(x0, y0); x1 = _mm256_add_ps(x1, y1); x2 = _mm256_add_ps(x2, y2);
     x3 = _mm256_add_ps(x3, y3); x4 = _mm256_add_ps(x4, y4); x5 = _mm256_add_ps(x5, y5);
-    if (mr == MR && nr == 8) {
+    if (nr == 8) {
         __m256 br = _mm256_setzero_ps();
         const float *bc = s->last ? s->bias_col : NULL;
         const float *res = s->last ? s->res : NULL;
@@ -212,7 +220,12 @@ static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict
                 br = _mm256_set1_ps(s->bias_row[r]);                                \
             _mm256_storeu_ps(cr, store_one(s, x0, cr, br, bc, rr));                 \
         } while (0)
-        ROW(0, x0); ROW(1, x1); ROW(2, x2); ROW(3, x3); ROW(4, x4); ROW(5, x5);
+        ROW(0, x0);
+        if (mr > 1) ROW(1, x1);
+        if (mr > 2) ROW(2, x2);
+        if (mr > 3) ROW(3, x3);
+        if (mr > 4) ROW(4, x4);
+        if (mr > 5) ROW(5, x5);
 #undef ROW
         return;
     }
@@ -282,15 +295,42 @@ static void pack_b_avx2(const cnn_gemm_job *j, int64_t k0, int64_t kc, int64_t n
     }
 }
 
+/* Sigmoid (silu = 0) or SiLU over rows [0, rows) x columns [0, nr <= 16)
+ * of c: a strip the micro-kernels just stored (L1), as a separate loop
+ * rather than in the kernels' epilogue, where the formula's temporaries
+ * and constants would spill around the 12 live accumulators. */
+static void act_strip(int silu, float *c, int64_t ldc, int64_t rows, int64_t nr)
+{
+    if (nr == NR) {
+        for (int64_t r = 0; r < rows; r++, c += ldc) {
+            __m256 v0 = _mm256_loadu_ps(c), v1 = _mm256_loadu_ps(c + 8);
+            _mm256_storeu_ps(c, silu ? cnn_v_silu(v0) : cnn_v_sigmoid(v0));
+            _mm256_storeu_ps(c + 8, silu ? cnn_v_silu(v1) : cnn_v_sigmoid(v1));
+        }
+        return;
+    }
+    const __m256i m0 = nr >= 8 ? _mm256_set1_epi32(-1) : cnn_tail_mask(nr);
+    const __m256i m1 = nr > 8 ? cnn_tail_mask(nr - 8) : _mm256_setzero_si256();
+    for (int64_t r = 0; r < rows; r++, c += ldc) {
+        __m256 v0 = _mm256_maskload_ps(c, m0);
+        _mm256_maskstore_ps(c, m0, silu ? cnn_v_silu(v0) : cnn_v_sigmoid(v0));
+        if (nr > 8) {
+            __m256 v1 = _mm256_maskload_ps(c + 8, m1);
+            _mm256_maskstore_ps(c + 8, m1, silu ? cnn_v_silu(v1) : cnn_v_sigmoid(v1));
+        }
+    }
+}
+
 static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                      float *abuf, float *bbuf)
 {
-    int in_reg = j->ep.act == CNN_ACT_NONE || j->ep.act == CNN_ACT_RELU ||
-                 j->ep.act == CNN_ACT_CLIP;
     tile_store s;
+    s.act = j->ep.act == CNN_ACT_RELU ? 1 : (j->ep.act == CNN_ACT_CLIP ? 2 : 0);
+    /* sigmoid/SiLU: over each finished mc x 16 strip, still in L1 */
+    const int strip = j->ep.act == CNN_ACT_SIGMOID || j->ep.act == CNN_ACT_SILU;
+    const int in_reg = s.act != 0 || j->ep.act == CNN_ACT_NONE || strip;
     s.alpha = j->alpha;
     s.beta = j->beta;
-    s.act = j->ep.act == CNN_ACT_RELU ? 1 : (j->ep.act == CNN_ACT_CLIP ? 2 : 0);
     s.lo = j->ep.alpha;
     s.hi = j->ep.beta;
     s.ldr = j->ldr;
@@ -302,6 +342,7 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
      * (a 1-2 MB round trip through L3 for M <= 144, e.g. the 7x7 stem and
      * the 64-channel 3x3 convs). */
     const int fused = m1 - m0 <= MC;
+    const int pf_c = fused && j->k <= 64;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < j->k; pc += KC) {
@@ -325,6 +366,16 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
                         pack_b(j, pc, kc, jc + jr, nr, bbuf);
                         bpan = bbuf;
                     }
+                    /* Short K (1x1 convs of few channels, the stem): the
+                     * tiles are stored about as fast as computed, and a cold
+                     * C (an activation buffer last used a network ago)
+                     * misses on every row of every tile: fetch the rows 4
+                     * panels ahead (a read prefetch leaves the line
+                     * exclusive, so the store needs no second trip). */
+                    if (pf_c && jr + 5 * NR <= nc)
+                        for (int64_t i = ic; i < ic + mc; i++)
+                            _mm_prefetch((const char *)(j->c + i * j->ldc + jc + jr + 4 * NR),
+                                         _MM_HINT_T0);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
                         int64_t i = ic + ir;
@@ -334,6 +385,9 @@ static void run_task(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
                             kc, ablk + ir * kc, bpan,
                             j->c + i * j->ldc + jc + jr, j->ldc, mr, nr, &s);
                     }
+                    if (strip && s.last)
+                        act_strip(j->ep.act == CNN_ACT_SILU, j->c + ic * j->ldc + jc + jr,
+                                  j->ldc, mc, nr);
                 }
                 if (s.last && !in_reg)
                     for (int64_t i = ic; i < ic + mc; i++)

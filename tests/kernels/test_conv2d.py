@@ -203,3 +203,21 @@ def test_errors():
 def test_empty_batch():
     y = conv2d(np.zeros((0, 3, 5, 5), np.float32), np.zeros((4, 3, 3, 3), np.float32))
     assert y.shape == (0, 4, 3, 3)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "silu"])
+@pytest.mark.parametrize("c,k,h,w", [(300, 160, 7, 7),    # K > 256: act on the last K block only
+                                     (16, 150, 14, 14),   # M > 144: two MC blocks, N tail 4
+                                     (5, 13, 3, 5),       # N = 15: one partial panel
+                                     (24, 20, 3, 3)])     # N = 9: micro_6x8 partial, M tail
+def test_logistic_epilogue_strips(act, c, k, h, w, isa, rng):
+    """Sigmoid/SiLU run over each finished mc x 16 strip (gemm_avx2.c act_strip):
+    full panels, 9-15 and 1-8 column tails, row tails, several K and M blocks."""
+    x = (2 * rng.standard_normal((1, c, h, w))).astype(np.float32)
+    wt = (rng.standard_normal((k, c, 1, 1)) / np.sqrt(c)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    r = rng.standard_normal((1, k, h, w)).astype(np.float32)
+    for res in (None, r):
+        y = conv2d(x, wt, b, residual=res, activation=act, threads=2)
+        ref = conv2d_np(x, wt, b, (1, 1), (0, 0, 0, 0), (1, 1), 1, residual=res, act=act)
+        assert_close(y, ref, rtol=1e-5 * np.sqrt(c), what=f"{isa} {act}")

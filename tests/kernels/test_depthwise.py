@@ -130,3 +130,15 @@ def test_oracle_matches_numpy(k, s, pads, d, rng):
     y = np.full(shape, np.nan, np.float32)
     _k.conv2d(x.ravel(), wt.ravel(), b, None, y.ravel(), dims, 0, 0.0, 0.0, 2)
     assert_close(y, conv2d_np(x, wt, b, (s, s), pads, (d, d), 4), what="fast vs numpy")
+
+
+@pytest.mark.parametrize("act", ["silu", "sigmoid"])
+def test_logistic_in_store_and_row_pass(act, rng):
+    """SiLU/sigmoid: applied in dw_store where ow < 16 (fixed kernels and the
+    generic dilated path alike), by the row pass over each pass's contiguous
+    rows elsewhere; never twice, never skipped."""
+    for (h, w, k, s, d) in [(7, 7, 3, 1, 1), (14, 14, 5, 1, 1), (13, 15, 3, 1, 2),
+                            (9, 31, 3, 2, 1), (6, 33, 5, 1, 1), (11, 40, 3, 1, 2),
+                            (5, 16, 3, 1, 1)]:
+        p = d * (k // 2)
+        assert _check(rng, 1, 7, h, w, k, s, (p,) * 4, d, act=act, residual=True)
