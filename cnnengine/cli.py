@@ -269,4 +269,10 @@ def cmd_view(args):
     model, image = args.model, args.image
     if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
         model, image = None, model
-    return view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot)
+    rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot)
+    # Leave without running destructors: tearing down Qt, pyqtgraph and the
+    # worker/OpenMP threads at interpreter exit can segfault after the work is
+    # done (seen under load; pyqtgraph.exit() exists for the same reason).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
