@@ -413,7 +413,7 @@ static void dw_row_scalar(const cnn_conv2d_params *p, const float *xp, const flo
  * the activation are applied on whole contiguous vectors of each plane.
  * Lanes of channels past C are zeros and never stored. */
 
-#define CB_V 4                 /* output pixels per pass */
+#define CB_V 7                 /* output pixels per pass (rows of 7, 14) */
 
 /* 8x8 transpose of r[0..7] in place. */
 DW_INLINE void cb_t8(__m256 *r)
@@ -441,67 +441,81 @@ DW_INLINE void cb_t8(__m256 *r)
 }
 
 /* V output pixels of one output row: in at padded (oy*SH, ox*SW), rs the
- * scratch row stride in floats; inputs loaded once per (ky, column) feed
- * every pixel whose window holds that column. */
-DW_INLINE void cb_pix(const float *in, int64_t rs, const __m256 *wv, __m256 bv, float *out,
-                      const int KH, const int KW, const int SW, const int V)
+ * scratch row stride in floats. Per tap row ky the KW weight vectors sit in
+ * registers and each input vector, loaded once, feeds every pixel whose
+ * window holds its column: V accumulators + KW weights + 1 input <= 13 ymm,
+ * (V-1)*SW + KW + KW loads per V*KW FMAs. */
+DW_INLINE void cb_pix(const float *in, int64_t rs, const float *w8, const __m256 *wv,
+                      __m256 bv, float *out, const int KH, const int KW, const int SW,
+                      const int V)
 {
     __m256 acc[CB_V];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < V; j++)
         acc[j] = bv;
 #pragma GCC unroll 5
     for (int ky = 0; ky < KH; ky++) {
         const float *r = in + ky * rs;
-#pragma GCC unroll 16
+        __m256 wk[5];
+#pragma GCC unroll 5
+        for (int kx = 0; kx < KW; kx++)  /* 3x3: all 9 held by the caller */
+            wk[kx] = KH * KW <= 9 ? wv[ky * KW + kx] : _mm256_load_ps(w8 + 8 * (ky * KW + kx));
+#pragma GCC unroll 20
         for (int c = 0; c < (V - 1) * SW + KW; c++) {
             const __m256 v = _mm256_load_ps(r + 8 * c);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int j = 0; j < V; j++) {
                 const int kx = c - j * SW;
                 if (kx >= 0 && kx < KW)
-                    acc[j] = _mm256_fmadd_ps(v, wv[ky * KW + kx], acc[j]);
+                    acc[j] = _mm256_fmadd_ps(v, wk[kx], acc[j]);
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < V; j++)
         _mm256_store_ps(out + 8 * j, acc[j]);
 }
 
+#define CB_PIX(VV) cb_pix(r + 8 * ox * SW, rs, w8, wv, bv, out, KH, KW, SW, VV); out += 8 * VV; break;
+
 DW_INLINE void cb_plane(const float *in, int64_t rs, const float *w8, __m256 bv, float *out,
                         int64_t oh, int64_t ow, const int KH, const int KW, const int SH,
-                        const int SW)
+                        const int SW, const int V)
 {
-    __m256 wv[25];
-#pragma GCC unroll 25
-    for (int t = 0; t < KH * KW; t++)
-        wv[t] = _mm256_load_ps(w8 + 8 * t);
+    __m256 wv[9];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+        wv[t] = KH * KW <= 9 ? _mm256_load_ps(w8 + 8 * t) : _mm256_setzero_ps();
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r = in + oy * SH * rs;
         int64_t ox = 0;
-        for (; ox + CB_V <= ow; ox += CB_V, out += 8 * CB_V)
-            cb_pix(r + 8 * ox * SW, rs, wv, bv, out, KH, KW, SW, CB_V);
+        for (; ox + V <= ow; ox += V, out += 8 * V)
+            cb_pix(r + 8 * ox * SW, rs, w8, wv, bv, out, KH, KW, SW, V);
         switch (ow - ox) {
-        case 3: cb_pix(r + 8 * ox * SW, rs, wv, bv, out, KH, KW, SW, 3); out += 24; break;
-        case 2: cb_pix(r + 8 * ox * SW, rs, wv, bv, out, KH, KW, SW, 2); out += 16; break;
-        case 1: cb_pix(r + 8 * ox * SW, rs, wv, bv, out, KH, KW, SW, 1); out += 8; break;
+        case 6: CB_PIX(6)
+        case 5: CB_PIX(5)
+        case 4: CB_PIX(4)
+        case 3: CB_PIX(3)
+        case 2: CB_PIX(2)
+        case 1: CB_PIX(1)
         default: break;
         }
     }
 }
 
 typedef void (*cb_fn)(const float *, int64_t, const float *, __m256, float *, int64_t, int64_t);
-#define CB_DEFINE(NAME, KH, KW, SH, SW)                                                  \
+#define CB_DEFINE(NAME, KH, KW, SH, SW, V)                                                  \
     static void NAME(const float *in, int64_t rs, const float *w8, __m256 bv, float *out, \
                      int64_t oh, int64_t ow)                                             \
     {                                                                                    \
-        cb_plane(in, rs, w8, bv, out, oh, ow, KH, KW, SH, SW);                           \
+        cb_plane(in, rs, w8, bv, out, oh, ow, KH, KW, SH, SW, V);                         \
     }
-CB_DEFINE(cb3s1, 3, 3, 1, 1)
-CB_DEFINE(cb3s2, 3, 3, 2, 2)
-CB_DEFINE(cb5s1, 5, 5, 1, 1)
-CB_DEFINE(cb5s2, 5, 5, 2, 2)
+/* pixels per pass: 3x3 keeps its 9 weights in registers (4 accumulators);
+ * 5x5 s1 reuses each input up to 5 times (7 accumulators, rows of 7/14) */
+CB_DEFINE(cb3s1, 3, 3, 1, 1, 4)
+CB_DEFINE(cb3s2, 3, 3, 2, 2, 4)
+CB_DEFINE(cb5s1, 5, 5, 1, 1, 7)
+CB_DEFINE(cb5s2, 5, 5, 2, 2, 4)
 static const cb_fn cb_table[4] = {cb3s1, cb3s2, cb5s1, cb5s2};
 
 /* act(v) for one vector of a plane (bias and residual already in). */
