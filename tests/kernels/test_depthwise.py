@@ -146,13 +146,16 @@ def test_logistic_in_store_and_row_pass(act, rng):
 
 @pytest.mark.parametrize("c", [1, 7, 8, 9, 17])
 def test_channel_blocked_small_planes(c, rng):
-    """The channel-blocked path (output planes <= 196 pixels, 3x3/5x5, stride
-    1/2): 7x7 and 14x14 planes, channel tails, batch 2, odd padding."""
+    """The channel-blocked path (output planes <= 784 pixels, padded input
+    <= 4096 pixels, 3x3/5x5, stride 1/2): 7x7, 14x14, 28x28 planes, channel
+    tails, batch 2, odd padding; 29x29 just past it (row kernels)."""
     for (k, s), hw in itertools.product([(3, 1), (3, 2), (5, 1), (5, 2)], [7, 14, 28]):
         assert _check(rng, 2, c, hw, hw, k, s, (k // 2,) * 4, 1)
     for k, s, pads, (h, w) in [(3, 1, (0, 0, 0, 0), (9, 16)), (5, 2, (2, 1, 0, 3), (13, 11)),
                                (3, 2, (4, 3, 5, 6), (6, 5)), (5, 1, (2, 2, 2, 2), (1, 1)),
-                               (3, 1, (1, 1, 1, 1), (1, 40)), (5, 2, (0, 0, 0, 0), (27, 27))]:
+                               (3, 1, (1, 1, 1, 1), (1, 40)), (5, 2, (0, 0, 0, 0), (27, 27)),
+                               (3, 2, (1, 1, 1, 1), (56, 56)), (5, 2, (2, 2, 2, 2), (57, 55)),
+                               (3, 1, (1, 1, 1, 1), (28, 28)), (3, 1, (1, 1, 1, 1), (29, 29))]:
         assert _check(rng, 2, c, h, w, k, s, pads, 1, residual=True)
 
 
