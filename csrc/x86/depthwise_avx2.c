@@ -519,9 +519,9 @@ CB_DEFINE(cb5s2, 5, 5, 2, 2, 4)
 static const cb_fn cb_table[4] = {cb3s1, cb3s2, cb5s1, cb5s2};
 
 /* act(v) for one vector of a plane (bias and residual already in). */
-DW_INLINE __m256 cb_act(__m256 v, const dw_epi *e)
+DW_INLINE __m256 cb_act(__m256 v, const dw_epi *e, const int act)
 {
-    switch (e->act) {
+    switch (act) {
     case CNN_ACT_RELU: return cnn_v_relu(v);
     case CNN_ACT_CLIP: return cnn_v_clip(v, e->lo, e->hi);
     case CNN_ACT_LEAKY: return cnn_v_leaky(v, e->lo);
@@ -538,8 +538,8 @@ DW_INLINE __m256 cb_act(__m256 v, const dw_epi *e)
 
 /* Transpose (ohw, 8) back into nch planes y + ch*ohw (residual likewise),
  * 8 pixels at a time; the last ohw % 8 pixels stored in part. */
-static void cb_out(const float *out, int64_t ohw, int nch, float *y, const float *res,
-                   const dw_epi *e)
+DW_INLINE void cb_out_t(const float *out, int64_t ohw, int nch, float *y, const float *res,
+                        const dw_epi *e, const int act)
 {
     for (int64_t q = 0; q < ohw; q += 8) {
         const int64_t n = ohw - q < 8 ? ohw - q : 8;
@@ -554,12 +554,33 @@ static void cb_out(const float *out, int64_t ohw, int nch, float *y, const float
                 v = _mm256_add_ps(v, n == 8 ? _mm256_loadu_ps(res + c * ohw + q)
                                             : _mm256_maskload_ps(res + c * ohw + q,
                                                                  cnn_tail_mask(n)));
-            v = cb_act(v, e);
+            v = cb_act(v, e, act);
             if (n == 8)
                 _mm256_storeu_ps(yc, v);
             else
                 dw_store_part(yc, v, n);
         }
+    }
+}
+
+/* cb_out with the activation's switch outside the loops. */
+static void cb_out(const float *out, int64_t ohw, int nch, float *y, const float *res,
+                   const dw_epi *e)
+{
+    switch (e->act) {
+#define CB_OUT_CASE(A) case A: cb_out_t(out, ohw, nch, y, res, e, A); break;
+    CB_OUT_CASE(CNN_ACT_RELU)
+    CB_OUT_CASE(CNN_ACT_CLIP)
+    CB_OUT_CASE(CNN_ACT_LEAKY)
+    CB_OUT_CASE(CNN_ACT_ELU)
+    CB_OUT_CASE(CNN_ACT_SIGMOID)
+    CB_OUT_CASE(CNN_ACT_TANH)
+    CB_OUT_CASE(CNN_ACT_SILU)
+    CB_OUT_CASE(CNN_ACT_HARDSWISH)
+    CB_OUT_CASE(CNN_ACT_HARDSIGMOID)
+    CB_OUT_CASE(CNN_ACT_GELU)
+#undef CB_OUT_CASE
+    default: cb_out_t(out, ohw, nch, y, res, e, CNN_ACT_NONE); break;
     }
 }
 
