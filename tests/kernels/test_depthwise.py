@@ -142,3 +142,25 @@ def test_logistic_in_store_and_row_pass(act, rng):
                             (5, 16, 3, 1, 1)]:
         p = d * (k // 2)
         assert _check(rng, 1, 7, h, w, k, s, (p,) * 4, d, act=act, residual=True)
+
+
+@pytest.mark.parametrize("c", [1, 7, 8, 9, 17])
+def test_channel_blocked_small_planes(c, rng):
+    """The channel-blocked path (output planes <= 784 pixels, padded input
+    <= 4096 pixels, 3x3/5x5, stride 1/2): 7x7, 14x14, 28x28 planes, channel
+    tails, batch 2, odd padding; 29x29 just past it (row kernels)."""
+    for (k, s), hw in itertools.product([(3, 1), (3, 2), (5, 1), (5, 2)], [7, 14, 28]):
+        assert _check(rng, 2, c, hw, hw, k, s, (k // 2,) * 4, 1)
+    for k, s, pads, (h, w) in [(3, 1, (0, 0, 0, 0), (9, 16)), (5, 2, (2, 1, 0, 3), (13, 11)),
+                               (3, 2, (4, 3, 5, 6), (6, 5)), (5, 1, (2, 2, 2, 2), (1, 1)),
+                               (3, 1, (1, 1, 1, 1), (1, 40)), (5, 2, (0, 0, 0, 0), (27, 27)),
+                               (3, 2, (1, 1, 1, 1), (56, 56)), (5, 2, (2, 2, 2, 2), (57, 55)),
+                               (3, 1, (1, 1, 1, 1), (28, 28)), (3, 1, (1, 1, 1, 1), (29, 29))]:
+        assert _check(rng, 2, c, h, w, k, s, pads, 1, residual=True)
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("residual", [False, True])
+def test_channel_blocked_epilogues(act, residual, rng):
+    for (k, s), hw, c in [((3, 1), 7, 9), ((3, 2), 14, 17), ((5, 1), 14, 7), ((5, 2), 28, 8)]:
+        assert _check(rng, 2, c, hw, hw, k, s, (k // 2,) * 4, 1, act=act, residual=residual)
