@@ -44,6 +44,23 @@ cdef extern from "cnnengine.h" nogil:
     void cnn_conv2d_packed_free(cnn_conv2d_packed *pk)
     const char *cnn_conv2d_packed_algo(const cnn_conv2d_packed *pk)
 
+    # blocked layout NCHW8c
+    cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                     float *y, int threads)
+    cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                     float *y, int threads)
+    ctypedef struct cnn_conv2d_nchwc:
+        pass
+    cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
+                                         const float *bias, int in_nchw,
+                                         cnn_conv2d_nchwc **out)
+    cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                        const float *x, const float *residual, float *y,
+                                        int threads)
+    void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
+    cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
+                                         const float *x, float *y, int threads)
+
     ctypedef struct cnn_conv_transpose2d_params:
         int64_t n, c, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow
 

@@ -1,0 +1,112 @@
+# Bindings for the blocked layout NCHW8c (csrc/ops/nchwc.c); see the
+# conventions in _kernels.pyx. A blocked tensor of C channels is the flat
+# (N, ceil(C/8), H*W, 8) buffer.
+
+NCHWC_BLOCK = 8
+
+
+cdef int64_t _blocked_count(int64_t n, int64_t c, int64_t hw):
+    return n * ((c + 7) // 8) * hw * 8
+
+
+def nchw_to_nchwc(const float[::1] x, float[::1] y, int64_t n, int64_t c, int64_t hw,
+                  int threads=0):
+    """x (N,C,HW) -> blocked y; lanes past C become 0."""
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("nchw_to_nchwc: empty tensor")
+    _need(x, n * c * hw, "x")
+    _need(y, _blocked_count(n, c, hw), "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_nchw_to_nchwc_f32(n, c, hw, &x[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
+def nchwc_to_nchw(const float[::1] x, float[::1] y, int64_t n, int64_t c, int64_t hw,
+                  int threads=0):
+    """Blocked x -> y (N,C,HW); padding lanes are dropped."""
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("nchwc_to_nchw: empty tensor")
+    _need(x, _blocked_count(n, c, hw), "x")
+    _need(y, n * c * hw, "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_nchwc_to_nchw_f32(n, c, hw, &x[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
+def global_pool_nchwc(const float[::1] x, float[::1] y, int64_t n, int64_t c, int64_t hw,
+                      bint is_max, int threads=0):
+    """Blocked x (N, C, HW) -> blocked y (N, C, 1): mean or max of each lane."""
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("global_pool_nchwc: empty tensor")
+    _need(x, _blocked_count(n, c, hw), "x")
+    _need(y, _blocked_count(n, c, 1), "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_global_pool_nchwc_f32(n, c, hw, is_max, &x[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
+cdef class ConvNCHWc:
+    """A conv with blocked output (cnn_conv2d_nchwc_pack_f32), packed once.
+
+    ConvNCHWc(w, b, dims, act, alpha, beta, in_nchw): w the flat (K, C/g,
+    kh, kw) weights, b the bias or None, dims as _conv_params (n only
+    validated). groups must be 1 or c == k. The input is blocked, or plain
+    NCHW when in_nchw. run(x, residual, y, threads): batch from len(x).
+    Raises UnsupportedOpError without AVX2. Immutable, thread-safe.
+    """
+    cdef cnn_conv2d_nchwc *pk
+    cdef cnn_conv2d_params p
+    cdef int64_t in_per, out_per
+
+    def __cinit__(self, const float[::1] w, const float[::1] b, tuple dims, int act=0,
+                  float alpha=0.0, float beta=0.0, bint in_nchw=False):
+        cdef cnn_status st
+        cdef const float *bp = opt_ptr(b)
+        self.pk = NULL
+        _conv_params(&self.p, dims)
+        self.p.ep = _epilogue(act, alpha, beta)
+        _need(w, self.p.k * (self.p.c // self.p.groups if self.p.groups > 0 else 0) *
+              self.p.kh * self.p.kw, "w")
+        if b is not None:
+            _need(b, self.p.k, "b")
+        with nogil:
+            st = cnn_conv2d_nchwc_pack_f32(&self.p, &w[0], bp, in_nchw, &self.pk)
+        check(st)
+        self.in_per = (self.p.c if in_nchw else _blocked_count(1, self.p.c, 1)) * self.p.h * self.p.w
+        self.out_per = _blocked_count(1, self.p.k, self.p.oh * self.p.ow)
+
+    def __dealloc__(self):
+        if self.pk != NULL:
+            cnn_conv2d_nchwc_free(self.pk)
+            self.pk = NULL
+
+    def run(self, const float[::1] x, const float[::1] residual, float[::1] y,
+            int threads=0):
+        cdef cnn_status st
+        cdef int t
+        cdef int64_t n
+        cdef const float *rp = opt_ptr(residual)
+        if x is None or x.shape[0] == 0 or x.shape[0] % self.in_per:
+            raise ShapeError(f"x: {0 if x is None else x.shape[0]} floats is not a positive "
+                             f"multiple of {self.in_per}")
+        n = x.shape[0] // self.in_per
+        _need(y, n * self.out_per, "y")
+        if residual is not None:
+            _need(residual, n * self.out_per, "residual")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_f32(self.pk, n, &x[0], rp, &y[0], t)
+            cnn_threads_end()
+        check(st)

@@ -1,0 +1,194 @@
+/* Blocked layout NCHW8c: argument checks, weight packing and the portable
+ * reorders. The blocked convolutions themselves exist for AVX2 only
+ * (csrc/x86/nchwc_avx2.c); without AVX2 packing reports
+ * CNN_ERR_UNSUPPORTED and the engine keeps the plain NCHW kernels, whose
+ * scalar versions stay the oracle for these. */
+#include <string.h>
+
+#include "conv2d.h"
+#include "nchwc.h"
+
+#define B CNN_NCHWC
+
+static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
+
+/* n * ceil(c/8) * hw * 8 fits int64 and is positive. */
+static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw)
+{
+    int64_t t;
+    if (n < 1 || c < 1 || hw < 1)
+        return CNN_ERR_SHAPE;
+    if (!cnn_mul_ok(n, blocks(c), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
+        return CNN_ERR_SHAPE;
+    return CNN_OK;
+}
+
+cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                 float *y, int threads)
+{
+    if (!x || !y)
+        return CNN_ERR_ARG;
+    cnn_status st = check_blocked(n, c, hw);
+    if (st != CNN_OK)
+        return st;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_nchw_to_nchwc_avx2(n, c, hw, x, y, threads);
+        return CNN_OK;
+    }
+#endif
+    const int64_t cbs = blocks(c);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < n * cbs; q++) {
+        const int64_t img = q / cbs, cb = q % cbs;
+        float *d = y + q * hw * B;
+        for (int64_t p = 0; p < hw; p++)
+            for (int64_t i = 0; i < B; i++) {
+                const int64_t ch = cb * B + i;
+                d[p * B + i] = ch < c ? x[(img * c + ch) * hw + p] : 0.f;
+            }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                 float *y, int threads)
+{
+    if (!x || !y)
+        return CNN_ERR_ARG;
+    cnn_status st = check_blocked(n, c, hw);
+    if (st != CNN_OK)
+        return st;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_nchwc_to_nchw_avx2(n, c, hw, x, y, threads);
+        return CNN_OK;
+    }
+#endif
+    const int64_t cbs = blocks(c);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < n * cbs; q++) {
+        const int64_t img = q / cbs, cb = q % cbs;
+        const float *s = x + q * hw * B;
+        for (int64_t i = 0; i < B && cb * B + i < c; i++) {
+            float *d = y + (img * c + cb * B + i) * hw;
+            for (int64_t p = 0; p < hw; p++)
+                d[p] = s[p * B + i];
+        }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
+                                     const float *x, float *y, int threads)
+{
+    if (!x || !y)
+        return CNN_ERR_ARG;
+    cnn_status st = check_blocked(n, c, hw);
+    if (st != CNN_OK)
+        return st;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_global_pool_nchwc_avx2(n, c, hw, is_max, x, y, threads);
+        return CNN_OK;
+    }
+#endif
+    return CNN_ERR_UNSUPPORTED;
+}
+
+void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
+{
+    if (!pk)
+        return;
+    free(pk->w);
+    free(pk->bias);
+    free(pk);
+}
+
+cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
+                                     const float *bias, int in_nchw,
+                                     cnn_conv2d_nchwc **out)
+{
+    if (!out)
+        return CNN_ERR_ARG;
+    *out = NULL;
+    if (!p || !w)
+        return CNN_ERR_ARG;
+    cnn_status st = cnn_conv2d_check_params(p);
+    if (st != CNN_OK)
+        return st;
+    const int dw = p->groups == p->c && p->k == p->c && p->c > 1;
+    if (!(p->groups == 1 || dw) || (dw && in_nchw))
+        return CNN_ERR_UNSUPPORTED;
+#if defined(__x86_64__)
+    if (cnn_active_isa() != CNN_ISA_AVX2)
+        return CNN_ERR_UNSUPPORTED;
+#else
+    return CNN_ERR_UNSUPPORTED;
+#endif
+    /* the kernels index rows and taps in int64 without further checks */
+    int64_t t;
+    if (!cnn_mul_ok(p->h, p->w, &t) || !cnn_mul_ok(t, B, &t) || !cnn_mul_ok(p->oh, p->ow, &t) ||
+        !cnn_mul_ok(t, B, &t))
+        return CNN_ERR_SHAPE;
+    cnn_conv2d_nchwc *pk = (cnn_conv2d_nchwc *)calloc(1, sizeof(*pk));
+    if (!pk)
+        return CNN_ERR_OOM;
+    pk->p = *p;
+    pk->in_nchw = in_nchw != 0;
+    pk->depthwise = dw;
+    pk->cb = in_nchw ? 1 : B;
+    pk->ocb = blocks(p->k);
+    pk->icb = dw ? pk->ocb : (p->c + pk->cb - 1) / pk->cb;
+    const int64_t taps = p->kh * p->kw;
+    int64_t count;
+    if (!cnn_mul_ok(pk->ocb, dw ? 1 : pk->icb, &count) || !cnn_mul_ok(count, taps, &count) ||
+        !cnn_mul_ok(count, (dw ? 1 : pk->cb) * B, &count)) {
+        free(pk);
+        return CNN_ERR_SHAPE;
+    }
+    pk->w = cnn_alloc_floats(count);
+    pk->bias = cnn_alloc_floats(pk->ocb * B);
+    if (!pk->w || !pk->bias) {
+        cnn_conv2d_nchwc_free(pk);
+        return CNN_ERR_OOM;
+    }
+    memset(pk->w, 0, (size_t)count * sizeof(float));
+    for (int64_t o = 0; o < pk->ocb * B; o++)
+        pk->bias[o] = bias && o < p->k ? bias[o] : 0.f;
+    const int64_t cg = p->c / p->groups;
+    for (int64_t o = 0; o < p->k; o++) {
+        const int64_t ob = o / B, ol = o % B;
+        for (int64_t ci = 0; ci < cg; ci++)
+            for (int64_t r = 0; r < taps; r++) {
+                const float v = w[(o * cg + ci) * taps + r];
+                int64_t at;
+                if (dw)
+                    at = (ob * taps + r) * B + ol;
+                else
+                    at = ((((ob * pk->icb + ci / pk->cb) * taps + r) * pk->cb) + ci % pk->cb) * B + ol;
+                pk->w[at] = v;
+            }
+    }
+    *out = pk;
+    return CNN_OK;
+}
+
+cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                    const float *residual, float *y, int threads)
+{
+    if (!pk || !x || !y)
+        return CNN_ERR_ARG;
+    if (n < 1)
+        return CNN_ERR_SHAPE;
+    int64_t t;
+    if (!cnn_mul_ok(n, pk->ocb * pk->p.oh * pk->p.ow * B, &t) ||
+        !cnn_mul_ok(n, pk->icb * pk->cb * pk->p.h * pk->p.w, &t))
+        return CNN_ERR_SHAPE;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2)
+        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, threads < 1 ? 1 : threads);
+#endif
+    (void)residual;
+    return CNN_ERR_UNSUPPORTED;
+}

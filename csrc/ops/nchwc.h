@@ -1,0 +1,31 @@
+/* Private side of the blocked-layout (NCHW8c) kernels: csrc/ops/nchwc.c
+ * (validation, packing, portable reorders) <-> csrc/x86/nchwc_avx2.c. */
+#ifndef CNN_OPS_NCHWC_H
+#define CNN_OPS_NCHWC_H
+
+#include "internal.h"
+
+struct cnn_conv2d_nchwc {
+    cnn_conv2d_params p;    /* n is ignored: runs take any batch */
+    int in_nchw;            /* input plain NCHW (cb = 1) instead of blocked */
+    int depthwise;          /* groups == c == k */
+    int64_t cb;             /* input channels per input block: 8 or 1 */
+    int64_t icb;            /* input blocks: ceil(c / cb) (depthwise: ocb) */
+    int64_t ocb;            /* output blocks: ceil(k / 8) */
+    float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8] */
+    float *bias;            /* [ocb * 8], zero past k */
+};
+
+#if defined(__x86_64__)
+cnn_status cnn_conv2d_nchwc_run_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                     const float *x, const float *residual, float *y,
+                                     int threads);
+void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads);
+void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads);
+void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max,
+                                const float *x, float *y, int threads);
+#endif
+
+#endif

@@ -1,0 +1,509 @@
+#pragma GCC target("avx2,fma")
+/* Blocked-layout (NCHW8c) kernels for AVX2/FMA: convolution, depthwise
+ * convolution, global pooling and the reorders at the layout's edges.
+ *
+ * With 8 channels of a pixel in one vector, a convolution needs no im2col
+ * and no packing at run time: for an output tile of PX pixels (<= 6) of a
+ * row x OB (<= 2) blocks of 8 output channels, every input channel ci of
+ * every tap contributes broadcast(x[ci] of each pixel) * w[ci][8 outputs],
+ * 12 FMAs from 2 weight loads and 6 broadcasts, all from L1. This is the
+ * scheme of ONNX Runtime MLAS's NCHWc convolution (SconvKernelFma3: filter
+ * blocks x output pixels, broadcast input, input channels innermost) and
+ * of oneDNN's nChw8c direct convolution; a 1x1 stride-1 convolution is the
+ * same kernel over the image flattened to one row. A stem reads its RGB
+ * input in plain NCHW (cb = 1), as MLAS's "NCHW input" variant does, so no
+ * reorder of the image is needed. Depthwise convolution is 8 channels per
+ * vector with no shuffles for any stride (XNNPACK's channel-tiled dwconv).
+ * Bias, residual and activation are applied as each tile is stored.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include "../ops/nchwc.h"
+#include "vmath_avx2.h"
+
+#define B CNN_NCHWC
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m256 act_v(const cnn_epilogue *ep, __m256 v)
+{
+    switch (ep->act) {
+    case CNN_ACT_NONE: return v;
+    case CNN_ACT_RELU: return cnn_v_relu(v);
+    case CNN_ACT_CLIP: return cnn_v_clip(v, _mm256_set1_ps(ep->alpha), _mm256_set1_ps(ep->beta));
+    case CNN_ACT_LEAKY: return cnn_v_leaky(v, _mm256_set1_ps(ep->alpha));
+    case CNN_ACT_ELU: return cnn_v_elu(v, _mm256_set1_ps(ep->alpha));
+    case CNN_ACT_SIGMOID: return cnn_v_sigmoid(v);
+    case CNN_ACT_TANH: return cnn_v_tanh(v);
+    case CNN_ACT_SILU: return cnn_v_silu(v);
+    case CNN_ACT_HARDSWISH: return cnn_v_hardswish(v);
+    case CNN_ACT_HARDSIGMOID:
+        return cnn_v_hardsigmoid(v, _mm256_set1_ps(ep->alpha), _mm256_set1_ps(ep->beta));
+    case CNN_ACT_GELU: return cnn_v_gelu(v);
+    default: return v;
+    }
+}
+
+/* ------------------------------------------------------------ convolution */
+
+/* One output row (or, for a flattened 1x1, a run of pixels) of one image. */
+typedef struct crow {
+    const float *x;     /* the image's first input block plane */
+    int64_t xplane;     /* floats per input block plane: h * w * cb */
+    int64_t xrow;       /* floats per input row: w * cb */
+    int64_t icb, kh, kw, sw, dh, dw;
+    int64_t iy0;        /* input row of tap ky = 0 */
+    int64_t ky0, ky1;   /* taps whose input row is inside the image */
+    const float *w;     /* packed weights of the tile's first output block */
+    int64_t wob;        /* floats per output block of packed weights */
+    const float *bias;  /* at the tile's first output block */
+    const float *res;   /* residual at (first block, this row's pixel 0), or NULL */
+    float *y;           /* output at (first block, this row's pixel 0) */
+    int64_t yplane;     /* floats per output block plane: oh * ow * 8 */
+    const cnn_epilogue *ep;
+} crow;
+
+/* PX output pixels from ox0 (input column ix0 for tap kx = 0) x OB output
+ * blocks, taps kx in [kx0, kx1); CB input channels per block. */
+INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, int64_t ox0,
+                      int64_t ix0, int64_t kx0, int64_t kx1)
+{
+    /* named accumulators, not arrays: GCC keeps arrays in memory here */
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00;
+    const int64_t xs = r->sw * CB, taps = r->kh * r->kw;
+    for (int64_t ib = 0; ib < r->icb; ib++) {
+        const float *xb = r->x + ib * r->xplane;
+        const float *wb = r->w + ib * taps * CB * B;
+        for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
+            const int64_t row = (r->iy0 + ky * r->dh) * r->xrow;
+            for (int64_t kx = kx0; kx < kx1; kx++) {
+                const float *xp = xb + row + (ix0 + kx * r->dw) * CB;
+                const float *wp = wb + (ky * r->kw + kx) * CB * B;
+#pragma GCC unroll 8
+                for (int ci = 0; ci < CB; ci++) {
+                    const __m256 w0 = _mm256_load_ps(wp + ci * B);
+                    const __m256 w1 = OB > 1 ? _mm256_load_ps(wp + r->wob + ci * B) : w0;
+#define CNN_PIX(P)                                                          \
+                    if (PX > P) {                                           \
+                        const __m256 v = _mm256_broadcast_ss(xp + P * xs + ci); \
+                        a0##P = _mm256_fmadd_ps(v, w0, a0##P);              \
+                        if (OB > 1)                                         \
+                            a1##P = _mm256_fmadd_ps(v, w1, a1##P);          \
+                    }
+                    CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3) CNN_PIX(4) CNN_PIX(5)
+#undef CNN_PIX
+                }
+            }
+        }
+    }
+    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
+    float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
+    const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
+#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
+    if (PX > P) {                                                           \
+        __m256 v = _mm256_add_ps(ACC, BV);                                  \
+        if (RES)                                                            \
+            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
+        _mm256_storeu_ps(Y + P * B, act_v(r->ep, v));                       \
+    }
+    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
+    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
+    if (OB > 1) {
+        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
+        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
+    }
+#undef CNN_OUT
+}
+
+/* conv_tile for a 1x1 stride-1 convolution over blocked input (the image
+ * flattened to one row): the pixels' inputs are 8 floats apart, so every
+ * broadcast has a constant offset and the loop is over input blocks only. */
+INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
+{
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00;
+    const float *xp = r->x + ox0 * B, *wp = r->w;
+    const int64_t wob = r->wob, xplane = r->xplane;
+    for (int64_t ib = 0; ib < r->icb; ib++, xp += xplane, wp += B * B) {
+#pragma GCC unroll 8
+        for (int ci = 0; ci < B; ci++) {
+            const __m256 w0 = _mm256_load_ps(wp + ci * B);
+            const __m256 w1 = OB > 1 ? _mm256_load_ps(wp + wob + ci * B) : w0;
+#define CNN_PIX(P)                                                          \
+            if (PX > P) {                                                   \
+                const __m256 v = _mm256_broadcast_ss(xp + P * B + ci);      \
+                a0##P = _mm256_fmadd_ps(v, w0, a0##P);                      \
+                if (OB > 1)                                                 \
+                    a1##P = _mm256_fmadd_ps(v, w1, a1##P);                  \
+            }
+            CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3) CNN_PIX(4) CNN_PIX(5)
+#undef CNN_PIX
+        }
+    }
+    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
+    float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
+    const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
+#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
+    if (PX > P) {                                                           \
+        __m256 v = _mm256_add_ps(ACC, BV);                                  \
+        if (RES)                                                            \
+            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
+        _mm256_storeu_ps(Y + P * B, act_v(r->ep, v));                       \
+    }
+    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
+    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
+    if (OB > 1) {
+        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
+        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
+    }
+#undef CNN_OUT
+}
+
+#define DEFINE_PW_ROW(NAME, OB)                                             \
+    static void NAME(const crow *r, int64_t x0, int64_t x1)                 \
+    {                                                                       \
+        int64_t ox = x0;                                                    \
+        for (; ox + 6 <= x1; ox += 6)                                       \
+            pw_tile(r, OB, 6, ox);                                          \
+        switch (x1 - ox) {                                                  \
+        case 5: pw_tile(r, OB, 5, ox); break;                               \
+        case 4: pw_tile(r, OB, 4, ox); break;                               \
+        case 3: pw_tile(r, OB, 3, ox); break;                               \
+        case 2: pw_tile(r, OB, 2, ox); break;                               \
+        case 1: pw_tile(r, OB, 1, ox); break;                               \
+        default: break;                                                     \
+        }                                                                   \
+    }
+
+DEFINE_PW_ROW(pw_row_o2, 2)
+DEFINE_PW_ROW(pw_row_o1, 1)
+
+/* Output pixels [x0, x1) of a row: interior tiles of 6 with every tap
+ * inside the image, border pixels one by one with their taps clipped. */
+#define DEFINE_ROW(NAME, OB, CB)                                                        \
+    static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t in_lo, int64_t in_hi, \
+                     int64_t pl, int64_t w)                                             \
+    {                                                                                   \
+        int64_t ox = x0;                                                                \
+        while (ox < x1) {                                                               \
+            const int64_t ix0 = ox * r->sw - pl;                                        \
+            if (ox < in_lo || ox >= in_hi) {                                            \
+                int64_t k0 = 0, k1 = r->kw;                                             \
+                while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
+                while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
+                conv_tile(r, OB, 1, CB, ox, ix0, k0, k1);                               \
+                ox++;                                                                   \
+                continue;                                                               \
+            }                                                                           \
+            int64_t n = (in_hi < x1 ? in_hi : x1) - ox;                                 \
+            for (; n >= 6; n -= 6, ox += 6)                                             \
+                conv_tile(r, OB, 6, CB, ox, ox * r->sw - pl, 0, r->kw);                 \
+            const int64_t ix = ox * r->sw - pl;                                         \
+            switch (n) {                                                                \
+            case 5: conv_tile(r, OB, 5, CB, ox, ix, 0, r->kw); break;                   \
+            case 4: conv_tile(r, OB, 4, CB, ox, ix, 0, r->kw); break;                   \
+            case 3: conv_tile(r, OB, 3, CB, ox, ix, 0, r->kw); break;                   \
+            case 2: conv_tile(r, OB, 2, CB, ox, ix, 0, r->kw); break;                   \
+            case 1: conv_tile(r, OB, 1, CB, ox, ix, 0, r->kw); break;                   \
+            default: break;                                                             \
+            }                                                                           \
+            ox += n;                                                                    \
+        }                                                                               \
+    }
+
+DEFINE_ROW(row_o2_c8, 2, 8)
+DEFINE_ROW(row_o1_c8, 1, 8)
+DEFINE_ROW(row_o2_c1, 2, 1)
+DEFINE_ROW(row_o1_c1, 1, 1)
+
+static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                           const float *residual, float *y, int threads)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow;
+    const int64_t cb = pk->cb;
+    /* 1x1, stride 1, no padding: one row of h*w pixels */
+    const int flat = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->pt == 0 &&
+                     p->pl == 0 && p->pb == 0 && p->pr == 0;
+    if (flat) {
+        w = ow = h * w;
+        h = oh = 1;
+    }
+    const int64_t taps = p->kh * p->kw, wob = pk->icb * taps * cb * B;
+    const int64_t pairs = (pk->ocb + 1) / 2;
+    /* Pixels per unit: the tile's input (all channels and rows of its
+     * taps) around 32 KiB so it stays in L1 while every output block pair
+     * of the unit's group sweeps it. */
+    const int64_t per_px = pk->icb * cb * p->kh;
+    int64_t chunk = 8192 / (per_px > 0 ? per_px : 1);
+    chunk = chunk < 24 ? 24 : (chunk > 2048 ? 2048 : chunk);
+    int64_t nchunks = (ow + chunk - 1) / chunk;
+    chunk = (ow + nchunks - 1) / nchunks;
+    chunk = (chunk + 5) / 6 * 6;
+    nchunks = (ow + chunk - 1) / chunk;
+    /* Output block pairs per unit: their weights about 128 KiB (L2), fewer
+     * when that leaves too few units to share among the threads. */
+    int64_t gp = (128 * 1024 / 4) / (2 * wob);
+    gp = gp < 1 ? 1 : (gp > pairs ? pairs : gp);
+    while (gp > 1 && n * ((pairs + gp - 1) / gp) * oh * nchunks < 4 * (int64_t)threads)
+        gp = (gp + 1) / 2;
+    const int64_t groups = (pairs + gp - 1) / gp;
+    const int64_t units = n * groups * oh * nchunks;
+    const int64_t xplane = h * w * cb, yplane = oh * ow * B;
+    /* interior output columns: every tap kx inside [0, w) */
+    int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
+    int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
+    int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
+    if (in_hi > ow) in_hi = ow;
+    if (in_lo > in_hi) in_lo = in_hi;
+    if (threads > units) threads = (int)units;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t u = 0; u < units; u++) {
+        int64_t q = u;
+        const int64_t ck = q % nchunks; q /= nchunks;
+        const int64_t oy = q % oh; q /= oh;
+        const int64_t g = q % groups;
+        const int64_t img = q / groups;
+        const int64_t x0 = ck * chunk, x1 = x0 + chunk < ow ? x0 + chunk : ow;
+        crow r;
+        r.x = x + img * pk->icb * xplane;
+        r.xplane = xplane;
+        r.xrow = w * cb;
+        r.icb = pk->icb;
+        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
+        r.iy0 = oy * p->sh - p->pt;
+        r.ky0 = 0;
+        r.ky1 = p->kh;
+        while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+        while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+        r.wob = wob;
+        r.yplane = yplane;
+        r.ep = &p->ep;
+        for (int64_t pr = g * gp; pr < (g + 1) * gp && pr < pairs; pr++) {
+            const int64_t ob = 2 * pr;
+            const int two = ob + 1 < pk->ocb;
+            r.w = pk->w + ob * wob;
+            r.bias = pk->bias + ob * B;
+            const int64_t yoff = (img * pk->ocb + ob) * yplane + oy * ow * B;
+            r.y = y + yoff;
+            r.res = residual ? residual + yoff : NULL;
+            if (flat && cb == B)
+                (two ? pw_row_o2 : pw_row_o1)(&r, x0, x1);
+            else if (cb == B)
+                (two ? row_o2_c8 : row_o1_c8)(&r, x0, x1, in_lo, in_hi, p->pl, w);
+            else
+                (two ? row_o2_c1 : row_o1_c1)(&r, x0, x1, in_lo, in_hi, p->pl, w);
+        }
+    }
+    return CNN_OK;
+}
+
+/* -------------------------------------------------------------- depthwise */
+
+/* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1). */
+INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int PX, int64_t ox0,
+                    int64_t ix0, int64_t kx0, int64_t kx1, __m256 bv, const float *res,
+                    float *y)
+{
+    __m256 a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv, a6 = bv, a7 = bv;
+    const int64_t xs = r->sw * B;
+    for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
+        const float *xr = xb + (r->iy0 + ky * r->dh) * r->xrow;
+        for (int64_t kx = kx0; kx < kx1; kx++) {
+            const __m256 wv = _mm256_load_ps(wb + (ky * r->kw + kx) * B);
+            const float *xp = xr + (ix0 + kx * r->dw) * B;
+#define CNN_PIX(P) \
+            if (PX > P) a##P = _mm256_fmadd_ps(_mm256_loadu_ps(xp + P * xs), wv, a##P);
+            CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3) CNN_PIX(4) CNN_PIX(5) CNN_PIX(6) CNN_PIX(7)
+#undef CNN_PIX
+        }
+    }
+    y += ox0 * B;
+    if (res)
+        res += ox0 * B;
+#define CNN_OUT(P)                                                          \
+    if (PX > P) {                                                           \
+        __m256 v = a##P;                                                    \
+        if (res)                                                            \
+            v = _mm256_add_ps(v, _mm256_loadu_ps(res + P * B));             \
+        _mm256_storeu_ps(y + P * B, act_v(r->ep, v));                       \
+    }
+    CNN_OUT(0) CNN_OUT(1) CNN_OUT(2) CNN_OUT(3) CNN_OUT(4) CNN_OUT(5) CNN_OUT(6) CNN_OUT(7)
+#undef CNN_OUT
+}
+
+static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                         const float *residual, float *y, int threads)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
+    const int64_t taps = p->kh * p->kw;
+    const int64_t units = n * cbs * oh;
+    int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
+    int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
+    int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
+    if (in_hi > ow) in_hi = ow;
+    if (in_lo > in_hi) in_lo = in_hi;
+    if (threads > units) threads = (int)units;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t oy = u % oh, q = u / oh;   /* q = img * cbs + block */
+        const int64_t blk = q % cbs;
+        crow r;
+        r.xrow = w * B;
+        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
+        r.iy0 = oy * p->sh - p->pt;
+        r.ky0 = 0;
+        r.ky1 = p->kh;
+        while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+        while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+        r.ep = &p->ep;
+        const float *xb = x + q * h * w * B;
+        const float *wb = pk->w + blk * taps * B;
+        const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
+        float *yr = y + (q * oh + oy) * ow * B;
+        const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+        int64_t ox = 0;
+        while (ox < ow) {
+            const int64_t ix0 = ox * p->sw - p->pl;
+            if (ox < in_lo || ox >= in_hi) {
+                int64_t k0 = 0, k1 = p->kw;
+                while (k0 < k1 && ix0 + k0 * p->dw < 0) k0++;
+                while (k1 > k0 && ix0 + (k1 - 1) * p->dw >= w) k1--;
+                dw_tile(xb, wb, &r, 1, ox, ix0, k0, k1, bv, res, yr);
+                ox++;
+                continue;
+            }
+            int64_t cnt = in_hi - ox;
+            for (; cnt >= 8; cnt -= 8, ox += 8)
+                dw_tile(xb, wb, &r, 8, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
+            if (cnt >= 4) {
+                dw_tile(xb, wb, &r, 4, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
+                cnt -= 4;
+                ox += 4;
+            }
+            for (; cnt > 0; cnt--, ox++)
+                dw_tile(xb, wb, &r, 1, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
+        }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_conv2d_nchwc_run_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                     const float *residual, float *y, int threads)
+{
+    return pk->depthwise ? dw_run(pk, n, x, residual, y, threads)
+                         : conv_run(pk, n, x, residual, y, threads);
+}
+
+/* ------------------------------------------------------ pooling, reorders */
+
+void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, const float *x,
+                                float *y, int threads)
+{
+    const int64_t q_count = n * ((c + B - 1) / B);
+    if (threads > q_count) threads = (int)q_count;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const float *s = x + q * hw * B;
+        __m256 a0 = _mm256_loadu_ps(s), a1 = is_max ? a0 : _mm256_setzero_ps();
+        int64_t p = 1;
+        if (is_max) {
+            for (; p + 2 <= hw; p += 2) {
+                a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
+                a1 = _mm256_max_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
+            }
+            for (; p < hw; p++)
+                a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
+            _mm256_storeu_ps(y + q * B, _mm256_max_ps(a0, a1));
+        } else {
+            for (; p + 2 <= hw; p += 2) {
+                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
+                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
+            }
+            for (; p < hw; p++)
+                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
+            _mm256_storeu_ps(y + q * B,
+                            _mm256_mul_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(1.f / (float)hw)));
+        }
+    }
+}
+
+/* r[i] holds row i (8 floats); afterwards r[j] holds column j. */
+INLINE void transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads)
+{
+    const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
+    if (threads > q_count) threads = (int)q_count;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const int64_t img = q / cbs, cb = q % cbs;
+        const int64_t nch = c - cb * B < B ? c - cb * B : B;
+        const float *src = x + (img * c + cb * B) * hw;
+        float *d = y + q * hw * B;
+        int64_t p = 0;
+        for (; p + 8 <= hw; p += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < nch ? _mm256_loadu_ps(src + i * hw + p) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int j = 0; j < 8; j++)
+                _mm256_storeu_ps(d + (p + j) * B, r[j]);
+        }
+        for (; p < hw; p++)
+            for (int64_t i = 0; i < B; i++)
+                d[p * B + i] = i < nch ? src[i * hw + p] : 0.f;
+    }
+}
+
+void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads)
+{
+    const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
+    if (threads > q_count) threads = (int)q_count;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const int64_t img = q / cbs, cb = q % cbs;
+        const int64_t nch = c - cb * B < B ? c - cb * B : B;
+        const float *s = x + q * hw * B;
+        float *dst = y + (img * c + cb * B) * hw;
+        int64_t p = 0;
+        for (; p + 8 <= hw; p += 8) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = _mm256_loadu_ps(s + (p + j) * B);
+            transpose8(r);
+            for (int i = 0; i < nch; i++)
+                _mm256_storeu_ps(dst + i * hw + p, r[i]);
+        }
+        for (; p < hw; p++)
+            for (int64_t i = 0; i < nch; i++)
+                dst[i * hw + p] = s[p * B + i];
+    }
+}
+#endif

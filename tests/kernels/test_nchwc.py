@@ -1,0 +1,154 @@
+"""Blocked layout NCHW8c: reorders round-trip, blocked convolutions (groups
+1, depthwise, NCHW-input stems) against the scalar NCHW oracle
+(cnn_conv2d_f32_ref) and a float64 NumPy reference, global pooling."""
+import numpy as np
+import pytest
+
+import cnnengine as ce
+from cnnengine import _kernels as _k
+from tests.conftest import assert_close
+from tests.kernels._conv_ref import conv2d_np
+
+pytestmark = pytest.mark.skipif(ce.detected_isa() != "avx2",
+                                reason="blocked kernels need AVX2")
+
+
+def to_blocked(x):
+    n, c, h, w = x.shape
+    cb = (c + 7) // 8
+    y = np.full((n, cb, h, w, 8), np.nan, np.float32)
+    _k.nchw_to_nchwc(np.ascontiguousarray(x).ravel(), y.ravel(), n, c, h * w, 2)
+    return y
+
+
+def from_blocked(y, c):
+    n, cb, h, w, _ = y.shape
+    x = np.full((n, c, h, w), np.nan, np.float32)
+    _k.nchwc_to_nchw(y.ravel(), x.ravel(), n, c, h * w, 2)
+    return x
+
+
+@pytest.fixture(autouse=True)
+def _avx2():
+    before = ce.active_isa()
+    ce.set_isa("avx2")
+    yield
+    ce.set_isa(before)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (1, 8, 4, 4), (2, 13, 9, 11),
+                                   (1, 16, 3, 17), (3, 29, 1, 8)])
+def test_reorder_round_trip_and_zero_padding(shape, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = to_blocked(x)
+    n, c, h, w = shape
+    ref = np.zeros((n, y.shape[1] * 8, h, w), np.float32)
+    ref[:, :c] = x
+    np.testing.assert_array_equal(y, ref.reshape(n, -1, 8, h, w).transpose(0, 1, 3, 4, 2))
+    np.testing.assert_array_equal(from_blocked(y, c), x)
+    # the portable reorders agree bit for bit
+    ce.set_isa("scalar")
+    np.testing.assert_array_equal(to_blocked(x), y)
+    np.testing.assert_array_equal(from_blocked(y, c), x)
+
+
+# (N, C, H, W, K, kh, kw, stride, pads (t, l, b, r), dilation, groups)
+CASES = [
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),       # 1x1 image
+    (2, 13, 9, 11, 7, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # pointwise, flattened rows
+    (1, 16, 7, 7, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # whole blocks
+    (1, 7, 10, 9, 17, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),     # 1x1 strided
+    (1, 5, 12, 13, 19, 2, 2, (3, 3), (0, 0, 0, 0), (1, 1), 1),    # stride > kernel
+    (2, 3, 15, 17, 13, 3, 3, (1, 2), (2, 0, 1, 3), (2, 1), 1),    # asymmetric pad, dilation
+    (1, 4, 8, 8, 6, 3, 3, (1, 1), (4, 4, 4, 4), (1, 1), 1),       # pad > kernel half
+    (1, 37, 14, 15, 23, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # prime channels
+    (1, 3, 31, 29, 32, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),    # stem shape
+    (1, 3, 19, 23, 16, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1),    # ResNet-like stem
+    (1, 300, 5, 5, 4, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # long reduction
+    (1, 64, 3, 50, 40, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # several pixel chunks
+    (2, 7, 13, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 7),     # depthwise s1
+    (1, 5, 20, 37, 5, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 5),     # depthwise s2
+    (1, 19, 23, 41, 19, 5, 5, (1, 1), (2, 2, 2, 2), (2, 2), 19),  # depthwise dilated 5x5
+    (1, 3, 17, 40, 3, 3, 3, (3, 3), (0, 1, 2, 0), (1, 1), 3),     # depthwise s3, asymmetric
+    (1, 16, 9, 26, 16, 7, 7, (1, 2), (3, 0, 3, 0), (1, 1), 16),   # depthwise 7x7
+    (1, 9, 1, 1, 9, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 9),       # depthwise 1x1 image
+    (1, 2, 5, 90, 2, 3, 3, (1, 1), (2, 9, 2, 9), (1, 3), 2),      # depthwise wide padding
+]
+
+ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0)]   # none, clip(0, 6), silu
+
+
+def _dims(x, w, stride, pads, dil, groups):
+    n, c, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    return (n, c, h, wd, k, kh, kw, stride[0], stride[1], dil[0], dil[1], *pads, groups, oh,
+            ow), (n, k, oh, ow)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_blocked_conv_matches_oracle(case, act, rng):
+    n, c, h, wd, k, kh, kw, stride, pads, dil, groups = case
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((k, c // groups, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, w, stride, pads, dil, groups)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
+    if act == ACTS[0]:
+        assert_close(oracle, conv2d_np(x, w, b, stride, pads, dil, groups) + res, what="oracle")
+    tol = 1e-5 * np.sqrt(c // groups * kh * kw)
+    stems = [False, True] if groups == 1 else [False]
+    for in_nchw in stems:
+        pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, in_nchw)
+        xin = x if in_nchw else to_blocked(x)
+        for threads in (1, 2):
+            y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+            pk.run(xin.ravel(), to_blocked(res).ravel(), y.ravel(), threads)
+            assert np.isfinite(y).all(), "padding lanes must stay finite"
+            assert_close(from_blocked(y, k), oracle, rtol=tol, what=f"{case} {act} {in_nchw} {threads}")
+    # no bias, no residual
+    pk = _k.ConvNCHWc(w.ravel(), None, dims, 0, 0.0, 0.0, False)
+    y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+    pk.run(to_blocked(x).ravel(), None, y.ravel(), 2)
+    assert_close(from_blocked(y, k), conv2d_np(x, w, None, stride, pads, dil, groups), rtol=tol)
+
+
+def test_padding_lanes_of_outputs_are_zero_without_bias_or_activation(rng):
+    x = rng.standard_normal((1, 5, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((11, 5, 3, 3)).astype(np.float32)
+    dims, shape = _dims(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    y = np.full((1, 2, 6, 6, 8), np.nan, np.float32)
+    _k.ConvNCHWc(w.ravel(), None, dims).run(to_blocked(x).ravel(), None, y.ravel(), 1)
+    assert np.all(y[:, 1, :, :, 3:] == 0)
+
+
+def test_grouped_is_refused_and_bad_sizes_raise(rng):
+    w = np.ones((8, 2, 3, 3), np.float32)
+    dims = (1, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 5, 5)
+    with pytest.raises(ce.UnsupportedOpError):
+        _k.ConvNCHWc(w.ravel(), None, dims)
+    w = np.ones((8, 4, 3, 3), np.float32)
+    dims = (1, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5, 5)
+    pk = _k.ConvNCHWc(w.ravel(), None, dims)
+    with pytest.raises(ce.ShapeError):
+        pk.run(np.ones(7, np.float32), None, np.ones(200, np.float32), 1)
+    with pytest.raises(ce.ShapeError):
+        pk.run(np.ones(200, np.float32), None, np.ones(10, np.float32), 1)
+    ce.set_isa("scalar")
+    with pytest.raises(ce.UnsupportedOpError):
+        _k.ConvNCHWc(w.ravel(), None, dims)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 1, 1), (2, 19, 7, 7), (1, 32, 112, 3)])
+def test_global_pool_blocked(shape, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    n, c, h, w = shape
+    for is_max in (False, True):
+        y = np.full((n, (c + 7) // 8, 1, 1, 8), np.nan, np.float32)
+        _k.global_pool_nchwc(to_blocked(x).ravel(), y.ravel(), n, c, h * w, is_max, 2)
+        ref = x.max(axis=(2, 3)) if is_max else x.astype(np.float64).mean(axis=(2, 3))
+        assert_close(from_blocked(y, c).reshape(n, c), ref, rtol=1e-5)
