@@ -76,7 +76,7 @@ class Model:
         self.graph, self._aliases = passes.remove_identities(graph)
         self._original = graph
         self._fused = passes.fuse(self.graph)
-        self._exec = Executor(self._fused)
+        self._exec = Executor(self._fused, blocked=True)
         self._exec_unfused = Executor(self.graph)
         self.threads = _common.resolve_threads(threads)
         self._summary = None

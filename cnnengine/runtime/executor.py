@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import Error, ResourceError, ShapeError
 from ..functional._common import resolve_threads
+from . import layout
+from .. import _kernels as K
 from .cpu_ops import OPS
 from .fast_ops import compile_step
 from .memory_plan import plan_memory
@@ -33,8 +35,9 @@ class Step:
 
 
 class Plan:
-    def __init__(self, graph, static, steps, shapes, slot_sizes):
+    def __init__(self, graph, static, steps, shapes, slot_sizes, blocked=None):
         self.graph = graph
+        self.blocked = blocked or {}  # value -> its NCHW8c twin (runtime/layout.py)
         self.static = static          # value -> array, fixed for this signature
         self.steps = steps            # [Step]
         self.shapes = shapes          # value -> shape
@@ -47,16 +50,25 @@ class Plan:
         with self._lock:
             if self._arenas:
                 return self._arenas.pop()
-        return [np.empty(n, np.float32) for n in self.slot_sizes]
+        return [_aligned(n) for n in self.slot_sizes]
 
     def release(self, arena):
         with self._lock:
             self._arenas.append(arena)
 
 
+def _aligned(n):
+    """n float32s starting on a 64-byte line: vector stores never split lines."""
+    raw = np.empty(n + 16, np.float32)
+    off = (-raw.ctypes.data % 64) // 4
+    return raw[off:off + n]
+
+
 class Executor:
-    def __init__(self, graph):
+    def __init__(self, graph, blocked=False):
+        """blocked: let the plans hold activations in NCHW8c where it pays."""
         self.graph = graph
+        self.blocked = blocked
         self._plans = {}
         self._lock = threading.Lock()
 
@@ -65,7 +77,7 @@ class Executor:
 
         profile: a dict that receives {node name: seconds} for each step run.
         """
-        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
+        key = _key(feeds)
         plan = self._plans.get(key)
         if plan is None:
             plan, values = self._make_plan(feeds, keep)
@@ -76,7 +88,7 @@ class Executor:
         return self._run_plan(plan, feeds, keep, profile)
 
     def plan_for(self, feeds):
-        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
+        key = _key(feeds)
         if key not in self._plans:
             self.run(feeds)
         return self._plans[key]
@@ -111,6 +123,10 @@ class Executor:
             if not is_static:
                 steps.append(node)
         static_values = {k: env[k] for k in static if k in env}
+        blocked = {}
+        if self.blocked and layout.enabled():
+            steps, blocked = layout.to_blocked(steps, shapes, dtypes, static_values,
+                                               [o.name for o in g.outputs])
         compiled = []
         for node in steps:
             runner = compile_step(node, [shapes.get(i, ()) for i in node.inputs],
@@ -118,7 +134,7 @@ class Executor:
                                   [shapes[o] for o in node.outputs if o], static_values)
             compiled.append(Step(node, runner))
         slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
-        plan = Plan(g, static_values, compiled, shapes, slot_sizes)
+        plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked)
         wanted = {o.name for o in g.outputs} | set(keep)
         return plan, {k: env[k] for k in wanted if k in env}
 
@@ -126,6 +142,7 @@ class Executor:
         env = dict(plan.static)
         env.update(feeds)
         kept = set(keep)
+        kept.update(plan.blocked[k] for k in keep if k in plan.blocked)
         # Captured values must survive the run: then no buffer is reused.
         arena = plan.acquire() if not kept else None
         t = resolve_threads(None)
@@ -153,10 +170,18 @@ class Executor:
                 for name in step.free:
                     if name not in kept:
                         env.pop(name, None)
+            for k in keep:
+                if k not in env and plan.blocked.get(k) in env:
+                    env[k] = layout.unblock(env[plan.blocked[k]], plan.shapes[k], t)
             return {k: env[k] for k in plan.outputs + list(keep) if k in env}
         finally:
             if arena is not None:
                 plan.release(arena)
+
+
+def _key(feeds):
+    # the ISA is part of the key: a plan's kernels are chosen for one
+    return (K.active_isa(),) + tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
 
 
 def _size(shape):

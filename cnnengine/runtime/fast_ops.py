@@ -34,6 +34,8 @@ def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
     fn = _COMPILERS.get(node.op)
     if fn is None:
         return None
+    if node.op.startswith("cnn.") and node.op != "cnn.Silu":
+        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)  # no generic fallback
     try:
         return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
     except (KeyError, ValueError, TypeError, IndexError):
@@ -53,13 +55,7 @@ def _conv(node, shapes, dtypes, oshape, static):
     has_res = len(node.inputs) > 3 and node.inputs[3]
     if has_res and (tuple(shapes[3]) != tuple(oshape) or dtypes[3] != np.float32):
         return None
-    n, c, h, wd = shapes[0]
-    k, _, kh, kw = w.shape
-    strides = a.get("strides", [1, 1])
-    dil = a.get("dilations", [1, 1])
-    pads = spatial_pads(node, (h, wd), [kh, kw], strides, dil)
-    dims = (n, c, h, wd, k, kh, kw, strides[0], strides[1], dil[0], dil[1], *pads,
-            int(a.get("group", 1)), oshape[2], oshape[3])
+    dims = conv_dims(node, shapes[0], w.shape, oshape)
     act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
     alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
     oshape = tuple(oshape)
@@ -70,6 +66,76 @@ def _conv(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         res = ins[3].reshape(-1) if has_res else None
         pk.run(ins[0].reshape(-1), b, res, y.reshape(-1), t)
+        return y
+    return run
+
+
+def conv_dims(node, in_shape, w_shape, oshape):
+    """The kernels' conv dims tuple (see _k_conv.pxi) of a Conv node."""
+    a = node.attrs
+    n, c, h, wd = in_shape
+    k, _, kh, kw = w_shape
+    strides = a.get("strides", [1, 1])
+    dil = a.get("dilations", [1, 1])
+    pads = spatial_pads(node, (h, wd), [kh, kw], strides, dil)
+    return (n, c, h, wd, k, kh, kw, strides[0], strides[1], dil[0], dil[1], *pads,
+            int(a.get("group", 1)), oshape[2], oshape[3])
+
+
+def _conv_nchwc(node, shapes, dtypes, oshape, static):
+    """Blocked conv (runtime/layout.py): input blocked or, for a stem, NCHW."""
+    a = node.attrs
+    in_shape = a["_in_shape"]
+    w = np.ascontiguousarray(static[node.inputs[1]], dtype=np.float32)
+    b = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        b = np.ascontiguousarray(static[node.inputs[2]], dtype=np.float32).reshape(-1)
+    has_res = len(node.inputs) > 3 and bool(node.inputs[3])
+    n, cb, oh, ow, _ = oshape
+    dims = conv_dims(node, in_shape, w.shape, (n, w.shape[0], oh, ow))
+    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
+    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(a["_in_nchw"]))
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        pk.run(ins[0].reshape(-1), ins[3].reshape(-1) if has_res else None, y.reshape(-1), t)
+        return y
+    return run
+
+
+def _to_nchwc(node, shapes, dtypes, oshape, static):
+    n, c, h, w = shapes[0]
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.nchw_to_nchwc(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, t)
+        return y
+    return run
+
+
+def _to_nchw(node, shapes, dtypes, oshape, static):
+    n, c, h, w = oshape
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.nchwc_to_nchw(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, t)
+        return y
+    return run
+
+
+def _global_pool_nchwc(node, shapes, dtypes, oshape, static):
+    n, _, h, w, _ = shapes[0]
+    c = int(node.attrs["_c"])
+    is_max = bool(node.attrs["_max"])
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.global_pool_nchwc(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, is_max, t)
         return y
     return run
 
@@ -206,5 +272,7 @@ def _concat(node, shapes, dtypes, oshape, static):
 
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
+_COMPILERS.update({"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc,
+                   "cnn.ToNCHW": _to_nchw, "cnn.GlobalPoolNCHWc": _global_pool_nchwc})
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})
