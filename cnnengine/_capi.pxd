@@ -58,6 +58,8 @@ cdef extern from "cnnengine.h" nogil:
                                         const float *x, const float *residual, float *y,
                                         int threads)
     void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
+    cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                   const float *s, float *y, int threads)
     cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                          const float *x, float *y, int threads)
 

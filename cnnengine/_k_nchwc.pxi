@@ -57,6 +57,23 @@ def global_pool_nchwc(const float[::1] x, float[::1] y, int64_t n, int64_t c, in
     check(st)
 
 
+def nchwc_scale(const float[::1] x, const float[::1] s, float[::1] y, int64_t n, int64_t c,
+                int64_t hw, int threads=0):
+    """Blocked x (N, C, HW) * blocked s (N, C, 1) -> blocked y."""
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("nchwc_scale: empty tensor")
+    _need(x, _blocked_count(n, c, hw), "x")
+    _need(s, _blocked_count(n, c, 1), "s")
+    _need(y, _blocked_count(n, c, hw), "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_nchwc_scale_f32(n, c, hw, &x[0], &s[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
 cdef class ConvNCHWc:
     """A conv with blocked output (cnn_conv2d_nchwc_pack_f32), packed once.
 

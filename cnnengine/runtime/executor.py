@@ -68,7 +68,7 @@ class Executor:
     def __init__(self, graph, blocked=False):
         """blocked: let the plans hold activations in NCHW8c where it pays."""
         self.graph = graph
-        self.blocked = blocked
+        self.blocked = blocked and layout.wanted()
         self._plans = {}
         self._lock = threading.Lock()
 
@@ -124,7 +124,7 @@ class Executor:
                 steps.append(node)
         static_values = {k: env[k] for k in static if k in env}
         blocked = {}
-        if self.blocked and layout.enabled():
+        if self.blocked and layout.available():
             steps, blocked = layout.to_blocked(steps, shapes, dtypes, static_values,
                                                [o.name for o in g.outputs])
         compiled = []

@@ -140,6 +140,18 @@ def _global_pool_nchwc(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _scale_nchwc(node, shapes, dtypes, oshape, static):
+    n, _, h, w, _ = oshape
+    c = int(node.attrs["_c"])
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.nchwc_scale(ins[0].reshape(-1), ins[1].reshape(-1), y.reshape(-1), n, c, h * w, t)
+        return y
+    return run
+
+
 def _gemm(node, shapes, dtypes, oshape, static):
     a = node.attrs
     if len(shapes[0]) != 2 or a.get("transA", 0) or node.inputs[1] not in static:
@@ -273,6 +285,7 @@ def _concat(node, shapes, dtypes, oshape, static):
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
 _COMPILERS.update({"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc,
-                   "cnn.ToNCHW": _to_nchw, "cnn.GlobalPoolNCHWc": _global_pool_nchwc})
+                   "cnn.ToNCHW": _to_nchw, "cnn.GlobalPoolNCHWc": _global_pool_nchwc,
+                   "cnn.ScaleNCHWc": _scale_nchwc})
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})

@@ -8,8 +8,10 @@ are inserted only where a value crosses between the two, so a MobileNet
 runs blocked from the stem (which reads the NCHW image directly) to the
 global pool, as ONNX Runtime's NCHWc transformer does.
 
-Convolutions that the NCHW engine runs with Winograd stay NCHW: that beats
-any direct blocked kernel (measured: 3x3 64->64 @56, 0.96 vs 2.6 ms).
+A graph with a convolution that the NCHW engine runs with Winograd stays
+NCHW as a whole: Winograd beats any direct blocked kernel (3x3 64->64 @56:
+0.96 vs 2.6 ms), and converting around each such conv cost more than the
+blocked 1x1 convs gained (ResNet-18 30.2 -> 33.0 ms, ResNet-50 even).
 
 Padding lanes (channels C..8*ceil(C/8)) must stay finite, because the
 next convolution multiplies them by zero weights: Div is never blocked.
@@ -27,10 +29,15 @@ _BINARY = ("Add", "Sub", "Mul")
 _GLOBAL = ("GlobalAveragePool", "GlobalMaxPool")
 
 
-def enabled():
-    """CNNENGINE_LAYOUT=nchw keeps every value NCHW (A/B timing, debugging)."""
+def wanted():
+    """CNNENGINE_LAYOUT=nchw (read when a model loads) keeps every value NCHW:
+    A/B timing and debugging."""
+    return os.environ.get("CNNENGINE_LAYOUT", "nchwc").lower() != "nchw"
+
+
+def available():
     from .. import _kernels as K
-    return K.active_isa() == "avx2" and os.environ.get("CNNENGINE_LAYOUT", "nchwc") != "nchw"
+    return K.active_isa() == "avx2"
 
 
 def blocked_shape(shape):
@@ -53,17 +60,21 @@ def _conv_ok(node, shapes, dtypes, static):
     c, k, g = shapes[x][1], w.shape[0], int(node.attrs.get("group", 1))
     if not (g == 1 or (g == c == k and c > 1)):
         return False
-    if g == 1 and w.shape[2] == 3 and w.shape[3] == 3:
-        # Winograd-eligible in the NCHW engine? Ask the packer itself.
-        from .fast_ops import conv_dims
-        try:
-            dims = conv_dims(node, shapes[x], w.shape, shapes[node.outputs[0]])
-            pk = K.PackedConv2d(np.zeros(w.size, np.float32), dims)
-        except Exception:
-            return False
-        if pk.algo.startswith("winograd"):
-            return False
     return True
+
+
+def _winograd(node, shapes, static):
+    """Would the NCHW engine run this conv with Winograd? Asks the packer."""
+    from .. import _kernels as K
+    from .fast_ops import conv_dims
+    w = static[node.inputs[1]]
+    if int(node.attrs.get("group", 1)) != 1 or w.shape[2:] != (3, 3):
+        return False
+    try:
+        dims = conv_dims(node, shapes[node.inputs[0]], w.shape, shapes[node.outputs[0]])
+        return K.PackedConv2d(np.zeros(w.size, np.float32), dims).algo.startswith("winograd")
+    except Exception:
+        return False
 
 
 def to_blocked(nodes, shapes, dtypes, static, outputs):
@@ -72,6 +83,9 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     Returns (nodes, blocked) where blocked maps a value to its blocked twin
     (for values that exist only blocked, the caller reorders on demand).
     shapes/dtypes gain the twins' entries."""
+    convs = [n for n in nodes if _conv_ok(n, shapes, dtypes, static)]
+    if not convs or any(_winograd(n, shapes, static) for n in convs):
+        return nodes, {}
     blk = {}                 # value -> blocked twin name
     plain = set()            # values available in NCHW
     out = []
@@ -129,6 +143,12 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
             if sa[:2] == sb[:2] == so[:2] and all(s[2:] in (so[2:], (1, 1)) for s in (sa, sb)):
                 y = node.outputs[0]
                 blk[y] = twin(y)
+                if node.op == "Mul" and sa != sb and (1, 1) in (sa[2:], sb[2:]):
+                    # squeeze-and-excitation: one factor per channel
+                    xin, sin = (ins[0], ins[1]) if sb[2:] == (1, 1) else (ins[1], ins[0])
+                    out.append(Node(node.name, "cnn.ScaleNCHWc", [blk[xin], blk[sin]], [blk[y]],
+                                    {"_c": so[1]}))
+                    continue
                 out.append(Node(node.name, node.op, [blk[ins[0]], blk[ins[1]]], [blk[y]],
                                 dict(node.attrs)))
                 continue

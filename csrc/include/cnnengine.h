@@ -122,6 +122,10 @@ cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                     const float *x, const float *residual, float *y,
                                     int threads);
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
+/* Blocked x (N, ceil(C/8), HW, 8) times blocked s (N, ceil(C/8), 8), one
+ * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */
+cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                               const float *s, float *y, int threads);
 /* Blocked x (N, ceil(C/8), HW, 8) -> blocked y (N, ceil(C/8), 8): the mean
  * (is_max = 0) or the max over HW of every lane. */
 cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,

@@ -24,6 +24,8 @@ void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
                             int threads);
 void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                             int threads);
+void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *s,
+                          float *y, int threads);
 void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max,
                                 const float *x, float *y, int threads);
 #endif

@@ -302,17 +302,27 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
 /* -------------------------------------------------------------- depthwise */
 
 /* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1). */
-INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int PX, int64_t ox0,
-                    int64_t ix0, int64_t kx0, int64_t kx1, __m256 bv, const float *res,
-                    float *y)
+/* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1).
+ * KH, KW, SW > 0 fix the kernel size and stride (dilation 1) at compile
+ * time, so the tap loops unroll and a stride-1 row's overlapping input
+ * loads are shared between neighbouring pixels; 0 reads them from r. */
+INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int PX, const int KH,
+                    const int KW, const int SW, int64_t ox0, int64_t ix0, int64_t kx0,
+                    int64_t kx1, __m256 bv, const float *res, float *y)
 {
     __m256 a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv, a6 = bv, a7 = bv;
-    const int64_t xs = r->sw * B;
+    const int64_t kw = KW ? KW : r->kw, dw = KW ? 1 : r->dw, dh = KH ? 1 : r->dh;
+    const int64_t xs = (SW ? SW : r->sw) * B;
+    if (KW) {       /* fixed-size calls are interior pixels: every kx tap */
+        kx0 = 0;
+        kx1 = KW;
+    }
     for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
-        const float *xr = xb + (r->iy0 + ky * r->dh) * r->xrow;
+        const float *xr = xb + (r->iy0 + ky * dh) * r->xrow;
+#pragma GCC unroll 5
         for (int64_t kx = kx0; kx < kx1; kx++) {
-            const __m256 wv = _mm256_load_ps(wb + (ky * r->kw + kx) * B);
-            const float *xp = xr + (ix0 + kx * r->dw) * B;
+            const __m256 wv = _mm256_load_ps(wb + (ky * kw + kx) * B);
+            const float *xp = xr + (ix0 + kx * dw) * B;
 #define CNN_PIX(P) \
             if (PX > P) a##P = _mm256_fmadd_ps(_mm256_loadu_ps(xp + P * xs), wv, a##P);
             CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3) CNN_PIX(4) CNN_PIX(5) CNN_PIX(6) CNN_PIX(7)
@@ -333,6 +343,44 @@ INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int P
 #undef CNN_OUT
 }
 
+/* One output row of one block: borders pixel by pixel with clipped taps,
+ * the interior 8, 4, then 1 pixel at a time with every tap. */
+#define DEFINE_DW_ROW(NAME, KH, KW, SW)                                                  \
+    static void NAME(const float *xb, const float *wb, const crow *r, int64_t ow,        \
+                     int64_t in_lo, int64_t in_hi, int64_t pl, int64_t w, __m256 bv,     \
+                     const float *res, float *yr)                                        \
+    {                                                                                    \
+        const int64_t sw = r->sw;                                                        \
+        int64_t ox = 0;                                                                  \
+        while (ox < ow) {                                                                \
+            const int64_t ix0 = ox * sw - pl;                                            \
+            if (ox < in_lo || ox >= in_hi) {                                             \
+                int64_t k0 = 0, k1 = r->kw;                                              \
+                while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                            \
+                while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                     \
+                dw_tile(xb, wb, r, 1, 0, 0, 0, ox, ix0, k0, k1, bv, res, yr);            \
+                ox++;                                                                    \
+                continue;                                                                \
+            }                                                                            \
+            int64_t cnt = in_hi - ox;                                                    \
+            for (; cnt >= 8; cnt -= 8, ox += 8)                                          \
+                dw_tile(xb, wb, r, 8, KH, KW, SW, ox, ox * sw - pl, 0, r->kw, bv, res, yr); \
+            if (cnt >= 4) {                                                              \
+                dw_tile(xb, wb, r, 4, KH, KW, SW, ox, ox * sw - pl, 0, r->kw, bv, res, yr); \
+                cnt -= 4;                                                                \
+                ox += 4;                                                                 \
+            }                                                                            \
+            for (; cnt > 0; cnt--, ox++)                                                 \
+                dw_tile(xb, wb, r, 1, KH, KW, SW, ox, ox * sw - pl, 0, r->kw, bv, res, yr); \
+        }                                                                                \
+    }
+
+DEFINE_DW_ROW(dw_row_any, 0, 0, 0)
+DEFINE_DW_ROW(dw_row_3s1, 3, 3, 1)
+DEFINE_DW_ROW(dw_row_3s2, 3, 3, 2)
+DEFINE_DW_ROW(dw_row_5s1, 5, 5, 1)
+DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
+
 static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                          const float *residual, float *y, int threads)
 {
@@ -345,6 +393,12 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
     if (in_hi > ow) in_hi = ow;
     if (in_lo > in_hi) in_lo = in_hi;
+    void (*row)(const float *, const float *, const crow *, int64_t, int64_t, int64_t, int64_t,
+                int64_t, __m256, const float *, float *) = dw_row_any;
+    if (p->dh == 1 && p->dw == 1 && p->kh == p->kw && (p->kh == 3 || p->kh == 5) &&
+        p->sw == p->sh && (p->sw == 1 || p->sw == 2))
+        row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
+                         : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
     if (threads > units) threads = (int)units;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t u = 0; u < units; u++) {
@@ -364,28 +418,7 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
         float *yr = y + (q * oh + oy) * ow * B;
         const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-        int64_t ox = 0;
-        while (ox < ow) {
-            const int64_t ix0 = ox * p->sw - p->pl;
-            if (ox < in_lo || ox >= in_hi) {
-                int64_t k0 = 0, k1 = p->kw;
-                while (k0 < k1 && ix0 + k0 * p->dw < 0) k0++;
-                while (k1 > k0 && ix0 + (k1 - 1) * p->dw >= w) k1--;
-                dw_tile(xb, wb, &r, 1, ox, ix0, k0, k1, bv, res, yr);
-                ox++;
-                continue;
-            }
-            int64_t cnt = in_hi - ox;
-            for (; cnt >= 8; cnt -= 8, ox += 8)
-                dw_tile(xb, wb, &r, 8, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
-            if (cnt >= 4) {
-                dw_tile(xb, wb, &r, 4, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
-                cnt -= 4;
-                ox += 4;
-            }
-            for (; cnt > 0; cnt--, ox++)
-                dw_tile(xb, wb, &r, 1, ox, ox * p->sw - p->pl, 0, p->kw, bv, res, yr);
-        }
+        row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
     }
     return CNN_OK;
 }
@@ -427,6 +460,33 @@ void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, co
             _mm256_storeu_ps(y + q * B,
                             _mm256_mul_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(1.f / (float)hw)));
         }
+    }
+}
+
+void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *s,
+                          float *y, int threads)
+{
+    const int64_t q_count = n * ((c + B - 1) / B);
+    const int64_t work = q_count * hw;
+    if (work < 16384)
+        threads = 1;
+    if (threads > q_count) threads = (int)q_count;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const __m256 f = _mm256_loadu_ps(s + q * B);
+        const float *src = x + q * hw * B;
+        float *d = y + q * hw * B;
+        int64_t p = 0;
+        for (; p + 4 <= hw; p += 4) {
+            __m256 v0 = _mm256_loadu_ps(src + p * B), v1 = _mm256_loadu_ps(src + (p + 1) * B);
+            __m256 v2 = _mm256_loadu_ps(src + (p + 2) * B), v3 = _mm256_loadu_ps(src + (p + 3) * B);
+            _mm256_storeu_ps(d + p * B, _mm256_mul_ps(v0, f));
+            _mm256_storeu_ps(d + (p + 1) * B, _mm256_mul_ps(v1, f));
+            _mm256_storeu_ps(d + (p + 2) * B, _mm256_mul_ps(v2, f));
+            _mm256_storeu_ps(d + (p + 3) * B, _mm256_mul_ps(v3, f));
+        }
+        for (; p < hw; p++)
+            _mm256_storeu_ps(d + p * B, _mm256_mul_ps(_mm256_loadu_ps(src + p * B), f));
     }
 }
 

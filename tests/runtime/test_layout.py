@@ -1,0 +1,156 @@
+"""The blocked-layout (NCHW8c) plan: same results as the NCHW plan and as
+ONNX Runtime, blocked where it should be, reorders only at the edges,
+captures of blocked values come back NCHW."""
+import collections
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import cnnengine as ce
+from tests.conftest import assert_close
+from tests.runtime.onnx_builders import init, ort_run
+
+pytestmark = pytest.mark.skipif(ce.detected_isa() != "avx2",
+                                reason="the blocked layout needs AVX2")
+
+
+def mobile_net(rng, c1=13, c2=21, hw=(17, 15)):
+    """Stem (RGB) -> depthwise -> pointwise -> squeeze-excitation -> residual
+    pointwise + Add -> 5x5 depthwise stride 2 -> global pool -> classifier,
+    with channel counts that are not multiples of 8."""
+    inits = [init(rng, "w0", c1, 3, 3, 3), init(rng, "b0", c1),
+             init(rng, "wd", c1, 1, 3, 3), init(rng, "bd", c1),
+             init(rng, "wp", c2, c1, 1, 1), init(rng, "bp", c2),
+             init(rng, "ws1", 5, c2, 1, 1), init(rng, "bs1", 5),
+             init(rng, "ws2", c2, 5, 1, 1), init(rng, "bs2", c2),
+             init(rng, "wr", c2, c2, 1, 1),
+             init(rng, "wd5", c2, 1, 5, 5), init(rng, "bd5", c2),
+             init(rng, "fw", 7, c2), init(rng, "fb", 7),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="stem", pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("Clip", ["c0", "lo", "hi"], ["a0"], name="relu6"),
+        helper.make_node("Conv", ["a0", "wd", "bd"], ["cd"], name="dw", pads=[1, 1, 1, 1],
+                         group=c1),
+        helper.make_node("Sigmoid", ["cd"], ["sd"], name="sig"),
+        helper.make_node("Mul", ["cd", "sd"], ["ad"], name="silu"),
+        helper.make_node("Conv", ["ad", "wp", "bp"], ["cp"], name="pw"),
+        helper.make_node("GlobalAveragePool", ["cp"], ["g"], name="se_pool"),
+        helper.make_node("Conv", ["g", "ws1", "bs1"], ["s1"], name="se_fc1"),
+        helper.make_node("Relu", ["s1"], ["r1"], name="se_relu"),
+        helper.make_node("Conv", ["r1", "ws2", "bs2"], ["s2"], name="se_fc2"),
+        helper.make_node("Sigmoid", ["s2"], ["e"], name="se_gate"),
+        helper.make_node("Mul", ["cp", "e"], ["scaled"], name="se_scale"),
+        helper.make_node("Conv", ["scaled", "wr"], ["cr"], name="pw2"),
+        helper.make_node("Add", ["cr", "scaled"], ["sum"], name="residual"),
+        helper.make_node("Conv", ["sum", "wd5", "bd5"], ["c5"], name="dw5", pads=[2, 2, 2, 2],
+                         strides=[2, 2], group=c2),
+        helper.make_node("Relu", ["c5"], ["a5"], name="relu5"),
+        helper.make_node("GlobalAveragePool", ["a5"], ["gp"], name="gap"),
+        helper.make_node("Flatten", ["gp"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *hw])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])
+    g = helper.make_graph(nodes, "mobile", [x], [y], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _ops(model, x):
+    plan = model._exec.plan_for({model.graph.inputs[0].name: x})
+    return collections.Counter(s.node.op for s in plan.steps)
+
+
+@pytest.fixture
+def plain(monkeypatch):
+    def load(net):
+        monkeypatch.setenv("CNNENGINE_LAYOUT", "nchw")
+        m = ce.load(net)
+        monkeypatch.delenv("CNNENGINE_LAYOUT")
+        return m
+    return load
+
+
+@pytest.mark.parametrize("batch,hw", [(1, (17, 15)), (3, (8, 9)), (2, (1, 1))])
+def test_blocked_plan_matches_nchw_plan_and_onnxruntime(batch, hw, rng, plain, monkeypatch):
+    net = mobile_net(rng, hw=hw)
+    x = rng.standard_normal((batch, 3, *hw)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    ops = _ops(m, x)
+    assert ops["cnn.ConvNCHWc"] == 7, ops          # every conv, the stem straight from NCHW
+    # per-channel scaling (on a 1x1 image: a same-shape blocked Mul)
+    assert ops["cnn.ScaleNCHWc"] == (hw != (1, 1)) and ops["cnn.GlobalPoolNCHWc"] == 2, ops
+    assert ops["cnn.ToNCHWc"] == 0 and ops["cnn.ToNCHW"] == 1, ops   # one exit, before Flatten
+    monkeypatch.setenv("CNNENGINE_LAYOUT", "nchw")
+    ref_plan = plain(net)
+    assert "cnn.ConvNCHWc" not in _ops(ref_plan, x)
+    assert_close(y, ref_plan.run(x), rtol=1e-5)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
+
+
+def test_capture_of_blocked_values_is_nchw(rng, plain):
+    net = mobile_net(rng)
+    x = rng.standard_normal((2, 3, 17, 15)).astype(np.float32)
+    y, acts = ce.load(net).run(x, capture=["pw", "se_scale", "dw5"])
+    y_ref, acts_ref = plain(net).run(x, capture=["pw", "se_scale", "dw5"])
+    assert_close(y, y_ref, rtol=1e-5)
+    for k in acts_ref:
+        assert acts[k].shape == acts_ref[k].shape
+        assert_close(acts[k], acts_ref[k], rtol=1e-5, what=k)
+
+
+def test_values_leaving_the_layout_are_reordered_once(rng, plain):
+    """MaxPool has no blocked kernel: the stem's output leaves the layout
+    once (read by the pool and by a Sub), the pool's output comes back."""
+    inits = [init(rng, "w0", 11, 3, 3, 3), init(rng, "w1", 11, 11, 1, 1)]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c0"], ["p"], name="pool", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Sub", ["c0", "p"], ["d"], name="sub"),
+             helper.make_node("Conv", ["p", "w1"], ["c1"], name="pw"),
+             helper.make_node("Add", ["c1", "d"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "pool", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, 9, 10])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 11, 9, 10])], inits)
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    ops = _ops(m, x)
+    # c0 -> NCHW for the pool (the Sub reuses it); p -> blocked for pw; the
+    # Sub's output d -> blocked for the Add; y -> NCHW at the graph's end
+    assert ops["cnn.ConvNCHWc"] == 2 and ops["cnn.ToNCHW"] == 2 and ops["cnn.ToNCHWc"] == 2, ops
+    assert_close(y, plain(net).run(x), rtol=1e-5)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
+
+
+def test_graphs_with_winograd_convolutions_stay_nchw(rng):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="c3", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="r")]
+    g = helper.make_graph(nodes, "wino", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                          [1, 64, 56, 56])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 56, 56])],
+                          [init(rng, "w", 64, 64, 3, 3, scale=0.05)])
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+    m = ce.load(net)
+    assert "cnn.ConvNCHWc" not in _ops(m, x)
+    assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
+
+
+def test_scalar_isa_plans_stay_nchw(rng):
+    net = mobile_net(rng)
+    x = rng.standard_normal((1, 3, 17, 15)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    before = ce.active_isa()
+    ce.set_isa("scalar")
+    try:
+        assert "cnn.ConvNCHWc" not in _ops(m, x)   # a new plan for the scalar ISA
+        assert_close(m.run(x), y, rtol=1e-5)
+    finally:
+        ce.set_isa(before)
