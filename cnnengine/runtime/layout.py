@@ -13,6 +13,9 @@ NCHW as a whole: Winograd beats any direct blocked kernel (3x3 64->64 @56:
 0.96 vs 2.6 ms), and converting around each such conv cost more than the
 blocked 1x1 convs gained (ResNet-18 30.2 -> 33.0 ms, ResNet-50 even).
 
+CNNENGINE_LAYOUT=mixed blocks such graphs too, leaving only the Winograd
+convolutions NCHW (for measuring; ResNet-50 ran 79.4 vs 79.8 ms, even).
+
 Padding lanes (channels C..8*ceil(C/8)) must stay finite, because the
 next convolution multiplies them by zero weights: Div is never blocked.
 """
@@ -84,7 +87,8 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     (for values that exist only blocked, the caller reorders on demand).
     shapes/dtypes gain the twins' entries."""
     convs = [n for n in nodes if _conv_ok(n, shapes, dtypes, static)]
-    if not convs or any(_winograd(n, shapes, static) for n in convs):
+    wino = {n.name for n in convs if _winograd(n, shapes, static)}
+    if not convs or (wino and os.environ.get("CNNENGINE_LAYOUT") != "mixed"):
         return nodes, {}
     blk = {}                 # value -> blocked twin name
     plain = set()            # values available in NCHW
@@ -112,7 +116,7 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
 
     for node in nodes:
         ins = node.inputs
-        if _conv_ok(node, shapes, dtypes, static):
+        if node.name not in wino and _conv_ok(node, shapes, dtypes, static):
             x = ins[0]
             attrs = dict(node.attrs, _in_shape=tuple(shapes[x]))
             if x in blk:
