@@ -315,6 +315,14 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     gp = (pairs + groups - 1) / groups;
     groups = (pairs + gp - 1) / gp;
     const int64_t units = n * groups * oh * nchunks;
+    /* A small conv (EfficientNet's squeeze-excitation 1x1s on one pixel)
+     * runs on one thread: a team would cost more in fork and barrier than
+     * it saves, and every barrier waits on a thread that another process
+     * may have preempted. */
+    if ((double)n * oh * ow * pk->ocb * B * pk->icb * cb * taps < 262144.0)
+        threads = 1;
+    /* dynamic, in runs of neighbouring units (same weights, next rows) */
+    const int64_t grain = units / (8 * (int64_t)threads) > 1 ? units / (8 * (int64_t)threads) : 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
@@ -323,7 +331,7 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     if (in_hi > ow) in_hi = ow;
     if (in_lo > in_hi) in_lo = in_hi;
     if (threads > units) threads = (int)units;
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, grain) num_threads(threads)
     for (int64_t u = 0; u < units; u++) {
         int64_t q = u;
         const int64_t ck = q % nchunks; q /= nchunks;
@@ -471,6 +479,8 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
     const int64_t taps = p->kh * p->kw;
     const int64_t units = n * cbs * oh;
+    if ((double)units * ow * taps * B < 65536.0)   /* see conv_run */
+        threads = 1;
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
     int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
     int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
@@ -483,7 +493,8 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
                          : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
     if (threads > units) threads = (int)units;
-#pragma omp parallel for schedule(static) num_threads(threads)
+    const int64_t grain = units / (8 * (int64_t)threads) > 1 ? units / (8 * (int64_t)threads) : 1;
+#pragma omp parallel for schedule(dynamic, grain) num_threads(threads)
     for (int64_t u = 0; u < units; u++) {
         const int64_t oy = u % oh, q = u / oh;   /* q = img * cbs + block */
         const int64_t blk = q % cbs;
@@ -521,6 +532,8 @@ void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, co
 {
     const int64_t q_count = n * ((c + B - 1) / B);
     if (threads > q_count) threads = (int)q_count;
+    if (q_count * hw < 16384)   /* see conv_run */
+        threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
         const float *s = x + q * hw * B;
@@ -604,6 +617,8 @@ void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
+    if (q_count * hw < 16384)   /* see conv_run */
+        threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
         const int64_t img = q / cbs, cb = q % cbs;
@@ -630,6 +645,8 @@ void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
+    if (q_count * hw < 16384)   /* see conv_run */
+        threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
         const int64_t img = q / cbs, cb = q % cbs;
