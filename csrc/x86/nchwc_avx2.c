@@ -67,21 +67,30 @@ typedef struct crow {
 
 /* PX output pixels from ox0 (input column ix0 for tap kx = 0) x OB output
  * blocks, taps kx in [kx0, kx1); CB input channels per block. */
-INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, int64_t ox0,
-                      int64_t ix0, int64_t kx0, int64_t kx1)
+INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, const int K,
+                      const int S, int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
 {
     /* named accumulators, not arrays: GCC keeps arrays in memory here */
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00;
     __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00;
-    const int64_t xs = r->sw * CB, taps = r->kh * r->kw;
+    /* K, S > 0: a K x K kernel, stride S, dilation 1, known at compile
+     * time (interior tiles only: every kx tap) so the tap loop unrolls and
+     * the broadcasts have constant offsets; 0: read them from r */
+    const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
+    const int64_t xs = (S ? S : r->sw) * CB, taps = (K ? K * K : r->kh * r->kw);
+    if (K) {
+        kx0 = 0;
+        kx1 = K;
+    }
     for (int64_t ib = 0; ib < r->icb; ib++) {
         const float *xb = r->x + ib * r->xplane;
         const float *wb = r->w + ib * taps * CB * B;
         for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
-            const int64_t row = (r->iy0 + ky * r->dh) * r->xrow;
+            const int64_t row = (r->iy0 + ky * dh) * r->xrow;
+#pragma GCC unroll 7
             for (int64_t kx = kx0; kx < kx1; kx++) {
-                const float *xp = xb + row + (ix0 + kx * r->dw) * CB;
-                const float *wp = wb + (ky * r->kw + kx) * CB * B;
+                const float *xp = xb + row + (ix0 + kx * dw) * CB;
+                const float *wp = wb + (ky * kw + kx) * CB * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < CB; ci++) {
                     const __m256 w0 = _mm256_load_ps(wp + ci * B);
@@ -188,7 +197,7 @@ DEFINE_PW_ROW(pw_row_o1, 1)
 
 /* Output pixels [x0, x1) of a row: interior tiles of 6 with every tap
  * inside the image, border pixels one by one with their taps clipped. */
-#define DEFINE_ROW(NAME, OB, CB)                                                        \
+#define DEFINE_ROW(NAME, OB, CB, K, S)                                                        \
     static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t in_lo, int64_t in_hi, \
                      int64_t pl, int64_t w)                                             \
     {                                                                                   \
@@ -199,7 +208,7 @@ DEFINE_PW_ROW(pw_row_o1, 1)
                 int64_t k0 = 0, k1 = r->kw;                                             \
                 while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
                 while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
-                conv_tile(r, OB, 1, CB, ox, ix0, k0, k1);                               \
+                conv_tile(r, OB, 1, CB, 0, 0, ox, ix0, k0, k1);                         \
                 ox++;                                                                   \
                 continue;                                                               \
             }                                                                           \
@@ -207,12 +216,12 @@ DEFINE_PW_ROW(pw_row_o1, 1)
             for (int64_t t = (n + 5) / 6, left = n; t > 0; t--) {                       \
                 const int64_t m = left / t, ix = ox * r->sw - pl;                       \
                 switch (m) {                                                            \
-                case 6: conv_tile(r, OB, 6, CB, ox, ix, 0, r->kw); break;               \
-                case 5: conv_tile(r, OB, 5, CB, ox, ix, 0, r->kw); break;               \
-                case 4: conv_tile(r, OB, 4, CB, ox, ix, 0, r->kw); break;               \
-                case 3: conv_tile(r, OB, 3, CB, ox, ix, 0, r->kw); break;               \
-                case 2: conv_tile(r, OB, 2, CB, ox, ix, 0, r->kw); break;               \
-                default: conv_tile(r, OB, 1, CB, ox, ix, 0, r->kw); break;              \
+                case 6: conv_tile(r, OB, 6, CB, K, S, ox, ix, 0, r->kw); break;         \
+                case 5: conv_tile(r, OB, 5, CB, K, S, ox, ix, 0, r->kw); break;         \
+                case 4: conv_tile(r, OB, 4, CB, K, S, ox, ix, 0, r->kw); break;         \
+                case 3: conv_tile(r, OB, 3, CB, K, S, ox, ix, 0, r->kw); break;         \
+                case 2: conv_tile(r, OB, 2, CB, K, S, ox, ix, 0, r->kw); break;         \
+                default: conv_tile(r, OB, 1, CB, K, S, ox, ix, 0, r->kw); break;        \
                 }                                                                       \
                 ox += m;                                                                \
                 left -= m;                                                              \
@@ -220,10 +229,43 @@ DEFINE_PW_ROW(pw_row_o1, 1)
         }                                                                               \
     }
 
-DEFINE_ROW(row_o2_c8, 2, 8)
-DEFINE_ROW(row_o1_c8, 1, 8)
-DEFINE_ROW(row_o2_c1, 2, 1)
-DEFINE_ROW(row_o1_c1, 1, 1)
+typedef void (*row_fn)(const crow *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+
+DEFINE_ROW(row_o2_c8, 2, 8, 0, 0)
+DEFINE_ROW(row_o1_c8, 1, 8, 0, 0)
+DEFINE_ROW(row_o2_c1, 2, 1, 0, 0)
+DEFINE_ROW(row_o1_c1, 1, 1, 0, 0)
+DEFINE_ROW(row_o2_c8_k1s2, 2, 8, 1, 2)
+DEFINE_ROW(row_o1_c8_k1s2, 1, 8, 1, 2)
+DEFINE_ROW(row_o2_c8_k3s1, 2, 8, 3, 1)
+DEFINE_ROW(row_o1_c8_k3s1, 1, 8, 3, 1)
+DEFINE_ROW(row_o2_c8_k3s2, 2, 8, 3, 2)
+DEFINE_ROW(row_o1_c8_k3s2, 1, 8, 3, 2)
+DEFINE_ROW(row_o2_c1_k3s2, 2, 1, 3, 2)
+DEFINE_ROW(row_o1_c1_k3s2, 1, 1, 3, 2)
+
+/* The row kernels for p: [0] two output blocks, [1] one. */
+static void pick_rows(const cnn_conv2d_params *p, int64_t cb, row_fn f[2])
+{
+    const int sq = p->kh == p->kw && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
+    f[0] = cb == B ? row_o2_c8 : row_o2_c1;
+    f[1] = cb == B ? row_o1_c8 : row_o1_c1;
+    if (!sq)
+        return;
+    if (cb == B && p->kh == 1 && p->sw == 2) {
+        f[0] = row_o2_c8_k1s2;
+        f[1] = row_o1_c8_k1s2;
+    } else if (cb == B && p->kh == 3 && p->sw == 1) {
+        f[0] = row_o2_c8_k3s1;
+        f[1] = row_o1_c8_k3s1;
+    } else if (cb == B && p->kh == 3 && p->sw == 2) {
+        f[0] = row_o2_c8_k3s2;
+        f[1] = row_o1_c8_k3s2;
+    } else if (cb == 1 && p->kh == 3 && p->sw == 2) {
+        f[0] = row_o2_c1_k3s2;
+        f[1] = row_o1_c1_k3s2;
+    }
+}
 
 /* x (planes, h, w, cb) -> dst (planes, h + pt + pb, w + pl + pr, cb), zeros
  * around: run on the copy, every output pixel is an interior one (border
@@ -324,6 +366,8 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     /* dynamic, in runs of neighbouring units (same weights, next rows) */
     const int64_t grain = units / (8 * (int64_t)threads) > 1 ? units / (8 * (int64_t)threads) : 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
+    row_fn rows[2];
+    pick_rows(p, cb, rows);
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
     int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
@@ -363,10 +407,8 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
             r.res = residual ? residual + yoff : NULL;
             if (flat && cb == B)
                 (two ? pw_row_o2 : pw_row_o1)(&r, x0, x1);
-            else if (cb == B)
-                (two ? row_o2_c8 : row_o1_c8)(&r, x0, x1, in_lo, in_hi, p->pl, w);
             else
-                (two ? row_o2_c1 : row_o1_c1)(&r, x0, x1, in_lo, in_hi, p->pl, w);
+                rows[two ? 0 : 1](&r, x0, x1, in_lo, in_hi, p->pl, w);
         }
     }
     free(xpad);
