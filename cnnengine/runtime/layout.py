@@ -8,13 +8,12 @@ are inserted only where a value crosses between the two, so a MobileNet
 runs blocked from the stem (which reads the NCHW image directly) to the
 global pool, as ONNX Runtime's NCHWc transformer does.
 
-A graph with a convolution that the NCHW engine runs with Winograd stays
-NCHW as a whole: Winograd beats any direct blocked kernel (3x3 64->64 @56:
-0.96 vs 2.6 ms), and converting around each such conv cost more than the
-blocked 1x1 convs gained (ResNet-18 30.2 -> 33.0 ms, ResNet-50 even).
-
-CNNENGINE_LAYOUT=mixed blocks such graphs too, leaving only the Winograd
-convolutions NCHW (for measuring; ResNet-50 ran 79.4 vs 79.8 ms, even).
+Convolutions that the NCHW engine runs with Winograd stay NCHW, with a
+reorder on each side: Winograd beats any direct blocked kernel (3x3 64->64
+@56: 0.96 vs 2.6 ms), and the reorders cost less than the blocked 1x1 and
+strided convs around them gain (ResNet-50: 79.4 -> 74.9 ms at 1 thread,
+46.6 -> 40.7 at 2; ResNet-18 29.3 -> 28.1 and 20.0 -> 17.0; VGG-16, all
+Winograd, unchanged).
 
 Padding lanes (channels C..8*ceil(C/8)) must stay finite, because the
 next convolution multiplies them by zero weights: Div is never blocked.
@@ -88,7 +87,7 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     shapes/dtypes gain the twins' entries."""
     convs = [n for n in nodes if _conv_ok(n, shapes, dtypes, static)]
     wino = {n.name for n in convs if _winograd(n, shapes, static)}
-    if not convs or (wino and os.environ.get("CNNENGINE_LAYOUT") != "mixed"):
+    if len(wino) == len(convs):
         return nodes, {}
     blk = {}                 # value -> blocked twin name
     plain = set()            # values available in NCHW

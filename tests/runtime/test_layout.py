@@ -128,17 +128,24 @@ def test_values_leaving_the_layout_are_reordered_once(rng, plain):
     assert_close(y, ort_run(net, x), rtol=1e-4)
 
 
-def test_graphs_with_winograd_convolutions_stay_nchw(rng):
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="c3", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["y"], name="r")]
+def test_winograd_convolutions_stay_nchw_between_blocked_ones(rng):
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="pw1"),
+             helper.make_node("Relu", ["a"], ["r"], name="r"),
+             helper.make_node("Conv", ["r", "w"], ["c"], name="c3", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c", "w2"], ["y"], name="pw2")]
     g = helper.make_graph(nodes, "wino", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                          [1, 64, 56, 56])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 56, 56])],
-                          [init(rng, "w", 64, 64, 3, 3, scale=0.05)])
+                                                                          [1, 32, 56, 56])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 56, 56])],
+                          [init(rng, "w", 64, 64, 3, 3, scale=0.05),
+                           init(rng, "w1", 64, 32, 1, 1, scale=0.2),
+                           init(rng, "w2", 24, 64, 1, 1, scale=0.2)])
     net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+    x = rng.standard_normal((1, 32, 56, 56)).astype(np.float32)
     m = ce.load(net)
-    assert "cnn.ConvNCHWc" not in _ops(m, x)
+    plan = m._exec.plan_for({"x": x})
+    ops = [(s.node.op, s.node.name) for s in plan.steps]
+    assert ("Conv", "c3") in ops, ops                     # Winograd, NCHW
+    assert ("cnn.ConvNCHWc", "pw1") in ops and ("cnn.ConvNCHWc", "pw2") in ops, ops
     assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
 
 
