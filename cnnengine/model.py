@@ -192,8 +192,12 @@ class Model:
                 self._exec.run(feeds, profile=prof)
                 for k, v in prof.items():
                     samples.setdefault(k, []).append(v)
-        return [(n.name, n.op, float(np.median(samples[n.name])))
-                for n in self._fused.nodes if n.name in samples]
+        # in plan order, with the steps the plan added (layout reorders:
+        # "<value>/to_nchwc", op "cnn.ToNCHWc") under their own names
+        ops = {n.name: n.op for n in self._fused.nodes}
+        plan = self._exec.plan_for(feeds)
+        return [(s.node.name, ops.get(s.node.name, s.node.op), float(np.median(samples[s.node.name])))
+                for s in plan.steps if s.node.name in samples]
 
     # ------------------------------------------------------------ summary
     def summary(self, input_shape=None):
