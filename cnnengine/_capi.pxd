@@ -60,6 +60,9 @@ cdef extern from "cnnengine.h" nogil:
     void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
     cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                    const float *s, float *y, int threads)
+    cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                    const float *scale, const float *shift, float *y,
+                                    int threads)
     cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                          const float *x, float *y, int threads)
 
@@ -82,6 +85,8 @@ cdef extern from "cnnengine.h" nogil:
 
     cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x, float *y, int threads)
     cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x, float *y, int threads)
+    cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const float *x,
+                                    float *y, int threads)
     cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x, float *y, int threads)
     cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x, float *y, int threads)
 

@@ -74,6 +74,43 @@ def nchwc_scale(const float[::1] x, const float[::1] s, float[::1] y, int64_t n,
     check(st)
 
 
+def nchwc_affine(const float[::1] x, const float[::1] scale, const float[::1] shift,
+                 float[::1] y, int64_t n, int64_t c, int64_t hw, int threads=0):
+    """Blocked y = x * scale + shift per channel; scale/shift ceil(C/8)*8 floats."""
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("nchwc_affine: empty tensor")
+    _need(x, _blocked_count(n, c, hw), "x")
+    _need(scale, _blocked_count(1, c, 1), "scale")
+    _need(shift, _blocked_count(1, c, 1), "shift")
+    _need(y, _blocked_count(n, c, hw), "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_nchwc_affine_f32(n, c, hw, &x[0], &scale[0], &shift[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
+def pool2d_nchwc(const float[::1] x, float[::1] y, tuple shape, tuple kernel, tuple stride,
+                 tuple dilation, tuple pads, tuple out, bint is_max, bint count_include_pad,
+                 int threads=0):
+    """Blocked max/avg pooling; shape = (N, C, H, W) with C the real channels."""
+    cdef cnn_pool2d_params p = _pool_params(shape, kernel, stride, dilation, pads, out,
+                                            count_include_pad)
+    cdef cnn_status st
+    cdef int t
+    if p.n < 1 or p.c < 1 or p.h < 1 or p.w < 1 or p.oh < 1 or p.ow < 1:
+        raise ShapeError("pool2d_nchwc: empty tensor")
+    _need(x, _blocked_count(p.n, p.c, p.h * p.w), "x")
+    _need(y, _blocked_count(p.n, p.c, p.oh * p.ow), "y")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_pool2d_nchwc_f32(&p, is_max, &x[0], &y[0], t)
+        cnn_threads_end()
+    check(st)
+
+
 cdef class ConvNCHWc:
     """A conv with blocked output (cnn_conv2d_nchwc_pack_f32), packed once.
 

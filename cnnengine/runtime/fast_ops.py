@@ -152,6 +152,41 @@ def _scale_nchwc(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _affine_nchwc(node, shapes, dtypes, oshape, static):
+    n, cb, h, w, _ = oshape
+    c = int(node.attrs["_c"])
+    scale = np.zeros(cb * 8, np.float32)
+    shift = np.zeros(cb * 8, np.float32)
+    scale[:c], shift[:c] = node.attrs["_scale"], node.attrs["_shift"]
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.nchwc_affine(ins[0].reshape(-1), scale, shift, y.reshape(-1), n, c, h * w, t)
+        return y
+    return run
+
+
+def _pool_nchwc(node, shapes, dtypes, oshape, static):
+    a = node.attrs
+    n, c, h, w = a["_in_shape"]
+    kernel = tuple(a["kernel_shape"])
+    strides = tuple(a.get("strides", [1, 1]))
+    dil = tuple(a.get("dilations", [1, 1]))
+    pads = tuple(spatial_pads(node, (h, w), kernel, strides, dil))
+    is_max = a["_op"] == "MaxPool"
+    cip = bool(a.get("count_include_pad", 0))
+    out_hw = tuple(oshape[2:4])
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.pool2d_nchwc(ins[0].reshape(-1), y.reshape(-1), (n, c, h, w), kernel, strides, dil,
+                       pads, out_hw, is_max, cip, t)
+        return y
+    return run
+
+
 def _gemm(node, shapes, dtypes, oshape, static):
     a = node.attrs
     if len(shapes[0]) != 2 or a.get("transA", 0) or node.inputs[1] not in static:
@@ -286,6 +321,7 @@ _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _po
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
 _COMPILERS.update({"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc,
                    "cnn.ToNCHW": _to_nchw, "cnn.GlobalPoolNCHWc": _global_pool_nchwc,
-                   "cnn.ScaleNCHWc": _scale_nchwc})
+                   "cnn.ScaleNCHWc": _scale_nchwc, "cnn.AffineNCHWc": _affine_nchwc,
+                   "cnn.PoolNCHWc": _pool_nchwc})
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})

@@ -2,8 +2,9 @@
 
 A 4-D activation held blocked is (N, ceil(C/8), H, W, 8) (see the blocked
 kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1 or depthwise)
-write blocked outputs; activations, residual Add/Sub/Mul and global
-pooling keep a blocked input blocked; every other op sees NCHW. Reorders
+write blocked outputs; activations, residual Add/Sub/Mul, pooling,
+BatchNormalization and channel Concat of whole blocks keep a blocked input
+blocked; every other op sees NCHW. Reorders
 are inserted only where a value crosses between the two, so a MobileNet
 runs blocked from the stem (which reads the NCHW image directly) to the
 global pool, as ONNX Runtime's NCHWc transformer does.
@@ -155,6 +156,32 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
                 out.append(Node(node.name, node.op, [blk[ins[0]], blk[ins[1]]], [blk[y]],
                                 dict(node.attrs)))
                 continue
+        if node.op in ("MaxPool", "AveragePool") and ins[0] in blk and is4(ins[0]) and \
+                len(node.outputs) == 1 and len(node.attrs.get("kernel_shape", ())) == 2 and \
+                not (node.op == "AveragePool" and tuple(node.attrs.get("dilations", (1, 1))) != (1, 1)):
+            y = node.outputs[0]
+            blk[y] = twin(y)
+            out.append(Node(node.name, "cnn.PoolNCHWc", [blk[ins[0]]], [blk[y]],
+                            dict(node.attrs, _op=node.op, _in_shape=tuple(shapes[ins[0]]))))
+            continue
+        if node.op == "BatchNormalization" and ins[0] in blk and is4(ins[0]) and \
+                len(node.outputs) == 1 and all(i in static and static[i].ndim == 1 for i in ins[1:5]):
+            g, b, mean, var = (static[i].astype(np.float64) for i in ins[1:5])
+            scale = g / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+            y = node.outputs[0]
+            blk[y] = twin(y)
+            out.append(Node(node.name, "cnn.AffineNCHWc", [blk[ins[0]]], [blk[y]],
+                            {"_c": shapes[ins[0]][1], "_scale": scale.astype(np.float32),
+                             "_shift": (b - mean * scale).astype(np.float32)}))
+            continue
+        if node.op == "Concat" and len(ins) > 1 and all(i in blk and is4(i) for i in ins) and \
+                int(node.attrs.get("axis", 1)) in (1, -3) and \
+                all(shapes[i][1] % BLOCK == 0 for i in ins):
+            # whole blocks: the blocked concat is a concat of block planes
+            y = node.outputs[0]
+            blk[y] = twin(y)
+            out.append(Node(node.name, "Concat", [blk[i] for i in ins], [blk[y]], {"axis": 1}))
+            continue
         if node.op in _GLOBAL and ins[0] in blk and is4(ins[0]):
             y = node.outputs[0]
             blk[y] = twin(y)

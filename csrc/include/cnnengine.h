@@ -98,39 +98,6 @@ void cnn_conv2d_packed_free(cnn_conv2d_packed *pk);
  * "winograd_f4x3", "reference", ...), for profiles and tests. */
 const char *cnn_conv2d_packed_algo(const cnn_conv2d_packed *pk);
 
-/* ------------------------------------------------ blocked layout NCHW8c
- * A tensor (N, C, H, W) held blocked is (N, ceil(C/8), H, W, 8): channel c
- * of pixel (y, x) sits at [n][c/8][y][x][c%8], so 8 channels of one pixel
- * are one AVX2 vector (oneDNN's nChw8c, MLAS's NCHWc). Lanes past C are
- * padding: the reorder writes zeros there; kernels keep them finite and
- * never let them reach a real channel (their weights are zero).
- * The blocked kernels need AVX2: without it the engine keeps NCHW. */
-#define CNN_NCHWC 8
-cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                                 float *y, int threads);
-cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                                 float *y, int threads);
-/* A conv whose output is blocked, weights and bias packed once: groups 1
- * or depthwise (groups == c == k). The input is blocked, or plain NCHW
- * when in_nchw (a stem on the RGB image: no reorder of the input). Fixes
- * every field of *p but n; residual, if any, is blocked like y. */
-typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;
-cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
-                                     const float *bias, int in_nchw,
-                                     cnn_conv2d_nchwc **out);
-cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
-                                    const float *x, const float *residual, float *y,
-                                    int threads);
-void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
-/* Blocked x (N, ceil(C/8), HW, 8) times blocked s (N, ceil(C/8), 8), one
- * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */
-cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                               const float *s, float *y, int threads);
-/* Blocked x (N, ceil(C/8), HW, 8) -> blocked y (N, ceil(C/8), 8): the mean
- * (is_max = 0) or the max over HW of every lane. */
-cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
-                                     const float *x, float *y, int threads);
-
 typedef struct cnn_conv_transpose2d_params {
     int64_t n, c, h, w;         /* input */
     int64_t k;                  /* output channels */
@@ -178,6 +145,48 @@ cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x,
                                    float *y, int threads);
 cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x,
                                    float *y, int threads);
+
+/* ------------------------------------------------ blocked layout NCHW8c
+ * A tensor (N, C, H, W) held blocked is (N, ceil(C/8), H, W, 8): channel c
+ * of pixel (y, x) sits at [n][c/8][y][x][c%8], so 8 channels of one pixel
+ * are one AVX2 vector (oneDNN's nChw8c, MLAS's NCHWc). Lanes past C are
+ * padding: the reorder writes zeros there; kernels keep them finite and
+ * never let them reach a real channel (their weights are zero).
+ * The blocked kernels need AVX2: without it the engine keeps NCHW. */
+#define CNN_NCHWC 8
+cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                 float *y, int threads);
+cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                 float *y, int threads);
+/* A conv whose output is blocked, weights and bias packed once: groups 1
+ * or depthwise (groups == c == k). The input is blocked, or plain NCHW
+ * when in_nchw (a stem on the RGB image: no reorder of the input). Fixes
+ * every field of *p but n; residual, if any, is blocked like y. */
+typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;
+cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
+                                     const float *bias, int in_nchw,
+                                     cnn_conv2d_nchwc **out);
+cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                    const float *x, const float *residual, float *y,
+                                    int threads);
+void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
+/* Blocked x (N, ceil(C/8), HW, 8) times blocked s (N, ceil(C/8), 8), one
+ * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */
+cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                               const float *s, float *y, int threads);
+/* Blocked y = x * scale[c] + shift[c] (inference BatchNormalization that
+ * follows no conv); scale and shift hold ceil(C/8)*8 floats. y may be x. */
+cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                const float *scale, const float *shift, float *y,
+                                int threads);
+/* Max / average pooling on blocked x -> blocked y, the semantics of
+ * cnn_max_pool2d_f32 / cnn_avg_pool2d_f32 (p->c counts real channels). */
+cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const float *x,
+                                float *y, int threads);
+/* Blocked x (N, ceil(C/8), HW, 8) -> blocked y (N, ceil(C/8), 8): the mean
+ * (is_max = 0) or the max over HW of every lane. */
+cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
+                                     const float *x, float *y, int threads);
 
 /* ---------------------------------------------------------- normalisation */
 

@@ -113,6 +113,24 @@ cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
     return CNN_ERR_UNSUPPORTED;
 }
 
+cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
+                                const float *scale, const float *shift, float *y,
+                                int threads)
+{
+    if (!x || !scale || !shift || !y)
+        return CNN_ERR_ARG;
+    cnn_status st = check_blocked(n, c, hw);
+    if (st != CNN_OK)
+        return st;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_nchwc_affine_avx2(n, c, hw, x, scale, shift, y, threads < 1 ? 1 : threads);
+        return CNN_OK;
+    }
+#endif
+    return CNN_ERR_UNSUPPORTED;
+}
+
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
 {
     if (!pk)

@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 #include "pool2d.h"
+#include "nchwc.h"
 
 #define POOL_LIM ((int64_t)1 << 60)
 
@@ -139,4 +140,20 @@ cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x,
 #endif
     avg_pool2d_ref(p, x, y, threads);
     return CNN_OK;
+}
+
+/* Blocked layout (csrc/x86/nchwc_avx2.c): validated here like the NCHW ones. */
+cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const float *x,
+                                float *y, int threads)
+{
+    cnn_status st = pool_validate(p, x, y);
+    if (st != CNN_OK)
+        return st;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_pool2d_nchwc_avx2(p, is_max, x, y, threads < 1 ? 1 : threads);
+        return CNN_OK;
+    }
+#endif
+    return CNN_ERR_UNSUPPORTED;
 }

@@ -19,9 +19,11 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "../ops/nchwc.h"
+#include "../ops/pool2d.h"
 #include "vmath_avx2.h"
 
 #define B CNN_NCHWC
@@ -626,6 +628,67 @@ void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, cons
         }
         for (; p < hw; p++)
             _mm256_storeu_ps(d + p * B, _mm256_mul_ps(_mm256_loadu_ps(src + p * B), f));
+    }
+}
+
+void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,
+                           const float *shift, float *y, int threads)
+{
+    const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
+    if (threads > q_count) threads = (int)q_count;
+    if (q_count * hw < 16384)   /* see conv_run */
+        threads = 1;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const __m256 f = _mm256_loadu_ps(scale + q % cbs * B);
+        const __m256 a = _mm256_loadu_ps(shift + q % cbs * B);
+        const float *src = x + q * hw * B;
+        float *d = y + q * hw * B;
+        for (int64_t p = 0; p < hw; p++)
+            _mm256_storeu_ps(d + p * B, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a));
+    }
+}
+
+/* One (image, block) plane per task; the window arithmetic of pool2d.c. */
+void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
+                           int threads)
+{
+    const int64_t q_count = p->n * ((p->c + B - 1) / B), oh = p->oh, ow = p->ow;
+    const int64_t h = p->h, w = p->w;
+    if (threads > q_count) threads = (int)q_count;
+    if (q_count * oh * ow < 4096)   /* see conv_run */
+        threads = 1;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < q_count; q++) {
+        const float *xp = x + q * h * w * B;
+        float *yp = y + q * oh * ow * B;
+        for (int64_t oy = 0; oy < oh; oy++) {
+            const int64_t ay = oy * p->sh - p->pt;
+            int64_t i0, i1;
+            cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
+            const int64_t ch = p->count_include_pad
+                ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0;
+            for (int64_t ox = 0; ox < ow; ox++) {
+                const int64_t ax = ox * p->sw - p->pl;
+                int64_t j0, j1;
+                cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
+                __m256 m = _mm256_set1_ps(is_max ? -INFINITY : 0.f);
+                for (int64_t i = i0; i < i1; i++) {
+                    const float *row = xp + (ay + i * p->dh) * w * B;
+                    for (int64_t j = j0; j < j1; j++) {
+                        const __m256 v = _mm256_loadu_ps(row + (ax + j * p->dw) * B);
+                        /* max_ps(v, m) = v > m ? v : m: NaN never wins, as the oracle */
+                        m = is_max ? _mm256_max_ps(v, m) : _mm256_add_ps(m, v);
+                    }
+                }
+                if (!is_max) {
+                    const int64_t cw = p->count_include_pad
+                        ? cnn_pool_count(ax, p->kw, p->dw, -p->pl, w + p->pr) : j1 - j0;
+                    m = _mm256_div_ps(m, _mm256_set1_ps((float)(ch * cw)));  /* as the oracle */
+                }
+                _mm256_storeu_ps(yp + (oy * ow + ox) * B, m);
+            }
+        }
     }
 }
 

@@ -152,3 +152,52 @@ def test_global_pool_blocked(shape, rng):
         _k.global_pool_nchwc(to_blocked(x).ravel(), y.ravel(), n, c, h * w, is_max, 2)
         ref = x.max(axis=(2, 3)) if is_max else x.astype(np.float64).mean(axis=(2, 3))
         assert_close(from_blocked(y, c).reshape(n, c), ref, rtol=1e-5)
+
+
+# (N, C, H, W, kernel, stride, dilation, pads (t, l, b, r), out (OH, OW) or None)
+POOLS = [
+    (1, 5, 9, 11, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), None),
+    (2, 19, 7, 8, (2, 3), (1, 2), (1, 1), (0, 1, 1, 1), None),
+    (1, 8, 10, 10, (3, 3), (2, 2), (2, 2), (1, 0, 2, 1), None),
+    (1, 3, 5, 5, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), (3, 3)),    # ceil-mode extra window
+    (1, 9, 1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), None),
+]
+
+
+@pytest.mark.parametrize("case", POOLS, ids=lambda c: "x".join(map(str, c[:4])))
+def test_blocked_pooling_matches_oracle(case, rng):
+    n, c, h, w, k, s, d, pads, out = case
+    if out is None:
+        out = tuple((size + pads[i] + pads[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1
+                    for i, size in enumerate((h, w)))
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    for is_max in (True, False):
+        for cip in ((False,) if is_max else (False, True)):
+            if not is_max and d != (1, 1):
+                continue
+            ref = np.full((n, c, *out), np.nan, np.float32)
+            ce.set_isa("scalar")
+            if is_max:
+                _k.max_pool2d(x.ravel(), ref.ravel(), (n, c, h, w), k, s, d, pads, out, 1)
+            else:
+                _k.avg_pool2d(x.ravel(), ref.ravel(), (n, c, h, w), k, s, d, pads, out, cip, 1)
+            ce.set_isa("avx2")
+            y = np.full((n, (c + 7) // 8, *out, 8), np.nan, np.float32)
+            _k.pool2d_nchwc(to_blocked(x).ravel(), y.ravel(), (n, c, h, w), k, s, d, pads, out,
+                            is_max, cip, 2)
+            np.testing.assert_allclose(from_blocked(y, c), ref, rtol=1e-6, atol=1e-6,
+                                       err_msg=f"{case} max={is_max} cip={cip}")
+
+
+def test_blocked_affine(rng):
+    x = rng.standard_normal((2, 11, 5, 3)).astype(np.float32)
+    scale = np.zeros(16, np.float32)
+    shift = np.zeros(16, np.float32)
+    scale[:11] = rng.standard_normal(11)
+    shift[:11] = rng.standard_normal(11)
+    y = np.full((2, 2, 5, 3, 8), np.nan, np.float32)
+    _k.nchwc_affine(to_blocked(x).ravel(), scale, shift, y.ravel(), 2, 11, 15, 2)
+    ref = x * scale[:11, None, None] + shift[:11, None, None]
+    assert_close(from_blocked(y, 11), ref, rtol=1e-6)
+    with pytest.raises(ce.ShapeError):
+        _k.nchwc_affine(to_blocked(x).ravel(), scale[:8], shift, y.ravel(), 2, 11, 15, 2)

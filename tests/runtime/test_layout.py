@@ -104,12 +104,11 @@ def test_capture_of_blocked_values_is_nchw(rng, plain):
 
 
 def test_values_leaving_the_layout_are_reordered_once(rng, plain):
-    """MaxPool has no blocked kernel: the stem's output leaves the layout
-    once (read by the pool and by a Sub), the pool's output comes back."""
+    """LRN has no blocked kernel: the stem's output leaves the layout
+    once (read by the LRN and by a Sub), the LRN's output comes back."""
     inits = [init(rng, "w0", 11, 3, 3, 3), init(rng, "w1", 11, 11, 1, 1)]
     nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
-             helper.make_node("MaxPool", ["c0"], ["p"], name="pool", kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1]),
+             helper.make_node("LRN", ["c0"], ["p"], name="lrn", size=3),
              helper.make_node("Sub", ["c0", "p"], ["d"], name="sub"),
              helper.make_node("Conv", ["p", "w1"], ["c1"], name="pw"),
              helper.make_node("Add", ["c1", "d"], ["y"], name="add")]
@@ -121,7 +120,7 @@ def test_values_leaving_the_layout_are_reordered_once(rng, plain):
     m = ce.load(net)
     y = m.run(x)
     ops = _ops(m, x)
-    # c0 -> NCHW for the pool (the Sub reuses it); p -> blocked for pw; the
+    # c0 -> NCHW for the LRN (the Sub reuses it); p -> blocked for pw; the
     # Sub's output d -> blocked for the Add; y -> NCHW at the graph's end
     assert ops["cnn.ConvNCHWc"] == 2 and ops["cnn.ToNCHW"] == 2 and ops["cnn.ToNCHWc"] == 2, ops
     assert_close(y, plain(net).run(x), rtol=1e-5)
@@ -161,3 +160,43 @@ def test_scalar_isa_plans_stay_nchw(rng):
         assert_close(m.run(x), y, rtol=1e-5)
     finally:
         ce.set_isa(before)
+
+
+def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
+    """GoogLeNet/DenseNet-style ops: max and average pooling (padding, ceil
+    mode, both divisors), a BatchNormalization after a Concat, and a
+    Concat of whole blocks stay blocked; a Concat of partial blocks leaves."""
+    c = 16
+    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "w1", 8, c, 1, 1), init(rng, "w2", 5, c, 1, 1),
+             init(rng, "g", c + 8), init(rng, "b", c + 8), init(rng, "m", c + 8),
+             init(rng, "w3", 4, c + 8, 1, 1)]
+    var = rng.uniform(0.5, 1.5, c + 8).astype(np.float32)
+    inits.append(numpy_helper.from_array(var, "v"))
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c0"], ["mp"], name="mp", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+             helper.make_node("AveragePool", ["mp"], ["ap"], name="ap", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["mp"], ["ap2"], name="ap2", kernel_shape=[2, 3],
+                              pads=[0, 1, 1, 1], count_include_pad=1),
+             helper.make_node("Add", ["ap", "ap2"], ["s"], name="add"),
+             helper.make_node("Conv", ["s", "w1"], ["c1"], name="pw1"),
+             helper.make_node("Concat", ["s", "c1"], ["cat"], name="cat", axis=1),
+             helper.make_node("BatchNormalization", ["cat", "g", "b", "m", "v"], ["bn"], name="bn"),
+             helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w3"], ["c3"], name="pw3"),
+             helper.make_node("Conv", ["s", "w2"], ["c2"], name="pw2"),
+             helper.make_node("Concat", ["c3", "c2"], ["y"], name="cat_partial", axis=1)]
+    g = helper.make_graph(nodes, "pools", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, 13, 12])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 9, 7, 6])], inits)
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, 3, 13, 12)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    ops = _ops(m, x)
+    assert ops["cnn.PoolNCHWc"] == 3 and ops["cnn.AffineNCHWc"] == 1, ops
+    assert ops["Concat"] == 2 and ops["cnn.ToNCHWc"] == 0, ops
+    assert ops["cnn.ToNCHW"] == 2, ops              # c3 and c2 for the partial concat
+    assert_close(y, plain(net).run(x), rtol=1e-5)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
