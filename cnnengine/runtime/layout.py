@@ -61,7 +61,8 @@ def _conv_ok(node, shapes, dtypes, static):
     if w.ndim != 4:
         return False
     c, k, g = shapes[x][1], w.shape[0], int(node.attrs.get("group", 1))
-    if not (g == 1 or (g == c == k and c > 1)):
+    grouped = g > 1 and c % g == 0 and k % g == 0 and (c // g) % BLOCK == 0 and (k // g) % BLOCK == 0
+    if not (g == 1 or (g == c == k and c > 1) or grouped):
         return False
     return True
 

@@ -158,8 +158,9 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
                                  float *y, int threads);
 cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                  float *y, int threads);
-/* A conv whose output is blocked, weights and bias packed once: groups 1
- * or depthwise (groups == c == k). The input is blocked, or plain NCHW
+/* A conv whose output is blocked, weights and bias packed once: groups 1,
+ * depthwise (groups == c == k), or groups of whole blocks (c/groups and
+ * k/groups multiples of 8: RegNet's group convs). The input is blocked, or plain NCHW
  * when in_nchw (a stem on the RGB image: no reorder of the input). Fixes
  * every field of *p but n; residual, if any, is blocked like y. */
 typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;

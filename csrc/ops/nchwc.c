@@ -153,7 +153,10 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     if (st != CNN_OK)
         return st;
     const int dw = p->groups == p->c && p->k == p->c && p->c > 1;
-    if (!(p->groups == 1 || dw) || (dw && in_nchw))
+    /* grouped: whole blocks of input and output channels per group */
+    const int grouped = !dw && p->groups > 1 && (p->c / p->groups) % B == 0 &&
+                        (p->k / p->groups) % B == 0;
+    if (!(p->groups == 1 || dw || grouped) || (in_nchw && p->groups != 1))
         return CNN_ERR_UNSUPPORTED;
 #if defined(__x86_64__)
     if (cnn_active_isa() != CNN_ISA_AVX2)
@@ -174,7 +177,8 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     pk->depthwise = dw;
     pk->cb = in_nchw ? 1 : B;
     pk->ocb = blocks(p->k);
-    pk->icb = dw ? pk->ocb : (p->c + pk->cb - 1) / pk->cb;
+    /* input blocks a conv group reads (all of them when groups == 1) */
+    pk->icb = dw ? pk->ocb : (p->c / p->groups + pk->cb - 1) / pk->cb;
     const int64_t taps = p->kh * p->kw;
     int64_t count;
     if (!cnn_mul_ok(pk->ocb, dw ? 1 : pk->icb, &count) || !cnn_mul_ok(count, taps, &count) ||
@@ -218,7 +222,7 @@ cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const
         return CNN_ERR_SHAPE;
     int64_t t;
     if (!cnn_mul_ok(n, pk->ocb * pk->p.oh * pk->p.ow * B, &t) ||
-        !cnn_mul_ok(n, pk->icb * pk->cb * pk->p.h * pk->p.w, &t))
+        !cnn_mul_ok(n, pk->icb * (pk->depthwise ? 1 : pk->p.groups) * pk->cb * pk->p.h * pk->p.w, &t))
         return CNN_ERR_SHAPE;
 #if defined(__x86_64__)
     if (cnn_active_isa() == CNN_ISA_AVX2)

@@ -10,7 +10,7 @@ struct cnn_conv2d_nchwc {
     int in_nchw;            /* input plain NCHW (cb = 1) instead of blocked */
     int depthwise;          /* groups == c == k */
     int64_t cb;             /* input channels per input block: 8 or 1 */
-    int64_t icb;            /* input blocks: ceil(c / cb) (depthwise: ocb) */
+    int64_t icb;            /* input blocks per conv group: ceil(c/groups / cb) (depthwise: ocb) */
     int64_t ocb;            /* output blocks: ceil(k / 8) */
     float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8] */
     float *bias;            /* [ocb * 8], zero past k */

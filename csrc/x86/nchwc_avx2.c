@@ -316,7 +316,8 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     const int64_t cb = pk->cb;
     /* not for a stem (cb = 1): its cold RGB input costs more to copy than
      * its border pixels (MobileNetV2's stem 0.38 -> 0.40 ms) */
-    float *xpad = cb == B ? padded_input(p, x, n * pk->icb, cb, threads) : NULL;
+    const int64_t cgroups = p->groups, in_blocks = pk->icb * cgroups;
+    float *xpad = cb == B ? padded_input(p, x, n * in_blocks, cb, threads) : NULL;
     if (xpad) {
         x = xpad;
         pp.h += pp.pt + pp.pb;
@@ -332,7 +333,9 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         h = oh = 1;
     }
     const int64_t taps = p->kh * p->kw, wob = pk->icb * taps * cb * B;
-    const int64_t pairs = (pk->ocb + 1) / 2;
+    /* output block pairs never straddle two conv groups */
+    const int64_t gblocks = pk->ocb / cgroups, gpairs = (gblocks + 1) / 2;
+    const int64_t pairs = gpairs * cgroups;
     /* Pixels per unit: the tile's input (all channels and rows of its
      * taps) around 32 KiB so it stays in L1 while every output block pair
      * of the unit's group sweeps it. */
@@ -386,7 +389,7 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         const int64_t img = q / groups;
         const int64_t x0 = ck * chunk, x1 = x0 + chunk < ow ? x0 + chunk : ow;
         crow r;
-        r.x = x + img * pk->icb * xplane;
+        const float *ximg = x + img * in_blocks * xplane;
         r.xplane = xplane;
         r.xrow = w * cb;
         r.icb = pk->icb;
@@ -400,8 +403,9 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         r.yplane = yplane;
         r.ep = &p->ep;
         for (int64_t pr = g * gp; pr < (g + 1) * gp && pr < pairs; pr++) {
-            const int64_t ob = 2 * pr;
-            const int two = ob + 1 < pk->ocb;
+            const int64_t cg = pr / gpairs, ob = cg * gblocks + 2 * (pr % gpairs);
+            const int two = 2 * (pr % gpairs) + 1 < gblocks;
+            r.x = ximg + cg * pk->icb * xplane;
             r.w = pk->w + ob * wob;
             r.bias = pk->bias + ob * B;
             const int64_t yoff = (img * pk->ocb + ob) * yplane + oy * ow * B;

@@ -73,6 +73,9 @@ CASES = [
     (1, 16, 9, 26, 16, 7, 7, (1, 2), (3, 0, 3, 0), (1, 1), 16),   # depthwise 7x7
     (1, 9, 1, 1, 9, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 9),       # depthwise 1x1 image
     (1, 2, 5, 90, 2, 3, 3, (1, 1), (2, 9, 2, 9), (1, 3), 2),      # depthwise wide padding
+    (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
+    (2, 24, 7, 8, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # one output block per group
+    (1, 32, 10, 9, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),    # 3 output blocks per group
 ]
 
 ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0)]   # none, clip(0, 6), silu
@@ -126,7 +129,7 @@ def test_padding_lanes_of_outputs_are_zero_without_bias_or_activation(rng):
     assert np.all(y[:, 1, :, :, 3:] == 0)
 
 
-def test_grouped_is_refused_and_bad_sizes_raise(rng):
+def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
     w = np.ones((8, 2, 3, 3), np.float32)
     dims = (1, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 5, 5)
     with pytest.raises(ce.UnsupportedOpError):
