@@ -408,6 +408,16 @@ static void run_task_k0(const cnn_gemm_job *j, int64_t m0, int64_t m1, int64_t n
     }
 }
 
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 typedef struct task { int64_t job, m0, m1, n0, n1; } task;
 
 /* Padded width the kernels compute for columns [n0, n1): 16 per full panel,
@@ -461,21 +471,14 @@ cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int t
         return CNN_OK;
     if (threads < 1)
         threads = 1;
-    /* Parts per job: about 4 tasks per thread, claimed dynamically, so a
-     * core slowed by another process (a shared machine, an SMT sibling)
-     * takes fewer of them instead of holding the others at the barrier:
-     * with one static task per thread, ResNet-18 at 2 threads next to a
-     * half-busy core ran 1.34x ONNX Runtime's time. Jobs of one call are
-     * equal-sized; the largest part count that has a valid split wins. */
-    int64_t parts = 1;
-    if (threads > 1 && njobs < 4 * (int64_t)threads) {
-        int64_t nt, mt;
-        for (parts = (4 * (int64_t)threads + njobs - 1) / njobs; parts > 1; parts--) {
-            choose_split(&jobs[0], parts, &nt, &mt);
-            if (nt > 0)
-                break;
-        }
-    }
+    /* Parts per job so that the task count is a multiple of the team size
+     * (jobs of one call are equal-sized). More, smaller tasks claimed
+     * dynamically would let a core slowed by another process take fewer,
+     * but the extra splits cost 5-38 % on a quiet machine (512->512 @7x7,
+     * 2 threads: 1.38 -> 1.91 ms), so one task per thread it is. */
+    int64_t parts = threads / gcd64(njobs, threads);
+    if (njobs >= 8 * (int64_t)threads)
+        parts = 1;
     int64_t ntasks = 0, maxk = 1, maxm = 1, maxn = 1;
     for (int64_t q = 0; q < njobs; q++) {
         const cnn_gemm_job *j = &jobs[q];
@@ -531,7 +534,7 @@ cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int t
         int tid = 0;
 #endif
         float *abuf = buf + tid * per, *bbuf = abuf + asz;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
         for (int64_t q = 0; q < ntasks; q++) {
             const task *t = &tasks[q];
             const cnn_gemm_job *j = &jobs[t->job];

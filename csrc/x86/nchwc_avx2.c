@@ -368,8 +368,6 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
      * may have preempted. */
     if ((double)n * oh * ow * pk->ocb * B * pk->icb * cb * taps < 262144.0)
         threads = 1;
-    /* dynamic, in runs of neighbouring units (same weights, next rows) */
-    const int64_t grain = units / (8 * (int64_t)threads) > 1 ? units / (8 * (int64_t)threads) : 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
     row_fn rows[2];
     pick_rows(p, cb, rows);
@@ -380,7 +378,7 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     if (in_hi > ow) in_hi = ow;
     if (in_lo > in_hi) in_lo = in_hi;
     if (threads > units) threads = (int)units;
-#pragma omp parallel for schedule(dynamic, grain) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t u = 0; u < units; u++) {
         int64_t q = u;
         const int64_t ck = q % nchunks; q /= nchunks;
@@ -541,8 +539,7 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
                          : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
     if (threads > units) threads = (int)units;
-    const int64_t grain = units / (8 * (int64_t)threads) > 1 ? units / (8 * (int64_t)threads) : 1;
-#pragma omp parallel for schedule(dynamic, grain) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t u = 0; u < units; u++) {
         const int64_t oy = u % oh, q = u / oh;   /* q = img * cbs + block */
         const int64_t blk = q % cbs;
