@@ -1,11 +1,11 @@
 """Blocked layout for the fast plan: which values live in NCHW8c.
 
 A 4-D activation held blocked is (N, ceil(C/8), H, W, 8) (see the blocked
-kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1 or depthwise)
-write blocked outputs; activations, residual Add/Sub/Mul, pooling,
+kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1, depthwise, or
+groups of whole blocks) write blocked outputs; activations, residual Add/Sub/Mul, pooling,
 BatchNormalization and channel Concat of whole blocks keep a blocked input
-blocked; every other op sees NCHW. Reorders
-are inserted only where a value crosses between the two, so a MobileNet
+blocked; every other op sees NCHW. Reorders are inserted only where a
+value crosses between the two, so a MobileNet
 runs blocked from the stem (which reads the NCHW image directly) to the
 global pool, as ONNX Runtime's NCHWc transformer does.
 
@@ -49,7 +49,6 @@ def blocked_shape(shape):
 
 
 def _conv_ok(node, shapes, dtypes, static):
-    from .. import _kernels as K
     if node.op != "Conv" or len(node.inputs) < 2 or node.inputs[1] not in static:
         return False
     x = node.inputs[0]
@@ -97,111 +96,147 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     wino = {n.name for n in convs if _winograd(n, shapes, static)}
     if len(wino) == len(convs):
         return nodes, {}
-    blk = {}                 # value -> blocked twin name
-    plain = set()            # values available in NCHW
-    out = []
+    rw = _Rewrite(shapes, dtypes, static, wino)
+    for node in nodes:
+        new = None
+        for rule in _RULES:
+            new = rule(rw, node)
+            if new is not None:
+                break
+        if new is None:                   # an NCHW op: its blocked inputs leave
+            for v in node.inputs:
+                rw.need_plain(v)
+            rw.out.append(node)
+            rw.plain.update(o for o in node.outputs if o)
+        else:
+            rw.out.append(new)
+    for v in outputs:
+        rw.need_plain(v)
+    return rw.out, rw.blk
 
-    def twin(v):
+
+class _Rewrite:
+    """The state of one pass: blocked twins, values available NCHW, output."""
+
+    def __init__(self, shapes, dtypes, static, wino):
+        self.shapes, self.dtypes, self.static, self.wino = shapes, dtypes, static, wino
+        self.blk = {}          # value -> blocked twin name
+        self.plain = set()     # values available in NCHW
+        self.out = []
+
+    def twin(self, v):
         name = v + SUFFIX
-        shapes[name] = blocked_shape(shapes[v])
-        dtypes[name] = np.dtype(np.float32)
+        self.shapes[name] = blocked_shape(self.shapes[v])
+        self.dtypes[name] = np.dtype(np.float32)
+        self.blk[v] = name
         return name
 
-    def need_blocked(v):
-        if v not in blk:
-            blk[v] = twin(v)
-            out.append(Node(f"{v}/to_nchwc", "cnn.ToNCHWc", [v], [blk[v]]))
-        return blk[v]
+    def need_blocked(self, v):
+        if v not in self.blk:
+            self.out.append(Node(f"{v}/to_nchwc", "cnn.ToNCHWc", [v], [self.twin(v)]))
+        return self.blk[v]
 
-    def need_plain(v):
-        if v and v not in plain and v in blk and v not in static:
-            out.append(Node(f"{v}/to_nchw", "cnn.ToNCHW", [blk[v]], [v]))
-            plain.add(v)
+    def need_plain(self, v):
+        if v and v not in self.plain and v in self.blk and v not in self.static:
+            self.out.append(Node(f"{v}/to_nchw", "cnn.ToNCHW", [self.blk[v]], [v]))
+            self.plain.add(v)
 
-    def is4(v):
-        return bool(v) and len(shapes.get(v, ())) == 4 and dtypes.get(v) == np.float32
+    def blocked4(self, v):
+        """v is a 4-D float32 value available blocked."""
+        return bool(v) and v in self.blk and len(self.shapes.get(v, ())) == 4 and \
+            self.dtypes.get(v) == np.float32
 
-    for node in nodes:
-        ins = node.inputs
-        if node.name not in wino and _conv_ok(node, shapes, dtypes, static):
-            x = ins[0]
-            attrs = dict(node.attrs, _in_shape=tuple(shapes[x]))
-            if x in blk:
-                xin, attrs["_in_nchw"] = blk[x], False
-            elif shapes[x][1] <= 4 and int(node.attrs.get("group", 1)) == 1:
-                xin, attrs["_in_nchw"] = x, True       # a stem on the image
-            else:
-                xin, attrs["_in_nchw"] = need_blocked(x), False
-            new_ins = [xin] + list(ins[1:3])
-            if len(ins) > 3 and ins[3]:
-                while len(new_ins) < 3:
-                    new_ins.append("")
-                new_ins.append(need_blocked(ins[3]) if ins[3] not in blk else blk[ins[3]])
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, "cnn.ConvNCHWc", new_ins, [blk[y]], attrs))
-            continue
-        if node.op in KERNEL_ACTS and ins and ins[0] in blk and is4(ins[0]) and \
-                all((not i) or i in static for i in ins[1:]):
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, node.op, [blk[ins[0]]] + list(ins[1:]), [blk[y]],
-                            dict(node.attrs)))
-            continue
-        if node.op in _BINARY and not node.attrs.get("_act") and len(ins) == 2 and \
-                all(i in blk and is4(i) for i in ins):
-            sa, sb, so = shapes[ins[0]], shapes[ins[1]], shapes[node.outputs[0]]
-            if sa[:2] == sb[:2] == so[:2] and all(s[2:] in (so[2:], (1, 1)) for s in (sa, sb)):
-                y = node.outputs[0]
-                blk[y] = twin(y)
-                if node.op == "Mul" and sa != sb and (1, 1) in (sa[2:], sb[2:]):
-                    # squeeze-and-excitation: one factor per channel
-                    xin, sin = (ins[0], ins[1]) if sb[2:] == (1, 1) else (ins[1], ins[0])
-                    out.append(Node(node.name, "cnn.ScaleNCHWc", [blk[xin], blk[sin]], [blk[y]],
-                                    {"_c": so[1]}))
-                    continue
-                out.append(Node(node.name, node.op, [blk[ins[0]], blk[ins[1]]], [blk[y]],
-                                dict(node.attrs)))
-                continue
-        if node.op in ("MaxPool", "AveragePool") and ins[0] in blk and is4(ins[0]) and \
-                len(node.outputs) == 1 and len(node.attrs.get("kernel_shape", ())) == 2 and \
-                not (node.op == "AveragePool" and tuple(node.attrs.get("dilations", (1, 1))) != (1, 1)):
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, "cnn.PoolNCHWc", [blk[ins[0]]], [blk[y]],
-                            dict(node.attrs, _op=node.op, _in_shape=tuple(shapes[ins[0]]))))
-            continue
-        if node.op == "BatchNormalization" and ins[0] in blk and is4(ins[0]) and \
-                len(node.outputs) == 1 and all(i in static and static[i].ndim == 1 for i in ins[1:5]):
-            g, b, mean, var = (static[i].astype(np.float64) for i in ins[1:5])
-            scale = g / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, "cnn.AffineNCHWc", [blk[ins[0]]], [blk[y]],
-                            {"_c": shapes[ins[0]][1], "_scale": scale.astype(np.float32),
-                             "_shift": (b - mean * scale).astype(np.float32)}))
-            continue
-        if node.op == "Concat" and len(ins) > 1 and all(i in blk and is4(i) for i in ins) and \
-                int(node.attrs.get("axis", 1)) in (1, -3) and \
-                all(shapes[i][1] % BLOCK == 0 for i in ins):
-            # whole blocks: the blocked concat is a concat of block planes
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, "Concat", [blk[i] for i in ins], [blk[y]], {"axis": 1}))
-            continue
-        if node.op in _GLOBAL and ins[0] in blk and is4(ins[0]):
-            y = node.outputs[0]
-            blk[y] = twin(y)
-            out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [blk[ins[0]]], [blk[y]],
-                            {"_max": node.op == "GlobalMaxPool", "_c": shapes[ins[0]][1]}))
-            continue
-        for v in ins:
-            need_plain(v)
-        out.append(node)
-        plain.update(o for o in node.outputs if o)
-    for v in outputs:
-        need_plain(v)
-    return out, blk
+
+# Each rule returns the blocked replacement of a node, or None.
+
+def _conv(rw, node):
+    if node.name in rw.wino or not _conv_ok(node, rw.shapes, rw.dtypes, rw.static):
+        return None
+    ins, x = node.inputs, node.inputs[0]
+    attrs = dict(node.attrs, _in_shape=tuple(rw.shapes[x]), _in_nchw=False)
+    if x in rw.blk:
+        xin = rw.blk[x]
+    elif rw.shapes[x][1] <= 4 and int(node.attrs.get("group", 1)) == 1:
+        xin, attrs["_in_nchw"] = x, True       # a stem on the image
+    else:
+        xin = rw.need_blocked(x)
+    new_ins = [xin] + list(ins[1:3])
+    if len(ins) > 3 and ins[3]:                # fused residual
+        new_ins += [""] * (3 - len(new_ins)) + [rw.need_blocked(ins[3])]
+    return Node(node.name, "cnn.ConvNCHWc", new_ins, [rw.twin(node.outputs[0])], attrs)
+
+
+def _activation(rw, node):
+    ins = node.inputs
+    if node.op not in KERNEL_ACTS or not ins or not rw.blocked4(ins[0]) or \
+            any(i and i not in rw.static for i in ins[1:]):
+        return None
+    return Node(node.name, node.op, [rw.blk[ins[0]]] + list(ins[1:]),
+                [rw.twin(node.outputs[0])], dict(node.attrs))
+
+
+def _binary(rw, node):
+    ins = node.inputs
+    if node.op not in _BINARY or node.attrs.get("_act") or len(ins) != 2 or \
+            not all(rw.blocked4(i) for i in ins):
+        return None
+    sa, sb, so = rw.shapes[ins[0]], rw.shapes[ins[1]], rw.shapes[node.outputs[0]]
+    if not (sa[:2] == sb[:2] == so[:2] and all(s[2:] in (so[2:], (1, 1)) for s in (sa, sb))):
+        return None
+    if node.op == "Mul" and sa != sb:
+        # squeeze-and-excitation: one factor per channel
+        xin, sin = (ins[0], ins[1]) if sb[2:] == (1, 1) else (ins[1], ins[0])
+        return Node(node.name, "cnn.ScaleNCHWc", [rw.blk[xin], rw.blk[sin]],
+                    [rw.twin(node.outputs[0])], {"_c": so[1]})
+    return Node(node.name, node.op, [rw.blk[i] for i in ins], [rw.twin(node.outputs[0])],
+                dict(node.attrs))
+
+
+def _pool(rw, node):
+    a = node.attrs
+    if node.op not in ("MaxPool", "AveragePool") or not rw.blocked4(node.inputs[0]) or \
+            len(node.outputs) != 1 or len(a.get("kernel_shape", ())) != 2 or \
+            (node.op == "AveragePool" and tuple(a.get("dilations", (1, 1))) != (1, 1)):
+        return None
+    x = node.inputs[0]
+    return Node(node.name, "cnn.PoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])],
+                dict(a, _op=node.op, _in_shape=tuple(rw.shapes[x])))
+
+
+def _global_pool(rw, node):
+    x = node.inputs[0] if node.inputs else ""
+    if node.op not in _GLOBAL or not rw.blocked4(x):
+        return None
+    return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])],
+                {"_max": node.op == "GlobalMaxPool", "_c": rw.shapes[x][1]})
+
+
+def _batch_norm(rw, node):
+    """Inference BatchNormalization that no conv absorbed (DenseNet's, after
+    a Concat): a per-channel affine."""
+    ins = node.inputs
+    if node.op != "BatchNormalization" or len(ins) < 5 or not rw.blocked4(ins[0]) or \
+            len(node.outputs) != 1 or \
+            not all(i in rw.static and rw.static[i].ndim == 1 for i in ins[1:5]):
+        return None
+    g, b, mean, var = (rw.static[i].astype(np.float64) for i in ins[1:5])
+    scale = g / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+    return Node(node.name, "cnn.AffineNCHWc", [rw.blk[ins[0]]], [rw.twin(node.outputs[0])],
+                {"_c": rw.shapes[ins[0]][1], "_scale": scale.astype(np.float32),
+                 "_shift": (b - mean * scale).astype(np.float32)})
+
+
+def _concat(rw, node):
+    """Channel Concat of whole blocks: a concat of block planes."""
+    ins = node.inputs
+    if node.op != "Concat" or len(ins) < 2 or int(node.attrs.get("axis", 1)) not in (1, -3) or \
+            not all(rw.blocked4(i) and rw.shapes[i][1] % BLOCK == 0 for i in ins):
+        return None
+    return Node(node.name, "Concat", [rw.blk[i] for i in ins], [rw.twin(node.outputs[0])],
+                {"axis": 1})
+
+
+_RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat)
 
 
 def unblock(xb, shape, threads):
