@@ -415,31 +415,6 @@ static void dw_row_scalar(const cnn_conv2d_params *p, const float *xp, const flo
 
 #define CB_V 7                 /* output pixels per pass (rows of 7, 14) */
 
-/* 8x8 transpose of r[0..7] in place. */
-DW_INLINE void cb_t8(__m256 *r)
-{
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /* V output pixels of one output row: in at padded (oy*SH, ox*SW), rs the
  * scratch row stride in floats. Per tap row ky the KW weight vectors sit in
  * registers and each input vector, loaded once, feeds every pixel whose
@@ -546,7 +521,7 @@ DW_INLINE void cb_out_t(const float *out, int64_t ohw, int nch, float *y, const 
         __m256 r[8];
         for (int i = 0; i < 8; i++)
             r[i] = i < n ? _mm256_load_ps(out + 8 * (q + i)) : _mm256_setzero_ps();
-        cb_t8(r);
+        cnn_v_transpose8(r);
         for (int c = 0; c < nch; c++) {
             __m256 v = r[c];
             float *yc = y + c * ohw + q;
@@ -598,7 +573,7 @@ static void cb_in(const float *x, int64_t h, int64_t w, int nch, float *sc, int6
             r[c] = c >= nch ? _mm256_setzero_ps()
                    : n == 8 ? _mm256_loadu_ps(x + c * hw + q)
                             : _mm256_maskload_ps(x + c * hw + q, cnn_tail_mask(n));
-        cb_t8(r);
+        cnn_v_transpose8(r);
         for (int i = 0; i < n; i++) {
             _mm256_store_ps(sc + 8 * ((iy + pt) * wp + ix + pl), r[i]);
             if (++ix == w) {
