@@ -112,15 +112,24 @@ def _fold_batchnorm(g):
 
 
 def _fuse_silu(g):
-    for sig in [n for n in g.nodes if n.op == "Sigmoid"]:
+    """x * sigmoid(x) -> SiLU, and x * hardsigmoid(x) with alpha 1/6, beta
+    1/2 -> HardSwish (how PyTorch exports nn.Hardswish below opset 14:
+    MobileNetV3's 21 of them then fuse into the conv epilogues)."""
+    for sig in [n for n in g.nodes if n.op in ("Sigmoid", "HardSigmoid")]:
         mul = _single_consumer(g, sig.outputs[0])
         if mul is None or mul.op != "Mul" or sig not in g.nodes:
             continue
         x = sig.inputs[0]
         if sorted(mul.inputs) != sorted([x, sig.outputs[0]]):
             continue
-        silu = Node(mul.name, "cnn.Silu", [x], mul.outputs, {"_fused": [sig.name]})
-        _replace(g, [sig, mul], silu)
+        if sig.op == "Sigmoid":
+            fused = Node(mul.name, "cnn.Silu", [x], mul.outputs, {"_fused": [sig.name]})
+        elif abs(float(sig.attrs.get("alpha", 0.2)) - 1.0 / 6.0) < 1e-7 and \
+                float(sig.attrs.get("beta", 0.5)) == 0.5:
+            fused = Node(mul.name, "HardSwish", [x], mul.outputs, {"_fused": [sig.name]})
+        else:
+            continue
+        _replace(g, [sig, mul], fused)
 
 
 def _fuse_residual(g):

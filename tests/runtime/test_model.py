@@ -142,3 +142,26 @@ def test_receptive_field_chain(net):
     params = {l.name: l.params for l in m.summary()}
     assert params["conv1"] == 8 * 27 + 8 and params["bn1"] == 16 and params["fc"] == 90
     assert "conv1" in str(m)
+
+
+@pytest.mark.parametrize("alpha,fused", [(1.0 / 6.0, True), (0.2, False)])
+def test_hardswish_pattern_fuses_into_the_conv(alpha, fused, rng):
+    """x * HardSigmoid(x; 1/6, 1/2) is HardSwish (PyTorch's export of
+    nn.Hardswish before opset 14) and fuses into the conv's epilogue; other
+    HardSigmoid parameters are left alone. Results and captures unchanged."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("HardSigmoid", ["c"], ["h"], name="hsig", alpha=alpha, beta=0.5),
+             helper.make_node("Mul", ["c", "h"], ["y"], name="hswish")]
+    g = helper.make_graph(nodes, "hs", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                        ["N", 5, 9, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 11, 9, 7])],
+                          [init(rng, "w", 11, 5, 3, 3, scale=1.0)])
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = (rng.standard_normal((2, 5, 9, 7)) * 3).astype(np.float32)
+    m = ce.load(net)
+    assert [n.op for n in m._fused.nodes] == (["Conv"] if fused else ["Conv", "HardSigmoid", "Mul"])
+    if fused:
+        assert m._fused.nodes[0].attrs["_act"] == "hardswish"
+    y, acts = m.run(x, capture=["conv", "hsig"])
+    assert_close(y, ort_run(net, x), atol=1e-5)
+    assert_close(acts["hsig"], np.clip(alpha * acts["conv"] + 0.5, 0, 1), atol=1e-6)
