@@ -34,8 +34,8 @@ def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
     fn = _COMPILERS.get(node.op)
     if fn is None:
         return None
-    if node.op.startswith("cnn.") and node.op != "cnn.Silu":
-        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)  # no generic fallback
+    if node.op in _LAYOUT_OPS:   # made by runtime/layout.py: no generic op to fall back to
+        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
     try:
         return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
     except (KeyError, ValueError, TypeError, IndexError):
@@ -319,9 +319,9 @@ def _concat(node, shapes, dtypes, oshape, static):
 
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
-_COMPILERS.update({"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc,
-                   "cnn.ToNCHW": _to_nchw, "cnn.GlobalPoolNCHWc": _global_pool_nchwc,
-                   "cnn.ScaleNCHWc": _scale_nchwc, "cnn.AffineNCHWc": _affine_nchwc,
-                   "cnn.PoolNCHWc": _pool_nchwc})
+_LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
+               "cnn.GlobalPoolNCHWc": _global_pool_nchwc, "cnn.ScaleNCHWc": _scale_nchwc,
+               "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc}
+_COMPILERS.update(_LAYOUT_OPS)
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})
