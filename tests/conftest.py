@@ -21,6 +21,18 @@ def isa(request):
 
 
 @pytest.fixture
+def avx2():
+    """Force the AVX2 kernels for a test (a module: usefixtures("avx2")),
+    skipped where the CPU lacks them; the previous ISA comes back after."""
+    if "avx2" not in ISAS:
+        pytest.skip("no AVX2 on this CPU")
+    before = ce.active_isa()
+    ce.set_isa("avx2")
+    yield
+    ce.set_isa(before)
+
+
+@pytest.fixture
 def rng(request):
     """A generator seeded from the test's name: reproducible, different per test."""
     seed = abs(hash(request.node.nodeid)) % (2**32) if os.environ.get("CNNENGINE_RANDOM_SEED") else 7767517

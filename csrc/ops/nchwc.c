@@ -12,10 +12,13 @@
 
 static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
 
-/* n * ceil(c/8) * hw * 8 fits int64 and is positive. */
-static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw)
+/* The buffers are given and n * ceil(c/8) * hw * 8 fits int64 and is
+ * positive: the checks every blocked element-wise entry point shares. */
+static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw, int buffers_given)
 {
     int64_t t;
+    if (!buffers_given)
+        return CNN_ERR_ARG;
     if (n < 1 || c < 1 || hw < 1)
         return CNN_ERR_SHAPE;
     if (!cnn_mul_ok(n, blocks(c), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
@@ -26,9 +29,7 @@ static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw)
 cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                  float *y, int threads)
 {
-    if (!x || !y)
-        return CNN_ERR_ARG;
-    cnn_status st = check_blocked(n, c, hw);
+    cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
@@ -54,9 +55,7 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
 cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                  float *y, int threads)
 {
-    if (!x || !y)
-        return CNN_ERR_ARG;
-    cnn_status st = check_blocked(n, c, hw);
+    cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
@@ -82,9 +81,7 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
 cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                      const float *x, float *y, int threads)
 {
-    if (!x || !y)
-        return CNN_ERR_ARG;
-    cnn_status st = check_blocked(n, c, hw);
+    cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
@@ -99,9 +96,7 @@ cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_ma
 cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                const float *s, float *y, int threads)
 {
-    if (!x || !s || !y)
-        return CNN_ERR_ARG;
-    cnn_status st = check_blocked(n, c, hw);
+    cnn_status st = check_blocked(n, c, hw, x && s && y);
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
@@ -117,9 +112,7 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
                                 const float *scale, const float *shift, float *y,
                                 int threads)
 {
-    if (!x || !scale || !shift || !y)
-        return CNN_ERR_ARG;
-    cnn_status st = check_blocked(n, c, hw);
+    cnn_status st = check_blocked(n, c, hw, x && scale && shift && y);
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)

@@ -87,3 +87,13 @@ def conv_transpose2d_np(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), output_p
     if b is not None:
         y = y + np.asarray(b, np.float64)[None, :, None, None]
     return y
+
+
+def conv_dims(x, w, stride, pads, dil, groups):
+    """The kernels' conv dims tuple (_k_conv.pxi) and the output shape."""
+    n, c, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    return (n, c, h, wd, k, kh, kw, stride[0], stride[1], dil[0], dil[1], *pads, groups, oh,
+            ow), (n, k, oh, ow)

@@ -8,7 +8,7 @@ from cnnengine import _kernels as _k
 from cnnengine.functional import conv2d
 from cnnengine.functional._common import ACTIVATIONS
 from tests.conftest import assert_close, torch_or_skip
-from tests.kernels._conv_ref import conv2d_np
+from tests.kernels._conv_ref import conv2d_np, conv_dims as _dims
 
 # (N, C, H, W, K, kh, kw, stride, pads (t, l, b, r), dilation, groups)
 CASES = [
@@ -55,15 +55,6 @@ def test_conv2d_matches_numpy(case, isa, rng):
     # no bias
     y0 = _run(x, w, None, stride, pads, dil, groups, threads=1)
     assert_close(y0, conv2d_np(x, w, None, stride, pads, dil, groups), what="no bias")
-
-
-def _dims(x, w, stride, pads, dil, groups):
-    n, c, h, wd = x.shape
-    k, _, kh, kw = w.shape
-    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    return (n, c, h, wd, k, kh, kw, stride[0], stride[1], dil[0], dil[1], *pads, groups, oh,
-            ow), (n, k, oh, ow)
 
 
 @pytest.mark.parametrize("case", CASES[::2], ids=lambda c: "x".join(map(str, c[:7])))

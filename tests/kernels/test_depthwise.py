@@ -14,7 +14,7 @@ from cnnengine.functional._common import ACTIVATIONS
 from tests.conftest import assert_close
 from tests.kernels._conv_ref import conv2d_np
 
-pytestmark = pytest.mark.skipif(ce.detected_isa() != "avx2", reason="no AVX2 fast path")
+pytestmark = pytest.mark.usefixtures("avx2")
 
 ACT_PARAMS = {"clip": (0.0, 6.0), "leaky_relu": (0.1, 0.0), "elu": (0.8, 0.0),
               "hardsigmoid": (0.2, 0.5)}
@@ -52,14 +52,6 @@ def _check(rng, n, c, h, w, k, s, pads, d, act="none", residual=False, threads=(
     for y in ys[1:]:
         np.testing.assert_array_equal(y, ys[0], err_msg=f"{what}: threads disagree")
     return True
-
-
-@pytest.fixture(autouse=True)
-def _avx2():
-    before = ce.active_isa()
-    ce.set_isa("avx2")
-    yield
-    ce.set_isa(before)
 
 
 @pytest.mark.parametrize("k,s", [(3, 1), (3, 2), (5, 1), (5, 2), (1, 1), (7, 1), (3, 3), (7, 2)])

@@ -7,10 +7,9 @@ import pytest
 import cnnengine as ce
 from cnnengine import _kernels as _k
 from tests.conftest import assert_close
-from tests.kernels._conv_ref import conv2d_np
+from tests.kernels._conv_ref import conv2d_np, conv_dims as _dims
 
-pytestmark = pytest.mark.skipif(ce.detected_isa() != "avx2",
-                                reason="blocked kernels need AVX2")
+pytestmark = pytest.mark.usefixtures("avx2")
 
 
 def to_blocked(x):
@@ -26,14 +25,6 @@ def from_blocked(y, c):
     x = np.full((n, c, h, w), np.nan, np.float32)
     _k.nchwc_to_nchw(y.ravel(), x.ravel(), n, c, h * w, 2)
     return x
-
-
-@pytest.fixture(autouse=True)
-def _avx2():
-    before = ce.active_isa()
-    ce.set_isa("avx2")
-    yield
-    ce.set_isa(before)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (1, 8, 4, 4), (2, 13, 9, 11),
@@ -81,15 +72,6 @@ CASES = [
 ]
 
 ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0)]   # none, clip(0, 6), silu
-
-
-def _dims(x, w, stride, pads, dil, groups):
-    n, c, h, wd = x.shape
-    k, _, kh, kw = w.shape
-    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    return (n, c, h, wd, k, kh, kw, stride[0], stride[1], dil[0], dil[1], *pads, groups, oh,
-            ow), (n, k, oh, ow)
 
 
 @pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu"])
