@@ -6,6 +6,7 @@ argument validation); shape bookkeeping ops are NumPy. Each entry is
 (None for an omitted optional input) and `out` is an optional preallocated
 buffer for the first output that hot ops write into (memory planning).
 """
+import math
 import numpy as np
 
 from .. import functional as F
@@ -350,7 +351,7 @@ def softmax(node, ins, out=None):
     axis = _axis(node.attrs.get("axis", -1 if opset >= 13 else 1), x.ndim, node)
     if opset < 13:
         # Old semantics: flatten to (prod(shape[:axis]), prod(shape[axis:])).
-        y = F.softmax(x.reshape(int(np.prod(x.shape[:axis])), -1), axis=1).reshape(x.shape)
+        y = F.softmax(x.reshape(math.prod(x.shape[:axis]), -1), axis=1).reshape(x.shape)
     else:
         y = F.softmax(x, axis=axis)
     if node.op == "LogSoftmax":
@@ -630,8 +631,9 @@ def flatten(node, ins, out=None):
     if not -x.ndim <= axis <= x.ndim:
         raise ShapeError(f"node {node.name!r} (Flatten): axis {axis} is out of range for rank {x.ndim}")
     axis = axis + x.ndim if axis < 0 else axis
-    lead = int(np.prod(x.shape[:axis]))
-    return [x.reshape(lead, -1) if x.size else x.reshape(lead, int(np.prod(x.shape[axis:])))]
+    # math.prod, not np.prod: a NumPy reduction right after the kernels pays
+    # 70-90 us on this machine (measured; the cause is inside NumPy)
+    return [x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))]
 
 
 @op("Transpose")

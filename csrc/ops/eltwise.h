@@ -1,4 +1,5 @@
-/* Private prototypes shared by csrc/ops/{activation,prelu,binary}.c and
+/* Private prototypes shared by csrc/ops/{activation,prelu,binary}.c (and
+ * the blocked conv epilogue, csrc/x86/nchwc_avx2.c) and
  * their AVX2 bodies in csrc/x86/; not part of the public API. */
 #ifndef CNN_ELTWISE_H
 #define CNN_ELTWISE_H

@@ -71,10 +71,11 @@ CASES = [
     (1, 32, 10, 9, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),    # 3 output blocks per group
 ]
 
-ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0)]   # none, clip(0, 6), silu
+# none, clip(0, 6) (in the tile), silu and elu(0.7) (over each stored row)
+ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0), (4, 0.7, 0.0)]
 
 
-@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu"])
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])))
 def test_blocked_conv_matches_oracle(case, act, rng):
     n, c, h, wd, k, kh, kw, stride, pads, dil, groups = case
