@@ -47,10 +47,15 @@ class Plan:
         self._lock = threading.Lock()
 
     def acquire(self):
+        """An arena: each step's output view (None where the step has no slot),
+        cut once per arena, not once per run (a slice and a reshape per step
+        cost ~1 us each, 0.1 ms a run on EfficientNet-B0's 117 steps)."""
         with self._lock:
             if self._arenas:
                 return self._arenas.pop()
-        return [_aligned(n) for n in self.slot_sizes]
+        bufs = [_aligned(n) for n in self.slot_sizes]
+        return [None if st.slot is None else bufs[st.slot[0]][:_size(st.slot[1])].reshape(st.slot[1])
+                for st in self.steps]
 
     def release(self, arena):
         with self._lock:
@@ -144,21 +149,18 @@ class Executor:
         kept = set(keep)
         kept.update(plan.blocked[k] for k in keep if k in plan.blocked)
         # Captured values must survive the run: then no buffer is reused.
+        # An arena holds step k's output view at [k].
         arena = plan.acquire() if not kept else None
         t = resolve_threads(None)
         try:
-            for step in plan.steps:
+            for k, step in enumerate(plan.steps):
                 node = step.node
                 if profile is not None:
                     t0 = time.perf_counter()
                 ins = [env[i] if i else None for i in node.inputs]
                 if step.runner is not None:
-                    out = None
-                    if arena is not None and step.slot is not None:
-                        slot, shape = step.slot
-                        out = arena[slot][:_size(shape)].reshape(shape)
                     try:
-                        env[node.outputs[0]] = step.runner(ins, out, t)
+                        env[node.outputs[0]] = step.runner(ins, None if arena is None else arena[k], t)
                     except Error as exc:
                         raise _with_node(exc, node) from None
                 else:
