@@ -15,7 +15,7 @@
  * reorder of the image is needed. Depthwise convolution is 8 channels per
  * vector with no shuffles for any stride (XNNPACK's channel-tiled dwconv).
  * Bias, residual and cheap activations are applied as each tile is
- * stored; exp-based activations over each stored row (act_after_row).
+ * stored; exp-based activations over each stored row (act_row).
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -31,20 +31,20 @@
 #define B CNN_NCHWC
 #define INLINE static inline __attribute__((always_inline))
 
-/* The activations that cost a call: exp-based, too long to inline in
- * every tile variant. A call clobbers every ymm register, so inside a
- * tile's epilogue it spilled and reloaded the tile's other accumulators
- * around each vector (40->240 @28x28 1x1 + SiLU: SiLU cost 0.69 ns per
- * output, 0.30 in a separate pass). They run instead over each stored
- * row, while it is in L1/L2, by the activation pass's own loop. */
-INLINE int act_after_row(int act)
+/* The activations applied in registers as a tile is stored: short enough
+ * to inline in every tile variant. The others (exp-based: sigmoid, SiLU,
+ * tanh, ELU, GELU) would be calls, and a call clobbers every ymm register,
+ * so inside a tile's epilogue it spilled and reloaded the tile's other
+ * accumulators around each vector (40->240 @28x28 1x1 + SiLU: SiLU cost
+ * 0.69 ns per output, 0.30 in a separate pass). They run instead over each
+ * stored row, while it is in L1/L2, by the activation pass's own loop. */
+INLINE int act_in_tile(int act)
 {
-    return act == CNN_ACT_ELU || act == CNN_ACT_SIGMOID || act == CNN_ACT_TANH ||
-           act == CNN_ACT_SILU || act == CNN_ACT_GELU;
+    return act == CNN_ACT_NONE || act == CNN_ACT_RELU || act == CNN_ACT_CLIP ||
+           act == CNN_ACT_LEAKY || act == CNN_ACT_HARDSWISH || act == CNN_ACT_HARDSIGMOID;
 }
 
-/* The cheap activations, in registers as a tile is stored (the others are
- * left for act_after_row's pass: identity here). */
+/* act_in_tile's activations (identity for the others, left to act_row). */
 INLINE __m256 act_v(const cnn_epilogue *ep, __m256 v)
 {
     switch (ep->act) {
@@ -58,10 +58,10 @@ INLINE __m256 act_v(const cnn_epilogue *ep, __m256 v)
     }
 }
 
-/* act_after_row's activations over n floats of output at y, in place. */
+/* Every activation act_v left out, over n floats of output at y, in place. */
 static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
 {
-    if (act_after_row(ep->act))
+    if (!act_in_tile(ep->act))
         cnn_act_row_avx2(ep, y, y, n);
 }
 
