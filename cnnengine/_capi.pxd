@@ -51,9 +51,11 @@ cdef extern from "cnnengine.h" nogil:
                                      float *y, int threads)
     ctypedef struct cnn_conv2d_nchwc:
         pass
+    int CNN_NCHWC_IN_NCHW, CNN_NCHWC_WINOGRAD, CNN_NCHWC_DIRECT
     cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
-                                         const float *bias, int in_nchw,
+                                         const float *bias, int flags,
                                          cnn_conv2d_nchwc **out)
+    int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk)
     cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
                                         int threads)

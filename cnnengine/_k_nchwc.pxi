@@ -114,20 +114,26 @@ def pool2d_nchwc(const float[::1] x, float[::1] y, tuple shape, tuple kernel, tu
 cdef class ConvNCHWc:
     """A conv with blocked output (cnn_conv2d_nchwc_pack_f32), packed once.
 
-    ConvNCHWc(w, b, dims, act, alpha, beta, in_nchw): w the flat (K, C/g,
-    kh, kw) weights, b the bias or None, dims as _conv_params (n only
-    validated). groups must be 1 or c == k. The input is blocked, or plain
-    NCHW when in_nchw. run(x, residual, y, threads): batch from len(x).
-    Raises UnsupportedOpError without AVX2. Immutable, thread-safe.
+    ConvNCHWc(w, b, dims, act, alpha, beta, in_nchw, winograd): w the flat
+    (K, C/g, kh, kw) weights, b the bias or None, dims as _conv_params (n
+    only validated). groups must be 1, c == k, or whole blocks per group.
+    The input is blocked, or plain NCHW when in_nchw. winograd: None lets
+    the packer choose for a 3x3/s1 conv, True forces Winograd there, False
+    the direct kernel; `algo` says which runs. run(x, residual, y,
+    threads): batch from len(x). Raises UnsupportedOpError without AVX2.
+    Immutable, thread-safe.
     """
     cdef cnn_conv2d_nchwc *pk
     cdef cnn_conv2d_params p
     cdef int64_t in_per, out_per
 
     def __cinit__(self, const float[::1] w, const float[::1] b, tuple dims, int act=0,
-                  float alpha=0.0, float beta=0.0, bint in_nchw=False):
+                  float alpha=0.0, float beta=0.0, bint in_nchw=False, winograd=None):
         cdef cnn_status st
         cdef const float *bp = opt_ptr(b)
+        cdef int flags = CNN_NCHWC_IN_NCHW if in_nchw else 0
+        if winograd is not None:
+            flags |= CNN_NCHWC_WINOGRAD if winograd else CNN_NCHWC_DIRECT
         self.pk = NULL
         _conv_params(&self.p, dims)
         self.p.ep = _epilogue(act, alpha, beta)
@@ -136,10 +142,14 @@ cdef class ConvNCHWc:
         if b is not None:
             _need(b, self.p.k, "b")
         with nogil:
-            st = cnn_conv2d_nchwc_pack_f32(&self.p, &w[0], bp, in_nchw, &self.pk)
+            st = cnn_conv2d_nchwc_pack_f32(&self.p, &w[0], bp, flags, &self.pk)
         check(st)
         self.in_per = (self.p.c if in_nchw else _blocked_count(1, self.p.c, 1)) * self.p.h * self.p.w
         self.out_per = _blocked_count(1, self.p.k, self.p.oh * self.p.ow)
+
+    @property
+    def algo(self):
+        return "winograd_f4x3" if cnn_conv2d_nchwc_is_winograd(self.pk) else "direct"
 
     def __dealloc__(self):
         if self.pk != NULL:

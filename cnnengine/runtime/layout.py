@@ -9,12 +9,11 @@ value crosses between the two, so a MobileNet
 runs blocked from the stem (which reads the NCHW image directly) to the
 global pool, as ONNX Runtime's NCHWc transformer does.
 
-Convolutions that the NCHW engine runs with Winograd stay NCHW, with a
-reorder on each side: Winograd beats any direct blocked kernel (3x3 64->64
-@56: 0.96 vs 2.6 ms), and the reorders cost less than the blocked 1x1 and
-strided convs around them gain (ResNet-50: 79.4 -> 74.9 ms at 1 thread,
-46.6 -> 40.7 at 2; ResNet-18 29.3 -> 28.1 and 20.0 -> 17.0; VGG-16, all
-Winograd, unchanged).
+Stride-1 3x3 convolutions run Winograd on the blocked layout too (the
+packer chooses per shape, csrc/ops/nchwc.c), so they need no reorders
+either: DenseNet-121, whose Concat/BatchNormalization/ReLU had stayed NCHW
+around plain-layout Winograd convs, spent 2.2 ms of 38 at 2 threads in
+reorders.
 
 Padding lanes (channels C..8*ceil(C/8)) must stay finite, because the
 next convolution multiplies them by zero weights: Div is never blocked.
@@ -66,37 +65,15 @@ def _conv_ok(node, shapes, dtypes, static):
     return True
 
 
-def _winograd(node, shapes, static):
-    """Should this conv stay NCHW for Winograd? Only where the packer picks
-    Winograd and it beats the blocked direct kernel: not for few outputs
-    on small planes (DenseNet's 128->32 @14x14: 0.15 vs 0.10 ms, @7x7:
-    0.09 vs 0.04), where its transforms outweigh the saved multiplies."""
-    from .. import _kernels as K
-    from .fast_ops import conv_dims
-    w = static[node.inputs[1]]
-    if int(node.attrs.get("group", 1)) != 1 or w.shape[2:] != (3, 3):
-        return False
-    oshape = shapes[node.outputs[0]]
-    if w.shape[0] <= 64 and oshape[2] * oshape[3] <= 196:
-        return False
-    try:
-        dims = conv_dims(node, shapes[node.inputs[0]], w.shape, shapes[node.outputs[0]])
-        return K.PackedConv2d(np.zeros(w.size, np.float32), dims).algo.startswith("winograd")
-    except Exception:
-        return False
-
-
 def to_blocked(nodes, shapes, dtypes, static, outputs):
     """Rewrite the plan's step nodes to use blocked values where it pays.
 
     Returns (nodes, blocked) where blocked maps a value to its blocked twin
     (for values that exist only blocked, the caller reorders on demand).
     shapes/dtypes gain the twins' entries."""
-    convs = [n for n in nodes if _conv_ok(n, shapes, dtypes, static)]
-    wino = {n.name for n in convs if _winograd(n, shapes, static)}
-    if len(wino) == len(convs):
+    if not any(_conv_ok(n, shapes, dtypes, static) for n in nodes):
         return nodes, {}
-    rw = _Rewrite(shapes, dtypes, static, wino)
+    rw = _Rewrite(shapes, dtypes, static)
     for node in nodes:
         new = None
         for rule in _RULES:
@@ -118,8 +95,8 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
 class _Rewrite:
     """The state of one pass: blocked twins, values available NCHW, output."""
 
-    def __init__(self, shapes, dtypes, static, wino):
-        self.shapes, self.dtypes, self.static, self.wino = shapes, dtypes, static, wino
+    def __init__(self, shapes, dtypes, static):
+        self.shapes, self.dtypes, self.static = shapes, dtypes, static
         self.blk = {}          # value -> blocked twin name
         self.plain = set()     # values available in NCHW
         self.out = []
@@ -150,7 +127,7 @@ class _Rewrite:
 # Each rule returns the blocked replacement of a node, or None.
 
 def _conv(rw, node):
-    if node.name in rw.wino or not _conv_ok(node, rw.shapes, rw.dtypes, rw.static):
+    if not _conv_ok(node, rw.shapes, rw.dtypes, rw.static):
         return None
     ins, x = node.inputs, node.inputs[0]
     attrs = dict(node.attrs, _in_shape=tuple(rw.shapes[x]), _in_nchw=False)

@@ -160,13 +160,21 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
                                  float *y, int threads);
 /* A conv whose output is blocked, weights and bias packed once: groups 1,
  * depthwise (groups == c == k), or groups of whole blocks (c/groups and
- * k/groups multiples of 8: RegNet's group convs). The input is blocked, or plain NCHW
- * when in_nchw (a stem on the RGB image: no reorder of the input). Fixes
- * every field of *p but n; residual, if any, is blocked like y. */
+ * k/groups multiples of 8: RegNet's group convs). The input is blocked, or
+ * plain NCHW with CNN_NCHWC_IN_NCHW (a stem on the RGB image: no reorder of
+ * the input). A 3x3/s1/d1 groups-1 conv on blocked input runs Winograd
+ * F(4x4, 3x3) where it beats the direct kernel (CNN_NCHWC_WINOGRAD forces
+ * it, CNN_NCHWC_DIRECT rules it out). Fixes every field of *p but n;
+ * residual, if any, is blocked like y. */
+#define CNN_NCHWC_IN_NCHW 1
+#define CNN_NCHWC_WINOGRAD 2
+#define CNN_NCHWC_DIRECT 4
 typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;
 cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
-                                     const float *bias, int in_nchw,
+                                     const float *bias, int flags,
                                      cnn_conv2d_nchwc **out);
+/* 1 when the packed conv runs Winograd, else 0 (direct). */
+int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk);
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                     const float *x, const float *residual, float *y,
                                     int threads);

@@ -14,6 +14,7 @@ struct cnn_conv2d_nchwc {
     int64_t ocb;            /* output blocks: ceil(k / 8) */
     float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8] */
     float *bias;            /* [ocb * 8], zero past k */
+    float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
 };
 
 #if defined(__x86_64__)

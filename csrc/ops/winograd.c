@@ -85,6 +85,18 @@ int cnn_winograd_eligible(const cnn_conv2d_params *p)
     return 1;
 }
 
+/* U = G g G^T of one 3x3 filter g, in double, rounded once: u[6*row + col]. */
+static void filter_tile(const float *g, float u[36])
+{
+    double gt[6][3];
+    for (int i = 0; i < 6; i++)       /* G g */
+        for (int j = 0; j < 3; j++)
+            gt[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
+    for (int i = 0; i < 6; i++)       /* (G g) G^T */
+        for (int j = 0; j < 6; j++)
+            u[i * 6 + j] = (float)(gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2]);
+}
+
 cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, float **packed,
                                  size_t *packed_floats)
 {
@@ -103,25 +115,49 @@ cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, flo
     if (!u)
         return CNN_ERR_OOM;
     memset(u, 0, (size_t)count * sizeof(float));
-    for (int64_t k = 0; k < K; k++) {
+    for (int64_t k = 0; k < K; k++)
         for (int64_t c = 0; c < C; c++) {
-            const float *g = w + (k * C + c) * 9;
-            double gt[6][3], t[6][6];
-            for (int i = 0; i < 6; i++)       /* G g */
-                for (int j = 0; j < 3; j++)
-                    gt[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] +
-                               G[i][2] * g[2 * 3 + j];
-            for (int i = 0; i < 6; i++)       /* (G g) G^T */
-                for (int j = 0; j < 6; j++)
-                    t[i][j] = gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2];
+            float t[36];
+            filter_tile(w + (k * C + c) * 9, t);
             for (int xi = 0; xi < 36; xi++)
-                u[((xi * kb6 + k / CNN_WINO_MR) * C + c) * CNN_WINO_MR + k % CNN_WINO_MR] =
-                    (float)t[xi / 6][xi % 6];
+                u[((xi * kb6 + k / CNN_WINO_MR) * C + c) * CNN_WINO_MR + k % CNN_WINO_MR] = t[xi];
         }
-    }
     *packed = u;
     if (packed_floats)
         *packed_floats = (size_t)count;
+    return CNN_OK;
+}
+
+cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
+                                       float **packed)
+{
+    if (!p || !w || !packed)
+        return CNN_ERR_ARG;
+    *packed = NULL;
+    if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
+        p->groups != 1)
+        return CNN_ERR_UNSUPPORTED;
+    if (p->k < 1 || p->c < 1)
+        return CNN_ERR_SHAPE;
+    const int64_t K = p->k, C = p->c, kp = cnn_wino_nchwc_pad(K), cp = cnn_wino_nchwc_pad(C);
+    int64_t count;
+    if (!cnn_mul_ok(kp, cp, &count) || !cnn_mul_ok(count, 36, &count))
+        return CNN_ERR_SHAPE;
+    float *u = cnn_alloc_floats(count);
+    if (!u)
+        return CNN_ERR_OOM;
+    memset(u, 0, (size_t)count * sizeof(float));
+    for (int64_t k = 0; k < K; k++) {
+        /* panel of 16 outputs (8 for an odd last block), [c][lane] inside */
+        const int64_t p0 = k / 16 * 16, pw = kp - p0 < 16 ? kp - p0 : 16;
+        for (int64_t c = 0; c < C; c++) {
+            float t[36];
+            filter_tile(w + (k * C + c) * 9, t);
+            for (int xi = 0; xi < 36; xi++)
+                u[xi * kp * cp + p0 * cp + c * pw + (k - p0)] = t[xi];
+        }
+    }
+    *packed = u;
     return CNN_OK;
 }
 

@@ -53,6 +53,26 @@ cnn_status cnn_winograd_run_f32_avx2(const cnn_conv2d_params *p, const float *pa
                                      const float *residual, float *y, int threads);
 #endif
 
+/* The blocked-layout (NCHW8c) variant, for cnn_conv2d_nchwc: U packed as,
+ * for each xi, panels of 16 output channels (8 for an odd last block of 8)
+ * of [cp][16]: packed[xi*kp*cp + p0*cp + c*pw + k-p0] = U[xi][k][c] with
+ * kp, cp = K, C rounded up to 8, p0 = k/16*16, pw the panel width; zero
+ * past K and C. The 16-wide row is the loaded operand of a 6x16 micro-
+ * kernel whose broadcast operand is 6 tiles of the transformed input. */
+static inline int64_t cnn_wino_nchwc_pad(int64_t c)
+{
+    return (c + 7) / 8 * 8;
+}
+cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
+                                       float **packed);
+#if defined(__x86_64__)
+/* y (N, kp/8, OH, OW, 8) = act(conv(x (N, cp/8, H, W, 8)) + bias (kp) +
+ * residual (as y, or NULL)); p->n images. Arguments already validated. */
+cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *packed,
+                                       const float *x, const float *bias,
+                                       const float *residual, float *y, int threads);
+#endif
+
 /* Rows of the packed filter: 6 * ceil(K/6). */
 static inline int64_t cnn_wino_kpad(int64_t k)
 {

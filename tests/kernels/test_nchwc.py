@@ -105,6 +105,55 @@ def test_blocked_conv_matches_oracle(case, act, rng):
     assert_close(from_blocked(y, k), conv2d_np(x, w, None, stride, pads, dil, groups), rtol=tol)
 
 
+# 3x3 stride-1 convs for blocked Winograd: (N, C, H, W, K, pads (t, l, b, r))
+WINO = [
+    (1, 8, 6, 6, 8, (1, 1, 1, 1)),          # one tile, whole blocks
+    (2, 3, 7, 9, 5, (1, 1, 1, 1)),          # partial blocks, batch, edge tiles
+    (3, 13, 11, 5, 17, (0, 2, 1, 0)),       # asymmetric padding, prime channels
+    (1, 24, 1, 1, 40, (1, 1, 1, 1)),        # 1x1 image
+    (1, 16, 3, 30, 24, (2, 1, 0, 2)),       # wide and short, pad > 1
+    (1, 37, 26, 23, 41, (1, 1, 1, 1)),      # several tile chunks, odd output block
+    (2, 64, 28, 28, 72, (1, 1, 1, 1)),      # several superblocks and channel ranges
+]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
+@pytest.mark.parametrize("case", WINO, ids=lambda c: "x".join(map(str, c[:5])))
+def test_blocked_winograd_matches_oracle(case, act, rng):
+    """Forced Winograd on blocked input against the scalar oracle, with
+    bias, residual and activation; F(4x4, 3x3) stays within 1e-4."""
+    n, c, h, wd, k, pads = case
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, w, (1, 1), pads, (1, 1), 1)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
+    pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, False, True)
+    assert pk.algo == "winograd_f4x3"
+    scale = np.sqrt(c * 9)          # the outputs' magnitude: sums of c*9 unit products
+    for threads in (1, 2):
+        y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+        pk.run(to_blocked(x).ravel(), to_blocked(res).ravel(), y.ravel(), threads)
+        assert np.isfinite(y).all(), "padding lanes must stay finite"
+        err = np.max(np.abs(from_blocked(y, k) - oracle)) / scale
+        assert err < 1e-4, (case, act, threads, err)
+
+
+def test_blocked_winograd_is_chosen_where_it_pays(rng):
+    def algo(c, k, h, winograd=None):
+        w = np.zeros(k * c * 9, np.float32)
+        dims = (1, c, h, h, k, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, h, h)
+        return _k.ConvNCHWc(w, None, dims, 0, 0.0, 0.0, False, winograd).algo
+    assert algo(64, 64, 56) == "winograd_f4x3"
+    assert algo(128, 32, 14) == "direct"            # few outputs on a small plane
+    assert algo(64, 64, 56, False) == "direct"
+    w = np.zeros(8 * 8 * 9, np.float32)              # strided: never Winograd
+    dims = (1, 8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 5, 5)
+    assert _k.ConvNCHWc(w, None, dims, 0, 0.0, 0.0, False, True).algo == "direct"
+
+
 def test_padding_lanes_of_outputs_are_zero_without_bias_or_activation(rng):
     x = rng.standard_normal((1, 5, 6, 6)).astype(np.float32)
     w = rng.standard_normal((11, 5, 3, 3)).astype(np.float32)
