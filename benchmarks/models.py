@@ -73,9 +73,10 @@ def measure(path, threads, runs, warmup=3):
 
 
 def conv_gflops(threads, repeat=10):
-    """Big 3x3 convs: the im2col + packed-GEMM path's GFLOP/s against the FMA
-    peak, and the time of what the engine runs for that layer (prepacked
-    weights; Winograd where it is eligible), as effective GFLOP/s."""
+    """Big 3x3 convs: the GFLOP/s of the im2col + packed-GEMM path and of
+    the blocked direct kernel against the FMA peak, and the time of what the
+    engine runs for that layer inside a model (the blocked conv, Winograd
+    where the packer picks it), as effective GFLOP/s."""
     from cnnengine import _kernels as K
     from cnnengine.functional import conv2d
 
@@ -87,15 +88,21 @@ def conv_gflops(threads, repeat=10):
         w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
         flops = 2.0 * cout * cin * 9 * hw * hw
         conv2d(x, w, padding=1, threads=threads)
-        direct = min(_timed(lambda: conv2d(x, w, padding=1, threads=threads)) for _ in range(repeat))
+        gemm = min(_timed(lambda: conv2d(x, w, padding=1, threads=threads)) for _ in range(repeat))
         dims = (1, cin, hw, hw, cout, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, hw, hw)
-        packed = K.PackedConv2d(w.reshape(-1), dims)
-        y = np.empty(cout * hw * hw, np.float32)
-        xf = x.reshape(-1)
-        packed.run(xf, None, None, y, threads)
-        engine = min(_timed(lambda: packed.run(xf, None, None, y, threads)) for _ in range(repeat))
-        rows.append((f"conv3x3 {cin}->{cout} @{hw}x{hw}", direct * 1e3, flops / direct * 1e-9,
-                     100 * flops / direct * 1e-9 / peak, packed.algo, engine * 1e3, flops / engine * 1e-9))
+        xb = np.zeros(((cin + 7) // 8) * 8 * hw * hw, np.float32)
+        K.nchw_to_nchwc(x.reshape(-1), xb, 1, cin, hw * hw, threads)
+        y = np.empty(((cout + 7) // 8) * 8 * hw * hw, np.float32)
+        times = {}
+        for key, wino in (("direct", False), ("engine", None)):
+            pk = K.ConvNCHWc(w.reshape(-1), None, dims, 0, 0.0, 0.0, False, wino)
+            pk.run(xb, None, y, threads)
+            times[key] = min(_timed(lambda: pk.run(xb, None, y, threads)) for _ in range(repeat))
+            times[key + "_algo"] = pk.algo
+        g, d, e = (flops / t * 1e-9 for t in (gemm, times["direct"], times["engine"]))
+        rows.append((f"conv3x3 {cin}->{cout} @{hw}x{hw}", gemm * 1e3, g, 100 * g / peak,
+                     times["direct"] * 1e3, d, 100 * d / peak, times["engine_algo"],
+                     times["engine"] * 1e3, e))
     return peak, rows
 
 
@@ -131,11 +138,12 @@ def main():
         print(f"| **geometric mean** | | | **{geo:.3f}** | |")
         peak, rows = conv_gflops(threads)
         print(f"\nFMA peak ({threads} thread(s)): {peak:.1f} GFLOP/s")
-        print("| layer | GEMM path ms | GEMM GFLOP/s | % of peak | engine algo | engine ms | effective GFLOP/s |")
-        print("|---|---:|---:|---:|---|---:|---:|")
-        for name, ms, g, pct, algo, ems, eg in rows:
-            print(f"| {name} | {ms:.3f} | {g:.1f} | {pct:.0f}% | {algo} | {ems:.3f} | {eg:.1f} |")
-
+        print("| layer | GEMM path ms | GFLOP/s | % of peak | blocked direct ms | GFLOP/s "
+              "| % of peak | engine algo | engine ms | effective GFLOP/s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        for name, ms, g, pct, dms, dg, dpct, algo, ems, eg in rows:
+            print(f"| {name} | {ms:.3f} | {g:.1f} | {pct:.0f}% | {dms:.3f} | {dg:.1f} | "
+                  f"{dpct:.0f}% | {algo} | {ems:.3f} | {eg:.1f} |")
 
 if __name__ == "__main__":
     main()
