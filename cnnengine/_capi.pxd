@@ -63,8 +63,8 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                    const float *s, float *y, int threads)
     cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                                    const float *scale, const float *shift, float *y,
-                                    int threads)
+                                    const float *scale, const float *shift,
+                                    const cnn_epilogue *ep, float *y, int threads)
     cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                          const float *x, float *y, int threads)
 

@@ -75,9 +75,12 @@ def nchwc_scale(const float[::1] x, const float[::1] s, float[::1] y, int64_t n,
 
 
 def nchwc_affine(const float[::1] x, const float[::1] scale, const float[::1] shift,
-                 float[::1] y, int64_t n, int64_t c, int64_t hw, int threads=0):
-    """Blocked y = x * scale + shift per channel; scale/shift ceil(C/8)*8 floats."""
+                 float[::1] y, int64_t n, int64_t c, int64_t hw, int threads=0, int act=0,
+                 float alpha=0.0, float beta=0.0):
+    """Blocked y = act(x * scale + shift) per channel; scale/shift
+    ceil(C/8)*8 floats; act as the conv epilogue's codes."""
     cdef cnn_status st
+    cdef cnn_epilogue ep = _epilogue(act, alpha, beta)
     cdef int t
     if n < 1 or c < 1 or hw < 1:
         raise ShapeError("nchwc_affine: empty tensor")
@@ -87,7 +90,7 @@ def nchwc_affine(const float[::1] x, const float[::1] scale, const float[::1] sh
     _need(y, _blocked_count(n, c, hw), "y")
     with nogil:
         t = cnn_threads_begin(threads)
-        st = cnn_nchwc_affine_f32(n, c, hw, &x[0], &scale[0], &shift[0], &y[0], t)
+        st = cnn_nchwc_affine_f32(n, c, hw, &x[0], &scale[0], &shift[0], &ep, &y[0], t)
         cnn_threads_end()
     check(st)
 

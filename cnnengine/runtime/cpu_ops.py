@@ -327,11 +327,13 @@ def batch_norm(node, ins, out=None):
     if any(v.ndim > 1 for v in (scale, bias, mean, var)):
         # spatial=0 (opset 7-8): statistics per activation, shape (C, D1, ...).
         stats = [np.asarray(v, np.float64)[None] for v in (scale, bias, mean, var)]
-        y = (x - stats[2]) / np.sqrt(stats[3] + eps) * stats[0] + stats[1]
-        return [y.astype(np.float32)]
-    x4 = _f32(x).reshape(shape[0], shape[1], -1, 1)
-    y = F.batch_norm(x4, mean, var, scale, bias, eps=eps)
-    return [y.reshape(shape)]
+        y = ((x - stats[2]) / np.sqrt(stats[3] + eps) * stats[0] + stats[1]).astype(np.float32)
+    else:
+        x4 = _f32(x).reshape(shape[0], shape[1], -1, 1)
+        y = F.batch_norm(x4, mean, var, scale, bias, eps=eps).reshape(shape)
+    if node.attrs.get("_act"):      # a fused activation (passes._fuse_activation)
+        y = F.activation(y, node.attrs["_act"], node.attrs.get("_alpha", 0.0), node.attrs.get("_beta", 0.0))
+    return [y]
 
 
 @op("LRN")

@@ -158,11 +158,15 @@ def _affine_nchwc(node, shapes, dtypes, oshape, static):
     scale = np.zeros(cb * 8, np.float32)
     shift = np.zeros(cb * 8, np.float32)
     scale[:c], shift[:c] = node.attrs["_scale"], node.attrs["_shift"]
+    a = node.attrs
+    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
+    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
     oshape = tuple(oshape)
 
     def run(ins, out, t):
         y = _buf(out, oshape)
-        K.nchwc_affine(ins[0].reshape(-1), scale, shift, y.reshape(-1), n, c, h * w, t)
+        K.nchwc_affine(ins[0].reshape(-1), scale, shift, y.reshape(-1), n, c, h * w, t, act,
+                       alpha, beta)
         return y
     return run
 

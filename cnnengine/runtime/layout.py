@@ -198,15 +198,16 @@ def _batch_norm(rw, node):
         return None
     g, b, mean, var = (rw.static[i].astype(np.float64) for i in ins[1:5])
     scale = g / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+    attrs = {k: v for k, v in node.attrs.items() if k in ("_act", "_alpha", "_beta", "_fused")}
     return Node(node.name, "cnn.AffineNCHWc", [rw.blk[ins[0]]], [rw.twin(node.outputs[0])],
-                {"_c": rw.shapes[ins[0]][1], "_scale": scale.astype(np.float32),
-                 "_shift": (b - mean * scale).astype(np.float32)})
+                dict(attrs, _c=rw.shapes[ins[0]][1], _scale=scale.astype(np.float32),
+                     _shift=(b - mean * scale).astype(np.float32)))
 
 
 def _concat(rw, node):
     """Channel Concat of whole blocks: a concat of block planes."""
     ins = node.inputs
-    if node.op != "Concat" or len(ins) < 2 or int(node.attrs.get("axis", 1)) not in (1, -3) or \
+    if node.op != "Concat" or not ins or int(node.attrs.get("axis", 1)) not in (1, -3) or \
             not all(rw.blocked4(i) and rw.shapes[i][1] % BLOCK == 0 for i in ins):
         return None
     return Node(node.name, "Concat", [rw.blk[i] for i in ins], [rw.twin(node.outputs[0])],

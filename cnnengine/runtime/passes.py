@@ -58,7 +58,8 @@ def remove_identities(graph):
 
 
 def fuse(graph):
-    """BN folding, SiLU, residual Add and activation fusion into Conv/Gemm."""
+    """BN folding, SiLU, residual Add and activation fusion into Conv/Gemm (and
+    into a BatchNormalization that no conv absorbed: DenseNet's BN-ReLU)."""
     g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
               dict(graph.weights), graph.metadata, graph.opset)
     for n in g.nodes:
@@ -157,7 +158,8 @@ def _fuse_residual(g):
 def _fuse_activation(g):
     for act in [n for n in g.nodes if n.op in KERNEL_ACTS]:
         prod = g.producers().get(act.inputs[0])
-        if prod is None or prod.op not in ("Conv", "Gemm") or prod.attrs.get("_act"):
+        if prod is None or prod.op not in ("Conv", "Gemm", "BatchNormalization") or \
+                prod.attrs.get("_act") or any(prod.outputs[1:]):
             continue
         if _single_consumer(g, prod.outputs[0]) is not act:
             continue

@@ -183,11 +183,13 @@ void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
  * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */
 cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                const float *s, float *y, int threads);
-/* Blocked y = x * scale[c] + shift[c] (inference BatchNormalization that
- * follows no conv); scale and shift hold ceil(C/8)*8 floats. y may be x. */
+/* Blocked y = act(x * scale[c] + shift[c]) (inference BatchNormalization
+ * that follows no conv, and the activation after it: DenseNet's BN-ReLU);
+ * scale and shift hold ceil(C/8)*8 floats; ep NULL means no activation.
+ * y may be x. */
 cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                                const float *scale, const float *shift, float *y,
-                                int threads);
+                                const float *scale, const float *shift,
+                                const cnn_epilogue *ep, float *y, int threads);
 /* Max / average pooling on blocked x -> blocked y, the semantics of
  * cnn_max_pool2d_f32 / cnn_avg_pool2d_f32 (p->c counts real channels). */
 cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const float *x,

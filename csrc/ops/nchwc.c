@@ -110,15 +110,20 @@ cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
 }
 
 cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
-                                const float *scale, const float *shift, float *y,
-                                int threads)
+                                const float *scale, const float *shift,
+                                const cnn_epilogue *ep, float *y, int threads)
 {
     cnn_status st = check_blocked(n, c, hw, x && scale && shift && y);
     if (st != CNN_OK)
         return st;
+    const cnn_epilogue none = {CNN_ACT_NONE, 0.f, 0.f};
+    if (!ep)
+        ep = &none;
+    if (!cnn_act_valid(ep))
+        return CNN_ERR_ARG;
 #if defined(__x86_64__)
     if (cnn_active_isa() == CNN_ISA_AVX2) {
-        cnn_nchwc_affine_avx2(n, c, hw, x, scale, shift, y, threads < 1 ? 1 : threads);
+        cnn_nchwc_affine_avx2(n, c, hw, x, scale, shift, ep, y, threads < 1 ? 1 : threads);
         return CNN_OK;
     }
 #endif

@@ -28,7 +28,7 @@ void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
 void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *s,
                           float *y, int threads);
 void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,
-                           const float *shift, float *y, int threads);
+                           const float *shift, const cnn_epilogue *ep, float *y, int threads);
 void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
                            int threads);
 void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max,

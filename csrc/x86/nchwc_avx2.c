@@ -671,7 +671,7 @@ void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, cons
 }
 
 void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,
-                           const float *shift, float *y, int threads)
+                           const float *shift, const cnn_epilogue *ep, float *y, int threads)
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
@@ -684,7 +684,8 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
         const float *src = x + q * hw * B;
         float *d = y + q * hw * B;
         for (int64_t p = 0; p < hw; p++)
-            _mm256_storeu_ps(d + p * B, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a));
+            _mm256_storeu_ps(d + p * B, act_v(ep, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
+        act_row(ep, d, hw * B);
     }
 }
 

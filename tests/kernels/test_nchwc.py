@@ -236,5 +236,10 @@ def test_blocked_affine(rng):
     _k.nchwc_affine(to_blocked(x).ravel(), scale, shift, y.ravel(), 2, 11, 15, 2)
     ref = x * scale[:11, None, None] + shift[:11, None, None]
     assert_close(from_blocked(y, 11), ref, rtol=1e-6)
+    # fused activations: ReLU in the loop, SiLU over the plane after it
+    _k.nchwc_affine(to_blocked(x).ravel(), scale, shift, y.ravel(), 2, 11, 15, 1, 1)
+    assert_close(from_blocked(y, 11), np.maximum(ref, 0), rtol=1e-6)
+    _k.nchwc_affine(to_blocked(x).ravel(), scale, shift, y.ravel(), 2, 11, 15, 2, 7)
+    assert_close(from_blocked(y, 11), ref / (1 + np.exp(-ref)), rtol=1e-5)
     with pytest.raises(ce.ShapeError):
         _k.nchwc_affine(to_blocked(x).ravel(), scale[:8], shift, y.ravel(), 2, 11, 15, 2)

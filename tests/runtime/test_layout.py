@@ -199,5 +199,29 @@ def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
     assert ops["cnn.PoolNCHWc"] == 3 and ops["cnn.AffineNCHWc"] == 1, ops
     assert ops["Concat"] == 2 and ops["cnn.ToNCHWc"] == 0, ops
     assert ops["cnn.ToNCHW"] == 2, ops              # c3 and c2 for the partial concat
+    assert "Relu" not in ops, ops                    # fused into the BatchNormalization
     assert_close(y, plain(net).run(x), rtol=1e-5)
     assert_close(y, ort_run(net, x), rtol=1e-4)
+    # the BN's own output (before the fused ReLU) can still be captured
+    y2, got = m.run(x, capture=["bn", "relu"])
+    assert_close(y2, y, rtol=1e-6)
+    assert got["bn"].min() < 0 and got["relu"].min() >= 0
+    assert_close(got["relu"], np.maximum(got["bn"], 0), rtol=1e-6)
+
+
+def test_single_input_concat_stays_blocked(rng):
+    """torchvision's DenseNet concatenates a one-element list at the start of
+    every dense block: a copy, which must not send the block through NCHW."""
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="c0", pads=[1, 1, 1, 1]),
+             helper.make_node("Concat", ["a"], ["cat"], name="cat", axis=1),
+             helper.make_node("Conv", ["cat", "w1"], ["y"], name="c1")]
+    g = helper.make_graph(nodes, "cat1", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3, 9, 9])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 8, 9, 9])],
+        [init(rng, "w0", 16, 3, 3, 3), init(rng, "w1", 8, 16, 1, 1)])
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    m = ce.load(net)
+    ops = _ops(m, x)
+    assert ops["Concat"] == 1 and ops["cnn.ToNCHWc"] == 0 and ops["cnn.ToNCHW"] == 1, ops
+    assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
