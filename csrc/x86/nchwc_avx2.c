@@ -689,7 +689,80 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
     }
 }
 
-/* One (image, block) plane per task; the window arithmetic of pool2d.c. */
+/* PX output pixels from ox0 of one row whose every column tap is inside
+ * the image (rows [i0, i1) of the kernel are): PX independent chains, the
+ * kernel width's loop without bounds checks. */
+INLINE void pool_tile(const cnn_pool2d_params *p, const int MAX, const int PX, const float *xp,
+                      int64_t ay, int64_t i0, int64_t i1, int64_t ox0, __m256 scale, float *yp)
+{
+    const __m256 init = _mm256_set1_ps(MAX ? -INFINITY : 0.f);
+    __m256 m0 = init, m1 = init, m2 = init, m3 = init;
+    const int64_t xs = p->sw * B, ax = ox0 * p->sw - p->pl;
+    for (int64_t i = i0; i < i1; i++) {
+        const float *row = xp + ((ay + i * p->dh) * p->w + ax) * B;
+        for (int64_t j = 0; j < p->kw; j++) {
+            const float *q = row + j * p->dw * B;
+            /* max_ps(v, m) = v > m ? v : m: NaN never wins, as the oracle */
+#define CNN_PIX(P)                                                                   \
+            if (PX > P)                                                              \
+                m##P = MAX ? _mm256_max_ps(_mm256_loadu_ps(q + P * xs), m##P)        \
+                           : _mm256_add_ps(m##P, _mm256_loadu_ps(q + P * xs));
+            CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3)
+#undef CNN_PIX
+        }
+    }
+    float *d = yp + ox0 * B;
+#define CNN_OUT(P)                                                                   \
+    if (PX > P)                                                                      \
+        _mm256_storeu_ps(d + P * B, MAX ? m##P : _mm256_div_ps(m##P, scale));
+    CNN_OUT(0) CNN_OUT(1) CNN_OUT(2) CNN_OUT(3)
+#undef CNN_OUT
+}
+
+/* One output row: border pixels one at a time with clipped taps (the
+ * window arithmetic of pool2d.c), the interior four at a time. */
+INLINE void pool_row(const cnn_pool2d_params *p, const int MAX, const float *xp, float *yp,
+                     int64_t oy, int64_t in_lo, int64_t in_hi)
+{
+    const int64_t h = p->h, w = p->w, ow = p->ow;
+    const int64_t ay = oy * p->sh - p->pt;
+    int64_t i0, i1;
+    cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
+    const int64_t ch = p->count_include_pad
+        ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0;
+    for (int64_t ox = 0; ox < ow; ox++) {
+        if (ox == in_lo && in_hi > in_lo) {
+            /* interior: every column tap inside, so kw of them counted in
+             * either average mode */
+            const __m256 scale = _mm256_set1_ps((float)(ch * p->kw));
+            for (; ox + 4 <= in_hi; ox += 4)
+                pool_tile(p, MAX, 4, xp, ay, i0, i1, ox, scale, yp);
+            for (; ox < in_hi; ox++)
+                pool_tile(p, MAX, 1, xp, ay, i0, i1, ox, scale, yp);
+            if (ox >= ow)
+                break;
+        }
+        const int64_t ax = ox * p->sw - p->pl;
+        int64_t j0, j1;
+        cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
+        __m256 m = _mm256_set1_ps(MAX ? -INFINITY : 0.f);
+        for (int64_t i = i0; i < i1; i++) {
+            const float *row = xp + (ay + i * p->dh) * w * B;
+            for (int64_t j = j0; j < j1; j++) {
+                const __m256 v = _mm256_loadu_ps(row + (ax + j * p->dw) * B);
+                m = MAX ? _mm256_max_ps(v, m) : _mm256_add_ps(m, v);
+            }
+        }
+        if (!MAX) {
+            const int64_t cw = p->count_include_pad
+                ? cnn_pool_count(ax, p->kw, p->dw, -p->pl, w + p->pr) : j1 - j0;
+            m = _mm256_div_ps(m, _mm256_set1_ps((float)(ch * cw)));  /* as the oracle */
+        }
+        _mm256_storeu_ps(yp + ox * B, m);
+    }
+}
+
+/* One (image, block) plane per task. */
 void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
                            int threads)
 {
@@ -698,36 +771,21 @@ void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *
     if (threads > q_count) threads = (int)q_count;
     if (q_count * oh * ow < 4096)   /* see conv_run */
         threads = 1;
+    /* interior output columns: every tap kx inside [0, w) */
+    int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
+    const int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
+    int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
+    if (in_hi > ow) in_hi = ow;
+    if (in_lo > in_hi) in_lo = in_hi;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
         const float *xp = x + q * h * w * B;
         float *yp = y + q * oh * ow * B;
         for (int64_t oy = 0; oy < oh; oy++) {
-            const int64_t ay = oy * p->sh - p->pt;
-            int64_t i0, i1;
-            cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
-            const int64_t ch = p->count_include_pad
-                ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0;
-            for (int64_t ox = 0; ox < ow; ox++) {
-                const int64_t ax = ox * p->sw - p->pl;
-                int64_t j0, j1;
-                cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
-                __m256 m = _mm256_set1_ps(is_max ? -INFINITY : 0.f);
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *row = xp + (ay + i * p->dh) * w * B;
-                    for (int64_t j = j0; j < j1; j++) {
-                        const __m256 v = _mm256_loadu_ps(row + (ax + j * p->dw) * B);
-                        /* max_ps(v, m) = v > m ? v : m: NaN never wins, as the oracle */
-                        m = is_max ? _mm256_max_ps(v, m) : _mm256_add_ps(m, v);
-                    }
-                }
-                if (!is_max) {
-                    const int64_t cw = p->count_include_pad
-                        ? cnn_pool_count(ax, p->kw, p->dw, -p->pl, w + p->pr) : j1 - j0;
-                    m = _mm256_div_ps(m, _mm256_set1_ps((float)(ch * cw)));  /* as the oracle */
-                }
-                _mm256_storeu_ps(yp + (oy * ow + ox) * B, m);
-            }
+            if (is_max)
+                pool_row(p, 1, xp, yp + oy * ow * B, oy, in_lo, in_hi);
+            else
+                pool_row(p, 0, xp, yp + oy * ow * B, oy, in_lo, in_hi);
         }
     }
 }
