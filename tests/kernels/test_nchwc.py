@@ -198,6 +198,10 @@ POOLS = [
     (1, 8, 10, 10, (3, 3), (2, 2), (2, 2), (1, 0, 2, 1), None),
     (1, 3, 5, 5, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), (3, 3)),    # ceil-mode extra window
     (1, 9, 1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), None),
+    # rows wide enough for interior runs of 4 pixels and a remainder
+    (1, 16, 6, 31, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), None),
+    (2, 11, 9, 37, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), (4, 18)),  # ceil mode, SqueezeNet's
+    (1, 8, 7, 29, (2, 3), (1, 2), (2, 3), (1, 2, 0, 1), None),      # dilated, asymmetric
 ]
 
 
