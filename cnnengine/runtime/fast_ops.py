@@ -19,6 +19,7 @@ from ..functional.elementwise import _OPS as BINOPS
 from ..functional.elementwise import _collapse, _strides
 from .activations import KERNEL_ACTS, activation_params
 from .cpu_ops import spatial_pads
+from .layout import expand_small_groups, small_groups
 
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 
@@ -93,6 +94,10 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     has_res = len(node.inputs) > 3 and bool(node.inputs[3])
     n, cb, oh, ow, _ = oshape
     dims = conv_dims(node, in_shape, w.shape, (n, w.shape[0], oh, ow))
+    g = dims[15]
+    if small_groups(in_shape[1], w.shape[0], g):
+        w = expand_small_groups(w, g)
+        dims = dims[:15] + (in_shape[1] // 8,) + dims[16:]
     act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
     alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
     pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(a["_in_nchw"]))

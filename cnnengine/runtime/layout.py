@@ -60,9 +60,31 @@ def _conv_ok(node, shapes, dtypes, static):
         return False
     c, k, g = shapes[x][1], w.shape[0], int(node.attrs.get("group", 1))
     grouped = g > 1 and c % g == 0 and k % g == 0 and (c // g) % BLOCK == 0 and (k // g) % BLOCK == 0
-    if not (g == 1 or (g == c == k and c > 1) or grouped):
-        return False
-    return True
+    return g == 1 or (g == c == k and c > 1) or grouped or small_groups(c, k, g) > 1
+
+
+def small_groups(c, k, g):
+    """Groups of 2 or 4 channels each way that tile whole blocks (ResNeXt
+    32x4d's first stage: 128 channels in 32 groups): how many such groups
+    share a block, else 0. The conv runs as one group per block with
+    block-diagonal weights (expand_small_groups), twice or four times the
+    multiplies but in the blocked kernel, where the plain grouped conv ran
+    at a fifth of its speed (128->128 g32 @56: 2.4 ms plain)."""
+    if g <= 1 or c != k or c % g or c % BLOCK:
+        return 0
+    cg = c // g
+    return BLOCK // cg if cg in (2, 4) else 0
+
+
+def expand_small_groups(w, g):
+    """Weights (K, C/g, kh, kw) of small_groups' convs as (K, 8, kh, kw)
+    for K/8 groups: zero between channels of different original groups."""
+    k, cg, kh, kw = w.shape
+    out = np.zeros((k, BLOCK, kh, kw), np.float32)
+    for o in range(k):
+        lo = (o // cg) * cg % BLOCK        # the group's first channel inside its block
+        out[o, lo:lo + cg] = w[o]
+    return out
 
 
 def to_blocked(nodes, shapes, dtypes, static, outputs):

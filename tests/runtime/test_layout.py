@@ -225,3 +225,25 @@ def test_single_input_concat_stays_blocked(rng):
     ops = _ops(m, x)
     assert ops["Concat"] == 1 and ops["cnn.ToNCHWc"] == 0 and ops["cnn.ToNCHW"] == 1, ops
     assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("c,g,stride", [(32, 8, 1), (24, 12, 2), (16, 4, 1)])
+def test_small_groups_run_blocked_with_block_diagonal_weights(c, g, stride, rng):
+    """Groups of 4 or 2 channels each way (ResNeXt 32x4d's first stage:
+    128 channels in 32 groups) run blocked, one group per block with
+    block-diagonal weights, no reorders; against ORT."""
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="pw"),
+             helper.make_node("Conv", ["a", "w", "b"], ["c"], name="grouped", group=g,
+                              pads=[1, 1, 1, 1], strides=[stride, stride]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    oh = (11 + 2 - 3) // stride + 1
+    gr = helper.make_graph(nodes, "small_groups", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [2, 3, 11, 11])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [2, c, oh, oh])],
+        [init(rng, "w0", c, 3, 1, 1), init(rng, "w", c, c // g, 3, 3), init(rng, "b", c)])
+    net = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, 3, 11, 11)).astype(np.float32)
+    m = ce.load(net)
+    ops = _ops(m, x)
+    assert ops["cnn.ConvNCHWc"] == 2 and ops["cnn.ToNCHWc"] == 0, ops
+    assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
