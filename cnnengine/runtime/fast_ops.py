@@ -122,7 +122,7 @@ def _to_nchwc(node, shapes, dtypes, oshape, static):
 
 
 def _to_nchw(node, shapes, dtypes, oshape, static):
-    n, c, h, w = oshape
+    n, c, h, w = tuple(oshape) + (1,) * (4 - len(oshape))     # (N, C): a pooled (N, C, 1, 1)
     oshape = tuple(oshape)
 
     def run(ins, out, t):

@@ -236,7 +236,32 @@ def _concat(rw, node):
                 {"axis": 1})
 
 
-_RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat)
+def _spatial_mean(rw, node):
+    """ReduceMean / ReduceMax over H and W (MNASNet's and ShuffleNet's
+    `x.mean([2, 3])`): the blocked global pool. Without keepdims the
+    (N, C) result is reordered straight out of the pooled blocks."""
+    ins = node.inputs
+    if node.op not in ("ReduceMean", "ReduceMax") or not ins or not rw.blocked4(ins[0]) or \
+            len(node.outputs) != 1:
+        return None
+    axes = node.attrs.get("axes")
+    if axes is None and len(ins) > 1 and ins[1] in rw.static:
+        axes = [int(a) for a in np.asarray(rw.static[ins[1]]).reshape(-1)]
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        return None
+    x, y = ins[0], node.outputs[0]
+    n, c = rw.shapes[x][:2]
+    attrs = {"_max": node.op == "ReduceMax", "_c": c}
+    if int(node.attrs.get("keepdims", 1)):
+        return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(y)], attrs)
+    mid = y + "/keepdims"
+    rw.shapes[mid], rw.dtypes[mid] = (n, c, 1, 1), np.dtype(np.float32)
+    rw.out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(mid)], attrs))
+    rw.plain.add(y)
+    return Node(f"{y}/to_nchw", "cnn.ToNCHW", [rw.blk[mid]], [y])
+
+
+_RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat, _spatial_mean)
 
 
 def unblock(xb, shape, threads):

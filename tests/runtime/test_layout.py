@@ -247,3 +247,29 @@ def test_small_groups_run_blocked_with_block_diagonal_weights(c, g, stride, rng)
     ops = _ops(m, x)
     assert ops["cnn.ConvNCHWc"] == 2 and ops["cnn.ToNCHWc"] == 0, ops
     assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("op,keep,opset", [("ReduceMean", 0, 13), ("ReduceMean", 1, 18),
+                                           ("ReduceMax", 0, 18), ("ReduceMean", 1, 13)])
+def test_spatial_reduce_is_the_blocked_global_pool(op, keep, opset, rng):
+    """MNASNet's `x.mean([2, 3])`: ReduceMean/ReduceMax over H, W of a
+    blocked value runs as the blocked global pool (axes as an attribute
+    before opset 18, as an input from 18; with and without keepdims)."""
+    inits = [init(rng, "w", 13, 3, 3, 3)]
+    if opset >= 18:
+        inits.append(numpy_helper.from_array(np.array([-1, 2], np.int64), "axes"))
+        red = helper.make_node(op, ["c", "axes"], ["y"], name="red", keepdims=keep)
+    else:
+        red = helper.make_node(op, ["c"], ["y"], name="red", axes=[2, -1], keepdims=keep)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]), red]
+    g = helper.make_graph(nodes, "reduce", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [2, 3, 9, 7])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [2, 13, 1, 1] if keep else [2, 13])], inits)
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    m = ce.load(net)
+    ops = _ops(m, x)
+    assert ops["cnn.GlobalPoolNCHWc"] == 1 and op not in ops, ops
+    y = m.run(x)
+    assert y.shape == ((2, 13, 1, 1) if keep else (2, 13))
+    assert_close(y, ort_run(net, x), rtol=1e-5)
