@@ -128,6 +128,9 @@ INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, c
             }
         }
     }
+    /* a local copy: act_v's switch is then decided once per tile, not once
+     * per stored vector (ep->act reloaded after every float store) */
+    const cnn_epilogue ep_ = *r->ep;
     const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
     float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
     const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
@@ -136,7 +139,7 @@ INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, c
         __m256 v = _mm256_add_ps(ACC, BV);                                  \
         if (RES)                                                            \
             v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(r->ep, v));                       \
+        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                       \
     }
     CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
     CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
@@ -176,6 +179,9 @@ INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
 #undef CNN_PIX
         }
     }
+    /* a local copy: act_v's switch is then decided once per tile, not once
+     * per stored vector (ep->act reloaded after every float store) */
+    const cnn_epilogue ep_ = *r->ep;
     const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
     float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
     const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
@@ -184,7 +190,7 @@ INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
         __m256 v = _mm256_add_ps(ACC, BV);                                  \
         if (RES)                                                            \
             v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(r->ep, v));                       \
+        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                       \
     }
     CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
     CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
@@ -483,6 +489,7 @@ INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int P
 #undef CNN_PIX
         }
     }
+    const cnn_epilogue ep_ = *r->ep;   /* see conv_tile */
     y += ox0 * B;
     if (res)
         res += ox0 * B;
@@ -491,7 +498,7 @@ INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int P
         __m256 v = a##P;                                                    \
         if (res)                                                            \
             v = _mm256_add_ps(v, _mm256_loadu_ps(res + P * B));             \
-        _mm256_storeu_ps(y + P * B, act_v(r->ep, v));                       \
+        _mm256_storeu_ps(y + P * B, act_v(&ep_, v));                       \
     }
     CNN_OUT(0) CNN_OUT(1) CNN_OUT(2) CNN_OUT(3) CNN_OUT(4) CNN_OUT(5) CNN_OUT(6) CNN_OUT(7)
 #undef CNN_OUT
@@ -683,8 +690,9 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
         const __m256 a = _mm256_loadu_ps(shift + q % cbs * B);
         const float *src = x + q * hw * B;
         float *d = y + q * hw * B;
+        const cnn_epilogue e = *ep;    /* see conv_tile */
         for (int64_t p = 0; p < hw; p++)
-            _mm256_storeu_ps(d + p * B, act_v(ep, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
+            _mm256_storeu_ps(d + p * B, act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
         act_row(ep, d, hw * B);
     }
 }
