@@ -436,8 +436,11 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     /* A small conv (EfficientNet's squeeze-excitation 1x1s on one pixel)
      * runs on one thread: a team would cost more in fork and barrier than
      * it saves, and every barrier waits on a thread that another process
-     * may have preempted. */
-    if ((double)n * oh * ow * pk->ocb * B * pk->icb * cb * taps < 262144.0)
+     * may have preempted. Unless its weights are many: a one-pixel conv
+     * streams them from L3 (MobileNetV3's 240->960: 0.9 MB), which two
+     * cores do faster than one. */
+    if ((double)n * oh * ow * pk->ocb * B * pk->icb * cb * taps < 262144.0 &&
+        pk->ocb * wob < 32768)
         threads = 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
     row_fn rows[2];
