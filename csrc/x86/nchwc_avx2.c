@@ -590,12 +590,13 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
 {
     cnn_conv2d_params pp = pk->p;
     const cnn_conv2d_params *p = &pp;
-    /* A zero-padded copy only for kernels of 5+ taps a side on small
-     * stride-1 planes, where border pixels (one at a time, one FMA chain)
-     * are 4 of every 7 or 14: 672@14x14 5x5 0.146 -> 0.106 ms. A depthwise
-     * conv is memory-bound, so for 3x3 the copy cost more than it saved
-     * (MobileNetV2's stride-1 layers 0.86 -> 0.99 ms). */
-    float *xpad = p->kw >= 5 && p->sw == 1 && p->sh == 1 && p->ow <= 32
+    /* A zero-padded copy only on small stride-1 planes, where border
+     * pixels (one at a time, one FMA chain) are 4 of every 7 or 14 (5x5)
+     * or 2 of every 7 (3x3): 672@14x14 5x5 0.146 -> 0.106 ms, 1152@7x7 3x3
+     * 34.5 -> 31.7 us. A depthwise conv is memory-bound, so on larger 3x3
+     * planes the copy cost more than it saved (MobileNetV2's stride-1
+     * layers 0.86 -> 0.99 ms). */
+    float *xpad = p->sw == 1 && p->sh == 1 && (p->kw >= 5 ? p->ow <= 32 : p->ow <= 14)
                       ? padded_input(p, x, n * pk->ocb, B, threads) : NULL;
     if (xpad) {
         x = xpad;
