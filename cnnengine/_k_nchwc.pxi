@@ -169,8 +169,10 @@ cdef class ConvNCHWc:
             raise ShapeError(f"x: {0 if x is None else x.shape[0]} floats is not a positive "
                              f"multiple of {self.in_per}")
         n = x.shape[0] // self.in_per
-        _need(y, n * self.out_per, "y")
-        if residual is not None:
+        # sizes read off the typed views: _need(object) would box each view
+        if y is None or y.shape[0] < n * self.out_per:
+            _need(y, n * self.out_per, "y")
+        if residual is not None and residual.shape[0] < n * self.out_per:
             _need(residual, n * self.out_per, "residual")
         with nogil:
             t = cnn_threads_begin(threads)
