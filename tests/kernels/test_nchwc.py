@@ -177,6 +177,10 @@ def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
         pk.run(np.ones(7, np.float32), None, np.ones(200, np.float32), 1)
     with pytest.raises(ce.ShapeError):
         pk.run(np.ones(200, np.float32), None, np.ones(10, np.float32), 1)
+    with pytest.raises(ce.ShapeError):       # a short residual
+        pk.run(np.ones(200, np.float32), np.ones(10, np.float32), np.ones(200, np.float32), 1)
+    with pytest.raises(ce.ShapeError):
+        pk.run(np.ones(200, np.float32), None, None, 1)
     ce.set_isa("scalar")
     with pytest.raises(ce.UnsupportedOpError):
         _k.ConvNCHWc(w.ravel(), None, dims)
