@@ -10,18 +10,25 @@
 #define CNN_ACT_LOOP(EXPR)                                                  \
     do {                                                                    \
         int64_t i_ = 0;                                                     \
-        for (; i_ + 16 <= n; i_ += 16) {                                    \
+        /* four independent vectors per step: the exp-based formulas are \
+         * long chains (SiLU 0.32 -> 0.30 ns per element against two) */ \
+        for (; i_ + 32 <= n; i_ += 32) {                                    \
             __m256 v = _mm256_loadu_ps(x + i_);                             \
             __m256 r0_ = (EXPR);                                            \
             v = _mm256_loadu_ps(x + i_ + 8);                                \
             __m256 r1_ = (EXPR);                                            \
+            v = _mm256_loadu_ps(x + i_ + 16);                               \
+            __m256 r2_ = (EXPR);                                            \
+            v = _mm256_loadu_ps(x + i_ + 24);                               \
+            __m256 r3_ = (EXPR);                                            \
             _mm256_storeu_ps(y + i_, r0_);                                  \
             _mm256_storeu_ps(y + i_ + 8, r1_);                              \
+            _mm256_storeu_ps(y + i_ + 16, r2_);                             \
+            _mm256_storeu_ps(y + i_ + 24, r3_);                             \
         }                                                                   \
-        if (i_ + 8 <= n) {                                                  \
+        for (; i_ + 8 <= n; i_ += 8) {                                      \
             __m256 v = _mm256_loadu_ps(x + i_);                             \
             _mm256_storeu_ps(y + i_, (EXPR));                               \
-            i_ += 8;                                                        \
         }                                                                   \
         if (i_ < n) {                                                       \
             __m256i m_ = cnn_tail_mask(n - i_);                             \

@@ -118,23 +118,27 @@ static inline __m256 cnn_v_exp_nonpos(__m256 t)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* 1 / (1 + exp(-x)) without overflow: e = exp(-|x|) in [0, 1],
- * q = e / (1 + e) in [0, 1/2]; x < 0 -> q, x >= 0 -> 1 - q (exactly 1 once
- * e < 2^-25, as the scalar). blendv picks on x's sign bit (-0 gives q = 1/2
- * as well; NaN stays NaN through q). vdivps, not rcpps + a Newton step: the
- * divider is its own unit, the Newton step's 3 operations would queue on
- * the FMA pipes with the rest (2.5 vs 2.9 ns per vector for SiLU). */
+/* 1 / (1 + exp(-x)) without overflow: e = exp(-|x|) in [0, 1], and
+ * sigmoid(x) = n / (1 + e) with n = 1 for x >= 0, n = e for x < 0
+ * (exactly 1 once e < 2^-25, as the scalar). blendv picks n on x's sign
+ * bit (-0 gives 1/2 as well; NaN stays NaN through e). One vdivps, not
+ * rcpps + a Newton step: the divider is its own unit, the Newton step's
+ * 3 operations would queue on the FMA pipes with the rest (2.5 vs 2.9 ns
+ * per vector for SiLU); picking the numerator, not 1 - q afterwards,
+ * saves one more operation. */
 static inline __m256 cnn_v_sigmoid(__m256 x)
 {
     __m256 e = cnn_v_exp_nonpos(cnn_v_negabs(x));
-    __m256 q = _mm256_div_ps(e, _mm256_add_ps(CNN_V(1.f), e));
-    return _mm256_blendv_ps(_mm256_sub_ps(CNN_V(1.f), q), q, x);
+    return _mm256_div_ps(_mm256_blendv_ps(CNN_V(1.f), e, x), _mm256_add_ps(CNN_V(1.f), e));
 }
 
-/* x * sigmoid(x) (x (1 - q), not x - x q: +inf stays +inf). */
+/* x * sigmoid(x) as (x n) / (1 + e) (see cnn_v_sigmoid): +inf stays +inf;
+ * 0.30 vs 0.34 ns per element against x * cnn_v_sigmoid(x). */
 static inline __m256 cnn_v_silu(__m256 x)
 {
-    return _mm256_mul_ps(x, cnn_v_sigmoid(x));
+    __m256 e = cnn_v_exp_nonpos(cnn_v_negabs(x));
+    __m256 n = _mm256_blendv_ps(CNN_V(1.f), e, x);
+    return _mm256_div_ps(_mm256_mul_ps(x, n), _mm256_add_ps(CNN_V(1.f), e));
 }
 
 /* tanh|x| = -t / (2 + t), t = expm1(-2|x|) in [-1, 0]; sign restored. */
