@@ -620,27 +620,36 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         p->sw == p->sh && (p->sw == 1 || p->sw == 2))
         row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
                          : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
-    if (threads > units) threads = (int)units;
+    /* Rows per unit: at least 64 pixels where the plane allows, so that an
+     * exp-based activation runs over spans long enough for its 4-vector
+     * loop (1152@7x7 5x5 + SiLU: a row is 7 vectors) */
+    const int64_t rpu = ow >= 64 ? 1 : ((64 + ow - 1) / ow < oh ? (64 + ow - 1) / ow : oh);
+    const int64_t chunks = (oh + rpu - 1) / rpu;
+    const int64_t nunits = n * cbs * chunks;
+    if (threads > nunits) threads = (int)nunits;
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t u = 0; u < units; u++) {
-        const int64_t oy = u % oh, q = u / oh;   /* q = img * cbs + block */
+    for (int64_t u = 0; u < nunits; u++) {
+        const int64_t q = u / chunks;   /* q = img * cbs + block */
+        const int64_t oy0 = u % chunks * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
         const int64_t blk = q % cbs;
-        crow r;
-        r.xrow = w * B;
-        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
-        r.iy0 = oy * p->sh - p->pt;
-        r.ky0 = 0;
-        r.ky1 = p->kh;
-        while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
-        while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
-        r.ep = &p->ep;
         const float *xb = x + q * h * w * B;
         const float *wb = pk->w + blk * taps * B;
         const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
-        float *yr = y + (q * oh + oy) * ow * B;
-        const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-        row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
-        act_row(&p->ep, yr, ow * B);
+        crow r;
+        r.xrow = w * B;
+        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
+        r.ep = &p->ep;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            r.iy0 = oy * p->sh - p->pt;
+            r.ky0 = 0;
+            r.ky1 = p->kh;
+            while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+            while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+            float *yr = y + (q * oh + oy) * ow * B;
+            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+            row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
+        }
+        act_row(&p->ep, y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow * B);
     }
     free(xpad);
     return CNN_OK;
