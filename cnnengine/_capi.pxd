@@ -56,6 +56,9 @@ cdef extern from "cnnengine.h" nogil:
                                          const float *bias, int flags,
                                          cnn_conv2d_nchwc **out)
     int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk)
+    cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                               const float *x, const float *s,
+                                               const float *residual, float *y, int threads)
     cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
                                         int threads)

@@ -150,6 +150,30 @@ cdef class ConvNCHWc:
         self.in_per = (self.p.c if in_nchw else _blocked_count(1, self.p.c, 1)) * self.p.h * self.p.w
         self.out_per = _blocked_count(1, self.p.k, self.p.oh * self.p.ow)
 
+    def run_scaled(self, const float[::1] x, const float[::1] s, const float[::1] residual,
+                   float[::1] y, int threads=0):
+        """y = conv(x * s): s the blocked per-channel factors of each image
+        (N * ceil(C/8) * 8 floats), as squeeze-excitation gates."""
+        cdef cnn_status st
+        cdef int t
+        cdef int64_t n
+        cdef const float *rp = opt_ptr(residual)
+        if x is None or x.shape[0] == 0 or x.shape[0] % self.in_per:
+            raise ShapeError(f"x: {0 if x is None else x.shape[0]} floats is not a positive "
+                             f"multiple of {self.in_per}")
+        n = x.shape[0] // self.in_per
+        if y is None or y.shape[0] < n * self.out_per:
+            _need(y, n * self.out_per, "y")
+        if residual is not None and residual.shape[0] < n * self.out_per:
+            _need(residual, n * self.out_per, "residual")
+        if s is None or s.shape[0] < n * _blocked_count(1, self.p.c, 1):
+            _need(s, n * _blocked_count(1, self.p.c, 1), "s")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_scaled_f32(self.pk, n, &x[0], &s[0], rp, &y[0], t)
+            cnn_threads_end()
+        check(st)
+
     @property
     def algo(self):
         return "winograd_f4x3" if cnn_conv2d_nchwc_is_winograd(self.pk) else "direct"

@@ -79,6 +79,8 @@ def _check2d(node, x, what="input"):
 def conv(node, ins, out=None):
     x, w = ins[0], ins[1]
     _check2d(node, x)
+    if len(ins) > 4 and ins[4] is not None:    # a fused per-channel gate (passes._fuse_channel_scale)
+        x = F.mul(_f32(x), _f32(ins[4]))
     a = node.attrs
     kernel = a.get("kernel_shape") or list(w.shape[2:])
     strides = a.get("strides", [1, 1])

@@ -56,6 +56,8 @@ def _conv(node, shapes, dtypes, oshape, static):
     has_res = len(node.inputs) > 3 and node.inputs[3]
     if has_res and (tuple(shapes[3]) != tuple(oshape) or dtypes[3] != np.float32):
         return None
+    if len(node.inputs) > 4 and node.inputs[4]:   # a fused gate: cpu_ops scales x first
+        return None
     dims = conv_dims(node, shapes[0], w.shape, oshape)
     act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
     alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
@@ -92,6 +94,7 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     if len(node.inputs) > 2 and node.inputs[2]:
         b = np.ascontiguousarray(static[node.inputs[2]], dtype=np.float32).reshape(-1)
     has_res = len(node.inputs) > 3 and bool(node.inputs[3])
+    has_gate = len(node.inputs) > 4 and bool(node.inputs[4])   # y = conv(x * gate)
     n, cb, oh, ow, _ = oshape
     dims = conv_dims(node, in_shape, w.shape, (n, w.shape[0], oh, ow))
     g = dims[15]
@@ -107,7 +110,23 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         pk.run(ins[0].reshape(-1), ins[3].reshape(-1) if has_res else None, y.reshape(-1), t)
         return y
-    return run
+
+    def run_gated(ins, out, t):
+        y = _buf(out, oshape)
+        pk.run_scaled(ins[0].reshape(-1), ins[4].reshape(-1), ins[3].reshape(-1) if has_res else None,
+                      y.reshape(-1), t)
+        return y
+
+    def run_gate_first(ins, out, t):
+        # small planes: scaling the activations (C*H*W) is less than the
+        # weights (K*C); a scratch per run keeps concurrent runs apart
+        xs = np.empty(ins[0].size, np.float32)
+        K.nchwc_scale(ins[0].reshape(-1), ins[4].reshape(-1), xs, in_shape[0], in_shape[1],
+                      in_shape[2] * in_shape[3], t)
+        return run([xs] + list(ins[1:]), out, t)
+    if not has_gate:
+        return run
+    return run_gated if in_shape[2] * in_shape[3] >= w.shape[0] else run_gate_first
 
 
 def _to_nchwc(node, shapes, dtypes, oshape, static):

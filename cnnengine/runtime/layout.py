@@ -153,15 +153,18 @@ def _conv(rw, node):
         return None
     ins, x = node.inputs, node.inputs[0]
     attrs = dict(node.attrs, _in_shape=tuple(rw.shapes[x]), _in_nchw=False)
+    gate = ins[4] if len(ins) > 4 and ins[4] else ""   # passes._fuse_channel_scale
     if x in rw.blk:
         xin = rw.blk[x]
-    elif rw.shapes[x][1] <= 4 and int(node.attrs.get("group", 1)) == 1:
+    elif rw.shapes[x][1] <= 4 and int(node.attrs.get("group", 1)) == 1 and not gate:
         xin, attrs["_in_nchw"] = x, True       # a stem on the image
     else:
         xin = rw.need_blocked(x)
     new_ins = [xin] + list(ins[1:3])
     if len(ins) > 3 and ins[3]:                # fused residual
         new_ins += [""] * (3 - len(new_ins)) + [rw.need_blocked(ins[3])]
+    if gate:
+        new_ins += [""] * (4 - len(new_ins)) + [rw.need_blocked(gate)]
     return Node(node.name, "cnn.ConvNCHWc", new_ins, [rw.twin(node.outputs[0])], attrs)
 
 

@@ -69,6 +69,7 @@ def fuse(graph):
     _fuse_silu(g)
     _fuse_residual(g)
     _fuse_activation(g)
+    _fuse_channel_scale(g)
     return g
 
 
@@ -174,6 +175,62 @@ def _fuse_activation(g):
         g.nodes.remove(act)
         g.nodes.insert(idx, fused)
         g.nodes.remove(prod)
+
+
+# ops a squeeze-excitation gate passes through between its spatial mean and the Mul
+_GATE_OPS = ("Conv", "Relu", "Clip", "cnn.Silu", "HardSwish", "Sigmoid", "HardSigmoid")
+
+
+def _gate(g, mul):
+    """(x, s, conv) when mul = x * s and s is computed from the spatial mean
+    of x through 1x1-sized convs and activations (squeeze-excitation), conv
+    the last conv before s; else None."""
+    prods = g.producers()
+    for k in (0, 1):
+        x, s = mul.inputs[k], mul.inputs[1 - k]
+        node, last_conv = prods.get(s), None
+        for _ in range(8):
+            if node is None or not node.inputs:
+                break
+            if node.op == "GlobalAveragePool" or (
+                    node.op == "ReduceMean" and int(node.attrs.get("keepdims", 1)) and
+                    sorted(a % 4 for a in node.attrs.get("axes", ())) == [2, 3]):
+                if node.inputs[0] == x and last_conv is not None:
+                    return x, s, last_conv
+                break
+            if node.op not in _GATE_OPS:
+                break
+            if node.op == "Conv" and last_conv is None:
+                last_conv = node
+            node = prods.get(node.inputs[0])
+    return None
+
+
+def _fuse_channel_scale(g):
+    """Squeeze-excitation's x * gate feeding a 1x1 conv (EfficientNet's and
+    MobileNetV3's projections): the conv takes x and the gate (input 4) and
+    folds the gate into its weights per image, K*C multiplies instead of a
+    pass of C*H*W over the activations."""
+    for mul in [n for n in g.nodes if n.op == "Mul"]:
+        found = _gate(g, mul)
+        conv = _single_consumer(g, mul.outputs[0])
+        if found is None or conv is None or conv.op != "Conv" or conv.inputs[0] != mul.outputs[0] \
+                or len(conv.inputs) > 4 or conv.inputs[1] not in g.weights:
+            continue
+        x, s, gate_conv = found
+        w, a = g.weights[conv.inputs[1]], conv.attrs
+        gw = g.weights.get(gate_conv.inputs[1]) if len(gate_conv.inputs) > 1 else None
+        if w.ndim != 4 or tuple(w.shape[2:]) != (1, 1) or int(a.get("group", 1)) != 1 or \
+                any(v != 1 for v in a.get("strides", [1, 1])) or any(a.get("pads", [0] * 4)) or \
+                a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or \
+                gw is None or gw.ndim != 4 or gw.shape[0] != w.shape[1]:
+            continue
+        ins = list(conv.inputs) + [""] * (4 - len(conv.inputs))
+        ins[0] = x
+        fused = Node(conv.name, "Conv", ins + [s], list(conv.outputs), dict(a))
+        fused.attrs["_fused"] = [mul.name] + a.get("_fused", [])
+        _replace(g, [conv], fused)
+        g.nodes.remove(mul)
 
 
 def check_ops(graph, source="model"):

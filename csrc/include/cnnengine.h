@@ -173,6 +173,14 @@ typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;
 cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
                                      const float *bias, int flags,
                                      cnn_conv2d_nchwc **out);
+/* The same conv of x scaled per input channel and image first: y =
+ * conv(x * s), s blocked (N, ceil(C/8), 8) (squeeze-excitation's gate
+ * before the projection 1x1). Runs as conv(x) with the weights scaled per
+ * image, K*C multiplies instead of C*H*W. Groups 1, blocked input, direct
+ * (not Winograd) only: CNN_ERR_UNSUPPORTED otherwise. */
+cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *s,
+                                           const float *residual, float *y, int threads);
 /* 1 when the packed conv runs Winograd, else 0 (direct). */
 int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk);
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,

@@ -245,6 +245,46 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     return CNN_OK;
 }
 
+cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *s,
+                                           const float *residual, float *y, int threads)
+{
+    if (!pk || !x || !s || !y)
+        return CNN_ERR_ARG;
+    if (pk->p.groups != 1 || pk->depthwise || pk->in_nchw || pk->wino)
+        return CNN_ERR_UNSUPPORTED;
+    if (n < 1)
+        return CNN_ERR_SHAPE;
+    const int64_t taps = pk->p.kh * pk->p.kw, per_ob = pk->icb * taps * B * B;
+    const int64_t xsize = pk->icb * B * pk->p.h * pk->p.w, ysize = pk->ocb * pk->p.oh * pk->p.ow * B;
+    int64_t count, t;
+    if (!cnn_mul_ok(pk->ocb, per_ob, &count) || !cnn_mul_ok(n, xsize, &t) || !cnn_mul_ok(n, ysize, &t))
+        return CNN_ERR_SHAPE;
+    float *w = cnn_alloc_floats(count);
+    if (!w)
+        return CNN_ERR_OOM;
+    cnn_conv2d_nchwc scaled = *pk;
+    scaled.w = w;
+    cnn_status st = CNN_OK;
+    for (int64_t img = 0; img < n && st == CNN_OK; img++) {
+        const float *si = s + img * pk->icb * B;
+        /* packed [ob][ib][tap][ci][lane]: input channel ib*8 + ci */
+        for (int64_t ob = 0; ob < pk->ocb; ob++)
+            for (int64_t ib = 0; ib < pk->icb; ib++)
+                for (int64_t r = 0; r < taps; r++)
+                    for (int64_t ci = 0; ci < B; ci++) {
+                        const int64_t at = (((ob * pk->icb + ib) * taps + r) * B + ci) * B;
+                        const float f = si[ib * B + ci];
+                        for (int64_t l = 0; l < B; l++)
+                            w[at + l] = pk->w[at + l] * f;
+                    }
+        st = cnn_conv2d_nchwc_run_f32(&scaled, 1, x + img * xsize, residual ? residual + img * ysize : NULL,
+                                      y + img * ysize, threads);
+    }
+    free(w);
+    return st;
+}
+
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, int threads)
 {

@@ -273,3 +273,77 @@ def test_spatial_reduce_is_the_blocked_global_pool(op, keep, opset, rng):
     y = m.run(x)
     assert y.shape == ((2, 13, 1, 1) if keep else (2, 13))
     assert_close(y, ort_run(net, x), rtol=1e-5)
+
+
+def se_net(rng, c=24, k=16, hw=(9, 7), residual=False):
+    """conv -> squeeze-excitation (GlobalAveragePool, 1x1 + ReLU, 1x1 +
+    Sigmoid, Mul) -> projection 1x1 (+ residual): EfficientNet's block end."""
+    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "w1", 6, c, 1, 1), init(rng, "b1", 6),
+             init(rng, "w2", c, 6, 1, 1), init(rng, "b2", c), init(rng, "wp", k, c, 1, 1),
+             init(rng, "bp", k)]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["a"], ["m"], name="gap"),
+             helper.make_node("Conv", ["m", "w1", "b1"], ["f1"], name="fc1"),
+             helper.make_node("Relu", ["f1"], ["r1"], name="relu"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["f2"], name="fc2"),
+             helper.make_node("Sigmoid", ["f2"], ["g"], name="gate"),
+             helper.make_node("Mul", ["a", "g"], ["s"], name="scale"),
+             helper.make_node("Conv", ["s", "wp", "bp"], ["p"], name="proj")]
+    out = "p"
+    if residual:
+        inits.append(init(rng, "wr", k, 3, 1, 1))
+        nodes += [helper.make_node("Conv", ["x", "wr"], ["q"], name="side"),
+                  helper.make_node("Add", ["p", "q"], ["y"], name="add")]
+        out = "y"
+    g = helper.make_graph(nodes, "se", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, *hw])], [helper.make_tensor_value_info(
+            out, TensorProto.FLOAT, ["N", k, *hw])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("k,hw,residual", [(16, (9, 7), False), (40, (3, 5), True),
+                                           (8, (11, 13), True)])
+def test_squeeze_excitation_gate_folds_into_the_projection(k, hw, residual, rng, plain):
+    """The SE Mul disappears: the projection conv takes the gate (scaled
+    weights per image when H*W >= K, scaled activations otherwise), against
+    ORT, the plain layout, batch 2; the Mul's output can still be captured."""
+    net = se_net(rng, k=k, hw=hw, residual=residual)
+    x = rng.standard_normal((2, 3, *hw)).astype(np.float32)
+    m = ce.load(net)
+    assert [n.op for n in m._fused.nodes].count("Mul") == 0
+    ops = _ops(m, x)
+    assert "Mul" not in ops and "cnn.ScaleNCHWc" not in ops and ops["cnn.ToNCHWc"] == 0, ops
+    y = m.run(x)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
+    assert_close(y, plain(net).run(x), rtol=1e-5)
+    y2, got = m.run(x, capture=["scale"])
+    assert_close(y2, y, rtol=1e-6)
+    assert got["scale"].shape == (2, 24, *hw)
+
+
+def test_gated_blocked_conv_matches_scaling_first(rng):
+    """Kernel level: run_scaled(x, s) == run(x * s) for whole and partial
+    channel blocks, batch 3, with a residual."""
+    for c, k in [(16, 24), (13, 7)]:
+        x = rng.standard_normal((3, c, 5, 6)).astype(np.float32)
+        s = rng.uniform(0, 1, (3, c, 1, 1)).astype(np.float32)
+        w = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
+        b = rng.standard_normal(k).astype(np.float32)
+        res = rng.standard_normal((3, k, 5, 6)).astype(np.float32)
+        dims = (3, c, 5, 6, k, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 5, 6)
+        pk = ce._kernels.ConvNCHWc(w.ravel(), b, dims)
+        blk = lambda a: _blocked(a)
+        y1 = np.empty(3 * ((k + 7) // 8) * 30 * 8, np.float32)
+        y2 = np.empty_like(y1)
+        pk.run_scaled(blk(x), blk(s), blk(res), y1, 2)
+        pk.run(blk(x * s), blk(res), y2, 2)
+        np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ce.ShapeError):
+            pk.run_scaled(blk(x), blk(s)[:8], None, y1, 1)
+
+
+def _blocked(a):
+    n, c, h, w = a.shape
+    y = np.zeros(n * ((c + 7) // 8) * h * w * 8, np.float32)
+    ce._kernels.nchw_to_nchwc(np.ascontiguousarray(a).ravel(), y, n, c, h * w, 1)
+    return y
