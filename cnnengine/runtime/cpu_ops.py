@@ -707,6 +707,13 @@ def split(node, ins, out=None):
 @op("Slice")
 def slice_(node, ins, out=None):
     x = ins[0]
+    return [_contig(x[slice_index(node, ins, x.shape)])]
+
+
+def slice_index(node, ins, shape):
+    """The basic index of a Slice node on an input of `shape` (ins[1:]
+    the starts/ends/axes/steps inputs from opset 10)."""
+    ndim = len(shape)
     a = node.attrs
     if a.get("_opset", 13) < 10:
         starts, ends, axes, steps = a["starts"], a["ends"], a.get("axes"), None
@@ -716,18 +723,18 @@ def slice_(node, ins, out=None):
         steps = _ints(ins[4]) if len(ins) > 4 and ins[4] is not None else None
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
-    index = [slice(None)] * x.ndim
+    index = [slice(None)] * ndim
     for s, e, ax, st in zip(starts, ends, axes, steps):
-        ax = _axis(ax, x.ndim, node)
+        ax = _axis(ax, ndim, node)
         if st == 0:
             raise ShapeError(f"node {node.name!r} (Slice): step 0")
-        dim = x.shape[ax]
+        dim = shape[ax]
         s = max(-dim - 1, min(s, dim + 1))
         e = max(-dim - 1, min(e, dim + 1))
         if st < 0 and e < -dim:
             e = None
         index[ax] = slice(s, e, st)
-    return [_contig(x[tuple(index)])]
+    return tuple(index)
 
 
 @op("Gather")

@@ -18,7 +18,7 @@ from ..functional._common import ACTIVATIONS
 from ..functional.elementwise import _OPS as BINOPS
 from ..functional.elementwise import _collapse, _strides
 from .activations import KERNEL_ACTS, activation_params
-from .cpu_ops import spatial_pads
+from .cpu_ops import slice_index, spatial_pads
 from .layout import expand_small_groups, small_groups
 
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
@@ -345,11 +345,41 @@ def _concat(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _view(node, shapes, dtypes, oshape, static):
+    """Reshape, Flatten, Squeeze, Unsqueeze at a fixed input shape are one
+    reshape to the output shape the plan recorded: the generic ops spend
+    4-10 us per call re-deriving it from their shape inputs (ShuffleNetV2
+    runs 32 Reshapes)."""
+    if any(i and i not in static for i in node.inputs[1:]):
+        return None
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        return ins[0].reshape(oshape)
+    return run
+
+
+def _slice(node, shapes, dtypes, oshape, static):
+    """Slice with constant bounds: the index computed once (a view where the
+    generic op gives one, a copy where it copies)."""
+    if any(i and i not in static for i in node.inputs[1:]):
+        return None
+    index = slice_index(node, [None] + [static.get(i) if i else None for i in node.inputs[1:]],
+                        tuple(shapes[0]))
+
+    def run(ins, out, t):
+        y = ins[0][index]
+        return y if y.flags.c_contiguous else np.ascontiguousarray(y)
+    return run
+
+
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
 _LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
                "cnn.GlobalPoolNCHWc": _global_pool_nchwc, "cnn.ScaleNCHWc": _scale_nchwc,
                "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc}
 _COMPILERS.update(_LAYOUT_OPS)
+_COMPILERS.update({op: _view for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze")})
+_COMPILERS["Slice"] = _slice
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})
