@@ -588,22 +588,7 @@ DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
 static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                          const float *residual, float *y, int threads)
 {
-    cnn_conv2d_params pp = pk->p;
-    const cnn_conv2d_params *p = &pp;
-    /* A zero-padded copy only on small stride-1 planes, where border
-     * pixels (one at a time, one FMA chain) are 4 of every 7 or 14 (5x5)
-     * or 2 of every 7 (3x3): 672@14x14 5x5 0.146 -> 0.106 ms, 1152@7x7 3x3
-     * 34.5 -> 31.7 us. A depthwise conv is memory-bound, so on larger 3x3
-     * planes the copy cost more than it saved (MobileNetV2's stride-1
-     * layers 0.86 -> 0.99 ms). */
-    float *xpad = p->sw == 1 && p->sh == 1 && (p->kw >= 5 ? p->ow <= 32 : p->ow <= 14)
-                      ? padded_input(p, x, n * pk->ocb, B, threads) : NULL;
-    if (xpad) {
-        x = xpad;
-        pp.h += pp.pt + pp.pb;
-        pp.w += pp.pl + pp.pr;
-        pp.pt = pp.pb = pp.pl = pp.pr = 0;
-    }
+    const cnn_conv2d_params *p = &pk->p;
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
     const int64_t taps = p->kh * p->kw;
     const int64_t units = n * cbs * oh;
@@ -623,10 +608,30 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     /* Rows per unit: at least 64 pixels where the plane allows, so that an
      * exp-based activation runs over spans long enough for its 4-vector
      * loop (1152@7x7 5x5 + SiLU: a row is 7 vectors) */
-    const int64_t rpu = ow >= 64 ? 1 : ((64 + ow - 1) / ow < oh ? (64 + ow - 1) / ow : oh);
+    const int pad_win = p->sw == 1 && p->sh == 1 && (p->pt | p->pb | p->pl | p->pr) &&
+                        (p->kw >= 5 ? ow <= 32 : ow <= 14);
+    int64_t rpu = ow >= 64 ? 1 : (64 + ow - 1) / ow;
+    if (pad_win && rpu < 2 * (p->kh - 1) * p->dh)   /* a window reads at most 1.5x its rows */
+        rpu = 2 * (p->kh - 1) * p->dh;
+    if (rpu > oh)
+        rpu = oh;
     const int64_t chunks = (oh + rpu - 1) / rpu;
     const int64_t nunits = n * cbs * chunks;
     if (threads > nunits) threads = (int)nunits;
+    /* Small stride-1 planes run on a zero-padded copy of each unit's input
+     * rows, made by the thread in its own L1-sized window: border pixels
+     * (one at a time, one FMA chain) are 4 of every 7 or 14 (5x5) or 2 of
+     * every 7 (3x3) there (672@14x14 5x5 0.146 -> 0.106 ms, 1152@7x7 3x3
+     * 34.5 -> 31.7 us with a whole padded copy first; the window also
+     * saves that copy's pass over memory). On larger 3x3 planes the copy
+     * cost more than it saved (MobileNetV2's stride-1 layers 0.86 -> 0.99
+     * ms). */
+    const int64_t wp = w + p->pl + p->pr;
+    const int64_t win_rows = (rpu - 1) * p->sh + (p->kh - 1) * p->dh + 1;
+    float *scratch = NULL;
+    int64_t win = 0, all = 0;
+    if (pad_win && cnn_mul_ok(win_rows, wp * B, &win) && cnn_mul_ok(win, threads, &all))
+        scratch = cnn_alloc_floats(all);   /* NULL: the kernels clip the borders instead */
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t u = 0; u < nunits; u++) {
         const int64_t q = u / chunks;   /* q = img * cbs + block */
@@ -636,22 +641,51 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         const float *wb = pk->w + blk * taps * B;
         const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
         crow r;
-        r.xrow = w * B;
         r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
         r.ep = &p->ep;
-        for (int64_t oy = oy0; oy < oy1; oy++) {
-            r.iy0 = oy * p->sh - p->pt;
+        if (scratch) {
+#ifdef _OPENMP
+            float *wbuf = scratch + omp_get_thread_num() * win;
+#else
+            float *wbuf = scratch;
+#endif
+            const int64_t iy_first = oy0 - p->pt, nrows = oy1 - 1 - oy0 + (p->kh - 1) * p->dh + 1;
+            for (int64_t k = 0; k < nrows; k++) {
+                const int64_t iy = iy_first + k;
+                float *d = wbuf + k * wp * B;
+                if (iy < 0 || iy >= h) {
+                    memset(d, 0, (size_t)(wp * B) * sizeof(float));
+                    continue;
+                }
+                memset(d, 0, (size_t)(p->pl * B) * sizeof(float));
+                memcpy(d + p->pl * B, xb + iy * w * B, (size_t)(w * B) * sizeof(float));
+                memset(d + (p->pl + w) * B, 0, (size_t)(p->pr * B) * sizeof(float));
+            }
+            r.xrow = wp * B;
             r.ky0 = 0;
             r.ky1 = p->kh;
-            while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
-            while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
-            float *yr = y + (q * oh + oy) * ow * B;
-            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-            row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
+            for (int64_t oy = oy0; oy < oy1; oy++) {
+                r.iy0 = oy - oy0;
+                float *yr = y + (q * oh + oy) * ow * B;
+                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+                row(wbuf, wb, &r, ow, 0, ow, 0, wp, bv, res, yr);
+            }
+        } else {
+            r.xrow = w * B;
+            for (int64_t oy = oy0; oy < oy1; oy++) {
+                r.iy0 = oy * p->sh - p->pt;
+                r.ky0 = 0;
+                r.ky1 = p->kh;
+                while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+                while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+                float *yr = y + (q * oh + oy) * ow * B;
+                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+                row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
+            }
         }
         act_row(&p->ep, y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow * B);
     }
-    free(xpad);
+    free(scratch);
     return CNN_OK;
 }
 
