@@ -97,8 +97,10 @@ static void filter_tile(const float *g, float u[36])
             u[i * 6 + j] = (float)(gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2]);
 }
 
-cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, float **packed,
-                                 size_t *packed_floats)
+/* What both packings check and allocate: a 3x3/s1/d1/g1 conv, and *u
+ * zeroed to 36 * rows * cols floats (*count of them). */
+static cnn_status alloc_u(const cnn_conv2d_params *p, const float *w, float **packed,
+                          int64_t rows, int64_t cols, float **u, int64_t *count)
 {
     if (!p || !w || !packed)
         return CNN_ERR_ARG;
@@ -107,14 +109,25 @@ cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, flo
         return CNN_ERR_UNSUPPORTED;
     if (p->k < 1 || p->c < 1)
         return CNN_ERR_SHAPE;
-    const int64_t K = p->k, C = p->c, kp = cnn_wino_kpad(K), kb6 = kp / CNN_WINO_MR;
-    int64_t count;
-    if (!cnn_mul_ok(kp, C, &count) || !cnn_mul_ok(count, 36, &count))
+    if (!cnn_mul_ok(rows, cols, count) || !cnn_mul_ok(*count, 36, count))
         return CNN_ERR_SHAPE;
-    float *u = cnn_alloc_floats(count);
-    if (!u)
+    *u = cnn_alloc_floats(*count);
+    if (!*u)
         return CNN_ERR_OOM;
-    memset(u, 0, (size_t)count * sizeof(float));
+    memset(*u, 0, (size_t)*count * sizeof(float));
+    return CNN_OK;
+}
+
+cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, float **packed,
+                                 size_t *packed_floats)
+{
+    const int64_t K = p ? p->k : 0, C = p ? p->c : 0, kp = cnn_wino_kpad(K);
+    const int64_t kb6 = kp / CNN_WINO_MR;
+    int64_t count;
+    float *u;
+    cnn_status st = alloc_u(p, w, packed, kp, C, &u, &count);
+    if (st != CNN_OK)
+        return st;
     for (int64_t k = 0; k < K; k++)
         for (int64_t c = 0; c < C; c++) {
             float t[36];
@@ -131,22 +144,15 @@ cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, flo
 cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
                                        float **packed)
 {
-    if (!p || !w || !packed)
-        return CNN_ERR_ARG;
-    *packed = NULL;
-    if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
-        p->groups != 1)
-        return CNN_ERR_UNSUPPORTED;
-    if (p->k < 1 || p->c < 1)
-        return CNN_ERR_SHAPE;
-    const int64_t K = p->k, C = p->c, kp = cnn_wino_nchwc_pad(K), cp = cnn_wino_nchwc_pad(C);
+    if (packed)
+        *packed = NULL;
+    const int64_t K = p ? p->k : 0, C = p ? p->c : 0;
+    const int64_t kp = cnn_wino_nchwc_pad(K), cp = cnn_wino_nchwc_pad(C);
     int64_t count;
-    if (!cnn_mul_ok(kp, cp, &count) || !cnn_mul_ok(count, 36, &count))
-        return CNN_ERR_SHAPE;
-    float *u = cnn_alloc_floats(count);
-    if (!u)
-        return CNN_ERR_OOM;
-    memset(u, 0, (size_t)count * sizeof(float));
+    float *u;
+    cnn_status st = alloc_u(p, w, packed, kp, cp, &u, &count);
+    if (st != CNN_OK)
+        return st;
     for (int64_t k = 0; k < K; k++) {
         /* panel of 16 outputs (8 for an odd last block), [c][lane] inside */
         const int64_t p0 = k / 16 * 16, pw = kp - p0 < 16 ? kp - p0 : 16;
