@@ -2,7 +2,8 @@
 
 fold_constants and remove_identities are exact and always run. The fusing
 passes (BatchNorm into Conv, residual Add and activation into the Conv
-epilogue, x*sigmoid(x) -> SiLU) change which intermediate values exist, so
+epilogue, x*sigmoid(x) -> SiLU, a squeeze-excitation gate into the next
+1x1 conv) change which intermediate values exist, so
 the executor keeps the unfused graph too and uses it when someone captures
 a value that fusion removed.
 """
@@ -59,7 +60,8 @@ def remove_identities(graph):
 
 def fuse(graph):
     """BN folding, SiLU, residual Add and activation fusion into Conv/Gemm (and
-    into a BatchNormalization that no conv absorbed: DenseNet's BN-ReLU)."""
+    into a BatchNormalization that no conv absorbed: DenseNet's BN-ReLU), and
+    a squeeze-excitation gate into the 1x1 conv after it."""
     g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
               dict(graph.weights), graph.metadata, graph.opset)
     for n in g.nodes:
