@@ -201,6 +201,92 @@ INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
 #undef CNN_OUT
 }
 
+/* conv_tile for a small 3x3 plane whose every tap is inside the (padded)
+ * input, the output taken as one raster row of oh*ow pixels: a tile may
+ * span output rows, so a 7-wide row no longer splits into tiles of 4 and 3
+ * pixels (8 and 6 accumulators of 12; 512->512 @7x7). Pixel q reads from
+ * input row (q / ow) * S and column (q % ow) * S. */
+INLINE void span_tile(const crow *r, const int OB, const int PX, const int S, int64_t q0,
+                      int64_t ow)
+{
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00;
+    int64_t o[6];
+    for (int P = 0; P < 6; P++) {
+        const int64_t q = q0 + (P < PX ? P : 0);
+        o[P] = (q / ow) * S * r->xrow + (q % ow) * S * B;
+    }
+    const int64_t o0 = o[0], o1 = o[1], o2 = o[2], o3 = o[3], o4 = o[4], o5 = o[5];
+    const int64_t xrow = r->xrow;
+    for (int64_t ib = 0; ib < r->icb; ib++) {
+        const float *xb = r->x + ib * r->xplane;
+        const float *wb = r->w + ib * 9 * B * B;
+#pragma GCC unroll 3
+        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++) {
+                const float *xt = xb + ky * xrow + kx * B;
+                const float *wp = wb + (ky * 3 + kx) * B * B;
+#pragma GCC unroll 8
+                for (int ci = 0; ci < B; ci++) {
+                    const __m256 w0 = _mm256_load_ps(wp + ci * B);
+                    const __m256 w1 = OB > 1 ? _mm256_load_ps(wp + r->wob + ci * B) : w0;
+#define CNN_PIX(P)                                                          \
+                    if (PX > P) {                                           \
+                        const __m256 v = _mm256_broadcast_ss(xt + o##P + ci); \
+                        a0##P = _mm256_fmadd_ps(v, w0, a0##P);              \
+                        if (OB > 1)                                         \
+                            a1##P = _mm256_fmadd_ps(v, w1, a1##P);          \
+                    }
+                    CNN_PIX(0) CNN_PIX(1) CNN_PIX(2) CNN_PIX(3) CNN_PIX(4) CNN_PIX(5)
+#undef CNN_PIX
+                }
+            }
+    }
+    const cnn_epilogue ep_ = *r->ep;   /* see conv_tile */
+    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
+    float *y0 = r->y + q0 * B, *y1 = y0 + r->yplane;
+    const float *r0 = r->res ? r->res + q0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
+#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
+    if (PX > P) {                                                           \
+        __m256 v = _mm256_add_ps(ACC, BV);                                  \
+        if (RES)                                                            \
+            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
+        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                        \
+    }
+    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
+    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
+    if (OB > 1) {
+        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
+        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
+    }
+#undef CNN_OUT
+}
+
+#define DEFINE_SPAN_ROW(NAME, OB, S)                                               \
+    static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t ow)            \
+    {                                                                              \
+        int64_t q = x0;                                                            \
+        for (int64_t t = (x1 - x0 + 5) / 6, left = x1 - x0; t > 0; t--) {          \
+            const int64_t m = left / t;                                            \
+            switch (m) {                                                           \
+            case 6: span_tile(r, OB, 6, S, q, ow); break;                          \
+            case 5: span_tile(r, OB, 5, S, q, ow); break;                          \
+            case 4: span_tile(r, OB, 4, S, q, ow); break;                          \
+            case 3: span_tile(r, OB, 3, S, q, ow); break;                          \
+            case 2: span_tile(r, OB, 2, S, q, ow); break;                          \
+            default: span_tile(r, OB, 1, S, q, ow); break;                         \
+            }                                                                      \
+            q += m;                                                                \
+            left -= m;                                                             \
+        }                                                                          \
+    }
+
+DEFINE_SPAN_ROW(span_row_o2_s1, 2, 1)
+DEFINE_SPAN_ROW(span_row_o1_s1, 1, 1)
+DEFINE_SPAN_ROW(span_row_o2_s2, 2, 2)
+DEFINE_SPAN_ROW(span_row_o1_s2, 1, 2)
+
 #define DEFINE_PW_ROW(NAME, OB)                                             \
     static void NAME(const crow *r, int64_t x0, int64_t x1)                 \
     {                                                                       \
@@ -405,6 +491,17 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         w = ow = h * w;
         h = oh = 1;
     }
+    /* 3x3 (stride 1 or 2) on small planes with every tap inside: the output
+     * as one raster row of tiles that may span rows (span_tile); the input
+     * keeps its geometry */
+    const int64_t span_ow = ow;
+    const int span = cb == B && ow < 12 && oh > 1 && p->kh == 3 && p->kw == 3 &&
+                     p->dh == 1 && p->dw == 1 && p->sh == p->sw && (p->sw == 1 || p->sw == 2) &&
+                     !(p->pt | p->pl | p->pb | p->pr);
+    if (span) {
+        ow = oh * ow;
+        oh = 1;
+    }
     const int64_t taps = p->kh * p->kw, wob = pk->icb * taps * cb * B;
     /* output block pairs never straddle two conv groups */
     const int64_t gblocks = pk->ocb / cgroups, gpairs = (gblocks + 1) / 2;
@@ -493,6 +590,9 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
             r.res = residual ? residual + yoff : NULL;
             if (flat && cb == B)
                 (two ? pw_row_o2 : pw_row_o1)(&r, x0, x1);
+            else if (span)
+                (p->sw == 1 ? (two ? span_row_o2_s1 : span_row_o1_s1)
+                            : (two ? span_row_o2_s2 : span_row_o1_s2))(&r, x0, x1, span_ow);
             else
                 rows[two ? 0 : 1](&r, x0, x1, in_lo, in_hi, p->pl, w);
             act_row(&p->ep, r.y + x0 * B, (x1 - x0) * B);
