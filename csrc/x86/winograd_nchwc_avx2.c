@@ -183,7 +183,9 @@ cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *
     const int64_t kwmax = ((npanels + nkr - 1) / nkr) * 16;
     const int64_t ldm = kwmax + 8;
     const int64_t ntmax = NT < vrows ? NT : vrows;
-    const int64_t mstride = (ntmax + 6) * ldm;
+    /* a task's chunk holds up to NT + 5 tiles (split points round down to
+     * 6s), and its last 6-tile group writes up to 5 rows past the chunk */
+    const int64_t mstride = (ntmax + 12) * ldm;
     const int64_t rbsize = 6 * (4 * tw + 2) * B;
     const int64_t per = 36 * mstride + rbsize;
     int64_t vsize, wsize;
