@@ -84,6 +84,36 @@ typedef struct crow {
     const cnn_epilogue *ep;
 } crow;
 
+/* The store of a conv tile's PX pixels x OB output blocks from the named
+ * accumulators a0P / a1P at output pixel OX0: bias, residual, the in-tile
+ * activation. A macro, not a function, so the accumulators stay named
+ * registers in every tile kind (passing them as arrays spilled them, 7-10 %
+ * on short-reduction 1x1 convs, 16->96 @112x112: 0.49 -> 0.54 ms). The
+ * epilogue is copied to a local first: act_v's switch is then decided once
+ * per tile, not once per stored vector (ep->act reloaded after every float
+ * store). */
+#define CNN_TILE_OUT(ACC, BV, Y, RES, P)                                         \
+    if (PX > P) {                                                           \
+        __m256 v = _mm256_add_ps(ACC, BV);                                  \
+        if (RES)                                                            \
+            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
+        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                        \
+    }
+#define CNN_TILE_STORE(OX0)                                                               \
+    do {                                                                                  \
+        const cnn_epilogue ep_ = *r->ep;                                                  \
+        const __m256 b0 = _mm256_load_ps(r->bias);                                        \
+        const __m256 b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;                      \
+        float *y0 = r->y + (OX0) * B, *y1 = y0 + r->yplane;                               \
+        const float *r0 = r->res ? r->res + (OX0) * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL; \
+        CNN_TILE_OUT(a00, b0, y0, r0, 0) CNN_TILE_OUT(a01, b0, y0, r0, 1) CNN_TILE_OUT(a02, b0, y0, r0, 2) \
+        CNN_TILE_OUT(a03, b0, y0, r0, 3) CNN_TILE_OUT(a04, b0, y0, r0, 4) CNN_TILE_OUT(a05, b0, y0, r0, 5) \
+        if (OB > 1) {                                                                     \
+            CNN_TILE_OUT(a10, b1, y1, r1, 0) CNN_TILE_OUT(a11, b1, y1, r1, 1) CNN_TILE_OUT(a12, b1, y1, r1, 2) \
+            CNN_TILE_OUT(a13, b1, y1, r1, 3) CNN_TILE_OUT(a14, b1, y1, r1, 4) CNN_TILE_OUT(a15, b1, y1, r1, 5) \
+        }                                                                                 \
+    } while (0)
+
 /* PX output pixels from ox0 (input column ix0 for tap kx = 0) x OB output
  * blocks, taps kx in [kx0, kx1); CB input channels per block. */
 INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, const int K,
@@ -128,33 +158,10 @@ INLINE void conv_tile(const crow *r, const int OB, const int PX, const int CB, c
             }
         }
     }
-    /* a local copy: act_v's switch is then decided once per tile, not once
-     * per stored vector (ep->act reloaded after every float store) */
-    const cnn_epilogue ep_ = *r->ep;
-    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
-    float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
-    const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
-#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
-    if (PX > P) {                                                           \
-        __m256 v = _mm256_add_ps(ACC, BV);                                  \
-        if (RES)                                                            \
-            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                       \
-    }
-    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
-    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
-    if (OB > 1) {
-        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
-        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
-    }
-#undef CNN_OUT
+    CNN_TILE_STORE(ox0);
 }
 
-/* (The epilogue below repeats conv_tile's on purpose: passing the named
- * accumulators to a shared store function as arrays spilled them and cost
- * 7-10 % on short-reduction 1x1 convs, 16->96 @112x112: 0.49 -> 0.54 ms.)
- *
- * conv_tile for a 1x1 stride-1 convolution over blocked input (the image
+/* conv_tile for a 1x1 stride-1 convolution over blocked input (the image
  * flattened to one row): the pixels' inputs are 8 floats apart, so every
  * broadcast has a constant offset and the loop is over input blocks only. */
 INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
@@ -179,26 +186,7 @@ INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0)
 #undef CNN_PIX
         }
     }
-    /* a local copy: act_v's switch is then decided once per tile, not once
-     * per stored vector (ep->act reloaded after every float store) */
-    const cnn_epilogue ep_ = *r->ep;
-    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
-    float *y0 = r->y + ox0 * B, *y1 = y0 + r->yplane;
-    const float *r0 = r->res ? r->res + ox0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
-#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
-    if (PX > P) {                                                           \
-        __m256 v = _mm256_add_ps(ACC, BV);                                  \
-        if (RES)                                                            \
-            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                       \
-    }
-    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
-    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
-    if (OB > 1) {
-        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
-        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
-    }
-#undef CNN_OUT
+    CNN_TILE_STORE(ox0);
 }
 
 /* conv_tile for a small 3x3 plane whose every tap is inside the (padded)
@@ -243,24 +231,7 @@ INLINE void span_tile(const crow *r, const int OB, const int PX, const int S, in
                 }
             }
     }
-    const cnn_epilogue ep_ = *r->ep;   /* see conv_tile */
-    const __m256 b0 = _mm256_load_ps(r->bias), b1 = OB > 1 ? _mm256_load_ps(r->bias + B) : b0;
-    float *y0 = r->y + q0 * B, *y1 = y0 + r->yplane;
-    const float *r0 = r->res ? r->res + q0 * B : NULL, *r1 = r0 ? r0 + r->yplane : NULL;
-#define CNN_OUT(ACC, BV, Y, RES, P)                                         \
-    if (PX > P) {                                                           \
-        __m256 v = _mm256_add_ps(ACC, BV);                                  \
-        if (RES)                                                            \
-            v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                        \
-    }
-    CNN_OUT(a00, b0, y0, r0, 0) CNN_OUT(a01, b0, y0, r0, 1) CNN_OUT(a02, b0, y0, r0, 2)
-    CNN_OUT(a03, b0, y0, r0, 3) CNN_OUT(a04, b0, y0, r0, 4) CNN_OUT(a05, b0, y0, r0, 5)
-    if (OB > 1) {
-        CNN_OUT(a10, b1, y1, r1, 0) CNN_OUT(a11, b1, y1, r1, 1) CNN_OUT(a12, b1, y1, r1, 2)
-        CNN_OUT(a13, b1, y1, r1, 3) CNN_OUT(a14, b1, y1, r1, 4) CNN_OUT(a15, b1, y1, r1, 5)
-    }
-#undef CNN_OUT
+    CNN_TILE_STORE(q0);
 }
 
 #define DEFINE_SPAN_ROW(NAME, OB, S)                                               \
