@@ -1,5 +1,5 @@
 # Mirror of csrc/include/cnnengine.h for Cython.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "cnnengine.h" nogil:
     ctypedef enum cnn_status:
@@ -70,6 +70,9 @@ cdef extern from "cnnengine.h" nogil:
                                     const cnn_epilogue *ep, float *y, int threads)
     cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                          const float *x, float *y, int threads)
+    cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *const *xs,
+                                    const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                                    const int64_t *src_ch, float *y, int threads)
 
     ctypedef struct cnn_conv_transpose2d_params:
         int64_t n, c, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow

@@ -57,6 +57,38 @@ def global_pool_nchwc(const float[::1] x, float[::1] y, int64_t n, int64_t c, in
     check(st)
 
 
+def nchwc_gather(list xs, const int64_t[::1] cs, const int32_t[::1] src_in,
+                 const int64_t[::1] src_ch, float[::1] y, int64_t n, int64_t hw, int threads=0):
+    """Blocked y (N, C_OUT, HW) whose channel j is channel src_ch[j] of blocked
+    xs[src_in[j]] (cs[i] channels each); C_OUT = len(src_ch)."""
+    cdef int count = len(xs), i
+    cdef int64_t c_out = src_ch.shape[0]
+    cdef const float[::1] mv
+    cdef cnn_status st
+    cdef int t
+    if count < 1 or cs.shape[0] != count or src_in.shape[0] != c_out or c_out < 1:
+        raise ShapeError("nchwc_gather: need one channel count per input and one source per output channel")
+    if n < 1 or hw < 1:
+        raise ShapeError("nchwc_gather: empty tensor")
+    _need(y, _blocked_count(n, c_out, hw), "y")
+    cdef const float **ptrs = <const float **>malloc(count * sizeof(float *))
+    if ptrs == NULL:
+        raise MemoryError()
+    try:
+        for i in range(count):
+            mv = xs[i]      # the caller's list keeps each buffer alive
+            _need(mv, _blocked_count(n, cs[i], hw), "x")
+            ptrs[i] = &mv[0]
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_nchwc_gather_f32(n, hw, count, ptrs, &cs[0], c_out, &src_in[0], &src_ch[0],
+                                      &y[0], t)
+            cnn_threads_end()
+    finally:
+        free(ptrs)
+    check(st)
+
+
 def nchwc_scale(const float[::1] x, const float[::1] s, float[::1] y, int64_t n, int64_t c,
                 int64_t hw, int threads=0):
     """Blocked x (N, C, HW) * blocked s (N, C, 1) -> blocked y."""

@@ -11,7 +11,7 @@ Conventions for every wrapper (the op families live in the _k_*.pxi files):
   `with nogil`, so concurrent callers share the cores;
 - every status goes through check(), the one place statuses become errors.
 """
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 from cnnengine._capi cimport *
 from cnnengine.errors import Error, ResourceError, ShapeError, UnsupportedOpError

@@ -117,7 +117,8 @@ class Model:
         for chunk in batches:
             if layer_values:
                 keep = sorted(set(layer_values.values()))
-                executor = self._exec if all(_present(self._fused, v) for v in keep) else self._exec_unfused
+                executor = self._exec if all(_present(self._fused, v) for v in keep) and \
+                    self._exec.computes(chunk, keep) else self._exec_unfused
             else:
                 keep, executor = [], self._exec
             with _common.threads_scope(self.threads):

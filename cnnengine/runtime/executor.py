@@ -43,6 +43,8 @@ class Plan:
         self.shapes = shapes          # value -> shape
         self.slot_sizes = slot_sizes  # float32 capacity of each arena slot
         self.outputs = [o.name for o in graph.outputs]
+        self.values = set(static) | {o for st in steps for o in st.node.outputs if o} | \
+            set(self.blocked) | {v.name for v in graph.inputs}
         self._arenas = []
         self._lock = threading.Lock()
 
@@ -91,6 +93,14 @@ class Executor:
             if profile is None:
                 return values
         return self._run_plan(plan, feeds, keep, profile)
+
+    def computes(self, feeds, names):
+        """Whether the plan for feeds makes every value in names (the blocked
+        layout leaves out some in-between values: a channel shuffle's
+        5-D reshape, links of a gather chain)."""
+        plan = self.plan_for(feeds)
+        have = plan.values
+        return all(n in have for n in names)
 
     def plan_for(self, feeds):
         key = _key(feeds)

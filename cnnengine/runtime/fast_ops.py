@@ -176,6 +176,19 @@ def _scale_nchwc(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _gather_nchwc(node, shapes, dtypes, oshape, static):
+    n, _, h, w, _ = oshape
+    a = node.attrs
+    cs, src_in, src_ch = a["_cs"], a["_src_in"], a["_src_ch"]
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.nchwc_gather([x.reshape(-1) for x in ins], cs, src_in, src_ch, y.reshape(-1), n, h * w, t)
+        return y
+    return run
+
+
 def _affine_nchwc(node, shapes, dtypes, oshape, static):
     n, cb, h, w, _ = oshape
     c = int(node.attrs["_c"])
@@ -377,6 +390,7 @@ _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _po
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
 _LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
                "cnn.GlobalPoolNCHWc": _global_pool_nchwc, "cnn.ScaleNCHWc": _scale_nchwc,
+               "cnn.GatherNCHWc": _gather_nchwc,
                "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc}
 _COMPILERS.update(_LAYOUT_OPS)
 _COMPILERS.update({op: _view for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze")})

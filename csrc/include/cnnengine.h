@@ -207,6 +207,15 @@ cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const fl
 cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
                                      const float *x, float *y, int threads);
 
+/* Blocked y (N, ceil(C_OUT/8), HW, 8) whose channel j is channel src_ch[j]
+ * of blocked input src_in[j] (of `count`; input i has cs[i] channels and
+ * the same N and HW): a Concat, a channel Slice/Split or a channel shuffle
+ * on blocked values, or any composition of them. y's padding lanes become
+ * zero; y must not overlap an input. */
+cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *const *xs,
+                                const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                                const int64_t *src_ch, float *y, int threads);
+
 /* ---------------------------------------------------------- normalisation */
 
 /* x (N,C,HW) -> y = (x - mean) / sqrt(var + eps) * gamma + beta, per C. */

@@ -31,6 +31,9 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
                            const float *shift, const cnn_epilogue *ep, float *y, int threads);
 void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
                            int threads);
+void cnn_nchwc_gather_avx2(int64_t n, int64_t hw, int count, const float *const *xs,
+                          const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                          const int64_t *src_ch, float *y, int threads);
 void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max,
                                 const float *x, float *y, int threads);
 #endif

@@ -166,7 +166,8 @@ def test_scalar_isa_plans_stay_nchw(rng):
 def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
     """GoogLeNet/DenseNet-style ops: max and average pooling (padding, ceil
     mode, both divisors), a BatchNormalization after a Concat, and a
-    Concat of whole blocks stay blocked; a Concat of partial blocks leaves."""
+    Concat of whole blocks stay blocked, a Concat of partial blocks is a
+    blocked gather."""
     c = 16
     inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "w1", 8, c, 1, 1), init(rng, "w2", 5, c, 1, 1),
              init(rng, "g", c + 8), init(rng, "b", c + 8), init(rng, "m", c + 8),
@@ -197,8 +198,8 @@ def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
     y = m.run(x)
     ops = _ops(m, x)
     assert ops["cnn.PoolNCHWc"] == 3 and ops["cnn.AffineNCHWc"] == 1, ops
-    assert ops["Concat"] == 2 and ops["cnn.ToNCHWc"] == 0, ops
-    assert ops["cnn.ToNCHW"] == 2, ops              # c3 and c2 for the partial concat
+    assert ops["Concat"] == 1 and ops["cnn.GatherNCHWc"] == 1 and ops["cnn.ToNCHWc"] == 0, ops
+    assert ops["cnn.ToNCHW"] == 1, ops              # y, the graph's output
     assert "Relu" not in ops, ops                    # fused into the BatchNormalization
     assert_close(y, plain(net).run(x), rtol=1e-5)
     assert_close(y, ort_run(net, x), rtol=1e-4)
@@ -347,3 +348,78 @@ def _blocked(a):
     y = np.zeros(n * ((c + 7) // 8) * h * w * 8, np.float32)
     ce._kernels.nchw_to_nchwc(np.ascontiguousarray(a).ravel(), y, n, c, h * w, 1)
     return y
+
+
+def shuffle_net(rng, c=26, hw=(9, 7), opset=13, split=False):
+    """Two ShuffleNetV2 units: Concat of two branches of c/2 channels (not
+    whole blocks), the channel shuffle (Reshape -> Transpose -> Reshape),
+    its halves taken by Slice (opset >= 10: bounds as inputs) or Split, the
+    second half through a branch, concatenated and shuffled again."""
+    h = c // 2
+    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "wa", h, c, 1, 1), init(rng, "wb", h, c, 1, 1),
+             init(rng, "wd", h, 1, 3, 3), init(rng, "wc", h, h, 1, 1), init(rng, "wy", 5, c, 1, 1),
+             numpy_helper.from_array(np.array([0, 2, h, *hw], np.int64), "s5"),
+             numpy_helper.from_array(np.array([0, c, *hw], np.int64), "s4"),
+             numpy_helper.from_array(np.array([0], np.int64), "z"),
+             numpy_helper.from_array(np.array([h], np.int64), "hh"),
+             numpy_helper.from_array(np.array([2**62], np.int64), "end"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax")]
+
+    def shuffle(x, tag):
+        return [helper.make_node("Reshape", [x, "s5"], [f"{tag}_r"], name=f"{tag}_r"),
+                helper.make_node("Transpose", [f"{tag}_r"], [f"{tag}_t"], name=f"{tag}_t",
+                                 perm=[0, 2, 1, 3, 4]),
+                helper.make_node("Reshape", [f"{tag}_t", "s4"], [f"{tag}_s"], name=f"{tag}_s")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c0", "wa"], ["a"], name="branch1"),
+             helper.make_node("Conv", ["c0", "wb"], ["b"], name="branch2"),
+             helper.make_node("Concat", ["a", "b"], ["cat1"], name="cat1", axis=1),
+             *shuffle("cat1", "sh1")]
+    if split:
+        nodes.append(helper.make_node("Split", ["sh1_s"], ["x1", "x2"], name="split", axis=1))
+    else:
+        nodes += [helper.make_node("Slice", ["sh1_s", "z", "hh", "ax"], ["x1"], name="x1"),
+                  helper.make_node("Slice", ["sh1_s", "hh", "end", "ax"], ["x2"], name="x2")]
+    nodes += [helper.make_node("Conv", ["x2", "wd"], ["d"], name="dw", group=h, pads=[1, 1, 1, 1]),
+              helper.make_node("Conv", ["d", "wc"], ["e"], name="pw"),
+              helper.make_node("Relu", ["e"], ["er"], name="relu"),
+              helper.make_node("Concat", ["x1", "er"], ["cat2"], name="cat2", axis=1),
+              *shuffle("cat2", "sh2"),
+              helper.make_node("Conv", ["sh2_s", "wy"], ["y"], name="head")]
+    g = helper.make_graph(nodes, "shuffle", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, *hw])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 5, *hw])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("c,split", [(26, False), (26, True), (116, False), (16, False)])
+def test_channel_shuffle_concat_and_slices_are_blocked_gathers(c, split, rng, plain):
+    """ShuffleNet's Concat -> shuffle -> Slice/Split chain runs as blocked
+    channel gathers traced to the branch outputs: no reorders, only the
+    gathers a conv reads are made; against the NCHW plan and ORT."""
+    net = shuffle_net(rng, c=c, split=split)
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    ops = _ops(m, x)
+    assert ops["cnn.ToNCHWc"] == 0 and ops["cnn.ToNCHW"] == 1, ops
+    assert not {"Reshape", "Transpose", "Slice", "Split"} & set(ops), ops
+    # made: x2 (read by dw) and sh2_s (read by head); cat1, sh1_s, x1, cat2
+    # are links traced through
+    assert ops["cnn.GatherNCHWc"] == 2, ops
+    assert_close(y, plain(net).run(x), rtol=1e-5)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
+
+
+def test_capture_inside_a_gather_chain_uses_the_plain_plan(rng, plain):
+    """Values the blocked plan never makes (the shuffle's 5-D transpose, a
+    traced Concat) can still be captured."""
+    net = shuffle_net(rng)
+    x = rng.standard_normal((1, 3, 9, 7)).astype(np.float32)
+    names = ["sh1_t", "cat2", "x1"]
+    y, got = ce.load(net).run(x, capture=names)
+    y_ref, ref = plain(net).run(x, capture=names)
+    assert_close(y, y_ref, rtol=1e-5)
+    for k in names:
+        assert got[k].shape == ref[k].shape
+        assert_close(got[k], ref[k], rtol=1e-6, what=k)

@@ -1,0 +1,68 @@
+/* Blocked channel gather: every output channel copied from one channel of
+ * one of several blocked inputs. One kernel for the channel-only data
+ * movement of the blocked graph (runtime/layout.py): a Concat whose parts
+ * are not whole blocks, a Slice or Split along channels, and a channel
+ * shuffle (Reshape -> Transpose -> Reshape, ShuffleNet), alone or composed.
+ * Without it those ran in NCHW between two reorders.
+ *
+ * The portable loop below is the oracle; AVX2 permutes and blends whole
+ * source vectors (csrc/x86/channel_gather_avx2.c). */
+#include <string.h>
+
+#include "internal.h"
+#include "nchwc.h"
+
+#define B CNN_NCHWC
+
+static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
+
+cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *const *xs,
+                                const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                                const int64_t *src_ch, float *y, int threads)
+{
+    int64_t t;
+    if (count < 1 || !xs || !cs || !src_in || !src_ch || !y)
+        return CNN_ERR_ARG;
+    if (n < 1 || hw < 1 || c_out < 1)
+        return CNN_ERR_SHAPE;
+    if (!cnn_mul_ok(n, blocks(c_out), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
+        return CNN_ERR_SHAPE;
+    for (int i = 0; i < count; i++) {
+        if (!xs[i])
+            return CNN_ERR_ARG;
+        if (cs[i] < 1 || !cnn_mul_ok(n, blocks(cs[i]), &t) || !cnn_mul_ok(t, hw, &t) ||
+            !cnn_mul_ok(t, B, &t))
+            return CNN_ERR_SHAPE;
+    }
+    for (int64_t j = 0; j < c_out; j++)
+        if (src_in[j] < 0 || src_in[j] >= count || src_ch[j] < 0 || src_ch[j] >= cs[src_in[j]])
+            return CNN_ERR_ARG;
+    if (threads < 1)
+        threads = 1;
+#if defined(__x86_64__)
+    if (cnn_active_isa() == CNN_ISA_AVX2) {
+        cnn_nchwc_gather_avx2(n, hw, count, xs, cs, c_out, src_in, src_ch, y, threads);
+        return CNN_OK;
+    }
+#endif
+    const int64_t obs = blocks(c_out);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < n * obs; q++) {
+        const int64_t img = q / obs, ob = q % obs;
+        float *d = y + q * hw * B;
+        for (int64_t l = 0; l < B; l++) {
+            const int64_t j = ob * B + l;
+            if (j >= c_out) {
+                for (int64_t p = 0; p < hw; p++)
+                    d[p * B + l] = 0.f;
+                continue;
+            }
+            const int i = src_in[j];
+            const int64_t c = src_ch[j];
+            const float *s = xs[i] + ((img * blocks(cs[i]) + c / B) * hw) * B + c % B;
+            for (int64_t p = 0; p < hw; p++)
+                d[p * B + l] = s[p * B];
+        }
+    }
+    return CNN_OK;
+}
