@@ -215,6 +215,24 @@ cdef class ConvNCHWc:
             cnn_conv2d_nchwc_free(self.pk)
             self.pk = NULL
 
+    def run_arrays(self, x, residual, y, int threads=0):
+        """run() on ndarrays of any shape (C-contiguous float32): the
+        executor's path, without a memoryview per argument."""
+        cdef cnn_status st
+        cdef int t
+        cdef int64_t size = cnp.PyArray_SIZE(x) if type(x) is cnp.ndarray else 0
+        if size == 0 or size % self.in_per:
+            raise ShapeError(f"x: {size} floats is not a positive multiple of {self.in_per}")
+        cdef int64_t n = size // self.in_per
+        cdef const float *xp = array_ptr(x, size, "x")
+        cdef float *yp = array_ptr(y, n * self.out_per, "y")
+        cdef const float *rp = NULL if residual is None else array_ptr(residual, n * self.out_per, "residual")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_f32(self.pk, n, xp, rp, yp, t)
+            cnn_threads_end()
+        check(st)
+
     def run(self, const float[::1] x, const float[::1] residual, float[::1] y,
             int threads=0):
         cdef cnn_status st

@@ -14,6 +14,9 @@ Conventions for every wrapper (the op families live in the _k_*.pxi files):
 from libc.stdint cimport int32_t, int64_t
 
 from cnnengine._capi cimport *
+cimport numpy as cnp
+
+cnp.import_array()
 from cnnengine.errors import Error, ResourceError, ShapeError, UnsupportedOpError
 
 ISA_NAMES = {CNN_ISA_REF: "scalar", CNN_ISA_AVX2: "avx2"}
@@ -33,6 +36,19 @@ cdef int check(cnn_status st) except -1:
 
 cdef inline const float *opt_ptr(const float[::1] a) noexcept:
     return NULL if a is None else &a[0]
+
+
+cdef float *array_ptr(object a, int64_t need, str name) except NULL:
+    """The data of a C-contiguous float32 ndarray (any shape) holding at
+    least `need` floats. The executor's hot path passes arrays: a typed
+    memoryview per argument cost about 0.5 us to acquire, and the arrays
+    needed a reshape(-1) each first."""
+    if type(a) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_FLOAT32 or \
+            not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+        raise ShapeError(f"{name}: expected a C-contiguous float32 array")
+    if cnp.PyArray_SIZE(<cnp.ndarray>a) < need or need < 1:
+        raise ShapeError(f"{name}: {cnp.PyArray_SIZE(<cnp.ndarray>a)} floats, need {need}")
+    return <float *>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 def detected_isa():

@@ -56,7 +56,8 @@ class Plan:
             if self._arenas:
                 return self._arenas.pop()
         bufs = [_aligned(n) for n in self.slot_sizes]
-        return [None if st.slot is None else bufs[st.slot[0]][:_size(st.slot[1])].reshape(st.slot[1])
+        return [None if st.slot is None else
+                bufs[st.slot[0]][st.slot[2]:st.slot[2] + _size(st.slot[1])].reshape(st.slot[1])
                 for st in self.steps]
 
     def release(self, arena):
