@@ -220,7 +220,7 @@ cdef class ConvNCHWc:
         executor's path, without a memoryview per argument."""
         cdef cnn_status st
         cdef int t
-        cdef int64_t size = cnp.PyArray_SIZE(x) if type(x) is cnp.ndarray else 0
+        cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
         if size == 0 or size % self.in_per:
             raise ShapeError(f"x: {size} floats is not a positive multiple of {self.in_per}")
         cdef int64_t n = size // self.in_per

@@ -43,7 +43,7 @@ cdef float *array_ptr(object a, int64_t need, str name) except NULL:
     least `need` floats. The executor's hot path passes arrays: a typed
     memoryview per argument cost about 0.5 us to acquire, and the arrays
     needed a reshape(-1) each first."""
-    if type(a) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_FLOAT32 or \
+    if not isinstance(a, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_FLOAT32 or \
             not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
         raise ShapeError(f"{name}: expected a C-contiguous float32 array")
     if cnp.PyArray_SIZE(<cnp.ndarray>a) < need or need < 1:

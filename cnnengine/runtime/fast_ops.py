@@ -108,7 +108,7 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
 
     def run(ins, out, t):
         y = _buf(out, oshape)
-        pk.run(ins[0].reshape(-1), ins[3].reshape(-1) if has_res else None, y.reshape(-1), t)
+        pk.run_arrays(ins[0], ins[3] if has_res else None, y, t)
         return y
 
     def run_gated(ins, out, t):
