@@ -233,6 +233,25 @@ cdef class ConvNCHWc:
             cnn_threads_end()
         check(st)
 
+    def run_pooled(self, x, residual, y, pool, int threads=0):
+        """run_arrays(), and pool (N * ceil(K/8) * 8 floats) = the mean of
+        every output channel over the plane. Depthwise convs only."""
+        cdef cnn_status st
+        cdef int t
+        cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
+        if size == 0 or size % self.in_per:
+            raise ShapeError(f"x: {size} floats is not a positive multiple of {self.in_per}")
+        cdef int64_t n = size // self.in_per
+        cdef const float *xp = array_ptr(x, size, "x")
+        cdef float *yp = array_ptr(y, n * self.out_per, "y")
+        cdef float *pp = array_ptr(pool, _blocked_count(n, self.p.k, 1), "pool")
+        cdef const float *rp = NULL if residual is None else array_ptr(residual, n * self.out_per, "residual")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_pooled_f32(self.pk, n, xp, rp, yp, pp, t)
+            cnn_threads_end()
+        check(st)
+
     def run(self, const float[::1] x, const float[::1] residual, float[::1] y,
             int threads=0):
         cdef cnn_status st

@@ -171,9 +171,13 @@ class Executor:
                 ins = [env[i] if i else None for i in node.inputs]
                 if step.runner is not None:
                     try:
-                        env[node.outputs[0]] = step.runner(ins, None if arena is None else arena[k], t)
+                        value = step.runner(ins, None if arena is None else arena[k], t)
                     except Error as exc:
                         raise _with_node(exc, node) from None
+                    if type(value) is tuple:      # a step with two outputs
+                        env.update(zip(node.outputs, value))
+                    else:
+                        env[node.outputs[0]] = value
                 else:
                     for name, value in zip(node.outputs, _call(node, ins)):
                         if name:

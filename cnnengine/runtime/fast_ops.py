@@ -111,6 +111,15 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         pk.run_arrays(ins[0], ins[3] if has_res else None, y, t)
         return y
 
+    pshape = (n, cb, 1, 1, 8)
+
+    def run_pooled(ins, out, t):
+        # and the mean over the plane (layout._pool_in_conv): a second
+        # output, small, made per run so that concurrent runs stay apart
+        y, pool = _buf(out, oshape), np.empty(pshape, np.float32)
+        pk.run_pooled(ins[0], ins[3] if has_res else None, y, pool, t)
+        return y, pool
+
     def run_gated(ins, out, t):
         y = _buf(out, oshape)
         pk.run_scaled(ins[0].reshape(-1), ins[4].reshape(-1), ins[3].reshape(-1) if has_res else None,
@@ -124,6 +133,8 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         K.nchwc_scale(ins[0].reshape(-1), ins[4].reshape(-1), xs, in_shape[0], in_shape[1],
                       in_shape[2] * in_shape[3], t)
         return run([xs] + list(ins[1:]), out, t)
+    if len(node.outputs) > 1:
+        return run_pooled
     if not has_gate:
         return run
     return run_gated if in_shape[2] * in_shape[3] >= w.shape[0] else run_gate_first

@@ -117,8 +117,10 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
                 rw.need_plain(v)
             rw.out.append(node)
             rw.plain.update(o for o in node.outputs if o)
-        else:
+        elif new is not _MADE:
             rw.out.append(new)
+            for o in new.outputs:
+                rw.producer[o] = new
     for v in outputs:
         rw.need_plain(v)
     _drop_unused_gathers(rw)
@@ -137,6 +139,7 @@ class _Rewrite:
         self.consumers = {}    # value -> the input nodes that read it
         self.protected = set()  # graph outputs
         self.skip = set()      # ids of input nodes a rule already replaced
+        self.producer = {}     # blocked value -> the rewritten node that makes it
 
     def twin(self, v):
         name = v + SUFFIX
@@ -225,12 +228,35 @@ def _pool(rw, node):
                 dict(a, _op=node.op, _in_shape=tuple(rw.shapes[x])))
 
 
+# A rule's answer when it changed an earlier node instead of making one.
+_MADE = object()
+
+
 def _global_pool(rw, node):
     x = node.inputs[0] if node.inputs else ""
     if node.op not in _GLOBAL or not rw.blocked4(x):
         return None
+    if node.op == "GlobalAveragePool" and _pool_in_conv(rw, x, node.outputs[0]):
+        return _MADE
     return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])],
                 {"_max": node.op == "GlobalMaxPool", "_c": rw.shapes[x][1]})
+
+
+def _pool_in_conv(rw, x, pooled):
+    """The spatial mean of x taken by the depthwise conv that makes it, as
+    it writes x (a squeeze-excitation block's squeeze: EfficientNet's 16,
+    MobileNetV3's 8), instead of a pass that reads x again: the conv's
+    second output."""
+    conv = rw.producer.get(rw.blk[x])
+    if conv is None or conv.op != "cnn.ConvNCHWc" or len(conv.outputs) != 1 or \
+            len(conv.inputs) > 4 or conv.attrs.get("_in_nchw"):
+        return False
+    c = conv.attrs["_in_shape"][1]
+    if int(conv.attrs.get("group", 1)) != c or rw.shapes[x][1] != c:
+        return False
+    conv.outputs.append(rw.twin(pooled))
+    rw.producer[conv.outputs[1]] = conv
+    return True
 
 
 def _batch_norm(rw, node):
@@ -385,11 +411,15 @@ def _spatial_mean(rw, node):
     x, y = ins[0], node.outputs[0]
     n, c = rw.shapes[x][:2]
     attrs = {"_max": node.op == "ReduceMax", "_c": c}
+    mean = node.op == "ReduceMean"
     if int(node.attrs.get("keepdims", 1)):
+        if mean and _pool_in_conv(rw, x, y):
+            return _MADE
         return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(y)], attrs)
     mid = y + "/keepdims"
     rw.shapes[mid], rw.dtypes[mid] = (n, c, 1, 1), np.dtype(np.float32)
-    rw.out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(mid)], attrs))
+    if not (mean and _pool_in_conv(rw, x, mid)):
+        rw.out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(mid)], attrs))
     rw.plain.add(y)
     return Node(f"{y}/to_nchw", "cnn.ToNCHW", [rw.blk[mid]], [y])
 

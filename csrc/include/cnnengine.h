@@ -181,6 +181,13 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
 cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                            const float *x, const float *s,
                                            const float *residual, float *y, int threads);
+/* The same depthwise conv, and also pool (N, ceil(K/8), 8) = the mean of
+ * each output channel over the plane, taken from the output as it is made
+ * (squeeze-excitation's squeeze). Depthwise only: CNN_ERR_UNSUPPORTED
+ * otherwise. */
+cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *residual, float *y,
+                                           float *pool, int threads);
 /* 1 when the packed conv runs Winograd, else 0 (direct). */
 int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk);
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,

@@ -285,8 +285,28 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     return st;
 }
 
+static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                      const float *residual, float *y, float *pool, int threads);
+
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, int threads)
+{
+    return run(pk, n, x, residual, y, NULL, threads);
+}
+
+cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *residual, float *y,
+                                           float *pool, int threads)
+{
+    if (!pool)
+        return CNN_ERR_ARG;
+    if (pk && (!pk->depthwise || pk->wino))
+        return CNN_ERR_UNSUPPORTED;
+    return run(pk, n, x, residual, y, pool, threads);
+}
+
+static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                      const float *residual, float *y, float *pool, int threads)
 {
     if (!pk || !x || !y)
         return CNN_ERR_ARG;
@@ -304,9 +324,10 @@ cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const
             return cnn_winograd_nchwc_run_avx2(&p, pk->wino, x, pk->bias, residual, y,
                                                threads < 1 ? 1 : threads);
         }
-        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, threads < 1 ? 1 : threads);
+        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads < 1 ? 1 : threads);
     }
 #endif
     (void)residual;
+    (void)pool;
     return CNN_ERR_UNSUPPORTED;
 }

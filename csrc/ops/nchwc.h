@@ -18,9 +18,10 @@ struct cnn_conv2d_nchwc {
 };
 
 #if defined(__x86_64__)
+/* pool: see cnn_conv2d_nchwc_run_pooled_f32 (depthwise only), or NULL */
 cnn_status cnn_conv2d_nchwc_run_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                      const float *x, const float *residual, float *y,
-                                     int threads);
+                                     float *pool, int threads);
 void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                             int threads);
 void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,

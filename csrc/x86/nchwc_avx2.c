@@ -664,8 +664,28 @@ DEFINE_DW_ROW(dw_row_3s2, 3, 3, 2)
 DEFINE_DW_ROW(dw_row_5s1, 5, 5, 1)
 DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
 
+/* The sum of every lane over rows [y, y + len) of 8-float pixels. */
+static __m256 lane_sums(const float *y, int64_t pixels)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t p = 0;
+    for (; p + 4 <= pixels; p += 4) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * B));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(y + (p + 1) * B));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(y + (p + 2) * B));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(y + (p + 3) * B));
+    }
+    for (; p < pixels; p++)
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * B));
+    return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+}
+
+/* pool, if not NULL: the mean over the plane of every output channel,
+ * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
+ * still in L1 (the squeeze of a squeeze-excitation block after its
+ * depthwise conv, which otherwise reads the whole output again). */
 static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                         const float *residual, float *y, int threads)
+                         const float *residual, float *y, float *pool, int threads)
 {
     const cnn_conv2d_params *p = &pk->p;
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
@@ -711,6 +731,11 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     int64_t win = 0, all = 0;
     if (pad_win && cnn_mul_ok(win_rows, wp * B, &win) && cnn_mul_ok(win, threads, &all))
         scratch = cnn_alloc_floats(all);   /* NULL: the kernels clip the borders instead */
+    float *partial = NULL;              /* per unit: its rows' lane sums */
+    if (pool && !(partial = cnn_alloc_floats(nunits * B))) {
+        free(scratch);
+        return CNN_ERR_OOM;
+    }
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t u = 0; u < nunits; u++) {
         const int64_t q = u / chunks;   /* q = img * cbs + block */
@@ -763,15 +788,31 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
             }
         }
         act_row(&p->ep, y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow * B);
+        if (partial)
+            _mm256_storeu_ps(partial + u * B, lane_sums(y + (q * oh + oy0) * ow * B,
+                                                        (oy1 - oy0) * ow));
+    }
+    if (partial) {
+        /* in unit order: the same sums whatever the thread count */
+        const __m256 inv = _mm256_set1_ps(1.f / (float)(oh * ow));
+        for (int64_t q = 0; q < n * cbs; q++) {
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t k = 0; k < chunks; k++)
+                a = _mm256_add_ps(a, _mm256_loadu_ps(partial + (q * chunks + k) * B));
+            _mm256_storeu_ps(pool + q * B, _mm256_mul_ps(a, inv));
+        }
+        free(partial);
     }
     free(scratch);
     return CNN_OK;
 }
 
 cnn_status cnn_conv2d_nchwc_run_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                                     const float *residual, float *y, int threads)
+                                     const float *residual, float *y, float *pool, int threads)
 {
-    return pk->depthwise ? dw_run(pk, n, x, residual, y, threads)
+    if (pool && !pk->depthwise)
+        return CNN_ERR_UNSUPPORTED;
+    return pk->depthwise ? dw_run(pk, n, x, residual, y, pool, threads)
                          : conv_run(pk, n, x, residual, y, threads);
 }
 

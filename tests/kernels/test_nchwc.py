@@ -269,3 +269,35 @@ def test_blocked_affine(rng):
     assert_close(from_blocked(y, 11), ref / (1 + np.exp(-ref)), rtol=1e-5)
     with pytest.raises(ce.ShapeError):
         _k.nchwc_affine(to_blocked(x).ravel(), scale[:8], shift, y.ravel(), 2, 11, 15, 2)
+
+
+@pytest.mark.parametrize("c,h,w,k,stride,act", [(13, 9, 7, 3, 1, ACTS[2]), (24, 30, 31, 5, 2, ACTS[0]),
+                                               (40, 7, 7, 3, 1, ACTS[1]), (8, 1, 1, 3, 1, ACTS[0])])
+def test_depthwise_pooled_output_is_the_plane_mean(c, h, w, k, stride, act, rng):
+    """run_pooled: the same output as run, and the mean of every channel
+    over the plane (squeeze-excitation's squeeze) as a second output."""
+    p = k // 2
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    dims, shape = _dims(x, wt, (stride, stride), (p, p, p, p), (1, 1), c)
+    pk = _k.ConvNCHWc(wt.ravel(), b, dims, *act, False)
+    cb = (c + 7) // 8
+    for threads in (1, 2):
+        y = np.full((2, cb, shape[2], shape[3], 8), np.nan, np.float32)
+        y2, pool = np.full_like(y, np.nan), np.full((2, cb, 1, 1, 8), np.nan, np.float32)
+        pk.run_arrays(to_blocked(x), None, y, threads)
+        pk.run_pooled(to_blocked(x), None, y2, pool, threads)
+        assert np.array_equal(y, y2)
+        assert_close(pool, y.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5)
+
+
+def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
+    w = rng.standard_normal((16, 8, 1, 1)).astype(np.float32)
+    pk = _k.ConvNCHWc(w.ravel(), None, (1, 8, 3, 3, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 3, 3))
+    x, y = np.ones((1, 1, 3, 3, 8), np.float32), np.ones((1, 2, 3, 3, 8), np.float32)
+    with pytest.raises(ce.UnsupportedOpError):
+        pk.run_pooled(x, None, y, np.ones(16, np.float32), 1)
+    dw = _k.ConvNCHWc(np.ones(72, np.float32), None, (1, 8, 3, 3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, 3, 3))
+    with pytest.raises(ce.ShapeError):
+        dw.run_pooled(x, None, np.ones((1, 1, 3, 3, 8), np.float32), np.ones(4, np.float32), 1)

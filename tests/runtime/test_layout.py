@@ -83,7 +83,11 @@ def test_blocked_plan_matches_nchw_plan_and_onnxruntime(batch, hw, rng, plain, m
     ops = _ops(m, x)
     assert ops["cnn.ConvNCHWc"] == 7, ops          # every conv, the stem straight from NCHW
     # per-channel scaling (on a 1x1 image: a same-shape blocked Mul)
-    assert ops["cnn.ScaleNCHWc"] == (hw != (1, 1)) and ops["cnn.GlobalPoolNCHWc"] == 2, ops
+    # the SE squeeze pools a 1x1 conv's output; the final pool is taken by
+    # the depthwise dw5 as it writes its output (its second output)
+    assert ops["cnn.ScaleNCHWc"] == (hw != (1, 1)) and ops["cnn.GlobalPoolNCHWc"] == 1, ops
+    plan = m._exec.plan_for({"x": x})
+    assert [s.node.name for s in plan.steps if len(s.node.outputs) == 2] == ["dw5"]
     assert ops["cnn.ToNCHWc"] == 0 and ops["cnn.ToNCHW"] == 1, ops   # one exit, before Flatten
     monkeypatch.setenv("CNNENGINE_LAYOUT", "nchw")
     ref_plan = plain(net)
@@ -423,3 +427,47 @@ def test_capture_inside_a_gather_chain_uses_the_plain_plan(rng, plain):
     for k in names:
         assert got[k].shape == ref[k].shape
         assert_close(got[k], ref[k], rtol=1e-6, what=k)
+
+
+@pytest.mark.parametrize("squeeze", ["gap", "mean_keep", "mean_flat"])
+def test_squeeze_is_taken_by_the_depthwise_conv(squeeze, rng, plain):
+    """A squeeze-excitation block whose squeeze (GlobalAveragePool, or
+    ReduceMean with or without keepdims) reads a depthwise conv's output:
+    the conv makes the mean as it writes (two outputs), no pooling step."""
+    c = 20
+    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "wd", c, 1, 3, 3), init(rng, "bd", c),
+             init(rng, "w1", 6, c, 1, 1), init(rng, "w2", c, 6, 1, 1), init(rng, "wp", 12, c, 1, 1),
+             numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+             numpy_helper.from_array(np.array([0, c, 1, 1], np.int64), "shape4")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c0", "wd", "bd"], ["d"], name="dw", group=c, pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["d"], ["ds"], name="sig"),
+             helper.make_node("Mul", ["d", "ds"], ["a"], name="silu")]
+    if squeeze == "gap":
+        nodes.append(helper.make_node("GlobalAveragePool", ["a"], ["s"], name="squeeze"))
+    elif squeeze == "mean_keep":
+        nodes.append(helper.make_node("ReduceMean", ["a", "axes"], ["s"], name="squeeze", keepdims=1))
+    else:
+        nodes += [helper.make_node("ReduceMean", ["a", "axes"], ["s2"], name="squeeze", keepdims=0),
+                  helper.make_node("Reshape", ["s2", "shape4"], ["s"], name="unflat")]
+    nodes += [helper.make_node("Conv", ["s", "w1"], ["e1"], name="fc1"),
+              helper.make_node("Relu", ["e1"], ["r1"], name="relu"),
+              helper.make_node("Conv", ["r1", "w2"], ["e2"], name="fc2"),
+              helper.make_node("Sigmoid", ["e2"], ["g"], name="gate"),
+              helper.make_node("Mul", ["a", "g"], ["sc"], name="excite"),
+              helper.make_node("Conv", ["sc", "wp"], ["y"], name="project")]
+    g = helper.make_graph(nodes, "se", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3, 11, 9])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 12, 11, 9])], inits)
+    net = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((2, 3, 11, 9)).astype(np.float32)
+    m = ce.load(net)
+    y = m.run(x)
+    ops = _ops(m, x)
+    assert "cnn.GlobalPoolNCHWc" not in ops and "ReduceMean" not in ops, ops
+    plan = m._exec.plan_for({"x": x})
+    assert [s.node.name for s in plan.steps if len(s.node.outputs) == 2] == ["dw"]
+    assert_close(y, plain(net).run(x), rtol=1e-5)
+    assert_close(y, ort_run(net, x), rtol=1e-4)
+    y2, got = m.run(x, capture=["squeeze", "silu"])
+    assert_close(got["squeeze"].reshape(2, c), got["silu"].mean(axis=(2, 3)), rtol=1e-5)
