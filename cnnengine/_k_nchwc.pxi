@@ -215,27 +215,19 @@ cdef class ConvNCHWc:
             cnn_conv2d_nchwc_free(self.pk)
             self.pk = NULL
 
-    def run_arrays(self, x, residual, y, int threads=0):
-        """run() on ndarrays of any shape (C-contiguous float32): the
-        executor's path, without a memoryview per argument."""
-        cdef cnn_status st
-        cdef int t
-        cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
-        if size == 0 or size % self.in_per:
-            raise ShapeError(f"x: {size} floats is not a positive multiple of {self.in_per}")
-        cdef int64_t n = size // self.in_per
-        cdef const float *xp = array_ptr(x, size, "x")
-        cdef float *yp = array_ptr(y, n * self.out_per, "y")
-        cdef const float *rp = NULL if residual is None else array_ptr(residual, n * self.out_per, "residual")
-        with nogil:
-            t = cnn_threads_begin(threads)
-            st = cnn_conv2d_nchwc_run_f32(self.pk, n, xp, rp, yp, t)
-            cnn_threads_end()
-        check(st)
+    def run(self, x, residual, y, int threads=0):
+        """y = conv(x) (+ residual): C-contiguous float32 ndarrays of any
+        shape (blocked tensors, or their flat views), x holding N images."""
+        self._run(x, residual, y, None, threads)
 
     def run_pooled(self, x, residual, y, pool, int threads=0):
-        """run_arrays(), and pool (N * ceil(K/8) * 8 floats) = the mean of
-        every output channel over the plane. Depthwise convs only."""
+        """run(), and pool (N * ceil(K/8) * 8 floats) = the mean of every
+        output channel over the plane. Depthwise convs only."""
+        self._run(x, residual, y, pool, threads)
+
+    cdef _run(self, x, residual, y, pool, int threads):
+        # data pointers straight from the ndarrays (array_ptr): the
+        # executor calls this once per conv step
         cdef cnn_status st
         cdef int t
         cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
@@ -244,31 +236,13 @@ cdef class ConvNCHWc:
         cdef int64_t n = size // self.in_per
         cdef const float *xp = array_ptr(x, size, "x")
         cdef float *yp = array_ptr(y, n * self.out_per, "y")
-        cdef float *pp = array_ptr(pool, _blocked_count(n, self.p.k, 1), "pool")
         cdef const float *rp = NULL if residual is None else array_ptr(residual, n * self.out_per, "residual")
+        cdef float *pp = NULL if pool is None else array_ptr(pool, _blocked_count(n, self.p.k, 1), "pool")
         with nogil:
             t = cnn_threads_begin(threads)
-            st = cnn_conv2d_nchwc_run_pooled_f32(self.pk, n, xp, rp, yp, pp, t)
-            cnn_threads_end()
-        check(st)
-
-    def run(self, const float[::1] x, const float[::1] residual, float[::1] y,
-            int threads=0):
-        cdef cnn_status st
-        cdef int t
-        cdef int64_t n
-        cdef const float *rp = opt_ptr(residual)
-        if x is None or x.shape[0] == 0 or x.shape[0] % self.in_per:
-            raise ShapeError(f"x: {0 if x is None else x.shape[0]} floats is not a positive "
-                             f"multiple of {self.in_per}")
-        n = x.shape[0] // self.in_per
-        # sizes read off the typed views: _need(object) would box each view
-        if y is None or y.shape[0] < n * self.out_per:
-            _need(y, n * self.out_per, "y")
-        if residual is not None and residual.shape[0] < n * self.out_per:
-            _need(residual, n * self.out_per, "residual")
-        with nogil:
-            t = cnn_threads_begin(threads)
-            st = cnn_conv2d_nchwc_run_f32(self.pk, n, &x[0], rp, &y[0], t)
+            if pp == NULL:
+                st = cnn_conv2d_nchwc_run_f32(self.pk, n, xp, rp, yp, t)
+            else:
+                st = cnn_conv2d_nchwc_run_pooled_f32(self.pk, n, xp, rp, yp, pp, t)
             cnn_threads_end()
         check(st)

@@ -108,7 +108,7 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
 
     def run(ins, out, t):
         y = _buf(out, oshape)
-        pk.run_arrays(ins[0], ins[3] if has_res else None, y, t)
+        pk.run(ins[0], ins[3] if has_res else None, y, t)
         return y
 
     pshape = (n, cb, 1, 1, 8)

@@ -14,8 +14,6 @@
 
 #define B CNN_NCHWC
 
-static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
-
 cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *const *xs,
                                 const int64_t *cs, int64_t c_out, const int32_t *src_in,
                                 const int64_t *src_ch, float *y, int threads)
@@ -25,12 +23,12 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
         return CNN_ERR_ARG;
     if (n < 1 || hw < 1 || c_out < 1)
         return CNN_ERR_SHAPE;
-    if (!cnn_mul_ok(n, blocks(c_out), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
+    if (!cnn_mul_ok(n, cnn_nchwc_blocks(c_out), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
         return CNN_ERR_SHAPE;
     for (int i = 0; i < count; i++) {
         if (!xs[i])
             return CNN_ERR_ARG;
-        if (cs[i] < 1 || !cnn_mul_ok(n, blocks(cs[i]), &t) || !cnn_mul_ok(t, hw, &t) ||
+        if (cs[i] < 1 || !cnn_mul_ok(n, cnn_nchwc_blocks(cs[i]), &t) || !cnn_mul_ok(t, hw, &t) ||
             !cnn_mul_ok(t, B, &t))
             return CNN_ERR_SHAPE;
     }
@@ -45,7 +43,7 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
         return CNN_OK;
     }
 #endif
-    const int64_t obs = blocks(c_out);
+    const int64_t obs = cnn_nchwc_blocks(c_out);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * obs; q++) {
         const int64_t img = q / obs, ob = q % obs;
@@ -59,7 +57,7 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
             }
             const int i = src_in[j];
             const int64_t c = src_ch[j];
-            const float *s = xs[i] + ((img * blocks(cs[i]) + c / B) * hw) * B + c % B;
+            const float *s = xs[i] + ((img * cnn_nchwc_blocks(cs[i]) + c / B) * hw) * B + c % B;
             for (int64_t p = 0; p < hw; p++)
                 d[p * B + l] = s[p * B];
         }

@@ -11,8 +11,6 @@
 
 #define B CNN_NCHWC
 
-static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
-
 /* The buffers are given and n * ceil(c/8) * hw * 8 fits int64 and is
  * positive: the checks every blocked element-wise entry point shares. */
 static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw, int buffers_given)
@@ -22,7 +20,7 @@ static cnn_status check_blocked(int64_t n, int64_t c, int64_t hw, int buffers_gi
         return CNN_ERR_ARG;
     if (n < 1 || c < 1 || hw < 1)
         return CNN_ERR_SHAPE;
-    if (!cnn_mul_ok(n, blocks(c), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
+    if (!cnn_mul_ok(n, cnn_nchwc_blocks(c), &t) || !cnn_mul_ok(t, hw, &t) || !cnn_mul_ok(t, B, &t))
         return CNN_ERR_SHAPE;
     return CNN_OK;
 }
@@ -39,7 +37,7 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
         return CNN_OK;
     }
 #endif
-    const int64_t cbs = blocks(c);
+    const int64_t cbs = cnn_nchwc_blocks(c);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * cbs; q++) {
         const int64_t img = q / cbs, cb = q % cbs;
@@ -65,7 +63,7 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
         return CNN_OK;
     }
 #endif
-    const int64_t cbs = blocks(c);
+    const int64_t cbs = cnn_nchwc_blocks(c);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * cbs; q++) {
         const int64_t img = q / cbs, cb = q % cbs;
@@ -192,7 +190,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     pk->in_nchw = in_nchw != 0;
     pk->depthwise = dw;
     pk->cb = in_nchw ? 1 : B;
-    pk->ocb = blocks(p->k);
+    pk->ocb = cnn_nchwc_blocks(p->k);
     /* input blocks a conv group reads (all of them when groups == 1) */
     pk->icb = dw ? pk->ocb : (p->c / p->groups + pk->cb - 1) / pk->cb;
     const int64_t taps = p->kh * p->kw;

@@ -5,6 +5,9 @@
 
 #include "internal.h"
 
+/* Blocks of 8 channels that hold c channels. */
+static inline int64_t cnn_nchwc_blocks(int64_t c) { return (c + CNN_NCHWC - 1) / CNN_NCHWC; }
+
 struct cnn_conv2d_nchwc {
     cnn_conv2d_params p;    /* n is ignored: runs take any batch */
     int in_nchw;            /* input plain NCHW (cb = 1) instead of blocked */

@@ -12,13 +12,11 @@
 
 #define B CNN_NCHWC
 
-static int64_t blocks(int64_t c) { return (c + B - 1) / B; }
-
 void cnn_nchwc_gather_avx2(int64_t n, int64_t hw, int count, const float *const *xs,
                                  const int64_t *cs, int64_t c_out, const int32_t *src_in,
                                  const int64_t *src_ch, float *y, int threads)
 {
-    const int64_t obs = blocks(c_out);
+    const int64_t obs = cnn_nchwc_blocks(c_out);
     /* units of about 4096 floats of output (a 16 KiB run of one block) */
     int64_t chunk = hw < 512 ? hw : 512;
     const int64_t chunks = (hw + chunk - 1) / chunk, units = n * obs * chunks;
@@ -36,7 +34,7 @@ void cnn_nchwc_gather_avx2(int64_t n, int64_t hw, int count, const float *const 
             whole = src_in[j0 + l] == src_in[j0] && src_ch[j0 + l] == src_ch[j0] + l;
         if (whole && j0 + B <= c_out) {
             const int i = src_in[j0];
-            const float *s = xs[i] + ((img * blocks(cs[i]) + src_ch[j0] / B) * hw) * B;
+            const float *s = xs[i] + ((img * cnn_nchwc_blocks(cs[i]) + src_ch[j0] / B) * hw) * B;
             memcpy(d + p0 * B, s + p0 * B, (size_t)((p1 - p0) * B) * sizeof(float));
             continue;
         }
@@ -50,7 +48,7 @@ void cnn_nchwc_gather_avx2(int64_t n, int64_t hw, int count, const float *const 
         for (int64_t l = 0; l < B && j0 + l < c_out; l++) {
             const int i = src_in[j0 + l];
             const int64_t c = src_ch[j0 + l];
-            const float *plane = xs[i] + ((img * blocks(cs[i]) + c / B) * hw) * B;
+            const float *plane = xs[i] + ((img * cnn_nchwc_blocks(cs[i]) + c / B) * hw) * B;
             int k = 0;
             while (k < nsrc && src[k] != plane) k++;
             if (k == nsrc)

@@ -109,7 +109,7 @@ def test_blocked_conv_matches_oracle(case, act, rng):
     assert_close(from_blocked(y, k), conv2d_np(x, w, None, stride, pads, dil, groups), rtol=tol)
     # the executor's entry: arrays of any shape, no flattening
     y2 = np.full_like(y, np.nan)
-    pk.run_arrays(to_blocked(x), None, y2, 2)
+    pk.run(to_blocked(x), None, y2, 2)
     assert np.array_equal(y2, y)
 
 
@@ -188,15 +188,15 @@ def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
     with pytest.raises(ce.ShapeError):
         pk.run(np.ones(200, np.float32), None, None, 1)
     x, y = np.ones((1, 1, 5, 5, 8), np.float32), np.ones((1, 1, 5, 5, 8), np.float32)
-    pk.run_arrays(x, x, y, 1)
+    pk.run(x, x, y, 1)
     for bad in (x.astype(np.float64), x[..., ::2], [1.0] * 200, None):
         with pytest.raises(ce.ShapeError):
-            pk.run_arrays(bad, None, y, 1)
+            pk.run(bad, None, y, 1)
     for bad in (y[:, :, :4], y.transpose(0, 1, 3, 2, 4), None):
         with pytest.raises(ce.ShapeError):
-            pk.run_arrays(x, None, bad, 1)
+            pk.run(x, None, bad, 1)
     with pytest.raises(ce.ShapeError):       # a short residual
-        pk.run_arrays(x, np.ones(10, np.float32), y, 1)
+        pk.run(x, np.ones(10, np.float32), y, 1)
     ce.set_isa("scalar")
     with pytest.raises(ce.UnsupportedOpError):
         _k.ConvNCHWc(w.ravel(), None, dims)
@@ -286,7 +286,7 @@ def test_depthwise_pooled_output_is_the_plane_mean(c, h, w, k, stride, act, rng)
     for threads in (1, 2):
         y = np.full((2, cb, shape[2], shape[3], 8), np.nan, np.float32)
         y2, pool = np.full_like(y, np.nan), np.full((2, cb, 1, 1, 8), np.nan, np.float32)
-        pk.run_arrays(to_blocked(x), None, y, threads)
+        pk.run(to_blocked(x), None, y, threads)
         pk.run_pooled(to_blocked(x), None, y2, pool, threads)
         assert np.array_equal(y, y2)
         assert_close(pool, y.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5)
