@@ -12,6 +12,7 @@ cdef extern from "cnnengine.h" nogil:
     ctypedef enum cnn_isa:
         CNN_ISA_REF
         CNN_ISA_AVX2
+        CNN_ISA_AVX512
 
     cnn_isa cnn_detected_isa()
     cnn_isa cnn_active_isa()

@@ -19,7 +19,7 @@ cimport numpy as cnp
 cnp.import_array()
 from cnnengine.errors import Error, ResourceError, ShapeError, UnsupportedOpError
 
-ISA_NAMES = {CNN_ISA_REF: "scalar", CNN_ISA_AVX2: "avx2"}
+ISA_NAMES = {CNN_ISA_REF: "scalar", CNN_ISA_AVX2: "avx2", CNN_ISA_AVX512: "avx512"}
 
 
 cdef int check(cnn_status st) except -1:
@@ -52,7 +52,7 @@ cdef float *array_ptr(object a, int64_t need, str name) except NULL:
 
 
 def detected_isa():
-    """The best instruction set this CPU supports ("avx2" or "scalar")."""
+    """The best instruction set this CPU supports ("avx512", "avx2" or "scalar")."""
     return ISA_NAMES[cnn_detected_isa()]
 
 
@@ -62,8 +62,9 @@ def active_isa():
 
 
 def set_isa(name):
-    """Force "scalar" or "avx2" (tests); raises UnsupportedOpError when absent."""
-    codes = {"scalar": CNN_ISA_REF, "ref": CNN_ISA_REF, "avx2": CNN_ISA_AVX2}
+    """Force "scalar", "avx2" or "avx512" (tests); raises UnsupportedOpError when absent."""
+    codes = {"scalar": CNN_ISA_REF, "ref": CNN_ISA_REF, "avx2": CNN_ISA_AVX2,
+             "avx512": CNN_ISA_AVX512}
     if name not in codes:
         raise Error(f"unknown ISA {name!r}; expected one of {sorted(codes)}")
     check(cnn_set_isa(codes[name]))

@@ -6,12 +6,13 @@ import pytest
 
 import cnnengine as ce
 
-ISAS = ["scalar"] + (["avx2"] if ce.detected_isa() == "avx2" else [])
+# The ISA levels this CPU runs: each implies the ones before it.
+ISAS = ["scalar", "avx2", "avx512"][: ["scalar", "avx2", "avx512"].index(ce.detected_isa()) + 1]
 
 
-@pytest.fixture(params=["scalar", "avx2"])
+@pytest.fixture(params=["scalar", "avx2", "avx512"])
 def isa(request):
-    """Run the test once per ISA path; the AVX2 run is skipped where absent."""
+    """Run the test once per ISA path; a level the CPU lacks is skipped."""
     if request.param not in ISAS:
         pytest.skip(f"{request.param} not supported on this CPU")
     before = ce.active_isa()
@@ -20,15 +21,17 @@ def isa(request):
     ce.set_isa(before)
 
 
-@pytest.fixture
-def avx2():
-    """Force the AVX2 kernels for a test (a module: usefixtures("avx2")),
-    skipped where the CPU lacks them; the previous ISA comes back after."""
-    if "avx2" not in ISAS:
-        pytest.skip("no AVX2 on this CPU")
+@pytest.fixture(params=["avx2", "avx512"])
+def avx2(request):
+    """Run a test on each SIMD level (a module: usefixtures("avx2")): the
+    AVX2 kernels, then AVX-512 (its own kernels where it has them, AVX2's
+    elsewhere); a level the CPU lacks is skipped, and the previous ISA
+    comes back after."""
+    if request.param not in ISAS:
+        pytest.skip(f"no {request.param} on this CPU")
     before = ce.active_isa()
-    ce.set_isa("avx2")
-    yield
+    ce.set_isa(request.param)
+    yield request.param
     ce.set_isa(before)
 
 

@@ -43,7 +43,7 @@ def wanted():
 
 def available():
     from .. import _kernels as K
-    return K.active_isa() == "avx2"
+    return K.active_isa() in ("avx2", "avx512")
 
 
 def blocked_shape(shape):

@@ -26,7 +26,9 @@ typedef enum cnn_status {
 
 /* ---------------------------------------------------------------- core */
 
-typedef enum cnn_isa { CNN_ISA_REF = 0, CNN_ISA_AVX2 = 1 } cnn_isa;
+/* Ordered: a level implies the ones below it. AVX512 runs the AVX2
+ * kernels wherever it has no variant of its own. */
+typedef enum cnn_isa { CNN_ISA_REF = 0, CNN_ISA_AVX2 = 1, CNN_ISA_AVX512 = 2 } cnn_isa;
 
 cnn_isa cnn_detected_isa(void);     /* best ISA this CPU supports */
 cnn_isa cnn_active_isa(void);       /* what the drivers dispatch to now */

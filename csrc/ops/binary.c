@@ -86,7 +86,7 @@ cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape,
 
     binary_row_fn row = cnn_binary_row_ref;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         row = cnn_binary_row_avx2;
 #endif
     const int64_t inner = dim[nd - 1], isa_ = sa[nd - 1], isb = sb[nd - 1];

@@ -38,7 +38,7 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_nchwc_gather_avx2(n, hw, count, xs, cs, c_out, src_in, src_ch, y, threads);
         return CNN_OK;
     }

@@ -122,7 +122,7 @@ cnn_status cnn_conv2d_f32(const cnn_conv2d_params *p, const float *x, const floa
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_conv2d_f32_avx2(p, x, w, bias, residual, y, threads);
 #endif
     conv2d_ref(p, x, w, bias, residual, y, threads);

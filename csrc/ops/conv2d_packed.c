@@ -83,7 +83,7 @@ cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
     pk->p = *p;
     pk->algo = CONV_ALGO_REF;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2 && p->sw <= ((int64_t)1 << 26)) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2 && p->sw <= ((int64_t)1 << 26)) {
         if (p->groups == p->c && p->k == p->c)
             pk->algo = CONV_ALGO_DEPTHWISE;
         else

@@ -62,7 +62,7 @@ cnn_status cnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
         threads = 1;
     if (alpha == 0.f)  /* BLAS: alpha == 0 leaves A and B unread */
         k = 0;
-    if (cnn_active_isa() != CNN_ISA_AVX2) {
+    if (cnn_active_isa() < CNN_ISA_AVX2) {
         gemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
         return CNN_OK;
     }
@@ -178,7 +178,7 @@ cnn_status cnn_gemm_jobs_f32_ref(const cnn_gemm_job *jobs, int64_t njobs, int th
 cnn_status cnn_gemm_jobs_f32(const cnn_gemm_job *jobs, int64_t njobs, int threads)
 {
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_gemm_jobs_f32_avx2(jobs, njobs, threads);
 #endif
     return cnn_gemm_jobs_f32_ref(jobs, njobs, threads);
@@ -187,7 +187,7 @@ cnn_status cnn_gemm_jobs_f32(const cnn_gemm_job *jobs, int64_t njobs, int thread
 double cnn_fma_peak_gflops(int threads)
 {
 #if defined(__x86_64__)
-    if (cnn_detected_isa() == CNN_ISA_AVX2)
+    if (cnn_detected_isa() >= CNN_ISA_AVX2)
         return cnn_fma_peak_gflops_avx2(threads);
 #endif
     (void)threads;

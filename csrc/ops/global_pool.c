@@ -38,7 +38,7 @@ cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x,
         return st;
     int avx2 = 0;
 #if defined(__x86_64__)
-    avx2 = cnn_active_isa() == CNN_ISA_AVX2;
+    avx2 = cnn_active_isa() >= CNN_ISA_AVX2;
 #endif
     if (threads < 1)
         threads = 1;
@@ -65,7 +65,7 @@ cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x,
         return st;
     int avx2 = 0;
 #if defined(__x86_64__)
-    avx2 = cnn_active_isa() == CNN_ISA_AVX2;
+    avx2 = cnn_active_isa() >= CNN_ISA_AVX2;
 #endif
     if (threads < 1)
         threads = 1;

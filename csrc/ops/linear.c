@@ -36,7 +36,7 @@ cnn_status cnn_linear_f32(int64_t n, int64_t in, int64_t out, const float *x,
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_linear_f32_avx2(n, in, out, x, w, bias, ep, y, threads);
 #endif
     linear_ref(n, in, out, x, w, bias, ep, y, threads);

@@ -32,7 +32,7 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_nchw_to_nchwc_avx2(n, c, hw, x, y, threads);
         return CNN_OK;
     }
@@ -58,7 +58,7 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_nchwc_to_nchw_avx2(n, c, hw, x, y, threads);
         return CNN_OK;
     }
@@ -84,7 +84,7 @@ cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_ma
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_global_pool_nchwc_avx2(n, c, hw, is_max, x, y, threads);
         return CNN_OK;
     }
@@ -99,7 +99,7 @@ cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_nchwc_scale_avx2(n, c, hw, x, s, y, threads);
         return CNN_OK;
     }
@@ -120,7 +120,7 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
     if (!cnn_act_valid(ep))
         return CNN_ERR_ARG;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_nchwc_affine_avx2(n, c, hw, x, scale, shift, ep, y, threads < 1 ? 1 : threads);
         return CNN_OK;
     }
@@ -173,7 +173,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     if (!(p->groups == 1 || dw || grouped) || (in_nchw && p->groups != 1))
         return CNN_ERR_UNSUPPORTED;
 #if defined(__x86_64__)
-    if (cnn_active_isa() != CNN_ISA_AVX2)
+    if (cnn_active_isa() < CNN_ISA_AVX2)
         return CNN_ERR_UNSUPPORTED;
 #else
     return CNN_ERR_UNSUPPORTED;
@@ -315,13 +315,16 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         !cnn_mul_ok(n, pk->icb * (pk->depthwise ? 1 : pk->p.groups) * pk->cb * pk->p.h * pk->p.w, &t))
         return CNN_ERR_SHAPE;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         if (pk->wino) {
             cnn_conv2d_params p = pk->p;
             p.n = n;
             return cnn_winograd_nchwc_run_avx2(&p, pk->wino, x, pk->bias, residual, y,
                                                threads < 1 ? 1 : threads);
         }
+        if (cnn_active_isa() >= CNN_ISA_AVX512)
+            return cnn_conv2d_nchwc_run_avx512(pk, n, x, residual, y, pool,
+                                               threads < 1 ? 1 : threads);
         return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads < 1 ? 1 : threads);
     }
 #endif

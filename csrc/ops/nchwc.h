@@ -1,5 +1,6 @@
 /* Private side of the blocked-layout (NCHW8c) kernels: csrc/ops/nchwc.c
- * (validation, packing, portable reorders) <-> csrc/x86/nchwc_avx2.c. */
+ * (validation, packing, portable reorders) <-> csrc/x86/nchwc_avx2.c and
+ * nchwc_avx512.c. */
 #ifndef CNN_OPS_NCHWC_H
 #define CNN_OPS_NCHWC_H
 
@@ -25,6 +26,10 @@ struct cnn_conv2d_nchwc {
 cnn_status cnn_conv2d_nchwc_run_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                      const float *x, const float *residual, float *y,
                                      float *pool, int threads);
+/* AVX-512 tiles for the non-depthwise convolutions (AVX2 for the rest) */
+cnn_status cnn_conv2d_nchwc_run_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                       const float *x, const float *residual, float *y,
+                                       float *pool, int threads);
 void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                             int threads);
 void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,

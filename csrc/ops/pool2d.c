@@ -119,7 +119,7 @@ cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x,
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_max_pool2d_f32_avx2(p, x, y, threads);
 #endif
     max_pool2d_ref(p, x, y, threads);
@@ -135,7 +135,7 @@ cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x,
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_avg_pool2d_f32_avx2(p, x, y, threads);
 #endif
     avg_pool2d_ref(p, x, y, threads);
@@ -150,7 +150,7 @@ cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const fl
     if (st != CNN_OK)
         return st;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2) {
+    if (cnn_active_isa() >= CNN_ISA_AVX2) {
         cnn_pool2d_nchwc_avx2(p, is_max, x, y, threads < 1 ? 1 : threads);
         return CNN_OK;
     }

@@ -19,7 +19,7 @@ cnn_status cnn_prelu_f32(int64_t n, int64_t c, int64_t hw, const float *x,
         return CNN_ERR_ARG;
     void (*row)(const float *, float *, int64_t, float) = cnn_prelu_row_ref;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         row = cnn_prelu_row_avx2;
 #endif
     /* work item = one chunk of one (n, c) row; rows*chunks <= count, no overflow */

@@ -59,7 +59,7 @@ static cnn_status wino_check(const cnn_conv2d_params *p)
 
 int cnn_winograd_eligible(const cnn_conv2d_params *p)
 {
-    if (!p || cnn_active_isa() != CNN_ISA_AVX2)
+    if (!p || cnn_active_isa() < CNN_ISA_AVX2)
         return 0;
     if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
         p->groups != 1)
@@ -291,7 +291,7 @@ cnn_status cnn_winograd_run_f32(const cnn_conv2d_params *p, const float *packed,
     if (threads < 1)
         threads = 1;
 #if defined(__x86_64__)
-    if (cnn_active_isa() == CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_winograd_run_f32_avx2(p, packed, x, bias, residual, y, threads);
 #endif
     return cnn_winograd_run_f32_ref(p, packed, x, bias, residual, y, threads);

@@ -23,68 +23,21 @@
 #include <math.h>
 #include <string.h>
 
-#include "../ops/eltwise.h"
-#include "../ops/nchwc.h"
 #include "../ops/pool2d.h"
-#include "vmath_avx2.h"
+#include "nchwc_conv.h"
 
 #define B CNN_NCHWC
-#define INLINE static inline __attribute__((always_inline))
+#define INLINE CNN_INLINE
+#define act_v cnn_act_v
 
-/* The activations applied in registers as a tile is stored: short enough
- * to inline in every tile variant. The others (exp-based: sigmoid, SiLU,
- * tanh, ELU, GELU) would be calls, and a call clobbers every ymm register,
- * so inside a tile's epilogue it spilled and reloaded the tile's other
- * accumulators around each vector (40->240 @28x28 1x1 + SiLU: SiLU cost
- * 0.69 ns per output, 0.30 in a separate pass). They run instead over each
- * stored row, while it is in L1/L2, by the activation pass's own loop. */
-INLINE int act_in_tile(int act)
-{
-    return act == CNN_ACT_NONE || act == CNN_ACT_RELU || act == CNN_ACT_CLIP ||
-           act == CNN_ACT_LEAKY || act == CNN_ACT_HARDSWISH || act == CNN_ACT_HARDSIGMOID;
-}
-
-/* act_in_tile's activations (identity for the others, left to act_row). */
-INLINE __m256 act_v(const cnn_epilogue *ep, __m256 v)
-{
-    switch (ep->act) {
-    case CNN_ACT_RELU: return cnn_v_relu(v);
-    case CNN_ACT_CLIP: return cnn_v_clip(v, _mm256_set1_ps(ep->alpha), _mm256_set1_ps(ep->beta));
-    case CNN_ACT_LEAKY: return cnn_v_leaky(v, _mm256_set1_ps(ep->alpha));
-    case CNN_ACT_HARDSWISH: return cnn_v_hardswish(v);
-    case CNN_ACT_HARDSIGMOID:
-        return cnn_v_hardsigmoid(v, _mm256_set1_ps(ep->alpha), _mm256_set1_ps(ep->beta));
-    default: return v;
-    }
-}
-
-/* Every activation act_v left out, over n floats of output at y, in place. */
+/* Every activation cnn_act_v left out, over n floats of output at y, in place. */
 static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
 {
-    if (!act_in_tile(ep->act))
+    if (!cnn_act_in_tile(ep->act))
         cnn_act_row_avx2(ep, y, y, n);
 }
 
 /* ------------------------------------------------------------ convolution */
-
-/* One output row (or, for a flattened 1x1, a run of pixels) of one image. */
-typedef struct crow {
-    const float *x;     /* the image's first input block plane */
-    int64_t xplane;     /* floats per input block plane: h * w * cb */
-    int64_t xrow;       /* floats per input row: w * cb */
-    int64_t icb, kh, kw, sw, dh, dw;
-    int64_t iy0;        /* input row of tap ky = 0 */
-    int64_t ky0, ky1;   /* taps whose input row is inside the image */
-    const float *w;     /* packed weights of the tile's first output block */
-    int64_t wob;        /* floats per output block of packed weights */
-    const float *bias;  /* at the tile's first output block */
-    const float *res;   /* residual at (first block, this row's pixel 0), or NULL */
-    float *y;           /* output at (first block, this row's pixel 0) */
-    int64_t yplane;     /* floats per output block plane: oh * ow * 8 */
-    const cnn_epilogue *ep;
-    const char *pf;     /* weights the next output block pair will read, or NULL */
-    int64_t pf_bytes;
-} crow;
 
 /* The store of a conv tile's PX pixels x OB output blocks from the named
  * accumulators a0P / a1P at output pixel OX0: bias, residual, the in-tile
@@ -115,26 +68,6 @@ typedef struct crow {
             CNN_TILE_OUT(a13, b1, y1, r1, 3) CNN_TILE_OUT(a14, b1, y1, r1, 4) CNN_TILE_OUT(a15, b1, y1, r1, 5) \
         }                                                                                 \
     } while (0)
-
-/* Weights of the next output block pair into L2 while this pair computes:
- * in a network they are cold (late 1x1s: 0.9-1.6 MB of weights), and a
- * pair's first tile otherwise waits on all of them at once with no FMAs
- * to hide the misses behind. Each tile of a row takes an equal share
- * (prefetch_share) and spreads it over its input blocks, a few lines per
- * block (prefetch_slice): a burst at the tile's start filled the miss
- * queues and stalled the loads behind it (MNASNet 1152->192 @7x7 in-model:
- * no prefetch 250 us, one burst per tile 245, spread 205; ONNX Runtime
- * 213). */
-INLINE int64_t prefetch_share(int64_t left, int64_t tiles)
-{
-    return ((left + tiles - 1) / tiles + 63) & ~(int64_t)63;
-}
-
-INLINE void prefetch_slice(const char *pf, int64_t pfn, int64_t per, int64_t i)
-{
-    for (int64_t b = i * per; b < (i + 1) * per && b < pfn; b += 64)
-        _mm_prefetch(pf + b, _MM_HINT_T1);
-}
 
 /* PX output pixels from ox0 (input column ix0 for tap kx = 0) x OB output
  * blocks, taps kx in [kx0, kx1); CB input channels per block. */
@@ -193,9 +126,9 @@ INLINE void pw_tile(const crow *r, const int OB, const int PX, int64_t ox0, cons
     __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00;
     const float *xp = r->x + ox0 * B, *wp = r->w;
     const int64_t wob = r->wob, xplane = r->xplane;
-    const int64_t per = prefetch_share(pfn, r->icb);
+    const int64_t per = cnn_prefetch_share(pfn, r->icb);
     for (int64_t ib = 0; ib < r->icb; ib++, xp += xplane, wp += B * B) {
-        prefetch_slice(pf, pfn, per, ib);
+        cnn_prefetch_slice(pf, pfn, per, ib);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
             const __m256 w0 = _mm256_load_ps(wp + ci * B);
@@ -293,7 +226,7 @@ DEFINE_SPAN_ROW(span_row_o1_s2, 1, 2)
          * (a 1-pixel tile has 2 FMA chains: a quarter of the FMA rate) */ \
         for (int64_t t = (x1 - x0 + 5) / 6, left = x1 - x0; t > 0; t--) {   \
             const int64_t m = left / t;                                     \
-            const int64_t pfn = pf_left > 0 ? prefetch_share(pf_left, t) : 0; \
+            const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0; \
             switch (m) {                                                    \
             case 6: pw_tile(r, OB, 6, ox, pf, pfn); break;              \
             case 5: pw_tile(r, OB, 5, ox, pf, pfn); break;              \
@@ -346,8 +279,6 @@ DEFINE_PW_ROW(pw_row_o1, 1)
         }                                                                               \
     }
 
-typedef void (*row_fn)(const crow *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
-
 DEFINE_ROW(row_o2_c8, 2, 8, 0, 0)
 DEFINE_ROW(row_o1_c8, 1, 8, 0, 0)
 DEFINE_ROW(row_o2_c1, 2, 1, 0, 0)
@@ -363,36 +294,38 @@ DEFINE_ROW(row_o1_c1_s2, 1, 1, 0, 2)
 DEFINE_ROW(row_o2_c1_k3s2, 2, 1, 3, 2)
 DEFINE_ROW(row_o1_c1_k3s2, 1, 1, 3, 2)
 
-/* The row kernels for p: [0] two output blocks, [1] one. */
-static void pick_rows(const cnn_conv2d_params *p, int64_t cb, row_fn f[2])
+static const cnn_nchwc_rows pair_rows = {
+    .row = {
+        [CNN_ROW_C8] = {row_o2_c8, row_o1_c8},
+        [CNN_ROW_C1] = {row_o2_c1, row_o1_c1},
+        [CNN_ROW_C8_K1S2] = {row_o2_c8_k1s2, row_o1_c8_k1s2},
+        [CNN_ROW_C8_K3S1] = {row_o2_c8_k3s1, row_o1_c8_k3s1},
+        [CNN_ROW_C8_K3S2] = {row_o2_c8_k3s2, row_o1_c8_k3s2},
+        [CNN_ROW_C1_S2] = {row_o2_c1_s2, row_o1_c1_s2},
+        [CNN_ROW_C1_K3S2] = {row_o2_c1_k3s2, row_o1_c1_k3s2},
+    },
+    .pw = {pw_row_o2, pw_row_o1},
+    .span = {{span_row_o2_s1, span_row_o1_s1}, {span_row_o2_s2, span_row_o1_s2}},
+    .tile = 6,
+};
+
+/* The row kernel kind for p. */
+static int pick_rows(const cnn_conv2d_params *p, int64_t cb)
 {
     const int sq = p->kh == p->kw && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
-    f[0] = cb == B ? row_o2_c8 : row_o2_c1;
-    f[1] = cb == B ? row_o1_c8 : row_o1_c1;
     /* stems: the stride fixed, and for 3x3 the taps too. (The unrolled
      * 3x3 tap loop once spilled registers, 0.28 vs 0.39 ms; with the
      * epilogue's switch decided once per tile it is the faster one,
      * 3->32 @224 s2 266 -> 253 us, 3->24 238 -> 226 us.) */
-    if (cb == 1 && p->sw == 2) {
-        f[0] = row_o2_c1_s2;
-        f[1] = row_o1_c1_s2;
-        if (sq && p->kh == 3) {
-            f[0] = row_o2_c1_k3s2;
-            f[1] = row_o1_c1_k3s2;
-        }
-    }
-    if (!sq)
-        return;
-    if (cb == B && p->kh == 1 && p->sw == 2) {
-        f[0] = row_o2_c8_k1s2;
-        f[1] = row_o1_c8_k1s2;
-    } else if (cb == B && p->kh == 3 && p->sw == 1) {
-        f[0] = row_o2_c8_k3s1;
-        f[1] = row_o1_c8_k3s1;
-    } else if (cb == B && p->kh == 3 && p->sw == 2) {
-        f[0] = row_o2_c8_k3s2;
-        f[1] = row_o1_c8_k3s2;
-    }
+    if (cb == 1)
+        return p->sw != 2 ? CNN_ROW_C1 : sq && p->kh == 3 ? CNN_ROW_C1_K3S2 : CNN_ROW_C1_S2;
+    if (sq && p->kh == 1 && p->sw == 2)
+        return CNN_ROW_C8_K1S2;
+    if (sq && p->kh == 3 && p->sw == 1)
+        return CNN_ROW_C8_K3S1;
+    if (sq && p->kh == 3 && p->sw == 2)
+        return CNN_ROW_C8_K3S2;
+    return CNN_ROW_C8;
 }
 
 /* x (planes, h, w, cb) -> dst (planes, h + pt + pb, w + pl + pr, cb), zeros
@@ -462,8 +395,13 @@ static float *subsampled_input(const cnn_conv2d_params *p, const float *x, int64
     return d;
 }
 
-static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                           const float *residual, float *y, int threads)
+/* The blocked convolution (not depthwise, not Winograd): units of (image,
+ * output row, pixel chunk, group of output block pairs) shared statically
+ * among the threads; each unit runs pair_rows' kernels over its pairs, or
+ * quads' over two full pairs at once where quads is given and has one. */
+cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                const float *residual, float *y, int threads,
+                                const cnn_nchwc_rows *quads)
 {
     cnn_conv2d_params pp = pk->p;
     const cnn_conv2d_params *p = &pp;
@@ -521,7 +459,8 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         chunk = ow;
     int64_t nchunks = (ow + chunk - 1) / chunk;
     chunk = (ow + nchunks - 1) / nchunks;
-    chunk = (chunk + 5) / 6 * 6;
+    const int64_t tile = quads ? quads->tile : pair_rows.tile;
+    chunk = (chunk + tile - 1) / tile * tile;
     nchunks = (ow + chunk - 1) / chunk;
     /* Output block pairs per unit: their weights about 128 KiB (L2), fewer
      * when that leaves too few units to share among the threads. */
@@ -537,6 +476,9 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
     if (groups > 1 && groups % threads && pairs >= groups - groups % threads + threads)
         groups += threads - groups % threads;
     gp = (pairs + groups - 1) / groups;
+    /* quads: an even number of pairs per unit, so that they pair up */
+    if (quads && gp % 2 && gp < pairs)
+        gp++;
     groups = (pairs + gp - 1) / gp;
     const int64_t units = n * groups * oh * nchunks;
     /* A small conv (EfficientNet's squeeze-excitation 1x1s on one pixel)
@@ -549,8 +491,13 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         pk->ocb * wob < 32768)
         threads = 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
-    row_fn rows[2];
-    pick_rows(p, cb, rows);
+    const int kind = pick_rows(p, cb);
+    const cnn_row_fn *rows = pair_rows.row[kind];
+    /* the quad kernels of this conv's kind, or NULL */
+    const void *qfn = !quads ? NULL
+                      : flat && cb == B ? (const void *)quads->pw[0]
+                      : span ? (const void *)quads->span[p->sw == 2][0]
+                             : (const void *)quads->row[kind][0];
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
     int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
@@ -580,9 +527,14 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
         r.wob = wob;
         r.yplane = yplane;
         r.ep = &p->ep;
-        for (int64_t pr = g * gp; pr < (g + 1) * gp && pr < pairs; pr++) {
+        const int64_t pr_end = (g + 1) * gp < pairs ? (g + 1) * gp : pairs;
+        for (int64_t pr = g * gp; pr < pr_end; pr++) {
             const int64_t cg = pr / gpairs, ob = cg * gblocks + 2 * (pr % gpairs);
             const int two = 2 * (pr % gpairs) + 1 < gblocks;
+            /* this pair and the next one, both full and in one conv group */
+            const int quad = qfn && two && pr + 1 < pr_end && (pr + 1) / gpairs == cg &&
+                             2 * ((pr + 1) % gpairs) + 1 < gblocks;
+            const int64_t nxt = pr + 1 + quad;
             r.x = ximg + cg * pk->icb * xplane;
             r.w = pk->w + ob * wob;
             r.bias = pk->bias + ob * B;
@@ -590,22 +542,23 @@ static cnn_status conv_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x
             r.y = y + yoff;
             r.res = residual ? residual + yoff : NULL;
             r.pf = NULL;
-            if (pr + 1 < pairs && ck == 0) {
-                const int64_t ncg = (pr + 1) / gpairs, nob = ncg * gblocks + 2 * ((pr + 1) % gpairs);
-                const int ntwo = 2 * ((pr + 1) % gpairs) + 1 < gblocks;
+            if (nxt < pairs && ck == 0) {
+                const int64_t ncg = nxt / gpairs, nob = ncg * gblocks + 2 * (nxt % gpairs);
+                const int ntwo = 2 * (nxt % gpairs) + 1 < gblocks;
                 r.pf = (const char *)(pk->w + nob * wob);
                 r.pf_bytes = (ntwo ? 2 : 1) * wob * (int64_t)sizeof(float);
             }
+            const cnn_nchwc_rows *k = quad ? quads : &pair_rows;
+            const int one = !two;
             if (flat && cb == B)
-                (two ? pw_row_o2 : pw_row_o1)(&r, x0, x1);
+                k->pw[one](&r, x0, x1);
             else if (span)
-                (p->sw == 1 ? (two ? span_row_o2_s1 : span_row_o1_s1)
-                            : (two ? span_row_o2_s2 : span_row_o1_s2))(&r, x0, x1, span_ow);
+                k->span[p->sw == 2][one](&r, x0, x1, span_ow);
             else
-                rows[two ? 0 : 1](&r, x0, x1, in_lo, in_hi, p->pl, w);
-            act_row(&p->ep, r.y + x0 * B, (x1 - x0) * B);
-            if (two)
-                act_row(&p->ep, r.y + yplane + x0 * B, (x1 - x0) * B);
+                (quad ? k->row[kind] : rows)[one](&r, x0, x1, in_lo, in_hi, p->pl, w);
+            for (int b = 0; b < (quad ? 4 : two ? 2 : 1); b++)
+                act_row(&p->ep, r.y + b * yplane + x0 * B, (x1 - x0) * B);
+            pr += quad;
         }
     }
     free(xpad);
@@ -728,7 +681,7 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
     const int64_t taps = p->kh * p->kw;
     const int64_t units = n * cbs * oh;
-    if ((double)units * ow * taps * B < 65536.0)   /* see conv_run */
+    if ((double)units * ow * taps * B < 65536.0)   /* see cnn_nchwc_conv_drive */
         threads = 1;
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
     int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
@@ -850,7 +803,7 @@ cnn_status cnn_conv2d_nchwc_run_avx2(const cnn_conv2d_nchwc *pk, int64_t n, cons
     if (pool && !pk->depthwise)
         return CNN_ERR_UNSUPPORTED;
     return pk->depthwise ? dw_run(pk, n, x, residual, y, pool, threads)
-                         : conv_run(pk, n, x, residual, y, threads);
+                         : cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, NULL);
 }
 
 /* ------------------------------------------------------ pooling, reorders */
@@ -860,7 +813,7 @@ void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, co
 {
     const int64_t q_count = n * ((c + B - 1) / B);
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see conv_run */
+    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
@@ -920,7 +873,7 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see conv_run */
+    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
@@ -1015,7 +968,7 @@ void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *
     const int64_t q_count = p->n * ((p->c + B - 1) / B), oh = p->oh, ow = p->ow;
     const int64_t h = p->h, w = p->w;
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * oh * ow < 4096)   /* see conv_run */
+    if (q_count * oh * ow < 4096)   /* see cnn_nchwc_conv_drive */
         threads = 1;
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
@@ -1041,7 +994,7 @@ void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see conv_run */
+    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {
@@ -1069,7 +1022,7 @@ void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see conv_run */
+    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < q_count; q++) {

@@ -6,7 +6,7 @@ import pytest
 import cnnengine as ce
 from cnnengine import _kernels as K
 
-ISAS = ["scalar"] + (["avx2"] if ce.detected_isa() == "avx2" else [])
+from tests.conftest import ISAS
 
 
 @pytest.fixture(params=ISAS)

@@ -7,7 +7,7 @@ import cnnengine as ce
 from cnnengine import _kernels as _k
 from cnnengine.functional import conv2d
 from cnnengine.functional._common import ACTIVATIONS
-from tests.conftest import assert_close, torch_or_skip
+from tests.conftest import ISAS, assert_close, torch_or_skip
 from tests.kernels._conv_ref import conv2d_np, conv_dims as _dims
 
 # (N, C, H, W, K, kh, kw, stride, pads (t, l, b, r), dilation, groups)
@@ -67,7 +67,7 @@ def test_fast_path_matches_oracle_and_writes_everything(case, rng):
     oracle = np.full(shape, np.nan, np.float32)
     _k.conv2d_ref(x.ravel(), w.ravel(), b, None, oracle.ravel(), dims, 0, 0.0, 0.0, 2)
     assert_close(oracle, conv2d_np(x, w, b, stride, pads, dil, groups), what="oracle")
-    for isa in ["scalar"] + (["avx2"] if ce.detected_isa() == "avx2" else []):
+    for isa in ISAS:
         before = ce.active_isa()
         ce.set_isa(isa)
         try:

@@ -73,6 +73,18 @@ CASES = [
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
     (2, 24, 7, 8, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # one output block per group
     (1, 32, 10, 9, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),    # 3 output blocks per group
+    # four or more output blocks: AVX-512's two-pair tiles, a lone pair or
+    # block after them
+    (1, 37, 14, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # 3x3 s1, two quads
+    (2, 19, 13, 17, 56, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # 3x3 s2, quad + pair
+    (1, 24, 9, 11, 40, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),    # 1x1 s2, quad + block
+    (1, 45, 5, 50, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 1x1 s1, several chunks
+    (1, 16, 7, 7, 72, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # span tiles s1
+    (2, 16, 9, 9, 32, 3, 3, (2, 2), (0, 0, 0, 0), (1, 1), 1),     # span tiles s2
+    (1, 21, 10, 12, 48, 5, 5, (1, 1), (2, 2, 2, 2), (2, 2), 1),   # general kernel
+    (1, 13, 8, 9, 40, 2, 3, (1, 3), (0, 0, 0, 0), (1, 1), 1),     # ... unpadded, stride > kernel
+    (2, 64, 6, 6, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # a quad per group
+    (1, 48, 7, 7, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # 1x1 groups of 4 blocks
 ]
 
 # none, clip(0, 6) (in the tile), silu and elu(0.7) (over each stored row)

@@ -43,7 +43,7 @@ def _concat_slots(model, x):
 
 @pytest.mark.parametrize("layout,c0,growth", [("nchwc", 16, 8), ("nchw", 16, 8), ("nchw", 5, 3)])
 def test_dense_block_concats_run_in_place(layout, c0, growth, rng, monkeypatch):
-    if layout == "nchwc" and ce.detected_isa() != "avx2":
+    if layout == "nchwc" and ce.detected_isa() == "scalar":
         pytest.skip("the blocked layout needs AVX2")
     monkeypatch.setenv("CNNENGINE_LAYOUT", layout)
     net = dense_block(rng, c0=c0, growth=growth)

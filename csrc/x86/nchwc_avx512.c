@@ -1,0 +1,292 @@
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+/* Blocked-layout (NCHW8c) convolution tiles for AVX-512: the AVX2 scheme
+ * (csrc/x86/nchwc_avx2.c: broadcast one input channel of a pixel, multiply
+ * by that channel's weights for the tile's output channels) with 16 output
+ * channels, two blocks of 8, per zmm register. A tile is PX (<= 12) output
+ * pixels x two output block pairs: 24 accumulators, and per input channel
+ * 4 half-loads of weights (each pair's two blocks joined by one insert),
+ * PX broadcasts and 24 FMAs. MLAS's AVX512F NCHWc kernel computes 4 filter
+ * blocks of 16 x 6 outputs from the same broadcast-input scheme; with 8-wide
+ * blocks (the layout the rest of the engine, AVX2 included, shares) two
+ * pairs and twice the pixels give the same 24 accumulators.
+ *
+ * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
+ * pairs to these kernels two at a time and leaves a lone pair, NCHW-input
+ * stems and depthwise convolutions to the AVX2 kernels.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include "nchwc_conv.h"
+
+#define B CNN_NCHWC
+#define INLINE CNN_INLINE
+
+/* 16 output channels: blocks k and k + 1 of the weights at w (8 floats of
+ * one input channel each, wob apart). */
+INLINE __m512 pair_w(const float *w, int64_t wob)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_load_ps(w)), _mm256_load_ps(w + wob),
+                              1);
+}
+
+/* Bias, residual and in-tile activation of one pixel's pair vector, stored
+ * as its two blocks' pixels at y and y + yplane. */
+INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y,
+                       const float *res, int64_t yplane)
+{
+    const __m512 v = _mm512_add_ps(acc, bias);
+    __m256 lo = _mm512_castps512_ps256(v), hi = _mm512_extractf32x8_ps(v, 1);
+    if (res) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(res));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(res + yplane));
+    }
+    _mm256_storeu_ps(y, cnn_act_v(ep, lo));
+    _mm256_storeu_ps(y + yplane, cnn_act_v(ep, hi));
+}
+
+#define ACC_DECL                                                                        \
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00, \
+           a06 = a00, a07 = a00, a08 = a00, a09 = a00, a010 = a00, a011 = a00;          \
+    __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00, a16 = a00,   \
+           a17 = a00, a18 = a00, a19 = a00, a110 = a00, a111 = a00
+
+/* v: the broadcast input of pixel P, w0/w1 the two pairs' weights */
+#define FMA_PIX(P, ADDR)                                                    \
+    if (PX > P) {                                                           \
+        const __m512 v = _mm512_set1_ps(*(ADDR));                           \
+        a0##P = _mm512_fmadd_ps(v, w0, a0##P);                              \
+        a1##P = _mm512_fmadd_ps(v, w1, a1##P);                              \
+    }
+
+/* The store of a tile's PX pixels x 4 output blocks from pixel OX0. The
+ * epilogue copied to a local first: see CNN_TILE_STORE (AVX2). */
+#define OUT_PIX(P)                                                                       \
+    if (PX > P) {                                                                        \
+        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp);             \
+        store_pair(&ep_, a1##P, b1, y0 + 2 * yp + P * B, r0 ? r0 + 2 * yp + P * B : NULL, yp); \
+    }
+#define TILE_STORE(OX0)                                                                  \
+    do {                                                                                 \
+        const cnn_epilogue ep_ = *r->ep;                                                 \
+        const __m512 b0 = _mm512_loadu_ps(r->bias), b1 = _mm512_loadu_ps(r->bias + 2 * B); \
+        const int64_t yp = r->yplane;                                                    \
+        float *y0 = r->y + (OX0) * B;                                                    \
+        const float *r0 = r->res ? r->res + (OX0) * B : NULL;                            \
+        OUT_PIX(0) OUT_PIX(1) OUT_PIX(2) OUT_PIX(3) OUT_PIX(4) OUT_PIX(5)                \
+        OUT_PIX(6) OUT_PIX(7) OUT_PIX(8) OUT_PIX(9) OUT_PIX(10) OUT_PIX(11)              \
+    } while (0)
+
+#define ALL_PIX(BASE, STEP)                                                           \
+    FMA_PIX(0, BASE + 0 * (STEP)) FMA_PIX(1, BASE + 1 * (STEP)) FMA_PIX(2, BASE + 2 * (STEP)) \
+    FMA_PIX(3, BASE + 3 * (STEP)) FMA_PIX(4, BASE + 4 * (STEP)) FMA_PIX(5, BASE + 5 * (STEP)) \
+    FMA_PIX(6, BASE + 6 * (STEP)) FMA_PIX(7, BASE + 7 * (STEP)) FMA_PIX(8, BASE + 8 * (STEP)) \
+    FMA_PIX(9, BASE + 9 * (STEP)) FMA_PIX(10, BASE + 10 * (STEP)) FMA_PIX(11, BASE + 11 * (STEP))
+
+/* PX output pixels from ox0 (input column ix0 for tap kx = 0) x 4 output
+ * blocks, taps kx in [kx0, kx1); K, S as in the AVX2 conv_tile. */
+INLINE void conv_tile(const crow *r, const int PX, const int K, const int S, int64_t ox0,
+                      int64_t ix0, int64_t kx0, int64_t kx1)
+{
+    ACC_DECL;
+    const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
+    const int64_t xs = (S ? S : r->sw) * B, taps = (K ? K * K : r->kh * r->kw);
+    const int64_t wob = r->wob;
+    if (K) {
+        kx0 = 0;
+        kx1 = K;
+    }
+    for (int64_t ib = 0; ib < r->icb; ib++) {
+        const float *xb = r->x + ib * r->xplane;
+        const float *wb = r->w + ib * taps * B * B;
+        for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
+            const int64_t row = (r->iy0 + ky * dh) * r->xrow;
+#pragma GCC unroll 3
+            for (int64_t kx = kx0; kx < kx1; kx++) {
+                const float *xp = xb + row + (ix0 + kx * dw) * B;
+                const float *wp = wb + (ky * kw + kx) * B * B;
+#pragma GCC unroll 8
+                for (int ci = 0; ci < B; ci++) {
+                    const __m512 w0 = pair_w(wp + ci * B, wob);
+                    const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+                    ALL_PIX(xp + ci, xs)
+                }
+            }
+        }
+    }
+    TILE_STORE(ox0);
+}
+
+/* 1x1 stride 1 over the flattened image: pixels 8 floats apart. */
+INLINE void pw_tile(const crow *r, const int PX, int64_t ox0, const char *pf, int64_t pfn)
+{
+    ACC_DECL;
+    const float *xp = r->x + ox0 * B, *wp = r->w;
+    const int64_t wob = r->wob, xplane = r->xplane;
+    const int64_t per = cnn_prefetch_share(pfn, r->icb);
+    for (int64_t ib = 0; ib < r->icb; ib++, xp += xplane, wp += B * B) {
+        cnn_prefetch_slice(pf, pfn, per, ib);
+#pragma GCC unroll 8
+        for (int ci = 0; ci < B; ci++) {
+            const __m512 w0 = pair_w(wp + ci * B, wob);
+            const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+            ALL_PIX(xp + ci, B)
+        }
+    }
+    TILE_STORE(ox0);
+}
+
+/* 3x3 on a small plane, the output as one raster row (AVX2 span_tile). */
+INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int64_t ow)
+{
+    ACC_DECL;
+    int64_t o[12];
+    for (int P = 0; P < 12; P++) {
+        const int64_t q = q0 + (P < PX ? P : 0);
+        o[P] = (q / ow) * S * r->xrow + (q % ow) * S * B;
+    }
+    const int64_t xrow = r->xrow, wob = r->wob;
+    for (int64_t ib = 0; ib < r->icb; ib++) {
+        const float *xb = r->x + ib * r->xplane;
+        const float *wb = r->w + ib * 9 * B * B;
+        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++) {
+                const float *xt = xb + ky * xrow + kx * B;
+                const float *wp = wb + (ky * 3 + kx) * B * B;
+#pragma GCC unroll 8
+                for (int ci = 0; ci < B; ci++) {
+                    const __m512 w0 = pair_w(wp + ci * B, wob);
+                    const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+                    const float *xc = xt + ci;
+                    FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
+                    FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
+                    FMA_PIX(6, xc + o[6]) FMA_PIX(7, xc + o[7]) FMA_PIX(8, xc + o[8])
+                    FMA_PIX(9, xc + o[9]) FMA_PIX(10, xc + o[10]) FMA_PIX(11, xc + o[11])
+                }
+            }
+    }
+    TILE_STORE(q0);
+}
+
+/* CALL(m) for the tile size m in 1..12 */
+#define SWITCH12(M, CALL)                                                               \
+    switch (M) {                                                                        \
+    case 12: CALL(12); break; case 11: CALL(11); break; case 10: CALL(10); break;       \
+    case 9: CALL(9); break; case 8: CALL(8); break; case 7: CALL(7); break;             \
+    case 6: CALL(6); break; case 5: CALL(5); break; case 4: CALL(4); break;             \
+    case 3: CALL(3); break; case 2: CALL(2); break; default: CALL(1); break;            \
+    }
+
+/* Tiles as equal as possible (see the AVX2 rows): 49 -> 5 tiles of 9-10. */
+static void pw_row(const crow *r, int64_t x0, int64_t x1)
+{
+    int64_t ox = x0;
+    const char *pf = r->pf;
+    int64_t pf_left = pf ? r->pf_bytes : 0;
+    for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {
+        const int64_t m = left / t;
+        const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;
+#define CALL(PX) pw_tile(r, PX, ox, pf, pfn)
+        SWITCH12(m, CALL)
+#undef CALL
+        ox += m;
+        left -= m;
+        pf += pfn;
+        pf_left -= pfn;
+    }
+}
+
+/* with S_ defined as the stride */
+#define DEFINE_SPAN_ROW(NAME)                                                      \
+    static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t ow)            \
+    {                                                                              \
+        int64_t q = x0;                                                            \
+        for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {        \
+            const int64_t m = left / t;                                            \
+            SWITCH12(m, SPAN_CALL)                                                 \
+            q += m;                                                                \
+            left -= m;                                                             \
+        }                                                                          \
+    }
+#define SPAN_CALL(PX) span_tile(r, PX, S_, q, ow)
+#define S_ 1
+DEFINE_SPAN_ROW(span_row_s1)
+#undef S_
+#define S_ 2
+DEFINE_SPAN_ROW(span_row_s2)
+#undef S_
+
+/* Interior tiles of up to 12 with every tap inside the image, border
+ * pixels one by one with their taps clipped; K_ and S_ defined as the
+ * kernel size and stride fixed at compile time (0: read from r). */
+#define DEFINE_ROW(NAME)                                                                    \
+    static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t in_lo, int64_t in_hi, \
+                     int64_t pl, int64_t w)                                             \
+    {                                                                                   \
+        int64_t ox = x0;                                                                \
+        while (ox < x1) {                                                               \
+            const int64_t ix0 = ox * r->sw - pl;                                        \
+            if (ox < in_lo || ox >= in_hi) {                                            \
+                int64_t k0 = 0, k1 = r->kw;                                             \
+                while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
+                while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
+                conv_tile(r, 1, 0, 0, ox, ix0, k0, k1);                                 \
+                ox++;                                                                   \
+                continue;                                                               \
+            }                                                                           \
+            const int64_t n = (in_hi < x1 ? in_hi : x1) - ox;                           \
+            for (int64_t t = (n + 11) / 12, left = n; t > 0; t--) {                     \
+                const int64_t m = left / t, ix = ox * r->sw - pl;                       \
+                SWITCH12(m, ROW_CALL)                                                   \
+                ox += m;                                                                \
+                left -= m;                                                              \
+            }                                                                           \
+        }                                                                               \
+    }
+#define ROW_CALL(PX) conv_tile(r, PX, K_, S_, ox, ix, 0, r->kw)
+#define K_ 0
+#define S_ 0
+DEFINE_ROW(row_c8)
+#undef K_
+#undef S_
+#define K_ 1
+#define S_ 2
+DEFINE_ROW(row_c8_k1s2)
+#undef K_
+#undef S_
+#define K_ 3
+#define S_ 1
+DEFINE_ROW(row_c8_k3s1)
+#undef K_
+#undef S_
+#define K_ 3
+#define S_ 2
+DEFINE_ROW(row_c8_k3s2)
+#undef K_
+#undef S_
+
+static const cnn_nchwc_rows quad_rows = {
+    .row = {
+        [CNN_ROW_C8] = {row_c8, NULL},
+        [CNN_ROW_C8_K1S2] = {row_c8_k1s2, NULL},
+        [CNN_ROW_C8_K3S1] = {row_c8_k3s1, NULL},
+        [CNN_ROW_C8_K3S2] = {row_c8_k3s2, NULL},
+    },
+    .pw = {pw_row, NULL},
+    .span = {{span_row_s1, NULL}, {span_row_s2, NULL}},
+    .tile = 12,
+};
+
+cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                       const float *residual, float *y, float *pool,
+                                       int threads)
+{
+    if (pk->depthwise)
+        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads);
+    if (pool)
+        return CNN_ERR_UNSUPPORTED;
+    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, &quad_rows);
+}
+
+#endif
