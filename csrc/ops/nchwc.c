@@ -319,6 +319,9 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         if (pk->wino) {
             cnn_conv2d_params p = pk->p;
             p.n = n;
+            if (cnn_active_isa() >= CNN_ISA_AVX512)
+                return cnn_winograd_nchwc_run_avx512(&p, pk->wino, x, pk->bias, residual, y,
+                                                     threads < 1 ? 1 : threads);
             return cnn_winograd_nchwc_run_avx2(&p, pk->wino, x, pk->bias, residual, y,
                                                threads < 1 ? 1 : threads);
         }

@@ -71,6 +71,25 @@ cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *
 cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *packed,
                                        const float *x, const float *bias,
                                        const float *residual, float *y, int threads);
+cnn_status cnn_winograd_nchwc_run_avx512(const cnn_conv2d_params *p, const float *packed,
+                                         const float *x, const float *bias,
+                                         const float *residual, float *y, int threads);
+
+/* The GEMM stage of one task of the blocked Winograd driver: for each of
+ * the 36 xi, M[xi] rows [l0, l1) - l0, columns [k0, k1) - k0 (ldm apart,
+ * mstride per xi) = V[xi] rows [l0, l1) (ldv apart, vstride per xi, cp
+ * channels) x U[xi] (packed, kp x cp). It may compute whole groups of
+ * `rows` (the driver's align) past l1: V and M have room for them. */
+typedef void (*cnn_wino_gemm_fn)(const float *V, int64_t vstride, int64_t ldv,
+                                 const float *U, int64_t kp, int64_t cp, float *M,
+                                 int64_t mstride, int64_t ldm, int64_t l0, int64_t l1,
+                                 int64_t k0, int64_t k1);
+/* The blocked Winograd driver (csrc/x86/winograd_nchwc_avx2.c): transforms
+ * and work split, with the ISA's GEMM stage; task tile ranges are cut at
+ * multiples of align (its micro-kernel's rows). */
+cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
+                                    const float *x, const float *bias, const float *residual,
+                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align);
 #endif
 
 /* Rows of the packed filter: 6 * ceil(K/6). */

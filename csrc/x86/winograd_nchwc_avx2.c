@@ -36,7 +36,7 @@
 #ifndef VBUDGET
 #define VBUDGET ((int64_t)2 << 20)   /* bytes of transformed input per superblock */
 #endif
-#define NT 60    /* tiles per GEMM task (multiple of 6) */
+#define NT 60    /* tiles per GEMM task (a multiple of every align: 6, 12) */
 #define KW 48    /* output channels per GEMM task (multiple of 16) */
 
 /* Input transform of channel block plane xb (H, W, 8) for the tile row
@@ -153,9 +153,37 @@ static int64_t split_at(int64_t total, int64_t parts, int64_t i, int64_t align)
     return i >= parts ? total : total * i / parts / align * align;
 }
 
+/* cnn_wino_gemm_fn with the 6x16 micro-kernel (8 wide for an odd last block). */
+static void gemm_avx2(const float *V, int64_t vstride, int64_t ldv, const float *U, int64_t kp,
+                      int64_t cp, float *M, int64_t mstride, int64_t ldm, int64_t l0, int64_t l1,
+                      int64_t k0, int64_t k1)
+{
+    for (int xi = 0; xi < 36; xi++) {
+        const float *vx = V + xi * vstride;
+        const float *ux = U + xi * kp * cp;
+        float *mx = M + xi * mstride;
+        for (int64_t k = k0; k < k1; k += 16) {
+            const float *u = ux + k * cp;
+            if (kp - k >= 16)
+                for (int64_t l = l0; l < l1; l += 6)
+                    micro(cp, vx + l * ldv, ldv, u, 16, mx + (l - l0) * ldm + k - k0, ldm);
+            else
+                for (int64_t l = l0; l < l1; l += 6)
+                    micro(cp, vx + l * ldv, ldv, u, 8, mx + (l - l0) * ldm + k - k0, ldm);
+        }
+    }
+}
+
 cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *packed,
                                        const float *x, const float *bias,
                                        const float *residual, float *y, int threads)
+{
+    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx2, 6);
+}
+
+cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
+                                    const float *x, const float *bias, const float *residual,
+                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align)
 {
     const int64_t H = p->h, W = p->w, OH = p->oh, OW = p->ow;
     const int64_t cp = cnn_wino_nchwc_pad(p->c), kp = cnn_wino_nchwc_pad(p->k);
@@ -169,11 +197,12 @@ cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *
         rows_sb = nrows;
     const int64_t nsb = (nrows + rows_sb - 1) / rows_sb;
     const int64_t tiles_max = rows_sb * tw;
-    /* V rows: whole 6-tile groups (the micro-kernel reads up to 5 rows past
-     * the last tile: zero at first, later finite values of an earlier
-     * superblock, never stored); 4 KiB-multiple strides alias in L1 */
+    /* V rows: whole groups of align tiles (the micro-kernel reads up to
+     * align - 1 rows past the last tile: zero at first, later finite values
+     * of an earlier superblock, never stored); 4 KiB-multiple strides alias
+     * in L1 */
     const int64_t ldv = cp % 512 == 0 ? cp + 16 : cp;
-    const int64_t vrows = (tiles_max + 5) / 6 * 6;
+    const int64_t vrows = (tiles_max + align - 1) / align * align;
     /* GEMM tasks: tile chunks x output-channel ranges (16s) */
     const int64_t npanels = (kp + 15) / 16;
     const int64_t nchunk_max = (tiles_max + NT - 1) / NT;
@@ -183,9 +212,10 @@ cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *
     const int64_t kwmax = ((npanels + nkr - 1) / nkr) * 16;
     const int64_t ldm = kwmax + 8;
     const int64_t ntmax = NT < vrows ? NT : vrows;
-    /* a task's chunk holds up to NT + 5 tiles (split points round down to
-     * 6s), and its last 6-tile group writes up to 5 rows past the chunk */
-    const int64_t mstride = (ntmax + 12) * ldm;
+    /* a task's chunk holds up to NT + align - 1 tiles (split points round
+     * down to aligns), and its last group writes up to align - 1 rows past
+     * the chunk */
+    const int64_t mstride = (ntmax + 2 * align) * ldm;
     const int64_t rbsize = 6 * (4 * tw + 2) * B;
     const int64_t per = 36 * mstride + rbsize;
     int64_t vsize, wsize;
@@ -226,28 +256,15 @@ cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *
 #pragma omp for schedule(static)
             for (int64_t q = 0; q < nchunk * nkr; q++) {
                 const int64_t ch = q / nkr, kr = q % nkr;
-                const int64_t l0 = split_at(ntiles, nchunk, ch, 6);
-                const int64_t l1 = split_at(ntiles, nchunk, ch + 1, 6);
+                const int64_t l0 = split_at(ntiles, nchunk, ch, align);
+                const int64_t l1 = split_at(ntiles, nchunk, ch + 1, align);
                 const int64_t k0 = split_at(npanels, nkr, kr, 1) * 16;
                 int64_t k1 = split_at(npanels, nkr, kr + 1, 1) * 16;
                 if (k1 > kp)
                     k1 = kp;
                 if (l1 <= l0 || k1 <= k0)
                     continue;
-                for (int xi = 0; xi < 36; xi++) {
-                    const float *vx = V + xi * vstride;
-                    const float *ux = packed + xi * kp * cp;
-                    float *mx = M + xi * mstride;
-                    for (int64_t k = k0; k < k1; k += 16) {
-                        const float *u = ux + k * cp;
-                        if (kp - k >= 16)
-                            for (int64_t l = l0; l < l1; l += 6)
-                                micro(cp, vx + l * ldv, ldv, u, 16, mx + (l - l0) * ldm + k - k0, ldm);
-                        else
-                            for (int64_t l = l0; l < l1; l += 6)
-                                micro(cp, vx + l * ldv, ldv, u, 8, mx + (l - l0) * ldm + k - k0, ldm);
-                    }
-                }
+                gemm(V, vstride, ldv, packed, kp, cp, M, mstride, ldm, l0, l1, k0, k1);
                 for (int64_t l = l0; l < l1; l++) {
                     const int64_t r = l / tw, tx = l % tw;
                     const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
