@@ -459,8 +459,9 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         chunk = ow;
     int64_t nchunks = (ow + chunk - 1) / chunk;
     chunk = (ow + nchunks - 1) / nchunks;
-    const int64_t tile = quads ? quads->tile : pair_rows.tile;
-    chunk = (chunk + tile - 1) / tile * tile;
+    /* whole tiles of 6 (quads: 12 or two of 6 or more; rounding to 12
+     * left 28 pixels as 24 + 4, a 4-pixel tile at a third of the rate) */
+    chunk = (chunk + 5) / 6 * 6;
     nchunks = (ow + chunk - 1) / chunk;
     /* Output block pairs per unit: their weights about 128 KiB (L2), fewer
      * when that leaves too few units to share among the threads. */

@@ -11,8 +11,8 @@
  * pairs and twice the pixels give the same 24 accumulators.
  *
  * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
- * pairs to these kernels two at a time and leaves a lone pair, NCHW-input
- * stems and depthwise convolutions to the AVX2 kernels.
+ * pairs to these kernels two at a time and leaves a lone pair and the
+ * depthwise convolutions to the AVX2 kernels.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -84,13 +84,14 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     FMA_PIX(9, BASE + 9 * (STEP)) FMA_PIX(10, BASE + 10 * (STEP)) FMA_PIX(11, BASE + 11 * (STEP))
 
 /* PX output pixels from ox0 (input column ix0 for tap kx = 0) x 4 output
- * blocks, taps kx in [kx0, kx1); K, S as in the AVX2 conv_tile. */
-INLINE void conv_tile(const crow *r, const int PX, const int K, const int S, int64_t ox0,
-                      int64_t ix0, int64_t kx0, int64_t kx1)
+ * blocks, taps kx in [kx0, kx1); CB input channels per block (8, or 1 for
+ * an NCHW-input stem); K, S as in the AVX2 conv_tile. */
+INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, const int S,
+                      int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
 {
     ACC_DECL;
     const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
-    const int64_t xs = (S ? S : r->sw) * B, taps = (K ? K * K : r->kh * r->kw);
+    const int64_t xs = (S ? S : r->sw) * CB, taps = (K ? K * K : r->kh * r->kw);
     const int64_t wob = r->wob;
     if (K) {
         kx0 = 0;
@@ -98,15 +99,15 @@ INLINE void conv_tile(const crow *r, const int PX, const int K, const int S, int
     }
     for (int64_t ib = 0; ib < r->icb; ib++) {
         const float *xb = r->x + ib * r->xplane;
-        const float *wb = r->w + ib * taps * B * B;
+        const float *wb = r->w + ib * taps * CB * B;
         for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
             const int64_t row = (r->iy0 + ky * dh) * r->xrow;
 #pragma GCC unroll 3
             for (int64_t kx = kx0; kx < kx1; kx++) {
-                const float *xp = xb + row + (ix0 + kx * dw) * B;
-                const float *wp = wb + (ky * kw + kx) * B * B;
+                const float *xp = xb + row + (ix0 + kx * dw) * CB;
+                const float *wp = wb + (ky * kw + kx) * CB * B;
 #pragma GCC unroll 8
-                for (int ci = 0; ci < B; ci++) {
+                for (int ci = 0; ci < CB; ci++) {
                     const __m512 w0 = pair_w(wp + ci * B, wob);
                     const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
                     ALL_PIX(xp + ci, xs)
@@ -218,8 +219,9 @@ DEFINE_SPAN_ROW(span_row_s2)
 #undef S_
 
 /* Interior tiles of up to 12 with every tap inside the image, border
- * pixels one by one with their taps clipped; K_ and S_ defined as the
- * kernel size and stride fixed at compile time (0: read from r). */
+ * pixels one by one with their taps clipped; CB_ defined as the input
+ * channels per block, K_ and S_ as the kernel size and stride fixed at
+ * compile time (0: read from r). */
 #define DEFINE_ROW(NAME)                                                                    \
     static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t in_lo, int64_t in_hi, \
                      int64_t pl, int64_t w)                                             \
@@ -231,7 +233,7 @@ DEFINE_SPAN_ROW(span_row_s2)
                 int64_t k0 = 0, k1 = r->kw;                                             \
                 while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
                 while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
-                conv_tile(r, 1, 0, 0, ox, ix0, k0, k1);                                 \
+                conv_tile(r, 1, CB_, 0, 0, ox, ix0, k0, k1);                            \
                 ox++;                                                                   \
                 continue;                                                               \
             }                                                                           \
@@ -244,7 +246,8 @@ DEFINE_SPAN_ROW(span_row_s2)
             }                                                                           \
         }                                                                               \
     }
-#define ROW_CALL(PX) conv_tile(r, PX, K_, S_, ox, ix, 0, r->kw)
+#define ROW_CALL(PX) conv_tile(r, PX, CB_, K_, S_, ox, ix, 0, r->kw)
+#define CB_ 8
 #define K_ 0
 #define S_ 0
 DEFINE_ROW(row_c8)
@@ -263,6 +266,20 @@ DEFINE_ROW(row_c8_k3s1)
 #define K_ 3
 #define S_ 2
 DEFINE_ROW(row_c8_k3s2)
+#undef CB_
+#undef K_
+#undef S_
+#define CB_ 1
+#define K_ 0
+#define S_ 0
+DEFINE_ROW(row_c1)
+#undef S_
+#define S_ 2
+DEFINE_ROW(row_c1_s2)
+#undef K_
+#define K_ 3
+DEFINE_ROW(row_c1_k3s2)
+#undef CB_
 #undef K_
 #undef S_
 
@@ -272,6 +289,9 @@ static const cnn_nchwc_rows quad_rows = {
         [CNN_ROW_C8_K1S2] = {row_c8_k1s2, NULL},
         [CNN_ROW_C8_K3S1] = {row_c8_k3s1, NULL},
         [CNN_ROW_C8_K3S2] = {row_c8_k3s2, NULL},
+        [CNN_ROW_C1] = {row_c1, NULL},
+        [CNN_ROW_C1_S2] = {row_c1_s2, NULL},
+        [CNN_ROW_C1_K3S2] = {row_c1_k3s2, NULL},
     },
     .pw = {pw_row, NULL},
     .span = {{span_row_s1, NULL}, {span_row_s2, NULL}},
