@@ -296,17 +296,16 @@ DEFINE_ROW(row_o1_c1_k3s2, 1, 1, 3, 2)
 
 static const cnn_nchwc_rows pair_rows = {
     .row = {
-        [CNN_ROW_C8] = {row_o2_c8, row_o1_c8},
-        [CNN_ROW_C1] = {row_o2_c1, row_o1_c1},
-        [CNN_ROW_C8_K1S2] = {row_o2_c8_k1s2, row_o1_c8_k1s2},
-        [CNN_ROW_C8_K3S1] = {row_o2_c8_k3s1, row_o1_c8_k3s1},
-        [CNN_ROW_C8_K3S2] = {row_o2_c8_k3s2, row_o1_c8_k3s2},
-        [CNN_ROW_C1_S2] = {row_o2_c1_s2, row_o1_c1_s2},
-        [CNN_ROW_C1_K3S2] = {row_o2_c1_k3s2, row_o1_c1_k3s2},
+        [CNN_ROW_C8] = {row_o1_c8, row_o2_c8},
+        [CNN_ROW_C1] = {row_o1_c1, row_o2_c1},
+        [CNN_ROW_C8_K1S2] = {row_o1_c8_k1s2, row_o2_c8_k1s2},
+        [CNN_ROW_C8_K3S1] = {row_o1_c8_k3s1, row_o2_c8_k3s1},
+        [CNN_ROW_C8_K3S2] = {row_o1_c8_k3s2, row_o2_c8_k3s2},
+        [CNN_ROW_C1_S2] = {row_o1_c1_s2, row_o2_c1_s2},
+        [CNN_ROW_C1_K3S2] = {row_o1_c1_k3s2, row_o2_c1_k3s2},
     },
-    .pw = {pw_row_o2, pw_row_o1},
-    .span = {{span_row_o2_s1, span_row_o1_s1}, {span_row_o2_s2, span_row_o1_s2}},
-    .tile = 6,
+    .pw = {pw_row_o1, pw_row_o2},
+    .span = {{span_row_o1_s1, span_row_o2_s1}, {span_row_o1_s2, span_row_o2_s2}},
 };
 
 /* The row kernel kind for p. */
@@ -397,11 +396,11 @@ static float *subsampled_input(const cnn_conv2d_params *p, const float *x, int64
 
 /* The blocked convolution (not depthwise, not Winograd): units of (image,
  * output row, pixel chunk, group of output block pairs) shared statically
- * among the threads; each unit runs pair_rows' kernels over its pairs, or
- * quads' over two full pairs at once where quads is given and has one. */
+ * among the threads; each unit runs the kernels of wide (NULL: none) over
+ * up to 4 of its blocks at a time where it has them, else pair_rows'. */
 cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
-                                const cnn_nchwc_rows *quads)
+                                const cnn_nchwc_rows *wide)
 {
     cnn_conv2d_params pp = pk->p;
     const cnn_conv2d_params *p = &pp;
@@ -459,7 +458,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         chunk = ow;
     int64_t nchunks = (ow + chunk - 1) / chunk;
     chunk = (ow + nchunks - 1) / nchunks;
-    /* whole tiles of 6 (quads: 12 or two of 6 or more; rounding to 12
+    /* whole tiles of 6 (wide kernels: 12 or two of 6 or more; rounding to 12
      * left 28 pixels as 24 + 4, a 4-pixel tile at a third of the rate) */
     chunk = (chunk + 5) / 6 * 6;
     nchunks = (ow + chunk - 1) / chunk;
@@ -477,8 +476,8 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     if (groups > 1 && groups % threads && pairs >= groups - groups % threads + threads)
         groups += threads - groups % threads;
     gp = (pairs + groups - 1) / groups;
-    /* quads: an even number of pairs per unit, so that they pair up */
-    if (quads && gp % 2 && gp < pairs)
+    /* wide kernels: an even number of pairs per unit, so that they pair up */
+    if (wide && gp % 2 && gp < pairs)
         gp++;
     groups = (pairs + gp - 1) / gp;
     const int64_t units = n * groups * oh * nchunks;
@@ -493,12 +492,20 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         threads = 1;
     const int64_t xplane = h * w * cb, yplane = oh * ow * B;
     const int kind = pick_rows(p, cb);
-    const cnn_row_fn *rows = pair_rows.row[kind];
-    /* the quad kernels of this conv's kind, or NULL */
-    const void *qfn = !quads ? NULL
-                      : flat && cb == B ? (const void *)quads->pw[0]
-                      : span ? (const void *)quads->span[p->sw == 2][0]
-                             : (const void *)quads->row[kind][0];
+    /* the kernels for 1..4 blocks: wide's where it has them */
+    const int shape = flat && cb == B ? 0 : span ? 1 : 2;
+    const void *fns[4];
+    for (int b = 0; b < 4; b++) {
+        const cnn_nchwc_rows *t = wide ? wide : &pair_rows;
+        const void *f = shape == 0 ? (const void *)t->pw[b]
+                        : shape == 1 ? (const void *)t->span[p->sw == 2][b]
+                                     : (const void *)t->row[kind][b];
+        if (!f && b < 2)
+            f = shape == 0 ? (const void *)pair_rows.pw[b]
+                : shape == 1 ? (const void *)pair_rows.span[p->sw == 2][b]
+                             : (const void *)pair_rows.row[kind][b];
+        fns[b] = f;
+    }
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
     int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
@@ -529,13 +536,19 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         r.yplane = yplane;
         r.ep = &p->ep;
         const int64_t pr_end = (g + 1) * gp < pairs ? (g + 1) * gp : pairs;
-        for (int64_t pr = g * gp; pr < pr_end; pr++) {
+        for (int64_t pr = g * gp; pr < pr_end;) {
             const int64_t cg = pr / gpairs, ob = cg * gblocks + 2 * (pr % gpairs);
-            const int two = 2 * (pr % gpairs) + 1 < gblocks;
-            /* this pair and the next one, both full and in one conv group */
-            const int quad = qfn && two && pr + 1 < pr_end && (pr + 1) / gpairs == cg &&
-                             2 * ((pr + 1) % gpairs) + 1 < gblocks;
-            const int64_t nxt = pr + 1 + quad;
+            /* this pair's blocks and those after it in its conv group and
+             * unit, the most a kernel here takes */
+            const int64_t gend = (cg + 1) * gpairs < pr_end ? (cg + 1) * gpairs : pr_end;
+            int64_t nb = cg * gblocks + gblocks - ob;
+            if (nb > 2 * (gend - pr))
+                nb = 2 * (gend - pr);
+            if (nb > 4)
+                nb = 4;
+            while (!fns[nb - 1])
+                nb--;
+            const int64_t nxt = pr + (nb + 1) / 2;
             r.x = ximg + cg * pk->icb * xplane;
             r.w = pk->w + ob * wob;
             r.bias = pk->bias + ob * B;
@@ -549,17 +562,16 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
                 r.pf = (const char *)(pk->w + nob * wob);
                 r.pf_bytes = (ntwo ? 2 : 1) * wob * (int64_t)sizeof(float);
             }
-            const cnn_nchwc_rows *k = quad ? quads : &pair_rows;
-            const int one = !two;
-            if (flat && cb == B)
-                k->pw[one](&r, x0, x1);
-            else if (span)
-                k->span[p->sw == 2][one](&r, x0, x1, span_ow);
+            const void *f = fns[nb - 1];
+            if (shape == 0)
+                ((cnn_pw_fn)f)(&r, x0, x1);
+            else if (shape == 1)
+                ((cnn_span_fn)f)(&r, x0, x1, span_ow);
             else
-                (quad ? k->row[kind] : rows)[one](&r, x0, x1, in_lo, in_hi, p->pl, w);
-            for (int b = 0; b < (quad ? 4 : two ? 2 : 1); b++)
+                ((cnn_row_fn)f)(&r, x0, x1, in_lo, in_hi, p->pl, w);
+            for (int64_t b = 0; b < nb; b++)
                 act_row(&p->ep, r.y + b * yplane + x0 * B, (x1 - x0) * B);
-            pr += quad;
+            pr = nxt;
         }
     }
     free(xpad);

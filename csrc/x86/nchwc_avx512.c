@@ -11,8 +11,9 @@
  * pairs and twice the pixels give the same 24 accumulators.
  *
  * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
- * pairs to these kernels two at a time and leaves a lone pair and the
- * depthwise convolutions to the AVX2 kernels.
+ * blocks to these kernels up to 4 at a time (1x1s: any count; the others:
+ * 4, leaving 1-3 to the AVX2 pair kernels), and the depthwise convolutions
+ * stay AVX2.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,28 +23,68 @@
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
 
-/* 16 output channels: blocks k and k + 1 of the weights at w (8 floats of
- * one input channel each, wob apart). */
-INLINE __m512 pair_w(const float *w, int64_t wob)
+/* The weights of one input channel for blocks [k, k + n) (n = 1 or 2) of
+ * the 8 floats at w, wob apart: 16 output channels, the upper 8 zero for
+ * a lone block. */
+INLINE __m512 pair_w(const float *w, int64_t wob, const int n)
 {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_load_ps(w)), _mm256_load_ps(w + wob),
-                              1);
+    const __m256 lo = _mm256_load_ps(w);
+    return n == 2 ? _mm512_insertf32x8(_mm512_castps256_ps512(lo), _mm256_load_ps(w + wob), 1)
+                  : _mm512_zextps256_ps512(lo);
+}
+
+/* cnn_act_v on 16 lanes, with the AVX2 forms' NaN behaviour: the tile's
+ * epilogue on one zmm instead of two ymm halves (a 32->192 1x1 spends a
+ * quarter of its instructions storing). */
+INLINE __m512 act512(const cnn_epilogue *ep, __m512 x)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    switch (ep->act) {
+    case CNN_ACT_RELU:
+        return _mm512_max_ps(x, zero);
+    case CNN_ACT_CLIP: {
+        const __m512 lo = _mm512_set1_ps(ep->alpha), hi = _mm512_set1_ps(ep->beta);
+        const __m512 r = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), hi);
+        return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), lo);
+    }
+    case CNN_ACT_LEAKY:
+        return _mm512_mask_mov_ps(_mm512_mul_ps(_mm512_set1_ps(ep->alpha), x),
+                                  _mm512_cmp_ps_mask(x, zero, _CMP_GE_OQ), x);
+    case CNN_ACT_HARDSWISH: {
+        __m512 t = _mm512_add_ps(x, _mm512_set1_ps(3.f));
+        t = _mm512_min_ps(_mm512_set1_ps(6.f), _mm512_max_ps(zero, t));
+        return _mm512_mul_ps(_mm512_mul_ps(x, t), _mm512_set1_ps(1.f / 6.f));
+    }
+    case CNN_ACT_HARDSIGMOID: {
+        const __m512 t = _mm512_fmadd_ps(_mm512_set1_ps(ep->alpha), x, _mm512_set1_ps(ep->beta));
+        return _mm512_min_ps(_mm512_set1_ps(1.f), _mm512_max_ps(zero, t));
+    }
+    default:
+        return x;
+    }
 }
 
 /* Bias, residual and in-tile activation of one pixel's pair vector, stored
- * as its two blocks' pixels at y and y + yplane. */
+ * as its n (1 or 2) blocks' pixels at y and y + yplane. */
 INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y,
-                       const float *res, int64_t yplane)
+                       const float *res, int64_t yplane, const int n)
 {
-    const __m512 v = _mm512_add_ps(acc, bias);
-    __m256 lo = _mm512_castps512_ps256(v), hi = _mm512_extractf32x8_ps(v, 1);
+    __m512 v = _mm512_add_ps(acc, bias);
     if (res) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(res));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(res + yplane));
+        const __m256 lo = _mm256_loadu_ps(res);
+        v = _mm512_add_ps(v, n == 2 ? _mm512_insertf32x8(_mm512_castps256_ps512(lo),
+                                                          _mm256_loadu_ps(res + yplane), 1)
+                                    : _mm512_zextps256_ps512(lo));
     }
-    _mm256_storeu_ps(y, cnn_act_v(ep, lo));
-    _mm256_storeu_ps(y + yplane, cnn_act_v(ep, hi));
+    v = act512(ep, v);
+    _mm256_storeu_ps(y, _mm512_castps512_ps256(v));
+    if (n == 2)
+        _mm256_storeu_ps(y + yplane, _mm512_extractf32x8_ps(v, 1));
 }
+
+/* The two pair vectors' blocks of an NB-block tile (NB = 1..4). */
+#define N0 (NB >= 2 ? 2 : 1)
+#define N1 (NB - 2)
 
 #define ACC_DECL                                                                        \
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00, \
@@ -56,20 +97,27 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     if (PX > P) {                                                           \
         const __m512 v = _mm512_set1_ps(*(ADDR));                           \
         a0##P = _mm512_fmadd_ps(v, w0, a0##P);                              \
-        a1##P = _mm512_fmadd_ps(v, w1, a1##P);                              \
+        if (NB > 2)                                                         \
+            a1##P = _mm512_fmadd_ps(v, w1, a1##P);                          \
     }
 
-/* The store of a tile's PX pixels x 4 output blocks from pixel OX0. The
+/* The store of a tile's PX pixels x NB output blocks from pixel OX0. The
  * epilogue copied to a local first: see CNN_TILE_STORE (AVX2). */
 #define OUT_PIX(P)                                                                       \
     if (PX > P) {                                                                        \
-        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp);             \
-        store_pair(&ep_, a1##P, b1, y0 + 2 * yp + P * B, r0 ? r0 + 2 * yp + P * B : NULL, yp); \
+        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp, N0);         \
+        if (NB > 2)                                                                      \
+            store_pair(&ep_, a1##P, b1, y0 + 2 * yp + P * B, r0 ? r0 + 2 * yp + P * B : NULL, \
+                       yp, N1);                                                          \
     }
 #define TILE_STORE(OX0)                                                                  \
     do {                                                                                 \
         const cnn_epilogue ep_ = *r->ep;                                                 \
-        const __m512 b0 = _mm512_loadu_ps(r->bias), b1 = _mm512_loadu_ps(r->bias + 2 * B); \
+        const __m512 b0 = N0 == 2 ? _mm512_loadu_ps(r->bias)                             \
+                                  : _mm512_zextps256_ps512(_mm256_loadu_ps(r->bias));    \
+        const __m512 b1 = NB == 4 ? _mm512_loadu_ps(r->bias + 2 * B)                     \
+                          : NB == 3 ? _mm512_zextps256_ps512(_mm256_loadu_ps(r->bias + 2 * B)) \
+                                    : b0;                                                \
         const int64_t yp = r->yplane;                                                    \
         float *y0 = r->y + (OX0) * B;                                                    \
         const float *r0 = r->res ? r->res + (OX0) * B : NULL;                            \
@@ -89,6 +137,7 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
 INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, const int S,
                       int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
 {
+    const int NB = 4;
     ACC_DECL;
     const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
     const int64_t xs = (S ? S : r->sw) * CB, taps = (K ? K * K : r->kh * r->kw);
@@ -108,8 +157,8 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
                 const float *wp = wb + (ky * kw + kx) * CB * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < CB; ci++) {
-                    const __m512 w0 = pair_w(wp + ci * B, wob);
-                    const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+                    const __m512 w0 = pair_w(wp + ci * B, wob, N0);
+                    const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
                     ALL_PIX(xp + ci, xs)
                 }
             }
@@ -118,8 +167,10 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
     TILE_STORE(ox0);
 }
 
-/* 1x1 stride 1 over the flattened image: pixels 8 floats apart. */
-INLINE void pw_tile(const crow *r, const int PX, int64_t ox0, const char *pf, int64_t pfn)
+/* 1x1 stride 1 over the flattened image, NB (1..4) output blocks: pixels
+ * 8 floats apart. */
+INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, const char *pf,
+                    int64_t pfn)
 {
     ACC_DECL;
     const float *xp = r->x + ox0 * B, *wp = r->w;
@@ -129,17 +180,19 @@ INLINE void pw_tile(const crow *r, const int PX, int64_t ox0, const char *pf, in
         cnn_prefetch_slice(pf, pfn, per, ib);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
-            const __m512 w0 = pair_w(wp + ci * B, wob);
-            const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+            const __m512 w0 = pair_w(wp + ci * B, wob, N0);
+            const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
             ALL_PIX(xp + ci, B)
         }
     }
     TILE_STORE(ox0);
 }
 
-/* 3x3 on a small plane, the output as one raster row (AVX2 span_tile). */
+/* 3x3 on a small plane, the output as one raster row (AVX2 span_tile), 4
+ * output blocks. */
 INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int64_t ow)
 {
+    const int NB = 4;
     ACC_DECL;
     int64_t o[12];
     for (int P = 0; P < 12; P++) {
@@ -157,8 +210,8 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
                 const float *wp = wb + (ky * 3 + kx) * B * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < B; ci++) {
-                    const __m512 w0 = pair_w(wp + ci * B, wob);
-                    const __m512 w1 = pair_w(wp + 2 * wob + ci * B, wob);
+                    const __m512 w0 = pair_w(wp + ci * B, wob, N0);
+                    const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
                     const float *xc = xt + ci;
                     FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
                     FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
@@ -179,24 +232,37 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
     case 3: CALL(3); break; case 2: CALL(2); break; default: CALL(1); break;            \
     }
 
-/* Tiles as equal as possible (see the AVX2 rows): 49 -> 5 tiles of 9-10. */
-static void pw_row(const crow *r, int64_t x0, int64_t x1)
-{
-    int64_t ox = x0;
-    const char *pf = r->pf;
-    int64_t pf_left = pf ? r->pf_bytes : 0;
-    for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {
-        const int64_t m = left / t;
-        const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;
-#define CALL(PX) pw_tile(r, PX, ox, pf, pfn)
-        SWITCH12(m, CALL)
-#undef CALL
-        ox += m;
-        left -= m;
-        pf += pfn;
-        pf_left -= pfn;
+/* Tiles as equal as possible (see the AVX2 rows): 49 -> 5 tiles of 9-10;
+ * NB_ defined as the output blocks. */
+#define DEFINE_PW_ROW(NAME)                                                        \
+    static void NAME(const crow *r, int64_t x0, int64_t x1)                        \
+    {                                                                              \
+        int64_t ox = x0;                                                           \
+        const char *pf = r->pf;                                                    \
+        int64_t pf_left = pf ? r->pf_bytes : 0;                                    \
+        for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {        \
+            const int64_t m = left / t;                                            \
+            const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;  \
+            SWITCH12(m, PW_CALL)                                                   \
+            ox += m;                                                               \
+            left -= m;                                                             \
+            pf += pfn;                                                             \
+            pf_left -= pfn;                                                        \
+        }                                                                          \
     }
-}
+#define PW_CALL(PX) pw_tile(r, NB_, PX, ox, pf, pfn)
+#define NB_ 1
+DEFINE_PW_ROW(pw_row_b1)
+#undef NB_
+#define NB_ 2
+DEFINE_PW_ROW(pw_row_b2)
+#undef NB_
+#define NB_ 3
+DEFINE_PW_ROW(pw_row_b3)
+#undef NB_
+#define NB_ 4
+DEFINE_PW_ROW(pw_row_b4)
+#undef NB_
 
 /* with S_ defined as the stride */
 #define DEFINE_SPAN_ROW(NAME)                                                      \
@@ -283,19 +349,21 @@ DEFINE_ROW(row_c1_k3s2)
 #undef K_
 #undef S_
 
-static const cnn_nchwc_rows quad_rows = {
+/* 4 blocks for every kind; 1 to 3 as well for the 1x1s, whose output
+ * channel counts in mobile networks are often not multiples of 32 (24,
+ * 40, 80, 112): 3 blocks in two AVX2 calls ran at 6 pixels x 2 and 6 x 1. */
+static const cnn_nchwc_rows wide_rows = {
     .row = {
-        [CNN_ROW_C8] = {row_c8, NULL},
-        [CNN_ROW_C8_K1S2] = {row_c8_k1s2, NULL},
-        [CNN_ROW_C8_K3S1] = {row_c8_k3s1, NULL},
-        [CNN_ROW_C8_K3S2] = {row_c8_k3s2, NULL},
-        [CNN_ROW_C1] = {row_c1, NULL},
-        [CNN_ROW_C1_S2] = {row_c1_s2, NULL},
-        [CNN_ROW_C1_K3S2] = {row_c1_k3s2, NULL},
+        [CNN_ROW_C8] = {[3] = row_c8},
+        [CNN_ROW_C8_K1S2] = {[3] = row_c8_k1s2},
+        [CNN_ROW_C8_K3S1] = {[3] = row_c8_k3s1},
+        [CNN_ROW_C8_K3S2] = {[3] = row_c8_k3s2},
+        [CNN_ROW_C1] = {[3] = row_c1},
+        [CNN_ROW_C1_S2] = {[3] = row_c1_s2},
+        [CNN_ROW_C1_K3S2] = {[3] = row_c1_k3s2},
     },
-    .pw = {pw_row, NULL},
-    .span = {{span_row_s1, NULL}, {span_row_s2, NULL}},
-    .tile = 12,
+    .pw = {pw_row_b1, pw_row_b2, pw_row_b3, pw_row_b4},
+    .span = {{[3] = span_row_s1}, {[3] = span_row_s2}},
 };
 
 cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
@@ -306,7 +374,7 @@ cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, co
         return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads);
     if (pool)
         return CNN_ERR_UNSUPPORTED;
-    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, &quad_rows);
+    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, &wide_rows);
 }
 
 #endif

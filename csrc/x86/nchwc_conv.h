@@ -5,8 +5,8 @@
  *
  * Include only from csrc/x86 C files, after their `#pragma GCC target`.
  * The AVX2 file supplies row kernels over output block pairs; the AVX512
- * file (nchwc_avx512.c) adds kernels over two pairs at once (16 output
- * channels per zmm register), used where a unit holds two full pairs.
+ * file (nchwc_avx512.c) adds kernels over up to two pairs at once (16
+ * output channels per zmm register).
  */
 #ifndef CNN_X86_NCHWC_CONV_H
 #define CNN_X86_NCHWC_CONV_H
@@ -49,19 +49,19 @@ typedef void (*cnn_span_fn)(const crow *, int64_t, int64_t, int64_t);
 enum { CNN_ROW_C8, CNN_ROW_C1, CNN_ROW_C8_K1S2, CNN_ROW_C8_K3S1, CNN_ROW_C8_K3S2,
        CNN_ROW_C1_S2, CNN_ROW_C1_K3S2, CNN_ROW_KINDS };
 
-/* An ISA's row kernels. Pair tables: [0] two output blocks, [1] one. A
- * quad table: [0] four blocks (two full pairs), [1] unused; a NULL entry
- * leaves that kind to the pair kernels. */
+/* An ISA's row kernels, indexed by the output blocks a call covers, less
+ * one (the AVX2 table: 1 or 2 blocks, a pair; AVX-512: up to 4, two
+ * pairs). A NULL entry: the ISA has no kernel for that many blocks, and
+ * the driver falls back to the AVX2 pairs. */
 typedef struct cnn_nchwc_rows {
-    cnn_row_fn row[CNN_ROW_KINDS][2];
-    cnn_pw_fn pw[2];            /* 1x1 stride 1 over the flattened image */
-    cnn_span_fn span[2][2];     /* [stride 2][one block]: small 3x3 planes */
-    int tile;                   /* the most pixels per tile */
+    cnn_row_fn row[CNN_ROW_KINDS][4];
+    cnn_pw_fn pw[4];            /* 1x1 stride 1 over the flattened image */
+    cnn_span_fn span[2][4];     /* [stride 2][blocks - 1]: small 3x3 planes */
 } cnn_nchwc_rows;
 
 cnn_status cnn_nchwc_conv_drive(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
-                                const cnn_nchwc_rows *quads);
+                                const cnn_nchwc_rows *wide);
 
 /* The activations applied in registers as a tile is stored: short enough
  * to inline in every tile variant. The others (exp-based: sigmoid, SiLU,
