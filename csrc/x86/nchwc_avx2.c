@@ -458,9 +458,11 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         chunk = ow;
     int64_t nchunks = (ow + chunk - 1) / chunk;
     chunk = (ow + nchunks - 1) / nchunks;
-    /* whole tiles of 6 (wide kernels: 12 or two of 6 or more; rounding to 12
-     * left 28 pixels as 24 + 4, a 4-pixel tile at a third of the rate) */
-    chunk = (chunk + 5) / 6 * 6;
+    /* whole tiles of 6; the wide kernels split any chunk into equal tiles
+     * of up to 12, and rounding would leave a short last chunk (196 pixels
+     * in 9 chunks: 8 x 24 + 4, not 196 / 9 = 22 as 11 + 11) */
+    if (!wide)
+        chunk = (chunk + 5) / 6 * 6;
     nchunks = (ow + chunk - 1) / chunk;
     /* Output block pairs per unit: their weights about 128 KiB (L2), fewer
      * when that leaves too few units to share among the threads. */
@@ -556,11 +558,13 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
             r.y = y + yoff;
             r.res = residual ? residual + yoff : NULL;
             r.pf = NULL;
-            if (nxt < pairs && ck == 0) {
+            if (nxt < pairs && ck == 0) {   /* the next call's blocks (at most 4) */
                 const int64_t ncg = nxt / gpairs, nob = ncg * gblocks + 2 * (nxt % gpairs);
-                const int ntwo = 2 * (nxt % gpairs) + 1 < gblocks;
+                int64_t nnb = ncg * gblocks + gblocks - nob;
+                if (nnb > (wide ? 4 : 2))
+                    nnb = wide ? 4 : 2;
                 r.pf = (const char *)(pk->w + nob * wob);
-                r.pf_bytes = (ntwo ? 2 : 1) * wob * (int64_t)sizeof(float);
+                r.pf_bytes = nnb * wob * (int64_t)sizeof(float);
             }
             const void *f = fns[nb - 1];
             if (shape == 0)

@@ -324,14 +324,14 @@ DEFINE_ROW(row_c8)
 DEFINE_ROW(row_c8_k1s2)
 #undef K_
 #undef S_
-#define K_ 3
+#define K_ 0
 #define S_ 1
-DEFINE_ROW(row_c8_k3s1)
+DEFINE_ROW(row_c8_s1)
 #undef K_
 #undef S_
-#define K_ 3
+#define K_ 0
 #define S_ 2
-DEFINE_ROW(row_c8_k3s2)
+DEFINE_ROW(row_c8_s2)
 #undef CB_
 #undef K_
 #undef S_
@@ -342,9 +342,6 @@ DEFINE_ROW(row_c1)
 #undef S_
 #define S_ 2
 DEFINE_ROW(row_c1_s2)
-#undef K_
-#define K_ 3
-DEFINE_ROW(row_c1_k3s2)
 #undef CB_
 #undef K_
 #undef S_
@@ -352,15 +349,19 @@ DEFINE_ROW(row_c1_k3s2)
 /* 4 blocks for every kind; 1 to 3 as well for the 1x1s, whose output
  * channel counts in mobile networks are often not multiples of 32 (24,
  * 40, 80, 112): 3 blocks in two AVX2 calls ran at 6 pixels x 2 and 6 x 1. */
+/* The 3x3 kinds take the kernels with only the stride fixed: with the
+ * taps fixed too GCC's unrolled tap loop spilled accumulators (1219 zmm
+ * stack accesses in the stride-1 row; 3x3 s1 128->128 @56: 118 -> 138
+ * GFLOP/s without). */
 static const cnn_nchwc_rows wide_rows = {
     .row = {
         [CNN_ROW_C8] = {[3] = row_c8},
         [CNN_ROW_C8_K1S2] = {[3] = row_c8_k1s2},
-        [CNN_ROW_C8_K3S1] = {[3] = row_c8_k3s1},
-        [CNN_ROW_C8_K3S2] = {[3] = row_c8_k3s2},
+        [CNN_ROW_C8_K3S1] = {[3] = row_c8_s1},
+        [CNN_ROW_C8_K3S2] = {[3] = row_c8_s2},
         [CNN_ROW_C1] = {[3] = row_c1},
         [CNN_ROW_C1_S2] = {[3] = row_c1_s2},
-        [CNN_ROW_C1_K3S2] = {[3] = row_c1_k3s2},
+        [CNN_ROW_C1_K3S2] = {[3] = row_c1_s2},
     },
     .pw = {pw_row_b1, pw_row_b2, pw_row_b3, pw_row_b4},
     .span = {{[3] = span_row_s1}, {[3] = span_row_s2}},
