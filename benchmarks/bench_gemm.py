@@ -5,7 +5,7 @@
 Prints GFLOP/s (2 flops per multiply-add) of cnn_gemm_f32 for M=N=K=512 and
 of 3x3 convolutions (packed GEMM with im2col fused into the packing) at 1
 and 2 threads, as a fraction of the FMA peak measured by a register-only
-FMA loop (csrc/x86/fma_peak_avx2.c). Best of R runs.
+FMA loop of the active ISA (csrc/x86/fma_peak.h). Best of R runs.
 """
 import argparse
 import time

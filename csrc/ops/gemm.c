@@ -187,7 +187,9 @@ cnn_status cnn_gemm_jobs_f32(const cnn_gemm_job *jobs, int64_t njobs, int thread
 double cnn_fma_peak_gflops(int threads)
 {
 #if defined(__x86_64__)
-    if (cnn_detected_isa() >= CNN_ISA_AVX2)
+    if (cnn_active_isa() >= CNN_ISA_AVX512)
+        return cnn_fma_peak_gflops_avx512(threads);
+    if (cnn_active_isa() >= CNN_ISA_AVX2)
         return cnn_fma_peak_gflops_avx2(threads);
 #endif
     (void)threads;

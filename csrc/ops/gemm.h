@@ -87,11 +87,13 @@ static inline void cnn_gemm_epilogue_row(const cnn_gemm_job *j, int64_t i, int64
         cnn_act_inplace(&j->ep, c, len);
 }
 
-/* Peak of fused multiply-add throughput (GFLOP/s) with `threads` threads;
- * 0 where AVX2/FMA is absent. For benchmarks only. */
+/* Peak of fused multiply-add throughput (GFLOP/s) with `threads` threads,
+ * in the active ISA's vectors (ymm for AVX2, zmm for AVX512); 0 where
+ * AVX2/FMA is absent. For benchmarks only. */
 double cnn_fma_peak_gflops(int threads);
 #if defined(__x86_64__)
 double cnn_fma_peak_gflops_avx2(int threads);
+double cnn_fma_peak_gflops_avx512(int threads);
 #endif
 
 #endif
