@@ -86,10 +86,12 @@ typedef void (*cnn_wino_gemm_fn)(const float *V, int64_t vstride, int64_t ldv,
                                  int64_t k0, int64_t k1);
 /* The blocked Winograd driver (csrc/x86/winograd_nchwc_avx2.c): transforms
  * and work split, with the ISA's GEMM stage; task tile ranges are cut at
- * multiples of align (its micro-kernel's rows). */
+ * multiples of align (its micro-kernel's rows), output channel ranges at
+ * multiples of pstep panels of 16 (its micro-kernel's columns / 16). */
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
-                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align);
+                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align,
+                                    int pstep);
 #endif
 
 /* Rows of the packed filter: 6 * ceil(K/6). */

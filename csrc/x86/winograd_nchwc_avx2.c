@@ -37,7 +37,7 @@
 #define VBUDGET ((int64_t)2 << 20)   /* bytes of transformed input per superblock */
 #endif
 #define NT 60    /* tiles per GEMM task (a multiple of every align: 6, 12) */
-#define KW 48    /* output channels per GEMM task (multiple of 16) */
+#define KW 48    /* output channels per GEMM task, about (pstep 1; pstep 2: 64) */
 
 /* Input transform of channel block plane xb (H, W, 8) for the tile row
  * whose first input row is iy0: V[xi] row t (t < tw) at v + xi*vstride +
@@ -178,12 +178,13 @@ cnn_status cnn_winograd_nchwc_run_avx2(const cnn_conv2d_params *p, const float *
                                        const float *x, const float *bias,
                                        const float *residual, float *y, int threads)
 {
-    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx2, 6);
+    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx2, 6, 1);
 }
 
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
-                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align)
+                                    float *y, int threads, cnn_wino_gemm_fn gemm, int align,
+                                    int pstep)
 {
     const int64_t H = p->h, W = p->w, OH = p->oh, OW = p->ow;
     const int64_t cp = cnn_wino_nchwc_pad(p->c), kp = cnn_wino_nchwc_pad(p->k);
@@ -204,12 +205,13 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
     const int64_t ldv = cp % 512 == 0 ? cp + 16 : cp;
     const int64_t vrows = (tiles_max + align - 1) / align * align;
     /* GEMM tasks: tile chunks x output-channel ranges (16s) */
-    const int64_t npanels = (kp + 15) / 16;
+    const int64_t npanels = (kp + 16 * pstep - 1) / (16 * pstep);   /* of pstep x 16 */
     const int64_t nchunk_max = (tiles_max + NT - 1) / NT;
-    int64_t nkr = (kp + KW - 1) / KW;
+    const int64_t kw = pstep == 2 ? 64 : KW;
+    int64_t nkr = (kp + kw - 1) / kw;
     while ((nchunk_max * nkr) % threads && nkr < npanels && nchunk_max * nkr < 4 * threads)
         nkr++;
-    const int64_t kwmax = ((npanels + nkr - 1) / nkr) * 16;
+    const int64_t kwmax = ((npanels + nkr - 1) / nkr) * 16 * pstep;
     const int64_t ldm = kwmax + 8;
     const int64_t ntmax = NT < vrows ? NT : vrows;
     /* a task's chunk holds up to NT + align - 1 tiles (split points round
@@ -258,8 +260,8 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
                 const int64_t ch = q / nkr, kr = q % nkr;
                 const int64_t l0 = split_at(ntiles, nchunk, ch, align);
                 const int64_t l1 = split_at(ntiles, nchunk, ch + 1, align);
-                const int64_t k0 = split_at(npanels, nkr, kr, 1) * 16;
-                int64_t k1 = split_at(npanels, nkr, kr + 1, 1) * 16;
+                const int64_t k0 = split_at(npanels, nkr, kr, 1) * 16 * pstep;
+                int64_t k1 = split_at(npanels, nkr, kr + 1, 1) * 16 * pstep;
                 if (k1 > kp)
                     k1 = kp;
                 if (l1 <= l0 || k1 <= k0)

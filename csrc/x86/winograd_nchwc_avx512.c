@@ -107,7 +107,7 @@ cnn_status cnn_winograd_nchwc_run_avx512(const cnn_conv2d_params *p, const float
                                          const float *x, const float *bias,
                                          const float *residual, float *y, int threads)
 {
-    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12);
+    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12, 2);
 }
 
 #endif
