@@ -464,24 +464,21 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     if (!wide)
         chunk = (chunk + 5) / 6 * 6;
     nchunks = (ow + chunk - 1) / chunk;
-    /* Output block pairs per unit: their weights about 128 KiB (L2), fewer
-     * when that leaves too few units to share among the threads. */
-    int64_t gp = (128 * 1024 / 4) / (2 * wob);
-    gp = gp < 1 ? 1 : (gp > pairs ? pairs : gp);
-    while (gp > 1 && n * ((pairs + gp - 1) / gp) * oh * nchunks < 4 * (int64_t)threads)
-        gp = (gp + 1) / 2;
-    int64_t groups = (pairs + gp - 1) / gp;
-    /* Equal groups, and whole groups per thread where the pairs allow: the
-     * static split gives each thread the same number of units, so unequal
-     * groups would be unequal work (384->96 @14x14: groups of 5 and 1
-     * pairs ran 1.6x slower than ONNX Runtime at 2 threads). */
-    if (groups > 1 && groups % threads && pairs >= groups - groups % threads + threads)
-        groups += threads - groups % threads;
-    gp = (pairs + groups - 1) / groups;
-    /* wide kernels: an even number of pairs per unit, so that they pair up */
-    if (wide && gp % 2 && gp < pairs)
-        gp++;
-    groups = (pairs + gp - 1) / gp;
+    /* Output block pairs per unit, in sets of the pairs a kernel takes at
+     * once (wide: 2): their weights about 128 KiB (L2), fewer when that
+     * leaves too few units to share among the threads. */
+    const int64_t st = wide ? 2 : 1, sets = (pairs + st - 1) / st;
+    int64_t gs = (128 * 1024 / 4) / (2 * st * wob);
+    gs = gs < 1 ? 1 : (gs > sets ? sets : gs);
+    while (gs > 1 && n * ((sets + gs - 1) / gs) * oh * nchunks < 4 * (int64_t)threads)
+        gs = (gs + 1) / 2;
+    /* Equal groups: the static split gives each thread the same number of
+     * units, so unequal groups would be unequal work (384->96 @14x14:
+     * groups of 5 and 1 pairs ran 1.6x slower than ONNX Runtime at 2
+     * threads; 576->96 in groups of 4 and 2 pairs, 1.5x). */
+    while (gs > 1 && sets % gs)
+        gs--;
+    const int64_t gp = gs * st, groups = (pairs + gp - 1) / gp;
     const int64_t units = n * groups * oh * nchunks;
     /* A small conv (EfficientNet's squeeze-excitation 1x1s on one pixel)
      * runs on one thread: a team would cost more in fork and barrier than
