@@ -408,7 +408,12 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     /* not for a stem (cb = 1): its cold RGB input costs more to copy than
      * its border pixels (MobileNetV2's stem 0.38 -> 0.40 ms) */
     const int64_t cgroups = p->groups, in_blocks = pk->icb * cgroups;
-    float *xpad = cb == B ? padded_input(p, x, n * in_blocks, cb, threads) : NULL;
+    /* nor for a wide strided row (AVX-512 tiles): its copy (the input is
+     * 4x the output) cost more than its 2 border pixels in 28 (128->128
+     * 3x3 s2 @56: 1784 -> 1738 us at 1 thread, 961 -> 874 at 2; on 14-wide
+     * rows the copy still pays, 1828 vs 1950) */
+    const int strided_wide = wide && p->sw == 2 && p->ow >= 28;
+    float *xpad = cb == B && !strided_wide ? padded_input(p, x, n * in_blocks, cb, threads) : NULL;
     if (!xpad && cb == B && p->kh == 1 && p->kw == 1 && (p->sh > 1 || p->sw > 1) &&
         (xpad = subsampled_input(p, x, n * in_blocks, threads)) != NULL) {
         x = xpad;
