@@ -1,6 +1,6 @@
 /* Blocked layout NCHW8c: argument checks, weight packing and the portable
- * reorders. The blocked convolutions themselves exist for AVX2 only
- * (csrc/x86/nchwc_avx2.c); without AVX2 packing reports
+ * reorders. The blocked convolutions themselves exist for AVX2 and AVX-512
+ * only (csrc/x86/nchwc_avx2.c, nchwc_avx512.c); without AVX2 packing reports
  * CNN_ERR_UNSUPPORTED and the engine keeps the plain NCHW kernels, whose
  * scalar versions stay the oracle for these. */
 #include <string.h>

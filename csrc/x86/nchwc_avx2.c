@@ -308,6 +308,15 @@ static const cnn_nchwc_rows pair_rows = {
     .span = {{span_row_o1_s1, span_row_o2_s1}, {span_row_o1_s2, span_row_o2_s2}},
 };
 
+/* A table's kernel for b + 1 blocks of a conv of the given shape (0: flat
+ * 1x1, 1: span rows, 2: rows of the kind), or NULL. */
+static const void *table_kernel(const cnn_nchwc_rows *t, int shape, int s2, int kind, int b)
+{
+    return shape == 0 ? (const void *)t->pw[b]
+           : shape == 1 ? (const void *)t->span[s2][b]
+                        : (const void *)t->row[kind][b];
+}
+
 /* The row kernel kind for p. */
 static int pick_rows(const cnn_conv2d_params *p, int64_t cb)
 {
@@ -500,15 +509,9 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     const int shape = flat && cb == B ? 0 : span ? 1 : 2;
     const void *fns[4];
     for (int b = 0; b < 4; b++) {
-        const cnn_nchwc_rows *t = wide ? wide : &pair_rows;
-        const void *f = shape == 0 ? (const void *)t->pw[b]
-                        : shape == 1 ? (const void *)t->span[p->sw == 2][b]
-                                     : (const void *)t->row[kind][b];
-        if (!f && b < 2)
-            f = shape == 0 ? (const void *)pair_rows.pw[b]
-                : shape == 1 ? (const void *)pair_rows.span[p->sw == 2][b]
-                             : (const void *)pair_rows.row[kind][b];
-        fns[b] = f;
+        fns[b] = wide ? table_kernel(wide, shape, p->sw == 2, kind, b) : NULL;
+        if (!fns[b] && b < 2)
+            fns[b] = table_kernel(&pair_rows, shape, p->sw == 2, kind, b);
     }
     /* interior output columns: every tap kx inside [0, w) */
     int64_t in_lo = (p->pl + p->sw - 1) / p->sw;

@@ -92,6 +92,11 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00, a16 = a00,   \
            a17 = a00, a18 = a00, a19 = a00, a110 = a00, a111 = a00
 
+/* w0 / w1: the two pairs' weights of the input channel at WP */
+#define PAIR_WEIGHTS(WP)                                                    \
+    const __m512 w0 = pair_w(WP, wob, N0);                                  \
+    const __m512 w1 = NB > 2 ? pair_w((WP) + 2 * wob, wob, N1) : w0
+
 /* v: the broadcast input of pixel P, w0/w1 the two pairs' weights */
 #define FMA_PIX(P, ADDR)                                                    \
     if (PX > P) {                                                           \
@@ -157,8 +162,7 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
                 const float *wp = wb + (ky * kw + kx) * CB * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < CB; ci++) {
-                    const __m512 w0 = pair_w(wp + ci * B, wob, N0);
-                    const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
+                    PAIR_WEIGHTS(wp + ci * B);
                     ALL_PIX(xp + ci, xs)
                 }
             }
@@ -180,8 +184,7 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, cons
         cnn_prefetch_slice(pf, pfn, per, ib);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
-            const __m512 w0 = pair_w(wp + ci * B, wob, N0);
-            const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
+            PAIR_WEIGHTS(wp + ci * B);
             ALL_PIX(xp + ci, B)
         }
     }
@@ -210,8 +213,7 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
                 const float *wp = wb + (ky * 3 + kx) * B * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < B; ci++) {
-                    const __m512 w0 = pair_w(wp + ci * B, wob, N0);
-                    const __m512 w1 = NB > 2 ? pair_w(wp + 2 * wob + ci * B, wob, N1) : w0;
+                    PAIR_WEIGHTS(wp + ci * B);
                     const float *xc = xt + ci;
                     FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
                     FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
