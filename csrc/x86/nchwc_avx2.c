@@ -28,7 +28,6 @@
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
-#define act_v cnn_act_v
 
 /* Every activation cnn_act_v left out, over n floats of output at y, in place. */
 static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
@@ -44,7 +43,7 @@ static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
  * activation. A macro, not a function, so the accumulators stay named
  * registers in every tile kind (passing them as arrays spilled them, 7-10 %
  * on short-reduction 1x1 convs, 16->96 @112x112: 0.49 -> 0.54 ms). The
- * epilogue is copied to a local first: act_v's switch is then decided once
+ * epilogue is copied to a local first: cnn_act_v's switch is then decided once
  * per tile, not once per stored vector (ep->act reloaded after every float
  * store). */
 #define CNN_TILE_OUT(ACC, BV, Y, RES, P)                                         \
@@ -52,7 +51,7 @@ static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
         __m256 v = _mm256_add_ps(ACC, BV);                                  \
         if (RES)                                                            \
             v = _mm256_add_ps(v, _mm256_loadu_ps(RES + P * B));             \
-        _mm256_storeu_ps(Y + P * B, act_v(&ep_, v));                        \
+        _mm256_storeu_ps(Y + P * B, cnn_act_v(&ep_, v));                        \
     }
 #define CNN_TILE_STORE(OX0)                                                               \
     do {                                                                                  \
@@ -626,7 +625,7 @@ INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int P
         __m256 v = a##P;                                                    \
         if (res)                                                            \
             v = _mm256_add_ps(v, _mm256_loadu_ps(res + P * B));             \
-        _mm256_storeu_ps(y + P * B, act_v(&ep_, v));                       \
+        _mm256_storeu_ps(y + P * B, cnn_act_v(&ep_, v));                       \
     }
     CNN_OUT(0) CNN_OUT(1) CNN_OUT(2) CNN_OUT(3) CNN_OUT(4) CNN_OUT(5) CNN_OUT(6) CNN_OUT(7)
 #undef CNN_OUT
@@ -905,7 +904,7 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
         float *d = y + q * hw * B;
         const cnn_epilogue e = *ep;    /* see conv_tile */
         for (int64_t p = 0; p < hw; p++)
-            _mm256_storeu_ps(d + p * B, act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
+            _mm256_storeu_ps(d + p * B, cnn_act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
         act_row(ep, d, hw * B);
     }
 }
