@@ -194,8 +194,15 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     /* input blocks a conv group reads (all of them when groups == 1) */
     pk->icb = dw ? pk->ocb : (p->c / p->groups + pk->cb - 1) / pk->cb;
     const int64_t taps = p->kh * p->kw;
+    /* Unpadded 1x1s (strided ones run on a subsampled copy) as the AVX-512
+     * pointwise tiles read them: a conv group's blocks in whole pairs. */
+#if defined(__x86_64__)
+    pk->wpair = cnn_active_isa() >= CNN_ISA_AVX512 && !dw && !in_nchw && taps == 1 &&
+                !(p->pt | p->pl | p->pb | p->pr) &&
+                (p->groups == 1 || (pk->ocb / p->groups) % 2 == 0);
+#endif
     int64_t count;
-    if (!cnn_mul_ok(pk->ocb, dw ? 1 : pk->icb, &count) || !cnn_mul_ok(count, taps, &count) ||
+    if (!cnn_mul_ok(pk->ocb + 1, dw ? 1 : pk->icb, &count) || !cnn_mul_ok(count, taps, &count) ||
         !cnn_mul_ok(count, (dw ? 1 : pk->cb) * B, &count)) {
         free(pk);
         return CNN_ERR_SHAPE;
@@ -219,6 +226,8 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
         *out = pk;
         return CNN_OK;
     }
+    if (!dw)
+        count = cnn_nchwc_w_count(pk);
     pk->w = cnn_alloc_floats(count);
     if (!pk->w) {
         cnn_conv2d_nchwc_free(pk);
@@ -235,7 +244,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
                 if (dw)
                     at = (ob * taps + r) * B + ol;
                 else
-                    at = ((((ob * pk->icb + ci / pk->cb) * taps + r) * pk->cb) + ci % pk->cb) * B + ol;
+                    at = cnn_nchwc_w_at(pk, ob, ci / pk->cb, r, ci % pk->cb) + ol;
                 pk->w[at] = v;
             }
     }
@@ -253,10 +262,10 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
         return CNN_ERR_UNSUPPORTED;
     if (n < 1)
         return CNN_ERR_SHAPE;
-    const int64_t taps = pk->p.kh * pk->p.kw, per_ob = pk->icb * taps * B * B;
+    const int64_t taps = pk->p.kh * pk->p.kw, count = cnn_nchwc_w_count(pk);
     const int64_t xsize = pk->icb * B * pk->p.h * pk->p.w, ysize = pk->ocb * pk->p.oh * pk->p.ow * B;
-    int64_t count, t;
-    if (!cnn_mul_ok(pk->ocb, per_ob, &count) || !cnn_mul_ok(n, xsize, &t) || !cnn_mul_ok(n, ysize, &t))
+    int64_t t;
+    if (!cnn_mul_ok(n, xsize, &t) || !cnn_mul_ok(n, ysize, &t))
         return CNN_ERR_SHAPE;
     float *w = cnn_alloc_floats(count);
     if (!w)
@@ -266,12 +275,13 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     cnn_status st = CNN_OK;
     for (int64_t img = 0; img < n && st == CNN_OK; img++) {
         const float *si = s + img * pk->icb * B;
-        /* packed [ob][ib][tap][ci][lane]: input channel ib*8 + ci */
+        /* input channel ib*8 + ci; a wpair pack's zero block stays zero */
+        memset(w, 0, (size_t)count * sizeof(float));
         for (int64_t ob = 0; ob < pk->ocb; ob++)
             for (int64_t ib = 0; ib < pk->icb; ib++)
                 for (int64_t r = 0; r < taps; r++)
                     for (int64_t ci = 0; ci < B; ci++) {
-                        const int64_t at = (((ob * pk->icb + ib) * taps + r) * B + ci) * B;
+                        const int64_t at = cnn_nchwc_w_at(pk, ob, ib, r, ci);
                         const float f = si[ib * B + ci];
                         for (int64_t l = 0; l < B; l++)
                             w[at + l] = pk->w[at + l] * f;
@@ -303,6 +313,29 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     return run(pk, n, x, residual, y, pool, threads);
 }
 
+#if defined(__x86_64__)
+/* A pack made for AVX-512 run after cnn_set_isa lowered the level: its
+ * weights copied back to the plain layout for the AVX2 kernels, each run
+ * (only tests switch levels between packing and running). */
+static cnn_status run_unpaired(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                               const float *residual, float *y, int threads)
+{
+    cnn_conv2d_nchwc plain = *pk;
+    plain.wpair = 0;
+    plain.w = cnn_alloc_floats(cnn_nchwc_w_count(&plain));
+    if (!plain.w)
+        return CNN_ERR_OOM;
+    for (int64_t ob = 0; ob < pk->ocb; ob++)
+        for (int64_t ib = 0; ib < pk->icb; ib++)
+            for (int64_t ci = 0; ci < B; ci++)
+                memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, 0, ci),
+                       pk->w + cnn_nchwc_w_at(pk, ob, ib, 0, ci), B * sizeof(float));
+    const cnn_status st = cnn_conv2d_nchwc_run_avx2(&plain, n, x, residual, y, NULL, threads);
+    free(plain.w);
+    return st;
+}
+#endif
+
 static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                       const float *residual, float *y, float *pool, int threads)
 {
@@ -328,6 +361,8 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         if (cnn_active_isa() >= CNN_ISA_AVX512)
             return cnn_conv2d_nchwc_run_avx512(pk, n, x, residual, y, pool,
                                                threads < 1 ? 1 : threads);
+        if (pk->wpair)
+            return run_unpaired(pk, n, x, residual, y, threads < 1 ? 1 : threads);
         return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads < 1 ? 1 : threads);
     }
 #endif

@@ -16,10 +16,32 @@ struct cnn_conv2d_nchwc {
     int64_t cb;             /* input channels per input block: 8 or 1 */
     int64_t icb;            /* input blocks per conv group: ceil(c/groups / cb) (depthwise: ocb) */
     int64_t ocb;            /* output blocks: ceil(k / 8) */
-    float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8] */
+    float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8];
+                             * wpair: [ocb/2][icb][8][16] */
+    int wpair;              /* a 1x1 packed for the AVX-512 pointwise tiles: each pair of
+                             * output blocks (2j, 2j + 1) interleaved per input channel,
+                             * 16 floats one zmm load (cnn_nchwc_w_at) */
     float *bias;            /* [ocb * 8], zero past k */
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
 };
+
+/* The offset in pk->w of the 8 weights of output block ob for input
+ * block ib, tap r, input channel ci of the block. */
+static inline int64_t cnn_nchwc_w_at(const struct cnn_conv2d_nchwc *pk, int64_t ob, int64_t ib,
+                                     int64_t r, int64_t ci)
+{
+    if (pk->wpair)
+        return ((ob / 2 * pk->icb + ib) * CNN_NCHWC + ci) * 2 * CNN_NCHWC + ob % 2 * CNN_NCHWC;
+    return (((ob * pk->icb + ib) * pk->p.kh * pk->p.kw + r) * pk->cb + ci) * CNN_NCHWC;
+}
+
+/* Floats in pk->w (not depthwise, not Winograd): a wpair pack has an even
+ * block count, the last pair's second block zero where ocb is odd. */
+static inline int64_t cnn_nchwc_w_count(const struct cnn_conv2d_nchwc *pk)
+{
+    const int64_t ocb = pk->wpair ? (pk->ocb + 1) / 2 * 2 : pk->ocb;
+    return ocb * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC;
+}
 
 #if defined(__x86_64__)
 /* pool: see cnn_conv2d_nchwc_run_pooled_f32 (depthwise only), or NULL */

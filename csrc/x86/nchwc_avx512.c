@@ -10,6 +10,11 @@
  * blocks (the layout the rest of the engine, AVX2 included, shares) two
  * pairs and twice the pixels give the same 24 accumulators.
  *
+ * The 1x1s read weights packed for them (cnn_conv2d_nchwc.wpair): a pair's
+ * 16 weights of an input channel in one aligned zmm load, where the other
+ * tiles join two 8-float halves with an insert (port 5, shared with the
+ * FMAs: 256->64 @56 1x1 0.63 -> 0.58 ms).
+ *
  * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
  * blocks to these kernels up to 4 at a time (1x1s: any count; the others:
  * 4, leaving 1-3 to the AVX2 pair kernels), and the depthwise convolutions
@@ -64,22 +69,31 @@ INLINE __m512 act512(const cnn_epilogue *ep, __m512 x)
     }
 }
 
+/* One pixel of n (1 or 2) blocks at y and y + yplane as a pair vector. */
+INLINE __m512 load_pair(const float *y, int64_t yplane, const int n)
+{
+    const __m256 lo = _mm256_loadu_ps(y);
+    return n == 2 ? _mm512_insertf32x8(_mm512_castps256_ps512(lo), _mm256_loadu_ps(y + yplane), 1)
+                  : _mm512_zextps256_ps512(lo);
+}
+
+/* load_pair's inverse */
+INLINE void store_raw(__m512 v, float *y, int64_t yplane, const int n)
+{
+    _mm256_storeu_ps(y, _mm512_castps512_ps256(v));
+    if (n == 2)
+        _mm256_storeu_ps(y + yplane, _mm512_extractf32x8_ps(v, 1));
+}
+
 /* Bias, residual and in-tile activation of one pixel's pair vector, stored
  * as its n (1 or 2) blocks' pixels at y and y + yplane. */
 INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y,
                        const float *res, int64_t yplane, const int n)
 {
     __m512 v = _mm512_add_ps(acc, bias);
-    if (res) {
-        const __m256 lo = _mm256_loadu_ps(res);
-        v = _mm512_add_ps(v, n == 2 ? _mm512_insertf32x8(_mm512_castps256_ps512(lo),
-                                                          _mm256_loadu_ps(res + yplane), 1)
-                                    : _mm512_zextps256_ps512(lo));
-    }
-    v = act512(ep, v);
-    _mm256_storeu_ps(y, _mm512_castps512_ps256(v));
-    if (n == 2)
-        _mm256_storeu_ps(y + yplane, _mm512_extractf32x8_ps(v, 1));
+    if (res)
+        v = _mm512_add_ps(v, load_pair(res, yplane, n));
+    store_raw(act512(ep, v), y, yplane, n);
 }
 
 /* The two pair vectors' blocks of an NB-block tile (NB = 1..4). */
@@ -171,24 +185,66 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
     TILE_STORE(ox0);
 }
 
-/* 1x1 stride 1 over the flattened image, NB (1..4) output blocks: pixels
- * 8 floats apart. */
-INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, const char *pf,
-                    int64_t pfn)
+/* 1x1 stride 1 over the flattened image, NB (1..4) output blocks, input
+ * blocks [ib0, ib1): pixels 8 floats apart. A tile that does not start the
+ * sum (first = 0) resumes from the partial sums stored at y; one that does
+ * not end it (last = 0) stores its sums there raw, without the epilogue. */
+INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int64_t ib0,
+                    int64_t ib1, int first, int last, const char *pf, int64_t pfn)
 {
     ACC_DECL;
-    const float *xp = r->x + ox0 * B, *wp = r->w;
-    const int64_t wob = r->wob, xplane = r->xplane;
-    const int64_t per = cnn_prefetch_share(pfn, r->icb);
-    for (int64_t ib = 0; ib < r->icb; ib++, xp += xplane, wp += B * B) {
-        cnn_prefetch_slice(pf, pfn, per, ib);
+    const int64_t wob = r->wob, xplane = r->xplane, yp = r->yplane;
+    float *const yt = r->y + ox0 * B;
+    if (!first) {
+#define IN_PIX(P)                                                                       \
+        if (PX > P) {                                                                   \
+            a0##P = load_pair(yt + P * B, yp, N0);                                      \
+            if (NB > 2)                                                                 \
+                a1##P = load_pair(yt + 2 * yp + P * B, yp, N1);                         \
+        }
+        IN_PIX(0) IN_PIX(1) IN_PIX(2) IN_PIX(3) IN_PIX(4) IN_PIX(5)
+        IN_PIX(6) IN_PIX(7) IN_PIX(8) IN_PIX(9) IN_PIX(10) IN_PIX(11)
+#undef IN_PIX
+    }
+    /* the residual is cold in a network (the block's input, written a few
+     * layers before): its lines on the way while the tile computes rather
+     * than missed at the store (ResNet-50's 64->256 @56: 3-5 %) */
+    if (last && r->res)
+        for (int b = 0; b < NB; b++)
+            for (int l = 0; l < PX * B; l += 16)
+                _mm_prefetch((const char *)(r->res + b * yp + ox0 * B + l), _MM_HINT_T0);
+    const float *xp = r->x + ib0 * xplane + ox0 * B, *wp = r->w + ib0 * 2 * B * B;
+    const int64_t per = cnn_prefetch_share(pfn, ib1 - ib0);
+    for (int64_t ib = ib0; ib < ib1; ib++, xp += xplane, wp += 2 * B * B) {
+        cnn_prefetch_slice(pf, pfn, per, ib - ib0);
+        /* an input too large for L2 streams in from L3 across twice as
+         * many planes as MLAS's 16-wide blocks, more than the hardware
+         * prefetchers follow: the next tile's pixels of this block, one
+         * tile ahead (256->64 @56 in ResNet-50: 0.76 -> 0.67 ms) */
+        if (r->pf_next)
+            for (int l = 0; l < PX * B; l += 16)
+                _mm_prefetch((const char *)(xp + PX * B + l), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
-            PAIR_WEIGHTS(wp + ci * B);
+            /* a wpair pack: each pair's 16 weights in one aligned line */
+            const __m512 w0 = _mm512_load_ps(wp + ci * 2 * B);
+            const __m512 w1 = NB > 2 ? _mm512_load_ps(wp + 2 * wob + ci * 2 * B) : w0;
             ALL_PIX(xp + ci, B)
         }
     }
-    TILE_STORE(ox0);
+    if (last) {
+        TILE_STORE(ox0);
+        return;
+    }
+#define RAW_PIX(P)                                                                      \
+    if (PX > P) {                                                                       \
+        store_raw(a0##P, yt + P * B, yp, N0);                                           \
+        if (NB > 2)                                                                     \
+            store_raw(a1##P, yt + 2 * yp + P * B, yp, N1);                              \
+    }
+    RAW_PIX(0) RAW_PIX(1) RAW_PIX(2) RAW_PIX(3) RAW_PIX(4) RAW_PIX(5)
+    RAW_PIX(6) RAW_PIX(7) RAW_PIX(8) RAW_PIX(9) RAW_PIX(10) RAW_PIX(11)
+#undef RAW_PIX
 }
 
 /* 3x3 on a small plane, the output as one raster row (AVX2 span_tile), 4
@@ -235,24 +291,37 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
     }
 
 /* Tiles as equal as possible (see the AVX2 rows): 49 -> 5 tiles of 9-10;
- * NB_ defined as the output blocks. */
+ * NB_ defined as the output blocks. The input channels in r->ibatch-block
+ * passes over every tile (ONNX Runtime's MLAS batches them by 128 the
+ * same way): a pass's weights (4 blocks x 16 input blocks: 16 KiB) stay
+ * in L1 while its tiles stream their inputs past them, where a tile over
+ * all the channels streamed its 4 x 1 KiB per input block from L2 (256->64
+ * @56: 64 KiB of weights per 12 pixels). The next call's weights are
+ * prefetched in equal shares over every tile of every pass. */
 #define DEFINE_PW_ROW(NAME)                                                        \
     static void NAME(const crow *r, int64_t x0, int64_t x1)                        \
     {                                                                              \
-        int64_t ox = x0;                                                           \
         const char *pf = r->pf;                                                    \
         int64_t pf_left = pf ? r->pf_bytes : 0;                                    \
-        for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {        \
-            const int64_t m = left / t;                                            \
-            const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;  \
-            SWITCH12(m, PW_CALL)                                                   \
-            ox += m;                                                               \
-            left -= m;                                                             \
-            pf += pfn;                                                             \
-            pf_left -= pfn;                                                        \
+        const int64_t passes = (r->icb + r->ibatch - 1) / r->ibatch;               \
+        const int64_t tiles = (x1 - x0 + 11) / 12;                                 \
+        for (int64_t k = 0; k < passes; k++) {                                     \
+            const int64_t ib0 = r->icb * k / passes, ib1 = r->icb * (k + 1) / passes; \
+            const int first = k == 0, last = k == passes - 1;                      \
+            int64_t ox = x0;                                                       \
+            for (int64_t t = tiles, left = x1 - x0; t > 0; t--) {                  \
+                const int64_t m = left / t;                                        \
+                const int64_t calls = (passes - k - 1) * tiles + t;                \
+                const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, calls) : 0; \
+                SWITCH12(m, PW_CALL)                                               \
+                ox += m;                                                           \
+                left -= m;                                                         \
+                pf += pfn;                                                         \
+                pf_left -= pfn;                                                    \
+            }                                                                      \
         }                                                                          \
     }
-#define PW_CALL(PX) pw_tile(r, NB_, PX, ox, pf, pfn)
+#define PW_CALL(PX) pw_tile(r, NB_, PX, ox, ib0, ib1, first, last, pf, pfn)
 #define NB_ 1
 DEFINE_PW_ROW(pw_row_b1)
 #undef NB_

@@ -25,6 +25,8 @@ typedef struct crow {
     int64_t xplane;     /* floats per input block plane: h * w * cb */
     int64_t xrow;       /* floats per input row: w * cb */
     int64_t icb, kh, kw, sw, dh, dw;
+    int64_t ibatch;     /* input blocks per pass of a wide 1x1 (pw rows) */
+    int pf_next;        /* wide 1x1: prefetch the next tile's input */
     int64_t iy0;        /* input row of tap ky = 0 */
     int64_t ky0, ky1;   /* taps whose input row is inside the image */
     const float *w;     /* packed weights of the tile's first output block */

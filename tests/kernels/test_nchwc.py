@@ -87,6 +87,11 @@ CASES = [
     (1, 48, 7, 7, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # 1x1 groups of 4 blocks
     (1, 16, 57, 60, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # wide s2 rows: borders clipped
     (1, 8, 56, 64, 32, 5, 5, (2, 2), (2, 1, 2, 3), (1, 1), 1),    # ... 5x5, asymmetric padding
+    # 1x1s over more than 24 input blocks: AVX-512 sums them in passes,
+    # partial sums in the output
+    (2, 211, 9, 23, 40, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # 2 passes, quad + block
+    (1, 264, 20, 20, 72, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),  # 3 passes, subsampled
+    (1, 520, 16, 17, 32, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 5 passes, 2 chunks
 ]
 
 # none, clip(0, 6) (in the tile), silu and elu(0.7) (over each stored row)
@@ -183,6 +188,34 @@ def test_padding_lanes_of_outputs_are_zero_without_bias_or_activation(rng):
     y = np.full((1, 2, 6, 6, 8), np.nan, np.float32)
     _k.ConvNCHWc(w.ravel(), None, dims).run(to_blocked(x).ravel(), None, y.ravel(), 1)
     assert np.all(y[:, 1, :, :, 3:] == 0)
+
+
+@pytest.mark.parametrize("k,stride", [(40, 1), (16, 2), (24, 1)])
+def test_pointwise_packed_for_avx512_runs_after_the_level_drops(k, stride, rng, avx2):
+    """A 1x1 packed under AVX-512 interleaves its output block pairs for
+    the zmm tiles; lowered to AVX2 after packing, the run (plain and gated)
+    still matches the oracle, and a pack made under AVX2 runs under
+    AVX-512. Odd block counts leave the last pair half zero."""
+    if "avx512" not in ce.detected_isa():
+        pytest.skip("no AVX-512 on this CPU")
+    x = rng.standard_normal((2, 200, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((k, 200, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    s = rng.uniform(0, 1, (2, 200, 1, 1)).astype(np.float32)
+    dims, shape = _dims(x, w, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
+    want = conv2d_np(x, w, b, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
+    want_s = conv2d_np(x * s, w, b, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
+    other = "avx2" if avx2 == "avx512" else "avx512"
+    pk = _k.ConvNCHWc(w.ravel(), b, dims, 1, 0.0, 0.0, False)
+    for level in (avx2, other):
+        ce.set_isa(level)
+        for threads in (1, 2):
+            y = np.full((2, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+            pk.run(to_blocked(x), None, y, threads)
+            assert_close(from_blocked(y, k), np.maximum(want, 0), rtol=1e-4, what=f"{level} {threads}")
+            pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), None, y.ravel(), threads)
+            assert_close(from_blocked(y, k), np.maximum(want_s, 0), rtol=1e-4, what=f"gated {level}")
+    ce.set_isa(avx2)
 
 
 def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
