@@ -194,11 +194,10 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     /* input blocks a conv group reads (all of them when groups == 1) */
     pk->icb = dw ? pk->ocb : (p->c / p->groups + pk->cb - 1) / pk->cb;
     const int64_t taps = p->kh * p->kw;
-    /* Unpadded 1x1s (strided ones run on a subsampled copy) as the AVX-512
-     * pointwise tiles read them: a conv group's blocks in whole pairs. */
+    /* As the AVX-512 tiles read them, where a conv group's blocks form
+     * whole pairs. */
 #if defined(__x86_64__)
-    pk->wpair = cnn_active_isa() >= CNN_ISA_AVX512 && !dw && !in_nchw && taps == 1 &&
-                !(p->pt | p->pl | p->pb | p->pr) &&
+    pk->wpair = cnn_active_isa() >= CNN_ISA_AVX512 && !dw &&
                 (p->groups == 1 || (pk->ocb / p->groups) % 2 == 0);
 #endif
     int64_t count;
@@ -327,9 +326,10 @@ static cnn_status run_unpaired(const cnn_conv2d_nchwc *pk, int64_t n, const floa
         return CNN_ERR_OOM;
     for (int64_t ob = 0; ob < pk->ocb; ob++)
         for (int64_t ib = 0; ib < pk->icb; ib++)
-            for (int64_t ci = 0; ci < B; ci++)
-                memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, 0, ci),
-                       pk->w + cnn_nchwc_w_at(pk, ob, ib, 0, ci), B * sizeof(float));
+            for (int64_t r = 0; r < pk->p.kh * pk->p.kw; r++)
+                for (int64_t ci = 0; ci < pk->cb; ci++)
+                    memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, r, ci),
+                           pk->w + cnn_nchwc_w_at(pk, ob, ib, r, ci), B * sizeof(float));
     const cnn_status st = cnn_conv2d_nchwc_run_avx2(&plain, n, x, residual, y, NULL, threads);
     free(plain.w);
     return st;

@@ -17,10 +17,10 @@ struct cnn_conv2d_nchwc {
     int64_t icb;            /* input blocks per conv group: ceil(c/groups / cb) (depthwise: ocb) */
     int64_t ocb;            /* output blocks: ceil(k / 8) */
     float *w;               /* [ocb][icb][kh][kw][cb][8]; depthwise [ocb][kh][kw][8];
-                             * wpair: [ocb/2][icb][8][16] */
-    int wpair;              /* a 1x1 packed for the AVX-512 pointwise tiles: each pair of
-                             * output blocks (2j, 2j + 1) interleaved per input channel,
-                             * 16 floats one zmm load (cnn_nchwc_w_at) */
+                             * wpair: [ocb/2][icb][kh][kw][cb][16] */
+    int wpair;              /* packed for the AVX-512 tiles: each pair of output blocks
+                             * (2j, 2j + 1) interleaved per input channel and tap, 16
+                             * floats one zmm load (cnn_nchwc_w_at) */
     float *bias;            /* [ocb * 8], zero past k */
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
 };
@@ -30,9 +30,11 @@ struct cnn_conv2d_nchwc {
 static inline int64_t cnn_nchwc_w_at(const struct cnn_conv2d_nchwc *pk, int64_t ob, int64_t ib,
                                      int64_t r, int64_t ci)
 {
+    const int64_t at = ((ib * pk->p.kh * pk->p.kw + r) * pk->cb + ci) * CNN_NCHWC;
     if (pk->wpair)
-        return ((ob / 2 * pk->icb + ib) * CNN_NCHWC + ci) * 2 * CNN_NCHWC + ob % 2 * CNN_NCHWC;
-    return (((ob * pk->icb + ib) * pk->p.kh * pk->p.kw + r) * pk->cb + ci) * CNN_NCHWC;
+        return ob / 2 * 2 * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC + 2 * at +
+               ob % 2 * CNN_NCHWC;
+    return ob * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC + at;
 }
 
 /* Floats in pk->w (not depthwise, not Winograd): a wpair pack has an even

@@ -413,6 +413,9 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     cnn_conv2d_params pp = pk->p;
     const cnn_conv2d_params *p = &pp;
     const int64_t cb = pk->cb;
+    /* the wide kernels read wpair packs only, the AVX2 pairs the others */
+    if (!pk->wpair)
+        wide = NULL;
     /* not for a stem (cb = 1): its cold RGB input costs more to copy than
      * its border pixels (MobileNetV2's stem 0.38 -> 0.40 ms) */
     const int64_t cgroups = p->groups, in_blocks = pk->icb * cgroups;
@@ -433,12 +436,6 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         pp.h += pp.pt + pp.pb;
         pp.w += pp.pl + pp.pr;
         pp.pt = pp.pb = pp.pl = pp.pr = 0;
-    }
-    /* a pack for the AVX-512 pointwise tiles runs on nothing else (its
-     * strided 1x1s need their subsampled copy) */
-    if (pk->wpair && !(wide && cb == B && p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1)) {
-        free(xpad);
-        return CNN_ERR_OOM;
     }
     int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow;
     /* 1x1, stride 1, no padding: one row of h*w pixels */
@@ -553,9 +550,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     const int shape = flat && cb == B ? 0 : span ? 1 : 2;
     const void *fns[4];
     for (int b = 0; b < 4; b++) {
-        /* the wide pointwise rows read only wpair packs */
-        fns[b] = wide && (shape != 0 || pk->wpair) ? table_kernel(wide, shape, p->sw == 2, kind, b)
-                                                   : NULL;
+        fns[b] = wide ? table_kernel(wide, shape, p->sw == 2, kind, b) : NULL;
         if (!fns[b] && b < 2)
             fns[b] = table_kernel(&pair_rows, shape, p->sw == 2, kind, b);
     }
@@ -619,6 +614,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
                 r.pf = (const char *)(pk->w + nob * wob);
                 r.pf_bytes = nnb * wob * (int64_t)sizeof(float);
             }
+            r.nb = nb;
             const void *f = fns[nb - 1];
             if (shape == 0)
                 ((cnn_pw_fn)f)(&r, x0, x1);

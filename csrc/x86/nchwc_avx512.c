@@ -3,21 +3,20 @@
  * (csrc/x86/nchwc_avx2.c: broadcast one input channel of a pixel, multiply
  * by that channel's weights for the tile's output channels) with 16 output
  * channels, two blocks of 8, per zmm register. A tile is PX (<= 12) output
- * pixels x two output block pairs: 24 accumulators, and per input channel
- * 4 half-loads of weights (each pair's two blocks joined by one insert),
- * PX broadcasts and 24 FMAs. MLAS's AVX512F NCHWc kernel computes 4 filter
- * blocks of 16 x 6 outputs from the same broadcast-input scheme; with 8-wide
- * blocks (the layout the rest of the engine, AVX2 included, shares) two
- * pairs and twice the pixels give the same 24 accumulators.
+ * pixels x one or two output block pairs: up to 24 accumulators, and per
+ * input channel 2 weight loads, PX broadcasts and 24 FMAs. MLAS's AVX512F
+ * NCHWc kernel computes 4 filter blocks of 16 x 6 outputs from the same
+ * broadcast-input scheme; with 8-wide blocks (the layout the rest of the
+ * engine, AVX2 included, shares) two pairs and twice the pixels give the
+ * same 24 accumulators.
  *
- * The 1x1s read weights packed for them (cnn_conv2d_nchwc.wpair): a pair's
- * 16 weights of an input channel in one aligned zmm load, where the other
- * tiles join two 8-float halves with an insert (port 5, shared with the
- * FMAs: 256->64 @56 1x1 0.63 -> 0.58 ms).
+ * The weights come packed for these tiles (cnn_conv2d_nchwc.wpair): a
+ * pair's 16 weights of an input channel in one aligned zmm load. Joining
+ * two 8-float halves instead took an insert per pair and channel on port
+ * 5, which the FMAs share (256->64 @56 1x1: 0.63 -> 0.58 ms without).
  *
  * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
- * blocks to these kernels up to 4 at a time (1x1s: any count; the others:
- * 4, leaving 1-3 to the AVX2 pair kernels), and the depthwise convolutions
+ * blocks to these kernels up to 4 at a time; the depthwise convolutions
  * stay AVX2.
  */
 #if defined(__x86_64__)
@@ -27,16 +26,6 @@
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
-
-/* The weights of one input channel for blocks [k, k + n) (n = 1 or 2) of
- * the 8 floats at w, wob apart: 16 output channels, the upper 8 zero for
- * a lone block. */
-INLINE __m512 pair_w(const float *w, int64_t wob, const int n)
-{
-    const __m256 lo = _mm256_load_ps(w);
-    return n == 2 ? _mm512_insertf32x8(_mm512_castps256_ps512(lo), _mm256_load_ps(w + wob), 1)
-                  : _mm512_zextps256_ps512(lo);
-}
 
 /* cnn_act_v on 16 lanes, with the AVX2 forms' NaN behaviour: the tile's
  * epilogue on one zmm instead of two ymm halves (a 32->192 1x1 spends a
@@ -96,9 +85,11 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     store_raw(act512(ep, v), y, yplane, n);
 }
 
-/* The two pair vectors' blocks of an NB-block tile (NB = 1..4). */
-#define N0 (NB >= 2 ? 2 : 1)
-#define N1 (NB - 2)
+/* A tile computes NB = 2 or 4 output blocks (one or two pair vectors) and
+ * stores r->nb of them: 1 or 2, 3 or 4. The blocks each pair vector
+ * stores: */
+#define PAIR_COUNTS                                                         \
+    const int n0 = r->nb >= 2 ? 2 : 1, n1 = (int)r->nb - 2
 
 #define ACC_DECL                                                                        \
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00, \
@@ -106,10 +97,12 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00, a16 = a00,   \
            a17 = a00, a18 = a00, a19 = a00, a110 = a00, a111 = a00
 
-/* w0 / w1: the two pairs' weights of the input channel at WP */
+/* w0 / w1: the two pairs' weights of the input channel at WP (wpair
+ * packs: a pair's 16 weights in one aligned line; the second pair 2 * wob
+ * floats on) */
 #define PAIR_WEIGHTS(WP)                                                    \
-    const __m512 w0 = pair_w(WP, wob, N0);                                  \
-    const __m512 w1 = NB > 2 ? pair_w((WP) + 2 * wob, wob, N1) : w0
+    const __m512 w0 = _mm512_load_ps(WP);                                   \
+    const __m512 w1 = NB > 2 ? _mm512_load_ps((WP) + 2 * wob) : w0
 
 /* v: the broadcast input of pixel P, w0/w1 the two pairs' weights */
 #define FMA_PIX(P, ADDR)                                                    \
@@ -124,19 +117,20 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
  * epilogue copied to a local first: see CNN_TILE_STORE (AVX2). */
 #define OUT_PIX(P)                                                                       \
     if (PX > P) {                                                                        \
-        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp, N0);         \
+        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp, n0);         \
         if (NB > 2)                                                                      \
             store_pair(&ep_, a1##P, b1, y0 + 2 * yp + P * B, r0 ? r0 + 2 * yp + P * B : NULL, \
-                       yp, N1);                                                          \
+                       yp, n1);                                                          \
     }
 #define TILE_STORE(OX0)                                                                  \
     do {                                                                                 \
         const cnn_epilogue ep_ = *r->ep;                                                 \
-        const __m512 b0 = N0 == 2 ? _mm512_loadu_ps(r->bias)                             \
+        PAIR_COUNTS;                                                                     \
+        const __m512 b0 = n0 == 2 ? _mm512_loadu_ps(r->bias)                             \
                                   : _mm512_zextps256_ps512(_mm256_loadu_ps(r->bias));    \
-        const __m512 b1 = NB == 4 ? _mm512_loadu_ps(r->bias + 2 * B)                     \
-                          : NB == 3 ? _mm512_zextps256_ps512(_mm256_loadu_ps(r->bias + 2 * B)) \
-                                    : b0;                                                \
+        const __m512 b1 = NB <= 2 ? b0                                                   \
+                          : n1 == 2 ? _mm512_loadu_ps(r->bias + 2 * B)                   \
+                                    : _mm512_zextps256_ps512(_mm256_loadu_ps(r->bias + 2 * B)); \
         const int64_t yp = r->yplane;                                                    \
         float *y0 = r->y + (OX0) * B;                                                    \
         const float *r0 = r->res ? r->res + (OX0) * B : NULL;                            \
@@ -150,13 +144,12 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
     FMA_PIX(6, BASE + 6 * (STEP)) FMA_PIX(7, BASE + 7 * (STEP)) FMA_PIX(8, BASE + 8 * (STEP)) \
     FMA_PIX(9, BASE + 9 * (STEP)) FMA_PIX(10, BASE + 10 * (STEP)) FMA_PIX(11, BASE + 11 * (STEP))
 
-/* PX output pixels from ox0 (input column ix0 for tap kx = 0) x 4 output
+/* PX output pixels from ox0 (input column ix0 for tap kx = 0) x NB output
  * blocks, taps kx in [kx0, kx1); CB input channels per block (8, or 1 for
  * an NCHW-input stem); K, S as in the AVX2 conv_tile. */
-INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, const int S,
-                      int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
+INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, const int K,
+                      const int S, int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
 {
-    const int NB = 4;
     ACC_DECL;
     const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
     const int64_t xs = (S ? S : r->sw) * CB, taps = (K ? K * K : r->kh * r->kw);
@@ -167,16 +160,16 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
     }
     for (int64_t ib = 0; ib < r->icb; ib++) {
         const float *xb = r->x + ib * r->xplane;
-        const float *wb = r->w + ib * taps * CB * B;
+        const float *wb = r->w + ib * taps * CB * 2 * B;
         for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
             const int64_t row = (r->iy0 + ky * dh) * r->xrow;
 #pragma GCC unroll 3
             for (int64_t kx = kx0; kx < kx1; kx++) {
                 const float *xp = xb + row + (ix0 + kx * dw) * CB;
-                const float *wp = wb + (ky * kw + kx) * CB * B;
+                const float *wp = wb + (ky * kw + kx) * CB * 2 * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < CB; ci++) {
-                    PAIR_WEIGHTS(wp + ci * B);
+                    PAIR_WEIGHTS(wp + ci * 2 * B);
                     ALL_PIX(xp + ci, xs)
                 }
             }
@@ -185,7 +178,7 @@ INLINE void conv_tile(const crow *r, const int PX, const int CB, const int K, co
     TILE_STORE(ox0);
 }
 
-/* 1x1 stride 1 over the flattened image, NB (1..4) output blocks, input
+/* 1x1 stride 1 over the flattened image, NB (2 or 4) output blocks, input
  * blocks [ib0, ib1): pixels 8 floats apart. A tile that does not start the
  * sum (first = 0) resumes from the partial sums stored at y; one that does
  * not end it (last = 0) stores its sums there raw, without the epilogue. */
@@ -193,14 +186,15 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int6
                     int64_t ib1, int first, int last, const char *pf, int64_t pfn)
 {
     ACC_DECL;
+    PAIR_COUNTS;
     const int64_t wob = r->wob, xplane = r->xplane, yp = r->yplane;
     float *const yt = r->y + ox0 * B;
     if (!first) {
 #define IN_PIX(P)                                                                       \
         if (PX > P) {                                                                   \
-            a0##P = load_pair(yt + P * B, yp, N0);                                      \
+            a0##P = load_pair(yt + P * B, yp, n0);                                      \
             if (NB > 2)                                                                 \
-                a1##P = load_pair(yt + 2 * yp + P * B, yp, N1);                         \
+                a1##P = load_pair(yt + 2 * yp + P * B, yp, n1);                         \
         }
         IN_PIX(0) IN_PIX(1) IN_PIX(2) IN_PIX(3) IN_PIX(4) IN_PIX(5)
         IN_PIX(6) IN_PIX(7) IN_PIX(8) IN_PIX(9) IN_PIX(10) IN_PIX(11)
@@ -226,9 +220,7 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int6
                 _mm_prefetch((const char *)(xp + PX * B + l), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
-            /* a wpair pack: each pair's 16 weights in one aligned line */
-            const __m512 w0 = _mm512_load_ps(wp + ci * 2 * B);
-            const __m512 w1 = NB > 2 ? _mm512_load_ps(wp + 2 * wob + ci * 2 * B) : w0;
+            PAIR_WEIGHTS(wp + ci * 2 * B);
             ALL_PIX(xp + ci, B)
         }
     }
@@ -238,20 +230,20 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int6
     }
 #define RAW_PIX(P)                                                                      \
     if (PX > P) {                                                                       \
-        store_raw(a0##P, yt + P * B, yp, N0);                                           \
+        store_raw(a0##P, yt + P * B, yp, n0);                                           \
         if (NB > 2)                                                                     \
-            store_raw(a1##P, yt + 2 * yp + P * B, yp, N1);                              \
+            store_raw(a1##P, yt + 2 * yp + P * B, yp, n1);                              \
     }
     RAW_PIX(0) RAW_PIX(1) RAW_PIX(2) RAW_PIX(3) RAW_PIX(4) RAW_PIX(5)
     RAW_PIX(6) RAW_PIX(7) RAW_PIX(8) RAW_PIX(9) RAW_PIX(10) RAW_PIX(11)
 #undef RAW_PIX
 }
 
-/* 3x3 on a small plane, the output as one raster row (AVX2 span_tile), 4
+/* 3x3 on a small plane, the output as one raster row (AVX2 span_tile), NB
  * output blocks. */
-INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int64_t ow)
+INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, int64_t q0,
+                      int64_t ow)
 {
-    const int NB = 4;
     ACC_DECL;
     int64_t o[12];
     for (int P = 0; P < 12; P++) {
@@ -261,15 +253,15 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
     const int64_t xrow = r->xrow, wob = r->wob;
     for (int64_t ib = 0; ib < r->icb; ib++) {
         const float *xb = r->x + ib * r->xplane;
-        const float *wb = r->w + ib * 9 * B * B;
+        const float *wb = r->w + ib * 9 * B * 2 * B;
         for (int ky = 0; ky < 3; ky++)
 #pragma GCC unroll 3
             for (int kx = 0; kx < 3; kx++) {
                 const float *xt = xb + ky * xrow + kx * B;
-                const float *wp = wb + (ky * 3 + kx) * B * B;
+                const float *wp = wb + (ky * 3 + kx) * B * 2 * B;
 #pragma GCC unroll 8
                 for (int ci = 0; ci < B; ci++) {
-                    PAIR_WEIGHTS(wp + ci * B);
+                    PAIR_WEIGHTS(wp + ci * 2 * B);
                     const float *xc = xt + ci;
                     FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
                     FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
@@ -322,14 +314,8 @@ INLINE void span_tile(const crow *r, const int PX, const int S, int64_t q0, int6
         }                                                                          \
     }
 #define PW_CALL(PX) pw_tile(r, NB_, PX, ox, ib0, ib1, first, last, pf, pfn)
-#define NB_ 1
-DEFINE_PW_ROW(pw_row_b1)
-#undef NB_
 #define NB_ 2
 DEFINE_PW_ROW(pw_row_b2)
-#undef NB_
-#define NB_ 3
-DEFINE_PW_ROW(pw_row_b3)
 #undef NB_
 #define NB_ 4
 DEFINE_PW_ROW(pw_row_b4)
@@ -347,13 +333,23 @@ DEFINE_PW_ROW(pw_row_b4)
             left -= m;                                                             \
         }                                                                          \
     }
-#define SPAN_CALL(PX) span_tile(r, PX, S_, q, ow)
+#define SPAN_CALL(PX) span_tile(r, NB_, PX, S_, q, ow)
+#define NB_ 2
 #define S_ 1
-DEFINE_SPAN_ROW(span_row_s1)
+DEFINE_SPAN_ROW(span_row_s1_b2)
 #undef S_
 #define S_ 2
-DEFINE_SPAN_ROW(span_row_s2)
+DEFINE_SPAN_ROW(span_row_s2_b2)
 #undef S_
+#undef NB_
+#define NB_ 4
+#define S_ 1
+DEFINE_SPAN_ROW(span_row_s1_b4)
+#undef S_
+#define S_ 2
+DEFINE_SPAN_ROW(span_row_s2_b4)
+#undef S_
+#undef NB_
 
 /* Interior tiles of up to 12 with every tap inside the image, border
  * pixels one by one with their taps clipped; CB_ defined as the input
@@ -370,7 +366,7 @@ DEFINE_SPAN_ROW(span_row_s2)
                 int64_t k0 = 0, k1 = r->kw;                                             \
                 while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
                 while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
-                conv_tile(r, 1, CB_, 0, 0, ox, ix0, k0, k1);                            \
+                conv_tile(r, NB_, 1, CB_, 0, 0, ox, ix0, k0, k1);                       \
                 ox++;                                                                   \
                 continue;                                                               \
             }                                                                           \
@@ -383,59 +379,137 @@ DEFINE_SPAN_ROW(span_row_s2)
             }                                                                           \
         }                                                                               \
     }
-#define ROW_CALL(PX) conv_tile(r, PX, CB_, K_, S_, ox, ix, 0, r->kw)
+#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ix, 0, r->kw)
+#define NB_ 2
 #define CB_ 8
 #define K_ 0
 #define S_ 0
-DEFINE_ROW(row_c8)
-#undef K_
-#undef S_
-#define K_ 1
-#define S_ 2
-DEFINE_ROW(row_c8_k1s2)
-#undef K_
-#undef S_
-#define K_ 0
-#define S_ 1
-DEFINE_ROW(row_c8_s1)
-#undef K_
-#undef S_
-#define K_ 0
-#define S_ 2
-DEFINE_ROW(row_c8_s2)
+DEFINE_ROW(row_c8_b2)
+#undef NB_
 #undef CB_
 #undef K_
 #undef S_
+#define NB_ 2
+#define CB_ 8
+#define K_ 1
+#define S_ 2
+DEFINE_ROW(row_c8_k1s2_b2)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 2
+#define CB_ 8
+#define K_ 0
+#define S_ 1
+DEFINE_ROW(row_c8_s1_b2)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 2
+#define CB_ 8
+#define K_ 0
+#define S_ 2
+DEFINE_ROW(row_c8_s2_b2)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 2
 #define CB_ 1
 #define K_ 0
 #define S_ 0
-DEFINE_ROW(row_c1)
+DEFINE_ROW(row_c1_b2)
+#undef NB_
+#undef CB_
+#undef K_
 #undef S_
+#define NB_ 2
+#define CB_ 1
+#define K_ 0
 #define S_ 2
-DEFINE_ROW(row_c1_s2)
+DEFINE_ROW(row_c1_s2_b2)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 8
+#define K_ 0
+#define S_ 0
+DEFINE_ROW(row_c8_b4)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 8
+#define K_ 1
+#define S_ 2
+DEFINE_ROW(row_c8_k1s2_b4)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 8
+#define K_ 0
+#define S_ 1
+DEFINE_ROW(row_c8_s1_b4)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 8
+#define K_ 0
+#define S_ 2
+DEFINE_ROW(row_c8_s2_b4)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 1
+#define K_ 0
+#define S_ 0
+DEFINE_ROW(row_c1_b4)
+#undef NB_
+#undef CB_
+#undef K_
+#undef S_
+#define NB_ 4
+#define CB_ 1
+#define K_ 0
+#define S_ 2
+DEFINE_ROW(row_c1_s2_b4)
+#undef NB_
 #undef CB_
 #undef K_
 #undef S_
 
-/* 4 blocks for every kind; 1 to 3 as well for the 1x1s, whose output
- * channel counts in mobile networks are often not multiples of 32 (24,
- * 40, 80, 112): 3 blocks in two AVX2 calls ran at 6 pixels x 2 and 6 x 1. */
-/* The 3x3 kinds take the kernels with only the stride fixed: with the
- * taps fixed too GCC's unrolled tap loop spilled accumulators (1219 zmm
- * stack accesses in the stride-1 row; 3x3 s1 128->128 @56: 118 -> 138
- * GFLOP/s without). */
+/* Every kind and shape for 1..4 blocks: 2-block tiles store 1 or 2, 4-block
+ * tiles 3 or 4 (r->nb; a wpair pack's odd last block has a zero partner).
+ * The 1x1s' output channel counts in mobile networks are often not
+ * multiples of 32 (24, 40, 80, 112): 3 blocks in two AVX2 calls ran at 6
+ * pixels x 2 and 6 x 1. The 3x3 kinds take the kernels with only the
+ * stride fixed: with the taps fixed too GCC's unrolled tap loop spilled
+ * accumulators (1219 zmm stack accesses in the stride-1 row; 3x3 s1
+ * 128->128 @56: 118 -> 138 GFLOP/s without). */
+#define BLOCKS(NAME) {NAME##_b2, NAME##_b2, NAME##_b4, NAME##_b4}
 static const cnn_nchwc_rows wide_rows = {
     .row = {
-        [CNN_ROW_C8] = {[3] = row_c8},
-        [CNN_ROW_C8_K1S2] = {[3] = row_c8_k1s2},
-        [CNN_ROW_C8_K3S1] = {[3] = row_c8_s1},
-        [CNN_ROW_C8_K3S2] = {[3] = row_c8_s2},
-        [CNN_ROW_C1] = {[3] = row_c1},
-        [CNN_ROW_C1_S2] = {[3] = row_c1_s2},
-        [CNN_ROW_C1_K3S2] = {[3] = row_c1_s2},
+        [CNN_ROW_C8] = BLOCKS(row_c8),
+        [CNN_ROW_C8_K1S2] = BLOCKS(row_c8_k1s2),
+        [CNN_ROW_C8_K3S1] = BLOCKS(row_c8_s1),
+        [CNN_ROW_C8_K3S2] = BLOCKS(row_c8_s2),
+        [CNN_ROW_C1] = BLOCKS(row_c1),
+        [CNN_ROW_C1_S2] = BLOCKS(row_c1_s2),
+        [CNN_ROW_C1_K3S2] = BLOCKS(row_c1_s2),
     },
-    .pw = {pw_row_b1, pw_row_b2, pw_row_b3, pw_row_b4},
-    .span = {{[3] = span_row_s1}, {[3] = span_row_s2}},
+    .pw = BLOCKS(pw_row),
+    .span = {BLOCKS(span_row_s1), BLOCKS(span_row_s2)},
 };
 
 cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,

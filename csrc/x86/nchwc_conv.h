@@ -26,6 +26,7 @@ typedef struct crow {
     int64_t xrow;       /* floats per input row: w * cb */
     int64_t icb, kh, kw, sw, dh, dw;
     int64_t ibatch;     /* input blocks per pass of a wide 1x1 (pw rows) */
+    int64_t nb;         /* output blocks the wide kernels store (1..4) */
     int pf_next;        /* wide 1x1: prefetch the next tile's input */
     int64_t iy0;        /* input row of tap ky = 0 */
     int64_t ky0, ky1;   /* taps whose input row is inside the image */
