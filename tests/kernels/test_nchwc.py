@@ -190,31 +190,39 @@ def test_padding_lanes_of_outputs_are_zero_without_bias_or_activation(rng):
     assert np.all(y[:, 1, :, :, 3:] == 0)
 
 
-@pytest.mark.parametrize("k,stride", [(40, 1), (16, 2), (24, 1)])
-def test_pointwise_packed_for_avx512_runs_after_the_level_drops(k, stride, rng, avx2):
-    """A 1x1 packed under AVX-512 interleaves its output block pairs for
+@pytest.mark.parametrize("k,stride,ks,in_nchw", [(40, 1, 1, False), (16, 2, 1, False),
+                                                (24, 1, 1, False), (40, 2, 3, False),
+                                                (24, 2, 3, True)])
+def test_blocked_conv_packed_for_avx512_runs_after_the_level_drops(k, stride, ks, in_nchw,
+                                                                   rng, avx2):
+    """A conv packed under AVX-512 interleaves its output block pairs for
     the zmm tiles; lowered to AVX2 after packing, the run (plain and gated)
-    still matches the oracle, and a pack made under AVX2 runs under
+    still matches the reference, and a pack made under AVX2 runs under
     AVX-512. Odd block counts leave the last pair half zero."""
     if "avx512" not in ce.detected_isa():
         pytest.skip("no AVX-512 on this CPU")
-    x = rng.standard_normal((2, 200, 9, 10)).astype(np.float32)
-    w = rng.standard_normal((k, 200, 1, 1)).astype(np.float32)
+    c = 3 if in_nchw else 200
+    pads = (ks // 2,) * 4
+    x = rng.standard_normal((2, c, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
     b = rng.standard_normal(k).astype(np.float32)
-    s = rng.uniform(0, 1, (2, 200, 1, 1)).astype(np.float32)
-    dims, shape = _dims(x, w, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
-    want = conv2d_np(x, w, b, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
-    want_s = conv2d_np(x * s, w, b, (stride, stride), (0, 0, 0, 0), (1, 1), 1)
+    s = rng.uniform(0, 1, (2, c, 1, 1)).astype(np.float32)
+    dims, shape = _dims(x, w, (stride, stride), pads, (1, 1), 1)
+    want = conv2d_np(x, w, b, (stride, stride), pads, (1, 1), 1)
+    want_s = conv2d_np(x * s, w, b, (stride, stride), pads, (1, 1), 1)
     other = "avx2" if avx2 == "avx512" else "avx512"
-    pk = _k.ConvNCHWc(w.ravel(), b, dims, 1, 0.0, 0.0, False)
+    pk = _k.ConvNCHWc(w.ravel(), b, dims, 1, 0.0, 0.0, in_nchw, False)
+    xin = x if in_nchw else to_blocked(x)
+    tol = 1e-5 * np.sqrt(c * ks * ks)
     for level in (avx2, other):
         ce.set_isa(level)
         for threads in (1, 2):
             y = np.full((2, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
-            pk.run(to_blocked(x), None, y, threads)
-            assert_close(from_blocked(y, k), np.maximum(want, 0), rtol=1e-4, what=f"{level} {threads}")
-            pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), None, y.ravel(), threads)
-            assert_close(from_blocked(y, k), np.maximum(want_s, 0), rtol=1e-4, what=f"gated {level}")
+            pk.run(xin, None, y, threads)
+            assert_close(from_blocked(y, k), np.maximum(want, 0), rtol=tol, what=f"{level} {threads}")
+            if not in_nchw:
+                pk.run_scaled(xin.ravel(), to_blocked(s).ravel(), None, y.ravel(), threads)
+                assert_close(from_blocked(y, k), np.maximum(want_s, 0), rtol=tol, what=f"gated {level}")
     ce.set_isa(avx2)
 
 
