@@ -607,7 +607,26 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
             r.y = y + yoff;
             r.res = residual ? residual + yoff : NULL;
             r.pf = NULL;
-            if (nxt < pairs && ck == 0) {   /* the next call's blocks (at most 4) */
+            if (shape == 2) {
+                /* Rows: the thread's next units are this group's other
+                 * rows, whose weights are in L2 by then, and then the next
+                 * group. So the last call of each row prefetches 1/oh of the
+                 * next group's weights (256->256 3x3 s2 @28 in ResNet-50,
+                 * 2.4 MB of weights from DRAM: 1.83 -> 1.64 ms at 1 thread,
+                 * 1.02 -> 0.91 at 2). */
+                if (nxt == pr_end && pr_end < pairs && ck == 0) {
+                    const int64_t nend = pr_end + gp < pairs ? pr_end + gp : pairs;
+                    const int64_t b0 = pr_end / gpairs * gblocks + 2 * (pr_end % gpairs);
+                    const int64_t b1 =
+                        nend < pairs ? nend / gpairs * gblocks + 2 * (nend % gpairs) : pk->ocb;
+                    const int64_t bytes = (b1 - b0) * wob * (int64_t)sizeof(float);
+                    const int64_t share = ((bytes + oh - 1) / oh + 63) & ~(int64_t)63;
+                    if (oy * share < bytes) {
+                        r.pf = (const char *)(pk->w + b0 * wob) + oy * share;
+                        r.pf_bytes = bytes - oy * share < share ? bytes - oy * share : share;
+                    }
+                }
+            } else if (nxt < pairs && ck == 0) {   /* the next call's blocks (at most 4) */
                 const int64_t ncg = nxt / gpairs, nob = ncg * gblocks + 2 * (nxt % gpairs);
                 int64_t nnb = ncg * gblocks + gblocks - nob;
                 if (nnb > (wide ? 4 : 2))

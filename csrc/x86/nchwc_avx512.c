@@ -148,7 +148,8 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
  * blocks, taps kx in [kx0, kx1); CB input channels per block (8, or 1 for
  * an NCHW-input stem); K, S as in the AVX2 conv_tile. */
 INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, const int K,
-                      const int S, int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1)
+                      const int S, int64_t ox0, int64_t ix0, int64_t kx0, int64_t kx1,
+                      const char *pf, int64_t pfn)
 {
     ACC_DECL;
     const int64_t kw = K ? K : r->kw, dh = K ? 1 : r->dh, dw = K ? 1 : r->dw;
@@ -158,7 +159,9 @@ INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, c
         kx0 = 0;
         kx1 = K;
     }
+    const int64_t per = cnn_prefetch_share(pfn, r->icb);
     for (int64_t ib = 0; ib < r->icb; ib++) {
+        cnn_prefetch_slice(pf, pfn, per, ib);
         const float *xb = r->x + ib * r->xplane;
         const float *wb = r->w + ib * taps * CB * 2 * B;
         for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
@@ -241,9 +244,8 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int6
 
 /* 3x3 on a small plane, the output as one raster row (AVX2 span_tile), NB
  * output blocks; the next call's weights prefetched as in pw_tile (late
- * 512->512 @7x7: 9.4 MB of weights from DRAM, 3-7 % faster). The row
- * kinds do not: a row's next pair is the same for every output row, and
- * prefetching it per row cost 1-3 % on ResNet-50's strided 3x3s. */
+ * 512->512 @7x7: 9.4 MB of weights from DRAM, 3-7 % faster), as are
+ * the row kinds' (the driver picks which). */
 INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, int64_t q0,
                       int64_t ow, const char *pf, int64_t pfn)
 {
@@ -370,26 +372,31 @@ DEFINE_SPAN_ROW(span_row_s2_b4)
                      int64_t pl, int64_t w)                                             \
     {                                                                                   \
         int64_t ox = x0;                                                                \
+        const char *pf = r->pf;                                                         \
+        int64_t pf_left = pf ? r->pf_bytes : 0;                                         \
         while (ox < x1) {                                                               \
             const int64_t ix0 = ox * r->sw - pl;                                        \
             if (ox < in_lo || ox >= in_hi) {                                            \
                 int64_t k0 = 0, k1 = r->kw;                                             \
                 while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
                 while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
-                conv_tile(r, NB_, 1, CB_, 0, 0, ox, ix0, k0, k1);                       \
+                conv_tile(r, NB_, 1, CB_, 0, 0, ox, ix0, k0, k1, NULL, 0);              \
                 ox++;                                                                   \
                 continue;                                                               \
             }                                                                           \
             const int64_t n = (in_hi < x1 ? in_hi : x1) - ox;                           \
             for (int64_t t = (n + 11) / 12, left = n; t > 0; t--) {                     \
                 const int64_t m = left / t, ix = ox * r->sw - pl;                       \
+                const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;  \
                 SWITCH12(m, ROW_CALL)                                                   \
                 ox += m;                                                                \
                 left -= m;                                                              \
+                pf += pfn;                                                              \
+                pf_left -= pfn;                                                         \
             }                                                                           \
         }                                                                               \
     }
-#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ix, 0, r->kw)
+#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ix, 0, r->kw, pf, pfn)
 #define NB_ 2
 #define CB_ 8
 #define K_ 0
