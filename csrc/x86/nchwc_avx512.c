@@ -289,8 +289,22 @@ INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, in
     case 3: CALL(3); break; case 2: CALL(2); break; default: CALL(1); break;            \
     }
 
-/* Tiles as equal as possible (see the AVX2 rows): 49 -> 5 tiles of 9-10;
- * NB_ defined as the output blocks. The input channels in r->ibatch-block
+/* Tiles of up to 12 pixels as equal as possible (see the AVX2 rows: 49 ->
+ * 5 tiles of 9-10) over N pixels from POS, which each advances; CALL(m)
+ * runs one. Each takes an equal share of the weights left to prefetch
+ * (pf, pf_left) over the CALLS calls still to come, t those of this loop. */
+#define EACH_TILE(N, POS, CALLS, CALL)                                             \
+    for (int64_t t = ((N) + 11) / 12, left = (N); t > 0; t--) {                    \
+        const int64_t m = left / t;                                                \
+        const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, CALLS) : 0;  \
+        SWITCH12(m, CALL)                                                          \
+        POS += m;                                                                  \
+        left -= m;                                                                 \
+        pf += pfn;                                                                 \
+        pf_left -= pfn;                                                            \
+    }
+
+/* NB_ defined as the output blocks. The input channels in r->ibatch-block
  * passes over every tile (ONNX Runtime's MLAS batches them by 128 the
  * same way): a pass's weights (4 blocks x 16 input blocks: 16 KiB) stay
  * in L1 while its tiles stream their inputs past them, where a tile over
@@ -308,16 +322,7 @@ INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, in
             const int64_t ib0 = r->icb * k / passes, ib1 = r->icb * (k + 1) / passes; \
             const int first = k == 0, last = k == passes - 1;                      \
             int64_t ox = x0;                                                       \
-            for (int64_t t = tiles, left = x1 - x0; t > 0; t--) {                  \
-                const int64_t m = left / t;                                        \
-                const int64_t calls = (passes - k - 1) * tiles + t;                \
-                const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, calls) : 0; \
-                SWITCH12(m, PW_CALL)                                               \
-                ox += m;                                                           \
-                left -= m;                                                         \
-                pf += pfn;                                                         \
-                pf_left -= pfn;                                                    \
-            }                                                                      \
+            EACH_TILE(x1 - x0, ox, (passes - k - 1) * tiles + t, PW_CALL)          \
         }                                                                          \
     }
 #define PW_CALL(PX) pw_tile(r, NB_, PX, ox, ib0, ib1, first, last, pf, pfn)
@@ -335,15 +340,7 @@ DEFINE_PW_ROW(pw_row_b4)
         int64_t q = x0;                                                            \
         const char *pf = r->pf;                                                    \
         int64_t pf_left = pf ? r->pf_bytes : 0;                                    \
-        for (int64_t t = (x1 - x0 + 11) / 12, left = x1 - x0; t > 0; t--) {        \
-            const int64_t m = left / t;                                            \
-            const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;  \
-            SWITCH12(m, SPAN_CALL)                                                 \
-            q += m;                                                                \
-            left -= m;                                                             \
-            pf += pfn;                                                             \
-            pf_left -= pfn;                                                        \
-        }                                                                          \
+        EACH_TILE(x1 - x0, q, t, SPAN_CALL)                                        \
     }
 #define SPAN_CALL(PX) span_tile(r, NB_, PX, S_, q, ow, pf, pfn)
 #define NB_ 2
@@ -385,18 +382,10 @@ DEFINE_SPAN_ROW(span_row_s2_b4)
                 continue;                                                               \
             }                                                                           \
             const int64_t n = (in_hi < x1 ? in_hi : x1) - ox;                           \
-            for (int64_t t = (n + 11) / 12, left = n; t > 0; t--) {                     \
-                const int64_t m = left / t, ix = ox * r->sw - pl;                       \
-                const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, t) : 0;  \
-                SWITCH12(m, ROW_CALL)                                                   \
-                ox += m;                                                                \
-                left -= m;                                                              \
-                pf += pfn;                                                              \
-                pf_left -= pfn;                                                         \
-            }                                                                           \
+            EACH_TILE(n, ox, t, ROW_CALL)                                               \
         }                                                                               \
     }
-#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ix, 0, r->kw, pf, pfn)
+#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ox * r->sw - pl, 0, r->kw, pf, pfn)
 #define NB_ 2
 #define CB_ 8
 #define K_ 0
