@@ -361,139 +361,50 @@ DEFINE_SPAN_ROW(span_row_s2_b4)
 #undef NB_
 
 /* Interior tiles of up to 12 with every tap inside the image, border
- * pixels one by one with their taps clipped; CB_ defined as the input
- * channels per block, K_ and S_ as the kernel size and stride fixed at
- * compile time (0: read from r). */
-#define DEFINE_ROW(NAME)                                                                    \
+ * pixels one by one with their taps clipped; NB output blocks, CB input
+ * channels per block, K and S the kernel size and stride fixed at compile
+ * time (0: read from r). */
+INLINE void rows(const crow *r, const int NB, const int CB, const int K, const int S, int64_t x0,
+                 int64_t x1, int64_t in_lo, int64_t in_hi, int64_t pl, int64_t w)
+{
+    int64_t ox = x0;
+    const char *pf = r->pf;
+    int64_t pf_left = pf ? r->pf_bytes : 0;
+    while (ox < x1) {
+        const int64_t ix0 = ox * r->sw - pl;
+        if (ox < in_lo || ox >= in_hi) {
+            int64_t k0 = 0, k1 = r->kw;
+            while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;
+            while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;
+            conv_tile(r, NB, 1, CB, 0, 0, ox, ix0, k0, k1, NULL, 0);
+            ox++;
+            continue;
+        }
+        const int64_t n = (in_hi < x1 ? in_hi : x1) - ox;
+#define ROW_CALL(PX) conv_tile(r, NB, PX, CB, K, S, ox, ox * r->sw - pl, 0, r->kw, pf, pfn)
+        EACH_TILE(n, ox, t, ROW_CALL)
+#undef ROW_CALL
+    }
+}
+
+#define DEFINE_ROW(NAME, NB, CB, K, S)                                                      \
     static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t in_lo, int64_t in_hi, \
                      int64_t pl, int64_t w)                                             \
     {                                                                                   \
-        int64_t ox = x0;                                                                \
-        const char *pf = r->pf;                                                         \
-        int64_t pf_left = pf ? r->pf_bytes : 0;                                         \
-        while (ox < x1) {                                                               \
-            const int64_t ix0 = ox * r->sw - pl;                                        \
-            if (ox < in_lo || ox >= in_hi) {                                            \
-                int64_t k0 = 0, k1 = r->kw;                                             \
-                while (k0 < k1 && ix0 + k0 * r->dw < 0) k0++;                           \
-                while (k1 > k0 && ix0 + (k1 - 1) * r->dw >= w) k1--;                    \
-                conv_tile(r, NB_, 1, CB_, 0, 0, ox, ix0, k0, k1, NULL, 0);              \
-                ox++;                                                                   \
-                continue;                                                               \
-            }                                                                           \
-            const int64_t n = (in_hi < x1 ? in_hi : x1) - ox;                           \
-            EACH_TILE(n, ox, t, ROW_CALL)                                               \
-        }                                                                               \
+        rows(r, NB, CB, K, S, x0, x1, in_lo, in_hi, pl, w);                             \
     }
-#define ROW_CALL(PX) conv_tile(r, NB_, PX, CB_, K_, S_, ox, ox * r->sw - pl, 0, r->kw, pf, pfn)
-#define NB_ 2
-#define CB_ 8
-#define K_ 0
-#define S_ 0
-DEFINE_ROW(row_c8_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 2
-#define CB_ 8
-#define K_ 1
-#define S_ 2
-DEFINE_ROW(row_c8_k1s2_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 2
-#define CB_ 8
-#define K_ 0
-#define S_ 1
-DEFINE_ROW(row_c8_s1_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 2
-#define CB_ 8
-#define K_ 0
-#define S_ 2
-DEFINE_ROW(row_c8_s2_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 2
-#define CB_ 1
-#define K_ 0
-#define S_ 0
-DEFINE_ROW(row_c1_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 2
-#define CB_ 1
-#define K_ 0
-#define S_ 2
-DEFINE_ROW(row_c1_s2_b2)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 8
-#define K_ 0
-#define S_ 0
-DEFINE_ROW(row_c8_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 8
-#define K_ 1
-#define S_ 2
-DEFINE_ROW(row_c8_k1s2_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 8
-#define K_ 0
-#define S_ 1
-DEFINE_ROW(row_c8_s1_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 8
-#define K_ 0
-#define S_ 2
-DEFINE_ROW(row_c8_s2_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 1
-#define K_ 0
-#define S_ 0
-DEFINE_ROW(row_c1_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
-#define NB_ 4
-#define CB_ 1
-#define K_ 0
-#define S_ 2
-DEFINE_ROW(row_c1_s2_b4)
-#undef NB_
-#undef CB_
-#undef K_
-#undef S_
+DEFINE_ROW(row_c8_b2, 2, 8, 0, 0)
+DEFINE_ROW(row_c8_k1s2_b2, 2, 8, 1, 2)
+DEFINE_ROW(row_c8_s1_b2, 2, 8, 0, 1)
+DEFINE_ROW(row_c8_s2_b2, 2, 8, 0, 2)
+DEFINE_ROW(row_c1_b2, 2, 1, 0, 0)
+DEFINE_ROW(row_c1_s2_b2, 2, 1, 0, 2)
+DEFINE_ROW(row_c8_b4, 4, 8, 0, 0)
+DEFINE_ROW(row_c8_k1s2_b4, 4, 8, 1, 2)
+DEFINE_ROW(row_c8_s1_b4, 4, 8, 0, 1)
+DEFINE_ROW(row_c8_s2_b4, 4, 8, 0, 2)
+DEFINE_ROW(row_c1_b4, 4, 1, 0, 0)
+DEFINE_ROW(row_c1_s2_b4, 4, 1, 0, 2)
 
 /* Every kind and shape for 1..4 blocks: 2-block tiles store 1 or 2, 4-block
  * tiles 3 or 4 (r->nb; a wpair pack's odd last block has a zero partner).
