@@ -469,6 +469,8 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     /* output block pairs never straddle two conv groups */
     const int64_t gblocks = pk->ocb / cgroups, gpairs = (gblocks + 1) / 2;
     const int64_t pairs = gpairs * cgroups;
+    /* the first output block of pair q */
+#define PAIR_BLOCK(q) ((q) / gpairs * gblocks + 2 * ((q) % gpairs))
     /* Pixels per unit: the tile's input (all channels and rows of its
      * taps) around 32 KiB so it stays in L1 while every output block pair
      * of the unit's group sweeps it. */
@@ -515,7 +517,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
      * blocks' planes front to back and reads the image from L2, where
      * chunks of the image times all the sets wrote every plane in short
      * bursts (64->256 @56 with a residual, in ResNet-50: 3-8 % faster). */
-    if (wide && flat && cb == B && pk->wpair && !passes && in_blocks * ow * B <= 262144) {
+    if (wide && flat && cb == B && !passes && in_blocks * ow * B <= 262144) {
         gs = 1;
         int64_t nc = 1;
         while ((n * sets * nc) % threads || n * sets * nc < threads)
@@ -588,7 +590,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         r.ep = &p->ep;
         const int64_t pr_end = (g + 1) * gp < pairs ? (g + 1) * gp : pairs;
         for (int64_t pr = g * gp; pr < pr_end;) {
-            const int64_t cg = pr / gpairs, ob = cg * gblocks + 2 * (pr % gpairs);
+            const int64_t cg = pr / gpairs, ob = PAIR_BLOCK(pr);
             /* this pair's blocks and those after it in its conv group and
              * unit, the most a kernel here takes */
             const int64_t gend = (cg + 1) * gpairs < pr_end ? (cg + 1) * gpairs : pr_end;
@@ -616,9 +618,8 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
                  * 1.02 -> 0.91 at 2). */
                 if (nxt == pr_end && pr_end < pairs && ck == 0) {
                     const int64_t nend = pr_end + gp < pairs ? pr_end + gp : pairs;
-                    const int64_t b0 = pr_end / gpairs * gblocks + 2 * (pr_end % gpairs);
-                    const int64_t b1 =
-                        nend < pairs ? nend / gpairs * gblocks + 2 * (nend % gpairs) : pk->ocb;
+                    const int64_t b0 = PAIR_BLOCK(pr_end);
+                    const int64_t b1 = nend < pairs ? PAIR_BLOCK(nend) : pk->ocb;
                     const int64_t bytes = (b1 - b0) * wob * (int64_t)sizeof(float);
                     const int64_t share = ((bytes + oh - 1) / oh + 63) & ~(int64_t)63;
                     if (oy * share < bytes) {
@@ -627,7 +628,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
                     }
                 }
             } else if (nxt < pairs && ck == 0) {   /* the next call's blocks (at most 4) */
-                const int64_t ncg = nxt / gpairs, nob = ncg * gblocks + 2 * (nxt % gpairs);
+                const int64_t ncg = nxt / gpairs, nob = PAIR_BLOCK(nxt);
                 int64_t nnb = ncg * gblocks + gblocks - nob;
                 if (nnb > (wide ? 4 : 2))
                     nnb = wide ? 4 : 2;
@@ -649,6 +650,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     }
     free(xpad);
     return CNN_OK;
+#undef PAIR_BLOCK
 }
 
 /* -------------------------------------------------------------- depthwise */
