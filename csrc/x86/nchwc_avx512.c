@@ -304,61 +304,52 @@ INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, in
         pf_left -= pfn;                                                            \
     }
 
-/* NB_ defined as the output blocks. The input channels in r->ibatch-block
- * passes over every tile (ONNX Runtime's MLAS batches them by 128 the
- * same way): a pass's weights (4 blocks x 16 input blocks: 16 KiB) stay
- * in L1 while its tiles stream their inputs past them, where a tile over
- * all the channels streamed its 4 x 1 KiB per input block from L2 (256->64
- * @56: 64 KiB of weights per 12 pixels). The next call's weights are
- * prefetched in equal shares over every tile of every pass. */
-#define DEFINE_PW_ROW(NAME)                                                        \
-    static void NAME(const crow *r, int64_t x0, int64_t x1)                        \
-    {                                                                              \
-        const char *pf = r->pf;                                                    \
-        int64_t pf_left = pf ? r->pf_bytes : 0;                                    \
-        const int64_t passes = (r->icb + r->ibatch - 1) / r->ibatch;               \
-        const int64_t tiles = (x1 - x0 + 11) / 12;                                 \
-        for (int64_t k = 0; k < passes; k++) {                                     \
-            const int64_t ib0 = r->icb * k / passes, ib1 = r->icb * (k + 1) / passes; \
-            const int first = k == 0, last = k == passes - 1;                      \
-            int64_t ox = x0;                                                       \
-            EACH_TILE(x1 - x0, ox, (passes - k - 1) * tiles + t, PW_CALL)          \
-        }                                                                          \
+/* NB output blocks. The input channels in r->ibatch-block passes over
+ * every tile (ONNX Runtime's MLAS batches them by 128 the same way): a
+ * pass's weights (4 blocks x 16 input blocks: 16 KiB) stay in L1 while its
+ * tiles stream their inputs past them, where a tile over all the channels
+ * streamed its 4 x 1 KiB per input block from L2 (256->64 @56: 64 KiB of
+ * weights per 12 pixels). The next call's weights are prefetched in equal
+ * shares over every tile of every pass. */
+INLINE void pw_rows(const crow *r, const int NB, int64_t x0, int64_t x1)
+{
+    const char *pf = r->pf;
+    int64_t pf_left = pf ? r->pf_bytes : 0;
+    const int64_t passes = (r->icb + r->ibatch - 1) / r->ibatch;
+    const int64_t tiles = (x1 - x0 + 11) / 12;
+    for (int64_t k = 0; k < passes; k++) {
+        const int64_t ib0 = r->icb * k / passes, ib1 = r->icb * (k + 1) / passes;
+        const int first = k == 0, last = k == passes - 1;
+        int64_t ox = x0;
+#define PW_CALL(PX) pw_tile(r, NB, PX, ox, ib0, ib1, first, last, pf, pfn)
+        EACH_TILE(x1 - x0, ox, (passes - k - 1) * tiles + t, PW_CALL)
+#undef PW_CALL
     }
-#define PW_CALL(PX) pw_tile(r, NB_, PX, ox, ib0, ib1, first, last, pf, pfn)
-#define NB_ 2
-DEFINE_PW_ROW(pw_row_b2)
-#undef NB_
-#define NB_ 4
-DEFINE_PW_ROW(pw_row_b4)
-#undef NB_
+}
 
-/* with S_ defined as the stride */
-#define DEFINE_SPAN_ROW(NAME)                                                      \
+/* NB output blocks, stride S */
+INLINE void span_rows(const crow *r, const int NB, const int S, int64_t x0, int64_t x1,
+                      int64_t ow)
+{
+    int64_t q = x0;
+    const char *pf = r->pf;
+    int64_t pf_left = pf ? r->pf_bytes : 0;
+#define SPAN_CALL(PX) span_tile(r, NB, PX, S, q, ow, pf, pfn)
+    EACH_TILE(x1 - x0, q, t, SPAN_CALL)
+#undef SPAN_CALL
+}
+
+static void pw_row_b2(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 2, x0, x1); }
+static void pw_row_b4(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 4, x0, x1); }
+#define DEFINE_SPAN_ROW(NAME, NB, S)                                               \
     static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t ow)            \
     {                                                                              \
-        int64_t q = x0;                                                            \
-        const char *pf = r->pf;                                                    \
-        int64_t pf_left = pf ? r->pf_bytes : 0;                                    \
-        EACH_TILE(x1 - x0, q, t, SPAN_CALL)                                        \
+        span_rows(r, NB, S, x0, x1, ow);                                           \
     }
-#define SPAN_CALL(PX) span_tile(r, NB_, PX, S_, q, ow, pf, pfn)
-#define NB_ 2
-#define S_ 1
-DEFINE_SPAN_ROW(span_row_s1_b2)
-#undef S_
-#define S_ 2
-DEFINE_SPAN_ROW(span_row_s2_b2)
-#undef S_
-#undef NB_
-#define NB_ 4
-#define S_ 1
-DEFINE_SPAN_ROW(span_row_s1_b4)
-#undef S_
-#define S_ 2
-DEFINE_SPAN_ROW(span_row_s2_b4)
-#undef S_
-#undef NB_
+DEFINE_SPAN_ROW(span_row_s1_b2, 2, 1)
+DEFINE_SPAN_ROW(span_row_s2_b2, 2, 2)
+DEFINE_SPAN_ROW(span_row_s1_b4, 4, 1)
+DEFINE_SPAN_ROW(span_row_s2_b4, 4, 2)
 
 /* Interior tiles of up to 12 with every tap inside the image, border
  * pixels one by one with their taps clipped; NB output blocks, CB input
