@@ -141,6 +141,8 @@ WINO = [
     (1, 16, 3, 30, 24, (2, 1, 0, 2)),       # wide and short, pad > 1
     (1, 37, 26, 23, 41, (1, 1, 1, 1)),      # several tile chunks, odd output block
     (2, 64, 28, 28, 72, (1, 1, 1, 1)),      # several superblocks and channel ranges
+    (2, 20, 10, 10, 96, (1, 0, 1, 2)),      # one tile chunk, 2 threads split K: private V
+    (2, 40, 9, 14, 8, (1, 1, 1, 1)),        # one output block: 2 threads split the tiles
 ]
 
 
