@@ -16,8 +16,8 @@
  * 5, which the FMAs share (256->64 @56 1x1: 0.63 -> 0.58 ms without).
  *
  * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
- * blocks to these kernels up to 4 at a time; the depthwise convolutions
- * stay AVX2.
+ * blocks to these kernels up to 4 at a time. Small stride-1 depthwise
+ * convolutions run on block pairs too (dwp_run); the others stay AVX2.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -420,12 +420,248 @@ static const cnn_nchwc_rows wide_rows = {
     .span = {BLOCKS(span_row_s1), BLOCKS(span_row_s2)},
 };
 
+/* -------------------------------------------------- depthwise, block pairs */
+
+/* A depthwise conv has no input channels to reduce over: its AVX2 rows
+ * (nchwc_avx2.c) spend one 8-lane FMA per pixel and tap, and sixteen
+ * channels need two. Here a unit first copies its input rows, zero-padded,
+ * into a window that interleaves a block pair pixel by pixel (16 floats:
+ * block b's 8 channels, then block b + 1's), so that one aligned zmm load
+ * and one zmm FMA cover both blocks, as MLAS's AVX-512 depthwise kernel
+ * does with its 16-channel blocks. The copy reads each input pixel once;
+ * the taps then read it KH x KW times from L1. (Two pixels of one block
+ * per zmm instead measured slower than the AVX2 rows: every other load
+ * splits a cache line.) */
+
+#define DWP_MAX 14   /* pixels per tile: 14 accumulators + KW weights */
+
+/* PX output pixels of a row of the pair, stride 1: xr the window at the
+ * tile's first tap (row ky = 0, first input pixel), xrow floats per window
+ * row, wq the pair's KH x KW weight vectors. Each input pixel of a tap row
+ * is loaded once and feeds every accumulator it reaches. */
+INLINE void dwp_tile(const float *xr, int64_t xrow, const float *wq, const int PX, const int KH,
+                     const int KW, __m512 bv, const cnn_epilogue *ep, const float *res,
+                     float *y, int64_t yplane, const int nb)
+{
+    __m512 a[DWP_MAX];
+#pragma GCC unroll 14
+    for (int P = 0; P < PX; P++)
+        a[P] = bv;
+    for (int ky = 0; ky < KH; ky++) {
+        const float *xk = xr + ky * xrow;
+        __m512 wv[5];
+#pragma GCC unroll 5
+        for (int kx = 0; kx < KW; kx++)
+            wv[kx] = _mm512_load_ps(wq + (ky * KW + kx) * 16);
+#pragma GCC unroll 18
+        for (int j = 0; j < PX + KW - 1; j++) {
+            const __m512 xv = _mm512_load_ps(xk + j * 16);
+#pragma GCC unroll 5
+            for (int kx = 0; kx < KW; kx++)
+                if (j - kx >= 0 && j - kx < PX)
+                    a[j - kx] = _mm512_fmadd_ps(xv, wv[kx], a[j - kx]);
+        }
+    }
+#pragma GCC unroll 14
+    for (int P = 0; P < PX; P++) {
+        __m512 v = a[P];
+        if (res)
+            v = _mm512_add_ps(v, load_pair(res + P * B, yplane, nb));
+        store_raw(act512(ep, v), y + P * B, yplane, nb);
+    }
+}
+
+/* One output row of the pair: tiles of at most DWP_MAX pixels, as even as
+ * the row allows (a 28-pixel row is two of 14, not 14 + 8 + 6). */
+#define DEFINE_DWP_ROW(NAME, K)                                                             \
+    static void NAME(const float *xr, int64_t xrow, const float *wq, int64_t ow, __m512 bv, \
+                     const cnn_epilogue *ep, const float *res, float *y, int64_t yplane,   \
+                     int nb)                                                               \
+    {                                                                                      \
+        enum { KS = K };                                                                   \
+        int64_t ox = 0;                                                                    \
+        for (int64_t t = (ow + DWP_MAX - 1) / DWP_MAX, left = ow; t > 0; t--) {            \
+            const int64_t m = left / t;                                                    \
+            const float *xt = xr + ox * 16, *rt = res ? res + ox * B : NULL;               \
+            float *yt = y + ox * B;                                                        \
+            switch (m) {                                                                   \
+            DWP_CASE(14) DWP_CASE(13) DWP_CASE(12) DWP_CASE(11) DWP_CASE(10) DWP_CASE(9)   \
+            DWP_CASE(8) DWP_CASE(7) DWP_CASE(6) DWP_CASE(5) DWP_CASE(4) DWP_CASE(3)        \
+            DWP_CASE(2)                                                                    \
+            default: dwp_tile(xt, xrow, wq, 1, KS, KS, bv, ep, rt, yt, yplane, nb); break;   \
+            }                                                                              \
+            ox += m;                                                                       \
+            left -= m;                                                                     \
+        }                                                                                  \
+    }
+#define DWP_CASE(PX) \
+    case PX: dwp_tile(xt, xrow, wq, PX, KS, KS, bv, ep, rt, yt, yplane, nb); break;
+DEFINE_DWP_ROW(dwp_row_k3, 3)
+DEFINE_DWP_ROW(dwp_row_k5, 5)
+#undef DWP_CASE
+#undef DEFINE_DWP_ROW
+
+/* Which depthwise convs take the pair kernels: 3x3 or 5x5, stride 1, no
+ * dilation, on planes up to 14 (3x3) or 32 (5x5) pixels wide, where
+ * borders and short rows dominate the AVX2 rows (1152@7x7 3x3: 30 -> 22
+ * us; 480@14x14 5x5: 79 -> 50 us). On wider 3x3 planes the window's copy
+ * lost at 2 threads (192@28x28: 31 -> 37-40 us, though 1 thread gained),
+ * as it did at stride 2, where a window holds four input pixels per output
+ * pixel (576@14x14 3x3 s2: 10 -> 16 us; the copy was 10 of its 17 us on
+ * one thread and scaled 1.5x on two). */
+static int dwp_fits(const cnn_conv2d_params *p)
+{
+    return p->kh == p->kw && (p->kh == 3 || p->kh == 5) && p->sh == 1 && p->sw == 1 &&
+           p->dh == 1 && p->dw == 1 && p->ow <= (p->kw == 5 ? 32 : 14);
+}
+
+/* The lane sums of `pixels` 8-float pixels at y. */
+static __m256 dwp_lane_sums(const float *y, int64_t pixels)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 2 <= pixels; i += 2) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + i * B));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(y + (i + 1) * B));
+    }
+    if (i < pixels)
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + i * B));
+    return _mm256_add_ps(a0, a1);
+}
+
+typedef void (*dwp_row_fn)(const float *, int64_t, const float *, int64_t, __m512,
+                           const cnn_epilogue *, const float *, float *, int64_t, int);
+
+/* What every unit of a dwp_run shares, read-only. */
+typedef struct dwp_job {
+    const cnn_conv2d_nchwc *pk;
+    const float *x, *residual;
+    float *y, *partial;
+    int64_t rpu, chunks, pairs, win_rows, xrow;
+    dwp_row_fn row;
+} dwp_job;
+
+/* Unit u: (image, block pair, chunk of rpu output rows), in the thread's
+ * scratch xw. */
+static void dwp_unit(const dwp_job *jb, int64_t u, float *xw)
+{
+    const cnn_conv2d_nchwc *pk = jb->pk;
+    const cnn_conv2d_params *p = &pk->p;
+    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb, k = p->kh;
+    const int64_t pt = p->pt, pl = p->pl, wp = w + pl + p->pr, taps = k * k;
+    const int64_t rpu = jb->rpu, chunks = jb->chunks, xrow = jb->xrow, plane = oh * ow * B;
+    const int64_t chunk = u % chunks, img = u / chunks / jb->pairs;
+    const int64_t b0 = u / chunks % jb->pairs * 2;
+    const int nb = b0 + 1 < cbs ? 2 : 1;
+    const int64_t q = img * cbs + b0;   /* the pair's first block plane */
+    const int64_t oy0 = chunk * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
+    const __m512 zero = _mm512_setzero_ps();
+    float *wq = xw + jb->win_rows * xrow;
+    for (int64_t t = 0; t < taps; t++)
+        _mm512_store_ps(wq + t * 16, load_pair(pk->w + (b0 * taps + t) * B, taps * B, nb));
+    const __m512 bv = load_pair(pk->bias + b0 * B, B, nb);
+    const float *xb = jb->x + q * h * w * B;
+    for (int64_t r = 0; r < oy1 - oy0 + k - 1; r++) {
+        const int64_t iy = oy0 - pt + r;
+        float *d = xw + r * xrow;
+        if (iy < 0 || iy >= h) {
+            for (int64_t px = 0; px < wp; px++)
+                _mm512_store_ps(d + px * 16, zero);
+            continue;
+        }
+        for (int64_t px = 0; px < pl; px++)
+            _mm512_store_ps(d + px * 16, zero);
+        for (int64_t px = 0; px < w; px++)
+            _mm512_store_ps(d + (pl + px) * 16, load_pair(xb + (iy * w + px) * B, h * w * B, nb));
+        for (int64_t px = pl + w; px < wp; px++)
+            _mm512_store_ps(d + px * 16, zero);
+    }
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+        const int64_t at = q * plane + oy * ow * B;
+        jb->row(xw + (oy - oy0) * xrow, xrow, wq, ow, bv, &p->ep,
+                jb->residual ? jb->residual + at : NULL, jb->y + at, plane, nb);
+    }
+    for (int b = 0; b < nb; b++) {
+        float *yr = jb->y + (q + b) * plane + oy0 * ow * B;
+        if (!cnn_act_in_tile(p->ep.act))
+            cnn_act_row_avx2(&p->ep, yr, yr, (oy1 - oy0) * ow * B);
+        if (jb->partial)
+            _mm256_storeu_ps(jb->partial + ((q + b) * chunks + chunk) * B,
+                             dwp_lane_sums(yr, (oy1 - oy0) * ow));
+    }
+}
+
+/* The driver for dwp_fits convs: units split statically over the threads;
+ * each thread builds a unit's window and its pair's weight vectors in its
+ * own scratch. pool as in nchwc_avx2.c's dw_run: per-unit lane sums, added
+ * up in chunk order. */
+static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                          const float *residual, float *y, float *pool, int threads)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    const int64_t oh = p->oh, ow = p->ow, cbs = pk->ocb, k = p->kh;
+    if ((double)n * cbs * oh * ow * k * k * B < 65536.0)   /* see cnn_nchwc_conv_drive */
+        threads = 1;
+    dwp_job jb = {.pk = pk, .x = x, .residual = residual, .y = y, .pairs = (cbs + 1) / 2};
+    /* rows per unit: 64+ output pixels, and twice the rows a window adds */
+    jb.rpu = (64 + ow - 1) / ow;
+    if (jb.rpu < 2 * (k - 1))
+        jb.rpu = 2 * (k - 1);
+    if (jb.rpu > oh)
+        jb.rpu = oh;
+    jb.chunks = (oh + jb.rpu - 1) / jb.rpu;
+    const int64_t nunits = n * jb.pairs * jb.chunks;
+    if (threads > nunits)
+        threads = (int)nunits;
+    jb.xrow = (p->w + p->pl + p->pr) * 16;
+    jb.win_rows = jb.rpu + k - 1;
+    int64_t win = 0, all = 0;
+    if (!cnn_mul_ok(jb.win_rows, jb.xrow, &win))
+        return CNN_ERR_SHAPE;
+    win = (win + k * k * 16 + 15) & ~(int64_t)15;   /* + the weights; 64-byte aligned */
+    if (!cnn_mul_ok(win, threads, &all))
+        return CNN_ERR_SHAPE;
+    float *scratch = cnn_alloc_floats(all);
+    if (!scratch)
+        return CNN_ERR_OOM;
+    if (pool && !(jb.partial = cnn_alloc_floats(n * cbs * jb.chunks * B))) {
+        free(scratch);
+        return CNN_ERR_OOM;
+    }
+    jb.row = k == 3 ? dwp_row_k3 : dwp_row_k5;
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+        float *xw = scratch + omp_get_thread_num() * win;
+#else
+        float *xw = scratch;
+#endif
+#pragma omp for schedule(static)
+        for (int64_t u = 0; u < nunits; u++)
+            dwp_unit(&jb, u, xw);
+    }
+    if (jb.partial) {
+        /* in chunk order: the same sums whatever the thread count */
+        const __m256 inv = _mm256_set1_ps(1.f / (float)(oh * ow));
+        for (int64_t q = 0; q < n * cbs; q++) {
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t c = 0; c < jb.chunks; c++)
+                a = _mm256_add_ps(a, _mm256_loadu_ps(jb.partial + (q * jb.chunks + c) * B));
+            _mm256_storeu_ps(pool + q * B, _mm256_mul_ps(a, inv));
+        }
+        free(jb.partial);
+    }
+    free(scratch);
+    return CNN_OK;
+}
+
 cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                        const float *residual, float *y, float *pool,
                                        int threads)
 {
     if (pk->depthwise)
-        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads);
+        return dwp_fits(&pk->p) ? dwp_run(pk, n, x, residual, y, pool, threads)
+                                : cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads);
     if (pool)
         return CNN_ERR_UNSUPPORTED;
     return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, &wide_rows);
