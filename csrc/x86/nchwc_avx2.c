@@ -750,22 +750,6 @@ DEFINE_DW_ROW(dw_row_3s2, 3, 3, 2)
 DEFINE_DW_ROW(dw_row_5s1, 5, 5, 1)
 DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
 
-/* The sum of every lane over rows [y, y + len) of 8-float pixels. */
-static __m256 lane_sums(const float *y, int64_t pixels)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t p = 0;
-    for (; p + 4 <= pixels; p += 4) {
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * B));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(y + (p + 1) * B));
-        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(y + (p + 2) * B));
-        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(y + (p + 3) * B));
-    }
-    for (; p < pixels; p++)
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * B));
-    return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-}
-
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
  * still in L1 (the squeeze of a squeeze-excitation block after its
@@ -875,18 +859,11 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         }
         act_row(&p->ep, y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow * B);
         if (partial)
-            _mm256_storeu_ps(partial + u * B, lane_sums(y + (q * oh + oy0) * ow * B,
-                                                        (oy1 - oy0) * ow));
+            _mm256_storeu_ps(partial + u * B,
+                             cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
     }
     if (partial) {
-        /* in unit order: the same sums whatever the thread count */
-        const __m256 inv = _mm256_set1_ps(1.f / (float)(oh * ow));
-        for (int64_t q = 0; q < n * cbs; q++) {
-            __m256 a = _mm256_setzero_ps();
-            for (int64_t k = 0; k < chunks; k++)
-                a = _mm256_add_ps(a, _mm256_loadu_ps(partial + (q * chunks + k) * B));
-            _mm256_storeu_ps(pool + q * B, _mm256_mul_ps(a, inv));
-        }
+        cnn_nchwc_pool_means(partial, n * cbs, chunks, oh * ow, pool);
         free(partial);
     }
     free(scratch);

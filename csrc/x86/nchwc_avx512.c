@@ -503,7 +503,7 @@ DEFINE_DWP_ROW(dwp_row_k5, 5)
 
 /* Which depthwise convs take the pair kernels: 3x3 or 5x5, stride 1, no
  * dilation, on planes up to 14 (3x3) or 32 (5x5) pixels wide, where
- * borders and short rows dominate the AVX2 rows (1152@7x7 3x3: 30 -> 22
+ * borders and short rows dominate the AVX2 rows (1152@7x7 3x3: 30 -> 23
  * us; 480@14x14 5x5: 79 -> 50 us). On wider 3x3 planes the window's copy
  * lost at 2 threads (192@28x28: 31 -> 37-40 us, though 1 thread gained),
  * as it did at stride 2, where a window holds four input pixels per output
@@ -513,20 +513,6 @@ static int dwp_fits(const cnn_conv2d_params *p)
 {
     return p->kh == p->kw && (p->kh == 3 || p->kh == 5) && p->sh == 1 && p->sw == 1 &&
            p->dh == 1 && p->dw == 1 && p->ow <= (p->kw == 5 ? 32 : 14);
-}
-
-/* The lane sums of `pixels` 8-float pixels at y. */
-static __m256 dwp_lane_sums(const float *y, int64_t pixels)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= pixels; i += 2) {
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + i * B));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(y + (i + 1) * B));
-    }
-    if (i < pixels)
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + i * B));
-    return _mm256_add_ps(a0, a1);
 }
 
 typedef void (*dwp_row_fn)(const float *, int64_t, const float *, int64_t, __m512,
@@ -587,14 +573,13 @@ static void dwp_unit(const dwp_job *jb, int64_t u, float *xw)
             cnn_act_row_avx2(&p->ep, yr, yr, (oy1 - oy0) * ow * B);
         if (jb->partial)
             _mm256_storeu_ps(jb->partial + ((q + b) * chunks + chunk) * B,
-                             dwp_lane_sums(yr, (oy1 - oy0) * ow));
+                             cnn_nchwc_lane_sums(yr, (oy1 - oy0) * ow));
     }
 }
 
 /* The driver for dwp_fits convs: units split statically over the threads;
  * each thread builds a unit's window and its pair's weight vectors in its
- * own scratch. pool as in nchwc_avx2.c's dw_run: per-unit lane sums, added
- * up in chunk order. */
+ * own scratch. pool as in nchwc_avx2.c's dw_run. */
 static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                           const float *residual, float *y, float *pool, int threads)
 {
@@ -641,14 +626,7 @@ static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
             dwp_unit(&jb, u, xw);
     }
     if (jb.partial) {
-        /* in chunk order: the same sums whatever the thread count */
-        const __m256 inv = _mm256_set1_ps(1.f / (float)(oh * ow));
-        for (int64_t q = 0; q < n * cbs; q++) {
-            __m256 a = _mm256_setzero_ps();
-            for (int64_t c = 0; c < jb.chunks; c++)
-                a = _mm256_add_ps(a, _mm256_loadu_ps(jb.partial + (q * jb.chunks + c) * B));
-            _mm256_storeu_ps(pool + q * B, _mm256_mul_ps(a, inv));
-        }
+        cnn_nchwc_pool_means(jb.partial, n * cbs, jb.chunks, oh * ow, pool);
         free(jb.partial);
     }
     free(scratch);

@@ -114,4 +114,37 @@ CNN_INLINE void cnn_prefetch_slice(const char *pf, int64_t pfn, int64_t per, int
         _mm_prefetch(pf + b, _MM_HINT_T1);
 }
 
+/* The lane sums of `pixels` 8-float pixels at y: a depthwise unit's share
+ * of its blocks' plane means (the fused squeeze of a squeeze-excitation
+ * block), taken while its rows are still in L1. */
+CNN_INLINE __m256 cnn_nchwc_lane_sums(const float *y, int64_t pixels)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t p = 0;
+    for (; p + 4 <= pixels; p += 4) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * 8));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(y + (p + 1) * 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(y + (p + 2) * 8));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(y + (p + 3) * 8));
+    }
+    for (; p < pixels; p++)
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(y + p * 8));
+    return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+}
+
+/* pool[q] = the mean over a plane of `pixels` pixels of block q, from its
+ * `chunks` lane sums at partial + (q * chunks + c) * 8, added in chunk
+ * order: the same sums whatever the thread count. */
+CNN_INLINE void cnn_nchwc_pool_means(const float *partial, int64_t blocks, int64_t chunks,
+                                     int64_t pixels, float *pool)
+{
+    const __m256 inv = _mm256_set1_ps(1.f / (float)pixels);
+    for (int64_t q = 0; q < blocks; q++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t c = 0; c < chunks; c++)
+            a = _mm256_add_ps(a, _mm256_loadu_ps(partial + (q * chunks + c) * 8));
+        _mm256_storeu_ps(pool + q * 8, _mm256_mul_ps(a, inv));
+    }
+}
+
 #endif
