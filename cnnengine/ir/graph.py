@@ -24,6 +24,7 @@ class Node:
     inputs: list          # value names; "" marks an omitted optional input
     outputs: list
     attrs: dict = field(default_factory=dict)
+    params: object = None  # the op's typed parameters (cnnengine.ops), parsed once
 
     def __repr__(self):
         return f"Node({self.name!r}, {self.op}, {self.inputs} -> {self.outputs})"
