@@ -5,7 +5,10 @@
     y = m.run(x)                       # x: float32 NCHW
     y, acts = m.run(x, capture=True)   # every layer's activation
 """
+import os as _os
+
 from . import functional
+from .backend import backends
 from ._kernels import active_isa, detected_isa, num_cores, set_isa
 from .errors import (BackendUnavailableError, Error, InputError, ModelFormatError,
                      ResourceError, ShapeError, UnsupportedOpError)
@@ -13,6 +16,14 @@ from .model import Model, TensorInfo, load
 from .summary import LayerInfo
 
 __version__ = "0.1.0"
+
+
+def sample_image(name="cat"):
+    """Path of a bundled sample photo: "cat" or "coffee" (see data/LICENSE-images.txt)."""
+    path = _os.path.join(_os.path.dirname(__file__), "data", f"{name}.jpg")
+    if not _os.path.isfile(path):
+        raise InputError(f"no bundled sample image {name!r} (bundled: cat, coffee)")
+    return path
 
 
 def cpu_info():

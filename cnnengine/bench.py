@@ -74,12 +74,12 @@ def _time(fn):
     return time.perf_counter() - t0
 
 
-def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, memory=True):
+def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, memory=True, backend="cpu"):
     import cnnengine as ce
     from .errors import BackendUnavailableError, InputError
 
     threads = threads or ce.num_cores()
-    model = ce.load(source, threads=threads)
+    model = ce.load(source, threads=threads, backend=backend)
     x = input_for(model, batch)
     ours = lambda: model.run(x)  # noqa: E731
     peer = None

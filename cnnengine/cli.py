@@ -30,6 +30,12 @@ def _add_preprocess_flags(p):
     g.add_argument("--labels", help="text file with one class label per line")
 
 
+def _add_backend_flag(p):
+    from .backend import names
+    p.add_argument("--backend", choices=names(), default="cpu",
+                   help="where to run (ce.backends() says which are available here); default cpu")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="cnnengine", description="Run and inspect CNNs on the CPU.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -40,13 +46,16 @@ def build_parser():
     p.add_argument("images", nargs="*", help="image files (default: the bundled sample photo)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    p.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
+    _add_backend_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     _add_preprocess_flags(p)
 
     p = sub.add_parser("info", help="layer table: shapes, params, MACs, receptive fields")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--passes", action="store_true",
+                   help="the graph after each rewrite pass: node count and what the pass changed")
+    _add_backend_flag(p)
 
     p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime")
     p.add_argument("model")
@@ -56,6 +65,7 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compare", choices=["onnxruntime"], default=None)
     p.add_argument("--layers", action="store_true", help="per-layer time breakdown")
+    _add_backend_flag(p)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--json", action="store_true")
 
@@ -191,7 +201,9 @@ def cmd_info(args):
     import cnnengine as ce
     from .summary import format_table
 
-    model = ce.load(args.model)
+    model = ce.load(args.model, backend=args.backend)
+    if args.passes:
+        return _print_passes(args, model)
     layers = model.summary()
     if args.json:
         doc = {
@@ -207,6 +219,19 @@ def cmd_info(args):
         print(json.dumps(doc))
         return 0
     print(format_table(layers, title=args.model))
+    return 0
+
+
+def _print_passes(args, model):
+    reports = list(model.passes) + [model.layout_report()]
+    if args.json:
+        print(json.dumps({"model": args.model, "passes": [
+            {"name": r.name, "nodes": r.nodes, "change": r.change} for r in reports]}))
+        return 0
+    print(f"{args.model}: the graph after each pass (the layout pass at the declared input shape)")
+    width = max(len(r.name) for r in reports)
+    for r in reports:
+        print(f"  {r.name:<{width}}  {r.nodes:5d} nodes  {r.change or 'no change'}")
     return 0
 
 
@@ -247,10 +272,11 @@ def cmd_bench(args):
     if args.batch < 1 or args.runs < 1 or (args.threads is not None and args.threads < 1):
         raise InputError("--batch, --runs and --threads must be at least 1")
     r = bench.bench(args.model, threads=args.threads, batch=args.batch, runs=args.runs,
-                    warmup=args.warmup, compare=args.compare, memory=not args.no_memory)
+                    warmup=args.warmup, compare=args.compare, memory=not args.no_memory,
+                    backend=args.backend)
     if args.layers:
         import cnnengine as ce
-        model = ce.load(args.model, threads=r["threads"])
+        model = ce.load(args.model, threads=r["threads"], backend=args.backend)
         r["layers"] = [{"name": n, "op": op, "ms": t * 1e3}
                        for n, op, t in model.profile(bench.input_for(model, args.batch), runs=args.runs)]
     if args.json:

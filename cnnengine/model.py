@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BackendUnavailableError, InputError, ModelFormatError, ShapeError
+from . import backend as backends
+from .errors import InputError, ModelFormatError, ShapeError
 from .functional import _common
 from .runtime import passes
 from .runtime.executor import Executor
@@ -22,11 +23,12 @@ class TensorInfo:
 def load(path, *, backend="cpu", threads=None):
     """Load a model: an .onnx file, a native .cnn file, a PyTorch state dict of a
     bundled architecture, or a bundled zoo name such as "efficientnet_lite0"."""
-    if backend != "cpu":
-        raise BackendUnavailableError(f"backend {backend!r} is not available in this build "
-                                      f"(available: cpu)")
+    be = backends.create(backend)
     graph = _read_graph(path)
-    return Model(graph, threads=threads, source=str(path))
+    model = Model(graph, threads=threads, source=str(path) if isinstance(path, (str, os.PathLike)) else "model",
+                  backend=be)
+    model._rebuild = _source_of(path)
+    return model
 
 
 def _read_graph(path):
@@ -69,15 +71,18 @@ def _read_graph(path):
 class Model:
     """A loaded network, ready to run. Safe to share between threads."""
 
-    def __init__(self, graph, *, threads=None, source="model"):
+    def __init__(self, graph, *, threads=None, source="model", backend="cpu"):
         self.source = source
+        self.backend = backends.create(backend) if isinstance(backend, str) else backend
         passes.check_ops(graph, source)
-        graph = passes.fold_constants(graph)
-        self.graph, self._aliases = passes.remove_identities(graph)
-        self._original = graph
-        self._fused = passes.fuse(self.graph)
-        self._exec = Executor(self._fused, blocked=True)
-        self._exec_unfused = Executor(self.graph)
+        pipe = passes.run_pipeline(graph, fuse=self.backend.fuses)
+        self.graph, self._aliases, self._original = pipe.graph, pipe.aliases, pipe.original
+        self._fused = pipe.fused
+        self.passes = pipe.reports   # [PassReport]: what each load-time pass did
+        self._exec = Executor(self._fused, self.backend)
+        self._exec_unfused = Executor(self.graph, self.backend.plain())
+        self._threads_arg = threads
+        self._rebuild = None
         self.threads = _common.resolve_threads(threads)
         self._summary = None
         self._summary_lock = threading.Lock()
@@ -179,6 +184,27 @@ class Model:
             out[name] = self._aliases.get(value, value)
         return out
 
+    def layout_report(self):
+        """The backend's layout pass at the model's declared input shape:
+        (steps before, steps after, what it changed) -- see Model.passes."""
+        feeds = self._zero_feeds(None)
+        with _common.threads_scope(self.threads):
+            plan = self._exec.plan_for(feeds)
+        from .ir.graph import Graph
+        before = [n for n in self._fused.nodes if n.name in {s.node.name for s in plan.steps} or
+                  any(o in plan.values for o in n.outputs)]
+        after = [s.node for s in plan.steps]
+        change = passes.describe(Graph([], [], before), Graph([], [], after))
+        return passes.PassReport(f"layout ({self.backend.name})", len(after), change)
+
+    def _zero_feeds(self, input_shape):
+        feeds = {}
+        for spec in self.graph.inputs:
+            shape = input_shape if (input_shape is not None and len(self.graph.inputs) == 1) else \
+                tuple(d if isinstance(d, int) and d > 0 else 1 for d in spec.shape)
+            feeds[spec.name] = np.zeros(shape, spec.dtype if spec.dtype != "float32" else np.float32)
+        return feeds
+
     def profile(self, x, runs=5):
         """Median seconds per executed step over `runs` runs of the fast (fused) plan.
 
@@ -224,6 +250,15 @@ class Model:
         return f"<cnnengine.Model {self.source!r}: {len(self.layers)} layers, inputs " \
                f"{[(i.name, i.shape) for i in self.inputs]}>"
 
+    # ------------------------------------------------------------ pickling
+    def __reduce__(self):
+        """A Model pickles as its source (path, zoo name or file bytes) and
+        options, and is rebuilt on unpickle: how Dask workers get it."""
+        src = self._rebuild
+        if src is None:
+            src = ("native", _native_bytes(self._original))
+        return _unpickle, (src, self.backend.name, self._threads_arg)
+
     def save(self, path):
         """Write the native file (graph + weights + preprocessing + labels)."""
         from .importers import native
@@ -231,6 +266,46 @@ class Model:
 
     def _original_for_save(self):
         return self._original
+
+
+def _source_of(path):
+    """What rebuilds a model loaded from `path` in another process."""
+    if isinstance(path, (str, os.PathLike)):
+        p = os.fspath(path)
+        if os.path.exists(p):
+            return ("path", os.path.abspath(p))
+        return ("path", p)                      # a zoo name
+    return ("onnx", path.SerializeToString())   # an onnx.ModelProto
+
+
+def _native_bytes(graph):
+    """The native file of `graph`, as bytes (a model built in memory)."""
+    import tempfile
+    from .importers import native
+    with tempfile.TemporaryDirectory() as tmp:
+        f = os.path.join(tmp, "model.cnn")
+        native.save(graph, f)
+        with open(f, "rb") as fh:
+            return fh.read()
+
+
+def _unpickle(src, backend, threads):
+    kind, data = src
+    if kind == "path":
+        return load(data, backend=backend, threads=threads)
+    if kind == "onnx":
+        import onnx
+        return load(onnx.load_from_string(data), backend=backend, threads=threads)
+    import tempfile
+    from .importers import native
+    with tempfile.TemporaryDirectory() as tmp:
+        f = os.path.join(tmp, "model.cnn")
+        with open(f, "wb") as fh:
+            fh.write(data)
+        graph = native.load(f)      # mmapped: the mapping outlives the deleted file
+    model = Model(graph, threads=threads, backend=backend)
+    model._rebuild = src
+    return model
 
 
 def _present(graph, value):

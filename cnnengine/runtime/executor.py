@@ -1,13 +1,14 @@
-"""Runs a graph on the CPU op table.
+"""Runs a graph on a backend (cnnengine.backend).
 
 A plan is made on the first run at each input signature (shapes and
-dtypes). That run goes through the generic op table and records every
-value's shape, dtype and aliasing; it evaluates once the nodes that depend
-only on weights and input *shapes* (TorchScript's Shape -> Gather -> Concat
--> Reshape chains) and keeps the rest as steps. The hot steps are then
-compiled (fast_ops) and their outputs get buffers from a liveness-based
+dtypes). That run evaluates every op by its reference definition and
+records every value's shape, dtype and aliasing; it evaluates once the
+nodes that depend only on weights and input *shapes* (TorchScript's Shape
+-> Gather -> Concat -> Reshape chains) and keeps the rest as steps. The
+backend then rewrites the steps into the layout it wants, compiles each
+from its kernel table, and their outputs get buffers from a liveness-based
 memory plan (memory_plan), so later runs at that signature allocate nothing
-but the graph outputs.
+but the graph outputs. A step the kernel table lacks runs its reference.
 
 Plans are immutable; the buffers live in arenas that a run takes from the
 plan's pool and gives back, so one executor serves several Python threads
@@ -18,12 +19,10 @@ import time
 
 import numpy as np
 
+from ..backend.base import Backend
 from ..errors import Error, ResourceError, ShapeError
 from ..functional._common import resolve_threads
-from . import layout
-from .. import _kernels as K
 from .cpu_ops import OPS
-from .fast_ops import compile_step
 from .memory_plan import plan_memory
 
 
@@ -35,9 +34,10 @@ class Step:
 
 
 class Plan:
-    def __init__(self, graph, static, steps, shapes, slot_sizes, blocked=None):
+    def __init__(self, graph, static, steps, shapes, slot_sizes, blocked, backend):
         self.graph = graph
-        self.blocked = blocked or {}  # value -> its NCHW8c twin (runtime/layout.py)
+        self.backend = backend
+        self.blocked = blocked or {}  # value -> its twin in the backend's layout (e.g. NCHW8c)
         self.static = static          # value -> array, fixed for this signature
         self.steps = steps            # [Step]
         self.shapes = shapes          # value -> shape
@@ -55,9 +55,9 @@ class Plan:
         with self._lock:
             if self._arenas:
                 return self._arenas.pop()
-        bufs = [_aligned(n) for n in self.slot_sizes]
-        return [None if st.slot is None else
-                bufs[st.slot[0]][st.slot[2]:st.slot[2] + _size(st.slot[1])].reshape(st.slot[1])
+        be = self.backend
+        bufs = [be.empty(n) for n in self.slot_sizes]
+        return [None if st.slot is None else be.view(bufs[st.slot[0]], st.slot[2], st.slot[1])
                 for st in self.steps]
 
     def release(self, arena):
@@ -65,18 +65,12 @@ class Plan:
             self._arenas.append(arena)
 
 
-def _aligned(n):
-    """n float32s starting on a 64-byte line: vector stores never split lines."""
-    raw = np.empty(n + 16, np.float32)
-    off = (-raw.ctypes.data % 64) // 4
-    return raw[off:off + n]
-
-
 class Executor:
-    def __init__(self, graph, blocked=False):
-        """blocked: let the plans hold activations in NCHW8c where it pays."""
+    def __init__(self, graph, backend=None):
+        """backend: a cnnengine.backend Backend (default: the reference evaluation
+        of every op, the plain layout, NumPy buffers)."""
         self.graph = graph
-        self.blocked = blocked and layout.wanted()
+        self.backend = backend if backend is not None else Backend()
         self._plans = {}
         self._lock = threading.Lock()
 
@@ -85,7 +79,7 @@ class Executor:
 
         profile: a dict that receives {node name: seconds} for each step run.
         """
-        key = _key(feeds)
+        key = self._key(feeds)
         plan = self._plans.get(key)
         if plan is None:
             plan, values = self._make_plan(feeds, keep)
@@ -104,12 +98,15 @@ class Executor:
         return all(n in have for n in names)
 
     def plan_for(self, feeds):
-        key = _key(feeds)
+        key = self._key(feeds)
         if key not in self._plans:
             self.run(feeds)
         return self._plans[key]
 
     # ---------------------------------------------------------- internals
+    def _key(self, feeds):
+        return self.backend.plan_key() + tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
+
     def _make_plan(self, feeds, keep):
         g = self.graph
         env = dict(g.weights)
@@ -139,18 +136,16 @@ class Executor:
             if not is_static:
                 steps.append(node)
         static_values = {k: env[k] for k in static if k in env}
-        blocked = {}
-        if self.blocked and layout.available():
-            steps, blocked = layout.to_blocked(steps, shapes, dtypes, static_values,
-                                               [o.name for o in g.outputs])
+        be = self.backend
+        steps, blocked = be.prepare(steps, shapes, dtypes, static_values, [o.name for o in g.outputs])
         compiled = []
         for node in steps:
-            runner = compile_step(node, [shapes.get(i, ()) for i in node.inputs],
-                                  [dtypes.get(i) for i in node.inputs],
-                                  [shapes[o] for o in node.outputs if o], static_values)
+            runner = be.compile(node, [shapes.get(i, ()) for i in node.inputs],
+                                [dtypes.get(i) for i in node.inputs],
+                                [shapes[o] for o in node.outputs if o], static_values)
             compiled.append(Step(node, runner))
         slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
-        plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked)
+        plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked, be)
         wanted = {o.name for o in g.outputs} | set(keep)
         return plan, {k: env[k] for k in wanted if k in env}
 
@@ -189,16 +184,11 @@ class Executor:
                         env.pop(name, None)
             for k in keep:
                 if k not in env and plan.blocked.get(k) in env:
-                    env[k] = layout.unblock(env[plan.blocked[k]], plan.shapes[k], t)
+                    env[k] = plan.backend.unblock(env[plan.blocked[k]], plan.shapes[k], t)
             return {k: env[k] for k in plan.outputs + list(keep) if k in env}
         finally:
             if arena is not None:
                 plan.release(arena)
-
-
-def _key(feeds):
-    # the ISA is part of the key: a plan's kernels are chosen for one
-    return (K.active_isa(),) + tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
 
 
 def _size(shape):

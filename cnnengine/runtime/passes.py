@@ -1,13 +1,17 @@
-"""Graph rewrites done once at load.
+"""Graph rewrites, as one ordered pipeline of named passes.
 
 fold_constants and remove_identities are exact and always run. The fusing
 passes (BatchNorm into Conv, residual Add and activation into the Conv
 epilogue, x*sigmoid(x) -> SiLU, a squeeze-excitation gate into the next
 1x1 conv) change which intermediate values exist, so
 the executor keeps the unfused graph too and uses it when someone captures
-a value that fusion removed.
+a value that fusion removed. The last pass, the backend's layout, needs
+shapes, so it runs when a plan is made for an input signature
+(Backend.prepare); `cnnengine info MODEL --passes` shows every pass.
 """
 import copy
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,21 +62,77 @@ def remove_identities(graph):
 
 
 
+@dataclass(frozen=True)
+class PassReport:
+    name: str
+    nodes: int          # node count after the pass
+    change: str         # what it changed, in words ("" when nothing)
+
+
+@dataclass
+class Pipeline:
+    original: Graph     # after constant folding: the graph whose nodes are the model's layers
+    graph: Graph        # plus Identity removal: the unfused graph the executor can run
+    aliases: dict       # removed Identity output -> the value holding its data
+    fused: Graph        # after every fusion pass (== graph when not fusing)
+    reports: list       # [PassReport] in order
+
+
+def run_pipeline(graph, *, fuse=True):
+    """Every load-time pass in order (the layout pass runs per plan)."""
+    reports = []
+    g = fold_constants(graph)
+    reports.append(PassReport("fold_constants", len(g.nodes), describe(graph, g)))
+    original = g
+    g, aliases = remove_identities(original)
+    reports.append(PassReport("remove_identities", len(g.nodes), describe(original, g)))
+    plain, fused = g, g
+    if fuse:
+        fused = _copy(plain)
+        for name, fn in FUSION_PASSES:
+            before = _copy(fused)
+            fn(fused)
+            reports.append(PassReport(name, len(fused.nodes), describe(before, fused)))
+    return Pipeline(original, plain, aliases, fused, reports)
+
+
 def fuse(graph):
-    """BN folding, SiLU, residual Add and activation fusion into Conv/Gemm (and
-    into a BatchNormalization that no conv absorbed: DenseNet's BN-ReLU), and
-    a squeeze-excitation gate into the 1x1 conv after it."""
+    """The fusion passes on a copy of graph."""
+    g = _copy(graph)
+    for _, fn in FUSION_PASSES:
+        fn(g)
+    return g
+
+
+def _copy(graph):
     g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
               dict(graph.weights), graph.metadata, graph.opset)
     for n in g.nodes:
         n.attrs = dict(n.attrs)
         n.inputs = list(n.inputs)
-    _fold_batchnorm(g)
-    _fuse_silu(g)
-    _fuse_residual(g)
-    _fuse_activation(g)
-    _fuse_channel_scale(g)
     return g
+
+
+def describe(before, after):
+    """What turned `before` into `after`, by op: nodes removed, added and rewritten."""
+    old = {n.name: n for n in before.nodes}
+    new = {n.name: n for n in after.nodes}
+    removed = Counter(n.op for k, n in old.items() if k not in new)
+    added = Counter(n.op for k, n in new.items() if k not in old)
+    changed = Counter(n.op if old[k].op == n.op else f"{old[k].op} -> {n.op}"
+                      for k, n in new.items() if k in old and _differs(old[k], n))
+    parts = [f"-{c} {op}" for op, c in sorted(removed.items())]
+    parts += [f"+{c} {op}" for op, c in sorted(added.items())]
+    parts += [f"{c} {op}" + ("" if "->" in op else " rewritten") for op, c in sorted(changed.items())]
+    folded = len(after.weights) - len(before.weights)
+    if folded > 0:
+        parts.append(f"+{folded} constants")
+    return ", ".join(parts)
+
+
+def _differs(a, b):
+    return a.op != b.op or list(a.inputs) != list(b.inputs) or list(a.outputs) != list(b.outputs) or \
+        a.attrs.keys() != b.attrs.keys()
 
 
 def _single_consumer(g, value):
@@ -235,6 +295,15 @@ def _fuse_channel_scale(g):
         g.nodes.remove(mul)
 
 
+FUSION_PASSES = [
+    ("fold_batchnorm", _fold_batchnorm),
+    ("fuse_silu", _fuse_silu),
+    ("fuse_residual", _fuse_residual),
+    ("fuse_activation", _fuse_activation),
+    ("fuse_channel_scale", _fuse_channel_scale),
+]
+
+
 def check_ops(graph, source="model"):
     """Raise UnsupportedOpError naming the first op the CPU table lacks."""
     from ..errors import UnsupportedOpError
@@ -247,4 +316,4 @@ def check_ops(graph, source="model"):
                 check_ops(n.attrs[key], f"{source}: node {n.name!r} {key}")
 
 
-__all__ = ["fold_constants", "remove_identities", "fuse", "check_ops", "ModelFormatError"]
+__all__ = ["fold_constants", "remove_identities", "fuse", "run_pipeline", "check_ops", "ModelFormatError"]
