@@ -146,3 +146,23 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
     assert not os.path.exists("/tmp/cnnengine_pwned")
+
+
+def test_info_passes_lists_every_pass(capsys, small_onnx):
+    rc, out, err = run_cli(capsys, "info", small_onnx, "--passes", "--json")
+    assert rc == 0, err
+    passes = json.loads(out)["passes"]
+    names = [p["name"] for p in passes]
+    assert names[0] == "fold_constants" and names[-1] == "layout (cpu)"
+    assert any("BatchNormalization" in p["change"] for p in passes)
+    rc, out, err = run_cli(capsys, "info", small_onnx, "--passes")
+    assert rc == 0 and "fold_batchnorm" in out and "nodes" in out
+
+
+def test_backend_flag(capsys, small_onnx):
+    rc, out, err = run_cli(capsys, "run", small_onnx, CAT, "--backend", "reference", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["backend"] == "reference" and len(doc["results"]) == 1
+    rc, out, err = run_cli(capsys, "run", small_onnx, CAT, "--backend", "cuda")
+    assert rc == 2 and "backend 'cuda' is not available" in err and len(err.strip().splitlines()) == 1

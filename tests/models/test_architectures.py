@@ -243,3 +243,16 @@ def test_torch_native_local_response_norm(opset, tmp_path):
     x = np.random.default_rng(0).standard_normal((BATCH, 3, 12, 12)).astype(np.float32)
     ref = _ort_session(path).run(None, {"input": x})[0]
     assert _max_abs(ce.load(path).run(x), ref) <= TOL
+
+
+# ------------------------------------------------------------- backends
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_reference_backend_matches_cpu(name, exported):
+    """The reference backend (every op's definition on the unfused graph) and
+    the CPU backend (fused, blocked C kernels) agree to 1e-4 of the logits' scale."""
+    arch, _, path = exported(name)
+    x = np.random.default_rng(_seed(name) + 2).standard_normal((BATCH,) + arch.input_shape).astype(np.float32)
+    y_cpu = ce.load(path).run(x)
+    y_ref = ce.load(path, backend="reference").run(x)
+    scale = max(1.0, float(np.max(np.abs(y_ref))))
+    assert _max_abs(y_cpu, y_ref) <= 1e-4 * scale
