@@ -72,6 +72,7 @@ class Executor:
         self.graph = graph
         self.backend = backend if backend is not None else Backend()
         self._plans = {}
+        self._region_runners = {}
         self._lock = threading.Lock()
 
     def run(self, feeds, keep=(), profile=None):
@@ -102,6 +103,17 @@ class Executor:
         if key not in self._plans:
             self.run(feeds)
         return self._plans[key]
+
+    def regions(self, feeds):
+        """A RegionRunner (runtime/regions.py) over the plan for feeds' signature:
+        runs one step or a chain of steps over a window of its output."""
+        from .regions import RegionRunner
+        plan = self.plan_for(feeds)
+        with self._lock:
+            runner = self._region_runners.get(id(plan))
+            if runner is None:
+                runner = self._region_runners[id(plan)] = RegionRunner(plan)
+        return runner
 
     # ---------------------------------------------------------- internals
     def _key(self, feeds):
