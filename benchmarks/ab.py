@@ -1,0 +1,88 @@
+"""Two builds of cnnengine side by side: is a change free of speed regressions?
+
+    python benchmarks/ab.py BEFORE_TREE AFTER_TREE [--runs 15] [--rounds 7] [--threads 1 2]
+
+Each tree is a source checkout with its kernels built in place
+(`python setup.py build_ext --inplace`). For each model and thread count
+one worker process per tree loads the model (ONNX files exported by
+benchmarks/models.py into benchmarks/.cache/); the parent then alternates
+between the two workers, `--runs` timed runs each per round, for
+`--rounds` rounds, so that load from the rest of the machine falls on both
+alike. Prints each side's median and the ratio after/before.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WORKER = r"""
+import sys, time, numpy as np
+import cnnengine as ce
+path, threads = sys.argv[1], int(sys.argv[2])
+m = ce.load(path, threads=threads)
+x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+for _ in range(3):
+    m.run(x)
+print(ce.__file__, flush=True)
+for line in sys.stdin:
+    n = int(line)
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter(); m.run(x); ts.append(time.perf_counter() - t0)
+    print(" ".join(f"{t:.6f}" for t in ts), flush=True)
+"""
+
+
+def worker(tree, path, threads):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), OPENBLAS_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-c", WORKER, path, str(threads)], cwd=os.path.abspath(tree),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    where = p.stdout.readline().strip()
+    if not where.startswith(os.path.abspath(tree)):
+        raise SystemExit(f"{tree}: imported cnnengine from {where}; build it in place first")
+    return p
+
+
+def timed(p, n):
+    p.stdin.write(f"{n}\n")
+    p.stdin.flush()
+    return [float(t) for t in p.stdout.readline().split()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("before")
+    ap.add_argument("after")
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--models", nargs="+",
+                    default=["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vgg16"])
+    args = ap.parse_args()
+    sys.path.insert(0, HERE)
+    from models import export
+
+    print("| model | threads | before ms | after ms | after/before |")
+    print("|---|---:|---:|---:|---:|")
+    for threads in args.threads:
+        for name in args.models:
+            path = export(name)
+            a, b = worker(args.before, path, threads), worker(args.after, path, threads)
+            ta, tb = [], []
+            for r in range(args.rounds):
+                first, second = (a, b) if r % 2 == 0 else (b, a)
+                t1, t2 = timed(first, args.runs), timed(second, args.runs)
+                (ta, tb)[first is b].extend(t1)
+                (ta, tb)[second is b].extend(t2)
+            for p in (a, b):
+                p.stdin.close()
+                p.wait()
+            ma, mb = statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
+            print(f"| {name} | {threads} | {ma:.2f} | {mb:.2f} | {mb / ma:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
