@@ -75,7 +75,7 @@ def _field(node, graph, shapes, rf, aliases):
         dil = a.get("dilations", [1, 1])
         pads = a.get("pads", [0, 0, 0, 0])
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
-            from .runtime.cpu_ops import spatial_pads
+            from .ops._geometry import spatial_pads
             x_shape = shapes.get(aliases.get(node.inputs[0], node.inputs[0]), (1, 1, 1, 1))
             pads = spatial_pads(node, x_shape[2:], kernel, strides, dil)
         if len(kernel) != 2:

@@ -3,7 +3,8 @@
 One definition serves the fusion pass (activation into the conv epilogue)
 and the compiled standalone activation steps.
 """
-from .cpu_ops import _clip_bounds
+from ..ops import params_of
+from ..ops.activation import clip_bounds
 
 # IR op -> functional._common.ACTIVATIONS name
 KERNEL_ACTS = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid",
@@ -22,7 +23,7 @@ def activation_params(node, constants):
     if node.op == "Clip":
         if any(i and i not in constants for i in node.inputs[1:]):
             return None
-        alpha, beta = _clip_bounds(node, [constants.get(i) if i else None for i in node.inputs])
+        alpha, beta = clip_bounds(params_of(node), [constants.get(i) if i else None for i in node.inputs])
         alpha, beta = max(alpha, -3.4e38), min(beta, 3.4e38)
     elif node.op == "LeakyRelu":
         alpha = float(a.get("alpha", 0.01))

@@ -22,7 +22,7 @@ import numpy as np
 from ..backend.base import Backend
 from ..errors import Error, ResourceError, ShapeError
 from ..functional._common import resolve_threads
-from .cpu_ops import OPS
+from .. import ops
 from .memory_plan import plan_memory
 
 
@@ -219,7 +219,7 @@ def _with_node(exc, node):
 
 def _call(node, ins):
     try:
-        return OPS[node.op](node, ins)
+        return ops.evaluate(node, ins)
     except Error as exc:
         raise _with_node(exc, node) from None
     except MemoryError:
@@ -228,3 +228,7 @@ def _call(node, ins):
     except (ValueError, IndexError, TypeError, KeyError) as exc:
         raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
                          f"{[None if i is None else tuple(i.shape) for i in ins]}: {exc}") from None
+
+
+# the branches of If nodes run as plans of their own
+ops.control.set_subgraph_runner(lambda graph: Executor(graph).run)

@@ -18,7 +18,8 @@ from ..functional._common import ACTIVATIONS
 from ..functional.elementwise import _OPS as BINOPS
 from ..functional.elementwise import _collapse, _strides
 from .activations import KERNEL_ACTS, activation_params
-from .cpu_ops import slice_index, spatial_pads
+from ..ops._geometry import spatial_pads
+from ..ops.layout import slice_index
 from .layout import expand_small_groups, small_groups
 
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}

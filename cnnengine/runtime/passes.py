@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
 from .activations import KERNEL_ACTS, activation_params
-from .cpu_ops import OPS
+from .. import ops
 
 
 def fold_constants(graph):
@@ -26,10 +26,10 @@ def fold_constants(graph):
     weights = dict(graph.weights)
     kept = []
     for node in graph.nodes:
-        if node.op in OPS and node.inputs and all((not i) or i in weights for i in node.inputs) \
+        if ops.known(node.op) and node.inputs and all((not i) or i in weights for i in node.inputs) \
                 and not any(o in {v.name for v in graph.outputs} for o in node.outputs):
             try:
-                outs = OPS[node.op](node, [weights[i] if i else None for i in node.inputs])
+                outs = ops.evaluate(node, [weights[i] if i else None for i in node.inputs])
             except Error:
                 kept.append(node)
                 continue
@@ -308,7 +308,7 @@ def check_ops(graph, source="model"):
     """Raise UnsupportedOpError naming the first op the CPU table lacks."""
     from ..errors import UnsupportedOpError
     for n in graph.nodes:
-        if n.op not in OPS:
+        if not ops.known(n.op):
             raise UnsupportedOpError(
                 f"{source}: node {n.name!r} uses op {n.op!r} (opset {graph.opset}), which cnnengine does not run")
         for key in ("then_branch", "else_branch"):

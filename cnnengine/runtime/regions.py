@@ -46,9 +46,14 @@ class RegionRunner:
         in_shapes = [self.plan.shapes.get(i) if i else None for i in node.inputs]
         if op is None or len(self.shape(node.outputs[0])) < 4:
             return [FULL] * len(node.inputs)
-        boxes = op.region(ops.params_of(node), in_shapes, self.shape(node.outputs[0]), out_box)
+        boxes = op.region(ops.params_of(node), in_shapes, self.shape(node.outputs[0]), out_box,
+                          self._consts(node))
         return [b if (b is not FULL and s is not None and len(s) >= 4) else FULL
                 for b, s in zip(boxes, in_shapes)]
+
+    def _consts(self, node):
+        static = self.plan.static
+        return {i: static[name] for i, name in enumerate(node.inputs) if name in static}
 
     # -------------------------------------------------------------- a step
     def run_step(self, k, ins, out_box, threads=None):
@@ -71,7 +76,8 @@ class RegionRunner:
         if not whole:
             op = ops.REGISTRY.get(node.op)
             in_shapes = [plan.shapes.get(i) if i else None for i in node.inputs]
-            params = op.cropped(ops.params_of(node), in_shapes, want) if op is not None else None
+            params = op.cropped(ops.params_of(node), in_shapes, want, self._consts(node)) \
+                if op is not None else None
             whole = params is None and any(b is not FULL for b in want)
         if whole:
             return self._run_whole(k, ins, out_box, t)
