@@ -33,7 +33,7 @@ def resolve_pads(auto_pad, pads, in_hw, kernel, strides, dilations):
 
 def spatial_pads(node, in_hw, kernel, strides, dilations):
     """resolve_pads from a raw node's attributes (for nodes no OpDef parses:
-    the blocked-layout nodes runtime/layout.py makes keep ONNX pool attributes)."""
+    the blocked-layout nodes backend/cpu/layout.py makes keep ONNX pool attributes)."""
     a = node.attrs
     return resolve_pads(a.get("auto_pad", "NOTSET"), a.get("pads"), in_hw, kernel, strides, dilations)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
-from .activations import KERNEL_ACTS, activation_params
+from ..ops.epilogue import KERNEL_ACTS, activation_params
 from .. import ops
 
 

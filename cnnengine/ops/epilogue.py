@@ -3,8 +3,8 @@
 One definition serves the fusion pass (activation into the conv epilogue)
 and the compiled standalone activation steps.
 """
-from ..ops import params_of
-from ..ops.activation import clip_bounds
+from . import params_of
+from .activation import clip_bounds
 
 # IR op -> functional._common.ACTIVATIONS name
 KERNEL_ACTS = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid",

@@ -13,13 +13,13 @@ the output's shape or None (allocate).
 """
 import numpy as np
 
-from .. import _kernels as K
-from ..functional._common import ACTIVATIONS
-from ..functional.elementwise import _OPS as BINOPS
-from ..functional.elementwise import _collapse, _strides
-from .activations import KERNEL_ACTS, activation_params
-from ..ops._geometry import spatial_pads
-from ..ops.layout import slice_index
+from ... import _kernels as K
+from ...functional._common import ACTIVATIONS
+from ...functional.elementwise import _OPS as BINOPS
+from ...functional.elementwise import _collapse, _strides
+from ...ops.epilogue import KERNEL_ACTS, activation_params
+from ...ops._geometry import spatial_pads
+from ...ops.layout import slice_index
 from .layout import expand_small_groups, small_groups
 
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
@@ -36,7 +36,7 @@ def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
     fn = _COMPILERS.get(node.op)
     if fn is None:
         return None
-    if node.op in _LAYOUT_OPS:   # made by runtime/layout.py: no generic op to fall back to
+    if node.op in _LAYOUT_OPS:   # made by backend/cpu/layout.py: no generic op to fall back to
         return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
     try:
         return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
@@ -87,7 +87,7 @@ def conv_dims(node, in_shape, w_shape, oshape):
 
 
 def _conv_nchwc(node, shapes, dtypes, oshape, static):
-    """Blocked conv (runtime/layout.py): input blocked or, for a stem, NCHW."""
+    """Blocked conv (backend/cpu/layout.py): input blocked or, for a stem, NCHW."""
     a = node.attrs
     in_shape = a["_in_shape"]
     w = np.ascontiguousarray(static[node.inputs[1]], dtype=np.float32)

@@ -1,14 +1,14 @@
 """The CPU backend: the C kernels (scalar, AVX2/FMA, AVX-512 chosen by CPUID).
 
-Kernel table: runtime/fast_ops (a closure per step with packed weights and
+Kernel table: kernels.py (a closure per step with packed weights and
 dims resolved once). Layout: blocked NCHW8c from the first conv to the
-global pool where the ISA has the blocked kernels (runtime/layout). Buffers:
+global pool where the ISA has the blocked kernels (layout.py). Buffers:
 64-byte aligned NumPy arrays.
 """
 import numpy as np
 
-from .. import _kernels as K
-from .base import Backend
+from ... import _kernels as K
+from ..base import Backend
 
 
 class CpuBackend(Backend):
@@ -16,7 +16,7 @@ class CpuBackend(Backend):
     description = "C kernels with OpenMP (scalar, AVX2/FMA, AVX-512 chosen at run time)"
 
     def __init__(self, blocked=True):
-        from ..runtime import layout
+        from . import layout
         self.blocked = blocked and layout.wanted()
 
     def plan_key(self):
@@ -27,17 +27,17 @@ class CpuBackend(Backend):
         return CpuBackend(blocked=False) if self.blocked else self
 
     def prepare(self, steps, shapes, dtypes, static, outputs):
-        from ..runtime import layout
+        from . import layout
         if not self.blocked or not layout.available():
             return steps, {}
         return layout.to_blocked(steps, shapes, dtypes, static, outputs)
 
     def unblock(self, value, shape, threads):
-        from ..runtime import layout
+        from . import layout
         return layout.unblock(value, shape, threads)
 
     def compile(self, node, in_shapes, in_dtypes, out_shapes, static):
-        from ..runtime.fast_ops import compile_step
+        from .kernels import compile_step
         return compile_step(node, in_shapes, in_dtypes, out_shapes, static)
 
     def empty(self, count):

@@ -26,8 +26,8 @@ import os
 
 import numpy as np
 
-from ..ir.graph import Node
-from .activations import KERNEL_ACTS
+from ...ir.graph import Node
+from ...ops.epilogue import KERNEL_ACTS
 
 SUFFIX = "@nchwc"
 BLOCK = 8
@@ -42,7 +42,7 @@ def wanted():
 
 
 def available():
-    from .. import _kernels as K
+    from ... import _kernels as K
     return K.active_isa() in ("avx2", "avx512")
 
 
@@ -430,7 +430,7 @@ _RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat
 
 def unblock(xb, shape, threads):
     """The NCHW array of a blocked value of NCHW shape `shape`."""
-    from .. import _kernels as K
+    from ... import _kernels as K
     n, c, h, w = shape
     y = np.empty(shape, np.float32)
     K.nchwc_to_nchw(np.ascontiguousarray(xb).reshape(-1), y.reshape(-1), n, c, h * w, threads)
