@@ -25,6 +25,7 @@ class Node:
     outputs: list
     attrs: dict = field(default_factory=dict)
     params: object = None  # the op's typed parameters (cnnengine.ops), parsed once
+    fused: tuple = ()      # names of the source layers a fusion pass folded into this node
 
     def __repr__(self):
         return f"Node({self.name!r}, {self.op}, {self.inputs} -> {self.outputs})"

@@ -11,7 +11,7 @@ shapes, so it runs when a plan is made for an input signature
 """
 import copy
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,7 +57,8 @@ def remove_identities(graph):
             rename[node.outputs[0]] = rename.get(src, src)
             continue
         kept.append(node)
-    nodes = [Node(n.name, n.op, [rename.get(i, i) for i in n.inputs], n.outputs, n.attrs) for n in kept]
+    nodes = [Node(n.name, n.op, [rename.get(i, i) for i in n.inputs], n.outputs, n.attrs, n.params, n.fused)
+             for n in kept]
     return Graph(graph.inputs, graph.outputs, nodes, graph.weights, graph.metadata, graph.opset), rename
 
 
@@ -132,7 +133,11 @@ def describe(before, after):
 
 def _differs(a, b):
     return a.op != b.op or list(a.inputs) != list(b.inputs) or list(a.outputs) != list(b.outputs) or \
-        a.attrs.keys() != b.attrs.keys()
+        _params(a) != _params(b)
+
+
+def _params(node):
+    return ops.params_of(node) if ops.known(node.op) else node.params
 
 
 def _single_consumer(g, value):
@@ -170,8 +175,8 @@ def _fold_batchnorm(g):
         wname, bname = f"{prod.name}__w_bn", f"{prod.name}__b_bn"
         g.weights[wname] = w.astype(np.float32)
         g.weights[bname] = b.astype(np.float32)
-        fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs))
-        fused.attrs["_fused"] = prod.attrs.get("_fused", []) + [bn.name]
+        fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs),
+                     ops.params_of(prod), prod.fused + (bn.name,))
         _replace(g, [prod, bn], fused)
 
 
@@ -187,10 +192,10 @@ def _fuse_silu(g):
         if sorted(mul.inputs) != sorted([x, sig.outputs[0]]):
             continue
         if sig.op == "Sigmoid":
-            fused = Node(mul.name, "cnn.Silu", [x], mul.outputs, {"_fused": [sig.name]})
+            fused = Node(mul.name, "cnn.Silu", [x], mul.outputs, {}, None, (sig.name,))
         elif abs(float(sig.attrs.get("alpha", 0.2)) - 1.0 / 6.0) < 1e-7 and \
                 float(sig.attrs.get("beta", 0.5)) == 0.5:
-            fused = Node(mul.name, "HardSwish", [x], mul.outputs, {"_fused": [sig.name]})
+            fused = Node(mul.name, "HardSwish", [x], mul.outputs, {}, None, (sig.name,))
         else:
             continue
         _replace(g, [sig, mul], fused)
@@ -200,15 +205,14 @@ def _fuse_residual(g):
     for add in [n for n in g.nodes if n.op == "Add"]:
         for k in (0, 1):
             prod = g.producers().get(add.inputs[k])
-            if prod is None or prod.op != "Conv" or prod.attrs.get("_act") or len(prod.inputs) > 3:
+            if prod is None or prod.op != "Conv" or ops.params_of(prod).act or len(prod.inputs) > 3:
                 continue
             if _single_consumer(g, prod.outputs[0]) is not add or add.inputs[1 - k] in g.weights:
                 continue
             other = add.inputs[1 - k]
             bias = prod.inputs[2] if len(prod.inputs) > 2 else ""
             fused = Node(prod.name, "Conv", [prod.inputs[0], prod.inputs[1], bias, other],
-                         [add.outputs[0]], dict(prod.attrs))
-            fused.attrs["_fused"] = prod.attrs.get("_fused", []) + [add.name]
+                         [add.outputs[0]], dict(prod.attrs), ops.params_of(prod), prod.fused + (add.name,))
             # The residual must be computed before the conv runs: place the
             # fused node where the Add was (all its inputs exist there).
             idx = g.nodes.index(add)
@@ -222,7 +226,7 @@ def _fuse_activation(g):
     for act in [n for n in g.nodes if n.op in KERNEL_ACTS]:
         prod = g.producers().get(act.inputs[0])
         if prod is None or prod.op not in ("Conv", "Gemm", "BatchNormalization") or \
-                prod.attrs.get("_act") or any(prod.outputs[1:]):
+                ops.params_of(prod).act or any(prod.outputs[1:]):
             continue
         if _single_consumer(g, prod.outputs[0]) is not act:
             continue
@@ -230,9 +234,9 @@ def _fuse_activation(g):
         if params is None:
             continue
         name, alpha, beta = params
-        fused = Node(prod.name, prod.op, list(prod.inputs), [act.outputs[0]], dict(prod.attrs))
-        fused.attrs.update(_act=name, _alpha=alpha, _beta=beta,
-                           _fused=prod.attrs.get("_fused", []) + [act.name])
+        params = replace(ops.params_of(prod), act=name, act_alpha=alpha, act_beta=beta)
+        fused = Node(prod.name, prod.op, list(prod.inputs), [act.outputs[0]], dict(prod.attrs), params,
+                     prod.fused + (act.name,))
         idx = g.nodes.index(act)
         g.nodes.remove(act)
         g.nodes.insert(idx, fused)
@@ -289,8 +293,8 @@ def _fuse_channel_scale(g):
             continue
         ins = list(conv.inputs) + [""] * (4 - len(conv.inputs))
         ins[0] = x
-        fused = Node(conv.name, "Conv", ins + [s], list(conv.outputs), dict(a))
-        fused.attrs["_fused"] = [mul.name] + a.get("_fused", [])
+        fused = Node(conv.name, "Conv", ins + [s], list(conv.outputs), dict(a), ops.params_of(conv),
+                     (mul.name,) + conv.fused)
         _replace(g, [conv], fused)
         g.nodes.remove(mul)
 

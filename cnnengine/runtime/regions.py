@@ -15,6 +15,7 @@ Windows are given as (array, box): the array holds `box` of the value
 kept from an earlier step feeds the next without copying it into a map.
 """
 import threading
+from collections import Counter
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class RegionRunner:
         self.index = {o: k for k, st in enumerate(plan.steps) for o in st.node.outputs if o}
         self._runners = {}
         self._lock = threading.Lock()
+        self.stats = Counter()   # (step name, "window" | "whole") -> runs: how each step ran
 
     # ------------------------------------------------------------ geometry
     def shape(self, value):
@@ -80,7 +82,9 @@ class RegionRunner:
                 if op is not None else None
             whole = params is None and any(b is not FULL for b in want)
         if whole:
+            self.stats[node.name, "whole"] += 1
             return self._run_whole(k, ins, out_box, t)
+        self.stats[node.name, "window"] += 1
         node2 = node if params is None else _with_params(node, params)
         out = self._runner(k, node2, values)(values, None, t)
         if type(out) is tuple:

@@ -161,7 +161,7 @@ def test_hardswish_pattern_fuses_into_the_conv(alpha, fused, rng):
     m = ce.load(net)
     assert [n.op for n in m._fused.nodes] == (["Conv"] if fused else ["Conv", "HardSigmoid", "Mul"])
     if fused:
-        assert m._fused.nodes[0].attrs["_act"] == "hardswish"
+        assert m._fused.nodes[0].params.act == "hardswish"
     y, acts = m.run(x, capture=["conv", "hsig"])
     assert_close(y, ort_run(net, x), atol=1e-5)
     assert_close(acts["hsig"], np.clip(alpha * acts["conv"] + 0.5, 0, 1), atol=1e-6)

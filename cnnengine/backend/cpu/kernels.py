@@ -18,7 +18,8 @@ from ...functional._common import ACTIVATIONS
 from ...functional.elementwise import _OPS as BINOPS
 from ...functional.elementwise import _collapse, _strides
 from ...ops.epilogue import KERNEL_ACTS, activation_params
-from ...ops._geometry import spatial_pads
+from ...ops import params_of
+from ...ops._geometry import resolve_pads
 from ...ops.layout import slice_index
 from .layout import expand_small_groups, small_groups
 
@@ -44,8 +45,13 @@ def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
         return None
 
 
+def _act_code(p):
+    """The kernels' epilogue (code, alpha, beta) of params with a fused activation."""
+    return (ACTIVATIONS[p.act] if p.act else 0), float(p.act_alpha), float(p.act_beta)
+
+
 def _conv(node, shapes, dtypes, oshape, static):
-    a = node.attrs
+    p = params_of(node)
     if node.inputs[1] not in static or len(shapes[0]) != 4:
         return None
     w = np.ascontiguousarray(static[node.inputs[1]], dtype=np.float32)
@@ -59,9 +65,8 @@ def _conv(node, shapes, dtypes, oshape, static):
         return None
     if len(node.inputs) > 4 and node.inputs[4]:   # a fused gate: cpu_ops scales x first
         return None
-    dims = conv_dims(node, shapes[0], w.shape, oshape)
-    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
-    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    dims = conv_dims(p, shapes[0], w.shape, oshape)
+    act, alpha, beta = _act_code(p)
     oshape = tuple(oshape)
     # weights packed once per plan for the ISA active now (cnn_conv2d_pack_f32)
     pk = K.PackedConv2d(w.reshape(-1), dims, act, alpha, beta)
@@ -74,22 +79,21 @@ def _conv(node, shapes, dtypes, oshape, static):
     return run
 
 
-def conv_dims(node, in_shape, w_shape, oshape):
-    """The kernels' conv dims tuple (see _k_conv.pxi) of a Conv node."""
-    a = node.attrs
+def conv_dims(p, in_shape, w_shape, oshape):
+    """The kernels' conv dims tuple (see _k_conv.pxi) of ConvParams p."""
     n, c, h, wd = in_shape
     k, _, kh, kw = w_shape
-    strides = a.get("strides", [1, 1])
-    dil = a.get("dilations", [1, 1])
-    pads = spatial_pads(node, (h, wd), [kh, kw], strides, dil)
+    strides, dil = p.strides, p.dilations
+    pads = resolve_pads(p.auto_pad, p.pads, (h, wd), (kh, kw), strides, dil)
     return (n, c, h, wd, k, kh, kw, strides[0], strides[1], dil[0], dil[1], *pads,
-            int(a.get("group", 1)), oshape[2], oshape[3])
+            int(p.group), oshape[2], oshape[3])
 
 
 def _conv_nchwc(node, shapes, dtypes, oshape, static):
     """Blocked conv (backend/cpu/layout.py): input blocked or, for a stem, NCHW."""
-    a = node.attrs
-    in_shape = a["_in_shape"]
+    p = params_of(node)
+    xs = shapes[0]
+    in_shape = tuple(xs) if p.in_nchw else (xs[0], p.channels, xs[2], xs[3])
     w = np.ascontiguousarray(static[node.inputs[1]], dtype=np.float32)
     b = None
     if len(node.inputs) > 2 and node.inputs[2]:
@@ -97,14 +101,13 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     has_res = len(node.inputs) > 3 and bool(node.inputs[3])
     has_gate = len(node.inputs) > 4 and bool(node.inputs[4])   # y = conv(x * gate)
     n, cb, oh, ow, _ = oshape
-    dims = conv_dims(node, in_shape, w.shape, (n, w.shape[0], oh, ow))
+    dims = conv_dims(p.conv, in_shape, w.shape, (n, w.shape[0], oh, ow))
     g = dims[15]
     if small_groups(in_shape[1], w.shape[0], g):
         w = expand_small_groups(w, g)
         dims = dims[:15] + (in_shape[1] // 8,) + dims[16:]
-    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
-    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
-    pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(a["_in_nchw"]))
+    act, alpha, beta = _act_code(p.conv)
+    pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -165,8 +168,8 @@ def _to_nchw(node, shapes, dtypes, oshape, static):
 
 def _global_pool_nchwc(node, shapes, dtypes, oshape, static):
     n, _, h, w, _ = shapes[0]
-    c = int(node.attrs["_c"])
-    is_max = bool(node.attrs["_max"])
+    p = params_of(node)
+    c, is_max = p.channels, p.is_max
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -178,7 +181,7 @@ def _global_pool_nchwc(node, shapes, dtypes, oshape, static):
 
 def _scale_nchwc(node, shapes, dtypes, oshape, static):
     n, _, h, w, _ = oshape
-    c = int(node.attrs["_c"])
+    c = params_of(node).channels
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -190,8 +193,9 @@ def _scale_nchwc(node, shapes, dtypes, oshape, static):
 
 def _gather_nchwc(node, shapes, dtypes, oshape, static):
     n, _, h, w, _ = oshape
-    a = node.attrs
-    cs, src_in, src_ch = a["_cs"], a["_src_in"], a["_src_ch"]
+    p = params_of(node)
+    cs = np.array(p.sizes, np.int64)
+    src_in, src_ch = np.array(p.src_in, np.int32), np.array(p.src_ch, np.int64)
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -203,13 +207,12 @@ def _gather_nchwc(node, shapes, dtypes, oshape, static):
 
 def _affine_nchwc(node, shapes, dtypes, oshape, static):
     n, cb, h, w, _ = oshape
-    c = int(node.attrs["_c"])
+    p = params_of(node)
+    c = p.channels
     scale = np.zeros(cb * 8, np.float32)
     shift = np.zeros(cb * 8, np.float32)
-    scale[:c], shift[:c] = node.attrs["_scale"], node.attrs["_shift"]
-    a = node.attrs
-    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
-    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    scale[:c], shift[:c] = p.scale, p.shift
+    act, alpha, beta = _act_code(p)
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -221,14 +224,13 @@ def _affine_nchwc(node, shapes, dtypes, oshape, static):
 
 
 def _pool_nchwc(node, shapes, dtypes, oshape, static):
-    a = node.attrs
-    n, c, h, w = a["_in_shape"]
-    kernel = tuple(a["kernel_shape"])
-    strides = tuple(a.get("strides", [1, 1]))
-    dil = tuple(a.get("dilations", [1, 1]))
-    pads = tuple(spatial_pads(node, (h, w), kernel, strides, dil))
-    is_max = a["_op"] == "MaxPool"
-    cip = bool(a.get("count_include_pad", 0))
+    bp = params_of(node)
+    p = bp.pool
+    n, _, h, w, _ = shapes[0]
+    c = bp.channels
+    kernel, strides, dil, pads = _pool_geometry(p, (h, w))
+    is_max = bp.kind == "MaxPool"
+    cip = bool(p.count_include_pad)
     out_hw = tuple(oshape[2:4])
     oshape = tuple(oshape)
 
@@ -241,22 +243,21 @@ def _pool_nchwc(node, shapes, dtypes, oshape, static):
 
 
 def _gemm(node, shapes, dtypes, oshape, static):
-    a = node.attrs
-    if len(shapes[0]) != 2 or a.get("transA", 0) or node.inputs[1] not in static:
+    p = params_of(node)
+    if len(shapes[0]) != 2 or p.trans_a or node.inputs[1] not in static:
         return None
-    if float(a.get("alpha", 1.0)) != 1.0:
+    if float(p.alpha) != 1.0:
         return None
     w = static[node.inputs[1]].astype(np.float32)
-    w = np.ascontiguousarray(w if a.get("transB", 0) else w.T)        # (N, K)
+    w = np.ascontiguousarray(w if p.trans_b else w.T)        # (N, K)
     b = None
     if len(node.inputs) > 2 and node.inputs[2]:
         c = static.get(node.inputs[2])
-        if c is None or float(a.get("beta", 1.0)) != 1.0 or c.size != w.shape[0] or \
+        if c is None or float(p.beta) != 1.0 or c.size != w.shape[0] or \
                 (c.ndim == 2 and c.shape[0] != 1):
             return None
         b = np.ascontiguousarray(c, dtype=np.float32).reshape(-1)
-    act = ACTIVATIONS[a["_act"]] if a.get("_act") else 0
-    alpha, beta = float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
+    act, alpha, beta = _act_code(p)
     m, kdim = shapes[0]
     nout = w.shape[0]
     wf = w.reshape(-1)
@@ -269,14 +270,19 @@ def _gemm(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _pool_geometry(p, in_hw):
+    """(kernel, strides, dilations, pads) of 2-D PoolParams at an input size."""
+    kernel = tuple(p.kernel_shape)
+    strides = tuple(p.strides or (1, 1))
+    dil = tuple(p.dilations or (1, 1))
+    return kernel, strides, dil, tuple(resolve_pads(p.auto_pad, p.pads, in_hw, kernel, strides, dil))
+
+
 def _pool(node, shapes, dtypes, oshape, static):
-    a = node.attrs
-    if len(shapes[0]) != 4 or (len(node.outputs) > 1 and node.outputs[1]):
+    p = params_of(node)
+    if len(shapes[0]) != 4 or p.indices or len(p.kernel_shape) != 2:
         return None
-    kernel = tuple(a["kernel_shape"])
-    strides = tuple(a.get("strides", [1, 1]))
-    dil = tuple(a.get("dilations", [1, 1]))
-    pads = tuple(spatial_pads(node, shapes[0][2:], kernel, strides, dil))
+    kernel, strides, dil, pads = _pool_geometry(p, shapes[0][2:])
     shape = tuple(shapes[0])
     out_hw = tuple(oshape[2:])
     oshape = tuple(oshape)
@@ -288,7 +294,7 @@ def _pool(node, shapes, dtypes, oshape, static):
     else:
         if dil != (1, 1):
             return None
-        cip = bool(a.get("count_include_pad", 0))
+        cip = bool(p.count_include_pad)
 
         def run(ins, out, t):
             y = _buf(out, oshape)
@@ -328,7 +334,7 @@ def _act(node, shapes, dtypes, oshape, static):
 
 
 def _binary(node, shapes, dtypes, oshape, static):
-    if node.attrs.get("_act") or len(dtypes) != 2 or dtypes[1] != np.float32:
+    if params_of(node).act or len(dtypes) != 2 or dtypes[1] != np.float32:
         return None
     sa, sb = tuple(shapes[0]), tuple(shapes[1])
     oshape = tuple(oshape)

@@ -26,11 +26,16 @@ import os
 
 import numpy as np
 
+from dataclasses import replace
+
 from ...ir.graph import Node
+from ...ops import params_of
 from ...ops.epilogue import KERNEL_ACTS
+from .blocked_ops import BLOCK, blocked_shape  # noqa: F401  (re-exported for kernels.py)
+from .blocked_ops import (AffineParams, Channels, ConvNCHWcParams, GatherParams, GlobalPoolNCHWcParams,
+                          PoolNCHWcParams, ToNCHWParams)
 
 SUFFIX = "@nchwc"
-BLOCK = 8
 _BINARY = ("Add", "Sub", "Mul")
 _GLOBAL = ("GlobalAveragePool", "GlobalMaxPool")
 
@@ -44,11 +49,6 @@ def wanted():
 def available():
     from ... import _kernels as K
     return K.active_isa() in ("avx2", "avx512")
-
-
-def blocked_shape(shape):
-    n, c, h, w = shape
-    return (n, (c + BLOCK - 1) // BLOCK, h, w, BLOCK)
 
 
 def _conv_ok(node, shapes, dtypes, static):
@@ -155,7 +155,8 @@ class _Rewrite:
 
     def need_plain(self, v):
         if v and v not in self.plain and v in self.blk and v not in self.static:
-            self.out.append(Node(f"{v}/to_nchw", "cnn.ToNCHW", [self.blk[v]], [v]))
+            self.out.append(Node(f"{v}/to_nchw", "cnn.ToNCHW", [self.blk[v]], [v], {},
+                                 ToNCHWParams(self.shapes[v][1], len(self.shapes[v]) == 2)))
             self.plain.add(v)
 
     def only_consumer(self, v):
@@ -175,12 +176,13 @@ def _conv(rw, node):
     if not _conv_ok(node, rw.shapes, rw.dtypes, rw.static):
         return None
     ins, x = node.inputs, node.inputs[0]
-    attrs = dict(node.attrs, _in_shape=tuple(rw.shapes[x]), _in_nchw=False)
+    conv = params_of(node)
+    in_nchw = False
     gate = ins[4] if len(ins) > 4 and ins[4] else ""   # passes._fuse_channel_scale
     if x in rw.blk:
         xin = rw.blk[x]
-    elif rw.shapes[x][1] <= 4 and int(node.attrs.get("group", 1)) == 1 and not gate:
-        xin, attrs["_in_nchw"] = x, True       # a stem on the image
+    elif rw.shapes[x][1] <= 4 and conv.group == 1 and not gate:
+        xin, in_nchw = x, True                 # a stem on the image
     else:
         xin = rw.need_blocked(x)
     new_ins = [xin] + list(ins[1:3])
@@ -188,7 +190,8 @@ def _conv(rw, node):
         new_ins += [""] * (3 - len(new_ins)) + [rw.need_blocked(ins[3])]
     if gate:
         new_ins += [""] * (4 - len(new_ins)) + [rw.need_blocked(gate)]
-    return Node(node.name, "cnn.ConvNCHWc", new_ins, [rw.twin(node.outputs[0])], attrs)
+    params = ConvNCHWcParams(conv, rw.shapes[x][1], rw.shapes[node.outputs[0]][1], in_nchw)
+    return Node(node.name, "cnn.ConvNCHWc", new_ins, [rw.twin(node.outputs[0])], {}, params, node.fused)
 
 
 def _activation(rw, node):
@@ -197,12 +200,12 @@ def _activation(rw, node):
             any(i and i not in rw.static for i in ins[1:]):
         return None
     return Node(node.name, node.op, [rw.blk[ins[0]]] + list(ins[1:]),
-                [rw.twin(node.outputs[0])], dict(node.attrs))
+                [rw.twin(node.outputs[0])], dict(node.attrs), params_of(node), node.fused)
 
 
 def _binary(rw, node):
     ins = node.inputs
-    if node.op not in _BINARY or node.attrs.get("_act") or len(ins) != 2 or \
+    if node.op not in _BINARY or params_of(node).act or len(ins) != 2 or \
             not all(rw.blocked4(i) for i in ins):
         return None
     sa, sb, so = rw.shapes[ins[0]], rw.shapes[ins[1]], rw.shapes[node.outputs[0]]
@@ -212,9 +215,9 @@ def _binary(rw, node):
         # squeeze-and-excitation: one factor per channel
         xin, sin = (ins[0], ins[1]) if sb[2:] == (1, 1) else (ins[1], ins[0])
         return Node(node.name, "cnn.ScaleNCHWc", [rw.blk[xin], rw.blk[sin]],
-                    [rw.twin(node.outputs[0])], {"_c": so[1]})
+                    [rw.twin(node.outputs[0])], {}, Channels(so[1]))
     return Node(node.name, node.op, [rw.blk[i] for i in ins], [rw.twin(node.outputs[0])],
-                dict(node.attrs))
+                dict(node.attrs), params_of(node), node.fused)
 
 
 def _pool(rw, node):
@@ -224,8 +227,8 @@ def _pool(rw, node):
             (node.op == "AveragePool" and tuple(a.get("dilations", (1, 1))) != (1, 1)):
         return None
     x = node.inputs[0]
-    return Node(node.name, "cnn.PoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])],
-                dict(a, _op=node.op, _in_shape=tuple(rw.shapes[x])))
+    return Node(node.name, "cnn.PoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])], {},
+                PoolNCHWcParams(params_of(node), node.op, rw.shapes[x][1]))
 
 
 # A rule's answer when it changed an earlier node instead of making one.
@@ -238,8 +241,8 @@ def _global_pool(rw, node):
         return None
     if node.op == "GlobalAveragePool" and _pool_in_conv(rw, x, node.outputs[0]):
         return _MADE
-    return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])],
-                {"_max": node.op == "GlobalMaxPool", "_c": rw.shapes[x][1]})
+    return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(node.outputs[0])], {},
+                GlobalPoolNCHWcParams(rw.shapes[x][1], node.op == "GlobalMaxPool"))
 
 
 def _pool_in_conv(rw, x, pooled):
@@ -249,12 +252,13 @@ def _pool_in_conv(rw, x, pooled):
     second output."""
     conv = rw.producer.get(rw.blk[x])
     if conv is None or conv.op != "cnn.ConvNCHWc" or len(conv.outputs) != 1 or \
-            len(conv.inputs) > 4 or conv.attrs.get("_in_nchw"):
+            len(conv.inputs) > 4 or conv.params.in_nchw:
         return False
-    c = conv.attrs["_in_shape"][1]
-    if int(conv.attrs.get("group", 1)) != c or rw.shapes[x][1] != c:
+    c = conv.params.channels
+    if conv.params.conv.group != c or rw.shapes[x][1] != c:
         return False
     conv.outputs.append(rw.twin(pooled))
+    conv.params = replace(conv.params, pooled=True)
     rw.producer[conv.outputs[1]] = conv
     return True
 
@@ -267,12 +271,14 @@ def _batch_norm(rw, node):
             len(node.outputs) != 1 or \
             not all(i in rw.static and rw.static[i].ndim == 1 for i in ins[1:5]):
         return None
+    bn = params_of(node)
     g, b, mean, var = (rw.static[i].astype(np.float64) for i in ins[1:5])
-    scale = g / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
-    attrs = {k: v for k, v in node.attrs.items() if k in ("_act", "_alpha", "_beta", "_fused")}
-    return Node(node.name, "cnn.AffineNCHWc", [rw.blk[ins[0]]], [rw.twin(node.outputs[0])],
-                dict(attrs, _c=rw.shapes[ins[0]][1], _scale=scale.astype(np.float32),
-                     _shift=(b - mean * scale).astype(np.float32)))
+    scale = g / np.sqrt(var + bn.epsilon)
+    shift = b - mean * scale
+    params = AffineParams(rw.shapes[ins[0]][1], tuple(float(v) for v in scale.astype(np.float32)),
+                          tuple(float(v) for v in shift.astype(np.float32)), bn.act, bn.act_alpha, bn.act_beta)
+    return Node(node.name, "cnn.AffineNCHWc", [rw.blk[ins[0]]], [rw.twin(node.outputs[0])], {}, params,
+                node.fused)
 
 
 def _concat(rw, node):
@@ -374,10 +380,9 @@ def _gather(rw, name, sources, out):
     inputs = list(dict.fromkeys(v for v, _ in sources))
     index = {v: i for i, v in enumerate(inputs)}
     rw.gathers[out] = sources
-    return Node(name, "cnn.GatherNCHWc", [rw.blk[v] for v in inputs], [rw.twin(out)],
-                {"_cs": np.array([rw.shapes[v][1] for v in inputs], np.int64),
-                 "_src_in": np.array([index[v] for v, _ in sources], np.int32),
-                 "_src_ch": np.array([k for _, k in sources], np.int64)})
+    params = GatherParams(tuple(int(rw.shapes[v][1]) for v in inputs),
+                          tuple(index[v] for v, _ in sources), tuple(int(k) for _, k in sources))
+    return Node(name, "cnn.GatherNCHWc", [rw.blk[v] for v in inputs], [rw.twin(out)], {}, params)
 
 
 def _drop_unused_gathers(rw):
@@ -410,18 +415,18 @@ def _spatial_mean(rw, node):
         return None
     x, y = ins[0], node.outputs[0]
     n, c = rw.shapes[x][:2]
-    attrs = {"_max": node.op == "ReduceMax", "_c": c}
+    params = GlobalPoolNCHWcParams(c, node.op == "ReduceMax")
     mean = node.op == "ReduceMean"
     if int(node.attrs.get("keepdims", 1)):
         if mean and _pool_in_conv(rw, x, y):
             return _MADE
-        return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(y)], attrs)
+        return Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(y)], {}, params)
     mid = y + "/keepdims"
     rw.shapes[mid], rw.dtypes[mid] = (n, c, 1, 1), np.dtype(np.float32)
     if not (mean and _pool_in_conv(rw, x, mid)):
-        rw.out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(mid)], attrs))
+        rw.out.append(Node(node.name, "cnn.GlobalPoolNCHWc", [rw.blk[x]], [rw.twin(mid)], {}, params))
     rw.plain.add(y)
-    return Node(f"{y}/to_nchw", "cnn.ToNCHW", [rw.blk[mid]], [y])
+    return Node(f"{y}/to_nchw", "cnn.ToNCHW", [rw.blk[mid]], [y], {}, ToNCHWParams(c, True))
 
 
 _RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat, _spatial_mean,
