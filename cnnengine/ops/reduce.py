@@ -76,15 +76,15 @@ class Reduce(OpDef):
 
     def region(self, p, in_shapes, out_shape, out_box, consts=None):
         # over non-spatial axes only (a mean over channels) a reduction is per-pixel
-        x = in_shapes[0]
-        try:
-            axes = _axes(p, None if p.axes is not None else (consts or {}).get(1), len(x))
-        except Exception:
-            return [FULL] * len(in_shapes)
-        if len(x) == 4 and p.keepdims and axes is not None and not set(axes) & {2, 3} and \
-                (p.axes is not None or len(in_shapes) < 2 or in_shapes[1] is None or 1 in (consts or {})):
-            return [out_box] + [FULL] * (len(in_shapes) - 1)
-        return [FULL] * len(in_shapes)
+        consts = consts or {}
+        x, full = in_shapes[0], [FULL] * len(in_shapes)
+        known = p.axes is not None or len(in_shapes) < 2 or in_shapes[1] is None or 1 in consts
+        if len(x) != 4 or not p.keepdims or not known:
+            return full
+        axes = _axes(p, consts.get(1) if p.axes is None else None, 4)
+        if axes is not None and set(axes) & {2, 3}:
+            return full
+        return [out_box] + full[1:]
 
     def cropped(self, p, in_shapes, in_boxes, consts=None):
         return p if in_boxes[0] is not FULL else None

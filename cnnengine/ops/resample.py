@@ -113,12 +113,12 @@ class Pad(OpDef):
         return [Box(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)] + rest
 
     def cropped(self, p, in_shapes, in_boxes, consts=None):
-        pads = self._spatial_pads(p, in_shapes, consts)
-        if pads is None or in_boxes[0] is FULL:
+        # reflect / edge / wrap windows mirror or repeat pixels: their boxes do not say where
+        if p.mode != "constant" or in_boxes[0] is FULL or self._spatial_pads(p, in_shapes, consts) is None:
             return None
         wpads = window_pads(in_shapes[0], in_boxes[0])
-        if wpads is None or min(wpads) < 0 or (p.mode != "constant" and any(wpads)):
-            return None    # the window mirrors or repeats pixels outside it
+        if wpads is None or min(wpads) < 0:
+            return None
         return replace(p, pads=wpads, axes=(2, 3))   # the value input, if any, stays
 
 
