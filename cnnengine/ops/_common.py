@@ -63,12 +63,6 @@ def check_2d(x, what="input"):
         raise UnsupportedOpError(f"only 4-D (N,C,H,W) {what} is supported, got shape {tuple(x.shape)}")
 
 
-def fused_act(node):
-    """(name, alpha, beta) of an activation fused into the node by the passes ("" for none)."""
-    a = node.attrs
-    return str(a.get("_act") or ""), float(a.get("_alpha", 0.0)), float(a.get("_beta", 0.0))
-
-
 def dummy(shape, dtype=np.float32):
     """A read-only array of `shape` that holds no memory (for shape-only evaluation)."""
     return np.broadcast_to(np.zeros((), dtype), tuple(shape))

@@ -6,7 +6,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from . import register
-from ._common import check_2d, f32, fused_act, given, opt_ints
+from ._common import check_2d, f32, given, opt_ints
 from ._geometry import AUTO_PADS, conv_out, resolve_pads, window_pads, window_region
 from .base import FULL, Box, OpDef, unsupported
 
@@ -47,10 +47,9 @@ class Conv(OpDef):
 
     def parse(self, node):
         a = node.attrs
-        act, alpha, beta = fused_act(node)
         return ConvParams(opt_ints(a.get("kernel_shape")) or None, opt_ints(a.get("strides", (1, 1))),
                           opt_ints(a.get("dilations", (1, 1))), opt_ints(a.get("pads")), _auto_pad(node),
-                          int(a.get("group", 1)), act, alpha, beta)
+                          int(a.get("group", 1)))
 
     def infer(self, p, in_shapes, consts):
         x, w = in_shapes[0], in_shapes[1]

@@ -6,7 +6,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from . import register
-from ._common import f32, fused_act
+from ._common import f32
 from .base import OpDef
 
 
@@ -30,7 +30,7 @@ class Gemm(OpDef):
     def parse(self, node):
         a = node.attrs
         return GemmParams(float(a.get("alpha", 1.0)), float(a.get("beta", 1.0)), bool(a.get("transA", 0)),
-                          bool(a.get("transB", 0)), *fused_act(node))
+                          bool(a.get("transB", 0)))
 
     def infer(self, p, in_shapes, consts):
         a, b = in_shapes[0], in_shapes[1]

@@ -7,7 +7,6 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from . import register
-from ._common import fused_act
 from .base import PerPixel
 
 
@@ -46,7 +45,7 @@ class Binary(_Elementwise):
     inputs = ("a", "b")
 
     def parse(self, node):
-        return BinaryParams(node.op, bool(node.attrs.get("fmod", 0)), *fused_act(node))
+        return BinaryParams(node.op, bool(node.attrs.get("fmod", 0)))
 
     def reference(self, p, ins):
         a_, b_ = ins[0], ins[1]

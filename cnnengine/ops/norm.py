@@ -7,7 +7,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from . import register
-from ._common import axis_index, check_2d, f32, fused_act
+from ._common import axis_index, check_2d, f32
 from .base import FULL, OpDef, PerPixel
 
 
@@ -26,7 +26,7 @@ class BatchNormalization(OpDef):
     inputs = ("x", "scale", "bias", "mean", "var")
 
     def parse(self, node):
-        return BatchNormParams(float(node.attrs.get("epsilon", 1e-5)), *fused_act(node))
+        return BatchNormParams(float(node.attrs.get("epsilon", 1e-5)))
 
     def infer(self, p, in_shapes, consts):
         x = in_shapes[0]

@@ -4,6 +4,7 @@ output into boxes, each box made from the input windows region() names
 None), assembles to the whole run. And region() is sufficient: changing the
 inputs outside the named windows leaves the box unchanged."""
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -152,9 +153,14 @@ def _setup(name):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     ins = _inputs(c, rng)
     outs = ["y", "indices"] if name == "maxpool_indices" else ["y"] + (["y2"] if c["op"] == "Split" else [])
+    attrs = dict(c["attrs"])
+    fused = {k: attrs.pop("_" + k) for k in ("act", "alpha", "beta") if "_" + k in attrs}
     node = Node(name, c["op"], [f"i{k}" if s is not None else "" for k, s in enumerate(c["shapes"])], outs,
-                c["attrs"])
+                attrs)
     op, params = ops.get(c["op"]), ops.params_of(node)
+    if fused:    # an activation fused by the passes: set on the typed params, as they do
+        params = replace(params, act=fused["act"], act_alpha=float(fused.get("alpha", 0.0)),
+                         act_beta=float(fused.get("beta", 0.0)))
     consts = {k: ins[k] for k in c["consts"]}
     return c, rng, ins, op, params, consts
 

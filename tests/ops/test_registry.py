@@ -56,11 +56,12 @@ def test_ops_never_import_the_runtime():
                 assert not any("runtime" in a.name for a in node.names), f"{fname} imports the runtime"
 
 
-def test_underscore_attrs_are_ignored_and_fused_ones_read():
+def test_underscore_attrs_are_ignored():
+    """Fusion sets typed params (runtime/passes.py); attributes never carry it."""
     n = Node("c", "Conv", ["x", "w"], ["y"], {"pads": [1, 1, 1, 1], "_fused": ["bn"], "_whatever": 3,
                                               "_act": "relu", "_opset": 13})
     p = ops.params_of(n)
-    assert p.pads == (1, 1, 1, 1) and p.act == "relu"
+    assert p.pads == (1, 1, 1, 1) and p.act == ""
     assert ops.params_of(n) is p        # parsed once, kept on the node
 
 
