@@ -66,6 +66,9 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                                const float *x, const float *residual, float *y,
                                                float *pool, int threads)
+    cnn_status cnn_conv2d_nchwc_run_window_f32(const cnn_conv2d_nchwc *pk, const cnn_conv2d_params *g,
+                                               int64_t n, const float *x, const float *residual,
+                                               float *y, int threads)
     void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
     cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                    const float *s, float *y, int threads)

@@ -161,6 +161,7 @@ cdef class ConvNCHWc:
     cdef cnn_conv2d_nchwc *pk
     cdef cnn_conv2d_params p
     cdef int64_t in_per, out_per
+    cdef bint in_nchw
 
     def __cinit__(self, const float[::1] w, const float[::1] b, tuple dims, int act=0,
                   float alpha=0.0, float beta=0.0, bint in_nchw=False, winograd=None):
@@ -179,6 +180,7 @@ cdef class ConvNCHWc:
         with nogil:
             st = cnn_conv2d_nchwc_pack_f32(&self.p, &w[0], bp, flags, &self.pk)
         check(st)
+        self.in_nchw = in_nchw
         self.in_per = (self.p.c if in_nchw else _blocked_count(1, self.p.c, 1)) * self.p.h * self.p.w
         self.out_per = _blocked_count(1, self.p.k, self.p.oh * self.p.ow)
 
@@ -224,6 +226,30 @@ cdef class ConvNCHWc:
         """run(), and pool (N * ceil(K/8) * 8 floats) = the mean of every
         output channel over the plane. Depthwise convs only."""
         self._run(x, residual, y, pool, threads)
+
+    def run_window(self, x, residual, y, tuple dims, int threads=0):
+        """run() over a window of the map this conv was packed for: dims as
+        _conv_params for the window (its h, w, padding, oh, ow; n taken from
+        x); x holds N windows of that input size, y and residual N output
+        windows. The same packed weights serve every window."""
+        cdef cnn_conv2d_params g
+        cdef cnn_status st
+        cdef int t
+        _conv_params(&g, dims)
+        cdef int64_t in_per = (g.c if self.in_nchw else _blocked_count(1, g.c, 1)) * g.h * g.w
+        cdef int64_t out_per = _blocked_count(1, g.k, g.oh * g.ow)
+        cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
+        if in_per < 1 or size == 0 or size % in_per:
+            raise ShapeError(f"x: {size} floats is not a positive multiple of {in_per}")
+        cdef int64_t n = size // in_per
+        cdef const float *xp = array_ptr(x, size, "x")
+        cdef float *yp = array_ptr(y, n * out_per, "y")
+        cdef const float *rp = NULL if residual is None else array_ptr(residual, n * out_per, "residual")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_window_f32(self.pk, &g, n, xp, rp, yp, t)
+            cnn_threads_end()
+        check(st)
 
     cdef _run(self, x, residual, y, pool, int threads):
         # data pointers straight from the ndarrays (array_ptr): the

@@ -54,6 +54,14 @@ class Backend:
         """A runner for `node` at these shapes, or None for the reference evaluation."""
         return None
 
+    def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
+        """A runner for plan step `step` over a window: node is the step's
+        node with the window's params (OpDef.cropped). Returns (runner,
+        any_size): any_size when the runner takes windows of any size and
+        batch (it reuses what the step compiled, e.g. packed weights). The
+        default compiles the window like any step."""
+        return self.compile(node, in_shapes, in_dtypes, out_shapes, static), False
+
     # ------------------------------------------------------------ buffers
     def empty(self, count):
         """A flat buffer of `count` float32s."""

@@ -114,6 +114,9 @@ class RegionRunner:
         return out[out_box.slices()]
 
     def _runner(self, k, node, values):
+        fn = self._runners.get((k, node.params))     # runners for windows of any size
+        if fn is not None:
+            return fn
         shapes = tuple(None if v is None else tuple(np.shape(v)) for v in values)
         key = (k, shapes, node.params)
         fn = self._runners.get(key)
@@ -125,8 +128,10 @@ class RegionRunner:
             runner = step.runner     # the plan's own kernel: same node, same shapes
         else:
             dtypes = [None if v is None else np.asarray(v).dtype for v in values]
-            runner = plan.backend.compile(node, [s or () for s in shapes], dtypes,
-                                          _out_shapes(node, values, plan), plan.static)
+            runner, any_size = plan.backend.compile_window(step, node, [s or () for s in shapes], dtypes,
+                                                           _out_shapes(node, values, plan), plan.static)
+            if any_size:
+                key = (k, node.params)
         if runner is None:
             def runner(ins, out, t, node=node):
                 res = ops.evaluate(node, ins)

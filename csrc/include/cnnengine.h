@@ -195,6 +195,14 @@ int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk);
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                     const float *x, const float *residual, float *y,
                                     int threads);
+/* The same packed conv over a window of the map it was packed for: g gives
+ * the window's input size h, w, its padding pt..pr (how far the window
+ * reaches past the map) and output size oh, ow; channels, kernel, stride,
+ * dilation and groups must be the pack's (CNN_ERR_ARG otherwise). x holds n
+ * blocked (or, for an NCHW-input pack, plain) windows of g's input size. */
+cnn_status cnn_conv2d_nchwc_run_window_f32(const cnn_conv2d_nchwc *pk, const cnn_conv2d_params *g,
+                                           int64_t n, const float *x, const float *residual,
+                                           float *y, int threads);
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
 /* Blocked x (N, ceil(C/8), HW, 8) times blocked s (N, ceil(C/8), 8), one
  * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */

@@ -161,3 +161,19 @@ def test_chain_over_a_region(backend, rng):
     first = plan.steps[ks[0]].node.outputs[0]
     assert windows[first][0].shape[2] * windows[first][0].shape[3] < \
         plan.shapes[first][2] * plan.shapes[first][3]
+
+
+def test_cpu_windows_reuse_the_plan_packed_weights(rng):
+    """Blocked convs run their windows with the weights the plan packed
+    (one pack per layer, whatever the window's size, padding or batch)."""
+    net = zoo_of_ops(rng)
+    x = rng.standard_normal((2, 5, 17, 13)).astype(np.float32)
+    m = ce.load(net)
+    plan = m._exec.plan_for({"x": x})
+    if not any(st.node.op == "cnn.ConvNCHWc" for st in plan.steps):
+        pytest.skip("no blocked layout at this ISA level")
+    _check_every_step(m, x, rng)
+    runner = m._exec.regions({"x": x})
+    shared = {key[0] for key in runner._runners if len(key) == 2}
+    convs = {k for k, st in enumerate(plan.steps) if st.node.op == "cnn.ConvNCHWc"}
+    assert convs and convs <= shared

@@ -40,6 +40,13 @@ class CpuBackend(Backend):
         from .kernels import compile_step
         return compile_step(node, in_shapes, in_dtypes, out_shapes, static)
 
+    def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
+        from .kernels import conv_window
+        run = conv_window(step.runner, node)
+        if run is not None:
+            return run, True
+        return self.compile(node, in_shapes, in_dtypes, out_shapes, static), False
+
     def empty(self, count):
         """count float32s starting on a 64-byte line: vector stores never split lines."""
         raw = np.empty(count + 16, np.float32)

@@ -140,8 +140,34 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     if len(node.outputs) > 1:
         return run_pooled
     if not has_gate:
+        run.pack, run.dims = pk, dims      # for window runs (conv_window)
         return run
     return run_gated if in_shape[2] * in_shape[3] >= w.shape[0] else run_gate_first
+
+
+def conv_window(plan_runner, node):
+    """A runner of a blocked conv over windows of its map, with the weights
+    its plan step packed: node is the step's node with the window's params
+    (OpDef.cropped); the window's size comes from the input at each call."""
+    pk = getattr(plan_runner, "pack", None)
+    if pk is None or node.op != "cnn.ConvNCHWc":
+        return None
+    p = params_of(node)
+    c = p.conv
+    _, ch, _, _, k, kh, kw, sh, sw, dh, dw, _, _, _, _, groups, _, _ = plan_runner.dims
+    pt, pl, pb, pr = c.pads
+    has_res = len(node.inputs) > 3 and bool(node.inputs[3])
+    ocb = (k + 7) // 8
+
+    def run(ins, out, t):
+        n, _, h, w = ins[0].shape[:4]
+        oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+        y = _buf(out, (n, ocb, oh, ow, 8))
+        pk.run_window(ins[0], ins[3] if has_res else None, y,
+                      (n, ch, h, w, k, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, oh, ow), t)
+        return y
+    return run
 
 
 def _to_nchwc(node, shapes, dtypes, oshape, static):
