@@ -13,6 +13,7 @@ from ._kernels import active_isa, detected_isa, num_cores, set_isa
 from .errors import (BackendUnavailableError, Error, InputError, ModelFormatError,
                      ResourceError, ShapeError, UnsupportedOpError)
 from .model import Model, TensorInfo, load
+from .occlusion import OcclusionResult, occlusion
 from .summary import LayerInfo
 
 __version__ = "0.1.0"

@@ -53,6 +53,19 @@ class RegionRunner:
         return [b if (b is not FULL and s is not None and len(s) >= 4) else FULL
                 for b, s in zip(boxes, in_shapes)]
 
+    def windowable(self, k, out_box):
+        """Whether step k can run on the input windows out_box needs (else it
+        runs on whole inputs and the box is cut from its output)."""
+        node = self.plan.steps[k].node
+        op = ops.REGISTRY.get(node.op)
+        if op is None:
+            return False
+        want = self.input_boxes(k, out_box)
+        if all(b is FULL for b in want):
+            return True
+        in_shapes = [self.plan.shapes.get(i) if i else None for i in node.inputs]
+        return op.cropped(ops.params_of(node), in_shapes, want, self._consts(node)) is not None
+
     def _consts(self, node):
         static = self.plan.static
         return {i: static[name] for i, name in enumerate(node.inputs) if name in static}
@@ -91,6 +104,17 @@ class RegionRunner:
             out = out[0]
         full_out = all(b is FULL for b in want)
         return out[out_box.slices()] if full_out and not out_box.covers(out_shape) else out
+
+    def run_whole(self, k, ins, threads=None):
+        """Step k on whole inputs (one (array, FULL) per input, None for plan
+        values): every output, as a tuple, for any batch."""
+        plan = self.plan
+        node = plan.steps[k].node
+        values = [None if not name else (plan.static[name] if given is None else given[0])
+                  for name, given in zip(node.inputs, ins)]
+        self.stats[node.name, "whole"] += 1
+        out = self._runner(k, node, values)(values, None, resolve_threads(threads))
+        return out if type(out) is tuple else (out,)
 
     def _run_whole(self, k, ins, out_box, t):
         """The step on whole inputs (assembled from windows where need be), cut to out_box."""

@@ -13,7 +13,7 @@ from ..conftest import assert_close
 from .onnx_builders import init, residual_net
 
 
-def zoo_of_ops(rng, c=5):
+def zoo_of_ops(rng, c=5, batch=2):
     """One graph with every spatial op kind: convs of odd geometry (prime
     channels, stride > kernel, asymmetric pads, dilation, groups, depthwise,
     1x1), BN + activations, pools (ceil mode, count_include_pad), LRN,
@@ -59,8 +59,8 @@ def zoo_of_ops(rng, c=5):
         N("Flatten", ["gp"], ["fl"], name="flatten"),
         N("Gemm", ["fl", "fw", "fb"], ["y"], name="fc", transB=1),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, c, 17, 13])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, 17, 13])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])
     g = helper.make_graph(nodes, "zoo", [x], [y], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 

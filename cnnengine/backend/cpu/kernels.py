@@ -155,12 +155,12 @@ def conv_window(plan_runner, node):
     p = params_of(node)
     c = p.conv
     _, ch, _, _, k, kh, kw, sh, sw, dh, dw, _, _, _, _, groups, _, _ = plan_runner.dims
-    pt, pl, pb, pr = c.pads
     has_res = len(node.inputs) > 3 and bool(node.inputs[3])
     ocb = (k + 7) // 8
 
     def run(ins, out, t):
         n, _, h, w = ins[0].shape[:4]
+        pt, pl, pb, pr = resolve_pads(c.auto_pad, c.pads, (h, w), (kh, kw), (sh, sw), (dh, dw))
         oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
         ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
         y = _buf(out, (n, ocb, oh, ow, 8))
