@@ -9,6 +9,7 @@ import os as _os
 
 from . import functional
 from .backend import backends
+from .deconvnet import deconvnet
 from ._kernels import active_isa, detected_isa, num_cores, set_isa
 from .errors import (BackendUnavailableError, Error, InputError, ModelFormatError,
                      ResourceError, ShapeError, UnsupportedOpError)

@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMain
 
 from . import atlas, session, style
 from .widgets.channel_view import ChannelView
+from .widgets.deconv_view import DeconvView, project
 from .widgets.filter_grid import FilterGrid
 from .widgets.fmap_grid import FeatureGrid
 from .widgets.graph_strip import GraphStrip
@@ -46,6 +47,9 @@ class MainWindow(QMainWindow):
         self.unit = None
         self.channel_pinned = False  # True once the user picked a channel: keep its index across layers
         self.pending_layer = None
+        self._deconv_asked = None     # (run number, layer, channel, unit) of the last projection asked for
+        self._runs = 0                # counts inference results, so a new image asks for a new projection
+        self._deconv_latest = [0]     # a projection job whose number is no longer this one skips its work
         self.first_shown = None     # seconds from start to the first feature maps
         self.worker = Worker(self)
         self.worker.busy.connect(self._busy)
@@ -84,6 +88,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._padded(self.grid), "Feature maps")
         self.tabs.addTab(self._padded(self.filters), "Filters")
         self.tabs.currentChanged.connect(lambda _: self._update_filters())
+        self.deconv = DeconvView()
+        self.deconv.modeChanged.connect(lambda _: self._update_deconv())
+        self.deconv_page = self._padded(self.deconv)
+        self.tabs.addTab(self.deconv_page, "Deconvnet")
+        self.tabs.currentChanged.connect(lambda _: self._update_deconv())
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._padded(self.input_view))
@@ -266,6 +275,7 @@ class MainWindow(QMainWindow):
         self.strip.set_graph(bundle.summary, bundle.edges, bundle.merges)
         self.grid.set_activation("", None)
         self.channel_view.clear()
+        self.deconv.clear()
         self.input_view.clear_rf()
         self.predictions.clear()
         self.status.setText(f"Loaded {bundle.name} in {seconds:.2f} s")
@@ -294,9 +304,11 @@ class MainWindow(QMainWindow):
         if bundle is not self.bundle:
             return
         self.image, self.result = result
+        self._runs += 1
         self._remember("recent/images", os.path.abspath(self.image.path))
         self.input_view.set_images(self.image.original, self.image.display, self.image.crop_box,
                                    os.path.basename(self.image.path))
+        self.deconv.set_input(self.image.display)
         top = atlas.top_k(self.result.probs, bundle.labels, k=self.predictions.k)
         self.predictions.set_top(top, os.path.basename(self.image.path))
         self.timing.setText(f"load {bundle.load_seconds:.2f} s · run (capture all) "
@@ -413,6 +425,7 @@ class MainWindow(QMainWindow):
         self.grid.select(ch)
         self.channel_view.set_channel(layer.name, ch, self.grid.maps[ch])
         self.input_view.clear_rf()
+        self._update_deconv()
 
     def select_unit(self, y, x):
         layer = self.layer()
@@ -426,6 +439,7 @@ class MainWindow(QMainWindow):
         self.channel_view.hover.setText(
             f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g} · RF {rf['size'][0]}×{rf['size'][1]}"
             f" px: rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
+        self._update_deconv()
 
     def rf_box(self):
         return self.input_view.rf_box
@@ -455,6 +469,33 @@ class MainWindow(QMainWindow):
                                           f"select a Conv layer")
         else:
             self.filters.set_weights(layer.name, w, note)
+
+    # ========================================================== deconvnet
+    def _update_deconv(self):
+        """Ask the worker for the projection of what is selected, when the Deconvnet tab is showing."""
+        layer = self.layer()
+        if self.tabs.currentWidget() is not self.deconv_page or layer is None or self.image is None \
+                or self.channel is None:
+            return
+        act = self.activation(layer.name)
+        spatial = act is not None and np.ndim(act) == 4
+        unit = self.unit if self.deconv.mode() == "selected unit" and spatial else None
+        key = (layer.name, self.channel, unit)
+        if self._deconv_asked == (self._runs,) + key:
+            return
+        self._deconv_asked = (self._runs,) + key
+        box = atlas.receptive_box(layer.receptive_field, *unit, self.image.x.shape[2:]) if unit else None
+        self._deconv_latest[0] += 1
+        number, latest = self._deconv_latest[0], self._deconv_latest
+        model, x = self.bundle.model, self.image.x
+
+        def job():   # skipped when a newer selection has been asked for meanwhile
+            return project(model, x, *key) if latest[0] == number else None
+
+        self.deconv.working(f"Projecting {layer.name} · channel {self.channel}…")
+        self.worker.submit("deconv", f"Deconvnet: projecting {layer.name} · channel {self.channel}…", job,
+                           on_done=lambda r, s: r and self.deconv.show_projection(key, *r, s, box),
+                           on_error=lambda message, tb: self.deconv.show_message(key, message))
 
     # ============================================================ options
     def _options_changed(self):
@@ -521,7 +562,7 @@ class MainWindow(QMainWindow):
             self.open_image(images[0])
 
     def closeEvent(self, event):
-        self.worker.cancel_kind("model", "run", "profile", "capture")
+        self.worker.cancel_kind("model", "run", "profile", "capture", "deconv")
         self.worker.wait(10000)
         super().closeEvent(event)
 
