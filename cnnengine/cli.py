@@ -79,6 +79,9 @@ def build_parser():
     p.add_argument("src")
     p.add_argument("dst")
     _add_preprocess_flags(p)
+
+    from . import cli_occlude
+    cli_occlude.add_parser(sub, _add_backend_flag, _add_preprocess_flags)
     return parser
 
 
@@ -88,7 +91,7 @@ def main(argv=None):
     from .errors import Error
     try:
         return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert, "bench": cmd_bench,
-                "view": cmd_view}[args.command](args)
+                "view": cmd_view, "occlude": cmd_occlude}[args.command](args)
     except Error as exc:
         if args.debug:
             raise
@@ -194,6 +197,11 @@ def cmd_run(args):
         for t in r["top"]:
             print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  [{t['index']}]")
     return 0
+
+
+def cmd_occlude(args):
+    from .cli_occlude import cmd_occlude as run
+    return run(args, _preprocess_from, _labels)
 
 
 # ------------------------------------------------------------------ info

@@ -166,3 +166,24 @@ def test_backend_flag(capsys, small_onnx):
     assert doc["backend"] == "reference" and len(doc["results"]) == 1
     rc, out, err = run_cli(capsys, "run", small_onnx, CAT, "--backend", "cuda")
     assert rc == 2 and "backend 'cuda' is not available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_occlude_json_png_and_errors(capsys, small_onnx, tmp_path):
+    out = tmp_path / "heat.png"
+    rc, text, err = run_cli(capsys, "occlude", small_onnx, CAT, "--patch", "4", "--stride", "4",
+                            "--mode", "naive", "--out", str(out), "--json")
+    assert rc == 0, err
+    doc = json.loads(text)
+    assert set(doc) >= {"target", "baseline_prob", "heatmap", "patch", "stride", "mode", "seconds"}
+    assert doc["mode"] == "naive" and len(doc["heatmap"]) == 3 and len(doc["heatmap"][0]) == 3
+    from PIL import Image
+    assert Image.open(out).size[0] > 12
+    rc, text2, err = run_cli(capsys, "occlude", small_onnx, CAT, "--patch", "4", "--stride", "4", "--json")
+    inc = json.loads(text2)
+    assert inc["target"] == doc["target"]
+    assert np.allclose(inc["heatmap"], doc["heatmap"], atol=1e-5)
+    rc, text, err = run_cli(capsys, "occlude", small_onnx, CAT, "--target", "conv2:3", "--patch", "6")
+    assert rc == 0 and "layer 'conv2' channel 3" in text
+    for bad in (["--patch", "0"], ["--fill", "nan"], ["--target", "x:y"], ["--patch", "99"]):
+        rc, _, err = run_cli(capsys, "occlude", small_onnx, CAT, *bad)
+        assert rc == 2 and err.strip().startswith("cnnengine: error:") and len(err.strip().splitlines()) == 1, bad
