@@ -234,3 +234,55 @@ def _capped(box, shape, cap, centre):
 
 
 __all__ = ["Incremental", "ChangeMaps", "ops"]
+
+
+def step_macs(plan, k, box=None):
+    """Multiply-adds of step k over output box (None: the whole output):
+    convolutions and dense layers, which carry nearly all of a CNN's work."""
+    node = plan.steps[k].node
+    out = plan.shapes[node.outputs[0]]
+    if node.op in ("Conv", "cnn.ConvNCHWc"):
+        w = plan.shapes[node.inputs[1]]
+        area = out[2] * out[3] if box is None else box.rows * box.cols
+        k_out = w[0]
+        return out[0] * area * k_out * w[1] * w[2] * w[3]
+    if node.op in ("Gemm", "MatMul"):
+        a, b = plan.shapes[node.inputs[0]], plan.shapes[node.inputs[1]]
+        return int(np.prod(a)) * (b[0] if len(b) == 2 and b[1] == a[-1] else b[-1])
+    return 0
+
+
+def mac_bound(engine, boxes):
+    """(naive MACs, incremental MACs) per position, averaged over `boxes`:
+    the whole network against each step over the window its patch reaches
+    (exact windows, no batching growth). Their ratio bounds the speedup."""
+    plan = engine.plan
+    full = sum(step_macs(plan, k) for k in engine.steps)
+    x = plan.graph.inputs[0].name
+    total = 0
+    for box in boxes:
+        reach = {x: box}
+        for k in engine.steps:
+            node = plan.steps[k].node
+            r = _UNCHANGED
+            for i, v in enumerate(node.inputs):
+                if v not in reach:
+                    continue
+                got = FULL if reach[v] is None else engine.maps.reach(k, i, reach[v])
+                if got is FULL:
+                    r = FULL
+                    break
+                r = got if r is _UNCHANGED else r.union(got)
+            if r is _UNCHANGED:
+                continue
+            shape = plan.shapes[node.outputs[0]]
+            if r is FULL or len(shape) < 4:
+                total += step_macs(plan, k)
+                for o in node.outputs:
+                    reach[o] = None
+                continue
+            r = r.clip(shape)
+            total += step_macs(plan, k, r)
+            for o in node.outputs:
+                reach[o] = None if r.covers(shape) else r
+    return full, total / max(1, len(boxes))
