@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedOpError
+from ..errors import InputError, ModelFormatError, UnsupportedOpError
 from ..ir.graph import Graph, Node, ValueInfo, check_shape
 
 FORMAT = "cnnengine"
@@ -62,9 +62,37 @@ def save(graph, path):
         "inputs": [_vi(v) for v in graph.inputs], "outputs": [_vi(v) for v in graph.outputs],
         "nodes": nodes, "metadata": graph.metadata,
     }
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: cannot write, folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory")
+    text = json.dumps(meta, default=_json_default)
     tmp = f"{path}.tmp"
-    save_file(tensors, tmp, metadata={"cnnengine": json.dumps(meta, default=_json_default)})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, tmp, metadata={"cnnengine": text})
+        # safetensors writes through a private (0600) temp file: give the
+        # result the mode any new file gets under the user's umask
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except Exception as exc:     # OSError, or safetensors' SafetensorError wrapping one
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"{path}: cannot write ({exc})") from None
+
+
+def _umask():
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(v):
