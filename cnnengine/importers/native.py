@@ -23,6 +23,7 @@ MAX_HEADER = 100 << 20
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
            "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "U32": np.uint32}
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
+_VALUE_DTYPES = {np.dtype(v).name for v in _DTYPES.values()} | {"float16", "uint16", "uint64"}
 
 
 def is_native(path):
@@ -184,7 +185,15 @@ def _graph_from_meta(meta, tensors, name):
         nodes.append(Node(str(nd["name"]), str(nd["op"]), [str(i) for i in nd["inputs"]],
                           [str(o) for o in nd["outputs"]], attrs))
     weights = {k: v for k, v in tensors.items() if not k.startswith("__attr__/")}
-    vi = lambda d: ValueInfo(str(d["name"]), tuple(d["shape"]), str(d.get("dtype", "float32")))  # noqa: E731
+    def vi(d):
+        dtype = str(d.get("dtype", "float32"))
+        if dtype not in _VALUE_DTYPES:
+            raise ModelFormatError(f"{name}: graph value {d.get('name')!r} has unknown dtype {dtype!r}")
+        shape = tuple(d["shape"])
+        if not all(s is None or isinstance(s, str) or (type(s) is int and 0 <= s <= 1 << 40) for s in shape):
+            raise ModelFormatError(f"{name}: graph value {d.get('name')!r} has a malformed shape {list(shape)}")
+        return ValueInfo(str(d["name"]), shape, dtype)
+
     g = Graph([vi(d) for d in meta["inputs"]], [vi(d) for d in meta["outputs"]], nodes, weights,
               meta.get("metadata", {}), int(meta.get("opset", 18)))
     return g.validate(name)

@@ -102,6 +102,12 @@ def tensor_to_array(t, what):
         raise ModelFormatError(f"{what}: data holds {arr.size} values, dims say {dims}")
     if arr.dtype == np.float64 or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
+    elif arr.dtype.kind not in "biuf":
+        # ml_dtypes' bfloat16, float8 and float4 (NumPy kind 'V'): exact in float32
+        if arr.dtype.name.startswith(("bfloat16", "float8", "float4")):
+            arr = arr.astype(np.float32)
+        else:
+            raise UnsupportedOpError(f"{what}: tensors of type {arr.dtype.name} are not supported")
     return np.asarray(arr, order="C")   # not ascontiguousarray: it turns 0-d scalars into shape (1,)
 
 
@@ -174,11 +180,14 @@ def _convert_nodes(g, weights, opset, name, used_names):
         if n.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"{name}: node {n.name or i!r} uses op {n.domain}.{n.op_type}, "
                                      f"a custom domain this engine does not run")
+        if not all(isinstance(v, str) for v in [n.op_type, n.name, *n.input, *n.output]):
+            raise ModelFormatError(f"{name}: node {i} has a name, op or value name that is not UTF-8 text")
         node_name = n.name or f"{n.op_type}_{i}"
         while node_name in used_names:
             node_name = f"{node_name}_{i}"
         used_names.add(node_name)
         where = f"{name}: node {node_name!r} ({n.op_type})"
+        _check_arity(n, opset, where)
         attrs = {a.name: _attr_value(a, where) for a in n.attribute}
         op = n.op_type
         ins, outs = list(n.input), list(n.output)
@@ -212,6 +221,28 @@ def _convert_nodes(g, weights, opset, name, used_names):
         nodes.append(Node(node_name, op, ins, outs, attrs))
     return nodes
 
+
+
+def _check_arity(n, opset, where):
+    """Input and output counts within what the op's schema allows at this opset."""
+    import onnx.defs
+
+    from .. import ops
+    if not ops.known(n.op_type):
+        return      # check_ops names it
+    try:
+        schema = onnx.defs.get_schema(n.op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return
+    outs = len(n.output)
+    while outs and not n.output[outs - 1]:
+        outs -= 1
+    if not 1 <= outs <= schema.max_output:
+        raise ModelFormatError(f"{where}: {outs} outputs, the op has {schema.min_output}-{schema.max_output} "
+                               f"at opset {opset}")
+    if not schema.min_input <= len(n.input) <= schema.max_input:
+        raise ModelFormatError(f"{where}: {len(n.input)} inputs, the op takes {schema.min_input}-"
+                               f"{schema.max_input} at opset {opset}")
 
 
 def _if_branches(attrs, weights, opset, name, where, used_names):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ..backend.base import Backend
-from ..errors import Error, ResourceError, ShapeError
+from ..errors import Error, ModelFormatError, ResourceError, ShapeError
 from ..functional._common import resolve_threads
 from .. import ops
 from .memory_plan import plan_memory
@@ -223,7 +223,10 @@ def _with_node(exc, node, ins=None):
 
 def _call(node, ins):
     try:
-        return ops.evaluate(node, ins)
+        outs = ops.evaluate(node, ins)
+        if any(node.outputs[len(outs):]):
+            raise ModelFormatError(f"declares outputs {node.outputs}, the op makes {len(outs)}")
+        return outs
     except Error as exc:
         raise _with_node(exc, node, ins) from None
     except MemoryError:
