@@ -45,7 +45,7 @@ def build_parser():
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
     p.add_argument("images", nargs="*", help="image files (default: the bundled sample photo)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores; more than the cores is clamped to them)")
     _add_backend_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     _add_preprocess_flags(p)
@@ -59,7 +59,7 @@ def build_parser():
 
     p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime")
     p.add_argument("model")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
