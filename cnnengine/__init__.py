@@ -31,3 +31,22 @@ def sample_image(name="cat"):
 def cpu_info():
     """What the kernels will use: detected and active ISA, core count."""
     return {"detected_isa": detected_isa(), "active_isa": active_isa(), "cores": num_cores()}
+
+
+def _check_isa_env():
+    """CNNENGINE_ISA is read by the C dispatcher, which ignores what it does not
+    know; say so at import instead of running silently on another path."""
+    import warnings
+    want = _os.environ.get("CNNENGINE_ISA", "").strip().lower()
+    if not want:
+        return
+    known = ("scalar", "ref", "portable", "avx2", "avx512")
+    if want not in known:
+        warnings.warn(f"CNNENGINE_ISA={_os.environ['CNNENGINE_ISA']!r} is not one of {', '.join(known)}; "
+                      f"ignored, using {active_isa()}", RuntimeWarning, stacklevel=3)
+    elif want in ("avx2", "avx512") and active_isa() != want:
+        warnings.warn(f"CNNENGINE_ISA={want}: this CPU supports {detected_isa()}; using {active_isa()}",
+                      RuntimeWarning, stacklevel=3)
+
+
+_check_isa_env()

@@ -45,7 +45,7 @@ def build_parser():
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
     p.add_argument("images", nargs="*", help="image files (default: the bundled sample photo)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores; more than the cores is clamped to them)")
     _add_backend_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
     _add_preprocess_flags(p)
@@ -59,7 +59,7 @@ def build_parser():
 
     p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime")
     p.add_argument("model")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
@@ -82,6 +82,11 @@ def build_parser():
 
     from . import cli_occlude
     cli_occlude.add_parser(sub, _add_backend_flag, _add_preprocess_flags)
+    for p in sub.choices.values():
+        # --debug is accepted after the subcommand too; SUPPRESS keeps a
+        # --debug given before it from being reset by the subparser's default
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
     return parser
 
 
@@ -90,6 +95,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from .errors import Error
     try:
+        check_numbers(args)
         return {"run": cmd_run, "info": cmd_info, "convert": cmd_convert, "bench": cmd_bench,
                 "view": cmd_view, "occlude": cmd_occlude}[args.command](args)
     except Error as exc:
@@ -106,6 +112,42 @@ def main(argv=None):
 
 def _one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# numeric option -> its smallest allowed value
+_LOWER_BOUNDS = {"top": 1, "batch": 1, "runs": 1, "warmup": 0, "resize": 1, "crop": 1, "threads": 0}
+
+
+def check_numbers(args):
+    """Refuse numeric options no run can mean (NaN, infinities, negative
+    counts) with one InputError line, whatever the subcommand.
+
+    --threads: 0 means all cores, as leaving it out does (run and bench
+    alike); more than the machine's cores is clamped to the cores with a note
+    on stderr, since the kernels never run more threads than cores anyway."""
+    from ._kernels import num_cores
+    from .errors import InputError
+
+    for key, low in _LOWER_BOUNDS.items():
+        v = getattr(args, key, None)
+        if v is not None and v < low:
+            raise InputError(f"--{key} must be at least {low}, got {v}")
+    for key in ("scale", "mean", "std"):
+        v = getattr(args, key, None)
+        if v is None:
+            continue
+        vals = v if isinstance(v, list) else [v]
+        if not all(np.isfinite(vals)):
+            raise InputError(f"--{key} must be finite, got {' '.join(map(str, vals))}")
+        if key != "mean" and min(vals) <= 0:
+            raise InputError(f"--{key} must be greater than 0, got {' '.join(map(str, vals))}")
+    threads = getattr(args, "threads", None)
+    if threads == 0:
+        args.threads = None
+    elif threads is not None and threads > num_cores():
+        print(f"cnnengine: note: --threads {threads} is more than this machine's {num_cores()} cores; "
+              f"using {num_cores()}", file=sys.stderr)
+        args.threads = num_cores()
 
 
 # ------------------------------------------------------------------- run
@@ -149,9 +191,19 @@ def _labels(args, model, n):
     if getattr(args, "labels", None):
         try:
             with open(args.labels, encoding="utf-8") as f:
-                return [line.rstrip("\n") for line in f]
+                labels = [line.rstrip("\r\n") for line in f]
         except OSError as exc:
             raise InputError(f"{args.labels}: cannot read labels ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{args.labels}: not a UTF-8 text file of labels") from None
+        while labels and not labels[-1].strip():
+            labels.pop()
+        # a count that differs from the classes is a wrong file (or one shifted
+        # by a background class): every label printed would be wrong
+        if n >= 0 and len(labels) != n:
+            raise InputError(f"{args.labels}: {len(labels)} labels, but the model has {n} classes "
+                             f"(one label per line, in class order)")
+        return labels
     labels = model.labels
     return labels if labels and len(labels) == n else None
 
@@ -275,10 +327,7 @@ def cmd_convert(args):
 # ----------------------------------------------------------------- bench
 def cmd_bench(args):
     from . import bench
-    from .errors import InputError
 
-    if args.batch < 1 or args.runs < 1 or (args.threads is not None and args.threads < 1):
-        raise InputError("--batch, --runs and --threads must be at least 1")
     r = bench.bench(args.model, threads=args.threads, batch=args.batch, runs=args.runs,
                     warmup=args.warmup, compare=args.compare, memory=not args.no_memory,
                     backend=args.backend)

@@ -29,6 +29,7 @@ Example (torchvision ImageNet models)::
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def validate(preprocess):
         raise InputError(f"preprocess['channels'] must be one of {sorted(_CHANNELS)}, got {channels!r}")
     p["channels"] = channels
     n = _CHANNELS[channels]
-    resize = p.get("resize")
+    resize = p["resize"] = p.get("resize")
     if resize is not None:
         if isinstance(resize, bool) or not isinstance(resize, (int, np.integer)) or not 1 <= resize <= 16384:
             raise InputError(f"preprocess['resize'] must be a positive int or null, got {resize!r}")
@@ -90,6 +91,8 @@ def validate(preprocess):
         p["scale"] = float(scale)
     except (TypeError, ValueError):
         raise InputError(f"preprocess['scale'] must be a number, got {scale!r}") from None
+    if not np.isfinite(p["scale"]) or p["scale"] <= 0:
+        raise InputError(f"preprocess['scale'] must be a finite number > 0, got {scale!r}")
     for key, default in (("mean", 0.0), ("std", 1.0)):
         v = p.get(key, [default] * n)
         v = [v] if isinstance(v, (int, float)) else v
@@ -101,8 +104,10 @@ def validate(preprocess):
             arr = np.repeat(arr, n)
         if arr.size != n:
             raise InputError(f"preprocess[{key!r}] has {arr.size} values for {n} channel(s) ({channels})")
-        if key == "std" and np.any(arr == 0):
-            raise InputError("preprocess['std'] contains a zero")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"preprocess[{key!r}] must be finite numbers, got {arr.tolist()}")
+        if key == "std" and np.any(arr <= 0):
+            raise InputError(f"preprocess['std'] must be > 0, got {arr.tolist()}")
         p[key] = arr.tolist()
     return p
 
@@ -138,6 +143,34 @@ def _open(src):
             raise InputError(f"{path}: damaged or truncated image ({exc})") from None
         return im, path
     raise InputError(f"an image must be a path, a PIL image or a uint8 array, got {type(src).__name__}")
+
+
+def _upright(im):
+    """The image as it should be seen: EXIF orientation applied (phone photos
+    are stored sideways with a tag saying so), as ImageOps.exif_transpose."""
+    from PIL import ImageOps
+    try:
+        return ImageOps.exif_transpose(im)
+    except (SyntaxError, ValueError, KeyError, TypeError, ZeroDivisionError, struct.error):
+        return im      # a damaged EXIF block: the pixels are still good
+
+
+def _to_8bit(im):
+    """16-bit and 32-bit integer grayscale (PNG/TIFF: modes I;16*, I) and float
+    images (F) as 8-bit L, scaled from the range of their type (0..65535 for
+    16-bit data, 0..1 for floats that stay inside it) rather than clipped at
+    255, which makes a 16-bit photo all white."""
+    Image = _pil()
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            hi = 1.0 if a.size and np.nanmin(a) >= 0 and np.nanmax(a) <= 1 else 255.0
+        else:
+            top = float(a.max()) if a.size else 0.0
+            hi = 65535.0 if top <= 65535 else top
+        a = np.clip(np.nan_to_num(a, nan=0.0) * (255.0 / hi), 0, 255)
+        return Image.fromarray(np.round(a).astype(np.uint8), "L")
+    return im
 
 
 def _resize_shorter(im, size):
@@ -179,6 +212,8 @@ def load_image(src, preprocess):
     im, name = _open(src)
     mode = "L" if p["channels"] == "L" else "RGB"
     try:
+        im = _upright(im)
+        im = _to_8bit(im)
         if im.mode != mode:
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 # composite transparent images on white rather than black

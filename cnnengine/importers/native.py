@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedOpError
+from ..errors import InputError, ModelFormatError, UnsupportedOpError
 from ..ir.graph import Graph, Node, ValueInfo, check_shape
 
 FORMAT = "cnnengine"
@@ -23,6 +23,7 @@ MAX_HEADER = 100 << 20
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
            "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "U32": np.uint32}
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
+_VALUE_DTYPES = {np.dtype(v).name for v in _DTYPES.values()} | {"float16", "uint16", "uint64"}
 
 
 def is_native(path):
@@ -62,9 +63,37 @@ def save(graph, path):
         "inputs": [_vi(v) for v in graph.inputs], "outputs": [_vi(v) for v in graph.outputs],
         "nodes": nodes, "metadata": graph.metadata,
     }
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: cannot write, folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory")
+    text = json.dumps(meta, default=_json_default)
     tmp = f"{path}.tmp"
-    save_file(tensors, tmp, metadata={"cnnengine": json.dumps(meta, default=_json_default)})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, tmp, metadata={"cnnengine": text})
+        # safetensors writes through a private (0600) temp file: give the
+        # result the mode any new file gets under the user's umask
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except Exception as exc:     # OSError, or safetensors' SafetensorError wrapping one
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"{path}: cannot write ({exc})") from None
+
+
+def _umask():
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(v):
@@ -156,7 +185,15 @@ def _graph_from_meta(meta, tensors, name):
         nodes.append(Node(str(nd["name"]), str(nd["op"]), [str(i) for i in nd["inputs"]],
                           [str(o) for o in nd["outputs"]], attrs))
     weights = {k: v for k, v in tensors.items() if not k.startswith("__attr__/")}
-    vi = lambda d: ValueInfo(str(d["name"]), tuple(d["shape"]), str(d.get("dtype", "float32")))  # noqa: E731
+    def vi(d):
+        dtype = str(d.get("dtype", "float32"))
+        if dtype not in _VALUE_DTYPES:
+            raise ModelFormatError(f"{name}: graph value {d.get('name')!r} has unknown dtype {dtype!r}")
+        shape = tuple(d["shape"])
+        if not all(s is None or isinstance(s, str) or (type(s) is int and 0 <= s <= 1 << 40) for s in shape):
+            raise ModelFormatError(f"{name}: graph value {d.get('name')!r} has a malformed shape {list(shape)}")
+        return ValueInfo(str(d["name"]), shape, dtype)
+
     g = Graph([vi(d) for d in meta["inputs"]], [vi(d) for d in meta["outputs"]], nodes, weights,
               meta.get("metadata", {}), int(meta.get("opset", 18)))
     return g.validate(name)

@@ -17,7 +17,19 @@ import numpy as np
 from ..errors import ModelFormatError, UnsupportedOpError
 from ..ir.graph import MAX_ELEMENTS, Graph, Node, ValueInfo, check_shape
 
-MIN_OPSET, MAX_OPSET = 7, 21
+MIN_OPSET = 7
+
+
+def _max_opset():
+    """The newest default-domain opset the installed onnx package defines (28 in onnx 1.23)."""
+    try:
+        import onnx.defs
+        return max(21, int(onnx.defs.onnx_opset_version()))
+    except Exception:       # onnx missing or broken: ModelProto input is impossible anyway
+        return 21
+
+
+MAX_OPSET = _max_opset()
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
            9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
 
@@ -90,6 +102,12 @@ def tensor_to_array(t, what):
         raise ModelFormatError(f"{what}: data holds {arr.size} values, dims say {dims}")
     if arr.dtype == np.float64 or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
+    elif arr.dtype.kind not in "biuf":
+        # ml_dtypes' bfloat16, float8 and float4 (NumPy kind 'V'): exact in float32
+        if arr.dtype.name.startswith(("bfloat16", "float8", "float4")):
+            arr = arr.astype(np.float32)
+        else:
+            raise UnsupportedOpError(f"{what}: tensors of type {arr.dtype.name} are not supported")
     return np.asarray(arr, order="C")   # not ascontiguousarray: it turns 0-d scalars into shape (1,)
 
 
@@ -115,7 +133,10 @@ def _value_info(vi):
     shape = []
     if t.HasField("shape"):
         for d in t.shape.dim:
-            if d.HasField("dim_value"):
+            # dim_value -1 (Paddle2ONNX, some Keras exports) or 0 (older
+            # tf2onnx) mean "dynamic", as ONNX Runtime reads them; so do a
+            # dim_param and a dim with neither field set
+            if d.HasField("dim_value") and d.dim_value > 0:
                 shape.append(int(d.dim_value))
             else:
                 shape.append(d.dim_param or None)
@@ -159,11 +180,14 @@ def _convert_nodes(g, weights, opset, name, used_names):
         if n.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"{name}: node {n.name or i!r} uses op {n.domain}.{n.op_type}, "
                                      f"a custom domain this engine does not run")
+        if not all(isinstance(v, str) for v in [n.op_type, n.name, *n.input, *n.output]):
+            raise ModelFormatError(f"{name}: node {i} has a name, op or value name that is not UTF-8 text")
         node_name = n.name or f"{n.op_type}_{i}"
         while node_name in used_names:
             node_name = f"{node_name}_{i}"
         used_names.add(node_name)
         where = f"{name}: node {node_name!r} ({n.op_type})"
+        _check_arity(n, opset, where)
         attrs = {a.name: _attr_value(a, where) for a in n.attribute}
         op = n.op_type
         ins, outs = list(n.input), list(n.output)
@@ -176,7 +200,8 @@ def _convert_nodes(g, weights, opset, name, used_names):
             if (len(outs) < 2 or not outs[1]) and (len(ins) < 3 or not ins[2]):
                 op, ins, outs, attrs = "Identity", ins[:1], outs[:1], {}
         elif op == "BatchNormalization":
-            _check_batchnorm(attrs, outs, opset, where)
+            if _check_batchnorm(attrs, outs, opset, where):
+                op = "cnn.BatchNormTraining"
         elif op == "Upsample":
             op = "Resize"
             if "scales" in attrs:   # opset 7: scales attribute
@@ -196,6 +221,28 @@ def _convert_nodes(g, weights, opset, name, used_names):
         nodes.append(Node(node_name, op, ins, outs, attrs))
     return nodes
 
+
+
+def _check_arity(n, opset, where):
+    """Input and output counts within what the op's schema allows at this opset."""
+    import onnx.defs
+
+    from .. import ops
+    if not ops.known(n.op_type):
+        return      # check_ops names it
+    try:
+        schema = onnx.defs.get_schema(n.op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return
+    outs = len(n.output)
+    while outs and not n.output[outs - 1]:
+        outs -= 1
+    if not 1 <= outs <= schema.max_output:
+        raise ModelFormatError(f"{where}: {outs} outputs, the op has {schema.min_output}-{schema.max_output} "
+                               f"at opset {opset}")
+    if not schema.min_input <= len(n.input) <= schema.max_input:
+        raise ModelFormatError(f"{where}: {len(n.input)} inputs, the op takes {schema.min_input}-"
+                               f"{schema.max_input} at opset {opset}")
 
 
 def _if_branches(attrs, weights, opset, name, where, used_names):
@@ -223,13 +270,20 @@ def _if_branches(attrs, weights, opset, name, where, used_names):
 
 
 def _check_batchnorm(attrs, outs, opset, where):
-    """Refuse training-mode BatchNormalization (it updates running statistics)."""
-    training = attrs.get("training_mode", 0) if opset >= 14 else (opset < 7 and not attrs.get("is_test", 0))
-    if training or any(outs[1:]):
-        raise UnsupportedOpError(f"{where}: training-mode BatchNormalization (running mean/variance "
-                                 f"outputs) is not supported; export the model in eval mode")
+    """True for training-mode BatchNormalization (opset 14+: batch statistics,
+    run as cnn.BatchNormTraining); an inference one loses its training-only
+    attributes. Before opset 14 the running-statistics outputs have no
+    attribute that says which mode is meant: refused."""
+    if opset >= 14 and int(attrs.get("training_mode", 0)):
+        attrs.pop("training_mode")
+        return True
+    if any(outs[1:]):
+        raise UnsupportedOpError(f"{where}: BatchNormalization with running mean/variance outputs "
+                                 f"{[o for o in outs[1:] if o]} at opset {opset} (training mode) is not "
+                                 f"supported; export the model in eval mode")
     for key in ("spatial", "consumed_inputs", "is_test", "momentum", "training_mode"):
         attrs.pop(key, None)
+    return False
 
 
 def _constant_value(attrs, where):

@@ -35,7 +35,15 @@ def params_of(node):
     """The node's typed params, parsed once and kept on the node."""
     p = node.params
     if p is None:
-        p = REGISTRY[node.op].parse(node)
+        try:
+            p = REGISTRY[node.op].parse(node)
+        except Error:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            # an attribute of the wrong type or shape in the file
+            from ..errors import ModelFormatError
+            raise ModelFormatError(f"node {node.name!r} ({node.op}): malformed attributes "
+                                   f"({type(exc).__name__}: {exc})") from None
         node.params = p
     return p
 

@@ -390,7 +390,7 @@ class DepthSpace(OpDef):
     class Params:
         blocksize: int
         to_space: bool         # DepthToSpace
-        mode: str = "DCR"      # DepthToSpace: DCR or CRD
+        mode: str = "DCR"      # DCR or CRD (DepthToSpace; SpaceToDepth from opset 28)
 
     def parse(self, node):
         mode = str(node.attrs.get("mode", "DCR"))
@@ -418,7 +418,9 @@ class DepthSpace(OpDef):
         b = p.blocksize
         n, c, h, w = x.shape
         if not p.to_space:
-            y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+            y = x.reshape(n, c, h // b, b, w // b, b)
+            # DCR: channel (by, bx, c); CRD: channel (c, by, bx)
+            y = y.transpose(0, 3, 5, 1, 2, 4) if p.mode == "DCR" else y.transpose(0, 1, 3, 5, 2, 4)
             return [np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b))]
         if p.mode == "DCR":
             y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)

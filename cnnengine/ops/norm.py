@@ -1,4 +1,5 @@
-"""Normalisation: BatchNormalization (inference, with a fused activation), LRN,
+"""Normalisation: BatchNormalization (inference, with a fused activation), its
+training mode (cnn.BatchNormTraining: batch statistics), LRN,
 LayerNormalization, InstanceNormalization."""
 from dataclasses import dataclass
 
@@ -60,6 +61,55 @@ class BatchNormalization(OpDef):
         if in_boxes[0] is FULL or any(s is not None and len(s) > 1 for s in in_shapes[1:]):
             return None
         return p
+
+
+@dataclass(frozen=True)
+class BatchNormTrainingParams:
+    epsilon: float = 1e-5
+    momentum: float = 0.9
+
+
+@register
+class BatchNormTraining(OpDef):
+    """BatchNormalization with training_mode=1 (opset 14+), as ONNX defines it:
+    normalise by the statistics of the given batch (mean and population
+    variance over every axis but 1) and output the updated running mean and
+    variance. Weight standardisation (NF-ResNet's ScaledStdConv) exports this
+    over constant weights, where it folds at load. The importer gives the
+    node this type so no inference pass (BN folding, the blocked BN) takes it
+    for the running-statistics form."""
+    types = ("cnn.BatchNormTraining",)
+    Params = BatchNormTrainingParams
+    inputs = ("x", "scale", "bias", "mean", "var")
+
+    def parse(self, node):
+        return BatchNormTrainingParams(float(node.attrs.get("epsilon", 1e-5)),
+                                       float(node.attrs.get("momentum", 0.9)))
+
+    def infer(self, p, in_shapes, consts):
+        x = tuple(in_shapes[0])
+        if len(x) < 2:
+            raise ShapeError(f"input rank {len(x)} < 2")
+        for name, s in zip(self.inputs[1:], in_shapes[1:5]):
+            if s is not None and tuple(s) != (x[1],):
+                raise ShapeError(f"{name} has shape {tuple(s)}, expected ({x[1]},) for input {x}")
+        return [x, (x[1],), (x[1],)]
+
+    def reference(self, p, ins):
+        x, scale, bias, mean, var = ins[:5]
+        self.infer(p, [np.shape(v) for v in ins[:5]], {})
+        if x.size == 0:
+            raise ShapeError(f"batch statistics of an empty tensor {x.shape}")
+        axes = (0,) + tuple(range(2, x.ndim))
+        x64 = np.asarray(x, np.float64)
+        bmean = x64.mean(axis=axes)
+        bvar = x64.var(axis=axes)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        y = (x64 - bmean.reshape(shape)) / np.sqrt(bvar.reshape(shape) + p.epsilon) * \
+            np.asarray(scale, np.float64).reshape(shape) + np.asarray(bias, np.float64).reshape(shape)
+        run_mean = np.asarray(mean, np.float64) * p.momentum + bmean * (1 - p.momentum)
+        run_var = np.asarray(var, np.float64) * p.momentum + bvar * (1 - p.momentum)
+        return [y.astype(np.float32), run_mean.astype(np.float32), run_var.astype(np.float32)]
 
 
 @dataclass(frozen=True)

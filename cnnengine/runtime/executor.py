@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ..backend.base import Backend
-from ..errors import Error, ResourceError, ShapeError
+from ..errors import Error, ModelFormatError, ResourceError, ShapeError
 from ..functional._common import resolve_threads
 from .. import ops
 from .memory_plan import plan_memory
@@ -180,7 +180,7 @@ class Executor:
                     try:
                         value = step.runner(ins, None if arena is None else arena[k], t)
                     except Error as exc:
-                        raise _with_node(exc, node) from None
+                        raise _with_node(exc, node, ins) from None
                     if type(value) is tuple:      # a step with two outputs
                         env.update(zip(node.outputs, value))
                     else:
@@ -210,18 +210,25 @@ def _size(shape):
     return n
 
 
-def _with_node(exc, node):
+def _with_node(exc, node, ins=None):
+    """exc, its message naming the node and op; a C kernel's status (which
+    knows neither) also gets the shapes the node was given."""
     msg = str(exc)
     if node.name not in msg:
         msg = f"node {node.name!r} ({node.op}): {msg}"
+    if ins is not None and "C kernel" in msg and "input shapes" not in msg:
+        msg += f" (input shapes {[None if i is None else tuple(np.shape(i)) for i in ins]})"
     return type(exc)(msg)
 
 
 def _call(node, ins):
     try:
-        return ops.evaluate(node, ins)
+        outs = ops.evaluate(node, ins)
+        if any(node.outputs[len(outs):]):
+            raise ModelFormatError(f"declares outputs {node.outputs}, the op makes {len(outs)}")
+        return outs
     except Error as exc:
-        raise _with_node(exc, node) from None
+        raise _with_node(exc, node, ins) from None
     except MemoryError:
         raise ResourceError(f"node {node.name!r} ({node.op}): its output does not fit in memory "
                             f"(inputs {[None if i is None else tuple(i.shape) for i in ins]})") from None

@@ -140,8 +140,30 @@ def _params(node):
     return ops.params_of(node) if ops.known(node.op) else node.params
 
 
-def _single_consumer(g, value):
-    users = g.consumers().get(value, [])
+class _Maps:
+    """g's producer and consumer maps, built once and again only after a
+    pass changed the graph: asking g for them per candidate node made the
+    passes quadratic (a 10,000-node chain took 25 s to load)."""
+
+    def __init__(self, g):
+        self.g, self._prod, self._cons = g, None, None
+
+    def producers(self):
+        if self._prod is None:
+            self._prod = self.g.producers()
+        return self._prod
+
+    def consumers(self):
+        if self._cons is None:
+            self._cons = self.g.consumers()
+        return self._cons
+
+    def changed(self):
+        self._prod = self._cons = None
+
+
+def _single_consumer(g, value, maps=None):
+    users = (maps or g).consumers().get(value, [])
     return users[0] if len(users) == 1 and users[0] is not None else None
 
 
@@ -153,9 +175,11 @@ def _replace(g, old_nodes, new_node):
 
 
 def _fold_batchnorm(g):
+    maps = _Maps(g)
     for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
-        prod = g.producers().get(bn.inputs[0])
-        if prod is None or prod.op not in ("Conv", "ConvTranspose") or _single_consumer(g, prod.outputs[0]) is not bn:
+        prod = maps.producers().get(bn.inputs[0])
+        if prod is None or prod.op not in ("Conv", "ConvTranspose") or \
+                _single_consumer(g, prod.outputs[0], maps) is not bn:
             continue
         if not all(i in g.weights for i in bn.inputs[1:5]) or prod.inputs[1] not in g.weights:
             continue
@@ -178,14 +202,16 @@ def _fold_batchnorm(g):
         fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs),
                      ops.params_of(prod), prod.fused + (bn.name,))
         _replace(g, [prod, bn], fused)
+        maps.changed()
 
 
 def _fuse_silu(g):
     """x * sigmoid(x) -> SiLU, and x * hardsigmoid(x) with alpha 1/6, beta
     1/2 -> HardSwish (how PyTorch exports nn.Hardswish below opset 14:
     MobileNetV3's 21 of them then fuse into the conv epilogues)."""
+    maps = _Maps(g)
     for sig in [n for n in g.nodes if n.op in ("Sigmoid", "HardSigmoid")]:
-        mul = _single_consumer(g, sig.outputs[0])
+        mul = _single_consumer(g, sig.outputs[0], maps)
         if mul is None or mul.op != "Mul" or sig not in g.nodes:
             continue
         x = sig.inputs[0]
@@ -199,15 +225,17 @@ def _fuse_silu(g):
         else:
             continue
         _replace(g, [sig, mul], fused)
+        maps.changed()
 
 
 def _fuse_residual(g):
+    maps = _Maps(g)
     for add in [n for n in g.nodes if n.op == "Add"]:
         for k in (0, 1):
-            prod = g.producers().get(add.inputs[k])
+            prod = maps.producers().get(add.inputs[k])
             if prod is None or prod.op != "Conv" or ops.params_of(prod).act or len(prod.inputs) > 3:
                 continue
-            if _single_consumer(g, prod.outputs[0]) is not add or add.inputs[1 - k] in g.weights:
+            if _single_consumer(g, prod.outputs[0], maps) is not add or add.inputs[1 - k] in g.weights:
                 continue
             other = add.inputs[1 - k]
             bias = prod.inputs[2] if len(prod.inputs) > 2 else ""
@@ -219,16 +247,18 @@ def _fuse_residual(g):
             g.nodes.remove(add)
             g.nodes.insert(idx, fused)
             g.nodes.remove(prod)
+            maps.changed()
             break
 
 
 def _fuse_activation(g):
+    maps = _Maps(g)
     for act in [n for n in g.nodes if n.op in KERNEL_ACTS]:
-        prod = g.producers().get(act.inputs[0])
+        prod = maps.producers().get(act.inputs[0])
         if prod is None or prod.op not in ("Conv", "Gemm", "BatchNormalization") or \
                 ops.params_of(prod).act or any(prod.outputs[1:]):
             continue
-        if _single_consumer(g, prod.outputs[0]) is not act:
+        if _single_consumer(g, prod.outputs[0], maps) is not act:
             continue
         params = activation_params(act, g.weights)
         if params is None:
@@ -241,6 +271,7 @@ def _fuse_activation(g):
         g.nodes.remove(act)
         g.nodes.insert(idx, fused)
         g.nodes.remove(prod)
+        maps.changed()
 
 
 # ops a squeeze-excitation gate passes through between its spatial mean and the Mul
