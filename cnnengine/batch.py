@@ -98,6 +98,17 @@ def resolve_preprocess(model, preprocess=None):
     return validate(pre)
 
 
+def _paths(paths):
+    """A list of image paths: folders and globs expanded (expand_paths)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return expand_paths(paths)
+    try:
+        paths = [os.fspath(p) for p in paths]
+    except TypeError:
+        raise InputError("paths must be a path, a folder, a glob or an iterable of them") from None
+    return expand_paths(paths) if any(_is_many(p) for p in paths) else paths
+
+
 def _load(model):
     if isinstance(model, (str, os.PathLike)):
         from .model import load
@@ -139,6 +150,12 @@ class Stats:
         return f"Stats({self.as_dict()})"
 
 
+def default_decode_threads():
+    """Half the cores, 1 to 4: decoding shares the cores with the model's
+    threads (on 2 loaded cores one decode thread beat two and four)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
 def _decode(path, pre):
     from .preprocess import load_image
     t0 = time.perf_counter()
@@ -164,7 +181,7 @@ def _score(model, paths, pre, labels, top, batch, workers, stats, prefetch=2):
     batches ahead of inference."""
     if labels is None:
         labels = model.labels
-    pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1),
+    pool = ThreadPoolExecutor(max_workers=workers or default_decode_threads(),
                               thread_name_prefix="cnnengine-decode")
     pending, it = deque(), iter(paths)
     ahead = batch * (prefetch + 1)
@@ -246,15 +263,14 @@ def batch_run(model, paths, *, batch=16, top=5, client=None, labels=None, prepro
     "error"}`` instead and the run goes on. batch: images per model.run.
     top: classes per image. labels: class names (default: the model's).
     preprocess: keys overriding the model's preprocessing. skip: paths to
-    leave out (already scored). workers: decode threads (default min(4,
-    cores)). client: a dask.distributed.Client to spread the work over;
+    leave out (already scored). workers: decode threads (default half the
+    cores, 1 to 4). client: a dask.distributed.Client to spread the work over;
     partition_size: images per Dask task (default 4 * batch)."""
     _check(batch, top, workers)
     model = _load(model)
-    if isinstance(paths, (str, os.PathLike)) or any(_is_many(p) for p in paths):
-        paths = expand_paths(paths)
+    paths = _paths(paths)
     skip = set(skip)
-    todo = [os.fspath(p) for p in paths if os.fspath(p) not in skip]
+    todo = [p for p in paths if p not in skip]
     pre = resolve_preprocess(model, preprocess)
     stats = Stats()
     labels = list(labels) if labels is not None else None
@@ -349,10 +365,9 @@ def batch_occlusion(model, paths, *, client=None, preprocess=None, skip=(), png=
     build the model once each; the PNG (heatmap over the image) is rendered
     there and returned as bytes."""
     model = _load(model)
-    if isinstance(paths, (str, os.PathLike)) or any(_is_many(p) for p in paths):
-        paths = expand_paths(paths)
+    paths = _paths(paths)
     skip = set(skip)
-    todo = [os.fspath(p) for p in paths if os.fspath(p) not in skip]
+    todo = [p for p in paths if p not in skip]
     pre = resolve_preprocess(model, preprocess)
     stats = Stats()
     kwargs = dict(pre=pre, png=png, occlusion_kwargs=occlusion_kwargs)

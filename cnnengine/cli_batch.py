@@ -26,7 +26,7 @@ def add_run_flags(p):
     g.add_argument("--dask", metavar="ADDRESS|local:N", help="spread the images over a Dask cluster: a "
                    "scheduler address (tcp://host:8786) or local:N for a LocalCluster of N worker processes")
     g.add_argument("--decode-threads", type=int, default=None,
-                   help="threads decoding images ahead of inference (default min(4, cores))")
+                   help="threads decoding images ahead of inference (default half the cores, 1 to 4)")
 
 
 def add_occlude_flags(p):

@@ -179,7 +179,12 @@ def test_killed_worker_loses_no_result(folder, client):
     pids = client.run(os.getpid)
     run = ce.batch_run("lenet5", folder, batch=2, top=3, client=client, partition_size=2)
     results = [next(run)]
-    victim = max(pids.values())
+    processing, held = client.processing(), client.has_what()
+    work = {a: len(processing.get(a, ())) + sum(not k.startswith("cnnengine-model") for k in held.get(a, ()))
+            for a in pids}
+    addr = max(work, key=work.get)
+    assert work[addr] > 0          # the victim is running or holding partitions not yet gathered
+    victim = pids[addr]
     os.kill(victim, signal.SIGKILL)
     results += list(run)
     assert_same(local, results)
