@@ -343,8 +343,13 @@ def _dask_ordered(client, model, fn, parts, stats, kwargs):
                 results, part_stats = f.result()
             except KilledWorker as exc:
                 raise ClusterError(f"a partition killed its Dask worker repeatedly ({exc}); giving up") from None
+            except Error:
+                raise
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"lost the Dask scheduler ({type(exc).__name__}: {exc})") from None
+            except Exception as exc:    # e.g. a worker without cnnengine, or another version of it
+                raise ClusterError(f"a Dask task failed on a worker ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())})") from exc
             f.release()
             done += 1
             stats.add(part_stats)

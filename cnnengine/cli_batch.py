@@ -19,7 +19,9 @@ EXIT_SOME_FAILED = 1
 
 
 def add_run_flags(p):
-    g = p.add_argument_group("many images (folders, globs, result files, Dask)")
+    g = p.add_argument_group("many images (folders, globs, result files, Dask)",
+                             "A folder is searched recursively for image files. Exit code 0: every image was "
+                             "scored; 1: some could not be read (listed on stderr); 2: the run could not go on.")
     g.add_argument("--batch", type=int, default=None, help="images per inference batch (default 16)")
     g.add_argument("--out", metavar="RESULTS", help="write one row per image to .jsonl, .csv or .parquet; "
                    "an existing file is resumed (its images are skipped)")
