@@ -9,6 +9,7 @@ import os as _os
 
 from . import functional
 from .backend import backends
+from .batch import ClusterError, batch_occlusion, batch_run, to_dataframe
 from .deconvnet import deconvnet
 from ._kernels import active_isa, detected_isa, num_cores, set_isa
 from .errors import (BackendUnavailableError, Error, InputError, ModelFormatError,

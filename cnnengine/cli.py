@@ -43,11 +43,14 @@ def build_parser():
 
     p = sub.add_parser("run", help="classify images (default: the bundled photo with EfficientNet-Lite0)")
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
-    p.add_argument("images", nargs="*", help="image files (default: the bundled sample photo)")
+    p.add_argument("images", nargs="*", help="image files, folders (searched recursively for image files) or "
+                   "quoted globs (default: the bundled sample photo)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores; more than the cores is clamped to them)")
     _add_backend_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    from . import cli_batch
+    cli_batch.add_run_flags(p)
     _add_preprocess_flags(p)
 
     p = sub.add_parser("info", help="layer table: shapes, params, MACs, receptive fields")
@@ -220,7 +223,10 @@ def cmd_run(args):
     import cnnengine as ce
     from .errors import InputError
     from .preprocess import load_image
+    from . import cli_batch
 
+    if cli_batch.is_batch_run(args):    # folders, globs, --batch, --out, --dask
+        return cli_batch.cmd_run_batch(args, _split_model_and_images, _preprocess_from, _labels)
     model_name, images = _split_model_and_images(args)
     if args.top < 1:
         raise InputError("--top must be at least 1")

@@ -7,7 +7,7 @@ import sys
 def add_parser(sub, add_backend_flag, add_preprocess_flags):
     p = sub.add_parser("occlude", help="occlusion sensitivity map: how much each image region matters")
     p.add_argument("model", help="model file or zoo name")
-    p.add_argument("image", help="image file")
+    p.add_argument("image", nargs="+", help="image file; or several, folders or globs with --out-dir")
     p.add_argument("--patch", type=int, default=16, help="patch size in input pixels (default 16)")
     p.add_argument("--stride", type=int, default=8, help="step between patch positions (default 8)")
     p.add_argument("--fill", default="mean", help="mean, zero, blur or a number (default mean)")
@@ -18,6 +18,8 @@ def add_parser(sub, add_backend_flag, add_preprocess_flags):
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--out", metavar="HEAT.png", help="write the heatmap over the image as a PNG")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    from .cli_batch import add_occlude_flags
+    add_occlude_flags(p)
     add_backend_flag(p)
     add_preprocess_flags(p)
 
@@ -45,7 +47,11 @@ def cmd_occlude(args, preprocess_from, labels_of):
     from .errors import InputError
     from .occlusion.render import overlay_png
     from .preprocess import load_image
+    from . import cli_batch
 
+    if cli_batch.is_batch_occlude(args):    # several images, folders, globs, --out-dir, --dask
+        return cli_batch.cmd_occlude_batch(args, preprocess_from, labels_of, _target)
+    args.image = args.image[0]
     if args.patch < 1 or args.stride < 1:
         raise InputError("--patch and --stride must be at least 1")
     fill = args.fill
