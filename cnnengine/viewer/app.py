@@ -19,6 +19,7 @@ from .widgets.fmap_grid import FeatureGrid
 from .widgets.graph_strip import GraphStrip
 from .widgets.input_view import InputView
 from .widgets.navigator import NAV_KEYS, Navigator, human
+from .widgets.occlusion_view import OcclusionView
 from .widgets.predictions import Predictions
 from .worker import Worker
 
@@ -93,6 +94,9 @@ class MainWindow(QMainWindow):
         self.deconv_page = self._padded(self.deconv)
         self.tabs.addTab(self.deconv_page, "Deconvnet")
         self.tabs.currentChanged.connect(lambda _: self._update_deconv())
+        self.occlusion = OcclusionView()
+        self.occlusion_page = self._padded(self.occlusion)
+        self.tabs.addTab(self.occlusion_page, "Occlusion")
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._padded(self.input_view))
@@ -309,6 +313,7 @@ class MainWindow(QMainWindow):
         self.input_view.set_images(self.image.original, self.image.display, self.image.crop_box,
                                    os.path.basename(self.image.path))
         self.deconv.set_input(self.image.display)
+        self.occlusion.set_source(bundle.model, self.image.x, self.image.display, bundle.preprocess, bundle.labels)
         top = atlas.top_k(self.result.probs, bundle.labels, k=self.predictions.k)
         self.predictions.set_top(top, os.path.basename(self.image.path))
         self.timing.setText(f"load {bundle.load_seconds:.2f} s · run (capture all) "
@@ -398,6 +403,7 @@ class MainWindow(QMainWindow):
         n = self.grid.channel_count()
         if n == 0:
             self.channel_view.clear("No activation")
+            self.occlusion.set_selection(layer.name, None)
             return
         if self.channel_pinned and self.channel is not None and self.channel < n:
             ch = self.channel
@@ -424,6 +430,7 @@ class MainWindow(QMainWindow):
         self.unit = None
         self.grid.select(ch)
         self.channel_view.set_channel(layer.name, ch, self.grid.maps[ch])
+        self.occlusion.set_selection(layer.name, ch)
         self.input_view.clear_rf()
         self._update_deconv()
 
@@ -563,6 +570,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):
         self.worker.cancel_kind("model", "run", "profile", "capture", "deconv")
+        self.occlusion.shutdown()
         self.worker.wait(10000)
         super().closeEvent(event)
 
