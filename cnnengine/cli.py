@@ -76,6 +76,10 @@ def build_parser():
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
     p.add_argument("image", nargs="?", default=None, help="image file (default: the bundled sample photo)")
     p.add_argument("--layer", help="layer to show first")
+    p.add_argument("--channel", type=int, metavar="C", help="channel of that layer to select")
+    # the app's tabs; SPEC.md also names graph, patches, compute and compare, which the app has not yet
+    p.add_argument("--tab", choices=["maps", "filters", "deconvnet", "occlusion"], default=None,
+                   help="tab to open (occlusion with --screenshot runs the map first)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render (offscreen without a display), save, exit")
 
     p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
@@ -358,7 +362,8 @@ def cmd_view(args):
     model, image = args.model, args.image
     if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
         model, image = None, model
-    rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot)
+    rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,
+                   channel=args.channel)
     # Leave without running destructors: tearing down Qt, pyqtgraph and the
     # worker/OpenMP threads at interpreter exit can segfault after the work is
     # done (seen under load; pyqtgraph.exit() exists for the same reason).

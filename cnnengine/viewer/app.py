@@ -158,6 +158,17 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.timing)
         sb.addPermanentWidget(self.busy_bar)
 
+    def tab_pages(self):
+        """`cnnengine view --tab` names -> the tab pages."""
+        return {"maps": self.tabs.widget(0), "filters": self.tabs.widget(1), "deconvnet": self.deconv_page,
+                "occlusion": self.occlusion_page}
+
+    def set_tab(self, name):
+        pages = self.tab_pages()
+        if name not in pages:
+            raise ValueError(f"no tab named {name!r} (choose from {', '.join(pages)})")
+        self.tabs.setCurrentWidget(pages[name])
+
     @staticmethod
     def _padded(widget):
         w = QWidget()
@@ -422,6 +433,16 @@ class MainWindow(QMainWindow):
         self.select_channel(ch)
         self.channel_view.jump_to_strongest()
 
+    def apply_channel(self, ch):
+        """--channel: pick channel ch of the layer on screen; False (and an error) when it has no such channel."""
+        n = self.grid.channel_count()
+        if not 0 <= ch < n:
+            layer = self.layer()
+            self._error(f"layer {layer.name if layer else '?'} has {n} channels; no channel {ch}", "")
+            return False
+        self.pick_channel(ch)
+        return True
+
     def select_channel(self, ch):
         layer = self.layer()
         if layer is None or self.grid.maps is None:
@@ -584,36 +605,61 @@ def make_app(argv=None):
     return app
 
 
-def run(model=None, image=None, layer=None, screenshot=None, t0=None):
-    """Open the window; with `screenshot`, save it once everything is shown
-    and return 0 (2 on a load error)."""
+def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None):
+    """Open the window on `tab` with `channel` of `layer` selected; with
+    `screenshot`, save it once everything is shown (on the occlusion tab, once
+    the map has run) and return 0 (2 on a load error)."""
     app = make_app()
     win = MainWindow(interactive=screenshot is None, t0=t0)
     code = {"rc": 0}
-    if screenshot is not None:
-        def save():
-            if win.export_png(screenshot):
-                print(f"saved {screenshot}", file=sys.stderr)
-            else:
-                print(f"cnnengine: error: cannot write {screenshot}", file=sys.stderr)
-                code["rc"] = 2
-            app.quit()
 
-        def fail(message):
+    def save():
+        if win.export_png(screenshot):
+            print(f"saved {screenshot}", file=sys.stderr)
+        else:
+            print(f"cnnengine: error: cannot write {screenshot}", file=sys.stderr)
+            code["rc"] = 2
+        app.quit()
+
+    def fail(message):
+        if screenshot is not None:
             print(f"cnnengine: error: {message}", file=sys.stderr)
             code["rc"] = 2
             app.quit()
 
-        def on_ready():
-            if not code.get("saving"):
-                code["saving"] = True
-                QTimer.singleShot(200, save)
+    def settled():
+        """Everything asked for is on screen: the main worker, the occlusion map and its probe are idle."""
+        return win.worker.is_idle() and win.occlusion.is_idle() and \
+            (tab != "occlusion" or win.occlusion.result is not None)
 
-        win.ready.connect(on_ready)
-        win.failed.connect(fail)
+    def maybe_save():
+        if screenshot is not None and not code.get("saving") and settled():
+            code["saving"] = True
+            QTimer.singleShot(200, save)
+
+    def on_ready():
+        # the first time the layer is on screen: apply --channel and start the map;
+        # both may start more work, whose end (ready or finished) comes back here
+        if not code.get("applied"):
+            code["applied"] = True
+            if channel is not None and not win.apply_channel(channel):
+                return
+            if tab == "occlusion" and screenshot is not None:
+                win.occlusion.run()
+        maybe_save()
+
+    win.ready.connect(on_ready)
+    win.occlusion.finished.connect(lambda r: QTimer.singleShot(0, maybe_save) if r is not None else
+                                   fail(f"occlusion: {win.occlusion.message.text()}"))
+    win.occlusion.probed.connect(lambda _: QTimer.singleShot(0, maybe_save))
+    win.failed.connect(fail)
+    if screenshot is not None:
         QTimer.singleShot(300_000, lambda: fail("timed out waiting for the model"))
+    if tab is not None:
+        win.set_tab(tab)
     win.show()
     win.open_model(model or session.DEFAULT_MODEL, image=image, layer=layer)
     app.exec()
+    win.occlusion.shutdown()
     win.worker.wait(10000)
     return code["rc"]

@@ -394,6 +394,8 @@ class OcclusionView(QWidget):
             text += (f" · vs exact on {result.error['sampled_positions']} positions: max |error| "
                      f"{result.error['max_abs_error']:.3g}")
         self.message.setText(text)
+        if self.probe_result is not None:
+            self._draw_diff(self.probe_result)     # its line comparing the target clean and occluded
         self.finished.emit(result)
 
     def _failed(self, number, message):
@@ -495,7 +497,10 @@ class OcclusionView(QWidget):
         patch, stride = self.geometry
         if self.patch.value() != patch:
             self.patch.setValue(patch)
-        self.move_patch(i * stride, j * stride)
+        if self.patch_box()[:2] == (i * stride, j * stride):
+            self._patch_moved()          # already there: the ROI will not signal a move, show it anyway
+        else:
+            self.move_patch(i * stride, j * stride)
 
     # ============================================================= probe
     def move_patch(self, y, x):
