@@ -58,7 +58,8 @@ class OcclusionView(QWidget):
         self.baseline = None
         self.probe_result = None
         self.first_rows_s = None                # seconds from Run to the first whole row on screen
-        self.probe_log = []                     # (time shown, probe seconds) of each probe shown
+        self.probe_log = []                     # (time shown, probe seconds) of the last probes shown
+        self.probes_shown = 0
         self._run_no = 0
         self._run_t0 = 0.0
         self._cancel = None
@@ -567,6 +568,7 @@ class OcclusionView(QWidget):
     def show_probe(self, r):
         self.probe_result = r
         self.probe_log = self.probe_log[-200:] + [(time.perf_counter(), r.seconds)]
+        self.probes_shown += 1
         t, l, b, rr = r.box
         occ = session._display(r.occluded, self.preprocess)     # as the input panel shows the input
         self.img_occ.setImage(occ, autoLevels=False, levels=(0, 255))
