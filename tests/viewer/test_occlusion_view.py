@@ -111,6 +111,12 @@ def test_cancel_mid_run_leaves_a_partial_map(lenet_window, qtbot):
     panel.relay.progressed.connect(lambda *a: time.sleep(0.03), Qt.ConnectionType.DirectConnection)
     with qtbot.waitSignal(panel.relay.progressed, timeout=30000):
         panel.run()
+    # the patch can be dragged while the map runs: probes have their own thread
+    with qtbot.waitSignal(panel.probed, timeout=30000) as probe:
+        panel.move_patch(3, 17)
+    assert panel._running and probe.args[0].box == (3, 17, 7, 21)
+    want = atlas.probabilities(ce.load("lenet5").run(occluded(win.image.x, (3, 17, 7, 21)))[0])
+    np.testing.assert_allclose(probe.args[0].probs, want, atol=1e-6)
     with qtbot.waitSignal(panel.finished, timeout=30000) as sig:
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     r = sig.args[0]
@@ -231,6 +237,19 @@ def test_new_image_resets_and_screenshot(lenet_window, qtbot, tmp_path):
     with qtbot.waitSignal(panel.probed, timeout=30000):
         win.open_image(ce.sample_image("coffee"))
     assert panel.result is None and panel.heat is None and panel.x is win.image.x
+
+
+def test_approximate_reports_its_error(window, qtbot):
+    panel = open_tab(qtbot, window)
+    panel.patch.setValue(8)
+    panel.stride.setValue(4)
+    panel.mode.setCurrentText("approximate")
+    panel.fill.setEditText("blur")
+    with qtbot.waitSignal(panel.finished, timeout=60000) as sig:
+        panel.run()
+    r = sig.args[0]
+    assert r.mode == "approximate" and r.error is not None and np.isfinite(r.heatmap).all()
+    assert "vs exact on" in panel.message.text()
 
 
 def test_bad_fill_and_missing_unit_are_reported(window, qtbot):
