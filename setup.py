@@ -2,7 +2,7 @@
 
 csrc/x86/*.c carry `#pragma GCC target("avx2,fma")` themselves, so every file
 can share one set of flags; nothing outside csrc/x86 sees AVX2, and the
-choice between the two is made at run time (csrc/core/dispatch.c).
+choice between the two is made at run time (csrc/core/platform.c).
 Never -march=native: the result must run on any x86-64.
 """
 import glob

@@ -45,6 +45,16 @@ static inline int64_t cnn_nchwc_w_count(const struct cnn_conv2d_nchwc *pk)
     return ocb * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC;
 }
 
+/* The portable reorders and channel gather (the scalar table's entries;
+ * arguments validated by their cnn_*_f32 callers). */
+void cnn_nchw_to_nchwc_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads);
+void cnn_nchwc_to_nchw_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads);
+void cnn_nchwc_gather_ref(int64_t n, int64_t hw, int count, const float *const *xs,
+                          const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                          const int64_t *src_ch, float *y, int threads);
+
 #if defined(__x86_64__)
 /* pool: see cnn_conv2d_nchwc_run_pooled_f32 (depthwise only), or NULL */
 cnn_status cnn_conv2d_nchwc_run_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
