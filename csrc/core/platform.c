@@ -81,12 +81,14 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_affine = cnn_nchwc_affine_avx2;
         t->nchwc_pool2d = cnn_pool2d_nchwc_avx2;
         t->nchwc_gather = cnn_nchwc_gather_avx2;
-        t->nchwc_conv = cnn_conv2d_nchwc_run_avx2;
+        t->nchwc_pair_rows = &cnn_nchwc_pair_rows_avx2;
+        t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx2;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx2;
     }
     if (level >= CNN_ISA_AVX512) {
         t->fma_peak_gflops = cnn_fma_peak_gflops_avx512;
-        t->nchwc_conv = cnn_conv2d_nchwc_run_avx512;
+        t->nchwc_wide_rows = &cnn_nchwc_wide_rows_avx512;
+        t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx512;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx512;
         t->nchwc_wpair = 1;
     }

@@ -12,6 +12,7 @@
 
 struct cnn_gemm_job;
 struct cnn_conv2d_nchwc;
+struct cnn_nchwc_rows;
 
 /* y[i] = act(x[i]), i < n; y may equal x. */
 typedef void (*cnn_act_row_fn)(const cnn_epilogue *ep, const float *x, float *y, int64_t n);
@@ -61,7 +62,7 @@ typedef void (*cnn_nchwc_pool2d_fn)(const cnn_pool2d_params *p, int is_max, cons
 typedef void (*cnn_nchwc_gather_fn)(int64_t n, int64_t hw, int count, const float *const *xs,
                                     const int64_t *cs, int64_t c_out, const int32_t *src_in,
                                     const int64_t *src_ch, float *y, int threads);
-/* A packed blocked convolution (pool: its fused plane means, or NULL). */
+/* A packed depthwise blocked convolution (pool: its fused plane means, or NULL). */
 typedef cnn_status (*cnn_nchwc_conv_fn)(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
                                         float *pool, int threads);
@@ -92,10 +93,12 @@ typedef struct cnn_platform {
     cnn_nchwc_affine_fn nchwc_affine;
     cnn_nchwc_pool2d_fn nchwc_pool2d;
     cnn_nchwc_gather_fn nchwc_gather;
-    cnn_nchwc_conv_fn nchwc_conv;
+    const struct cnn_nchwc_rows *nchwc_pair_rows;  /* row kernels over block pairs */
+    const struct cnn_nchwc_rows *nchwc_wide_rows;  /* over up to two pairs, or NULL */
+    cnn_nchwc_conv_fn nchwc_depthwise;
     cnn_winograd_fn winograd_nchwc;
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
-                                         * AVX-512 tiles' format, csrc/ops/nchwc.h) */
+                                         * wide rows' format, csrc/ops/nchwc.h) */
 } cnn_platform;
 
 /* The table of the active level (detected, or forced by CNNENGINE_ISA or

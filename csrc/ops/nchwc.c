@@ -7,6 +7,7 @@
 
 #include "conv2d.h"
 #include "nchwc.h"
+#include "nchwc_rows.h"
 #include "winograd.h"
 
 #define B CNN_NCHWC
@@ -167,7 +168,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     if (!(p->groups == 1 || dw || grouped) || (in_nchw && p->groups != 1))
         return CNN_ERR_UNSUPPORTED;
     const cnn_platform *plat = cnn_plat();
-    if (!plat->nchwc_conv)
+    if (!plat->nchwc_pair_rows)
         return CNN_ERR_UNSUPPORTED;
     /* the kernels index rows and taps in int64 without further checks */
     int64_t t;
@@ -303,7 +304,7 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
 /* A pack in block pairs run at a level whose kernels read single blocks
  * (after cnn_set_isa lowered it): its weights copied back to the plain
  * layout, each run (only tests switch levels between packing and running). */
-static cnn_status run_unpaired(cnn_nchwc_conv_fn conv, const cnn_conv2d_nchwc *pk, int64_t n,
+static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc *pk, int64_t n,
                                const float *x, const float *residual, float *y, int threads)
 {
     cnn_conv2d_nchwc plain = *pk;
@@ -317,7 +318,8 @@ static cnn_status run_unpaired(cnn_nchwc_conv_fn conv, const cnn_conv2d_nchwc *p
                 for (int64_t ci = 0; ci < pk->cb; ci++)
                     memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, r, ci),
                            pk->w + cnn_nchwc_w_at(pk, ob, ib, r, ci), B * sizeof(float));
-    const cnn_status st = conv(&plain, n, x, residual, y, NULL, threads);
+    const cnn_status st = cnn_nchwc_conv_drive(&plain, n, x, residual, y, threads,
+                                               plat->nchwc_pair_rows, NULL, plat->act_row);
     free(plain.w);
     return st;
 }
@@ -334,7 +336,7 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         !cnn_mul_ok(n, pk->icb * (pk->depthwise ? 1 : pk->p.groups) * pk->cb * pk->p.h * pk->p.w, &t))
         return CNN_ERR_SHAPE;
     const cnn_platform *plat = cnn_plat();
-    if (!plat->nchwc_conv)
+    if (!plat->nchwc_pair_rows)
         return CNN_ERR_UNSUPPORTED;
     if (threads < 1)
         threads = 1;
@@ -343,7 +345,12 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         p.n = n;
         return plat->winograd_nchwc(&p, pk->wino, x, pk->bias, residual, y, threads);
     }
+    if (pk->depthwise)
+        return plat->nchwc_depthwise(pk, n, x, residual, y, pool, threads);
+    if (pool)
+        return CNN_ERR_UNSUPPORTED;
     if (pk->wpair && !plat->nchwc_wpair)
-        return run_unpaired(plat->nchwc_conv, pk, n, x, residual, y, threads);
-    return plat->nchwc_conv(pk, n, x, residual, y, pool, threads);
+        return run_unpaired(plat, pk, n, x, residual, y, threads);
+    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
+                                plat->nchwc_wide_rows, plat->act_row);
 }
