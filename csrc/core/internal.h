@@ -3,17 +3,13 @@
 #define CNN_INTERNAL_H
 
 #include "cnnengine.h"
+#include "platform.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
-/* Apply an epilogue in place to one contiguous run, on the calling thread;
- * dispatches to the AVX2 body when active. Kernels call it per output row
- * so bias/residual/activation fuse into the store (csrc/ops/activation.c). */
-void cnn_act_inplace(const cnn_epilogue *ep, float *y, int64_t n);
-
 #endif
 
 /* Overflow-checked product of sizes; 0 on overflow or a negative factor. */
@@ -65,8 +61,8 @@ static inline int cnn_act_valid(const cnn_epilogue *ep)
     return ep->act >= CNN_ACT_NONE && ep->act <= CNN_ACT_GELU;
 }
 
-/* Apply an epilogue in place to one contiguous run, on the calling thread;
- * dispatches to the AVX2 body when active. Kernels call it per output row
+/* Apply an epilogue in place to one contiguous run, on the calling thread,
+ * by the platform table's act_row. Kernels call it per output row
  * so bias/residual/activation fuse into the store (csrc/ops/activation.c). */
 void cnn_act_inplace(const cnn_epilogue *ep, float *y, int64_t n);
 

@@ -31,7 +31,7 @@ typedef enum cnn_status {
 typedef enum cnn_isa { CNN_ISA_REF = 0, CNN_ISA_AVX2 = 1, CNN_ISA_AVX512 = 2 } cnn_isa;
 
 cnn_isa cnn_detected_isa(void);     /* best ISA this CPU supports */
-cnn_isa cnn_active_isa(void);       /* what the drivers dispatch to now */
+cnn_isa cnn_active_isa(void);       /* the level whose kernel table the drivers call */
 /* Force an ISA (tests, CNNENGINE_ISA). Fails with CNN_ERR_UNSUPPORTED when
  * the CPU or the build lacks it. */
 cnn_status cnn_set_isa(cnn_isa isa);

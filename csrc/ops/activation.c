@@ -39,13 +39,7 @@ void cnn_act_inplace(const cnn_epilogue *ep, float *y, int64_t n)
 {
     if (ep->act == CNN_ACT_NONE || n <= 0)
         return;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_act_row_avx2(ep, y, y, n);
-        return;
-    }
-#endif
-    cnn_act_row_ref(ep, y, y, n);
+    cnn_plat()->act_row(ep, y, y, n);
 }
 
 cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
@@ -57,11 +51,7 @@ cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
         return CNN_OK;
     if (!x || !y)
         return CNN_ERR_ARG;
-    void (*row)(const cnn_epilogue *, const float *, float *, int64_t) = cnn_act_row_ref;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        row = cnn_act_row_avx2;
-#endif
+    const cnn_act_row_fn row = cnn_plat()->act_row;
     const int64_t chunks = (count + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;
     const int team = cnn_team(threads, chunks);
     #pragma omp parallel for num_threads(team) schedule(static) if(team > 1)

@@ -35,9 +35,6 @@ void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
     }
 }
 
-typedef void (*binary_row_fn)(int, int64_t, const float *, int64_t,
-                              const float *, int64_t, float *);
-
 cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape,
                           const float *a, const int64_t *a_strides,
                           const float *b, const int64_t *b_strides, float *y,
@@ -84,11 +81,7 @@ cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape,
         nd = 1;
     }
 
-    binary_row_fn row = cnn_binary_row_ref;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        row = cnn_binary_row_avx2;
-#endif
+    const cnn_binary_row_fn row = cnn_plat()->binary_row;
     const int64_t inner = dim[nd - 1], isa_ = sa[nd - 1], isb = sb[nd - 1];
     const int64_t rows = count / inner;
     const int64_t per_row = (inner + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;

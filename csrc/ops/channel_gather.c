@@ -37,12 +37,15 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
             return CNN_ERR_ARG;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_nchwc_gather_avx2(n, hw, count, xs, cs, c_out, src_in, src_ch, y, threads);
-        return CNN_OK;
-    }
-#endif
+    cnn_plat()->nchwc_gather(n, hw, count, xs, cs, c_out, src_in, src_ch, y, threads);
+    return CNN_OK;
+}
+
+void cnn_nchwc_gather_ref(int64_t n, int64_t hw, int count, const float *const *xs,
+                          const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                          const int64_t *src_ch, float *y, int threads)
+{
+    (void)count;
     const int64_t obs = cnn_nchwc_blocks(c_out);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * obs; q++) {
@@ -62,5 +65,4 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
                 d[p * B + l] = s[p * B];
         }
     }
-    return CNN_OK;
 }

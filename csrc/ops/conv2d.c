@@ -102,6 +102,14 @@ static void conv2d_ref(const cnn_conv2d_params *p, const float *x, const float *
     }
 }
 
+cnn_status cnn_conv2d_direct_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,
+                                     const float *bias, const float *residual, float *y,
+                                     int threads)
+{
+    conv2d_ref(p, x, w, bias, residual, y, threads);
+    return CNN_OK;
+}
+
 cnn_status cnn_conv2d_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,
                               const float *bias, const float *residual, float *y,
                               int threads)
@@ -121,10 +129,5 @@ cnn_status cnn_conv2d_f32(const cnn_conv2d_params *p, const float *x, const floa
         return st;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_conv2d_f32_avx2(p, x, w, bias, residual, y, threads);
-#endif
-    conv2d_ref(p, x, w, bias, residual, y, threads);
-    return CNN_OK;
+    return cnn_plat()->conv2d(p, x, w, bias, residual, y, threads);
 }

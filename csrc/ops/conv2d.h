@@ -8,6 +8,15 @@
  * and k, oh/ow consistent, sizes fit int64); CNN_OK or CNN_ERR_*. */
 cnn_status cnn_conv2d_check_params(const cnn_conv2d_params *p);
 
+/* The scalar loops of cnn_conv2d_f32_ref on validated arguments, threads >= 1. */
+cnn_status cnn_conv2d_direct_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,
+                                     const float *bias, const float *residual, float *y,
+                                     int threads);
+/* x (N,IN), w (OUT,IN) -> y (N,OUT): the scalar loops, validated arguments. */
+cnn_status cnn_linear_f32_ref(int64_t n, int64_t in, int64_t out, const float *x,
+                              const float *w, const float *bias, cnn_epilogue ep,
+                              float *y, int threads);
+
 #if defined(__x86_64__)
 /* Non-depthwise conv as packed GEMMs (one job per image x group). A comes
  * from w, or from w_packed (cnn_gemm_pack_a layout, packed_group_floats per

@@ -1,7 +1,8 @@
 /* Prepacked conv2d (cnn_conv2d_pack_f32 / cnn_conv2d_run_packed_f32): the
  * engine packs each Conv's weights once at plan time, so no run repacks them.
  *
- * The algorithm is chosen at pack time for the ISA active then, and fixed:
+ * The algorithm is chosen at pack time from the platform table active then,
+ * and fixed (the pack keeps that table's kernels):
  *   CONV_ALGO_GEMM       AVX2, non-depthwise: the weights of each group as the
  *                        GEMM engine's A panels (cnn_gemm_pack_a layout, MR
  *                        rows x KC, zero-padded); runs cnn_conv2d_gemm_f32_avx2
@@ -11,8 +12,9 @@
  *   CONV_ALGO_WINOGRAD   AVX2, 3x3/s1/d1/g1 where cnn_winograd_eligible says
  *                        F(4x4,3x3) wins (csrc/ops/winograd.h): the filters
  *                        transformed once (36 K x C matrices).
- *   CONV_ALGO_REF        scalar ISA (or shapes the AVX2 path refuses): a copy
- *                        of the weights, run by cnn_conv2d_f32_ref.
+ *   CONV_ALGO_REF        no GEMM conv in the platform table (scalar level) or
+ *                        shapes the AVX2 path refuses: a copy of the
+ *                        weights, run by cnn_conv2d_f32_ref.
  * A run checks that its params equal the packed ones in every field but n
  * (the epilogue included) and then runs for any batch. The object is never
  * written after packing, so concurrent runs are safe.
@@ -36,6 +38,10 @@ struct cnn_conv2d_packed {
     float *w;                /* REF/DEPTHWISE: weights; GEMM: packed panels */
     int64_t group_floats;    /* GEMM: floats of packed panels per group */
     float *wino;             /* WINOGRAD: transformed filters (winograd.h layout) */
+    /* the kernels of the level it was packed at: its layout is theirs, so
+     * a run after cnn_set_isa changed the level still calls them */
+    cnn_conv2d_gemm_fn gemm;
+    cnn_conv2d_fn depthwise;
 };
 
 static const char *const algo_names[] = {"reference", "gemm", "direct_depthwise",
@@ -82,8 +88,10 @@ cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
         return CNN_ERR_OOM;
     pk->p = *p;
     pk->algo = CONV_ALGO_REF;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2 && p->sw <= ((int64_t)1 << 26)) {
+    const cnn_platform *plat = cnn_plat();
+    pk->gemm = plat->conv2d_gemm;
+    pk->depthwise = plat->conv2d_depthwise;
+    if (pk->gemm && pk->depthwise && p->sw <= ((int64_t)1 << 26)) {
         if (p->groups == p->c && p->k == p->c)
             pk->algo = CONV_ALGO_DEPTHWISE;
         else
@@ -105,7 +113,6 @@ cnn_status cnn_conv2d_pack_f32(const cnn_conv2d_params *p, const float *w,
             }
         }
     }
-#endif
     if (pk->algo == CONV_ALGO_GEMM) {
         const int64_t kg = p->k / p->groups, kdim = (p->c / p->groups) * p->kh * p->kw;
         int64_t per = cnn_gemm_packed_a_floats(kg, kdim), total;
@@ -149,13 +156,10 @@ cnn_status cnn_conv2d_run_packed_f32(const cnn_conv2d_packed *pk,
     if (threads < 1)
         threads = 1;
     switch (pk->algo) {
-#if defined(__x86_64__)
     case CONV_ALGO_GEMM:
-        return cnn_conv2d_gemm_f32_avx2(p, x, NULL, pk->w, pk->group_floats, bias, residual,
-                                        y, threads);
+        return pk->gemm(p, x, NULL, pk->w, pk->group_floats, bias, residual, y, threads);
     case CONV_ALGO_DEPTHWISE:
-        return cnn_conv2d_depthwise_f32_avx2(p, x, pk->w, bias, residual, y, threads);
-#endif
+        return pk->depthwise(p, x, pk->w, bias, residual, y, threads);
     case CONV_ALGO_WINOGRAD:
         return cnn_winograd_run_f32(p, pk->wino, x, bias, residual, y, threads);
     case CONV_ALGO_REF:

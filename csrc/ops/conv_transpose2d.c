@@ -169,7 +169,7 @@ cnn_status cnn_conv_transpose2d_f32(const cnn_conv_transpose2d_params *p, const 
     if (threads < 1)
         threads = 1;
     fill_bias(p, bias, y, threads);
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
+    if (cnn_plat()->gemm_fast)
         return ct_gemm(p, x, w, y, threads);
     ct_ref(p, x, w, y, threads);
     return CNN_OK;

@@ -62,7 +62,8 @@ cnn_status cnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
         threads = 1;
     if (alpha == 0.f)  /* BLAS: alpha == 0 leaves A and B unread */
         k = 0;
-    if (cnn_active_isa() < CNN_ISA_AVX2) {
+    /* without a vectorised engine the plain loops are the oracle */
+    if (!cnn_plat()->gemm_fast) {
         gemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
         return CNN_OK;
     }
@@ -177,21 +178,11 @@ cnn_status cnn_gemm_jobs_f32_ref(const cnn_gemm_job *jobs, int64_t njobs, int th
 
 cnn_status cnn_gemm_jobs_f32(const cnn_gemm_job *jobs, int64_t njobs, int threads)
 {
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_gemm_jobs_f32_avx2(jobs, njobs, threads);
-#endif
-    return cnn_gemm_jobs_f32_ref(jobs, njobs, threads);
+    return cnn_plat()->gemm_jobs(jobs, njobs, threads);
 }
 
 double cnn_fma_peak_gflops(int threads)
 {
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX512)
-        return cnn_fma_peak_gflops_avx512(threads);
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_fma_peak_gflops_avx2(threads);
-#endif
-    (void)threads;
-    return 0.0;
+    double (*peak)(int) = cnn_plat()->fma_peak_gflops;
+    return peak ? peak(threads) : 0.0;
 }

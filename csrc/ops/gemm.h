@@ -62,7 +62,7 @@ int64_t cnn_gemm_packed_a_floats(int64_t m, int64_t k);  /* 0 on overflow */
 void cnn_gemm_pack_a(int trans_a, int64_t m, int64_t k, const float *a, int64_t lda,
                      float *dst);
 
-/* Run the jobs with a team of `threads`; dispatches on cnn_active_isa().
+/* Run the jobs with a team of `threads`, by the platform table's runner.
  * Arguments are trusted (drivers validated them); CNN_ERR_OOM when the pack
  * buffers cannot be allocated. */
 cnn_status cnn_gemm_jobs_f32(const cnn_gemm_job *jobs, int64_t njobs, int threads);

@@ -3,7 +3,7 @@
 #include "internal.h"
 #include "global_pool.h"
 
-static float sum_ref(const float *x, int64_t hw)
+float cnn_global_sum_ref(const float *x, int64_t hw)
 {
     double s = 0.0;
     for (int64_t i = 0; i < hw; i++)
@@ -11,7 +11,7 @@ static float sum_ref(const float *x, int64_t hw)
     return (float)s;
 }
 
-static float max_ref(const float *x, int64_t hw)
+float cnn_global_max_ref(const float *x, int64_t hw)
 {
     float m = x[0];
     for (int64_t i = 1; i < hw; i++)
@@ -36,24 +36,12 @@ cnn_status cnn_global_avg_pool_f32(int64_t nc, int64_t hw, const float *x,
     cnn_status st = global_validate(nc, hw, x, y);
     if (st != CNN_OK)
         return st;
-    int avx2 = 0;
-#if defined(__x86_64__)
-    avx2 = cnn_active_isa() >= CNN_ISA_AVX2;
-#endif
+    const cnn_plane_fn sum = cnn_plat()->global_sum;
     if (threads < 1)
         threads = 1;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t q = 0; q < nc; q++) {
-        float s;
-#if defined(__x86_64__)
-        if (avx2)
-            s = cnn_global_sum_avx2(x + q * hw, hw);
-        else
-#endif
-            s = sum_ref(x + q * hw, hw);
-        y[q] = s / (float)hw;
-    }
-    (void)avx2;
+    for (int64_t q = 0; q < nc; q++)
+        y[q] = sum(x + q * hw, hw) / (float)hw;
     return CNN_OK;
 }
 
@@ -63,21 +51,11 @@ cnn_status cnn_global_max_pool_f32(int64_t nc, int64_t hw, const float *x,
     cnn_status st = global_validate(nc, hw, x, y);
     if (st != CNN_OK)
         return st;
-    int avx2 = 0;
-#if defined(__x86_64__)
-    avx2 = cnn_active_isa() >= CNN_ISA_AVX2;
-#endif
+    const cnn_plane_fn max = cnn_plat()->global_max;
     if (threads < 1)
         threads = 1;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t q = 0; q < nc; q++) {
-#if defined(__x86_64__)
-        if (avx2)
-            y[q] = cnn_global_max_avx2(x + q * hw, hw);
-        else
-#endif
-            y[q] = max_ref(x + q * hw, hw);
-    }
-    (void)avx2;
+    for (int64_t q = 0; q < nc; q++)
+        y[q] = max(x + q * hw, hw);
     return CNN_OK;
 }

@@ -2,8 +2,9 @@
  * reference, and dispatch to the AVX2 path (dot products or the GEMM). */
 #include "conv2d.h"
 
-static void linear_ref(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
-                       const float *bias, cnn_epilogue ep, float *y, int threads)
+cnn_status cnn_linear_f32_ref(int64_t n, int64_t in, int64_t out, const float *x,
+                              const float *w, const float *bias, cnn_epilogue ep, float *y,
+                              int threads)
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t o = 0; o < out; o++) {
@@ -16,6 +17,7 @@ static void linear_ref(int64_t n, int64_t in, int64_t out, const float *x, const
             y[i * out + o] = cnn_act_scalar(&ep, s + (bias ? bias[o] : 0.f));
         }
     }
+    return CNN_OK;
 }
 
 cnn_status cnn_linear_f32(int64_t n, int64_t in, int64_t out, const float *x,
@@ -35,10 +37,5 @@ cnn_status cnn_linear_f32(int64_t n, int64_t in, int64_t out, const float *x,
         return CNN_ERR_SHAPE;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_linear_f32_avx2(n, in, out, x, w, bias, ep, y, threads);
-#endif
-    linear_ref(n, in, out, x, w, bias, ep, y, threads);
-    return CNN_OK;
+    return cnn_plat()->linear(n, in, out, x, w, bias, ep, y, threads);
 }

@@ -7,6 +7,7 @@
 
 #include "conv2d.h"
 #include "nchwc.h"
+#include "nchwc_rows.h"
 #include "winograd.h"
 
 #define B CNN_NCHWC
@@ -31,12 +32,13 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
     cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_nchw_to_nchwc_avx2(n, c, hw, x, y, threads);
-        return CNN_OK;
-    }
-#endif
+    cnn_plat()->nchw_to_nchwc(n, c, hw, x, y, threads);
+    return CNN_OK;
+}
+
+void cnn_nchw_to_nchwc_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads)
+{
     const int64_t cbs = cnn_nchwc_blocks(c);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * cbs; q++) {
@@ -48,7 +50,6 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
                 d[p * B + i] = ch < c ? x[(img * c + ch) * hw + p] : 0.f;
             }
     }
-    return CNN_OK;
 }
 
 cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
@@ -57,12 +58,13 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
     cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_nchwc_to_nchw_avx2(n, c, hw, x, y, threads);
-        return CNN_OK;
-    }
-#endif
+    cnn_plat()->nchwc_to_nchw(n, c, hw, x, y, threads);
+    return CNN_OK;
+}
+
+void cnn_nchwc_to_nchw_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads)
+{
     const int64_t cbs = cnn_nchwc_blocks(c);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t q = 0; q < n * cbs; q++) {
@@ -74,7 +76,6 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
                 d[p] = s[p * B + i];
         }
     }
-    return CNN_OK;
 }
 
 cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
@@ -83,13 +84,11 @@ cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_ma
     cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_global_pool_nchwc_avx2(n, c, hw, is_max, x, y, threads);
-        return CNN_OK;
-    }
-#endif
-    return CNN_ERR_UNSUPPORTED;
+    const cnn_nchwc_gpool_fn pool = cnn_plat()->nchwc_global_pool;
+    if (!pool)
+        return CNN_ERR_UNSUPPORTED;
+    pool(n, c, hw, is_max, x, y, threads);
+    return CNN_OK;
 }
 
 cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
@@ -98,13 +97,11 @@ cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
     cnn_status st = check_blocked(n, c, hw, x && s && y);
     if (st != CNN_OK)
         return st;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_nchwc_scale_avx2(n, c, hw, x, s, y, threads);
-        return CNN_OK;
-    }
-#endif
-    return CNN_ERR_UNSUPPORTED;
+    const cnn_nchwc_scale_fn scale = cnn_plat()->nchwc_scale;
+    if (!scale)
+        return CNN_ERR_UNSUPPORTED;
+    scale(n, c, hw, x, s, y, threads);
+    return CNN_OK;
 }
 
 cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,
@@ -119,13 +116,11 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
         ep = &none;
     if (!cnn_act_valid(ep))
         return CNN_ERR_ARG;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_nchwc_affine_avx2(n, c, hw, x, scale, shift, ep, y, threads < 1 ? 1 : threads);
-        return CNN_OK;
-    }
-#endif
-    return CNN_ERR_UNSUPPORTED;
+    const cnn_nchwc_affine_fn affine = cnn_plat()->nchwc_affine;
+    if (!affine)
+        return CNN_ERR_UNSUPPORTED;
+    affine(n, c, hw, x, scale, shift, ep, y, threads < 1 ? 1 : threads);
+    return CNN_OK;
 }
 
 /* Winograd beats the direct blocked kernel where the plain-layout
@@ -172,12 +167,9 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
                         (p->k / p->groups) % B == 0;
     if (!(p->groups == 1 || dw || grouped) || (in_nchw && p->groups != 1))
         return CNN_ERR_UNSUPPORTED;
-#if defined(__x86_64__)
-    if (cnn_active_isa() < CNN_ISA_AVX2)
+    const cnn_platform *plat = cnn_plat();
+    if (!plat->nchwc_pair_rows)
         return CNN_ERR_UNSUPPORTED;
-#else
-    return CNN_ERR_UNSUPPORTED;
-#endif
     /* the kernels index rows and taps in int64 without further checks */
     int64_t t;
     if (!cnn_mul_ok(p->h, p->w, &t) || !cnn_mul_ok(t, B, &t) || !cnn_mul_ok(p->oh, p->ow, &t) ||
@@ -196,10 +188,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     const int64_t taps = p->kh * p->kw;
     /* As the AVX-512 tiles read them, where a conv group's blocks form
      * whole pairs. */
-#if defined(__x86_64__)
-    pk->wpair = cnn_active_isa() >= CNN_ISA_AVX512 && !dw &&
-                (p->groups == 1 || (pk->ocb / p->groups) % 2 == 0);
-#endif
+    pk->wpair = plat->nchwc_wpair && !dw && (p->groups == 1 || (pk->ocb / p->groups) % 2 == 0);
     int64_t count;
     if (!cnn_mul_ok(pk->ocb + 1, dw ? 1 : pk->icb, &count) || !cnn_mul_ok(count, taps, &count) ||
         !cnn_mul_ok(count, (dw ? 1 : pk->cb) * B, &count)) {
@@ -312,12 +301,11 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     return run(pk, n, x, residual, y, pool, threads);
 }
 
-#if defined(__x86_64__)
-/* A pack made for AVX-512 run after cnn_set_isa lowered the level: its
- * weights copied back to the plain layout for the AVX2 kernels, each run
- * (only tests switch levels between packing and running). */
-static cnn_status run_unpaired(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                               const float *residual, float *y, int threads)
+/* A pack in block pairs run at a level whose kernels read single blocks
+ * (after cnn_set_isa lowered it): its weights copied back to the plain
+ * layout, each run (only tests switch levels between packing and running). */
+static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc *pk, int64_t n,
+                               const float *x, const float *residual, float *y, int threads)
 {
     cnn_conv2d_nchwc plain = *pk;
     plain.wpair = 0;
@@ -330,11 +318,11 @@ static cnn_status run_unpaired(const cnn_conv2d_nchwc *pk, int64_t n, const floa
                 for (int64_t ci = 0; ci < pk->cb; ci++)
                     memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, r, ci),
                            pk->w + cnn_nchwc_w_at(pk, ob, ib, r, ci), B * sizeof(float));
-    const cnn_status st = cnn_conv2d_nchwc_run_avx2(&plain, n, x, residual, y, NULL, threads);
+    const cnn_status st = cnn_nchwc_conv_drive(&plain, n, x, residual, y, threads,
+                                               plat->nchwc_pair_rows, NULL, plat->act_row);
     free(plain.w);
     return st;
 }
-#endif
 
 static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                       const float *residual, float *y, float *pool, int threads)
@@ -347,26 +335,22 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     if (!cnn_mul_ok(n, pk->ocb * pk->p.oh * pk->p.ow * B, &t) ||
         !cnn_mul_ok(n, pk->icb * (pk->depthwise ? 1 : pk->p.groups) * pk->cb * pk->p.h * pk->p.w, &t))
         return CNN_ERR_SHAPE;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        if (pk->wino) {
-            cnn_conv2d_params p = pk->p;
-            p.n = n;
-            if (cnn_active_isa() >= CNN_ISA_AVX512)
-                return cnn_winograd_nchwc_run_avx512(&p, pk->wino, x, pk->bias, residual, y,
-                                                     threads < 1 ? 1 : threads);
-            return cnn_winograd_nchwc_run_avx2(&p, pk->wino, x, pk->bias, residual, y,
-                                               threads < 1 ? 1 : threads);
-        }
-        if (cnn_active_isa() >= CNN_ISA_AVX512)
-            return cnn_conv2d_nchwc_run_avx512(pk, n, x, residual, y, pool,
-                                               threads < 1 ? 1 : threads);
-        if (pk->wpair)
-            return run_unpaired(pk, n, x, residual, y, threads < 1 ? 1 : threads);
-        return cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads < 1 ? 1 : threads);
+    const cnn_platform *plat = cnn_plat();
+    if (!plat->nchwc_pair_rows)
+        return CNN_ERR_UNSUPPORTED;
+    if (threads < 1)
+        threads = 1;
+    if (pk->wino) {
+        cnn_conv2d_params p = pk->p;
+        p.n = n;
+        return plat->winograd_nchwc(&p, pk->wino, x, pk->bias, residual, y, threads);
     }
-#endif
-    (void)residual;
-    (void)pool;
-    return CNN_ERR_UNSUPPORTED;
+    if (pk->depthwise)
+        return plat->nchwc_depthwise(pk, n, x, residual, y, pool, threads);
+    if (pool)
+        return CNN_ERR_UNSUPPORTED;
+    if (pk->wpair && !plat->nchwc_wpair)
+        return run_unpaired(plat, pk, n, x, residual, y, threads);
+    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
+                                plat->nchwc_wide_rows, plat->act_row);
 }

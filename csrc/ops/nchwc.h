@@ -45,15 +45,29 @@ static inline int64_t cnn_nchwc_w_count(const struct cnn_conv2d_nchwc *pk)
     return ocb * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC;
 }
 
+/* The portable reorders and channel gather (the scalar table's entries;
+ * arguments validated by their cnn_*_f32 callers). */
+void cnn_nchw_to_nchwc_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads);
+void cnn_nchwc_to_nchw_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                           int threads);
+void cnn_nchwc_gather_ref(int64_t n, int64_t hw, int count, const float *const *xs,
+                          const int64_t *cs, int64_t c_out, const int32_t *src_in,
+                          const int64_t *src_ch, float *y, int threads);
+
 #if defined(__x86_64__)
-/* pool: see cnn_conv2d_nchwc_run_pooled_f32 (depthwise only), or NULL */
-cnn_status cnn_conv2d_nchwc_run_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
-                                     const float *x, const float *residual, float *y,
-                                     float *pool, int threads);
-/* AVX-512 tiles for the non-depthwise convolutions (AVX2 for the rest) */
-cnn_status cnn_conv2d_nchwc_run_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
-                                       const float *x, const float *residual, float *y,
-                                       float *pool, int threads);
+/* Depthwise packs; pool: see cnn_conv2d_nchwc_run_pooled_f32, or NULL.
+ * AVX-512: block pairs for small stride-1 3x3/5x5 planes, AVX2 rows else. */
+cnn_status cnn_conv2d_nchwc_dw_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                    const float *x, const float *residual, float *y,
+                                    float *pool, int threads);
+cnn_status cnn_conv2d_nchwc_dw_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                      const float *x, const float *residual, float *y,
+                                      float *pool, int threads);
+/* The row kernels of the other convolutions (csrc/ops/nchwc_rows.h):
+ * output block pairs in ymm, and up to two pairs in zmm. */
+extern const struct cnn_nchwc_rows cnn_nchwc_pair_rows_avx2;
+extern const struct cnn_nchwc_rows cnn_nchwc_wide_rows_avx512;
 void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                             int threads);
 void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,

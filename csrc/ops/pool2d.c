@@ -52,8 +52,8 @@ static cnn_status pool_validate(const cnn_pool2d_params *p, const float *x,
     return CNN_OK;
 }
 
-static void max_pool2d_ref(const cnn_pool2d_params *p, const float *x, float *y,
-                           int threads)
+cnn_status cnn_max_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
+                                 int threads)
 {
     const int64_t nc = p->n * p->c, oh = p->oh, ow = p->ow, h = p->h, w = p->w;
     #pragma omp parallel for num_threads(threads) schedule(static)
@@ -78,10 +78,11 @@ static void max_pool2d_ref(const cnn_pool2d_params *p, const float *x, float *y,
             }
         }
     }
+    return CNN_OK;
 }
 
-static void avg_pool2d_ref(const cnn_pool2d_params *p, const float *x, float *y,
-                           int threads)
+cnn_status cnn_avg_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
+                                 int threads)
 {
     const int64_t nc = p->n * p->c, oh = p->oh, ow = p->ow, h = p->h, w = p->w;
     #pragma omp parallel for num_threads(threads) schedule(static)
@@ -108,6 +109,7 @@ static void avg_pool2d_ref(const cnn_pool2d_params *p, const float *x, float *y,
             }
         }
     }
+    return CNN_OK;
 }
 
 cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x,
@@ -118,12 +120,7 @@ cnn_status cnn_max_pool2d_f32(const cnn_pool2d_params *p, const float *x,
         return st;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_max_pool2d_f32_avx2(p, x, y, threads);
-#endif
-    max_pool2d_ref(p, x, y, threads);
-    return CNN_OK;
+    return cnn_plat()->max_pool2d(p, x, y, threads);
 }
 
 cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x,
@@ -134,12 +131,7 @@ cnn_status cnn_avg_pool2d_f32(const cnn_pool2d_params *p, const float *x,
         return st;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_avg_pool2d_f32_avx2(p, x, y, threads);
-#endif
-    avg_pool2d_ref(p, x, y, threads);
-    return CNN_OK;
+    return cnn_plat()->avg_pool2d(p, x, y, threads);
 }
 
 /* Blocked layout (csrc/x86/nchwc_avx2.c): validated here like the NCHW ones. */
@@ -149,11 +141,9 @@ cnn_status cnn_pool2d_nchwc_f32(const cnn_pool2d_params *p, int is_max, const fl
     cnn_status st = pool_validate(p, x, y);
     if (st != CNN_OK)
         return st;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2) {
-        cnn_pool2d_nchwc_avx2(p, is_max, x, y, threads < 1 ? 1 : threads);
-        return CNN_OK;
-    }
-#endif
-    return CNN_ERR_UNSUPPORTED;
+    const cnn_nchwc_pool2d_fn pool = cnn_plat()->nchwc_pool2d;
+    if (!pool)
+        return CNN_ERR_UNSUPPORTED;
+    pool(p, is_max, x, y, threads < 1 ? 1 : threads);
+    return CNN_OK;
 }

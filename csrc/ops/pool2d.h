@@ -33,6 +33,11 @@ static inline int64_t cnn_pool_count(int64_t a, int64_t k, int64_t d,
     return j1 > j0 ? j1 - j0 : 0;
 }
 
+/* The scalar loops (oracles); validated arguments, threads >= 1. */
+cnn_status cnn_max_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
+                                  int threads);
+cnn_status cnn_avg_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
+                                  int threads);
 cnn_status cnn_max_pool2d_f32_avx2(const cnn_pool2d_params *p, const float *x,
                                    float *y, int threads);
 cnn_status cnn_avg_pool2d_f32_avx2(const cnn_pool2d_params *p, const float *x,

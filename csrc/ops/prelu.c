@@ -17,11 +17,7 @@ cnn_status cnn_prelu_f32(int64_t n, int64_t c, int64_t hw, const float *x,
         return CNN_OK;
     if (!x || !slope || !y)
         return CNN_ERR_ARG;
-    void (*row)(const float *, float *, int64_t, float) = cnn_prelu_row_ref;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        row = cnn_prelu_row_avx2;
-#endif
+    const cnn_prelu_row_fn row = cnn_plat()->prelu_row;
     /* work item = one chunk of one (n, c) row; rows*chunks <= count, no overflow */
     const int64_t per_row = (hw + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;
     const int64_t items = rows * per_row;

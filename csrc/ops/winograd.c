@@ -59,7 +59,8 @@ static cnn_status wino_check(const cnn_conv2d_params *p)
 
 int cnn_winograd_eligible(const cnn_conv2d_params *p)
 {
-    if (!p || cnn_active_isa() < CNN_ISA_AVX2)
+    /* measured against im2col + packed GEMM: only where that path exists */
+    if (!p || !cnn_plat()->conv2d_gemm)
         return 0;
     if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
         p->groups != 1)
@@ -290,9 +291,5 @@ cnn_status cnn_winograd_run_f32(const cnn_conv2d_params *p, const float *packed,
         return CNN_ERR_ARG;
     if (threads < 1)
         threads = 1;
-#if defined(__x86_64__)
-    if (cnn_active_isa() >= CNN_ISA_AVX2)
-        return cnn_winograd_run_f32_avx2(p, packed, x, bias, residual, y, threads);
-#endif
-    return cnn_winograd_run_f32_ref(p, packed, x, bias, residual, y, threads);
+    return cnn_plat()->winograd(p, packed, x, bias, residual, y, threads);
 }

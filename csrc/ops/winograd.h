@@ -38,7 +38,7 @@ cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w,
 
 /* y = act(conv(x, w) + bias + residual) with the packed filter of the same
  * K and C; any n, h, w and padding (asymmetric included). bias (K) and
- * residual (N,K,OH,OW) may be NULL. Dispatches on cnn_active_isa(). */
+ * residual (N,K,OH,OW) may be NULL. Runs the platform table's kernel. */
 cnn_status cnn_winograd_run_f32(const cnn_conv2d_params *p, const float *packed,
                                 const float *x, const float *bias,
                                 const float *residual, float *y, int threads);

@@ -11,7 +11,7 @@
  *   pc: K in KC blocks; pack B       (B micro-panels KC x 16, 16 KiB: L1)
  *   ic: M in MC-row blocks; pack A   (A block MC x KC, 144 KiB: L2)
  *   jr, ir: 6x16 micro-kernel, 12 ymm accumulators, 2 B loads and 6
- *           broadcasts per k.
+ *           broadcasts per k (cnn_gemm_f32_avx2_6x16, gemm_kernel_avx2.h).
  * The epilogue (alpha/beta, bias, residual, ReLU/Clip) is applied in
  * registers when the tile is stored for the last K block; other activations
  * run per row of the finished MC x NC block (cnn_act_inplace, still in L2).
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../ops/gemm.h"
+#include "gemm_kernel_avx2.h"
 #include "vmath_avx2.h"
 
 #define MR CNN_GEMM_MR
@@ -106,31 +107,7 @@ static void store_edge(const tile_store *s, const float *acc, int64_t mr, int64_
 static void micro_6x16(int64_t kc, const float *restrict a, const float *restrict b,
                        float *c, int64_t ldc, int64_t mr, int64_t nr, const tile_store *s)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 av;
-        av = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-        a += MR;
-        b += NR;
-    }
+    const cnn_acc_6x16 t = cnn_gemm_f32_avx2_6x16(kc, a, b, NR);
     /* Full-width tiles store in registers whatever mr is: the row tail of
      * M % 6 (M = 16, 32, 40, 80, 112, ... in MobileNet/EfficientNet: up to
      * a quarter of a conv's outputs) must not fall to the scalar path. */
@@ -148,66 +125,31 @@ static void micro_6x16(int64_t kc, const float *restrict a, const float *restric
             _mm256_storeu_ps(cr + 8, store_one(s, x1, cr + 8, br, bc ? bc + 8 : NULL, \
                                                rr ? rr + 8 : NULL));                \
         } while (0)
-        ROW(0, c00, c01);
-        if (mr > 1) ROW(1, c10, c11);
-        if (mr > 2) ROW(2, c20, c21);
-        if (mr > 3) ROW(3, c30, c31);
-        if (mr > 4) ROW(4, c40, c41);
-        if (mr > 5) ROW(5, c50, c51);
+        ROW(0, t.c00, t.c01);
+        if (mr > 1) ROW(1, t.c10, t.c11);
+        if (mr > 2) ROW(2, t.c20, t.c21);
+        if (mr > 3) ROW(3, t.c30, t.c31);
+        if (mr > 4) ROW(4, t.c40, t.c41);
+        if (mr > 5) ROW(5, t.c50, t.c51);
 #undef ROW
         return;
     }
     float acc[MR * NR] __attribute__((aligned(32)));
-    _mm256_store_ps(acc + 0, c00);  _mm256_store_ps(acc + 8, c01);
-    _mm256_store_ps(acc + 16, c10); _mm256_store_ps(acc + 24, c11);
-    _mm256_store_ps(acc + 32, c20); _mm256_store_ps(acc + 40, c21);
-    _mm256_store_ps(acc + 48, c30); _mm256_store_ps(acc + 56, c31);
-    _mm256_store_ps(acc + 64, c40); _mm256_store_ps(acc + 72, c41);
-    _mm256_store_ps(acc + 80, c50); _mm256_store_ps(acc + 88, c51);
+    _mm256_store_ps(acc + 0, t.c00);  _mm256_store_ps(acc + 8, t.c01);
+    _mm256_store_ps(acc + 16, t.c10); _mm256_store_ps(acc + 24, t.c11);
+    _mm256_store_ps(acc + 32, t.c20); _mm256_store_ps(acc + 40, t.c21);
+    _mm256_store_ps(acc + 48, t.c30); _mm256_store_ps(acc + 56, t.c31);
+    _mm256_store_ps(acc + 64, t.c40); _mm256_store_ps(acc + 72, t.c41);
+    _mm256_store_ps(acc + 80, t.c50); _mm256_store_ps(acc + 88, t.c51);
     store_edge(s, acc, mr, nr, c, ldc);
 }
 
 /* Narrow tail: C tile (mr x nr, nr <= 8) from the same packed panels (only
- * the first 8 columns of the B panel are read). Half the FMAs of the 6x16
- * kernel, so a tail panel with 1-8 columns (N = 49 = 3*16 + 1, 196 = 12*16
- * + 4 in late 1x1/3x3 convs) costs half a panel. Even and odd k go to two
- * accumulator sets so 12 FMA chains hide the FMA latency. The idea of
- * narrower tail kernels for the N remainder is MLAS's (SgemmKernelFma3:
- * 16-, 8- and masked-column variants of the same row loop). */
+ * the first 8 columns of the B panel are read). */
 static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict b,
                       float *c, int64_t ldc, int64_t mr, int64_t nr, const tile_store *s)
 {
-    __m256 x0 = _mm256_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0;
-    __m256 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0;
-    int64_t k = 0;
-    for (; k + 2 <= kc; k += 2) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + NR);
-        x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, x0);
-        x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, x1);
-        x2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, x2);
-        x3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, x3);
-        x4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, x4);
-        x5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, x5);
-        y0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), b1, y0);
-        y1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), b1, y1);
-        y2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8), b1, y2);
-        y3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 9), b1, y3);
-        y4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 10), b1, y4);
-        y5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 11), b1, y5);
-        a += 2 * MR;
-        b += 2 * NR;
-    }
-    if (k < kc) {
-        __m256 b0 = _mm256_load_ps(b);
-        x0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, x0);
-        x1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, x1);
-        x2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, x2);
-        x3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, x3);
-        x4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, x4);
-        x5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, x5);
-    }
-    x0 = _mm256_add_ps(x0, y0); x1 = _mm256_add_ps(x1, y1); x2 = _mm256_add_ps(x2, y2);
-    x3 = _mm256_add_ps(x3, y3); x4 = _mm256_add_ps(x4, y4); x5 = _mm256_add_ps(x5, y5);
+    const cnn_acc_6x8 t = cnn_gemm_f32_avx2_6x8(kc, a, b, NR);
     if (nr == 8) {
         __m256 br = _mm256_setzero_ps();
         const float *bc = s->last ? s->bias_col : NULL;
@@ -220,19 +162,19 @@ static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict
                 br = _mm256_set1_ps(s->bias_row[r]);                                \
             _mm256_storeu_ps(cr, store_one(s, x0, cr, br, bc, rr));                 \
         } while (0)
-        ROW(0, x0);
-        if (mr > 1) ROW(1, x1);
-        if (mr > 2) ROW(2, x2);
-        if (mr > 3) ROW(3, x3);
-        if (mr > 4) ROW(4, x4);
-        if (mr > 5) ROW(5, x5);
+        ROW(0, t.c0);
+        if (mr > 1) ROW(1, t.c1);
+        if (mr > 2) ROW(2, t.c2);
+        if (mr > 3) ROW(3, t.c3);
+        if (mr > 4) ROW(4, t.c4);
+        if (mr > 5) ROW(5, t.c5);
 #undef ROW
         return;
     }
     float acc[MR * NR] __attribute__((aligned(32)));
-    _mm256_store_ps(acc + 0, x0);  _mm256_store_ps(acc + 16, x1);
-    _mm256_store_ps(acc + 32, x2); _mm256_store_ps(acc + 48, x3);
-    _mm256_store_ps(acc + 64, x4); _mm256_store_ps(acc + 80, x5);
+    _mm256_store_ps(acc + 0, t.c0);  _mm256_store_ps(acc + 16, t.c1);
+    _mm256_store_ps(acc + 32, t.c2); _mm256_store_ps(acc + 48, t.c3);
+    _mm256_store_ps(acc + 64, t.c4); _mm256_store_ps(acc + 80, t.c5);
     store_edge(s, acc, mr, nr, c, ldc);
 }
 

@@ -15,8 +15,8 @@
  * two 8-float halves instead took an insert per pair and channel on port
  * 5, which the FMAs share (256->64 @56 1x1: 0.63 -> 0.58 ms without).
  *
- * Only the tiles are here: the driver (cnn_nchwc_conv_drive) hands a unit's
- * blocks to these kernels up to 4 at a time. Small stride-1 depthwise
+ * Only the tiles are here: the portable driver (csrc/ops/nchwc_drive.c)
+ * hands a unit's blocks to these kernels up to 4 at a time. Small stride-1 depthwise
  * convolutions run on block pairs too (dwp_run); the others stay AVX2.
  */
 #if defined(__x86_64__)
@@ -406,7 +406,7 @@ DEFINE_ROW(row_c1_s2_b4, 4, 1, 0, 2)
  * accumulators (1219 zmm stack accesses in the stride-1 row; 3x3 s1
  * 128->128 @56: 118 -> 138 GFLOP/s without). */
 #define BLOCKS(NAME) {NAME##_b2, NAME##_b2, NAME##_b4, NAME##_b4}
-static const cnn_nchwc_rows wide_rows = {
+const cnn_nchwc_rows cnn_nchwc_wide_rows_avx512 = {
     .row = {
         [CNN_ROW_C8] = BLOCKS(row_c8),
         [CNN_ROW_C8_K1S2] = BLOCKS(row_c8_k1s2),
@@ -633,16 +633,11 @@ static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     return CNN_OK;
 }
 
-cnn_status cnn_conv2d_nchwc_run_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                                       const float *residual, float *y, float *pool,
-                                       int threads)
+cnn_status cnn_conv2d_nchwc_dw_avx512(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                      const float *residual, float *y, float *pool, int threads)
 {
-    if (pk->depthwise)
-        return dwp_fits(&pk->p) ? dwp_run(pk, n, x, residual, y, pool, threads)
-                                : cnn_conv2d_nchwc_run_avx2(pk, n, x, residual, y, pool, threads);
-    if (pool)
-        return CNN_ERR_UNSUPPORTED;
-    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, &wide_rows);
+    return dwp_fits(&pk->p) ? dwp_run(pk, n, x, residual, y, pool, threads)
+                            : cnn_conv2d_nchwc_dw_avx2(pk, n, x, residual, y, pool, threads);
 }
 
 #endif

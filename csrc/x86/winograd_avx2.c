@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../ops/winograd.h"
+#include "gemm_kernel_avx2.h"
 #include "vmath_avx2.h"
 #include "winograd_avx2.h"
 
@@ -196,67 +197,30 @@ static void output_tiles(const cnn_conv2d_params *p, const float *m, int64_t mst
 
 /* ------------------------------------------------------------- the GEMMs */
 
-/* M (6 x 16) = A panel (kc x 6, packed) * B (kc rows of ldb, 16 wide):
- * 12 named accumulators (an array would be kept in memory by GCC). */
+/* M (6 x 16) = A panel (kc x 6, packed) * B (kc rows of ldb, 16 wide). */
 static void micro_6x16(int64_t kc, const float *restrict a, const float *restrict b,
                        int64_t ldb, float *restrict c, int64_t ldc)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
-        av = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-        a += 6;
-        b += ldb;
-    }
-    _mm256_storeu_ps(c, c00); _mm256_storeu_ps(c + 8, c01); c += ldc;
-    _mm256_storeu_ps(c, c10); _mm256_storeu_ps(c + 8, c11); c += ldc;
-    _mm256_storeu_ps(c, c20); _mm256_storeu_ps(c + 8, c21); c += ldc;
-    _mm256_storeu_ps(c, c30); _mm256_storeu_ps(c + 8, c31); c += ldc;
-    _mm256_storeu_ps(c, c40); _mm256_storeu_ps(c + 8, c41); c += ldc;
-    _mm256_storeu_ps(c, c50); _mm256_storeu_ps(c + 8, c51);
+    const cnn_acc_6x16 t = cnn_gemm_f32_avx2_6x16(kc, a, b, ldb);
+    _mm256_storeu_ps(c, t.c00); _mm256_storeu_ps(c + 8, t.c01); c += ldc;
+    _mm256_storeu_ps(c, t.c10); _mm256_storeu_ps(c + 8, t.c11); c += ldc;
+    _mm256_storeu_ps(c, t.c20); _mm256_storeu_ps(c + 8, t.c21); c += ldc;
+    _mm256_storeu_ps(c, t.c30); _mm256_storeu_ps(c + 8, t.c31); c += ldc;
+    _mm256_storeu_ps(c, t.c40); _mm256_storeu_ps(c + 8, t.c41); c += ldc;
+    _mm256_storeu_ps(c, t.c50); _mm256_storeu_ps(c + 8, t.c51);
 }
 
 /* The same, 8 wide (tile tails). */
 static void micro_6x8(int64_t kc, const float *restrict a, const float *restrict b,
                       int64_t ldb, float *restrict c, int64_t ldc)
 {
-    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps();
-    __m256 c3 = _mm256_setzero_ps(), c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(b);
-        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
-        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
-        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
-        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
-        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
-        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
-        a += 6;
-        b += ldb;
-    }
-    _mm256_storeu_ps(c, c0); c += ldc;
-    _mm256_storeu_ps(c, c1); c += ldc;
-    _mm256_storeu_ps(c, c2); c += ldc;
-    _mm256_storeu_ps(c, c3); c += ldc;
-    _mm256_storeu_ps(c, c4); c += ldc;
-    _mm256_storeu_ps(c, c5);
+    const cnn_acc_6x8 t = cnn_gemm_f32_avx2_6x8(kc, a, b, ldb);
+    _mm256_storeu_ps(c, t.c0); c += ldc;
+    _mm256_storeu_ps(c, t.c1); c += ldc;
+    _mm256_storeu_ps(c, t.c2); c += ldc;
+    _mm256_storeu_ps(c, t.c3); c += ldc;
+    _mm256_storeu_ps(c, t.c4); c += ldc;
+    _mm256_storeu_ps(c, t.c5);
 }
 
 /* ---------------------------------------------------------------- driver */

@@ -1,0 +1,409 @@
+/* The blocked (NCHW8c) convolution driver, portable: it cuts the output
+ * into units of (image, output row, pixel chunk, group of output block
+ * pairs), shares them statically among the threads, and runs each unit
+ * with the row kernels of the active platform (csrc/ops/nchwc_rows.h),
+ * the widest that fits its blocks. Depthwise and Winograd packs have their
+ * own drivers. The measurements behind each choice are in the commit
+ * history (git log -S on the function's name).
+ */
+#include <string.h>
+
+#include "nchwc_rows.h"
+
+#define B CNN_NCHWC
+
+/* A table's kernel for b + 1 blocks of a conv of the given shape (0: flat
+ * 1x1, 1: span rows, 2: rows of the kind), or NULL. */
+static const void *table_kernel(const cnn_nchwc_rows *t, int shape, int s2, int kind, int b)
+{
+    return shape == 0 ? (const void *)t->pw[b]
+           : shape == 1 ? (const void *)t->span[s2][b]
+                        : (const void *)t->row[kind][b];
+}
+
+/* The row kernel kind for p: stems (cb = 1) and the common square kernels
+ * get the stride, and for 3x3 the taps, fixed at compile time. */
+static int pick_rows(const cnn_conv2d_params *p, int64_t cb)
+{
+    const int sq = p->kh == p->kw && p->dh == 1 && p->dw == 1 && p->sh == p->sw;
+    if (cb == 1)
+        return p->sw != 2 ? CNN_ROW_C1 : sq && p->kh == 3 ? CNN_ROW_C1_K3S2 : CNN_ROW_C1_S2;
+    if (sq && p->kh == 1 && p->sw == 2)
+        return CNN_ROW_C8_K1S2;
+    if (sq && p->kh == 3 && p->sw == 1)
+        return CNN_ROW_C8_K3S1;
+    if (sq && p->kh == 3 && p->sw == 2)
+        return CNN_ROW_C8_K3S2;
+    return CNN_ROW_C8;
+}
+
+/* x (planes, h, w, cb) -> dst (planes, h + pt + pb, w + pl + pr, cb), zeros
+ * around: on the copy every output pixel is an interior one (a border
+ * pixel otherwise runs alone, 2 FMA chains instead of 12). */
+static void pad_planes(const float *x, int64_t planes, int64_t h, int64_t w, int64_t cb,
+                       int64_t pt, int64_t pb, int64_t pl, int64_t pr, float *dst, int threads)
+{
+    const int64_t hp = h + pt + pb, wp = w + pl + pr, rows = planes * hp;
+    if (threads > rows) threads = (int)rows;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < rows; q++) {
+        const int64_t plane = q / hp, yy = q % hp;
+        float *d = dst + q * wp * cb;
+        if (yy < pt || yy >= pt + h) {
+            memset(d, 0, (size_t)(wp * cb) * sizeof(float));
+            continue;
+        }
+        memset(d, 0, (size_t)(pl * cb) * sizeof(float));
+        memcpy(d + pl * cb, x + (plane * h + yy - pt) * w * cb, (size_t)(w * cb) * sizeof(float));
+        memset(d + (pl + w) * cb, 0, (size_t)(pr * cb) * sizeof(float));
+    }
+}
+
+/* A zero-padded copy of the input (pad_planes), or NULL: no padding, or
+ * the allocation refused (the kernels then clip border taps themselves). */
+static float *padded_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
+                           int64_t cb, int threads)
+{
+    if (!(p->pt | p->pb | p->pl | p->pr))
+        return NULL;
+    int64_t hp = p->h + p->pt + p->pb, wp = p->w + p->pl + p->pr, t;
+    if (!cnn_mul_ok(planes, hp, &t) || !cnn_mul_ok(t, wp, &t) || !cnn_mul_ok(t, cb, &t))
+        return NULL;
+    float *d = cnn_alloc_floats(t);
+    if (d)
+        pad_planes(x, planes, p->h, p->w, cb, p->pt, p->pb, p->pl, p->pr, d, threads);
+    return d;
+}
+
+/* The pixels a strided 1x1 conv without padding reads, packed densely
+ * (planes, oh, ow, 8), or NULL: read in place, they are half of each cache
+ * line, once per group of output blocks; the copy runs as a flat 1x1. */
+static float *subsampled_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
+                               int threads)
+{
+    int64_t t;
+    if (!cnn_mul_ok(planes, p->oh, &t) || !cnn_mul_ok(t, p->ow, &t) || !cnn_mul_ok(t, B, &t))
+        return NULL;
+    float *d = cnn_alloc_floats(t);
+    if (!d)
+        return NULL;
+    const int64_t rows = planes * p->oh;
+    if (threads > rows) threads = (int)rows;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t q = 0; q < rows; q++) {
+        const int64_t plane = q / p->oh, oy = q % p->oh;
+        const float *s = x + (plane * p->h + oy * p->sh) * p->w * B;
+        float *o = d + q * p->ow * B;
+        for (int64_t ox = 0; ox < p->ow; ox++)
+            memcpy(o + ox * B, s + ox * p->sw * B, B * sizeof(float));
+    }
+    return d;
+}
+
+/* One call's plan: the geometry the kernels see, the unit split, the kernels. */
+typedef struct plan {
+    cnn_conv2d_params p;    /* pk->p with the geometry of the input read (a copy's) */
+    const float *x;         /* the input read */
+    float *xcopy;           /* the padded or subsampled copy to free, or NULL */
+    int64_t in_blocks;      /* input block planes per image */
+    int64_t h, w, oh, ow;   /* as the kernels see them: a flat 1x1 or span conv is one row */
+    int64_t span_ow;        /* a span conv's real output width */
+    int flat, span, passes, pf_next, gfast, wide, shape, kind, threads;
+    int64_t wob;            /* floats per output block of packed weights */
+    int64_t gblocks, gpairs, pairs;   /* blocks and pairs per conv group; pairs in all */
+    int64_t chunk, nchunks; /* output pixels per unit; units per row */
+    int64_t gp, groups;     /* pairs per unit; units per (image, row, chunk) */
+    int64_t units;
+    int64_t in_lo, in_hi;   /* interior output columns: every tap kx inside [0, w) */
+    const void *fns[4];     /* the kernels for 1..4 blocks */
+} plan;
+
+/* The first output block of pair q: pairs never straddle two conv groups. */
+static inline int64_t pair_block(const plan *pl, int64_t q)
+{
+    return q / pl->gpairs * pl->gblocks + 2 * (q % pl->gpairs);
+}
+
+/* The input the kernels read: a zero-padded copy (except for a stem, whose
+ * cold RGB input costs more to copy than its border pixels, and a wide
+ * strided row, whose copy is 4x its output), or the pixels a strided 1x1
+ * reads; pl->p takes the copy's geometry. */
+static void plan_input(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                       const cnn_nchwc_rows *wide, int threads)
+{
+    cnn_conv2d_params *p = &pl->p;
+    const int64_t cb = pk->cb;
+    *p = pk->p;
+    pl->in_blocks = pk->icb * p->groups;
+    const int strided_wide = wide && p->sw == 2 && p->ow >= 28;
+    float *xc = cb == B && !strided_wide ? padded_input(p, x, n * pl->in_blocks, cb, threads)
+                                         : NULL;
+    if (!xc && cb == B && p->kh == 1 && p->kw == 1 && (p->sh > 1 || p->sw > 1) &&
+        (xc = subsampled_input(p, x, n * pl->in_blocks, threads)) != NULL) {
+        p->h = p->oh;
+        p->w = p->ow;
+        p->sh = p->sw = 1;
+    } else if (xc) {
+        p->h += p->pt + p->pb;
+        p->w += p->pl + p->pr;
+        p->pt = p->pb = p->pl = p->pr = 0;
+    }
+    pl->x = xc ? xc : x;
+    pl->xcopy = xc;
+}
+
+/* The row shape: a flat 1x1 (stride 1, no padding) as one row of h*w
+ * pixels, small 3x3 planes as one raster row of tiles that may span rows;
+ * the wide 1x1 kernels' input passes and next-tile prefetch. */
+static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const float *residual,
+                       const float *y)
+{
+    const cnn_conv2d_params *p = &pl->p;
+    const int64_t cb = pk->cb;
+    pl->h = p->h, pl->w = p->w, pl->oh = p->oh, pl->ow = p->ow;
+    pl->flat = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->pt == 0 &&
+               p->pl == 0 && p->pb == 0 && p->pr == 0;
+    if (pl->flat) {
+        pl->w = pl->ow = pl->h * pl->w;
+        pl->h = pl->oh = 1;
+    }
+    /* passes of 16 input blocks keep partial sums in y: not where y is the
+     * residual read at the end */
+    const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
+    pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
+                 !(residual && residual < y + ysize && y < residual + ysize);
+    /* an input over 512 KiB comes from L3: prefetch the next tile's */
+    pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
+    pl->span_ow = pl->ow;
+    pl->span = cb == B && pl->ow < 12 && pl->oh > 1 && p->kh == 3 && p->kw == 3 && p->dh == 1 &&
+               p->dw == 1 && p->sh == p->sw && (p->sw == 1 || p->sw == 2) &&
+               !(p->pt | p->pl | p->pb | p->pr);
+    if (pl->span) {
+        pl->ow = pl->oh * pl->ow;
+        pl->oh = 1;
+    }
+    pl->wob = pk->icb * p->kh * p->kw * cb * B;
+    pl->gblocks = pk->ocb / p->groups;
+    pl->gpairs = (pl->gblocks + 1) / 2;
+    pl->pairs = pl->gpairs * p->groups;
+}
+
+/* Pixels per unit: the tile's input around 32 KiB (L1) while the unit's
+ * pairs sweep it; one chunk where the weights overflow L2 and the row's
+ * input (up to 1 MiB) fits it, so they stream from L3 once; 256 with
+ * passes (the weights stay in L1, partial sums 32 KiB). */
+static void plan_chunks(plan *pl, const cnn_conv2d_nchwc *pk)
+{
+    const int64_t ow = pl->ow, per_px = pk->icb * pk->cb * pl->p.kh;
+    int64_t chunk = 8192 / (per_px > 0 ? per_px : 1);
+    chunk = chunk < 24 ? 24 : (chunk > 2048 ? 2048 : chunk);
+    if (pk->ocb * pl->wob > 65536 && per_px * ow <= 262144)
+        chunk = ow;
+    if (pl->passes)
+        chunk = 256;
+    int64_t nchunks = (ow + chunk - 1) / chunk;
+    chunk = (ow + nchunks - 1) / nchunks;
+    /* the pairs' tiles are 6 pixels; the wide kernels split any chunk evenly */
+    if (!pl->wide)
+        chunk = (chunk + 5) / 6 * 6;
+    pl->chunk = chunk;
+    pl->nchunks = (ow + chunk - 1) / chunk;
+}
+
+/* Pairs per unit, in sets of what one kernel call takes (wide: 2): their
+ * weights about 128 KiB (L2), fewer while that leaves under 4 units a
+ * thread, and groups of equal size (the static split gives each thread
+ * as many units). */
+static void plan_groups(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads)
+{
+    const int64_t st = pl->wide ? 2 : 1, sets = (pl->pairs + st - 1) / st;
+    int64_t gs = (128 * 1024 / 4) / (2 * st * pl->wob);
+    gs = gs < 1 ? 1 : (gs > sets ? sets : gs);
+    while (gs > 1 && n * ((sets + gs - 1) / gs) * pl->oh * pl->nchunks < 4 * (int64_t)threads)
+        gs = (gs + 1) / 2;
+    while (gs > 1 && sets % gs)
+        gs--;
+    /* a wide 1x1 whose input fits L2, without passes: the threads split its
+     * pixels, each running every set (sets vary fastest), as MLAS does */
+    pl->gfast = 0;
+    if (pl->wide && pl->flat && pk->cb == B && !pl->passes && pl->in_blocks * pl->ow * B <= 262144) {
+        gs = 1;
+        pl->gfast = 1;
+        pl->chunk = (pl->ow + threads - 1) / threads;
+        pl->nchunks = (pl->ow + pl->chunk - 1) / pl->chunk;
+    }
+    pl->gp = gs * st;
+    pl->groups = (pl->pairs + pl->gp - 1) / pl->gp;
+    /* with passes, a unit count the threads divide */
+    if (pl->passes && pl->ow > 1) {
+        int64_t nc = pl->nchunks;
+        while (nc < pl->nchunks + threads && nc < pl->ow && (n * pl->groups * pl->oh * nc) % threads)
+            nc++;
+        if ((n * pl->groups * pl->oh * nc) % threads == 0) {
+            pl->chunk = (pl->ow + nc - 1) / nc;
+            pl->nchunks = (pl->ow + pl->chunk - 1) / pl->chunk;
+        }
+    }
+    pl->units = n * pl->groups * pl->oh * pl->nchunks;
+}
+
+/* The kernels for 1..4 blocks, wide's where it has them, and the interior
+ * output columns (every tap kx inside [0, w)). */
+static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_rows *pairs,
+                         const cnn_nchwc_rows *wide)
+{
+    const cnn_conv2d_params *p = &pl->p;
+    pl->kind = pick_rows(p, pk->cb);
+    pl->shape = pl->flat && pk->cb == B ? 0 : pl->span ? 1 : 2;
+    for (int b = 0; b < 4; b++) {
+        pl->fns[b] = wide ? table_kernel(wide, pl->shape, p->sw == 2, pl->kind, b) : NULL;
+        if (!pl->fns[b] && b < 2)
+            pl->fns[b] = table_kernel(pairs, pl->shape, p->sw == 2, pl->kind, b);
+    }
+    int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
+    int64_t last = pl->w - 1 + p->pl - (p->kw - 1) * p->dw;
+    int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
+    if (in_hi > pl->ow) in_hi = pl->ow;
+    if (in_lo > in_hi) in_lo = in_hi;
+    pl->in_lo = in_lo;
+    pl->in_hi = in_hi;
+}
+
+/* The weights the call on pairs [pr, nxt) of a unit prefetches into L2 for
+ * the next call. Rows: the thread's next units are this group's other
+ * rows, then the next group, so each row's last call takes 1/oh of the
+ * next group's weights; flat and span: the next call's (up to 4) blocks. */
+static void unit_prefetch(const plan *pl, const cnn_conv2d_nchwc *pk, crow *r, int64_t pr_end,
+                          int64_t nxt, int64_t ck, int64_t oy)
+{
+    const int64_t pairs = pl->pairs, wob = pl->wob;
+    r->pf = NULL;
+    if (ck != 0)
+        return;
+    if (pl->shape == 2) {
+        if (nxt == pr_end && pr_end < pairs) {
+            const int64_t nend = pr_end + pl->gp < pairs ? pr_end + pl->gp : pairs;
+            const int64_t b0 = pair_block(pl, pr_end);
+            const int64_t b1 = nend < pairs ? pair_block(pl, nend) : pk->ocb;
+            const int64_t bytes = (b1 - b0) * wob * (int64_t)sizeof(float);
+            const int64_t share = ((bytes + pl->oh - 1) / pl->oh + 63) & ~(int64_t)63;
+            if (oy * share < bytes) {
+                r->pf = (const char *)(pk->w + b0 * wob) + oy * share;
+                r->pf_bytes = bytes - oy * share < share ? bytes - oy * share : share;
+            }
+        }
+    } else if (nxt < pairs) {
+        const int64_t ncg = nxt / pl->gpairs, nob = pair_block(pl, nxt);
+        int64_t nnb = ncg * pl->gblocks + pl->gblocks - nob;
+        if (nnb > (pl->wide ? 4 : 2))
+            nnb = pl->wide ? 4 : 2;
+        r->pf = (const char *)(pk->w + nob * wob);
+        r->pf_bytes = nnb * wob * (int64_t)sizeof(float);
+    }
+}
+
+/* The row descriptor of output row oy of an image, before its blocks. */
+static void unit_row(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t oy, crow *r)
+{
+    const cnn_conv2d_params *p = &pl->p;
+    r->xplane = pl->h * pl->w * pk->cb;
+    r->xrow = pl->w * pk->cb;
+    r->icb = pk->icb;
+    r->ibatch = pl->passes ? 16 : pk->icb;
+    r->pf_next = pl->pf_next;
+    r->kh = p->kh; r->kw = p->kw; r->sw = p->sw; r->dh = p->dh; r->dw = p->dw;
+    r->iy0 = oy * p->sh - p->pt;
+    r->ky0 = 0;
+    r->ky1 = p->kh;
+    while (r->ky0 < r->ky1 && r->iy0 + r->ky0 * p->dh < 0) r->ky0++;
+    while (r->ky1 > r->ky0 && r->iy0 + (r->ky1 - 1) * p->dh >= pl->h) r->ky1--;
+    r->wob = pl->wob;
+    r->yplane = pl->oh * pl->ow * B;
+    r->ep = &p->ep;
+}
+
+/* Unit u: its pairs up to 4 blocks a call (the most its conv group and
+ * the kernels take), then the exp-based activations over what it stored. */
+static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, const float *residual,
+                     float *y, cnn_act_row_fn act)
+{
+    const cnn_conv2d_params *p = &pl->p;
+    int64_t q = u, ck, oy, g, img;
+    if (pl->gfast) {
+        g = q % pl->groups; q /= pl->groups;
+        ck = q % pl->nchunks; q /= pl->nchunks;
+        oy = q % pl->oh; img = q / pl->oh;
+    } else {
+        ck = q % pl->nchunks; q /= pl->nchunks;
+        oy = q % pl->oh; q /= pl->oh;
+        g = q % pl->groups;
+        img = q / pl->groups;
+    }
+    const int64_t x0 = ck * pl->chunk, x1 = x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow;
+    const int64_t xplane = pl->h * pl->w * pk->cb, yplane = pl->oh * pl->ow * B;
+    const float *ximg = pl->x + img * pl->in_blocks * xplane;
+    crow r;
+    unit_row(pl, pk, oy, &r);
+    const int64_t pr_end = (g + 1) * pl->gp < pl->pairs ? (g + 1) * pl->gp : pl->pairs;
+    for (int64_t pr = g * pl->gp; pr < pr_end;) {
+        const int64_t cg = pr / pl->gpairs, ob = pair_block(pl, pr);
+        const int64_t gend = (cg + 1) * pl->gpairs < pr_end ? (cg + 1) * pl->gpairs : pr_end;
+        int64_t nb = cg * pl->gblocks + pl->gblocks - ob;
+        if (nb > 2 * (gend - pr))
+            nb = 2 * (gend - pr);
+        if (nb > 4)
+            nb = 4;
+        while (!pl->fns[nb - 1])
+            nb--;
+        const int64_t nxt = pr + (nb + 1) / 2;
+        r.x = ximg + cg * pk->icb * xplane;
+        r.w = pk->w + ob * pl->wob;
+        r.bias = pk->bias + ob * B;
+        const int64_t yoff = (img * pk->ocb + ob) * yplane + oy * pl->ow * B;
+        r.y = y + yoff;
+        r.res = residual ? residual + yoff : NULL;
+        unit_prefetch(pl, pk, &r, pr_end, nxt, ck, oy);
+        r.nb = nb;
+        const void *f = pl->fns[nb - 1];
+        if (pl->shape == 0)
+            ((cnn_pw_fn)f)(&r, x0, x1);
+        else if (pl->shape == 1)
+            ((cnn_span_fn)f)(&r, x0, x1, pl->span_ow);
+        else
+            ((cnn_row_fn)f)(&r, x0, x1, pl->in_lo, pl->in_hi, p->pl, pl->w);
+        if (!cnn_act_in_tile(p->ep.act))
+            for (int64_t b = 0; b < nb; b++)
+                act(&p->ep, r.y + b * yplane + x0 * B, r.y + b * yplane + x0 * B, (x1 - x0) * B);
+        pr = nxt;
+    }
+}
+
+cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                const float *residual, float *y, int threads,
+                                const cnn_nchwc_rows *pairs, const cnn_nchwc_rows *wide,
+                                cnn_act_row_fn act)
+{
+    plan pl;
+    if (!pk->wpair)   /* the wide kernels read block-pair packs only */
+        wide = NULL;
+    pl.wide = wide != NULL;
+    plan_input(&pl, pk, n, x, wide, threads);
+    plan_shape(&pl, pk, n, residual, y);
+    plan_chunks(&pl, pk);
+    plan_groups(&pl, pk, n, threads);
+    /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one
+     * thread: fork and barriers cost more than it saves. Unless its
+     * weights are many: streamed from L3, two cores read them faster. */
+    const int64_t taps = pl.p.kh * pl.p.kw;
+    if ((double)n * pl.oh * pl.ow * pk->ocb * B * pk->icb * pk->cb * taps < 262144.0 &&
+        pk->ocb * pl.wob < 32768)
+        threads = 1;
+    plan_kernels(&pl, pk, pairs, wide);
+    if (threads > pl.units)
+        threads = (int)pl.units;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t u = 0; u < pl.units; u++)
+        run_unit(&pl, pk, u, residual, y, act);
+    free(pl.xcopy);
+    return CNN_OK;
+}
