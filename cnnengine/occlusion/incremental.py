@@ -32,30 +32,49 @@ class ChangeMaps:
         self.runner = runner
         self._maps = {}
 
-    def reach(self, k, i, box):
-        """The output window of step k that input i's changed `box` reaches:
-        a Box, or FULL when the step reads input i whole."""
-        maps = self._maps.get((k, i))
-        if maps is None:
+    def _get(self, k, i):
+        maps = self._maps.get((k, i), _UNCHANGED)     # FULL (None) is a cached answer too
+        if maps is _UNCHANGED:
             maps = self._maps[(k, i)] = self._make(k, i)
+        return maps
+
+    def reach(self, k, i, box):
+        """The output window of step k that input i's changed `box` (inside
+        the input) reaches: a Box, or FULL when the step reads input i whole."""
+        maps = self._get(k, i)
         if maps is FULL:
             return FULL
-        (r0, r1), (c0, c1) = maps
-        return Box(int(np.searchsorted(r1, box.y0, side="right")), int(np.searchsorted(r0, box.y1, side="left")),
-                   int(np.searchsorted(c1, box.x0, side="right")), int(np.searchsorted(c0, box.x1, side="left")))
+        first_row, end_row, first_col, end_col = maps[1]
+        return Box(first_row[box.y0], end_row[box.y1], first_col[box.x0], end_col[box.x1])
+
+    def window(self, k, i, box):
+        """The (unclipped) window of input i that step k reads for output `box`, or FULL."""
+        maps = self._get(k, i)
+        if maps is FULL:
+            return FULL
+        r0, r1, c0, c1 = maps[0]
+        return Box(r0[box.y0], r1[box.y1 - 1], c0[box.x0], c1[box.x1 - 1])
 
     def _make(self, k, i):
         plan = self.runner.plan
-        out_shape = plan.shapes[plan.steps[k].node.outputs[0]]
-        if len(out_shape) < 4:
+        node = plan.steps[k].node
+        out_shape = plan.shapes[node.outputs[0]]
+        in_shape = plan.shapes.get(node.inputs[i]) if node.inputs[i] else None
+        if len(out_shape) < 4 or in_shape is None or len(in_shape) < 4:
             return FULL
         oh, ow = out_shape[2], out_shape[3]
         rows = [self.runner.input_boxes(k, Box(y, y + 1, 0, ow))[i] for y in range(oh)]
         cols = [self.runner.input_boxes(k, Box(0, oh, x, x + 1))[i] for x in range(ow)]
         if any(b is FULL for b in rows + cols):
             return FULL
-        return ((np.array([b.y0 for b in rows]), np.array([b.y1 for b in rows])),
-                (np.array([b.x0 for b in cols]), np.array([b.x1 for b in cols])))
+        r0, r1 = np.array([b.y0 for b in rows]), np.array([b.y1 for b in rows])
+        c0, c1 = np.array([b.x0 for b in cols]), np.array([b.x1 for b in cols])
+        # input row a -> the first output row reading it or below; input end b ->
+        # the output rows reading above b: reach() is then four list look-ups
+        ys, xs = np.arange(in_shape[2] + 1), np.arange(in_shape[3] + 1)
+        reach = (np.searchsorted(r1, ys, side="right").tolist(), np.searchsorted(r0, ys, side="left").tolist(),
+                 np.searchsorted(c1, xs, side="right").tolist(), np.searchsorted(c0, xs, side="left").tolist())
+        return (r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist()), reach
 
 
 class Incremental:
@@ -139,7 +158,7 @@ class Incremental:
         boxes = _same_size(boxes, shape)
         groups = {}
         for b, box in boxes.items():
-            want = runner.input_boxes(k, box)
+            want = [self.maps.window(k, i, box) if v else FULL for i, v in enumerate(node.inputs)]
             # same relative window and the same padding past the map: one batch
             key = tuple(None if w is FULL else (w.y0 - box.y0, w.y1 - box.y0, w.x0 - box.x0, w.x1 - box.x0,
                                                 _past(w, plan.shapes[v]))
