@@ -88,9 +88,9 @@ def _is_many(item):
 def resolve_preprocess(model, preprocess=None):
     """The model's preprocessing (ImageNet conventions sized to its input when
     it has none), with the keys of `preprocess` overriding it."""
-    from .cli import _guess_preprocess
+    from .preprocess import guess_preprocess
     from .preprocess import validate
-    pre = dict(model.preprocess or {}) or _guess_preprocess(model)
+    pre = dict(model.preprocess or {}) or guess_preprocess(model)
     if preprocess:
         pre.update({k: v for k, v in preprocess.items() if v is not None})
     if pre.get("crop") is not None and pre.get("resize") is None:
@@ -169,8 +169,8 @@ def _decode(path, pre):
 
 
 def _top(row, labels, top):
-    from .cli import _probabilities          # the same numbers as `cnnengine run`
-    probs = _probabilities(np.asarray(row))
+    from .scores import probabilities          # the same numbers as `cnnengine run`
+    probs = probabilities(np.asarray(row))
     order = np.argsort(-probs, kind="stable")[:top]
     use = labels if labels is not None and len(labels) == probs.size else None
     return [{"index": int(i), "label": use[i] if use else str(int(i)), "prob": float(probs[i])} for i in order]

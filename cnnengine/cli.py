@@ -12,6 +12,9 @@ import time
 import numpy as np
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from .preprocess import guess_preprocess
+from .scores import probabilities
+
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
@@ -169,7 +172,7 @@ def _split_model_and_images(args):
 def _preprocess_from(args, model):
     pre = dict(model.preprocess or {})
     if not pre:
-        pre = _guess_preprocess(model)
+        pre = guess_preprocess(model)
     for key in ("resize", "crop", "mean", "std", "channels", "scale"):
         v = getattr(args, key, None)
         if v is not None:
@@ -177,20 +180,6 @@ def _preprocess_from(args, model):
     if "crop" in pre and "resize" not in pre:
         pre["resize"] = pre["crop"]
     return pre
-
-
-def _guess_preprocess(model):
-    """ImageNet conventions sized to the model's input, for files without metadata."""
-    from .errors import InputError
-    shape = model.inputs[0].shape
-    if len(shape) != 4:
-        raise InputError(f"input {model.inputs[0].name!r} has shape {shape}, not an image (N,C,H,W)")
-    c = shape[1] if isinstance(shape[1], int) else 3
-    size = shape[2] if isinstance(shape[2], int) else 224
-    if c == 1:
-        return {"resize": size, "crop": size, "mean": [0.5], "std": [0.5], "channels": "L", "scale": 1 / 255}
-    return {"resize": int(round(size / 0.875)), "crop": size, "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225], "channels": "RGB", "scale": 1 / 255}
 
 
 def _labels(args, model, n):
@@ -215,14 +204,6 @@ def _labels(args, model, n):
     return labels if labels and len(labels) == n else None
 
 
-def _probabilities(logits):
-    v = logits.astype(np.float64).reshape(-1)
-    if v.min() >= 0 and abs(v.sum() - 1.0) < 1e-3:
-        return v
-    e = np.exp(v - v.max())
-    return e / e.sum()
-
-
 def cmd_run(args):
     import cnnengine as ce
     from .errors import InputError
@@ -230,7 +211,8 @@ def cmd_run(args):
     from . import cli_batch
 
     if cli_batch.is_batch_run(args):    # folders, globs, --batch, --out, --dask
-        return cli_batch.cmd_run_batch(args, _split_model_and_images, _preprocess_from, _labels)
+        return cli_batch.cmd_run_batch(args, _split_model_and_images, _preprocess_from, _labels,
+                                       DEFAULT_MODEL, _default_image())
     model_name, images = _split_model_and_images(args)
     if args.top < 1:
         raise InputError("--top must be at least 1")
@@ -244,7 +226,7 @@ def cmd_run(args):
         ms = (time.perf_counter() - t0) * 1e3
         if isinstance(y, dict):
             y = next(iter(y.values()))
-        probs = _probabilities(np.asarray(y)[0] if np.ndim(y) > 1 else np.asarray(y))
+        probs = probabilities(np.asarray(y)[0] if np.ndim(y) > 1 else np.asarray(y))
         labels = _labels(args, model, probs.size)
         order = np.argsort(-probs, kind="stable")[: args.top]
         top = [{"index": int(i), "label": labels[i] if labels else str(int(i)), "prob": float(probs[i])}

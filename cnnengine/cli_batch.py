@@ -128,16 +128,15 @@ def _check_counts(args):
 
 
 # ----------------------------------------------------------------- run
-def cmd_run_batch(args, split_model_and_images, preprocess_from, labels_of):
+def cmd_run_batch(args, split_model_and_images, preprocess_from, labels_of, default_model, default_image):
     import time
 
     import cnnengine as ce
-    from . import cli
     from .batch import expand_paths
     from .batch_out import Sink
 
     _check_counts(args)
-    model_name, images = _split(args, cli.DEFAULT_MODEL, cli._default_image())
+    model_name, images = _split(args, default_model, default_image)
     paths = expand_paths(images)
     n_local = _local_workers(args.dask)
     threads = args.threads if args.threads is not None or not n_local else max(1, ce.num_cores() // n_local)

@@ -142,8 +142,8 @@ def _image(model, image):
         from .preprocess import load_image
         pre = model.preprocess
         if not pre:
-            from .cli import _guess_preprocess   # ImageNet conventions sized to the input, as `run` does
-            pre = _guess_preprocess(model)
+            from .preprocess import guess_preprocess   # ImageNet conventions sized to the input, as `run` does
+            pre = guess_preprocess(model)
         image = load_image(image, pre)
     if not isinstance(image, np.ndarray):
         raise InputError(f"deconvnet: image must be a (1, C, H, W) float32 array, a path or a PIL image, "

@@ -238,3 +238,17 @@ def load_image(src, preprocess):
     std = np.asarray(p["std"], dtype=np.float32)
     x = (x - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def guess_preprocess(model):
+    """ImageNet conventions sized to the model's input, for files without metadata."""
+    from .errors import InputError
+    shape = model.inputs[0].shape
+    if len(shape) != 4:
+        raise InputError(f"input {model.inputs[0].name!r} has shape {shape}, not an image (N,C,H,W)")
+    c = shape[1] if isinstance(shape[1], int) else 3
+    size = shape[2] if isinstance(shape[2], int) else 224
+    if c == 1:
+        return {"resize": size, "crop": size, "mean": [0.5], "std": [0.5], "channels": "L", "scale": 1 / 255}
+    return {"resize": int(round(size / 0.875)), "crop": size, "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "channels": "RGB", "scale": 1 / 255}
