@@ -186,10 +186,12 @@ def _fold_batchnorm(g):
         if prod.op == "ConvTranspose" and int(prod.attrs.get("group", 1)) != 1:
             continue
         scale, beta, mean, var = (g.weights[i].astype(np.float64) for i in bn.inputs[1:5])
-        s = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
         w = g.weights[prod.inputs[1]].astype(np.float64)
-        if w.shape[0 if prod.op == "Conv" else 1] != s.size:
-            continue
+        k = w.shape[0 if prod.op == "Conv" else 1] if w.ndim == 4 else -1
+        if any(v.shape != (k,) for v in (scale, beta, mean, var)):
+            continue      # not per-channel vectors of the conv's outputs: the op itself says what is wrong
+        with np.errstate(invalid="ignore"):     # a negative variance gives NaN, as the unfolded op does
+            s = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
         b = g.weights[prod.inputs[2]].astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
         if prod.op == "Conv":
             w = w * s.reshape(-1, 1, 1, 1)

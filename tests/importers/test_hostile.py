@@ -458,3 +458,18 @@ def test_nan_and_inf_propagate(conv_model):
     no_relu.graph.node[1].op_type = "Identity"
     y = ce.load(no_relu).run(x)
     assert np.isnan(y[0]).all() and np.isfinite(y[2]).all()
+
+
+def test_batchnorm_parameters_of_the_wrong_shape_are_a_clean_error(tmp_path):
+    """Found by fuzz/fuzz_loaders.py native: a BatchNormalization whose variance
+    is a 4-D tensor after a conv; folding it into the conv raised a raw ValueError."""
+    import numpy as np
+    from onnx import numpy_helper
+    from tests.runtime.onnx_builders import residual_net
+    net = residual_net(np.random.default_rng(0))
+    w1 = next(t for t in net.graph.initializer if t.name == "w1")
+    v1 = next(t for t in net.graph.initializer if t.name == "v1")
+    v1.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w1), "v1"))
+    with pytest.raises(ce.Error, match="bn1"):
+        m = ce.load(net)
+        m.run(np.zeros((1, 3, 12, 12), np.float32))
