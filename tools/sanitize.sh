@@ -5,6 +5,11 @@
 #
 #   tools/sanitize.sh [pytest args...]     (default: the subset below)
 #
+# What ASan sees: every plain load and store of the C code, the unmasked
+# AVX loads/stores included (GCC compiles _mm256_loadu_ps to one); the masked
+# and gathered AVX ones are builtins it does not instrument (tools/valgrind.sh
+# checks those on AVX2).
+#
 # Exit status: 0 when no sanitizer report was written, 1 otherwise.
 # Afterwards the in-place extension is the sanitized one: rebuild the normal
 # way with  python setup.py build_ext --inplace --force
