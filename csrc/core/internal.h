@@ -35,7 +35,7 @@ static inline float *cnn_alloc_floats(int64_t count)
 static inline float cnn_act_scalar(const cnn_epilogue *ep, float v)
 {
     switch (ep->act) {
-    case CNN_ACT_RELU: return v > 0.f ? v : 0.f;
+    case CNN_ACT_RELU: return v < 0.f ? 0.f : v; /* NaN stays NaN, as ONNX Runtime */
     case CNN_ACT_CLIP: return v < ep->alpha ? ep->alpha : (v > ep->beta ? ep->beta : v);
     case CNN_ACT_LEAKY: return v >= 0.f ? v : ep->alpha * v;
     case CNN_ACT_ELU: return v > 0.f ? v : ep->alpha * expm1f(v);

@@ -65,7 +65,7 @@ static inline __m256 store_one(const tile_store *s, __m256 acc, const float *c,
         if (res)
             v = _mm256_add_ps(v, _mm256_loadu_ps(res));
         if (s->act == 1)
-            v = _mm256_max_ps(v, _mm256_setzero_ps());
+            v = _mm256_max_ps(_mm256_setzero_ps(), v); /* v second: NaN stays NaN */
         else if (s->act == 2)
             v = _mm256_min_ps(_mm256_set1_ps(s->hi), _mm256_max_ps(_mm256_set1_ps(s->lo), v));
     }
@@ -94,7 +94,7 @@ static void store_edge(const tile_store *s, const float *acc, int64_t mr, int64_
                 if (s->res)
                     v += s->res[r * s->ldr + t];
                 if (s->act == 1)
-                    v = v > 0.f ? v : 0.f;
+                    v = v < 0.f ? 0.f : v;
                 else if (s->act == 2)
                     v = v < s->lo ? s->lo : (v > s->hi ? s->hi : v);
             }

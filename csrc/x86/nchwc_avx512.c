@@ -35,7 +35,7 @@ INLINE __m512 act512(const cnn_epilogue *ep, __m512 x)
     const __m512 zero = _mm512_setzero_ps();
     switch (ep->act) {
     case CNN_ACT_RELU:
-        return _mm512_max_ps(x, zero);
+        return _mm512_max_ps(zero, x); /* x second: NaN stays NaN */
     case CNN_ACT_CLIP: {
         const __m512 lo = _mm512_set1_ps(ep->alpha), hi = _mm512_set1_ps(ep->beta);
         const __m512 r = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), hi);

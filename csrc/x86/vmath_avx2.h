@@ -222,10 +222,11 @@ static inline __m256 cnn_v_leaky(__m256 x, __m256 alpha)
     return _mm256_blendv_ps(_mm256_mul_ps(alpha, x), x, ge);
 }
 
-/* x > 0 ? x : 0 (NaN -> 0, as the scalar's comparison). */
+/* x < 0 ? 0 : x, as the scalar: max_ps returns its second operand when
+ * either is NaN (or both are zero), so x goes second and a NaN stays NaN. */
 static inline __m256 cnn_v_relu(__m256 x)
 {
-    return _mm256_max_ps(x, _mm256_setzero_ps());
+    return _mm256_max_ps(_mm256_setzero_ps(), x);
 }
 
 /* 8x8 transpose of r[0..7] in place: row i becomes column i (the
