@@ -217,27 +217,16 @@ def _write_atomic(path, data):
     os.replace(tmp, path)
 
 
-def cmd_occlude_batch(args, preprocess_from, labels_of, parse_target):
-    import math
-
+def cmd_occlude_batch(args, preprocess_from, labels_of, parse_target, check_patch_and_fill):
     import cnnengine as ce
     from .batch import expand_paths
     from .errors import InputError
 
-    if args.patch < 1 or args.stride < 1:
-        raise InputError("--patch and --stride must be at least 1")
+    fill = check_patch_and_fill(args)
     if args.out:
         raise InputError("--out names one PNG; for many images use --out-dir DIR")
     if not args.out_dir:
         raise InputError("occlude over many images needs --out-dir DIR (one .heat.png and .heat.json per image)")
-    fill = args.fill
-    if fill not in ("mean", "zero", "blur"):
-        try:
-            fill = float(fill)
-        except ValueError:
-            raise InputError(f"--fill {args.fill!r}: expected mean, zero, blur or a number") from None
-        if not math.isfinite(fill):
-            raise InputError(f"--fill {args.fill!r}: must be finite")
     target = parse_target(args.target, labels_of)
     paths = expand_paths(args.image)
     names = _heat_names(paths, args.out_dir)

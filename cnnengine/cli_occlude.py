@@ -24,6 +24,22 @@ def add_parser(sub, add_backend_flag, add_preprocess_flags):
     add_preprocess_flags(p)
 
 
+def check_patch_and_fill(args):
+    """--patch/--stride at least 1; --fill as occlusion() takes it (a word or a finite number)."""
+    from .errors import InputError
+    if args.patch < 1 or args.stride < 1:
+        raise InputError("--patch and --stride must be at least 1")
+    fill = args.fill
+    if fill not in ("mean", "zero", "blur"):
+        try:
+            fill = float(fill)
+        except ValueError:
+            raise InputError(f"--fill {args.fill!r}: expected mean, zero, blur or a number") from None
+        if not math.isfinite(fill):
+            raise InputError(f"--fill {args.fill!r}: must be finite")
+    return fill
+
+
 def _target(text, labels_of):
     from .errors import InputError
     if text is None:
@@ -50,18 +66,9 @@ def cmd_occlude(args, preprocess_from, labels_of):
     from . import cli_batch
 
     if cli_batch.is_batch_occlude(args):    # several images, folders, globs, --out-dir, --dask
-        return cli_batch.cmd_occlude_batch(args, preprocess_from, labels_of, _target)
+        return cli_batch.cmd_occlude_batch(args, preprocess_from, labels_of, _target, check_patch_and_fill)
     args.image = args.image[0]
-    if args.patch < 1 or args.stride < 1:
-        raise InputError("--patch and --stride must be at least 1")
-    fill = args.fill
-    if fill not in ("mean", "zero", "blur"):
-        try:
-            fill = float(fill)
-        except ValueError:
-            raise InputError(f"--fill {args.fill!r}: expected mean, zero, blur or a number") from None
-        if not math.isfinite(fill):
-            raise InputError(f"--fill {args.fill!r}: must be finite")
+    fill = check_patch_and_fill(args)
     target = _target(args.target, labels_of)
     model = ce.load(args.model, backend=args.backend, threads=args.threads)
     pre = preprocess_from(args, model)
