@@ -196,4 +196,7 @@ def _graph_from_meta(meta, tensors, name):
 
     g = Graph([vi(d) for d in meta["inputs"]], [vi(d) for d in meta["outputs"]], nodes, weights,
               meta.get("metadata", {}), int(meta.get("opset", 18)))
+    from .onnx_import import check_arity
+    for n in nodes:
+        check_arity(n.op, n.inputs, n.outputs, g.opset, f"{name}: node {n.name!r} ({n.op})")
     return g.validate(name)

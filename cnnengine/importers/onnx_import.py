@@ -224,24 +224,29 @@ def _convert_nodes(g, weights, opset, name, used_names):
 
 
 def _check_arity(n, opset, where):
-    """Input and output counts within what the op's schema allows at this opset."""
+    check_arity(n.op_type, list(n.input), list(n.output), opset, where)
+
+
+def check_arity(op_type, inputs, outputs, opset, where):
+    """Input and output counts within what the op's schema allows at this opset
+    (the native loader checks its nodes with it too)."""
     import onnx.defs
 
     from .. import ops
-    if not ops.known(n.op_type):
+    if not ops.known(op_type):
         return      # check_ops names it
     try:
-        schema = onnx.defs.get_schema(n.op_type, opset, "")
+        schema = onnx.defs.get_schema(op_type, opset, "")
     except onnx.defs.SchemaError:
         return
-    outs = len(n.output)
-    while outs and not n.output[outs - 1]:
+    outs = len(outputs)
+    while outs and not outputs[outs - 1]:
         outs -= 1
     if not 1 <= outs <= schema.max_output:
         raise ModelFormatError(f"{where}: {outs} outputs, the op has {schema.min_output}-{schema.max_output} "
                                f"at opset {opset}")
-    if not schema.min_input <= len(n.input) <= schema.max_input:
-        raise ModelFormatError(f"{where}: {len(n.input)} inputs, the op takes {schema.min_input}-"
+    if not schema.min_input <= len(inputs) <= schema.max_input:
+        raise ModelFormatError(f"{where}: {len(inputs)} inputs, the op takes {schema.min_input}-"
                                f"{schema.max_input} at opset {opset}")
 
 

@@ -40,8 +40,8 @@ class _Pool(OpDef):
 
     def parse(self, node):
         a = node.attrs
-        if "kernel_shape" not in a:
-            raise unsupported(node, "kernel_shape is required")
+        if not opt_ints(a.get("kernel_shape")) or min(opt_ints(a["kernel_shape"])) < 1:
+            raise unsupported(node, f"kernel_shape must be positive sizes, got {a.get('kernel_shape')!r}")
         auto = a.get("auto_pad", "NOTSET") or "NOTSET"
         if auto not in AUTO_PADS:
             raise unsupported(node, f"auto_pad {auto!r} is not supported")

@@ -30,8 +30,8 @@ def fold_constants(graph):
                 and not any(o in {v.name for v in graph.outputs} for o in node.outputs):
             try:
                 outs = ops.evaluate(node, [weights[i] if i else None for i in node.inputs])
-            except Error:
-                kept.append(node)
+            except (Error, ValueError, IndexError, TypeError, KeyError, ArithmeticError):
+                kept.append(node)       # left to run time, where the executor names node and shapes
                 continue
             for name, value in zip(node.outputs, outs):
                 if name:

@@ -473,3 +473,24 @@ def test_batchnorm_parameters_of_the_wrong_shape_are_a_clean_error(tmp_path):
     with pytest.raises(ce.Error, match="bn1"):
         m = ce.load(net)
         m.run(np.zeros((1, 3, 12, 12), np.float32))
+
+
+def test_fuzzer_findings_are_clean_errors(tmp_path):
+    """Found by fuzz/fuzz_loaders.py: a native file whose Conv lost its weights
+    input (the residual fusion indexed it), and a MaxPool whose kernel_shape
+    is empty (the constant folder called the pool on it)."""
+    from cnnengine.importers.onnx_import import load_onnx
+    from tests.runtime.onnx_builders import residual_net
+    graph = load_onnx(residual_net(np.random.default_rng(0)))
+    conv = next(n for n in graph.nodes if n.op == "Conv")
+    conv.inputs = conv.inputs[:1]
+    path = tmp_path / "lost_weights.cnn"
+    native.save(graph, str(path))
+    with pytest.raises(ce.ModelFormatError, match="1 inputs, the op takes 2-3"):
+        ce.load(path)
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[0, 2])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ce.Error, match="kernel_shape"):
+        ce.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])).run(
+            np.zeros((1, 1, 4, 4), np.float32))
