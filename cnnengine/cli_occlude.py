@@ -1,6 +1,5 @@
 """`cnnengine occlude`: an occlusion sensitivity map of one image (ce.occlusion)."""
 import json
-import math
 import sys
 
 
@@ -25,19 +24,12 @@ def add_parser(sub, add_backend_flag, add_preprocess_flags):
 
 
 def check_patch_and_fill(args):
-    """--patch/--stride at least 1; --fill as occlusion() takes it (a word or a finite number)."""
+    """--patch/--stride at least 1; --fill as occlusion() takes it (occlusion.parse_fill)."""
     from .errors import InputError
     if args.patch < 1 or args.stride < 1:
         raise InputError("--patch and --stride must be at least 1")
-    fill = args.fill
-    if fill not in ("mean", "zero", "blur"):
-        try:
-            fill = float(fill)
-        except ValueError:
-            raise InputError(f"--fill {args.fill!r}: expected mean, zero, blur or a number") from None
-        if not math.isfinite(fill):
-            raise InputError(f"--fill {args.fill!r}: must be finite")
-    return fill
+    from .occlusion import parse_fill
+    return parse_fill(args.fill)
 
 
 def _target(text, labels_of):

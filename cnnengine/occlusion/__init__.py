@@ -230,27 +230,38 @@ def _positive_int(v, name, zero=False):
     return int(v)
 
 
+FILLS = ("mean", "zero", "blur")
+
+
+def parse_fill(fill):
+    """A fill as occlusion() takes it: one of FILLS, or a finite number (also as text).
+    Raises InputError otherwise; the CLI and the app check their input with it."""
+    if isinstance(fill, str):
+        if fill in FILLS:
+            return fill
+        try:
+            fill = float(fill)
+        except ValueError:
+            raise InputError(f"occlusion: fill must be mean, zero, blur or a number, got {fill!r}") from None
+    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.floating, np.integer)) or \
+            not np.isfinite(fill):
+        raise InputError(f"occlusion: fill must be mean, zero, blur or a finite number, got {fill!r}")
+    return float(fill)
+
+
 def _filler(x, fill, patch):
     """fill_at(box) -> the occluded window (1, C, rows, cols) of x."""
     c = x.shape[1]
-    if isinstance(fill, str) and fill == "blur":
+    fill = parse_fill(fill)
+    if fill == "blur":
         blurred = _blur(x, patch / 4.0)
         return lambda box: blurred[box.slices()]
-    if isinstance(fill, str):
-        if fill == "mean":
-            value = x.mean(axis=(2, 3), dtype=np.float64).astype(np.float32).reshape(1, c, 1, 1)
-        elif fill == "zero":
-            value = np.zeros((1, c, 1, 1), np.float32)
-        else:
-            try:
-                fill = float(fill)
-            except ValueError:
-                raise InputError(f"occlusion: fill must be mean, zero, blur or a number, got {fill!r}") from None
-    if not isinstance(fill, str):
-        if isinstance(fill, bool) or not isinstance(fill, (int, float, np.floating, np.integer)) or \
-                not np.isfinite(fill):
-            raise InputError(f"occlusion: fill must be mean, zero, blur or a finite number, got {fill!r}")
-        value = np.full((1, c, 1, 1), float(fill), np.float32)
+    if fill == "mean":
+        value = x.mean(axis=(2, 3), dtype=np.float64).astype(np.float32).reshape(1, c, 1, 1)
+    elif fill == "zero":
+        value = np.zeros((1, c, 1, 1), np.float32)
+    else:
+        value = np.full((1, c, 1, 1), fill, np.float32)
     return lambda box: np.broadcast_to(value, (1, c, box.rows, box.cols)).copy()
 
 
@@ -265,4 +276,4 @@ def _blur(x, sigma):
     return y.astype(np.float32)
 
 
-__all__ = ["occlusion", "OcclusionResult", "MODES"]
+__all__ = ["occlusion", "OcclusionResult", "MODES", "FILLS", "parse_fill"]

@@ -20,21 +20,11 @@ import numpy as np
 
 from . import atlas
 
-FILLS = ("mean", "zero", "blur")
-
-
 def parse_fill(text):
-    """The fill box's text -> what ce.occlusion takes: a named fill or a number."""
-    t = str(text).strip().lower()
-    if t in FILLS:
-        return t
-    try:
-        v = float(t)
-    except ValueError:
-        raise ValueError(f"fill must be mean, zero, blur or a number, got {text!r}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"fill must be a finite number, got {text!r}")
-    return v
+    """The fill box's text -> what ce.occlusion takes: a named fill or a number
+    (InputError, a ValueError, otherwise)."""
+    from ..occlusion import parse_fill as parse
+    return parse(str(text).strip().lower())
 
 
 def patch_box(y, x, patch, hw):
