@@ -78,6 +78,7 @@ def build_parser():
     p = sub.add_parser("view", help="desktop app: layers, feature maps, filters, receptive fields")
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
     p.add_argument("image", nargs="?", default=None, help="image file (default: the bundled sample photo)")
+    p.add_argument("--size", type=_window_size, metavar="WxH", help="window size in pixels, e.g. 1000x700")
     p.add_argument("--layer", help="layer to show first")
     p.add_argument("--channel", type=int, metavar="C", help="channel of that layer to select")
     # the app's tabs; SPEC.md also names graph, patches, compute and compare, which the app has not yet
@@ -338,6 +339,16 @@ def cmd_bench(args):
 
 
 # ------------------------------------------------------------------ view
+def _window_size(text):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1000x700") from None
+    if not (320 <= w <= 10000 and 240 <= h <= 10000):
+        raise argparse.ArgumentTypeError(f"--size {text!r}: width 320-10000, height 240-10000 pixels")
+    return w, h
+
+
 def cmd_view(args):
     from .viewer import main as view_main   # lazy: PyQt6 is an optional extra
 
@@ -345,7 +356,7 @@ def cmd_view(args):
     if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
         model, image = None, model
     rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,
-                   channel=args.channel)
+                   channel=args.channel, size=args.size)
     # Leave without running destructors: tearing down Qt, pyqtgraph and the
     # worker/OpenMP threads at interpreter exit can segfault after the work is
     # done (seen under load; pyqtgraph.exit() exists for the same reason).

@@ -8,14 +8,15 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
+from PyQt6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox,
                              QProgressBar, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from . import atlas, session, style
 from .widgets.channel_view import ChannelView
 from .widgets.deconv_view import DeconvView, project
+from .widgets.elided import ElidedLabel
 from .widgets.filter_grid import FilterGrid
-from .widgets.fmap_grid import FeatureGrid
+from .widgets.fmap_grid import FUSED_TIP, FeatureGrid
 from .widgets.graph_strip import GraphStrip
 from .widgets.input_view import InputView
 from .widgets.navigator import NAV_KEYS, Navigator, human
@@ -24,6 +25,7 @@ from .widgets.predictions import Predictions
 from .worker import Worker
 
 RECENT_MAX = 8
+SIDE_MIN = 230          # px: the narrowest the layer list and the channel panel get
 MODEL_FILTER = "Models (*.onnx *.cnn *.safetensors *.pth *.pt);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 
@@ -47,6 +49,11 @@ class MainWindow(QMainWindow):
         self.channel = None
         self.unit = None
         self.channel_pinned = False  # True once the user picked a channel: keep its index across layers
+        self.picked = None          # the channel the user picked; restored on layers that have it
+        self.picked_class = None    # the class the user picked on a class-shaped layer
+        self.after_fusion = False   # conv rows show the output after their BatchNorm and activation
+        self._auto_image = False    # the image is the bundled sample chosen for the model, not the user's
+        self._status_error = False  # the status bar shows an error (cleared by the next success)
         self.pending_layer = None
         self._deconv_asked = None     # (run number, layer, channel, unit) of the last projection asked for
         self._runs = 0                # counts inference results, so a new image asks for a new projection
@@ -66,10 +73,12 @@ class MainWindow(QMainWindow):
         self.navigator = Navigator()
         self.navigator.layerSelected.connect(self.show_layer)
         self.predictions = Predictions(k=5)
+        self.predictions.classClicked.connect(self.show_class)
         self.strip = GraphStrip()
         self.strip.layerClicked.connect(self.navigator.select)
         self.grid = FeatureGrid()
         self.grid.channelClicked.connect(self.pick_channel)
+        self.grid.fusedToggled.connect(self.set_after_fusion)
         self.filters = FilterGrid()
         self.channel_view = ChannelView()
         self.channel_view.unitClicked.connect(self.select_unit)
@@ -79,7 +88,7 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(6, 4, 2, 6)
         ll.setSpacing(6)
-        self.model_label = style.elastic(QLabel("No model"))
+        self.model_label = ElidedLabel("No model")
         self.model_label.setObjectName("panelTitle")
         ll.addWidget(self.model_label)
         ll.addWidget(self.navigator, 1)
@@ -109,6 +118,8 @@ class MainWindow(QMainWindow):
         split.addWidget(right)
         for i, stretch in enumerate((0, 1, 0)):
             split.setStretchFactor(i, stretch)
+        left.setMinimumWidth(SIDE_MIN)      # the sides may narrow; the tabs keep the largest share
+        right.setMinimumWidth(SIDE_MIN)
         split.setSizes([520, 570, 410])
         self.split = split
         split.setChildrenCollapsible(False)
@@ -140,15 +151,15 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_open_model)
         tb.addAction(self.act_open_image)
         tb.addSeparator()
-        self.cmap_box = self._combo(tb, "Colour map", style.COLORMAPS, self._options_changed)
-        self.norm_box = self._combo(tb, "Scale", ["per channel", "shared"], self._options_changed)
-        self.sort_box = self._combo(tb, "Sort", ["index", "mean", "max"], self._options_changed)
-        tb.addSeparator()
+        # the feature maps' display options live above the grid, so the toolbar fits 800 px
+        self.cmap_box, self.norm_box, self.sort_box = self.grid.cmap_box, self.grid.norm_box, self.grid.sort_box
+        for box in (self.cmap_box, self.norm_box, self.sort_box):
+            box.currentIndexChanged.connect(lambda _: self._options_changed())
         tb.addAction(self.act_png)
         tb.addAction(self.act_npy)
 
         sb = self.statusBar()
-        self.status = style.elastic(QLabel("Ready"))
+        self.status = ElidedLabel("Ready")
         self.timing = QLabel("")
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -176,17 +187,6 @@ class MainWindow(QMainWindow):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(widget)
         return w
-
-    def _combo(self, tb, label, items, slot):
-        lab = QLabel(f" {label} ")
-        lab.setStyleSheet("background: transparent; color: #9aa4b2;")
-        tb.addWidget(lab)
-        box = QComboBox()
-        box.addItems(items)
-        box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        box.currentIndexChanged.connect(lambda _: slot())
-        tb.addWidget(box)
-        return box
 
     def _build_menus(self):
         mb = self.menuBar()
@@ -249,8 +249,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._proportion)
 
     def _proportion(self):
-        total = max(self.width(), 600)
-        self.split.setSizes([int(total * f) for f in (0.33, 0.37, 0.30)])
+        """The sides about a quarter each (at least SIDE_MIN, at most 440 px), the tabs the rest."""
+        total = max(self.split.width(), 600)
+        side = int(min(440, max(SIDE_MIN, 0.26 * total)))
+        self.split.setSizes([side, total - 2 * side, side])
 
     # ============================================================ opening
     def ask_model(self):
@@ -268,6 +270,7 @@ class MainWindow(QMainWindow):
         source = str(source)
         if image is not None:
             self.image_path = str(image)
+            self._auto_image = False
         self.pending_layer = layer
         self.worker.cancel_kind("run", "profile", "capture")
         self.worker.submit("model", f"Loading {os.path.basename(source)}…", session.open_model, source,
@@ -275,6 +278,7 @@ class MainWindow(QMainWindow):
 
     def open_image(self, path):
         self.image_path = str(path)
+        self._auto_image = False
         if self.bundle is not None:
             self._run()
 
@@ -289,16 +293,19 @@ class MainWindow(QMainWindow):
         self.navigator.set_layers(bundle.summary, bundle.merges)
         self.strip.set_graph(bundle.summary, bundle.edges, bundle.merges)
         self.grid.set_activation("", None)
+        self.picked = self.picked_class = None     # channel numbers mean nothing in another model
+        self.channel_pinned = False
         self.channel_view.clear()
         self.deconv.clear()
         self.input_view.clear_rf()
         self.predictions.clear()
-        self.status.setText(f"Loaded {bundle.name} in {seconds:.2f} s")
+        self._say(f"Loaded {bundle.name} in {seconds:.2f} s")
         if os.path.exists(bundle.source) or bundle.source in session.zoo_names():
             self._remember("recent/models", os.path.abspath(bundle.source)
                            if os.path.exists(bundle.source) else bundle.source)
-        if self.image_path is None:
-            self.image_path = session.default_image()
+        if self.image_path is None or self._auto_image:     # the bundled sample that suits this model
+            self.image_path = session.default_image(bundle)
+            self._auto_image = True
         if self.image_path is None:
             self._error("no image: open one (File ▸ Open image)", "")
             return
@@ -343,34 +350,41 @@ class MainWindow(QMainWindow):
         self.navigator.setFocus()
         if self.first_shown is None:
             self.first_shown = time.perf_counter() - self.t0
-            self.status.setText(f"{bundle.name}: first layer shown {self.first_shown:.2f} s after start")
+            self._say(f"{bundle.name}: first layer shown {self.first_shown:.2f} s after start")
         x = self.image.x
-        self.worker.submit("profile", "Timing layers (Model.profile)…", session.layer_times, bundle, x,
-                           on_done=lambda t, s, b=bundle: self._timed(b, t), on_error=self._profile_failed)
+        self.worker.submit("profile", "Timing layers (Model.profile, 3 × 3 runs)…", session.profile_layers,
+                           bundle, x, on_done=lambda t, s, b=bundle: self._timed(b, *t),
+                           on_error=self._profile_failed)
 
-    def _timed(self, bundle, times):
+    def _timed(self, bundle, times, spread=None):
         if bundle is self.bundle:
-            bundle.times = times
-            self.navigator.table.set_times(times)
+            bundle.times, bundle.spread = times, spread or {}
+            self.navigator.table.set_times(times, bundle.spread)
 
     def _profile_failed(self, message, tb):
-        self.status.setText(f"per-layer timing unavailable ({message}); Time shows each layer's share of MACs")
+        self._say(f"per-layer timing unavailable ({message}); Time shows each layer's share of MACs")
+
+    def _say(self, text):
+        """A message that is not an error: it also replaces an error shown earlier."""
+        self._status_error = False
+        self.status.setText(text)
 
     def _error(self, message, tb):
         self.status.setText(f"Error: {message}")
+        self._status_error = True
         self.failed.emit(message)
         if self.interactive:
             QMessageBox.warning(self, "cnnengine view", message)
 
     def _busy(self, text):
         if text:
-            self.status.setText(text)
+            self._say(text)
             self.busy_bar.show()
         else:
             self.busy_bar.hide()
             if self.result is not None:
                 if self.status.text().endswith("…"):
-                    self.status.setText("Ready")
+                    self._say("Ready")
                 QTimer.singleShot(0, self._maybe_ready)
 
     def _maybe_ready(self):
@@ -381,8 +395,17 @@ class MainWindow(QMainWindow):
     def layer(self):
         return self.bundle.summary[self.row] if self.bundle and 0 <= self.row < len(self.bundle.summary) else None
 
+    def shown_name(self, layer=None):
+        """The layer whose values are on screen for `layer`'s row: with "after BN
+        + act" on, a conv row shows the last layer fused into it."""
+        layer = layer or self.layer()
+        if layer is None:
+            return None
+        chain = self.bundle.fused.get(layer.name) if self.after_fusion else None
+        return chain[-1] if chain else layer.name
+
     def activation(self, name=None):
-        name = name or (self.layer().name if self.layer() else None)
+        name = name or self.shown_name()
         if self.result is None or name is None:
             return None
         return self.result.acts.get(name)
@@ -393,12 +416,17 @@ class MainWindow(QMainWindow):
         self.row = row
         self.strip.set_current(row)
         layer = self.bundle.summary[row]
-        act = self.activation(layer.name)
+        chain = self.bundle.fused.get(layer.name)
+        self.grid.fused_box.setEnabled(bool(chain))
+        self.grid.fused_box.setToolTip(FUSED_TIP + (f"\n{layer.name} → {' → '.join(chain)}" if chain else
+                                                    "\n(this row has no BatchNorm or activation fused into it)"))
+        name = self.shown_name(layer)
+        act = self.activation(name)
         if act is None and self.result is not None:
             self.grid.set_activation(f"{layer.name} (capturing…)", None)
-            self.worker.submit("capture", f"Capturing {layer.name}…", session.capture_layer, self.bundle,
-                               self.image.x, layer.name,
-                               on_done=lambda a, s, n=layer.name: self._captured(n, a), on_error=self._error)
+            self.worker.submit("capture", f"Capturing {name}…", session.capture_layer, self.bundle,
+                               self.image.x, name,
+                               on_done=lambda a, s, n=name: self._captured(n, a), on_error=self._error)
         else:
             self._show_activation(layer, act)
         self._update_filters()
@@ -406,32 +434,78 @@ class MainWindow(QMainWindow):
     def _captured(self, name, act):
         if self.result is not None:
             self.result.acts[name] = act
-            if self.layer() is not None and self.layer().name == name:
+            if self.layer() is not None and self.shown_name() == name:
                 self._show_activation(self.layer(), act)
 
+    def class_layer(self, row=None):
+        """Whether the row (default: the one on screen) holds one 1x1 value per class label."""
+        layer = self.layer() if row is None else self.bundle.summary[row]
+        labels = self.bundle.labels if self.bundle else None
+        shape = tuple(layer.output_shape) if layer is not None else ()
+        return bool(labels) and len(labels) > 1 and len(shape) >= 2 and shape[1] == len(labels) and \
+            int(np.prod(shape[2:], dtype=np.int64)) == 1
+
     def _show_activation(self, layer, act):
-        self.grid.set_activation(layer.name, act)
+        name = self.shown_name(layer)
+        note = f"after {', '.join(self.bundle.fused[layer.name])} (fused)" if name != layer.name else ""
+        self.grid.set_activation(layer.name, act, labels=self.bundle.labels, note=note)
         n = self.grid.channel_count()
         if n == 0:
             self.channel_view.clear("No activation")
             self.occlusion.set_selection(layer.name, None)
             return
-        if self.channel_pinned and self.channel is not None and self.channel < n:
-            ch = self.channel
-        else:   # the channel with the most contrast until the user picks one
+        if self._status_error:
+            self._say("Ready")
+        clamped = ""
+        if self.grid.is_chart():    # the class the user picked, else the top class
+            values = self.grid.maps[:, 0, 0]
+            ch = self.picked_class if self.picked_class is not None and self.picked_class < n else \
+                int(np.argmax(values))
+        elif self.channel_pinned and self.picked is not None and self.picked < n:
+            ch = self.picked
+        else:   # the channel with the most contrast until the user picks one (kept for layers that have it)
             ch = atlas.liveliest_channel(self.grid.maps)
+            if self.channel_pinned and self.picked is not None:
+                clamped = (f"channel {self.picked} (your pick) is not in this layer ({n} channels): showing "
+                           f"channel {ch}; it comes back on layers that have it")
         self.select_channel(ch)
+        self.channel_view.set_note(clamped)
         self.channel_view.jump_to_strongest()
 
     def step(self, how):
         self.navigator.step(how)
 
+    def set_after_fusion(self, on):
+        """Conv rows show their output after the BatchNorm and activation fused into them (or before)."""
+        self.after_fusion = bool(on)
+        if self.grid.fused_box.isChecked() != self.after_fusion:
+            self.grid.fused_box.setChecked(self.after_fusion)
+        if self.row >= 0:
+            self.show_layer(self.row)
+
     # ============================================================ channel
     def pick_channel(self, ch):
         """A channel clicked by the user: shown now, and kept when stepping layers."""
-        self.channel_pinned = True
+        if self.grid.is_chart():
+            self.picked_class = ch
+        else:
+            self.channel_pinned = True
+            self.picked = ch
         self.select_channel(ch)
+        self.channel_view.set_note("")
         self.channel_view.jump_to_strongest()
+
+    def show_class(self, k):
+        """A class clicked in the predictions: its unit in the class layer on screen, or in the last one."""
+        if self.bundle is None:
+            return
+        self.picked_class = k
+        if self.layer() is not None and self.class_layer():
+            self.pick_channel(k)
+            return
+        rows = [r for r in range(len(self.bundle.summary)) if self.class_layer(r)]
+        if rows:
+            self.navigator.select(rows[-1])      # shows it with picked_class selected
 
     def apply_channel(self, ch):
         """--channel: pick channel ch of the layer on screen; False (and an error) when it has no such channel."""
@@ -450,7 +524,15 @@ class MainWindow(QMainWindow):
         self.channel = ch
         self.unit = None
         self.grid.select(ch)
-        self.channel_view.set_channel(layer.name, ch, self.grid.maps[ch])
+        maps = self.grid.maps
+        extra = ""
+        if self.grid.is_chart() and self.result is not None and self.row == len(self.bundle.summary) - 1:
+            extra = f"probability {100 * float(self.result.probs[ch]):.1f}% (softmax of the output)"
+        shown = self.shown_name(layer)
+        where = layer.name if shown == layer.name else f"{layer.name} → {shown}"
+        self.channel_view.set_channel(where, ch, maps[ch], name=self.grid.unit_name(ch),
+                                      layer_values=maps[:, 0, 0] if maps.shape[1] * maps.shape[2] == 1 else None,
+                                      extra=extra)
         self.occlusion.set_selection(layer.name, ch)
         self.input_view.clear_rf()
         self._update_deconv()
@@ -464,9 +546,9 @@ class MainWindow(QMainWindow):
         box = atlas.receptive_box(rf, y, x, self.image.x.shape[2:])
         self.input_view.show_rf(box, atlas.receptive_centre(rf, y, x))
         t, l, b, r = box
-        self.channel_view.hover.setText(
-            f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g} · RF {rf['size'][0]}×{rf['size'][1]}"
-            f" px: rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
+        self.channel_view.hover.setText(f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g}")
+        self.channel_view.rf.setText(f"receptive field {rf['size'][0]}×{rf['size'][1]} px: rows {t:g}–{b - 1:g}, "
+                                     f"cols {l:g}–{r - 1:g}")
         self._update_deconv()
 
     def rf_box(self):
@@ -549,7 +631,10 @@ class MainWindow(QMainWindow):
 
     def export_png(self, path):
         ok = self.grab().save(str(path), "PNG")
-        self.status.setText(f"Saved {path}" if ok else f"Could not write {path}")
+        if ok:
+            self._say(f"Saved {path}")
+        else:
+            self.status.setText(f"Could not write {path}")
         return ok
 
     def export_npy(self, path):
@@ -558,7 +643,7 @@ class MainWindow(QMainWindow):
             self.status.setText("Nothing to save: no activation")
             return False
         np.save(str(path), np.asarray(act))
-        self.status.setText(f"Saved {self.layer().name} activation {tuple(np.shape(act))} to {path}")
+        self._say(f"Saved {self.shown_name()} activation {tuple(np.shape(act))} to {path}")
         return True
 
     # ============================================================== input
@@ -601,14 +686,16 @@ def make_app(argv=None):
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("cnnengine view")
     app.setStyleSheet(style.STYLESHEET)
+    style.install_message_filter()
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     return app
 
 
-def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None):
+def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None, size=None):
     """Open the window on `tab` with `channel` of `layer` selected; with
     `screenshot`, save it once everything is shown (on the occlusion tab, once
-    the map has run) and return 0 (2 on a load error)."""
+    the map has run) and return 0 (2 on a load error). `size`: (width, height)
+    of the window."""
     app = make_app()
     win = MainWindow(interactive=screenshot is None, t0=t0)
     code = {"rc": 0}
@@ -657,6 +744,8 @@ def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, 
         QTimer.singleShot(300_000, lambda: fail("timed out waiting for the model"))
     if tab is not None:
         win.set_tab(tab)
+    if size is not None:
+        win.resize(*size)
     win.show()
     win.open_model(model or session.DEFAULT_MODEL, image=image, layer=layer)
     app.exec()

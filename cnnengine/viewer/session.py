@@ -30,7 +30,21 @@ def sample_images():
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.lower().endswith(IMAGE_EXTS))
 
 
-def default_image():
+DIGIT_SAMPLE = "digit4.png"      # drawn by tools/make_digit_sample.py for digit classifiers (LeNet-5)
+
+
+def is_digit_model(labels, pre):
+    """Ten labels "0".."9" on a one-channel input: a digit classifier."""
+    return labels is not None and [str(l) for l in labels] == [str(i) for i in range(10)] and \
+        (pre or {}).get("channels") == "L"
+
+
+def default_image(bundle=None):
+    """The bundled sample that suits the model: the digit for a digit classifier, else the cat."""
+    if bundle is not None and is_digit_model(bundle.labels, bundle.preprocess):
+        digit = os.path.join(data_dir(), DIGIT_SAMPLE)
+        if os.path.exists(digit):
+            return digit
     cat = os.path.join(data_dir(), "cat.jpg")
     if os.path.exists(cat):
         return cat
@@ -64,6 +78,8 @@ class ModelBundle:
     capture_all: bool = True
     load_seconds: float = 0.0
     times: dict = field(default_factory=dict)   # layer -> seconds, or the step name it is fused into
+    spread: dict = field(default_factory=dict)  # layer -> (lowest, highest, runs) behind its time
+    fused: dict = field(default_factory=dict)   # conv layer -> [the BatchNorm / activation layers after it]
 
     @property
     def name(self):
@@ -82,7 +98,39 @@ def open_model(source):
     return ModelBundle(model=model, source=str(source), summary=summary, index=index, edges=edges,
                        merges=merges, preprocess=preprocess_for(model), labels=model.labels,
                        capture_all=activation_bytes <= CAPTURE_ALL_LIMIT,
-                       load_seconds=time.perf_counter() - t0)
+                       load_seconds=time.perf_counter() - t0, fused=fused_chains(model, index))
+
+
+NORM_OPS = ("BatchNormalization", "InstanceNormalization")
+ACT_OPS = ("Relu", "Clip", "Sigmoid", "HardSwish", "HardSigmoid", "Tanh", "LeakyRelu", "Elu", "cnn.Silu")
+
+
+def fused_chains(model, index):
+    """{conv layer: [layers after it]}: the BatchNorm, then the activation, that
+    directly follow a Conv (each the only reader of the value before it) and
+    that the engine folds into the conv's step, so that the last of them is the
+    block's real output. Read from the source graph (what the engine fuses)."""
+    graph = getattr(model, "graph", None)
+    nodes = getattr(graph, "nodes", None) or []
+    readers = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                readers.setdefault(i, []).append(n)
+    outputs = {v.name for v in getattr(graph, "outputs", [])}
+    chains = {}
+    for n in nodes:
+        if n.op != "Conv" or n.name not in index:
+            continue
+        chain, cur = [], n
+        for ops in (NORM_OPS, ACT_OPS):
+            nxt = readers.get(cur.outputs[0], []) if cur.outputs and cur.outputs[0] not in outputs else []
+            if len(nxt) == 1 and nxt[0].op in ops and nxt[0].name in index:
+                cur = nxt[0]
+                chain.append(cur.name)
+        if chain:
+            chains[n.name] = chain
+    return chains
 
 
 def graph_structure(model, summary, index):
@@ -264,16 +312,33 @@ def capture_layer(bundle, x, name):
 def layer_times(bundle, x, runs=3):
     """{layer: seconds} from Model.profile(); a layer the engine fused into a
     step maps to that step's name (a str); a layer it never runs maps to None."""
+    return profile_layers(bundle, x, runs=runs, repeats=1)[0]
+
+
+def profile_layers(bundle, x, runs=3, repeats=3, budget=1.5):
+    """(times, spread): times as layer_times() gives them, each the median of
+    `repeats` Model.profile() medians of `runs` runs (fewer repeats when one
+    takes more than `budget` seconds), and spread[layer] = (lowest, highest,
+    repeats) of those medians: one busy moment on a shared machine then shows
+    as a wide spread rather than as the layer's time."""
     prof = getattr(bundle.model, "profile", None)
     if prof is None:
-        return {}
-    steps = prof(x, runs=runs)
-    times = {name: secs for name, _, secs in steps}
-    out, current = {}, None
+        return {}, {}
+    samples = {}
+    t0 = time.perf_counter()
+    for r in range(max(1, repeats)):
+        for name, _, secs in prof(x, runs=runs):
+            samples.setdefault(name, []).append(secs)
+        if r == 0 and time.perf_counter() - t0 > budget:
+            break
+    times = {name: float(np.median(v)) for name, v in samples.items()}
+    out, spread, current = {}, {}, None
     for layer in bundle.summary:
         if layer.name in times:
             current = layer.name
             out[layer.name] = times[layer.name]
+            v = samples[layer.name]
+            spread[layer.name] = (float(min(v)), float(max(v)), len(v))
         else:
             out[layer.name] = current
-    return out
+    return out, spread

@@ -3,7 +3,7 @@ import numpy as np
 
 OP_COLORS = {
     "conv": "#58a6ff", "pool": "#3fb950", "act": "#d29922", "merge": "#f778ba",
-    "dense": "#a371f7", "norm": "#79c0ff", "shape": "#8b949e", "other": "#8b949e",
+    "dense": "#a371f7", "norm": "#e5534b", "shape": "#8b949e", "other": "#8b949e",
 }
 _ACTS = ("Relu", "Clip", "Sigmoid", "HardSwish", "HardSigmoid", "Tanh", "LeakyRelu", "Elu", "PRelu",
          "Softmax", "Gelu", "Erf", "cnn.Silu")
@@ -54,6 +54,21 @@ def elastic(label):
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     label.setMinimumWidth(10)
     return label
+
+
+def install_message_filter():
+    """Drop the offscreen platform's "does not support propagateSizeHints()"
+    warning (printed on every window shown headless); other messages pass."""
+    from PyQt6.QtCore import QtMsgType, qInstallMessageHandler
+
+    def handler(kind, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if kind != QtMsgType.QtDebugMsg:
+            import sys
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
 
 
 def colormap(name):

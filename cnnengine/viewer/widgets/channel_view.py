@@ -8,6 +8,7 @@ from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
 
 from .. import atlas, style
 from .atlas_view import BG
+from .elided import ElidedLabel
 from .input_view import RF_COLOR, _rect_item, _set_rect
 
 
@@ -16,7 +17,7 @@ class ChannelView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.title = style.elastic(QLabel("Channel"))
+        self.title = ElidedLabel("Channel")
         self.title.setObjectName("panelTitle")
         self.strongest = QPushButton("Strongest unit")
         self.strongest.setToolTip("Select the unit with the largest activation in this channel")
@@ -43,6 +44,9 @@ class ChannelView(QWidget):
         self.hist_curve = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(88, 166, 255, 120),
                                           pen=pg.mkPen("#58a6ff", width=1))
         self.hist.addItem(self.hist_curve)
+        self.hist_mark = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd33d", width=1.5))
+        self.hist_mark.hide()
+        self.hist.addItem(self.hist_mark)
         self.glw.ci.layout.setRowStretchFactor(0, 4)
         self.glw.ci.layout.setRowStretchFactor(1, 1)
 
@@ -52,8 +56,14 @@ class ChannelView(QWidget):
         self.stats = style.elastic(QLabel(" "))
         self.stats.setObjectName("info")
         self.stats.setWordWrap(True)
-        self.hover = style.elastic(QLabel(" "))
+        self.hover = ElidedLabel(" ")
         self.hover.setObjectName("info")
+        self.rf = ElidedLabel(" ")          # the clicked unit's receptive field
+        self.rf.setObjectName("info")
+        self.note = QLabel("")              # e.g. the picked channel is not in this layer
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #d29922; font-size: 9pt;")
+        self.note.hide()
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -63,9 +73,11 @@ class ChannelView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addLayout(top)
+        lay.addWidget(self.note)
         lay.addWidget(self.glw, 1)
         lay.addWidget(self.stats)
         lay.addWidget(self.hover)
+        lay.addWidget(self.rf)
 
         self.map = None
         self.channel = None
@@ -81,14 +93,28 @@ class ChannelView(QWidget):
         self.image.clear()
         self.hist_curve.setData([], [])
         self.marker.hide()
+        self.hist_mark.hide()
         self.title.setText("Channel")
         self.stats.setText(text)
+        self.hover.setText(" ")
+        self.rf.setText(" ")
+        self.set_note("")
         self.strongest.setEnabled(False)
 
-    def set_channel(self, layer, channel, m):
+    def set_note(self, text):
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+
+    def set_channel(self, layer, channel, m, name=None, layer_values=None, extra=""):
+        """name: how to call the unit ("channel 5", "281 tabby"); layer_values:
+        every channel's value of a layer of 1x1 maps (the histogram shows those,
+        this one marked); extra: a line added to the statistics."""
         m = np.asarray(m, dtype=np.float32)
         self.map, self.channel, self.unit = m, channel, None
         self.marker.hide()
+        self.hover.setText(" ")
+        self.rf.setText(" ")
+        name = name or f"channel {channel}"
         s = atlas.channel_stats(m)
         lo, hi = s["min"], s["max"]
         if not hi > lo:                     # a constant map: give the bar some range
@@ -98,11 +124,24 @@ class ChannelView(QWidget):
         self.image.setRect(QRectF(0, 0, m.shape[1], m.shape[0]))
         self.cbar.setLevels((lo, hi))
         self.vb.autoRange(padding=0.02)
-        counts, edges = np.histogram(m, bins=min(64, max(8, int(np.sqrt(m.size)))), range=(lo, hi))
-        self.hist_curve.setData(edges, counts)
-        self.title.setText(f"{layer} · channel {channel}  ({m.shape[0]}×{m.shape[1]})")
-        self.stats.setText(f"min {s['min']:.4g}   max {s['max']:.4g}   mean {s['mean']:.4g}   "
-                           f"std {s['std']:.4g}\nzeros {100 * s['zeros']:.1f}% (sparsity)")
+        extra = f"\n{extra}" if extra else ""
+        if m.size == 1 and layer_values is not None and np.size(layer_values) > 1:
+            lv = np.asarray(layer_values, np.float32).reshape(-1)
+            counts, edges = np.histogram(lv, bins=64)
+            self.hist_curve.setData(edges, counts)
+            self.hist_mark.setValue(float(m.reshape(-1)[0]))
+            self.hist_mark.show()
+            rank = int(np.count_nonzero(lv > m.reshape(-1)[0])) + 1
+            self.stats.setText(f"value {s['max']:.5g}   rank {rank} of {lv.size}\n"
+                               f"histogram: all {lv.size} values of the layer{extra}")
+        else:
+            self.hist_mark.hide()
+            counts, edges = np.histogram(m, bins=min(64, max(8, int(np.sqrt(m.size)))), range=(lo, hi))
+            self.hist_curve.setData(edges, counts)
+            self.stats.setText(f"min {s['min']:.4g}   max {s['max']:.4g}   mean {s['mean']:.4g}   "
+                               f"std {s['std']:.4g}\nzeros {100 * s['zeros']:.1f}% (sparsity){extra}")
+        # the unit and the map's size first: a narrow panel elides the layer name
+        self.title.setText(f"{name} ({m.shape[0]}×{m.shape[1]}) · {layer}")
         self.strongest.setEnabled(True)
 
     def mark_unit(self, y, x):

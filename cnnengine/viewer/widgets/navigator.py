@@ -25,6 +25,12 @@ def human(n):
     return f"{n:.3g}P"
 
 
+def fmt_seconds(t):
+    if t < 1e-4:
+        return f"{t * 1e6:.0f} µs"
+    return f"{t * 1e3:.2f} ms" if t < 0.01 else f"{t * 1e3:.1f} ms" if t < 0.1 else f"{t * 1e3:.0f} ms"
+
+
 class LayerTable(QAbstractTableModel):
     COLUMNS = ("#", "Layer", "Op", "Output", "Params", "MACs", "Time")
 
@@ -32,6 +38,7 @@ class LayerTable(QAbstractTableModel):
         super().__init__(parent)
         self.layers = []
         self.times = {}
+        self.spread = {}
         self.total_macs = 0
         self.merges = set()
 
@@ -43,8 +50,11 @@ class LayerTable(QAbstractTableModel):
         self.total_macs = sum(l.macs for l in self.layers) or 1
         self.endResetModel()
 
-    def set_times(self, times):
+    def set_times(self, times, spread=None):
+        """times: layer -> seconds (or the step it is fused into); spread: layer ->
+        (lowest, highest, repeats) of the medians behind it, to mark noisy ones."""
         self.times = dict(times)
+        self.spread = dict(spread or {})
         if self.layers:
             col = self.COLUMNS.index("Time")
             self.dataChanged.emit(self.index(0, col), self.index(len(self.layers) - 1, col))
@@ -60,9 +70,26 @@ class LayerTable(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return self.COLUMNS[section]
             if role == Qt.ItemDataRole.ToolTipRole and self.COLUMNS[section] == "Time":
-                return ("Median time of the engine's step from Model.profile(); layers the engine fused "
-                        "into the previous step show 'fused'.\nBefore profiling finishes: share of the MACs.")
+                return ("Median time of the engine's step over 3 × 3 runs of Model.profile(); layers the "
+                        "engine fused into the previous step show 'fused'.\n'~' marks a noisy time (the runs "
+                        "disagree by more than half: a busy machine); hover for the range.\n"
+                        "Before profiling finishes: share of the MACs.")
         return None
+
+    def noisy(self, layer):
+        """The repeated medians disagree by more than half the time (and by more than 20 µs)."""
+        lo, hi, n = self.spread.get(layer.name, (0.0, 0.0, 1))
+        t = self.times.get(layer.name)
+        return n > 1 and isinstance(t, float) and hi - lo > max(0.5 * t, 2e-5)
+
+    def time_tip(self, layer):
+        t = self.times.get(layer.name)
+        if not isinstance(t, float) or layer.name not in self.spread:
+            return ""
+        lo, hi, n = self.spread[layer.name]
+        return (f"\ntime: median {fmt_seconds(t)} of {n} profiles (range {fmt_seconds(lo)}–{fmt_seconds(hi)})"
+                + ("; noisy: the machine was busy, or the step is below the timer's resolution"
+                   if self.noisy(layer) else ""))
 
     def time_text(self, layer):
         t = self.times.get(layer.name, "?")
@@ -72,9 +99,7 @@ class LayerTable(QAbstractTableModel):
             return "—"
         if isinstance(t, str):
             return "fused"
-        if t < 1e-4:
-            return f"{t * 1e6:.0f} µs"
-        return f"{t * 1e3:.2f} ms" if t < 0.01 else f"{t * 1e3:.1f} ms" if t < 0.1 else f"{t * 1e3:.0f} ms"
+        return ("~" if self.noisy(layer) else "") + fmt_seconds(t)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -103,6 +128,8 @@ class LayerTable(QAbstractTableModel):
                 return QColor(op_color(l.op))
             if col == "Time" and not isinstance(self.times.get(l.name, 0.0), float):
                 return QColor("#7d8590")
+            if col == "Time" and self.noisy(l):
+                return QColor("#d29922")
             if col == "#":
                 return QColor("#7d8590")
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -111,7 +138,8 @@ class LayerTable(QAbstractTableModel):
             return (f"{l.name}  ({l.op})\ninputs: {ins}\noutput: {'×'.join(map(str, l.output_shape))}\n"
                     f"params: {l.params:,}\nMACs: {l.macs:,}\n"
                     f"receptive field: {rf['size'][0]}×{rf['size'][1]} px, jump {rf['jump'][0]}, "
-                    f"start {rf['start'][0]}" + ("\nmerges branches" if index.row() in self.merges else ""))
+                    f"start {rf['start'][0]}" + ("\nmerges branches" if index.row() in self.merges else "")
+                    + self.time_tip(l))
         if role == Qt.ItemDataRole.FontRole and col == "Layer" and index.row() in self.merges:
             f = QFont()
             f.setBold(True)
@@ -152,6 +180,15 @@ class Navigator(QTableView):
 
     def set_layers(self, layers, merges=()):
         self.table.set_layers(layers, merges)
+
+    # below this width, Params and MACs (also in each row's tooltip) give the names their room
+    NARROW = 380
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        narrow = self.viewport().width() < self.NARROW
+        for col in ("Params", "MACs"):
+            self.setColumnHidden(LayerTable.COLUMNS.index(col), narrow)
 
     def current(self):
         idx = self.currentIndex()

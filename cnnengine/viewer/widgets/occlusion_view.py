@@ -171,14 +171,20 @@ class OcclusionView(QWidget):
         self.probe_info.setObjectName("info")
         self.probe_info.setWordWrap(True)
 
-        row1 = QHBoxLayout()
+        # the settings on two lines, so the tab fits a 1,000 px window beside the other panels
+        row1 = QVBoxLayout()
         row1.setContentsMargins(0, 0, 0, 0)
-        for text, w in (("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill),
-                        ("Target", self.target), (None, self.cls), ("Mode", self.mode)):
-            if text:
-                row1.addWidget(QLabel(text))
-            row1.addWidget(w)
-        row1.addStretch(1)
+        row1.setSpacing(2)
+        for items in ((("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill), ("Mode", self.mode)),
+                      (("Target", self.target), (None, self.cls))):
+            line = QHBoxLayout()
+            line.setContentsMargins(0, 0, 0, 0)
+            for text, w in items:
+                if text:
+                    line.addWidget(QLabel(text))
+                line.addWidget(w)
+            line.addStretch(1)
+            row1.addLayout(line)
         row2 = QHBoxLayout()
         row2.setContentsMargins(0, 0, 0, 0)
         row2.addWidget(self.run_button)

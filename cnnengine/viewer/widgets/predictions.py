@@ -1,10 +1,12 @@
-"""Top-k classes as labelled probability bars."""
-from PyQt6.QtCore import QRectF, QSize, Qt
+"""Top-k classes as labelled probability bars; clicking one emits its class."""
+from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
 class Predictions(QWidget):
+    classClicked = pyqtSignal(int)
+
     def __init__(self, k=5, parent=None):
         super().__init__(parent)
         self.k = k
@@ -12,6 +14,22 @@ class Predictions(QWidget):
         self.note = "no prediction yet"
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.setMinimumHeight(self.sizeHint().height())
+        self.setMouseTracking(True)
+
+    def row_at(self, y):
+        r = int((y - 24) // 22)
+        return r if 0 <= r < min(self.k, len(self.rows)) and (y - 24) % 22 < 18 else None
+
+    def mousePressEvent(self, ev):
+        r = self.row_at(ev.position().y())
+        if r is not None and ev.button() == Qt.MouseButton.LeftButton:
+            self.classClicked.emit(self.rows[r][0])
+
+    def mouseMoveEvent(self, ev):
+        r = self.row_at(ev.position().y())
+        self.setCursor(Qt.CursorShape.PointingHandCursor if r is not None else Qt.CursorShape.ArrowCursor)
+        self.setToolTip(f"class {self.rows[r][0]} {self.rows[r][1]}: click to select its unit in the "
+                        f"class layer" if r is not None else "")
 
     def sizeHint(self):
         return QSize(320, 22 * self.k + 26)
