@@ -132,10 +132,11 @@ class ChannelView(QWidget):
             self.hist_mark.setValue(float(m.reshape(-1)[0]))
             self.hist_mark.show()
             rank = int(np.count_nonzero(lv > m.reshape(-1)[0])) + 1
-            self.stats.setText(f"value {s['max']:.5g}   rank {rank} of {lv.size}\n"
-                               f"histogram: all {lv.size} values of the layer{extra}")
+            self.stats.setText(f"value {s['max']:.5g}   rank {rank} of {lv.size}{extra}")
+            self.hist.setToolTip(f"All {lv.size} values of the layer; the line marks this one")
         else:
             self.hist_mark.hide()
+            self.hist.setToolTip("Values of this channel")
             counts, edges = np.histogram(m, bins=min(64, max(8, int(np.sqrt(m.size)))), range=(lo, hi))
             self.hist_curve.setData(edges, counts)
             self.stats.setText(f"min {s['min']:.4g}   max {s['max']:.4g}   mean {s['mean']:.4g}   "
@@ -143,6 +144,7 @@ class ChannelView(QWidget):
         # the unit and the map's size first: a narrow panel elides the layer name
         self.title.setText(f"{name} ({m.shape[0]}×{m.shape[1]}) · {layer}")
         self.strongest.setEnabled(True)
+        self.strongest.setVisible(m.size > 1)      # one unit: nothing to look for
 
     def mark_unit(self, y, x):
         self.unit = (y, x)
@@ -150,7 +152,7 @@ class ChannelView(QWidget):
         self.marker.show()
 
     def jump_to_strongest(self):
-        if self.map is not None:
+        if self.map is not None and self.map.size > 1:
             y, x = atlas.strongest_unit(self.map)
             self.click_unit(y, x)
 

@@ -1,5 +1,6 @@
 """Layer navigator: every layer in execution order with op, output shape,
 params, MACs and measured time; keyboard stepping."""
+import numpy as np
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
@@ -46,6 +47,7 @@ class LayerTable(QAbstractTableModel):
         self.beginResetModel()
         self.layers = list(layers)
         self.times = {}
+        self.spread, self.rate = {}, None
         self.merges = set(merges)
         self.total_macs = sum(l.macs for l in self.layers) or 1
         self.endResetModel()
@@ -55,6 +57,7 @@ class LayerTable(QAbstractTableModel):
         (lowest, highest, repeats) of the medians behind it, to mark noisy ones."""
         self.times = dict(times)
         self.spread = dict(spread or {})
+        self.set_rate()
         if self.layers:
             col = self.COLUMNS.index("Time")
             self.dataChanged.emit(self.index(0, col), self.index(len(self.layers) - 1, col))
@@ -76,20 +79,36 @@ class LayerTable(QAbstractTableModel):
                         "Before profiling finishes: share of the MACs.")
         return None
 
+    def set_rate(self):
+        """The model's median seconds per MAC over the timed layers with real work."""
+        rates = [self.times[l.name] / l.macs for l in self.layers
+                 if l.macs >= 10000 and isinstance(self.times.get(l.name), float)]
+        self.rate = float(np.median(rates)) if rates else None
+
     def noisy(self, layer):
-        """The repeated medians disagree by more than half the time (and by more than 20 µs)."""
-        lo, hi, n = self.spread.get(layer.name, (0.0, 0.0, 1))
+        """Why the layer's time should not be trusted ("" when it can be): the
+        repeated medians disagree by more than half (and 20 µs), or it took over
+        a millisecond and 20 times longer than its MACs at the model's median rate."""
         t = self.times.get(layer.name)
-        return n > 1 and isinstance(t, float) and hi - lo > max(0.5 * t, 2e-5)
+        if not isinstance(t, float):
+            return ""
+        lo, hi, n = self.spread.get(layer.name, (t, t, 1))
+        if n > 1 and hi - lo > max(0.5 * t, 2e-5):
+            return f"the {n} profiles disagree ({fmt_seconds(lo)}–{fmt_seconds(hi)})"
+        rate = getattr(self, "rate", None)
+        if rate and t > 1e-3 and t > 20 * max(layer.macs, 1) * rate:
+            return (f"{t / (max(layer.macs, 1) * rate):.0f}× longer than its {human(layer.macs)} MACs take at "
+                    f"the model's median speed")
+        return ""
 
     def time_tip(self, layer):
         t = self.times.get(layer.name)
         if not isinstance(t, float) or layer.name not in self.spread:
             return ""
         lo, hi, n = self.spread[layer.name]
+        why = self.noisy(layer)
         return (f"\ntime: median {fmt_seconds(t)} of {n} profiles (range {fmt_seconds(lo)}–{fmt_seconds(hi)})"
-                + ("; noisy: the machine was busy, or the step is below the timer's resolution"
-                   if self.noisy(layer) else ""))
+                + (f"\nnoisy: {why}: a busy machine or the timer's resolution, not the op's cost" if why else ""))
 
     def time_text(self, layer):
         t = self.times.get(layer.name, "?")
@@ -181,14 +200,18 @@ class Navigator(QTableView):
     def set_layers(self, layers, merges=()):
         self.table.set_layers(layers, merges)
 
-    # below this width, Params and MACs (also in each row's tooltip) give the names their room
-    NARROW = 380
+    NAME_MIN = 110                                  # px the layer names keep in a narrow list
+    HIDE_ORDER = ("MACs", "Params", "#", "Output")  # given up in this order (all are in the row's tooltip)
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
-        narrow = self.viewport().width() < self.NARROW
-        for col in ("Params", "MACs"):
-            self.setColumnHidden(LayerTable.COLUMNS.index(col), narrow)
+        room = self.viewport().width() - self.NAME_MIN
+        fixed = sum(COLUMN_WIDTHS[c] for c in LayerTable.COLUMNS if c != "Layer")
+        for col in self.HIDE_ORDER:
+            hide = fixed > room
+            self.setColumnHidden(LayerTable.COLUMNS.index(col), hide)
+            if hide:
+                fixed -= COLUMN_WIDTHS[col]
 
     def current(self):
         idx = self.currentIndex()

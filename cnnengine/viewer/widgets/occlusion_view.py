@@ -99,6 +99,9 @@ class OcclusionView(QWidget):
                              "patch reaches; approximate: those windows capped, error reported")
         for box in (self.fill, self.target, self.mode):
             box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        # narrow enough for a 1,000 px window (the full text is in the open list)
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.target.setMinimumContentsLength(10)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
@@ -175,8 +178,8 @@ class OcclusionView(QWidget):
         row1 = QVBoxLayout()
         row1.setContentsMargins(0, 0, 0, 0)
         row1.setSpacing(2)
-        for items in ((("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill), ("Mode", self.mode)),
-                      (("Target", self.target), (None, self.cls))):
+        for items in ((("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill)),
+                      (("Target", self.target), (None, self.cls), ("Mode", self.mode))):
             line = QHBoxLayout()
             line.setContentsMargins(0, 0, 0, 0)
             for text, w in items:
