@@ -249,10 +249,11 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._proportion)
 
     def _proportion(self):
-        """The sides about a quarter each (at least SIDE_MIN, at most 440 px), the tabs the rest."""
+        """The layer list 30 % and the channel panel 26 % (at least SIDE_MIN), the tabs the rest."""
         total = max(self.split.width(), 600)
-        side = int(min(440, max(SIDE_MIN, 0.26 * total)))
-        self.split.setSizes([side, total - 2 * side, side])
+        left = int(min(540, max(SIDE_MIN, 0.30 * total)))
+        right = int(min(480, max(SIDE_MIN, 0.26 * total)))
+        self.split.setSizes([left, total - left - right, right])
 
     # ============================================================ opening
     def ask_model(self):

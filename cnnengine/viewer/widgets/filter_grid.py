@@ -14,6 +14,7 @@ class FilterGrid(QWidget):
         super().__init__(parent)
         self.header = style.elastic(QLabel("Filters"))
         self.header.setObjectName("panelTitle")
+        self.header.setWordWrap(True)       # a long title takes two lines rather than being cut
         self.view = AtlasView(self)
         self.hover = style.elastic(QLabel(" "))
         self.hover.setObjectName("info")

@@ -28,7 +28,7 @@ class FeatureGrid(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.chart)
-        self.header = ElidedLabel("No layer", middle=True)
+        self.header = ElidedLabel("No layer")
         self.header.setObjectName("panelTitle")
         self.hover = ElidedLabel(" ")
         self.hover.setObjectName("info")
