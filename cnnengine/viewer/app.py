@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
         self.input_view.show_rf(box, atlas.receptive_centre(rf, y, x))
         t, l, b, r = box
         self.channel_view.hover.setText(f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g}")
-        self.channel_view.rf.setText(f"receptive field {rf['size'][0]}×{rf['size'][1]} px: rows {t:g}–{b - 1:g}, "
+        self.channel_view.rf.setText(f"RF {rf['size'][0]}×{rf['size'][1]} px · rows {t:g}–{b - 1:g} · "
                                      f"cols {l:g}–{r - 1:g}")
         self._update_deconv()
 

@@ -200,6 +200,8 @@ def test_panels_share_a_1000_px_window(window, qtbot):
     assert tabs >= 420 and tabs > left and tabs > right, window.split.sizes()
     nav = window.navigator
     assert nav.columnWidth(1) >= 100, "the layer names keep room"
+    for panel in (window.input_view, window.channel_view, window.predictions, window.grid):
+        assert panel.minimumSizeHint().width() <= panel.width(), f"{type(panel).__name__} is cut off"
     settle(qtbot, window, 1800, 1000)
     window._proportion()            # what showing the window at this size does
     settle(qtbot, window, 1800, 1000)

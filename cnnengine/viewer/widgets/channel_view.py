@@ -19,7 +19,7 @@ class ChannelView(QWidget):
         super().__init__(parent)
         self.title = ElidedLabel("Channel")
         self.title.setObjectName("panelTitle")
-        self.strongest = QPushButton("Strongest unit")
+        self.strongest = QPushButton("Strongest")
         self.strongest.setToolTip("Select the unit with the largest activation in this channel")
         self.strongest.setEnabled(False)
         self.strongest.setFocusPolicy(Qt.FocusPolicy.NoFocus)

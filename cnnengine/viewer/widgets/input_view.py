@@ -78,9 +78,10 @@ class InputView(pg.GraphicsLayoutWidget):
         t, l, b, r = crop_box
         self.crop.setRect(QRectF(l, t, r - l, b - t))
         self.crop.setVisible((t, l, b, r) != (0, 0, original.shape[0], original.shape[1]))
-        self.title_orig.setText(f"original {original.shape[1]}×{original.shape[0]}"
-                                + (f" · {name}" if name else ""))
-        self.title_in.setText(f"model input {display.shape[1]}×{display.shape[0]}")
+        # short titles: two of them must fit side by side in a 1,000 px window's side panel
+        self.title_orig.setText(f"original {original.shape[1]}×{original.shape[0]}")
+        self.title_in.setText(f"input {display.shape[1]}×{display.shape[0]}")
+        self.setToolTip(f"{name}: the photo as read, and the model's input after preprocessing" if name else "")
         self.clear_rf()
         self.vb_orig.autoRange(padding=0.02)
         self.vb_in.autoRange(padding=0.02)
