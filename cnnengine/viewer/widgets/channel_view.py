@@ -95,6 +95,10 @@ class ChannelView(QWidget):
         self.marker.hide()
         self.hist_mark.hide()
         self.title.setText("Channel")
+        for item in (self.vb, self.cbar):
+            item.setMaximumHeight(16777215)
+            item.setVisible(True)
+        self.hist.setMaximumHeight(95)
         self.stats.setText(text)
         self.hover.setText(" ")
         self.rf.setText(" ")
@@ -125,9 +129,15 @@ class ChannelView(QWidget):
         self.cbar.setLevels((lo, hi))
         self.vb.autoRange(padding=0.02)
         extra = f"\n{extra}" if extra else ""
-        if m.size == 1 and layer_values is not None and np.size(layer_values) > 1:
+        one = m.size == 1 and layer_values is not None and np.size(layer_values) > 1
+        # one value: a flat square says nothing; the layer's histogram (this value marked) takes its place
+        for item in (self.vb, self.cbar):
+            item.setMaximumHeight(0 if one else 16777215)
+            item.setVisible(not one)
+        self.hist.setMaximumHeight(16777215 if one else 95)
+        if one:
             lv = np.asarray(layer_values, np.float32).reshape(-1)
-            counts, edges = np.histogram(lv, bins=64)
+            counts, edges = np.histogram(lv, bins=int(min(64, max(8, 2 * np.sqrt(lv.size)))))
             self.hist_curve.setData(edges, counts)
             self.hist_mark.setValue(float(m.reshape(-1)[0]))
             self.hist_mark.show()

@@ -17,8 +17,10 @@ def is_class_shaped(maps, labels):
 
 
 def class_name(labels, k):
-    """"281 tabby" (or "281" without labels)."""
-    return f"{k} {labels[k]}" if labels is not None and 0 <= k < len(labels) else str(k)
+    """"281 tabby" (or "281" without labels, or when the label is the number: LeNet's "4")."""
+    if labels is None or not 0 <= k < len(labels) or str(labels[k]) == str(k):
+        return str(k)
+    return f"{k} {labels[k]}"
 
 
 class _Bars(QWidget):
