@@ -438,14 +438,6 @@ class MainWindow(QMainWindow):
             if self.layer() is not None and self.shown_name() == name:
                 self._show_activation(self.layer(), act)
 
-    def class_layer(self, row=None):
-        """Whether the row (default: the one on screen) holds one 1x1 value per class label."""
-        layer = self.layer() if row is None else self.bundle.summary[row]
-        labels = self.bundle.labels if self.bundle else None
-        shape = tuple(layer.output_shape) if layer is not None else ()
-        return bool(labels) and len(labels) > 1 and len(shape) >= 2 and shape[1] == len(labels) and \
-            int(np.prod(shape[2:], dtype=np.int64)) == 1
-
     def _show_activation(self, layer, act):
         name = self.shown_name(layer)
         note = f"after {', '.join(self.bundle.fused[layer.name])} (fused)" if name != layer.name else ""
@@ -501,11 +493,10 @@ class MainWindow(QMainWindow):
         if self.bundle is None:
             return
         self.picked_class = k
-        if self.layer() is not None and self.class_layer():
+        rows = session.class_rows(self.bundle)
+        if self.row in rows:
             self.pick_channel(k)
-            return
-        rows = [r for r in range(len(self.bundle.summary)) if self.class_layer(r)]
-        if rows:
+        elif rows:
             self.navigator.select(rows[-1])      # shows it with picked_class selected
 
     def apply_channel(self, ch):

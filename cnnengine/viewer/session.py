@@ -101,6 +101,13 @@ def open_model(source):
                        load_seconds=time.perf_counter() - t0, fused=fused_chains(model, index))
 
 
+def class_rows(bundle):
+    """Rows whose output holds one 1x1 value per class label (logits, class scores)."""
+    n = len(bundle.labels or [])
+    return [r for r, l in enumerate(bundle.summary) if n > 1 and len(l.output_shape) >= 2 and
+            l.output_shape[1] == n and int(np.prod(l.output_shape[2:], dtype=np.int64)) == 1]
+
+
 NORM_OPS = ("BatchNormalization", "InstanceNormalization")
 ACT_OPS = ("Relu", "Clip", "Sigmoid", "HardSwish", "HardSigmoid", "Tanh", "LeakyRelu", "Elu", "cnn.Silu")
 
