@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.after_fusion = False   # conv rows show the output after their BatchNorm and activation
         self._auto_image = False    # the image is the bundled sample chosen for the model, not the user's
         self._status_error = False  # the status bar shows an error (cleared by the next success)
+        self._keep_channel = None   # (row, channel) to keep when that row is shown again (fusion toggle)
         self.pending_layer = None
         self._deconv_asked = None     # (run number, layer, channel, unit) of the last projection asked for
         self._runs = 0                # counts inference results, so a new image asks for a new projection
@@ -450,10 +451,13 @@ class MainWindow(QMainWindow):
         if self._status_error:
             self._say("Ready")
         clamped = ""
+        keep, self._keep_channel = self._keep_channel, None
         if self.grid.is_chart():    # the class the user picked, else the top class
             values = self.grid.maps[:, 0, 0]
             ch = self.picked_class if self.picked_class is not None and self.picked_class < n else \
                 int(np.argmax(values))
+        elif keep is not None and keep[0] == self.row and keep[1] < n:     # same row, before/after fusion
+            ch = keep[1]
         elif self.channel_pinned and self.picked is not None and self.picked < n:
             ch = self.picked
         else:   # the channel with the most contrast until the user picks one (kept for layers that have it)
@@ -474,6 +478,7 @@ class MainWindow(QMainWindow):
         if self.grid.fused_box.isChecked() != self.after_fusion:
             self.grid.fused_box.setChecked(self.after_fusion)
         if self.row >= 0:
+            self._keep_channel = (self.row, self.channel) if self.channel is not None else None
             self.show_layer(self.row)
 
     # ============================================================ channel

@@ -114,8 +114,10 @@ def test_after_bn_and_activation_toggle(window, qtbot, tiny_files):
     select(win, "conv1")
     assert win.grid.fused_box.isEnabled()
     np.testing.assert_allclose(win.grid.maps, atlas.as_maps(acts["conv1"]), rtol=1e-4, atol=1e-4)
+    win.pick_channel(5)
     win.grid.fused_box.setChecked(True)
     assert win.after_fusion and win.layer().name == "conv1"
+    assert win.channel == 5, "toggling keeps the channel on screen"
     relu = atlas.as_maps(acts["relu1"])
     np.testing.assert_allclose(win.grid.maps, relu, rtol=1e-4, atol=1e-4)
     assert "after relu1" in win.grid.header.text()

@@ -58,8 +58,9 @@ class ChannelView(QWidget):
         self.stats.setWordWrap(True)
         self.hover = ElidedLabel(" ")
         self.hover.setObjectName("info")
-        self.rf = ElidedLabel(" ")          # the clicked unit's receptive field
+        self.rf = style.elastic(QLabel(" "))    # the clicked unit's receptive field: two lines if need be
         self.rf.setObjectName("info")
+        self.rf.setWordWrap(True)
         self.note = QLabel("")              # e.g. the picked channel is not in this layer
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #d29922; font-size: 9pt;")

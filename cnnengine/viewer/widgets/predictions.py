@@ -53,7 +53,8 @@ class Predictions(QWidget):
         p.setFont(f)
         p.setPen(QColor("#9aa4b2"))
         p.drawText(QRectF(4, 2, self.width() - 8, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   "Predictions" + (f" · {self.note}" if self.note else ""))
+                   p.fontMetrics().elidedText("Predictions" + (f" · {self.note}" if self.note else ""),
+                                              Qt.TextElideMode.ElideRight, self.width() - 8))
         f.setBold(False)
         f.setPointSizeF(9.5)
         p.setFont(f)
