@@ -25,7 +25,7 @@ from .widgets.predictions import Predictions
 from .worker import Worker
 
 RECENT_MAX = 8
-SIDE_MIN = 230          # px: the narrowest the layer list and the channel panel get
+SIDE_MIN = 170          # px: the narrowest the layer list and the channel panel get (an 800 px window)
 MODEL_FILTER = "Models (*.onnx *.cnn *.safetensors *.pth *.pt);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 

@@ -214,6 +214,9 @@ def test_panels_share_a_1000_px_window(window, qtbot):
 
 def test_save_buttons_visible_at_800_px(window, qtbot):
     settle(qtbot, window, 800, 600)
+    assert window.width() == 800, "the panels' minimum sizes widen the window"
+    for panel in (window.input_view, window.channel_view, window.grid):
+        assert panel.minimumSizeHint().width() <= panel.width(), f"{type(panel).__name__} is cut off"
     tb = window.findChild(QToolBar)
     for act in (window.act_open_model, window.act_open_image, window.act_png, window.act_npy):
         w = tb.widgetForAction(act)

@@ -46,10 +46,11 @@ class FeatureGrid(QWidget):
         opts = QHBoxLayout()
         opts.setContentsMargins(0, 0, 0, 0)
         opts.setSpacing(4)
-        for text, box in (("Colours", self.cmap_box), ("Scale", self.norm_box), ("Sort", self.sort_box)):
-            lab = QLabel(text)
-            lab.setStyleSheet("color: #9aa4b2;")
-            opts.addWidget(lab)
+        for text, box in ((None, self.cmap_box), ("Scale", self.norm_box), ("Sort", self.sort_box)):
+            if text:        # a colour map names itself
+                lab = QLabel(text)
+                lab.setStyleSheet("color: #9aa4b2;")
+                opts.addWidget(lab)
             opts.addWidget(box)
             opts.addSpacing(4)
         opts.addStretch(1)

@@ -65,6 +65,7 @@ class InputView(pg.GraphicsLayoutWidget):
         self.centre.hide()
         self.vb_in.addItem(self.centre)
         self.input_hw = None
+        self._sizes = None
         self.crop_box = None
         self.rf_box = None
 
@@ -78,13 +79,26 @@ class InputView(pg.GraphicsLayoutWidget):
         t, l, b, r = crop_box
         self.crop.setRect(QRectF(l, t, r - l, b - t))
         self.crop.setVisible((t, l, b, r) != (0, 0, original.shape[0], original.shape[1]))
-        # short titles: two of them must fit side by side in a 1,000 px window's side panel
-        self.title_orig.setText(f"original {original.shape[1]}×{original.shape[0]}")
-        self.title_in.setText(f"input {display.shape[1]}×{display.shape[0]}")
-        self.setToolTip(f"{name}: the photo as read, and the model's input after preprocessing" if name else "")
+        self._sizes = (f"{original.shape[1]}×{original.shape[0]}", f"{display.shape[1]}×{display.shape[0]}")
+        self._titles()
+        self.setToolTip((f"{name}: " if name else "") + "the photo as read (the model's crop dashed), and the "
+                        "model's input after preprocessing")
         self.clear_rf()
         self.vb_orig.autoRange(padding=0.02)
         self.vb_in.autoRange(padding=0.02)
+
+    WORDS_MIN = 240     # px: narrower, the titles are the sizes alone (the tooltip says which is which)
+
+    def _titles(self):
+        if getattr(self, "_sizes", None) is None:     # also called during pyqtgraph's construction
+            return
+        (orig, inp), words = self._sizes, self.width() >= self.WORDS_MIN
+        self.title_orig.setText(f"original {orig}" if words else orig)
+        self.title_in.setText(f"input {inp}" if words else f"→ {inp}")
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._titles()
 
     def clear_rf(self):
         self.rf_box = None

@@ -202,7 +202,7 @@ class Navigator(QTableView):
         self.table.set_layers(layers, merges)
 
     NAME_MIN = 110                                  # px the layer names keep in a narrow list
-    HIDE_ORDER = ("MACs", "Params", "#", "Output")  # given up in this order (all are in the row's tooltip)
+    HIDE_ORDER = ("MACs", "Params", "#", "Output", "Op", "Time")   # given up in this order (all in the tooltip)
 
     def resizeEvent(self, event):
         super().resizeEvent(event)

@@ -102,6 +102,7 @@ class OcclusionView(QWidget):
         # narrow enough for a 1,000 px window (the full text is in the open list)
         self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.target.setMinimumContentsLength(10)
+        self.cls.setMaximumWidth(76)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
