@@ -265,6 +265,10 @@ def test_bundled_efficientnet_lite0(qtbot, settings):
     assert win.bundle.merges, "EfficientNet-Lite0 has residual adds"
     top = win.predictions.rows[0]
     assert 281 <= top[0] <= 285, f"expected a cat class, got {top}"
+    # the logits: a chart of named classes, the top one selected
+    win.navigator.select(win.bundle.index["_fc"])
+    assert win.grid.is_chart() and win.channel == top[0]
+    assert win.channel_view.title.text().startswith(f"{top[0]} {win.bundle.labels[top[0]]} (1×1)")
     # a deep layer's maps equal the engine's capture of it
     name = win.bundle.summary[len(win.bundle.summary) // 2].name
     win.navigator.select(win.bundle.index[name])
