@@ -56,19 +56,29 @@ def elastic(label):
     return label
 
 
+_previous_handler = [None]
+
+
+def _message_filter(kind, context, message):
+    if "propagateSizeHints" in message:
+        return
+    prev = _previous_handler[0]
+    if prev is not None:
+        prev(kind, context, message)
+    else:
+        import sys
+        print(message, file=sys.stderr)
+
+
 def install_message_filter():
     """Drop the offscreen platform's "does not support propagateSizeHints()"
-    warning (printed on every window shown headless); other messages pass."""
-    from PyQt6.QtCore import QtMsgType, qInstallMessageHandler
+    warning (printed on every window shown headless); other messages go on to
+    the handler installed before (pytest-qt's, say) or to stderr."""
+    from PyQt6.QtCore import qInstallMessageHandler
 
-    def handler(kind, context, message):
-        if "propagateSizeHints" in message:
-            return
-        if kind != QtMsgType.QtDebugMsg:
-            import sys
-            print(message, file=sys.stderr)
-
-    qInstallMessageHandler(handler)
+    prev = qInstallMessageHandler(_message_filter)
+    if prev is not _message_filter:
+        _previous_handler[0] = prev
 
 
 def colormap(name):
