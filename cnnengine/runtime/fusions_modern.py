@@ -11,6 +11,9 @@ layer scale): each rewrites a graph in place, as the passes in passes.py.
   cnn.ChannelNorm (across channels per pixel), each MatMul as a 1x1 Conv
   with the following Add as its bias, so the layout pass keeps the whole
   block blocked and no Transpose runs.
+- fuse_channel_norm: the same norm written out over axis 1 of NCHW
+  (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, scale, bias) ->
+  cnn.ChannelNorm.
 - fold_channel_mul: Conv -> Mul by a per-output-channel constant (ConvNeXt's
   layer scale) folds into the conv's weights and bias.
 """
@@ -280,3 +283,72 @@ def fold_channel_mul(g):
         conv.outputs = list(mul.outputs)
         conv.fused = conv.fused + (mul.name,)
         g.nodes.remove(mul)
+
+
+def _mean_over_channels(g, node):
+    """Whether node is ReduceMean over axis 1 only, keeping dims."""
+    if node is None or node.op != "ReduceMean" or not int(node.attrs.get("keepdims", 1)):
+        return False
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1] in g.weights:
+        axes = np.asarray(g.weights[node.inputs[1]]).reshape(-1).tolist()
+    return axes is not None and [int(a) for a in axes] == [1]
+
+
+def _channel_vector(arr):
+    """A (C,1,1) or (1,C,1,1) constant as C floats, else None."""
+    a = np.asarray(arr)
+    if a.ndim not in (3, 4) or a.shape[-2:] != (1, 1) or (a.ndim == 4 and a.shape[0] != 1):
+        return None
+    return a.reshape(-1).astype(np.float32)
+
+
+def fuse_channel_norm(g):
+    """The channels-first LayerNorm written out (ConvNeXt's own LayerNorm,
+    data_format="channels_first"): d = x - mean_1(x); d / sqrt(mean_1(d^2)
+    + eps) * w[:, None, None] + b[:, None, None] -> cnn.ChannelNorm. The
+    scale must be there: it tells the channel count."""
+    for div in [n for n in g.nodes if n.op == "Div" and len(n.inputs) == 2]:
+        users, prods = g.consumers(), g.producers()
+        sub, sqrt = prods.get(div.inputs[0]), prods.get(div.inputs[1])
+        if sub is None or sub.op != "Sub" or sqrt is None or sqrt.op != "Sqrt" or \
+                not _mean_over_channels(g, prods.get(sub.inputs[1])) or \
+                prods[sub.inputs[1]].inputs[0] != sub.inputs[0]:
+            continue
+        x, mean = sub.inputs[0], prods[sub.inputs[1]]
+        add = prods.get(sqrt.inputs[0])
+        if add is None or add.op != "Add" or _consumer(g, users, add.outputs[0]) is not sqrt:
+            continue
+        var_name, eps = _const(g, add, "")
+        var = prods.get(var_name)
+        if eps is None or eps.size != 1 or not _mean_over_channels(g, var):
+            continue
+        sq = prods.get(var.inputs[0])
+        if sq is None or not ((sq.op == "Pow" and sq.inputs[0] == sub.outputs[0] and sq.inputs[1] in g.weights
+                               and _scalar_is(np.asarray(g.weights[sq.inputs[1]]), 2.0)) or
+                              (sq.op == "Mul" and sq.inputs == [sub.outputs[0]] * 2)):
+            continue
+        if sorted(id(u) for u in users.get(sub.outputs[0], [])) != sorted((id(sq), id(div))) or \
+                _consumer(g, users, mean.outputs[0]) is not sub:
+            continue
+        mul = _consumer(g, users, div.outputs[0])
+        gamma = _channel_vector(_const(g, mul, div.outputs[0])[1]) if mul is not None and mul.op == "Mul" \
+            and len(mul.inputs) == 2 else None
+        if gamma is None:
+            continue
+        nodes, out = [mean, sub, sq, var, add, sqrt, div, mul], mul.outputs[0]
+        beta = np.zeros_like(gamma)
+        bias = _consumer(g, users, out)
+        if bias is not None and bias.op == "Add" and len(bias.inputs) == 2:
+            other, b = _const(g, bias, out)
+            b = _channel_vector(b) if other == out else None
+            if b is not None and b.size == gamma.size:
+                beta, out = b, bias.outputs[0]
+                nodes.append(bias)
+        name = mean.name
+        g.weights[f"{name}__gamma"], g.weights[f"{name}__beta"] = gamma, beta
+        cn = Node(name, "cnn.ChannelNorm", [x, f"{name}__gamma", f"{name}__beta"], [out],
+                  {"epsilon": float(eps.reshape(-1)[0])}, None, tuple(n.name for n in nodes[1:]))
+        g.nodes[g.nodes.index(nodes[-1])] = cn
+        for n in nodes[:-1]:
+            g.nodes.remove(n)

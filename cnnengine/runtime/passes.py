@@ -338,6 +338,7 @@ FUSION_PASSES = [
     ("fold_batchnorm", _fold_batchnorm),
     ("fuse_gelu", fusions_modern.fuse_gelu),
     ("channels_last", fusions_modern.channels_last),
+    ("fuse_channel_norm", fusions_modern.fuse_channel_norm),
     ("fold_channel_mul", fusions_modern.fold_channel_mul),
     ("fuse_silu", _fuse_silu),
     ("fuse_residual", _fuse_residual),

@@ -31,6 +31,20 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class LayerNormCF(nn.Module):
+    """The official ConvNeXt's LayerNorm, data_format="channels_first", written out."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight, self.bias, self.eps = nn.Parameter(1 + torch.rand(c)), nn.Parameter(torch.rand(c)), eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
 class CNBlock(nn.Module):
     """torchvision.models.convnext.CNBlock (stochastic depth is identity here)."""
 
@@ -60,15 +74,15 @@ class ConvNeXtLike(nn.Module):
     pooled LayerNorm2d head: torchvision's layout at small widths (20 and
     36 channels: partial blocks in the blocked layout)."""
 
-    def __init__(self, dims=(20, 36), k=7, approximate="none", classes=10):
+    def __init__(self, dims=(20, 36), k=7, approximate="none", classes=10, norm=LayerNorm2d):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6)),
+            nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), norm(dims[0], eps=1e-6)),
             CNBlock(dims[0], k, approximate), CNBlock(dims[0], k, approximate),
-            nn.Sequential(LayerNorm2d(dims[0], eps=1e-6), nn.Conv2d(dims[0], dims[1], 2, 2)),
+            nn.Sequential(norm(dims[0], eps=1e-6), nn.Conv2d(dims[0], dims[1], 2, 2)),
             CNBlock(dims[1], k, approximate))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(LayerNorm2d(dims[1], eps=1e-6), nn.Flatten(1),
+        self.classifier = nn.Sequential(norm(dims[1], eps=1e-6), nn.Flatten(1),
                                         nn.Linear(dims[1], classes))
 
     def forward(self, x):
@@ -86,6 +100,7 @@ CASES = {
     "convnext_erf": (lambda: ConvNeXtLike(), (3, 64, 64), 17),
     "convnext_tanh": (lambda: ConvNeXtLike(approximate="tanh"), (3, 64, 64), 17),
     "convnext_gelu_op": (lambda: ConvNeXtLike(k=9), (3, 48, 48), 20),     # ONNX Gelu, 9x9 depthwise
+    "convnext_channels_first": (lambda: ConvNeXtLike(norm=LayerNormCF), (3, 64, 64), 18),
     "mobilenet_v3": (MobileNetV3Mini, (3, 64, 64), 13),
 }
 
@@ -127,12 +142,13 @@ def _plan_ops(model, x):
     return collections.Counter(s.node.op for s in plan.steps)
 
 
-@pytest.mark.parametrize("name", ["convnext_erf", "convnext_tanh", "convnext_gelu_op"])
+@pytest.mark.parametrize("name", ["convnext_erf", "convnext_tanh", "convnext_gelu_op", "convnext_channels_first"])
 def test_convnext_plan_is_blocked(name, exported):
     _, shape, path = exported(name)
     m = ce.load(path)
     ops = _plan_ops(m, np.zeros((2,) + shape, np.float32))
-    for gone in ("Transpose", "MatMul", "Erf", "Gelu", "Tanh", "LayerNormalization", "Div"):
+    for gone in ("Transpose", "MatMul", "Erf", "Gelu", "Tanh", "LayerNormalization", "Div", "ReduceMean",
+                 "Sqrt", "Pow"):
         assert ops[gone] == 0, f"{gone} left in the plan: {dict(ops)}"
     if layout.available() and ops["cnn.ConvNCHWc"]:
         assert ops["cnn.ChannelNormNCHWc"] == 6, dict(ops)
