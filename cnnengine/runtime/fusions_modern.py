@@ -25,6 +25,22 @@ from ..ir.graph import Node
 from ..ops.epilogue import KERNEL_ACTS
 
 
+class _Maps:
+    """g's consumer and producer maps, made again only after a rewrite
+    (per candidate they made a pass quadratic in the node count)."""
+
+    def __init__(self, g):
+        self.g, self._maps = g, None
+
+    def get(self):
+        if self._maps is None:
+            self._maps = (self.g.consumers(), self.g.producers())
+        return self._maps
+
+    def changed(self):
+        self._maps = None
+
+
 def _consumer(g, users, value):
     """The one node reading `value` (None when several, none, or a graph output)."""
     u = users.get(value, [])
@@ -131,10 +147,11 @@ def _cube(g, users, prods, value, x):
 
 
 def fuse_gelu(g):
+    maps = _Maps(g)
     for core in [n for n in g.nodes if n.op in ("Erf", "Tanh")]:
         if core not in g.nodes:
             continue
-        users, prods = g.consumers(), g.producers()
+        users, prods = maps.get()
         found = (_erf_core if core.op == "Erf" else _tanh_core)(g, users, prods, core)
         if found is None:
             continue
@@ -152,6 +169,7 @@ def fuse_gelu(g):
         for n in head + nodes:
             if n is not last:
                 g.nodes.remove(n)
+        maps.changed()
 
 
 _TO_NHWC, _TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
@@ -166,15 +184,23 @@ def _per_channel(arr, c):
 
 
 def channels_last(g):
+    maps = _Maps(g)
     for t1 in [n for n in g.nodes if n.op == "Transpose" and list(n.attrs.get("perm", ())) == _TO_NHWC]:
-        if t1 in g.nodes:
-            _rewrite_chain(g, t1)
+        if t1 in g.nodes and _rewrite_chain(g, t1, maps.get()[0]):
+            maps.changed()
+    # the weights a chain made before it met a link it does not know
+    used = {i for n in g.nodes for i in n.inputs}
+    for k in [k for k in g.weights if k.endswith(_MADE) and k not in used]:
+        del g.weights[k]
 
 
-def _rewrite_chain(g, t1):
+_MADE = ("__gamma", "__beta", "__w_1x1", "__c", "__b_add", "__b_mul", "__w_scaled")
+
+
+def _rewrite_chain(g, t1, users):
     """The chain after t1 rewritten in NCHW, when every link is one the
-    rewrite knows and only the next link reads it; else nothing changes."""
-    users = g.consumers()
+    rewrite knows and only the next link reads it (True); else nothing
+    changes."""
     outs = {o.name for o in g.outputs}
     chain, new, c = [t1], [], None
     cur, x = t1.outputs[0], t1.inputs[0]
@@ -243,6 +269,7 @@ def _rewrite_chain(g, t1):
     g.nodes[idx:idx] = new
     for m in chain:
         g.nodes.remove(m)
+    return True
 
 
 def _fold_into_conv(g, conv, vec, op):
@@ -267,8 +294,9 @@ def fold_channel_mul(g):
     """Conv -> Mul by a constant of one factor per output channel ((K,1,1),
     (1,K,1,1) or a scalar): the factor scales the conv's weights and bias."""
     from .. import ops
+    maps = _Maps(g)
     for mul in [n for n in g.nodes if n.op == "Mul" and len(n.inputs) == 2]:
-        users, prods = g.consumers(), g.producers()
+        users, prods = maps.get()
         v, k = _const(g, mul, "")
         conv = prods.get(v) if v else None
         if conv is None or conv.op != "Conv" or len(conv.inputs) > 3 or conv.inputs[1] not in g.weights or \
@@ -283,6 +311,7 @@ def fold_channel_mul(g):
         conv.outputs = list(mul.outputs)
         conv.fused = conv.fused + (mul.name,)
         g.nodes.remove(mul)
+        maps.changed()
 
 
 def _mean_over_channels(g, node):
@@ -308,8 +337,11 @@ def fuse_channel_norm(g):
     data_format="channels_first"): d = x - mean_1(x); d / sqrt(mean_1(d^2)
     + eps) * w[:, None, None] + b[:, None, None] -> cnn.ChannelNorm. The
     scale must be there: it tells the channel count."""
+    maps = _Maps(g)
     for div in [n for n in g.nodes if n.op == "Div" and len(n.inputs) == 2]:
-        users, prods = g.consumers(), g.producers()
+        if div not in g.nodes:
+            continue
+        users, prods = maps.get()
         sub, sqrt = prods.get(div.inputs[0]), prods.get(div.inputs[1])
         if sub is None or sub.op != "Sub" or sqrt is None or sqrt.op != "Sqrt" or \
                 not _mean_over_channels(g, prods.get(sub.inputs[1])) or \
@@ -352,3 +384,4 @@ def fuse_channel_norm(g):
         g.nodes[g.nodes.index(nodes[-1])] = cn
         for n in nodes[:-1]:
             g.nodes.remove(n)
+        maps.changed()
