@@ -110,6 +110,9 @@ cdef extern from "cnnengine.h" nogil:
                                   const float *beta, float eps, float *y, int threads)
     cnn_status cnn_lrn_f32(int64_t n, int64_t c, int64_t hw, int64_t size, float alpha,
                            float beta, float k, const float *x, float *y, int threads)
+    cnn_status cnn_channel_norm_f32(int64_t n, int64_t c, int64_t hw, int blocked, const float *x,
+                                    const float *gamma, const float *beta, float eps, float *y,
+                                    int threads)
     cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner, const float *x,
                                float *y, int threads)
 

@@ -38,3 +38,23 @@ def softmax(const float[::1] x, float[::1] y, int64_t outer, int64_t axis, int64
         st = cnn_softmax_f32(outer, axis, inner, &x[0], &y[0], t)
         cnn_threads_end()
     check(st)
+
+
+def channel_norm(const float[::1] x, const float[::1] gamma, const float[::1] beta, float[::1] y,
+                 int64_t n, int64_t c, int64_t hw, bint blocked, float eps, int threads=0):
+    """Layer norm across channels per pixel: x (N,C,HW) flat, or blocked
+    (N, ceil(C/8), HW, 8) with gamma / beta padded to ceil(C/8)*8 -> y."""
+    cdef int64_t cp = (c + 7) // 8 * 8 if blocked else c
+    cdef cnn_status st
+    cdef int t
+    if n < 1 or c < 1 or hw < 1:
+        raise ShapeError("channel_norm: empty tensor")
+    _need(x, n * cp * hw, "x")
+    _need(y, n * cp * hw, "y")
+    _need(gamma, cp, "gamma")
+    _need(beta, cp, "beta")
+    with nogil:
+        t = cnn_threads_begin(threads)
+        st = cnn_channel_norm_f32(n, c, hw, blocked, &x[0], &gamma[0], &beta[0], eps, &y[0], t)
+        cnn_threads_end()
+    check(st)

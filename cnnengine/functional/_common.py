@@ -108,6 +108,7 @@ def flat(a):
 ACTIVATIONS = {
     "none": 0, "relu": 1, "clip": 2, "leaky_relu": 3, "elu": 4, "sigmoid": 5,
     "tanh": 6, "silu": 7, "hardswish": 8, "hardsigmoid": 9, "gelu": 10,
+    "gelu_tanh": 11, "erf": 12,
 }
 
 

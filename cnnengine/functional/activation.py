@@ -19,7 +19,7 @@ def _f32(x, name="x"):
     return a.reshape(()) if zero_d else a
 
 __all__ = ["activation", "relu", "relu6", "leaky_relu", "prelu", "elu", "sigmoid", "tanh",
-           "silu", "hardswish", "hardsigmoid", "gelu", "clip"]
+           "silu", "hardswish", "hardsigmoid", "gelu", "erf", "clip"]
 
 
 def activation(x, name, alpha=0.0, beta=0.0, *, out=None, threads=None):
@@ -100,14 +100,14 @@ def hardsigmoid(x, alpha=1.0 / 6.0, beta=0.5, *, threads=None):
 
 def gelu(x, approximate="none", *, threads=None):
     """0.5 x (1 + erf(x / sqrt 2)); approximate="tanh" gives PyTorch's tanh form."""
-    if approximate == "none":
-        return activation(x, "gelu", threads=threads)
-    if approximate != "tanh":
+    if approximate not in ("none", "tanh"):
         raise ShapeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    x = _f32(x)
-    inner = (np.float32(math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * x * x * x)).astype(np.float32)
-    t = activation(inner, "tanh", out=inner, threads=threads)
-    return (np.float32(0.5) * x * (np.float32(1.0) + t)).astype(np.float32, copy=False)
+    return activation(x, "gelu" if approximate == "none" else "gelu_tanh", threads=threads)
+
+
+def erf(x, *, threads=None):
+    """The error function, elementwise (float32)."""
+    return activation(x, "erf", threads=threads)
 
 
 def prelu(x, slope, *, threads=None):

@@ -5,7 +5,7 @@ from .. import _kernels as _k
 from ..errors import ShapeError
 from ._common import as_f32, flat, resolve_threads
 
-__all__ = ["batch_norm", "local_response_norm", "softmax"]
+__all__ = ["batch_norm", "channel_norm", "local_response_norm", "softmax"]
 
 
 def _per_channel(v, name, c, default):
@@ -36,6 +36,24 @@ def batch_norm(x, mean, var, gamma=None, beta=None, eps=1e-5, *, threads=None):
         return y
     _k.batch_norm(flat(x), flat(y), n, c, x.size // (n * c), mean, var, gamma, beta,
                   float(eps), threads)
+    return y
+
+
+def channel_norm(x, gamma, beta=None, eps=1e-5, *, threads=None):
+    """Layer norm across the channels of every pixel of x (N,C,...):
+    (x - mean_c) / sqrt(var_c + eps) * gamma + beta (PyTorch's LayerNorm
+    over a channels-last axis, ConvNeXt's LayerNorm2d)."""
+    threads = resolve_threads(threads)
+    x = as_f32(x, "x")
+    if x.ndim < 2:
+        raise ShapeError(f"channel_norm: x: expected at least 2-D (N, C, ...), got shape {tuple(x.shape)}")
+    n, c = x.shape[:2]
+    gamma = _per_channel(gamma, "gamma", c, None)
+    beta = _per_channel(beta, "beta", c, 0.0)
+    y = np.empty_like(x)
+    if y.size == 0:
+        return y
+    _k.channel_norm(flat(x), gamma, beta, flat(y), n, c, x.size // (n * c), False, float(eps), threads)
     return y
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from .. import functional as F
 from . import register
 from ._common import axis_index, f32, opset
-from .base import FULL, OpDef, PerPixel, pixel_windowable
+from .base import FULL, OpDef, PerPixel, pixel_windowable, unsupported
 
 
 class _Activation(PerPixel):
@@ -89,14 +89,14 @@ class Gelu(_Activation):
         approximate: str = "none"   # "none" (erf) or "tanh"
 
     def parse(self, node):
-        return self.Params(str(node.attrs.get("approximate", "none")))
+        a = node.attrs.get("approximate", "none")
+        a = a.decode() if isinstance(a, bytes) else str(a)
+        if a not in ("none", "tanh"):
+            raise unsupported(node, f"approximate={a!r} (expected 'none' or 'tanh')")
+        return self.Params(a)
 
     def reference(self, p, ins):
-        if p.approximate != "none":
-            x = f32(ins[0]).astype(np.float64)
-            y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
-            return [y.astype(np.float32)]
-        return [F.activation(f32(ins[0]), "gelu")]
+        return [F.gelu(f32(ins[0]), p.approximate)]
 
 
 @register

@@ -9,7 +9,7 @@ from .activation import clip_bounds
 # IR op -> functional._common.ACTIVATIONS name
 KERNEL_ACTS = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid",
                "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid", "Tanh": "tanh",
-               "Elu": "elu", "cnn.Silu": "silu"}
+               "Elu": "elu", "cnn.Silu": "silu", "Gelu": "gelu", "Erf": "erf"}
 
 
 def activation_params(node, constants):
@@ -29,6 +29,8 @@ def activation_params(node, constants):
         alpha = float(a.get("alpha", 0.01))
     elif node.op == "Elu":
         alpha = float(a.get("alpha", 1.0))
+    elif node.op == "Gelu":
+        name = "gelu" if params_of(node).approximate == "none" else "gelu_tanh"
     elif node.op == "HardSigmoid":
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
     return name, float(alpha), float(beta)

@@ -179,6 +179,45 @@ class LayerNormalization(OpDef):
 
 
 @dataclass(frozen=True)
+class ChannelNormParams:
+    epsilon: float = 1e-5
+
+
+@register
+class ChannelNorm(PerPixel):
+    """Layer norm across the channels of each pixel of an NCHW value, with a
+    per-channel scale and bias: what a Transpose(0,2,3,1) -> LayerNormalization
+    over the last axis -> Transpose(0,3,1,2) computes (made by the passes,
+    runtime/fusions_modern.py)."""
+    types = ("cnn.ChannelNorm",)
+    Params = ChannelNormParams
+    inputs = ("x", "scale", "bias")
+
+    def parse(self, node):
+        return ChannelNormParams(float(node.attrs.get("epsilon", 1e-5)))
+
+    def infer(self, p, in_shapes, consts):
+        x = tuple(in_shapes[0])
+        if len(x) < 2:
+            raise ShapeError(f"input rank {len(x)} < 2")
+        for name, s in zip(self.inputs[1:], in_shapes[1:3]):
+            if s is not None and tuple(s) != (x[1],):
+                raise ShapeError(f"{name} has shape {tuple(s)}, expected ({x[1]},) for input {x}")
+        return [x]
+
+    def reference(self, p, ins):
+        return [F.channel_norm(f32(ins[0]), ins[1], ins[2] if len(ins) > 2 else None, p.epsilon)]
+
+    def region(self, p, in_shapes, out_shape, out_box, consts=None):
+        if len(out_shape) < 4:
+            return [FULL] * len(in_shapes)
+        return [out_box] + [FULL] * (len(in_shapes) - 1)
+
+    def cropped(self, p, in_shapes, in_boxes, consts=None):
+        return None if in_boxes[0] is FULL else p
+
+
+@dataclass(frozen=True)
 class InstanceNormParams:
     epsilon: float = 1e-5
 

@@ -3,7 +3,8 @@
 fold_constants and remove_identities are exact and always run. The fusing
 passes (BatchNorm into Conv, residual Add and activation into the Conv
 epilogue, x*sigmoid(x) -> SiLU, a squeeze-excitation gate into the next
-1x1 conv) change which intermediate values exist, so
+1x1 conv; GELU subgraphs, channels-last LayerNorm/MatMul blocks and layer
+scales in fusions_modern.py) change which intermediate values exist, so
 the executor keeps the unfused graph too and uses it when someone captures
 a value that fusion removed. The last pass, the backend's layout, needs
 shapes, so it runs when a plan is made for an input signature
@@ -19,6 +20,7 @@ from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
 from ..ops.epilogue import KERNEL_ACTS, activation_params
 from .. import ops
+from . import fusions_modern
 
 
 def fold_constants(graph):
@@ -334,6 +336,10 @@ def _fuse_channel_scale(g):
 
 FUSION_PASSES = [
     ("fold_batchnorm", _fold_batchnorm),
+    ("fuse_gelu", fusions_modern.fuse_gelu),
+    ("channels_last", fusions_modern.channels_last),
+    ("fuse_channel_norm", fusions_modern.fuse_channel_norm),
+    ("fold_channel_mul", fusions_modern.fold_channel_mul),
     ("fuse_silu", _fuse_silu),
     ("fuse_residual", _fuse_residual),
     ("fuse_activation", _fuse_activation),

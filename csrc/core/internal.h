@@ -52,13 +52,16 @@ static inline float cnn_act_scalar(const cnn_epilogue *ep, float v)
         return t < 0.f ? 0.f : (t > 1.f ? 1.f : t);
     }
     case CNN_ACT_GELU: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    case CNN_ACT_GELU_TANH:
+        return 0.5f * v * (1.f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case CNN_ACT_ERF: return erff(v);
     default: return v;
     }
 }
 
 static inline int cnn_act_valid(const cnn_epilogue *ep)
 {
-    return ep->act >= CNN_ACT_NONE && ep->act <= CNN_ACT_GELU;
+    return ep->act >= CNN_ACT_NONE && ep->act <= CNN_ACT_ERF;
 }
 
 /* Apply an epilogue in place to one contiguous run, on the calling thread,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "platform.h"
+#include "../ops/channel_norm.h"
 #include "../ops/conv2d.h"
 #include "../ops/eltwise.h"
 #include "../ops/gemm.h"
@@ -57,6 +58,7 @@ static void fill(cnn_platform *t, cnn_isa level)
     t->nchw_to_nchwc = cnn_nchw_to_nchwc_ref;
     t->nchwc_to_nchw = cnn_nchwc_to_nchw_ref;
     t->nchwc_gather = cnn_nchwc_gather_ref;
+    t->nchwc_channel_norm = cnn_channel_norm_nchwc_ref;
 #if defined(__x86_64__)
     if (level >= CNN_ISA_AVX2) {
         t->act_row = cnn_act_row_avx2;
@@ -81,6 +83,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_affine = cnn_nchwc_affine_avx2;
         t->nchwc_pool2d = cnn_pool2d_nchwc_avx2;
         t->nchwc_gather = cnn_nchwc_gather_avx2;
+        t->nchwc_channel_norm = cnn_channel_norm_nchwc_avx2;
         t->nchwc_pair_rows = &cnn_nchwc_pair_rows_avx2;
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx2;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx2;

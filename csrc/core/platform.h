@@ -62,6 +62,9 @@ typedef void (*cnn_nchwc_pool2d_fn)(const cnn_pool2d_params *p, int is_max, cons
 typedef void (*cnn_nchwc_gather_fn)(int64_t n, int64_t hw, int count, const float *const *xs,
                                     const int64_t *cs, int64_t c_out, const int32_t *src_in,
                                     const int64_t *src_ch, float *y, int threads);
+/* Layer norm across channels of pixels [p0, p1) of one image (channel_norm.h). */
+typedef void (*cnn_channel_norm_fn)(int64_t c, int64_t hw, int64_t p0, int64_t p1, const float *x,
+                                    const float *gamma, const float *beta, float eps, float *y);
 /* A packed depthwise blocked convolution (pool: its fused plane means, or NULL). */
 typedef cnn_status (*cnn_nchwc_conv_fn)(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
@@ -93,6 +96,7 @@ typedef struct cnn_platform {
     cnn_nchwc_affine_fn nchwc_affine;
     cnn_nchwc_pool2d_fn nchwc_pool2d;
     cnn_nchwc_gather_fn nchwc_gather;
+    cnn_channel_norm_fn nchwc_channel_norm;
     const struct cnn_nchwc_rows *nchwc_pair_rows;  /* row kernels over block pairs */
     const struct cnn_nchwc_rows *nchwc_wide_rows;  /* over up to two pairs, or NULL */
     cnn_nchwc_conv_fn nchwc_depthwise;

@@ -46,11 +46,13 @@ void cnn_threads_end(void);
 
 /* Activation applied in kernel epilogues and by cnn_activation_f32.
  * alpha/beta: CLIP min/max, LEAKY slope, ELU alpha, HARDSIGMOID alpha/beta
- * (y = clamp(alpha*x + beta, 0, 1)). */
+ * (y = clamp(alpha*x + beta, 0, 1)). GELU: 0.5 x (1 + erf(x / sqrt 2));
+ * GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); ERF: erf(x). */
 typedef enum cnn_act {
     CNN_ACT_NONE = 0, CNN_ACT_RELU, CNN_ACT_CLIP, CNN_ACT_LEAKY,
     CNN_ACT_ELU, CNN_ACT_SIGMOID, CNN_ACT_TANH, CNN_ACT_SILU,
-    CNN_ACT_HARDSWISH, CNN_ACT_HARDSIGMOID, CNN_ACT_GELU
+    CNN_ACT_HARDSWISH, CNN_ACT_HARDSIGMOID, CNN_ACT_GELU, CNN_ACT_GELU_TANH,
+    CNN_ACT_ERF
 } cnn_act;
 
 typedef struct cnn_epilogue {
@@ -247,6 +249,15 @@ cnn_status cnn_batch_norm_f32(int64_t n, int64_t c, int64_t hw,
 cnn_status cnn_lrn_f32(int64_t n, int64_t c, int64_t hw, int64_t size,
                        float alpha, float beta, float k, const float *x,
                        float *y, int threads);
+
+/* Layer normalisation across the channels of every pixel (LayerNorm over a
+ * channels-last axis): x, y (N,C,HW), or blocked (N, ceil(C/8), HW, 8) when
+ * `blocked`; gamma, beta C floats (blocked: ceil(C/8)*8, zero past C, so
+ * padding lanes become 0); y = (x - mean) / sqrt(var + eps) * gamma + beta
+ * with the population variance; y may be x. */
+cnn_status cnn_channel_norm_f32(int64_t n, int64_t c, int64_t hw, int blocked, const float *x,
+                                const float *gamma, const float *beta, float eps, float *y,
+                                int threads);
 
 /* x (OUTER, AXIS, INNER) -> softmax along AXIS. */
 cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner,

@@ -25,6 +25,8 @@ void cnn_act_row_ref(const cnn_epilogue *ep, const float *x, float *y, int64_t n
     CNN_ACT_REF_CASE(CNN_ACT_HARDSWISH)
     CNN_ACT_REF_CASE(CNN_ACT_HARDSIGMOID)
     CNN_ACT_REF_CASE(CNN_ACT_GELU)
+    CNN_ACT_REF_CASE(CNN_ACT_GELU_TANH)
+    CNN_ACT_REF_CASE(CNN_ACT_ERF)
 #undef CNN_ACT_REF_CASE
     default:
         if (x != y)

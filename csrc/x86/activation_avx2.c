@@ -51,6 +51,8 @@ void cnn_act_row_avx2(const cnn_epilogue *ep, const float *x, float *y, int64_t 
     case CNN_ACT_HARDSWISH: CNN_ACT_LOOP(cnn_v_hardswish(v)); break;
     case CNN_ACT_HARDSIGMOID: CNN_ACT_LOOP(cnn_v_hardsigmoid(v, a, b)); break;
     case CNN_ACT_GELU: CNN_ACT_LOOP(cnn_v_gelu(v)); break;
+    case CNN_ACT_GELU_TANH: CNN_ACT_LOOP(cnn_v_gelu_tanh(v)); break;
+    case CNN_ACT_ERF: CNN_ACT_LOOP(cnn_v_erf(v)); break;
     default:
         if (x != y)
             for (int64_t i = 0; i < n; i++)

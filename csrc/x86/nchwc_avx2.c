@@ -326,7 +326,8 @@ INLINE void dw_tile(const float *xb, const float *wb, const crow *r, const int P
     }
     for (int64_t ky = r->ky0; ky < r->ky1; ky++) {
         const float *xr = xb + (r->iy0 + ky * dh) * r->xrow;
-#pragma GCC unroll 5
+        /* whole rows of taps unrolled (up to 7x7): neighbouring pixels share loads */
+#pragma GCC unroll 7
         for (int64_t kx = kx0; kx < kx1; kx++) {
             const __m256 wv = _mm256_load_ps(wb + (ky * kw + kx) * B);
             const float *xp = xr + (ix0 + kx * dw) * B;
@@ -394,6 +395,7 @@ DEFINE_DW_ROW(dw_row_3s1, 3, 3, 1)
 DEFINE_DW_ROW(dw_row_3s2, 3, 3, 2)
 DEFINE_DW_ROW(dw_row_5s1, 5, 5, 1)
 DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
+DEFINE_DW_ROW(dw_row_7s1, 7, 7, 1)   /* ConvNeXt's */
 
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
@@ -419,6 +421,8 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         p->sw == p->sh && (p->sw == 1 || p->sw == 2))
         row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
                          : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
+    else if (p->dh == 1 && p->dw == 1 && p->kh == 7 && p->kw == 7 && p->sw == 1 && p->sh == 1)
+        row = dw_row_7s1;
     /* Rows per unit: at least 64 pixels where the plane allows, so that an
      * exp-based activation runs over spans long enough for its 4-vector
      * loop (1152@7x7 5x5 + SiLU: a row is 7 vectors) */

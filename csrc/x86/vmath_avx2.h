@@ -193,6 +193,18 @@ static inline __m256 cnn_v_gelu(__m256 x)
     return _mm256_fmadd_ps(hx, e, hx);
 }
 
+/* 0.5 x (1 + tanh u) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+ * one exp and one division (cnn_v_silu's form), not tanh's expm1. */
+static inline __m256 cnn_v_gelu_tanh(__m256 x)
+{
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 u2 = _mm256_mul_ps(_mm256_mul_ps(x, CNN_V(1.5957691216057308f)),
+                              _mm256_fmadd_ps(x2, CNN_V(0.044715f), CNN_V(1.f)));
+    __m256 e = cnn_v_exp_nonpos(cnn_v_negabs(u2));
+    __m256 n = _mm256_blendv_ps(CNN_V(1.f), e, u2);
+    return _mm256_div_ps(_mm256_mul_ps(x, n), _mm256_add_ps(CNN_V(1.f), e));
+}
+
 /* clamp(x + 3, 0, 6) * x / 6, in the scalar definition's order. */
 static inline __m256 cnn_v_hardswish(__m256 x)
 {

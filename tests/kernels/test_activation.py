@@ -32,10 +32,13 @@ REFS = {  # name -> (call, float64 reference)
     "hardsigmoid_onnx": (lambda x, **k: F.hardsigmoid(x, alpha=0.2, beta=0.5, **k),
                          lambda x: np.clip(0.2 * x + 0.5, 0, 1)),
     "gelu": (F.gelu, lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2)))),
+    "gelu_tanh": (lambda x, **k: F.gelu(x, "tanh", **k),
+                  lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
+    "erf": (F.erf, _erf),
     "clip": (lambda x, **k: F.clip(x, -0.5, 1.5, **k), lambda x: np.clip(x, -0.5, 1.5)),
     "clip_open": (lambda x, **k: F.clip(x, max=0.25, **k), lambda x: np.minimum(x, 0.25)),
 }
-EXP_BASED = ["elu", "sigmoid", "tanh", "silu", "gelu"]
+EXP_BASED = ["elu", "sigmoid", "tanh", "silu", "gelu", "gelu_tanh", "erf"]
 
 
 def _check(name, x, atol=2e-6, rtol=2e-6, **kw):
@@ -96,7 +99,7 @@ def test_avx2_matches_scalar(rng):
         ce.set_isa(before)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "gelu", "hardswish", "relu6"])
+@pytest.mark.parametrize("name", ["sigmoid", "gelu", "gelu_tanh", "erf", "hardswish", "relu6"])
 def test_threads_agree_and_shapes(isa, rng, name):
     x = rng.standard_normal((3, 5, 67, 71)).astype(np.float32)  # > one 8192 chunk, odd sizes
     y1 = REFS[name][0](x, threads=1)

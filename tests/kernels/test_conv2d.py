@@ -100,8 +100,8 @@ def test_fused_residual_and_activation(act, alpha, beta, groups, isa, rng):
 
 def test_activation_names_follow_the_header_order():
     assert list(ACTIVATIONS) == ["none", "relu", "clip", "leaky_relu", "elu", "sigmoid",
-                                 "tanh", "silu", "hardswish", "hardsigmoid", "gelu"]
-    assert list(ACTIVATIONS.values()) == list(range(11))
+                                 "tanh", "silu", "hardswish", "hardsigmoid", "gelu", "gelu_tanh", "erf"]
+    assert list(ACTIVATIONS.values()) == list(range(13))
 
 
 def test_randomised_shapes(isa, rng):

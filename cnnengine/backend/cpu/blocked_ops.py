@@ -261,3 +261,31 @@ class AffineNCHWc(PerPixel):
         t = np.asarray(p.shift, np.float32).reshape(1, -1, 1, 1)
         y = (x * s + t).astype(np.float32)
         return [block(F.activation(y, p.act, p.act_alpha, p.act_beta) if p.act else y)]
+
+
+@dataclass(frozen=True)
+class ChannelNormNCHWcParams:
+    channels: int
+    epsilon: float
+
+
+@register
+class ChannelNormNCHWc(PerPixel):
+    """cnn.ChannelNorm on a blocked value (padding lanes become 0)."""
+    types = ("cnn.ChannelNormNCHWc",)
+    Params = ChannelNormNCHWcParams
+    inputs = ("x", "scale", "bias")
+
+    def infer(self, p, in_shapes, consts):
+        return [tuple(in_shapes[0])]
+
+    def reference(self, p, ins):
+        x = unblock(ins[0], p.channels)
+        (y,) = ops.get("cnn.ChannelNorm").reference(ops.get("cnn.ChannelNorm").Params(p.epsilon), [x] + list(ins[1:3]))
+        return [block(y)]
+
+    def region(self, p, in_shapes, out_shape, out_box, consts=None):
+        return [out_box] + [FULL] * (len(in_shapes) - 1)
+
+    def cropped(self, p, in_shapes, in_boxes, consts=None):
+        return None if in_boxes[0] is FULL else p

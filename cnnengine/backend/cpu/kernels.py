@@ -249,6 +249,30 @@ def _affine_nchwc(node, shapes, dtypes, oshape, static):
     return run
 
 
+def _channel_norm(node, shapes, dtypes, oshape, static):
+    """cnn.ChannelNorm (NCHW) or its blocked twin: scale and bias padded to
+    whole blocks for the blocked kernel (zero past C)."""
+    blocked = node.op == "cnn.ChannelNormNCHWc"
+    if len(node.inputs) != 3 or not all(i in static for i in node.inputs[1:]) or \
+            len(shapes[0]) != (5 if blocked else 4):
+        return None
+    p = params_of(node)
+    n, _, h, w = shapes[0][:4]
+    c = p.channels if blocked else shapes[0][1]
+    cp = (c + 7) // 8 * 8 if blocked else c
+    gamma, beta = np.zeros(cp, np.float32), np.zeros(cp, np.float32)
+    gamma[:c] = np.asarray(static[node.inputs[1]], np.float32).reshape(-1)
+    beta[:c] = np.asarray(static[node.inputs[2]], np.float32).reshape(-1)
+    eps = float(p.epsilon)
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.channel_norm(ins[0].reshape(-1), gamma, beta, y.reshape(-1), n, c, h * w, blocked, eps, t)
+        return y
+    return run
+
+
 def _pool_nchwc(node, shapes, dtypes, oshape, static):
     bp = params_of(node)
     p = bp.pool
@@ -435,9 +459,11 @@ _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _po
 _LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
                "cnn.GlobalPoolNCHWc": _global_pool_nchwc, "cnn.ScaleNCHWc": _scale_nchwc,
                "cnn.GatherNCHWc": _gather_nchwc,
-               "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc}
+               "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc,
+               "cnn.ChannelNormNCHWc": _channel_norm}
 _COMPILERS.update(_LAYOUT_OPS)
 _COMPILERS.update({op: _view for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze")})
 _COMPILERS["Slice"] = _slice
+_COMPILERS["cnn.ChannelNorm"] = _channel_norm
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})

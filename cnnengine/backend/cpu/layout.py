@@ -32,8 +32,8 @@ from ...ir.graph import Node
 from ...ops import params_of
 from ...ops.epilogue import KERNEL_ACTS
 from .blocked_ops import BLOCK, blocked_shape  # noqa: F401  (re-exported for kernels.py)
-from .blocked_ops import (AffineParams, Channels, ConvNCHWcParams, GatherParams, GlobalPoolNCHWcParams,
-                          PoolNCHWcParams, ToNCHWParams)
+from .blocked_ops import (AffineParams, ChannelNormNCHWcParams, Channels, ConvNCHWcParams, GatherParams,
+                          GlobalPoolNCHWcParams, PoolNCHWcParams, ToNCHWParams)
 
 SUFFIX = "@nchwc"
 _BINARY = ("Add", "Sub", "Mul")
@@ -281,6 +281,17 @@ def _batch_norm(rw, node):
                 node.fused)
 
 
+def _channel_norm(rw, node):
+    """Layer norm across channels (cnn.ChannelNorm) with constant scale and bias."""
+    ins = node.inputs
+    if node.op != "cnn.ChannelNorm" or len(ins) != 3 or not rw.blocked4(ins[0]) or \
+            not all(i in rw.static for i in ins[1:]):
+        return None
+    params = ChannelNormNCHWcParams(rw.shapes[ins[0]][1], params_of(node).epsilon)
+    return Node(node.name, "cnn.ChannelNormNCHWc", [rw.blk[ins[0]]] + list(ins[1:]),
+                [rw.twin(node.outputs[0])], {}, params, node.fused)
+
+
 def _concat(rw, node):
     """Channel Concat: of block planes when every part is whole blocks, else
     (ShuffleNet's 58 + 58 channels) a gather."""
@@ -429,7 +440,7 @@ def _spatial_mean(rw, node):
     return Node(f"{y}/to_nchw", "cnn.ToNCHW", [rw.blk[mid]], [y], {}, ToNCHWParams(c, True))
 
 
-_RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _concat, _spatial_mean,
+_RULES = (_conv, _activation, _binary, _pool, _global_pool, _batch_norm, _channel_norm, _concat, _spatial_mean,
           _channel_slice, _channel_split, _channel_shuffle)
 
 
