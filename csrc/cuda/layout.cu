@@ -1,5 +1,5 @@
-// Data movement: strided copies (Slice, Transpose, Expand, Split, Concat,
-// DepthToSpace/SpaceToDepth all reduce to one), Pad, Resize, Gather.
+// Data movement: strided copies (Slice, Transpose, Expand, Split, Concat),
+// Pad, Resize, and an index map for whatever else only moves values.
 #include "common.cuh"
 
 // y[oy + sum idx_k * sb_k] = x[ox + sum idx_k * sa_k] over d.size: both sides
@@ -87,12 +87,14 @@ extern "C" __global__ void resize2d(const float *__restrict__ x, float *__restri
     }
 }
 
-// Gather along one axis with indices known at plan time: y[o][j][i] = x[o][idx[j]][i]
-extern "C" __global__ void gather_axis(const float *__restrict__ x, float *__restrict__ y, i64 outer, i64 len,
-                                       i64 inner, const long long *__restrict__ idx, i64 count)
+// Any other data movement (Split parts, DepthToSpace, Tile, ...): the source
+// index of each output element, made on the host by running the op's own
+// reference on an index array; a negative index reads `value`.
+extern "C" __global__ void gather_map(const float *__restrict__ x, const long long *__restrict__ map,
+                                      float *__restrict__ y, i64 n, float value)
 {
-    GRID_LOOP(i, outer * count * inner) {
-        const i64 in = i % inner, q = i / inner, j = q % count, o = q / count;
-        y[i] = x[(o * len + idx[j]) * inner + in];
+    GRID_LOOP(i, n) {
+        const i64 j = map[i];
+        y[i] = j < 0 ? value : x[j];
     }
 }
