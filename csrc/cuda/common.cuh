@@ -55,7 +55,9 @@ struct Epilogue {
     float alpha, beta;
 };
 
-__device__ __forceinline__ float epilogue(const Epilogue &ep, float acc, i64 ch, i64 idx)
+// not inlined: the GEMM tiles call it 16-32 times each, and one copy keeps
+// conv.cu's compile time and code size small
+__device__ __noinline__ float epilogue(const Epilogue &ep, float acc, i64 ch, i64 idx)
 {
     float v = ep.scale ? acc * ep.scale[ch] : acc;
     if (ep.shift)
@@ -75,4 +77,29 @@ struct Dims {
     i64 size[MAX_DIMS];     // output sizes
     i64 sa[MAX_DIMS];       // input a strides in elements per output axis (0: broadcast)
     i64 sb[MAX_DIMS];       // input b strides (binary ops)
+};
+
+// Kernel argument structs, passed by value; backend/cuda/launch.py mirrors
+// each with ctypes (tests/cuda/test_nvrtc.py checks sizes and offsets).
+struct ConvShape {
+    int n, c, h, w;      // input
+    int k, kh, kw;       // output channels (all groups), kernel
+    int sh, sw, dh, dw;  // strides, dilations
+    int pt, pl;          // begin pads (the end pads only set oh, ow)
+    int groups;
+    int oh, ow;
+};
+
+struct PoolShape {
+    i64 nc;
+    int h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow;
+    int count_include_pad;
+};
+
+struct PadDims {
+    int ndim;
+    i64 out[MAX_DIMS];     // output sizes
+    i64 in[MAX_DIMS];      // input sizes (after any crop)
+    i64 begin[MAX_DIMS];   // pad before (>= 0; crops are taken on the host as an offset)
+    i64 stride[MAX_DIMS];  // input strides in elements
 };

@@ -5,15 +5,6 @@
 // gate scales the input channels as they are loaded.
 #include "common.cuh"
 
-struct ConvShape {
-    int n, c, h, w;      // input
-    int k, kh, kw;       // output channels (all groups), kernel
-    int sh, sw, dh, dw;  // strides, dilations
-    int pt, pl;          // begin pads (the end pads only set oh, ow)
-    int groups;
-    int oh, ow;
-};
-
 // Tiles of the GEMM: BM output channels x BN output pixels, BK reduction steps.
 #define BM 64
 #define BN 64

@@ -19,14 +19,6 @@ extern "C" __global__ void strided_copy(const Dims d, const float *__restrict__ 
     }
 }
 
-struct PadDims {
-    int ndim;
-    i64 out[MAX_DIMS];     // output sizes
-    i64 in[MAX_DIMS];      // input sizes (after any crop)
-    i64 begin[MAX_DIMS];   // pad before (>= 0; crops are taken on the host as an offset)
-    i64 stride[MAX_DIMS];  // input strides in elements
-};
-
 #define PAD_CONSTANT 0
 #define PAD_REFLECT 1
 #define PAD_EDGE 2

@@ -4,12 +4,6 @@
 // [-pt, H + pb). The output size (ceil mode included) is the host's.
 #include "common.cuh"
 
-struct PoolShape {
-    i64 nc;
-    int h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow;
-    int count_include_pad;
-};
-
 // taps j in [j0, j1) of a window starting at a land inside [lo, hi)
 __device__ __forceinline__ void taps(int a, int k, int d, int lo, int hi, int *j0, int *j1)
 {

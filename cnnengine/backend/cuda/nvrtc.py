@@ -125,3 +125,39 @@ def cubin(name, arch):
     except OSError:
         pass                        # a read-only home still runs, compiling each time
     return data
+
+
+def kernel_params(cubin):
+    """{kernel name: [(offset, size) of each parameter in order]} read from
+    a cubin's .nv.info.<kernel> sections (EIATTR_KPARAM_INFO records), so the
+    host can check the arguments it packs against what the compiler laid out."""
+    import struct
+    shoff = struct.unpack_from("<Q", cubin, 0x28)[0]
+    entsize, count, strndx = struct.unpack_from("<HHH", cubin, 0x3A)
+    secs = [struct.unpack_from("<IIQQQQ", cubin, shoff + i * entsize) for i in range(count)]
+    names_at = secs[strndx][4]
+
+    def name(off):
+        end = cubin.index(b"\0", names_at + off)
+        return cubin[names_at + off:end].decode()
+    out = {}
+    for sh_name, _, _, _, offset, size in secs:
+        sec = name(sh_name)
+        if not sec.startswith(".nv.info."):
+            continue
+        data, i, params = cubin[offset:offset + size], 0, []
+        while i + 2 <= len(data):
+            fmt, attr = data[i], data[i + 1]
+            i += 2
+            if fmt == 0x04:            # EIFMT_SVAL: u16 size, payload
+                n = struct.unpack_from("<H", data, i)[0]
+                if attr == 0x17:       # EIATTR_KPARAM_INFO: index, ordinal, offset, flags (size in bits 18..31)
+                    _, ordinal, poff, flags = struct.unpack_from("<IHHI", data, i + 2)
+                    params.append((ordinal, poff, (flags >> 18) & 0x3FFF))
+                i += 2 + n
+            elif fmt == 0x03:          # EIFMT_HVAL: u16
+                i += 2
+            elif fmt == 0x02:          # EIFMT_BVAL: u8
+                i += 1
+        out[sec[len(".nv.info."):]] = [(off, sz) for _, off, sz in sorted(params)]
+    return out

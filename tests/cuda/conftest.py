@@ -1,0 +1,69 @@
+"""Fixtures of the CUDA tests: `gpu` tests skip without a usable device;
+`fake_driver` replaces the driver layer with a recorder so the kernel table
+and the graph glue run on a machine without a GPU (their launches are
+checked against the compiled kernels' parameter layouts, not executed)."""
+import ctypes
+import itertools
+
+import numpy as np
+import pytest
+
+from cnnengine.backend.cuda import driver as D
+
+
+def gpu_or_skip():
+    ok, reason = D.probe()
+    if not ok:
+        pytest.skip(f"no usable CUDA device: {reason}")
+
+
+class FakeDevice:
+    arch = 80
+    sms = 108
+    name = "fake"
+
+    def function(self, source, name):
+        return (source, name)
+
+
+class Recorder:
+    def __init__(self):
+        self.launches = []      # ((source, name), grid, block, [arg sizes])
+        self.graphs = 0
+        self.allocs = 0
+        self._ptr = itertools.count(0x10000000, 0x100000)
+
+    def array(self, shape):
+        self.allocs += 1
+        return D.DeviceArray(next(self._ptr), shape, None)
+
+
+@pytest.fixture
+def fake_driver(monkeypatch):
+    rec = Recorder()
+    dev = FakeDevice()
+
+    def launch(fn, grid, block, args, s, shared=0):
+        rec.launches.append((fn, tuple(grid), tuple(block), [ctypes.sizeof(a) for a in args]))
+
+    class Graph:
+        def __init__(self, s, record):
+            rec.graphs += 1
+            record()
+
+        def launch(self, s):
+            pass
+
+    patches = {
+        "device": lambda: dev, "stream": lambda: None, "new_stream": lambda: object(),
+        "destroy_stream": lambda s: None, "launch": launch,
+        "empty": lambda shape, s=None: rec.array(shape),
+        "upload": lambda a, s=None: rec.array(np.shape(a)),
+        "upload_raw": lambda a, s=None: rec.array((np.size(a),)),
+        "copy_in": lambda dst, a, s: a,
+        "download": lambda d, s=None: np.zeros(d.shape, np.float32),
+        "synchronize": lambda s=None: None, "Graph": Graph,
+    }
+    for k, v in patches.items():
+        monkeypatch.setattr(D, k, v)
+    return rec
