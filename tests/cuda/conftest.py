@@ -32,10 +32,18 @@ class Recorder:
         self.graphs = 0
         self.allocs = 0
         self._ptr = itertools.count(0x10000000, 0x100000)
+        self.memory = {}        # pointer -> what was uploaded there (kernels write nothing)
 
-    def array(self, shape):
+    def array(self, shape, value=None):
         self.allocs += 1
-        return D.DeviceArray(next(self._ptr), shape, None)
+        d = D.DeviceArray(next(self._ptr), shape, None)
+        if value is not None:
+            self.memory[d.ptr] = np.array(value, np.float32).reshape(shape)
+        return d
+
+    def read(self, d):
+        got = self.memory.get(d.ptr)
+        return got.copy() if got is not None and got.shape == d.shape else np.zeros(d.shape, np.float32)
 
 
 @pytest.fixture
@@ -58,10 +66,10 @@ def fake_driver(monkeypatch):
         "device": lambda: dev, "stream": lambda: None, "new_stream": lambda: object(),
         "destroy_stream": lambda s: None, "launch": launch,
         "empty": lambda shape, s=None: rec.array(shape),
-        "upload": lambda a, s=None: rec.array(np.shape(a)),
+        "upload": lambda a, s=None: rec.array(np.shape(a), a),
         "upload_raw": lambda a, s=None: rec.array((np.size(a),)),
         "copy_in": lambda dst, a, s: a,
-        "download": lambda d, s=None: np.zeros(d.shape, np.float32),
+        "download": lambda d, s=None: rec.read(d),
         "synchronize": lambda s=None: None, "Graph": Graph,
     }
     for k, v in patches.items():
