@@ -77,3 +77,19 @@ def test_this_machine_says_why_or_runs(rng):
             ce.load(residual_net(rng), backend="cuda")
     x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
     assert ce.load(residual_net(rng)).run(x).shape[0] == 1
+
+
+def test_cli_bench_on_cuda_or_against_torch_fails_cleanly_without_a_gpu(capsys):
+    from cnnengine.backend.cuda import driver
+    from cnnengine.cli import main
+    if driver.probe()[0]:
+        pytest.skip("this machine has a GPU: the benchmark would run")
+    assert main(["bench", "lenet5", "--backend", "cuda", "--runs", "1", "--no-memory"]) == 2
+    err = capsys.readouterr().err
+    assert "backend 'cuda' is not available" in err and "Traceback" not in err
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("PyTorch sees a GPU here")
+    assert main(["bench", "lenet5", "--compare", "torch", "--runs", "1", "--no-memory"]) == 2
+    err = capsys.readouterr().err
+    assert "--compare torch" in err and "CUDA" in err and "Traceback" not in err
