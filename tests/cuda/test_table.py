@@ -6,6 +6,7 @@ parameter layout (count and size of every argument) and the launch limits.
 Nothing is executed, so values are not checked here (tests/cuda/test_gpu.py
 does that on a GPU)."""
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -129,5 +130,5 @@ def test_occlusion_runs_through_the_device_kernels(fake_driver, rng):
         assert res.heatmap.shape == (3, 3)
         assert fake_driver.launches, f"{mode}: nothing ran on the device"
         assert any(fn == ("conv", "conv2d_igemm") for fn, *_ in fake_driver.launches)
-    stats = sum((r.stats for r in m._exec._region_runners.values()), start=__import__("collections").Counter())
+    stats = sum((r.stats for r in m._exec._region_runners.values()), start=Counter())
     assert any(how == "window" and n for (_, how), n in stats.items()), stats

@@ -17,6 +17,8 @@ Plan stats via `graphable`.
 import threading
 import weakref
 
+import numpy as np
+
 from . import driver as D
 
 
@@ -66,8 +68,9 @@ class Replayer:
         self.stats = {"eager": 0, "captured": 0, "replayed": 0}
 
     def run(self, plan, feeds, run_steps):
-        if not graphable(plan) or set(feeds) != set(_inputs(plan)):
-            return None
+        if not graphable(plan) or set(feeds) != set(_inputs(plan)) or \
+                any(np.asarray(v).dtype != np.float32 for v in feeds.values()):
+            return None      # slots hold float32 inputs on the device
         with self._lock:
             pool = self._pools.setdefault(plan, [])
             slot = pool.pop() if pool else None
