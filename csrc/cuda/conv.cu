@@ -107,12 +107,14 @@ __device__ void igemm(const ConvShape s, const float *__restrict__ x, const floa
     }
 }
 
+// x (N,C,H,W), wt (g, C/g*kh*kw, K/g), gate (N,C) or null -> y (N,K,OH,OW)
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv2d_igemm(const ConvShape s, const float *x, const float *wt, const float *gate, float *y, const Epilogue ep)
 {
     igemm<false>(s, x, wt, gate, y, ep);
 }
 
+// x (N,C,H,W), wt (g, C/g, K/g) -> y (N,K,H,W): 1x1, stride 1, no padding
 extern "C" __global__ void __launch_bounds__(THREADS)
 conv2d_1x1(const ConvShape s, const float *x, const float *wt, const float *gate, float *y, const Epilogue ep)
 {

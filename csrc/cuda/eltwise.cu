@@ -3,6 +3,7 @@
 // PRelu, across-channel LRN.
 #include "common.cuh"
 
+// x (n) -> y (n) = act(x)
 extern "C" __global__ void activation(const float *__restrict__ x, float *__restrict__ y, i64 n, int act,
                                       float alpha, float beta)
 {
@@ -31,6 +32,7 @@ extern "C" __global__ void activation(const float *__restrict__ x, float *__rest
 
 __device__ __forceinline__ float softplus(float v) { return v > 20.f ? v : log1pf(expf(v)); }
 
+// x (n) -> y (n)
 extern "C" __global__ void unary(const float *__restrict__ x, float *__restrict__ y, i64 n, int op, float alpha,
                                  float beta)
 {

@@ -24,6 +24,7 @@ extern "C" __global__ void strided_copy(const Dims d, const float *__restrict__ 
 #define PAD_EDGE 2
 #define PAD_WRAP 3
 
+// x (d.in, from xoff on, strides d.stride) -> y (d.out)
 extern "C" __global__ void pad_nd(const PadDims d, const float *__restrict__ x, i64 xoff, float *__restrict__ y,
                                   i64 n, int mode, float value)
 {

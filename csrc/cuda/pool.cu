@@ -16,6 +16,7 @@ __device__ __forceinline__ void taps(int a, int k, int d, int lo, int hi, int *j
     *j1 = e;
 }
 
+// x (N*C, H, W) -> y (N*C, OH, OW)
 extern "C" __global__ void max_pool2d(const PoolShape s, const float *__restrict__ x, float *__restrict__ y)
 {
     const i64 plane = (i64)s.oh * s.ow;
@@ -37,6 +38,7 @@ extern "C" __global__ void max_pool2d(const PoolShape s, const float *__restrict
     }
 }
 
+// x (N*C, H, W) -> y (N*C, OH, OW)
 extern "C" __global__ void avg_pool2d(const PoolShape s, const float *__restrict__ x, float *__restrict__ y)
 {
     const i64 plane = (i64)s.oh * s.ow;

@@ -65,8 +65,10 @@ def test_op_matches_the_cpu_backend(case):
 
 
 def _archs():
-    pytest.importorskip("torch")
-    from ..models.archs import ARCHS
+    try:
+        from ..models.archs import ARCHS
+    except ImportError:         # no PyTorch to export them with
+        return []
     return list(ARCHS)
 
 
