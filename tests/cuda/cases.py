@@ -51,6 +51,56 @@ def _node_model(op, x_shape, weights, attrs, opset=17, extra_inputs=()):
     return model, [rng.standard_normal(x_shape).astype(np.float32)]
 
 
+def _graph_model(nodes, x_shape, inits, opset=13):
+    rng = np.random.default_rng(abs(hash(x_shape)) % 2**32)
+    graph = helper.make_graph(nodes, "fused", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), \
+        [rng.standard_normal(x_shape).astype(np.float32)]
+
+
+def fused_cases():
+    """Graphs the passes fuse into one conv or dense step: residual add and
+    activation, squeeze-excitation gate, BatchNorm + activation, Gemm + activation."""
+    rng = np.random.default_rng(5)
+
+    def w(*shape):
+        return rng.standard_normal(shape) * 0.3
+    out = []
+    mk = helper.make_node
+    c = 13
+    out.append(("fused_residual_relu", *_graph_model(
+        [mk("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), mk("Add", ["c", "x"], ["a"]),
+         mk("Relu", ["a"], ["y"])], (2, c, 9, 7), {"w": w(c, c, 3, 3), "b": w(c)})))
+    out.append(("fused_se_gate", *_graph_model(
+        [mk("GlobalAveragePool", ["x"], ["p"]), mk("Conv", ["p", "w1", "b1"], ["q"]), mk("Relu", ["q"], ["r"]),
+         mk("Conv", ["r", "w2", "b2"], ["s0"]), mk("Sigmoid", ["s0"], ["s"]), mk("Mul", ["x", "s"], ["m"]),
+         mk("Conv", ["m", "w3"], ["y"])], (2, c, 6, 5),
+        {"w1": w(5, c, 1, 1), "b1": w(5), "w2": w(c, 5, 1, 1), "b2": w(c), "w3": w(17, c, 1, 1)})))
+    out.append(("fused_conv_bn_hardswish", *_graph_model(
+        [mk("Conv", ["x", "w"], ["c"], strides=[2, 2], pads=[1, 0, 1, 1]),
+         mk("BatchNormalization", ["c", "g", "bb", "mu", "var"], ["n"]), mk("HardSwish", ["n"], ["y"])],
+        (1, 6, 11, 10), {"w": w(9, 6, 3, 3), "g": w(9), "bb": w(9), "mu": w(9), "var": np.abs(w(9)) + 0.5}, 14)))
+    out.append(("fused_gemm_clip", *_graph_model(
+        [mk("Gemm", ["x", "w", "b"], ["g"], transB=1), mk("Clip", ["g", "lo", "hi"], ["y"])], (5, 71),
+        {"w": w(33, 71), "b": w(33), "lo": np.array(0.0), "hi": np.array(6.0)})))
+    return out
+
+
+def kernel_test_convs():
+    """The CPU kernel tests' convolution cases (tests/kernels/test_conv2d.py), with bias and a ReLU."""
+    from ..kernels.test_conv2d import CASES as CONV_CASES
+    rng = np.random.default_rng(11)
+    out = []
+    for i, (n, c, h, wd, k, kh, kw, stride, pads, dil, groups) in enumerate(CONV_CASES):
+        inits = {"w": rng.standard_normal((k, c // groups, kh, kw)) * 0.3, "b": rng.standard_normal(k)}
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=list(stride), pads=list(pads),
+                                  dilations=list(dil), group=groups), helper.make_node("Relu", ["c"], ["y"])]
+        out.append((f"kernel_conv_{i}", *_graph_model(nodes, (n, c, h, wd), inits)))
+    return out
+
+
 def odd_cases():
     """Random cases with odd sizes for the kernels whose tiling the conformance cases barely touch."""
     rng = np.random.default_rng(20261206)
@@ -108,4 +158,4 @@ def odd_cases():
     for op in ("ReduceMin", "ReduceSumSquare", "ReduceL2", "ReduceMean", "ReduceMax"):
         m, x = _node_model(op, (2, 5, 4, 3), {}, dict(axes=[1, 2], keepdims=1), opset=13)
         out.append((f"odd_{op.lower()}", m, x))
-    return out
+    return out + fused_cases() + kernel_test_convs()

@@ -132,3 +132,27 @@ def test_occlusion_runs_through_the_device_kernels(fake_driver, rng):
         assert any(fn == ("conv", "conv2d_igemm") for fn, *_ in fake_driver.launches)
     stats = sum((r.stats for r in m._exec._region_runners.values()), start=Counter())
     assert any(how == "window" and n for (_, how), n in stats.items()), stats
+
+
+def test_fused_epilogues_run_as_one_device_step(fake_driver):
+    """The passes' fusions (residual + activation, SE gate, BN + activation,
+    Gemm + Clip) reach the kernel table as one step with a device runner."""
+    from .cases import fused_cases
+    for name, model, inputs in fused_cases():
+        m = Model(load_onnx(model), backend=CudaBackend())
+        feeds = {m.inputs[0].name: inputs[0]}
+        m.run(feeds)
+        plan = m._exec.plan_for(feeds)
+        assert all(st.runner is not None for st in plan.steps), name
+        last = plan.steps[-1]
+        if name == "fused_residual_relu":
+            assert len(plan.steps) == 1 and last.node.inputs[3] and last.runner.kind == "igemm"
+        if name == "fused_se_gate":
+            assert len(last.node.inputs) == 5 and last.runner.kind == "1x1"
+        if name in ("fused_conv_bn_hardswish", "fused_gemm_clip"):
+            assert len(plan.steps) == 1 and ops_params(last.node).act, name
+
+
+def ops_params(node):
+    from cnnengine.ops import params_of
+    return params_of(node)
