@@ -4,11 +4,43 @@ and the graph glue run on a machine without a GPU (their launches are
 checked against the compiled kernels' parameter layouts, not executed)."""
 import ctypes
 import itertools
+import os
 
 import numpy as np
 import pytest
 
 from cnnengine.backend.cuda import driver as D
+from cnnengine.errors import BackendUnavailableError
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def layouts():
+    """{(source, kernel): [parameter sizes]} of the sm_80 cubins (NVRTC needed;
+    in CI a missing NVRTC fails instead of skipping)."""
+    from cnnengine.backend.cuda import nvrtc
+    try:
+        nvrtc.version()
+    except BackendUnavailableError as exc:
+        if IN_CI:
+            pytest.fail(f"CI must compile the CUDA kernels, but: {exc}")
+        pytest.skip(str(exc))
+    out = {}
+    for source in nvrtc.SOURCES:
+        cubin, _ = nvrtc.compile_source(source, 80)
+        for name, params in nvrtc.kernel_params(cubin).items():
+            out[(source, name)] = [size for _, size in params]
+    return out
+
+
+def check_launches(launches, layouts, what):
+    """Each (kernel, grid, block, argument sizes) against the kernel's compiled parameters and the launch limits."""
+    for fn, grid, block, sizes in launches:
+        assert fn in layouts, f"{what}: launches unknown kernel {fn}"
+        assert sizes == layouts[fn], f"{what}: {fn[1]} takes {layouts[fn]}, given {sizes}"
+        assert all(g >= 1 for g in grid) and grid[1] <= 65535 and grid[2] <= 65535, f"{what}: grid {grid}"
+        assert 1 <= block[0] * block[1] * block[2] <= 1024, f"{what}: block {block}"
 
 
 def gpu_or_skip():

@@ -9,13 +9,14 @@ import pytest
 onnx = pytest.importorskip("onnx")
 
 import cnnengine as ce  # noqa: E402
-from cnnengine.backend.cuda import CudaBackend  # noqa: E402
+from cnnengine.backend.cuda import CudaBackend, table  # noqa: E402
 from cnnengine.importers.onnx_import import load_onnx  # noqa: E402
 from cnnengine.model import Model  # noqa: E402
 
 from ..runtime.onnx_builders import residual_net  # noqa: E402
 from . import emulator  # noqa: E402
 from .cases import conformance, odd_cases  # noqa: E402
+from .conftest import check_launches  # noqa: E402
 
 
 @pytest.fixture
@@ -35,29 +36,42 @@ def _compare(got, want, what):
             np.testing.assert_array_equal(a, b, err_msg=f"{what} {k}")
 
 
-def test_every_case_matches_the_cpu_backend(emu):
-    checked = 0
-    for name, model, inputs in conformance() + odd_cases():
-        try:
-            cpu = ce.load(model)
-            feeds = {v.name: x for v, x in zip(cpu.graph.inputs, inputs)}
-            want = cpu.run(feeds)
-        except ce.Error:
-            continue
-        m = Model(load_onnx(model), backend=CudaBackend())
-        for run in ("plan", "eager", "captured"):
-            _compare(m.run(feeds), want, f"{name} ({run})")
-        x0 = next(iter(feeds))
-        if feeds[x0].dtype == np.float32 and feeds[x0].size:
-            feeds2 = dict(feeds)
-            feeds2[x0] = (feeds[x0] * 0.5 + 0.25).astype(np.float32)
+def test_every_case_matches_the_cpu_backend(emu, layouts):
+    """Plan, eager, captured and replayed runs equal the CPU backend's (the
+    emulator computes the TF32 kernels in FP32: their launches are what tf32 checks); every
+    launch's arguments have the compiled kernel's layout; every kernel and
+    every op said to have one is reached."""
+    checked, kernels, on_device = 0, set(), set()
+    for precision, cases in (("fp32", conformance() + odd_cases()), ("tf32", odd_cases())):
+        for name, model, inputs in cases:
             try:
-                want2 = cpu.run(feeds2)
+                cpu = ce.load(model)
+                feeds = {v.name: x for v, x in zip(cpu.graph.inputs, inputs)}
+                want = cpu.run(feeds)
             except ce.Error:
                 continue
-            _compare(m.run(feeds2), want2, f"{name} (replayed, new input)")
-        checked += 1
+            m = Model(load_onnx(model), backend=CudaBackend(precision=precision))
+            emu.launches.clear()
+            for run in ("plan", "eager", "captured"):
+                _compare(m.run(feeds), want, f"{name} ({run}, {precision})")
+            x0 = next(iter(feeds))
+            if feeds[x0].dtype == np.float32 and feeds[x0].size:
+                feeds2 = dict(feeds)
+                feeds2[x0] = (feeds[x0] * 0.5 + 0.25).astype(np.float32)
+                try:
+                    want2 = cpu.run(feeds2)
+                except ce.Error:
+                    want2 = None
+                if want2 is not None:
+                    _compare(m.run(feeds2), want2, f"{name} (replayed, new input, {precision})")
+            check_launches(emu.launches, layouts, name)
+            kernels |= {fn for fn, *_ in emu.launches}
+            on_device |= {st.node.op for st in m._exec.plan_for(feeds).steps if st.runner is not None}
+            checked += 1
     assert checked > 300
+    assert set(layouts) - kernels == set(), f"never launched: {sorted(set(layouts) - kernels)}"
+    missing = set(table.KERNEL_OPS) - on_device - {"Identity", "Dropout", "Cast", "cnn.Silu"}
+    assert not missing, f"ops with a kernel that no case ran on the device: {sorted(missing)}"
 
 
 def test_residual_net_capture_and_batches(emu, rng):

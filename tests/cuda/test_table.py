@@ -1,11 +1,8 @@
-"""The kernel table and the graph glue without a GPU: a recording driver
-(conftest.fake_driver) stands in for the device, every conformance node
-case and the test suite's residual net are planned and run through the
-CUDA backend, and each launch is checked against the compiled kernel's
-parameter layout (count and size of every argument) and the launch limits.
-Nothing is executed, so values are not checked here (tests/cuda/test_gpu.py
-does that on a GPU)."""
-import os
+"""The graph glue without a GPU: a recording driver (conftest.fake_driver)
+stands in for the device: capture once per slot, replay without
+allocations or per-step launches, eager runs for captures and host steps,
+fused epilogues as one device step, occlusion through the device runners.
+(Values: test_emulated.py; on a GPU: test_gpu.py.)"""
 from collections import Counter
 
 import numpy as np
@@ -14,65 +11,12 @@ import pytest
 onnx = pytest.importorskip("onnx")
 
 import cnnengine as ce  # noqa: E402
-from cnnengine.backend.cuda import CudaBackend, table  # noqa: E402
-from cnnengine.errors import BackendUnavailableError  # noqa: E402
+from cnnengine.backend.cuda import CudaBackend  # noqa: E402
 from cnnengine.importers.onnx_import import load_onnx  # noqa: E402
 from cnnengine.model import Model  # noqa: E402
 
 from ..runtime.onnx_builders import residual_net  # noqa: E402
-from .cases import conformance, odd_cases  # noqa: E402
-
-IN_CI = os.environ.get("CI") == "true"
-
-
-@pytest.fixture(scope="module")
-def layouts():
-    """{(source, kernel): [parameter sizes]} for sm_80."""
-    from cnnengine.backend.cuda import nvrtc
-    try:
-        nvrtc.version()
-    except BackendUnavailableError as exc:
-        if IN_CI:
-            pytest.fail(f"CI must compile the CUDA kernels, but: {exc}")
-        pytest.skip(str(exc))
-    out = {}
-    for source in nvrtc.SOURCES:
-        cubin, _ = nvrtc.compile_source(source, 80)
-        for name, params in nvrtc.kernel_params(cubin).items():
-            out[(source, name)] = [size for _, size in params]
-    return out
-
-
-def _check_launches(rec, layouts, what):
-    for fn, grid, block, sizes in rec.launches:
-        assert fn in layouts, f"{what}: launches unknown kernel {fn}"
-        assert sizes == layouts[fn], f"{what}: {fn[1]} takes {layouts[fn]}, given {sizes}"
-        assert all(g >= 1 for g in grid) and grid[1] <= 65535 and grid[2] <= 65535, f"{what}: grid {grid}"
-        assert 1 <= block[0] * block[1] * block[2] <= 1024, f"{what}: block {block}"
-
-
-def test_every_case_launches_kernels_with_the_right_arguments(fake_driver, layouts):
-    kernels_seen, ops_on_device = set(), set()
-    for precision in ("fp32", "tf32"):
-        for name, model, inputs in conformance() + odd_cases():
-            try:
-                graph = load_onnx(model)
-                m = Model(graph, backend=CudaBackend(precision=precision))
-                feeds = {v.name: x for v, x in zip(graph.inputs, inputs)}
-                m.run(feeds)            # plan (the reference) and compile
-            except ce.Error:
-                continue                # a case the engine refuses (the conformance test lists them)
-            fake_driver.launches.clear()
-            m.run(feeds)                # the device run: eager on a new slot
-            m.run(feeds)                # captured into a graph
-            _check_launches(fake_driver, layouts, name)
-            kernels_seen |= {fn for fn, *_ in fake_driver.launches}
-            plan = m._exec.plan_for(feeds)
-            ops_on_device |= {st.node.op for st in plan.steps if st.runner is not None}
-    # every kernel of every source is launched by some case, and the ops said to have kernels did
-    assert set(layouts) - kernels_seen == set(), f"never launched: {sorted(set(layouts) - kernels_seen)}"
-    missing = set(table.KERNEL_OPS) - ops_on_device - {"Identity", "Dropout", "Cast", "cnn.Silu"}
-    assert not missing, f"ops with a kernel that no case ran on the device: {sorted(missing)}"
+from .conftest import check_launches  # noqa: E402
 
 
 def test_residual_net_is_captured_once_per_slot_and_replayed(fake_driver, layouts, rng):
@@ -92,7 +36,7 @@ def test_residual_net_is_captured_once_per_slot_and_replayed(fake_driver, layout
     assert stats["replayed"] == 5
     assert fake_driver.allocs == allocs, "a replayed run allocated device memory"
     assert len(fake_driver.launches) == 2 * per_run, "a replay launched kernels one by one"
-    _check_launches(fake_driver, layouts, "residual net")
+    check_launches(fake_driver.launches, layouts, "residual net")
 
 
 def test_captures_and_host_steps_run_eagerly(fake_driver, rng):

@@ -237,9 +237,15 @@ def empty(shape, s=None):
     return DeviceArray(mem.ptr, shape, mem)
 
 
+def _c_order(array, dtype=None):
+    """array as a C-ordered NumPy array (np.ascontiguousarray would make a 0-d one 1-d)."""
+    a = np.asarray(array, dtype=dtype)
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
 def upload(array, s=None):
     """A host array as a new DeviceArray (float32, C order), copied on s (default: this thread's stream)."""
-    a = np.ascontiguousarray(array, dtype=np.float32)
+    a = _c_order(array, np.float32)
     s = stream() if s is None else s
     d = empty(a.shape, s)
     if a.size:
@@ -250,7 +256,7 @@ def upload(array, s=None):
 
 def upload_raw(array, s=None):
     """Any host array's bytes (int32/int64 index tables) in new device memory."""
-    a = np.ascontiguousarray(array)
+    a = _c_order(array)
     s = stream() if s is None else s
     mem = Allocation(a.nbytes, s)
     if a.nbytes:
@@ -261,7 +267,7 @@ def upload_raw(array, s=None):
 
 def copy_in(dst, array, s):
     """array (host, float32, C order, dst's size) into dst, ordered on s."""
-    a = np.ascontiguousarray(array, dtype=np.float32)
+    a = _c_order(array, np.float32)
     if a.size:
         check(_driver().cuMemcpyHtoDAsync(dst.ptr, a.ctypes.data, a.nbytes, s), "copy to the device")
     return a       # the caller keeps it alive until s has run the copy
