@@ -288,12 +288,6 @@ def copy(dst, src, s):
         check(_driver().cuMemcpyDtoDAsync(dst.ptr, src.ptr, 4 * src.size, s), "device copy")
 
 
-def fill(d, value, s):
-    bits = int(np.array(value, np.float32).view(np.uint32))
-    if d.size:
-        check(_driver().cuMemsetD32Async(d.ptr, bits, d.size, s), "cuMemsetD32Async")
-
-
 def mem_info():
     """(free, total) bytes of device memory."""
     device()
