@@ -127,3 +127,10 @@ def test_cubins_are_cached_by_source_options_and_version(nvrtc, tmp_path, monkey
     assert key != nvrtc.cache_key(src + b"\n", hdr, 80, nvrtc.version())
     assert key != nvrtc.cache_key(src, hdr, 90, nvrtc.version())
     assert key != nvrtc.cache_key(src, hdr, 80, (99, 0))
+
+
+def test_compiling_leaves_shared_bytes_objects_alone(nvrtc):
+    """NVRTC writes its log and cubin into buffers we hand it: never an
+    interned bytes object (an empty log once overwrote b" " process-wide)."""
+    nvrtc.compile_source("probe", 80, src=b'extern "C" __global__ void k() {}', header=b"")
+    assert b" "[0] == 32 and b"x y".split(b" ") == [b"x", b"y"]

@@ -81,19 +81,21 @@ def compile_source(name, arch, src=None, header=None):
         _check(nvrtc, err, f"compiling {name}.cu for sm_{arch}", log)
         e, size = nvrtc.nvrtcGetCUBINSize(prog)
         _check(nvrtc, e, "nvrtcGetCUBINSize")
-        cubin = b" " * size
+        # a bytearray: NVRTC writes into the buffer, and b" " * n can be an
+        # interned bytes object that the whole interpreter shares
+        cubin = bytearray(size)
         (e,) = nvrtc.nvrtcGetCUBIN(prog, cubin)
         _check(nvrtc, e, "nvrtcGetCUBIN")
-        return cubin, log
+        return bytes(cubin), log
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
 
 
 def _log(nvrtc, prog):
     e, size = nvrtc.nvrtcGetProgramLogSize(prog)
-    buf = b" " * size
+    buf = bytearray(size)      # written into: never a (possibly shared) bytes object
     nvrtc.nvrtcGetProgramLog(prog, buf)
-    return buf.rstrip(b"\x00").decode(errors="replace").strip()
+    return bytes(buf).rstrip(b"\x00").decode(errors="replace").strip()
 
 
 def cache_root():
