@@ -133,4 +133,4 @@ def test_compiling_leaves_shared_bytes_objects_alone(nvrtc):
     """NVRTC writes its log and cubin into buffers we hand it: never an
     interned bytes object (an empty log once overwrote b" " process-wide)."""
     nvrtc.compile_source("probe", 80, src=b'extern "C" __global__ void k() {}', header=b"")
-    assert b" "[0] == 32 and b"x y".split(b" ") == [b"x", b"y"]
+    assert bytes([32])[0] == 32 and b"x y".split(b" ") == [b"x", b"y"]
