@@ -101,6 +101,25 @@ def kernel_test_convs():
     return out
 
 
+def kernel_test_pools():
+    """The CPU kernel tests' pooling cases (tests/kernels/test_pool2d.py): max, and
+    average with and without the padding counted (dilated ones: max only, as ONNX
+    AveragePool takes dilations only from opset 19)."""
+    from ..kernels.test_pool2d import CASES as POOL_CASES
+    out = []
+    for i, (n, c, h, w, k, s, pads, dil, ceil) in enumerate(POOL_CASES):
+        if max(pads[0], pads[2]) >= k[0] or max(pads[1], pads[3]) >= k[1]:
+            continue     # ONNX Runtime-style pools refuse pads as large as the kernel
+        attrs = dict(kernel_shape=list(k), strides=list(s), pads=list(pads), ceil_mode=int(ceil))
+        m, x = _node_model("MaxPool", (n, c, h, w), {}, dict(attrs, dilations=list(dil)), opset=13)
+        out.append((f"kernel_maxpool_{i}", m, x))
+        if dil == (1, 1):
+            for cip in (0, 1):
+                m, x = _node_model("AveragePool", (n, c, h, w), {}, dict(attrs, count_include_pad=cip), opset=13)
+                out.append((f"kernel_avgpool_{i}_cip{cip}", m, x))
+    return out
+
+
 def odd_cases():
     """Random cases with odd sizes for the kernels whose tiling the conformance cases barely touch."""
     rng = np.random.default_rng(20261206)
@@ -158,4 +177,4 @@ def odd_cases():
     for op in ("ReduceMin", "ReduceSumSquare", "ReduceL2", "ReduceMean", "ReduceMax"):
         m, x = _node_model(op, (2, 5, 4, 3), {}, dict(axes=[1, 2], keepdims=1), opset=13)
         out.append((f"odd_{op.lower()}", m, x))
-    return out + fused_cases() + kernel_test_convs()
+    return out + fused_cases() + kernel_test_convs() + kernel_test_pools()
