@@ -13,6 +13,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 C_SOURCES = sorted(
     glob.glob("csrc/core/*.c") + glob.glob("csrc/ops/*.c") + glob.glob("csrc/x86/*.c")
@@ -74,11 +75,24 @@ ext = Extension(
     extra_link_args=LDFLAGS,
 )
 
+class BuildPyWithCudaSources(build_py):
+    """Installs csrc/cuda's kernel sources as package data of the CUDA
+    backend (compiled at run time by NVRTC, so they ship as text)."""
+
+    def run(self):
+        super().run()
+        import shutil
+        dest = os.path.join(self.build_lib, "cnnengine", "backend", "cuda", "csrc")
+        os.makedirs(dest, exist_ok=True)
+        for path in glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cuh"):
+            shutil.copy(path, dest)
+
+
 setup(
     ext_modules=cythonize(
         [ext],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False},
     ),
-    cmdclass={"build_ext": ParallelBuildExt},
+    cmdclass={"build_ext": ParallelBuildExt, "build_py": BuildPyWithCudaSources},
 )

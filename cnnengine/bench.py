@@ -83,9 +83,11 @@ def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, mem
     x = input_for(model, batch)
     ours = lambda: model.run(x)  # noqa: E731
     peer = None
-    if compare:
+    if compare == "torch":
+        peer = torch_peer(source, x)
+    elif compare:
         if compare != "onnxruntime":
-            raise InputError(f"--compare: unknown peer {compare!r} (supported: onnxruntime)")
+            raise InputError(f"--compare: unknown peer {compare!r} (supported: onnxruntime, torch)")
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -108,14 +110,48 @@ def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, mem
         "throughput_per_s": batch / statistics.median(t_ours),
         "peak_rss_mb": None, "compare": None,
     }
+    result["backend"] = model.backend.name
+    memory = memory and model.backend.name != "cuda"     # host RSS says little about a GPU run
     if memory:
         result["peak_rss_mb"] = peak_rss_mb(source, "cnnengine", threads, x.shape)
     if peer:
         med = statistics.median(t_peer) * 1e3
         result["compare"] = {"name": compare, "median_ms": med, "min_ms": min(t_peer) * 1e3,
                              "ratio": result["median_ms"] / med,
-                             "peak_rss_mb": peak_rss_mb(source, compare, threads, x.shape) if memory else None}
+                             "peak_rss_mb": peak_rss_mb(source, compare, threads, x.shape)
+                             if memory and compare != "torch" else None}
     return result
+
+
+def torch_peer(source, x):
+    """PyTorch eager on the GPU (cuDNN, benchmark mode) running the same
+    architecture, found by name in torchvision from the model's file stem
+    (resnet50.onnx, mobilenet_v2): a run is input copy in, forward, output
+    copy out, as ours. Random weights: time does not depend on them."""
+    from pathlib import Path
+
+    from .errors import BackendUnavailableError, InputError
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailableError("--compare torch: PyTorch is not installed") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError(f"--compare torch: this PyTorch ({torch.__version__}) has no usable CUDA device")
+    try:
+        import torchvision
+    except Exception as exc:      # not installed, or built for another torch (its ops fail to register)
+        raise BackendUnavailableError(f"--compare torch: torchvision does not import ({exc})") from None
+    arch = Path(str(source)).stem
+    builder = getattr(torchvision.models, arch, None)
+    if builder is None or not callable(builder):
+        raise InputError(f"--compare torch: no torchvision architecture named {arch!r} (the model's file stem)")
+    torch.backends.cudnn.benchmark = True
+    net = builder(weights=None).eval().cuda()
+
+    def run():
+        with torch.no_grad():
+            return net(torch.from_numpy(x).cuda()).cpu()
+    return run
 
 
 def _vm_hwm_kb():

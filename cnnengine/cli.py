@@ -63,13 +63,15 @@ def build_parser():
                    help="the graph after each rewrite pass: node count and what the pass changed")
     _add_backend_flag(p)
 
-    p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime")
+    p = sub.add_parser("bench", help="latency, throughput and memory, optionally against ONNX Runtime or PyTorch")
     p.add_argument("model")
     p.add_argument("--threads", type=int, default=None, help="threads (default or 0: all cores)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--compare", choices=["onnxruntime"], default=None)
+    p.add_argument("--compare", choices=["onnxruntime", "torch"], default=None,
+                   help="a peer timed interleaved with ours: ONNX Runtime, or PyTorch eager on the GPU "
+                        "(cuDNN; the torchvision architecture named by the model's file stem)")
     p.add_argument("--layers", action="store_true", help="per-layer time breakdown")
     _add_backend_flag(p)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")

@@ -15,9 +15,8 @@ from ..errors import BackendUnavailableError
 _KNOWN = {
     "cpu": ("cnnengine.backend.cpu", "CpuBackend"),
     "reference": ("cnnengine.backend.reference", "ReferenceBackend"),
-    "cuda": (None, None),
+    "cuda": ("cnnengine.backend.cuda", "CudaBackend"),
 }
-_ABSENT = {"cuda": "this build has no CUDA backend yet (its kernels are not written)"}
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,6 @@ class BackendInfo:
 
 def _class(name):
     module, cls = _KNOWN[name]
-    if module is None:
-        return None
     return getattr(importlib.import_module(module), cls)
 
 
@@ -40,9 +37,6 @@ def backends():
     out = []
     for name in _KNOWN:
         cls = _class(name)
-        if cls is None:
-            out.append(BackendInfo(name, False, _ABSENT[name], ""))
-            continue
         ok, reason = cls.availability()
         out.append(BackendInfo(name, ok, reason, cls.description))
     return out
@@ -57,8 +51,6 @@ def create(name):
     if not isinstance(name, str) or name not in _KNOWN:
         raise BackendUnavailableError(f"unknown backend {name!r} (known: {', '.join(_KNOWN)})")
     cls = _class(name)
-    if cls is None:
-        raise BackendUnavailableError(f"backend {name!r} is not available: {_ABSENT[name]}")
     ok, reason = cls.availability()
     if not ok:
         raise BackendUnavailableError(f"backend {name!r} is not available: {reason}")

@@ -21,6 +21,7 @@ class Backend:
     name = ""
     fuses = True          # run the graph after the fusion passes
     description = ""
+    host_values = True    # values are NumPy arrays (False: device buffers, see to_host)
 
     @classmethod
     def availability(cls):
@@ -75,7 +76,21 @@ class Backend:
         return buf[offset:offset + n].reshape(shape)
 
     def to_device(self, array):
+        """A host array (a feed, or what a step without a kernel made) as a value of this backend."""
         return array
 
     def to_host(self, value):
+        """A value of this backend as a NumPy array (graph outputs, captures, host steps)."""
         return value
+
+    def synchronize(self):
+        """Wait for work queued by this thread (profiling times asynchronous backends with it)."""
+
+    # -------------------------------------------------------------- runs
+    def replay(self, plan, feeds, run_steps):
+        """Run a whole plan for feeds its own way, or None to let the executor
+        run it step by step. run_steps(env, arena) runs every step over env
+        (value -> backend value) with step k writing arena[k] and returns
+        the graph outputs: a backend records it once and replays it (the
+        CUDA backend's graphs). Called only for runs without captures."""
+        return None

@@ -162,45 +162,63 @@ class Executor:
         return plan, {k: env[k] for k in wanted if k in env}
 
     def _run_plan(self, plan, feeds, keep, profile=None):
-        env = dict(plan.static)
-        env.update(feeds)
+        be = plan.backend
         kept = set(keep)
         kept.update(plan.blocked[k] for k in keep if k in plan.blocked)
+        t = resolve_threads(None)
+        if not kept and profile is None:
+            # a backend may replay the whole plan (CUDA graphs); None: run it step by step
+            done = be.replay(plan, feeds, lambda env, arena: self._run_steps(plan, env, arena, set(), t))
+            if done is not None:
+                return done
+        env = dict(plan.static)
+        env.update((k, be.to_device(v)) for k, v in feeds.items())
         # Captured values must survive the run: then no buffer is reused.
         # An arena holds step k's output view at [k].
         arena = plan.acquire() if not kept else None
-        t = resolve_threads(None)
         try:
-            for k, step in enumerate(plan.steps):
-                node = step.node
-                if profile is not None:
-                    t0 = time.perf_counter()
-                ins = [env[i] if i else None for i in node.inputs]
-                if step.runner is not None:
-                    try:
-                        value = step.runner(ins, None if arena is None else arena[k], t)
-                    except Error as exc:
-                        raise _with_node(exc, node, ins) from None
-                    if type(value) is tuple:      # a step with two outputs
-                        env.update(zip(node.outputs, value))
-                    else:
-                        env[node.outputs[0]] = value
-                else:
-                    for name, value in zip(node.outputs, _call(node, ins)):
-                        if name:
-                            env[name] = value
-                if profile is not None:
-                    profile[node.name] = profile.get(node.name, 0.0) + time.perf_counter() - t0
-                for name in step.free:
-                    if name not in kept:
-                        env.pop(name, None)
+            out = self._run_steps(plan, env, arena, kept, t, profile)
             for k in keep:
-                if k not in env and plan.blocked.get(k) in env:
-                    env[k] = plan.backend.unblock(env[plan.blocked[k]], plan.shapes[k], t)
-            return {k: env[k] for k in plan.outputs + list(keep) if k in env}
+                if k not in out and k in env:
+                    out[k] = env[k]
+                elif k not in out and plan.blocked.get(k) in env:
+                    out[k] = plan.backend.unblock(be.to_host(env[plan.blocked[k]]), plan.shapes[k], t)
+            return {k: be.to_host(v) for k, v in out.items()}
         finally:
             if arena is not None:
                 plan.release(arena)
+
+    def _run_steps(self, plan, env, arena, kept, t, profile=None):
+        """Every step of plan over env (values in the backend's buffers);
+        returns {value: backend value} for the graph outputs."""
+        be = plan.backend
+        for k, step in enumerate(plan.steps):
+            node = step.node
+            if profile is not None:
+                t0 = time.perf_counter()
+            ins = [env[i] if i else None for i in node.inputs]
+            if step.runner is not None:
+                try:
+                    value = step.runner(ins, None if arena is None else arena[k], t)
+                except Error as exc:
+                    raise _with_node(exc, node, ins) from None
+                if type(value) is tuple:      # a step with two outputs
+                    env.update(zip(node.outputs, value))
+                else:
+                    env[node.outputs[0]] = value
+            else:
+                # no kernel: the op's reference on host values
+                host = [None if v is None else be.to_host(v) for v in ins]
+                for name, value in zip(node.outputs, _call(node, host)):
+                    if name:
+                        env[name] = be.to_device(value)
+            if profile is not None:
+                be.synchronize()
+                profile[node.name] = profile.get(node.name, 0.0) + time.perf_counter() - t0
+            for name in step.free:
+                if name not in kept:
+                    env.pop(name, None)
+        return {k: env[k] for k in plan.outputs if k in env}
 
 
 def _size(shape):

@@ -148,7 +148,8 @@ class RegionRunner:
             return fn
         plan = self.plan
         step = plan.steps[k]
-        if node is step.node and shapes == tuple(tuple(plan.shapes[i]) if i else None for i in node.inputs):
+        if node is step.node and plan.backend.host_values and \
+                shapes == tuple(tuple(plan.shapes[i]) if i else None for i in node.inputs):
             runner = step.runner     # the plan's own kernel: same node, same shapes
         else:
             dtypes = [None if v is None else np.asarray(v).dtype for v in values]
