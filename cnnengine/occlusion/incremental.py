@@ -22,6 +22,10 @@ from ..ops.base import FULL, Box
 
 _UNCHANGED = object()
 
+# a step whose windows cover more than this share of its output map runs
+# whole on the batch (measured: see docs/performance.md, occlusion)
+WHOLE_ABOVE = 0.6
+
 
 class ChangeMaps:
     """Per step and spatial input: for each output row (col), the input rows
@@ -156,18 +160,30 @@ class Incremental:
         if self.cap is not None:
             boxes = {b: _capped(r, shape, self.cap, centres[b]) for b, r in boxes.items()}
         boxes = _same_size(boxes, shape)
+        box0 = next(iter(boxes.values()))
+        if box0.rows * box0.cols > WHOLE_ABOVE * shape[2] * shape[3]:
+            # windows nearly the map's size: the whole batch run is faster (the
+            # kernels' full-map efficiency), and the windows are cut from it
+            members = sorted(boxes)
+            y = self._whole_outputs(k, state, members, threads)[0]
+            dest = state.setdefault(out, {})
+            for j, b in enumerate(members):
+                dest[b] = (boxes[b], y[j:j + 1][boxes[b].slices()])
+            return
+        # a conv reads zeros past the map: its windows are gathered with the
+        # zeros in place, so positions at the borders share one kernel call
+        padded = _zero_padded(node)
         groups = {}
         for b, box in boxes.items():
             want = [self.maps.window(k, i, box) if v else FULL for i, v in enumerate(node.inputs)]
-            # same relative window and the same padding past the map: one batch
-            key = tuple(None if w is FULL else (w.y0 - box.y0, w.y1 - box.y0, w.x0 - box.x0, w.x1 - box.x0,
-                                                _past(w, plan.shapes[v]))
+            # the same window sizes (and padding past the map): one batch
+            key = tuple(None if w is FULL else (w.rows, w.cols, None if padded else _past(w, plan.shapes[v]))
                         for w, v in zip(want, node.inputs) if v)
             groups.setdefault(key, []).append((b, box, want))
         dest = state.setdefault(out, {})
         for members in groups.values():
             _, box0, want0 = members[0]
-            if not runner.windowable(k, box0):     # e.g. Resize: whole inputs, the box cut out
+            if not padded and not runner.windowable(k, box0):     # e.g. Resize: whole inputs, the box cut out
                 y = self._whole_outputs(k, state, [b for b, _, _ in members], threads)[0]
                 for j, (b, box, _) in enumerate(members):
                     dest[b] = (box, np.ascontiguousarray(y[j:j + 1][box.slices()]))
@@ -178,13 +194,54 @@ class Incremental:
                     ins.append(None)
                     continue
                 shape_in = plan.shapes[name]
-                parts = [self.gather(state, name, b, None if want[j] is FULL else want[j].clip(shape_in))
-                         for b, _, want in members]
-                arr = np.ascontiguousarray(np.concatenate(parts, axis=0))
-                ins.append((arr, FULL if w0 is FULL else w0.clip(shape_in)))
-            y = runner.run_step(k, ins, box0, threads)
+                arr = self._batch(state, name, [(b, want[j]) for b, _, want in members], padded)
+                ins.append(arr if padded else (arr, FULL if w0 is FULL else w0.clip(shape_in)))
+            y = runner.run_padded(k, ins, threads) if padded else runner.run_step(k, ins, box0, threads)
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
+
+    def _batch(self, state, name, members, padded):
+        """Value `name` over each member's window (b, Box | FULL), stacked along
+        the batch: clean values with the member's changed window pasted in;
+        zeros past the map where `padded`, else the window clipped to the map."""
+        shape = self.plan.shapes[name]
+        clean = self.clean[name] if name in self.clean else self.plan.static[name]
+        w0 = members[0][1]
+        changed = state.get(name, {})
+        if w0 is FULL:
+            out = np.empty((len(members),) + tuple(shape[1:]), np.float32)
+            for j, (b, _) in enumerate(members):
+                out[j] = clean[0]
+                got = changed.get(b)
+                if got is not None:
+                    cbox, arr = got
+                    if cbox is None:
+                        out[j] = arr[0]
+                    else:
+                        out[j][cbox.slices()[1:]] = arr[0]
+            return out
+        size = (w0.rows, w0.cols) if padded else (w0.clip(shape).rows, w0.clip(shape).cols)
+        past = padded and any(_past(w, shape) != (0, 0, 0, 0) for _, w in members)
+        out = (np.zeros if past else np.empty)((len(members), shape[1]) + size + tuple(shape[4:]), np.float32)
+        for j, (b, w) in enumerate(members):
+            c = w.clip(shape)
+            oy, ox = (w.y0, w.x0) if padded else (c.y0, c.x0)
+            dst = out[j, :, c.y0 - oy:c.y1 - oy, c.x0 - ox:c.x1 - ox]
+            got = changed.get(b)
+            if got is None:
+                dst[...] = clean[0, :, c.y0:c.y1, c.x0:c.x1]
+                continue
+            cbox, arr = got
+            if cbox is None:
+                dst[...] = arr[0, :, c.y0:c.y1, c.x0:c.x1]
+                continue
+            y0, y1, x0, x1 = max(c.y0, cbox.y0), min(c.y1, cbox.y1), max(c.x0, cbox.x0), min(c.x1, cbox.x1)
+            if not (y0 <= c.y0 and x0 <= c.x0 and y1 >= c.y1 and x1 >= c.x1):
+                dst[...] = clean[0, :, c.y0:c.y1, c.x0:c.x1]
+            if y1 > y0 and x1 > x0:
+                dst[:, y0 - c.y0:y1 - c.y0, x0 - c.x0:x1 - c.x0] = \
+                    arr[0, :, y0 - cbox.y0:y1 - cbox.y0, x0 - cbox.x0:x1 - cbox.x0]
+        return out
 
     def _whole_outputs(self, k, state, members, threads):
         """Every output of step k on whole values, for positions `members` (batched)."""
@@ -194,8 +251,7 @@ class Incremental:
             if not name or (name in plan.static and name not in state):
                 ins.append(None)
                 continue
-            ins.append((np.ascontiguousarray(np.concatenate([self.gather(state, name, b, None) for b in members],
-                                                            axis=0)), FULL))
+            ins.append((self._batch(state, name, [(b, FULL) for b in members], False), FULL))
         return self.runner.run_whole(k, ins, threads)
 
     def _whole(self, k, state, members, threads):
@@ -220,6 +276,13 @@ def _needed_steps(plan, wanted):
         need.add(k)
         todo.extend(i for i in plan.steps[k].node.inputs if i in index)
     return sorted(need)
+
+
+def _zero_padded(node):
+    """Whether the step reads zeros past its input map (a conv's padding)."""
+    if node.op == "Conv":
+        return True
+    return node.op == "cnn.ConvNCHWc" and not getattr(ops.params_of(node), "pooled", False)
 
 
 def _past(w, shape):
