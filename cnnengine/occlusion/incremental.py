@@ -21,6 +21,7 @@ from ..ops.base import FULL, Box
 
 
 _UNCHANGED = object()
+_BATCHES = object()      # state key: value -> (positions, batch array) of the values run whole
 
 # a step whose windows cover more than this share of its output map runs
 # whole on the batch (measured: see docs/performance.md, occlusion)
@@ -92,7 +93,9 @@ class Incremental:
         keep = [o for st in plan.steps for o in st.node.outputs if o]
         self.clean = executor.run(feeds, keep=keep)
         self.clean.update(feeds)
-        self.maps = ChangeMaps(self.runner)
+        # the maps depend on the plan alone: kept with its runner across calls
+        self.maps = self.runner.cache.get("change_maps") or \
+            self.runner.cache.setdefault("change_maps", ChangeMaps(self.runner))
         self.cap = cap
         self.steps = _needed_steps(plan, wanted)
 
@@ -209,6 +212,9 @@ class Incremental:
         w0 = members[0][1]
         changed = state.get(name, {})
         if w0 is FULL:
+            whole = state.get(_BATCHES, {}).get(name)
+            if whole is not None and whole[0] == [b for b, _ in members]:
+                return whole[1]        # made whole for these positions, in this order: no copy
             out = np.empty((len(members),) + tuple(shape[1:]), np.float32)
             for j, (b, _) in enumerate(members):
                 out[j] = clean[0]
@@ -260,6 +266,7 @@ class Incremental:
         outs = self._whole_outputs(k, state, members, threads)
         for name, y in zip(node.outputs, outs):
             if name:
+                state.setdefault(_BATCHES, {})[name] = (list(members), y)
                 dest = state.setdefault(name, {})
                 for j, b in enumerate(members):
                     dest[b] = (None, y[j:j + 1])

@@ -36,6 +36,7 @@ class RegionRunner:
         self._padded = {}       # (step, window size) -> the step's node over unpadded windows
         self._lock = threading.Lock()
         self.stats = Counter()   # (step name, "window" | "whole") -> runs: how each step ran
+        self.cache = {}          # per-plan tables of callers (incremental occlusion's change maps)
 
     # ------------------------------------------------------------ geometry
     def shape(self, value):
