@@ -24,8 +24,9 @@ _UNCHANGED = object()
 _BATCHES = object()      # state key: value -> (positions, batch array) of the values run whole
 
 # a step whose windows cover more than this share of its output map runs
-# whole on the batch (measured: see docs/performance.md, occlusion)
-WHOLE_ABOVE = 0.6
+# whole on the batch: a batch of windows costs about its share of the whole
+# run up to ~3/4 of the map (ResNet-18's convs, docs/performance.md)
+WHOLE_ABOVE = 0.9
 
 
 class ChangeMaps:
@@ -59,6 +60,14 @@ class ChangeMaps:
             return FULL
         r0, r1, c0, c1 = maps[0]
         return Box(r0[box.y0], r1[box.y1 - 1], c0[box.x0], c1[box.x1 - 1])
+
+    def window_t(self, k, i, box):
+        """window() as a tuple (y0, y1, x0, x1), or FULL."""
+        maps = self._get(k, i)
+        if maps is FULL:
+            return FULL
+        r0, r1, c0, c1 = maps[0]
+        return (r0[box.y0], r1[box.y1 - 1], c0[box.x0], c1[box.x1 - 1])
 
     def _make(self, k, i):
         plan = self.runner.plan
@@ -156,7 +165,7 @@ class Incremental:
         if not boxes:
             return
         if len(shape) < 4 or any(r is FULL for r in boxes.values()) or len(node.outputs) > 1 or \
-                any(Box.full(shape).clip(shape) == r.clip(shape) for r in boxes.values()):
+                any(r.covers(shape) for r in boxes.values()):
             self._whole(k, state, sorted(boxes), threads)
             return
         boxes = {b: r.clip(shape) for b, r in boxes.items()}
@@ -176,12 +185,15 @@ class Incremental:
         # a conv reads zeros past the map: its windows are gathered with the
         # zeros in place, so positions at the borders share one kernel call
         padded = _zero_padded(node)
+        reads = [(j, name) for j, name in enumerate(node.inputs)
+                 if name and not (name in plan.static and name not in state)]
         groups = {}
         for b, box in boxes.items():
-            want = [self.maps.window(k, i, box) if v else FULL for i, v in enumerate(node.inputs)]
+            want = {j: self.maps.window_t(k, j, box) for j, _ in reads}
             # the same window sizes (and padding past the map): one batch
-            key = tuple(None if w is FULL else (w.rows, w.cols, None if padded else _past(w, plan.shapes[v]))
-                        for w, v in zip(want, node.inputs) if v)
+            key = None if padded else \
+                tuple(None if w is FULL else (w[1] - w[0], w[3] - w[2], _past_t(w, plan.shapes[node.inputs[j]]))
+                      for j, w in want.items())
             groups.setdefault(key, []).append((b, box, want))
         dest = state.setdefault(out, {})
         for members in groups.values():
@@ -191,22 +203,21 @@ class Incremental:
                 for j, (b, box, _) in enumerate(members):
                     dest[b] = (box, np.ascontiguousarray(y[j:j + 1][box.slices()]))
                 continue
-            ins = []
-            for j, (name, w0) in enumerate(zip(node.inputs, want0)):
-                if not name or (name in plan.static and name not in state):
-                    ins.append(None)
-                    continue
-                shape_in = plan.shapes[name]
+            ins = [None] * len(node.inputs)
+            for j, name in reads:
                 arr = self._batch(state, name, [(b, want[j]) for b, _, want in members], padded)
-                ins.append(arr if padded else (arr, FULL if w0 is FULL else w0.clip(shape_in)))
+                w0 = want0[j]
+                ins[j] = arr if padded else \
+                    (arr, FULL if w0 is FULL else Box(*w0).clip(plan.shapes[name]))
             y = runner.run_padded(k, ins, threads) if padded else runner.run_step(k, ins, box0, threads)
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
 
     def _batch(self, state, name, members, padded):
-        """Value `name` over each member's window (b, Box | FULL), stacked along
-        the batch: clean values with the member's changed window pasted in;
-        zeros past the map where `padded`, else the window clipped to the map."""
+        """Value `name` over each member's window (b, (y0, y1, x0, x1) | FULL),
+        stacked along the batch: clean values with the member's changed window
+        pasted in; zeros past the map where `padded`, else the window clipped
+        to the map."""
         shape = self.plan.shapes[name]
         clean = self.clean[name] if name in self.clean else self.plan.static[name]
         w0 = members[0][1]
@@ -226,27 +237,35 @@ class Incremental:
                     else:
                         out[j][cbox.slices()[1:]] = arr[0]
             return out
-        size = (w0.rows, w0.cols) if padded else (w0.clip(shape).rows, w0.clip(shape).cols)
-        past = padded and any(_past(w, shape) != (0, 0, 0, 0) for _, w in members)
+        h, w = shape[2], shape[3]
+        cy0, cx0 = min(max(0, w0[0]), h), min(max(0, w0[2]), w)
+        cy1, cx1 = max(cy0, min(h, w0[1])), max(cx0, min(w, w0[3]))
+        size = (w0[1] - w0[0], w0[3] - w0[2]) if padded else (cy1 - cy0, cx1 - cx0)
+        past = padded and any(v[0] < 0 or v[2] < 0 or v[1] > h or v[3] > w for _, v in members)
         out = (np.zeros if past else np.empty)((len(members), shape[1]) + size + tuple(shape[4:]), np.float32)
-        for j, (b, w) in enumerate(members):
-            c = w.clip(shape)
-            oy, ox = (w.y0, w.x0) if padded else (c.y0, c.x0)
-            dst = out[j, :, c.y0 - oy:c.y1 - oy, c.x0 - ox:c.x1 - ox]
+        for j, (b, v) in enumerate(members):
+            y0, y1, x0, x1 = v
+            cy0 = min(max(0, y0), h)       # clipped, never inverted (no slice wraps around)
+            cy1 = max(cy0, min(h, y1))
+            cx0 = min(max(0, x0), w)
+            cx1 = max(cx0, min(w, x1))
+            oy, ox = (y0, x0) if padded else (cy0, cx0)
+            dst = out[j, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
             got = changed.get(b)
             if got is None:
-                dst[...] = clean[0, :, c.y0:c.y1, c.x0:c.x1]
+                dst[...] = clean[0, :, cy0:cy1, cx0:cx1]
                 continue
             cbox, arr = got
             if cbox is None:
-                dst[...] = arr[0, :, c.y0:c.y1, c.x0:c.x1]
+                dst[...] = arr[0, :, cy0:cy1, cx0:cx1]
                 continue
-            y0, y1, x0, x1 = max(c.y0, cbox.y0), min(c.y1, cbox.y1), max(c.x0, cbox.x0), min(c.x1, cbox.x1)
-            if not (y0 <= c.y0 and x0 <= c.x0 and y1 >= c.y1 and x1 >= c.x1):
-                dst[...] = clean[0, :, c.y0:c.y1, c.x0:c.x1]
-            if y1 > y0 and x1 > x0:
-                dst[:, y0 - c.y0:y1 - c.y0, x0 - c.x0:x1 - c.x0] = \
-                    arr[0, :, y0 - cbox.y0:y1 - cbox.y0, x0 - cbox.x0:x1 - cbox.x0]
+            a0, a1 = max(cy0, cbox.y0), min(cy1, cbox.y1)
+            b0, b1 = max(cx0, cbox.x0), min(cx1, cbox.x1)
+            if not (a0 <= cy0 and b0 <= cx0 and a1 >= cy1 and b1 >= cx1):
+                dst[...] = clean[0, :, cy0:cy1, cx0:cx1]
+            if a1 > a0 and b1 > b0:
+                dst[:, a0 - cy0:a1 - cy0, b0 - cx0:b1 - cx0] = \
+                    arr[0, :, a0 - cbox.y0:a1 - cbox.y0, b0 - cbox.x0:b1 - cbox.x0]
         return out
 
     def _whole_outputs(self, k, state, members, threads):
@@ -292,10 +311,9 @@ def _zero_padded(node):
     return node.op == "cnn.ConvNCHWc" and not getattr(ops.params_of(node), "pooled", False)
 
 
-def _past(w, shape):
-    """How far window w reaches past a map of `shape`: (top, left, bottom, right)."""
-    c = w.clip(shape)
-    return (c.y0 - w.y0, c.x0 - w.x0, w.y1 - c.y1, w.x1 - c.x1)
+def _past_t(w, shape):
+    """How far window w (y0, y1, x0, x1) reaches past a map of `shape`: (top, left, bottom, right)."""
+    return (max(0, -w[0]), max(0, -w[2]), max(0, w[1] - shape[2]), max(0, w[3] - shape[3]))
 
 
 def _same_size(boxes, shape):
