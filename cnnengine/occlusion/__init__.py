@@ -73,7 +73,7 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
     fill_at = _filler(x, fill, patch)
     ys, xs = list(range(0, h - patch + 1, stride)), list(range(0, w - patch + 1, stride))
     boxes = [Box(y, y + patch, x0, x0 + patch) for y in ys for x0 in xs]
-    batch = _positive_int(batch, "batch") if batch is not None else (8 if mode == "naive" else 16)
+    batch = _positive_int(batch, "batch") if batch is not None else _default_batch(mode, len(xs))
     scorer = _Scorer(model, x, target, reduce)
     with _common.threads_scope(model.threads if threads is None else _common.resolve_threads(threads)):
         t0 = time.perf_counter()
@@ -101,6 +101,16 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
             error = _sampled_error(scorer, boxes, heat, baseline, fill_at)
     return OcclusionResult(heat.reshape(len(ys), len(xs)), scorer.target, float(baseline), patch, stride, mode,
                            time.perf_counter() - t_start, timings, error, cancelled)
+
+
+def _default_batch(mode, per_row):
+    """Positions per batch: 8 images for naive; for the window modes whole
+    rows of positions (at least 8, at most 64 positions), since a batch's
+    windows grow to a common size and the positions of one row share the
+    rows of each map they change."""
+    if mode == "naive":
+        return 8
+    return min(64, per_row * max(1, 8 // per_row))
 
 
 def _sampled_error(scorer, boxes, heat, baseline, fill_at, count=8):

@@ -21,6 +21,12 @@ from ..ops.base import FULL, Box
 
 
 _UNCHANGED = object()
+_BATCHES = object()      # state key: value -> (positions, batch array) of the values run whole
+
+# a step whose windows cover more than this share of its output map runs
+# whole on the batch: a batch of windows costs about its share of the whole
+# run up to ~3/4 of the map (ResNet-18's convs, docs/performance.md)
+WHOLE_ABOVE = 0.9
 
 
 class ChangeMaps:
@@ -55,6 +61,14 @@ class ChangeMaps:
         r0, r1, c0, c1 = maps[0]
         return Box(r0[box.y0], r1[box.y1 - 1], c0[box.x0], c1[box.x1 - 1])
 
+    def window_t(self, k, i, box):
+        """window() as a tuple (y0, y1, x0, x1), or FULL."""
+        maps = self._get(k, i)
+        if maps is FULL:
+            return FULL
+        r0, r1, c0, c1 = maps[0]
+        return (r0[box.y0], r1[box.y1 - 1], c0[box.x0], c1[box.x1 - 1])
+
     def _make(self, k, i):
         plan = self.runner.plan
         node = plan.steps[k].node
@@ -88,7 +102,9 @@ class Incremental:
         keep = [o for st in plan.steps for o in st.node.outputs if o]
         self.clean = executor.run(feeds, keep=keep)
         self.clean.update(feeds)
-        self.maps = ChangeMaps(self.runner)
+        # the maps depend on the plan alone: kept with its runner across calls
+        self.maps = self.runner.cache.get("change_maps") or \
+            self.runner.cache.setdefault("change_maps", ChangeMaps(self.runner))
         self.cap = cap
         self.steps = _needed_steps(plan, wanted)
 
@@ -149,42 +165,108 @@ class Incremental:
         if not boxes:
             return
         if len(shape) < 4 or any(r is FULL for r in boxes.values()) or len(node.outputs) > 1 or \
-                any(Box.full(shape).clip(shape) == r.clip(shape) for r in boxes.values()):
+                any(r.covers(shape) for r in boxes.values()):
             self._whole(k, state, sorted(boxes), threads)
             return
         boxes = {b: r.clip(shape) for b, r in boxes.items()}
         if self.cap is not None:
             boxes = {b: _capped(r, shape, self.cap, centres[b]) for b, r in boxes.items()}
         boxes = _same_size(boxes, shape)
+        box0 = next(iter(boxes.values()))
+        if box0.rows * box0.cols > WHOLE_ABOVE * shape[2] * shape[3]:
+            # windows nearly the map's size: the whole batch run is faster (the
+            # kernels' full-map efficiency), and the windows are cut from it
+            members = sorted(boxes)
+            y = self._whole_outputs(k, state, members, threads)[0]
+            dest = state.setdefault(out, {})
+            for j, b in enumerate(members):
+                dest[b] = (boxes[b], y[j:j + 1][boxes[b].slices()])
+            return
+        # a conv reads zeros past the map: its windows are gathered with the
+        # zeros in place, so positions at the borders share one kernel call
+        padded = _zero_padded(node)
+        reads = [(j, name) for j, name in enumerate(node.inputs)
+                 if name and not (name in plan.static and name not in state)]
         groups = {}
         for b, box in boxes.items():
-            want = [self.maps.window(k, i, box) if v else FULL for i, v in enumerate(node.inputs)]
-            # same relative window and the same padding past the map: one batch
-            key = tuple(None if w is FULL else (w.y0 - box.y0, w.y1 - box.y0, w.x0 - box.x0, w.x1 - box.x0,
-                                                _past(w, plan.shapes[v]))
-                        for w, v in zip(want, node.inputs) if v)
+            want = {j: self.maps.window_t(k, j, box) for j, _ in reads}
+            # the same window sizes (and padding past the map): one batch
+            key = None if padded else \
+                tuple(None if w is FULL else (w[1] - w[0], w[3] - w[2], _past_t(w, plan.shapes[node.inputs[j]]))
+                      for j, w in want.items())
             groups.setdefault(key, []).append((b, box, want))
         dest = state.setdefault(out, {})
         for members in groups.values():
             _, box0, want0 = members[0]
-            if not runner.windowable(k, box0):     # e.g. Resize: whole inputs, the box cut out
+            if not padded and not runner.windowable(k, box0):     # e.g. Resize: whole inputs, the box cut out
                 y = self._whole_outputs(k, state, [b for b, _, _ in members], threads)[0]
                 for j, (b, box, _) in enumerate(members):
                     dest[b] = (box, np.ascontiguousarray(y[j:j + 1][box.slices()]))
                 continue
-            ins = []
-            for j, (name, w0) in enumerate(zip(node.inputs, want0)):
-                if not name or (name in plan.static and name not in state):
-                    ins.append(None)
-                    continue
-                shape_in = plan.shapes[name]
-                parts = [self.gather(state, name, b, None if want[j] is FULL else want[j].clip(shape_in))
-                         for b, _, want in members]
-                arr = np.ascontiguousarray(np.concatenate(parts, axis=0))
-                ins.append((arr, FULL if w0 is FULL else w0.clip(shape_in)))
-            y = runner.run_step(k, ins, box0, threads)
+            ins = [None] * len(node.inputs)
+            for j, name in reads:
+                arr = self._batch(state, name, [(b, want[j]) for b, _, want in members], padded)
+                w0 = want0[j]
+                ins[j] = arr if padded else \
+                    (arr, FULL if w0 is FULL else Box(*w0).clip(plan.shapes[name]))
+            y = runner.run_padded(k, ins, threads) if padded else runner.run_step(k, ins, box0, threads)
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
+
+    def _batch(self, state, name, members, padded):
+        """Value `name` over each member's window (b, (y0, y1, x0, x1) | FULL),
+        stacked along the batch: clean values with the member's changed window
+        pasted in; zeros past the map where `padded`, else the window clipped
+        to the map."""
+        shape = self.plan.shapes[name]
+        clean = self.clean[name] if name in self.clean else self.plan.static[name]
+        w0 = members[0][1]
+        changed = state.get(name, {})
+        if w0 is FULL:
+            whole = state.get(_BATCHES, {}).get(name)
+            if whole is not None and whole[0] == [b for b, _ in members]:
+                return whole[1]        # made whole for these positions, in this order: no copy
+            out = np.empty((len(members),) + tuple(shape[1:]), np.float32)
+            for j, (b, _) in enumerate(members):
+                out[j] = clean[0]
+                got = changed.get(b)
+                if got is not None:
+                    cbox, arr = got
+                    if cbox is None:
+                        out[j] = arr[0]
+                    else:
+                        out[j][cbox.slices()[1:]] = arr[0]
+            return out
+        h, w = shape[2], shape[3]
+        cy0, cx0 = min(max(0, w0[0]), h), min(max(0, w0[2]), w)
+        cy1, cx1 = max(cy0, min(h, w0[1])), max(cx0, min(w, w0[3]))
+        size = (w0[1] - w0[0], w0[3] - w0[2]) if padded else (cy1 - cy0, cx1 - cx0)
+        past = padded and any(v[0] < 0 or v[2] < 0 or v[1] > h or v[3] > w for _, v in members)
+        out = (np.zeros if past else np.empty)((len(members), shape[1]) + size + tuple(shape[4:]), np.float32)
+        for j, (b, v) in enumerate(members):
+            y0, y1, x0, x1 = v
+            cy0 = min(max(0, y0), h)       # clipped, never inverted (no slice wraps around)
+            cy1 = max(cy0, min(h, y1))
+            cx0 = min(max(0, x0), w)
+            cx1 = max(cx0, min(w, x1))
+            oy, ox = (y0, x0) if padded else (cy0, cx0)
+            dst = out[j, :, cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
+            got = changed.get(b)
+            if got is None:
+                dst[...] = clean[0, :, cy0:cy1, cx0:cx1]
+                continue
+            cbox, arr = got
+            if cbox is None:
+                dst[...] = arr[0, :, cy0:cy1, cx0:cx1]
+                continue
+            a0, a1 = max(cy0, cbox.y0), min(cy1, cbox.y1)
+            b0, b1 = max(cx0, cbox.x0), min(cx1, cbox.x1)
+            if not (a0 <= cy0 and b0 <= cx0 and a1 >= cy1 and b1 >= cx1):
+                dst[...] = clean[0, :, cy0:cy1, cx0:cx1]
+            if a1 > a0 and b1 > b0:
+                dst[:, a0 - cy0:a1 - cy0, b0 - cx0:b1 - cx0] = \
+                    arr[0, :, a0 - cbox.y0:a1 - cbox.y0, b0 - cbox.x0:b1 - cbox.x0]
+        return out
 
     def _whole_outputs(self, k, state, members, threads):
         """Every output of step k on whole values, for positions `members` (batched)."""
@@ -194,8 +276,7 @@ class Incremental:
             if not name or (name in plan.static and name not in state):
                 ins.append(None)
                 continue
-            ins.append((np.ascontiguousarray(np.concatenate([self.gather(state, name, b, None) for b in members],
-                                                            axis=0)), FULL))
+            ins.append((self._batch(state, name, [(b, FULL) for b in members], False), FULL))
         return self.runner.run_whole(k, ins, threads)
 
     def _whole(self, k, state, members, threads):
@@ -204,6 +285,7 @@ class Incremental:
         outs = self._whole_outputs(k, state, members, threads)
         for name, y in zip(node.outputs, outs):
             if name:
+                state.setdefault(_BATCHES, {})[name] = (list(members), y)
                 dest = state.setdefault(name, {})
                 for j, b in enumerate(members):
                     dest[b] = (None, y[j:j + 1])
@@ -222,10 +304,16 @@ def _needed_steps(plan, wanted):
     return sorted(need)
 
 
-def _past(w, shape):
-    """How far window w reaches past a map of `shape`: (top, left, bottom, right)."""
-    c = w.clip(shape)
-    return (c.y0 - w.y0, c.x0 - w.x0, w.y1 - c.y1, w.x1 - c.x1)
+def _zero_padded(node):
+    """Whether the step reads zeros past its input map (a conv's padding)."""
+    if node.op == "Conv":
+        return True
+    return node.op == "cnn.ConvNCHWc" and not getattr(ops.params_of(node), "pooled", False)
+
+
+def _past_t(w, shape):
+    """How far window w (y0, y1, x0, x1) reaches past a map of `shape`: (top, left, bottom, right)."""
+    return (max(0, -w[0]), max(0, -w[2]), max(0, w[1] - shape[2]), max(0, w[3] - shape[3]))
 
 
 def _same_size(boxes, shape):

@@ -33,8 +33,10 @@ class RegionRunner:
         self.plan = plan
         self.index = {o: k for k, st in enumerate(plan.steps) for o in st.node.outputs if o}
         self._runners = {}
+        self._padded = {}       # (step, window size) -> the step's node over unpadded windows
         self._lock = threading.Lock()
         self.stats = Counter()   # (step name, "window" | "whole") -> runs: how each step ran
+        self.cache = {}          # per-plan tables of callers (incremental occlusion's change maps)
 
     # ------------------------------------------------------------ geometry
     def shape(self, value):
@@ -104,6 +106,29 @@ class RegionRunner:
             out = out[0]
         full_out = all(b is FULL for b in want)
         return out[out_box.slices()] if full_out and not out_box.covers(out_shape) else out
+
+    def run_padded(self, k, ins, threads=None):
+        """Step k (a conv) on input windows that already hold its padding:
+        ins per input the array (zeros where the window lies past the map),
+        None for plan values. The conv runs unpadded over them; its output is
+        the window those inputs make, for any batch."""
+        node = self.plan.steps[k].node
+        values = [None if not name else (self.plan.static[name] if given is None else given)
+                  for name, given in zip(node.inputs, ins)]
+        shapes = tuple(None if v is None else v.shape for v in values)
+        node2 = self._padded.get((k, shapes[0][2:4]))
+        if node2 is None:
+            in_shapes = [None if not name else (s if given is not None else self.plan.shapes[name])
+                         for name, given, s in zip(node.inputs, ins, shapes)]
+            boxes = [Box(0, s[2], 0, s[3]) if given is not None and len(s) >= 4 else FULL
+                     for given, s in zip(ins, in_shapes)]
+            params = ops.REGISTRY[node.op].cropped(ops.params_of(node), in_shapes, boxes, self._consts(node))
+            if params is None:
+                raise ShapeError(f"step {node.name!r} ({node.op}) cannot run over windows")
+            node2 = self._padded[(k, shapes[0][2:4])] = _with_params(node, params)
+        self.stats[node.name, "window"] += 1
+        out = self._runner(k, node2, values)(values, None, resolve_threads(threads))
+        return out[0] if type(out) is tuple else out
 
     def run_whole(self, k, ins, threads=None):
         """Step k on whole inputs (one (array, FULL) per input, None for plan

@@ -10,7 +10,11 @@ from tests.kernels._conv_ref import act_np
 
 @pytest.mark.parametrize("lead,inp,out", [((1,), 1, 1), ((1,), 2048, 1000), ((2,), 13, 7),
                                           ((3,), 37, 17), ((4,), 16, 16), ((9,), 300, 33),
-                                          ((2, 3, 5), 19, 6), ((), 10, 4)])
+                                          ((2, 3, 5), 19, 6), ((), 10, 4),
+                                          # the streamed batches (4..64 rows): slabs with a tail,
+                                          # an odd row count and an odd output count; 65 runs the GEMM
+                                          ((5,), 4100, 9), ((7,), 2048, 1), ((17,), 2051, 33),
+                                          ((64,), 24, 5), ((65,), 24, 5)])
 def test_linear_matches_numpy(lead, inp, out, isa, rng):
     x = rng.standard_normal(lead + (inp,)).astype(np.float32)
     w = rng.standard_normal((out, inp)).astype(np.float32)

@@ -65,6 +65,26 @@ def test_incremental_equals_naive_on_every_op_kind(backend, rng):
     assert np.abs(naive.heatmap).max() > 1e-4        # the patch matters: the check can fail
 
 
+@pytest.mark.parametrize("whole_above,batch", [(1.0, 7), (0.0, 5), (0.3, 3)])
+def test_incremental_paths_equal_naive(whole_above, batch, rng, monkeypatch):
+    """Each route a step can take: windows only (batched convs reading zeros
+    past the map: patches on every border of a non-square image, a batch of
+    7 straddling rows), the whole batched run with windows cut from it, and
+    a mix; on the op zoo and on the SE/residual network."""
+    from cnnengine.occlusion import incremental
+    monkeypatch.setattr(incremental, "WHOLE_ABOVE", whole_above)
+    net = ce.load(zoo_of_ops(rng, batch=1))
+    x = rng.standard_normal((1, 5, 17, 13)).astype(np.float32)
+    naive, inc = _both(net, x, patch=4, stride=3, batch=batch)
+    assert naive.heatmap.shape == (5, 4)
+    assert np.abs(inc.heatmap - naive.heatmap).max() <= 1e-5
+    se = ce.load(se_net(rng))
+    x = rng.standard_normal((1, 3, 20, 23)).astype(np.float32)
+    naive, inc = _both(se, x, patch=5, stride=2, batch=batch, fill="zero")
+    assert np.abs(inc.heatmap - naive.heatmap).max() <= 1e-5
+    assert np.abs(naive.heatmap).max() > 1e-4
+
+
 def test_incremental_equals_naive_with_se_blocks_and_residuals(rng):
     m = ce.load(se_net(rng))
     x = rng.standard_normal((1, 3, 20, 23)).astype(np.float32)
