@@ -226,6 +226,17 @@ class Model:
         return [(s.node.name, ops.get(s.node.name, s.node.op), float(np.median(samples[s.node.name])))
                 for s in plan.steps if s.node.name in samples]
 
+    def kernels(self, x=None):
+        """What runs each step of the fast plan at x's signature (default: the
+        declared input shape, batch 1): [(step name, op, kernel)] in plan
+        order, kernel "C" (a C kernel), "shape" (no data moved: a reshape, a
+        view, integer shape arithmetic) or "numpy" (a NumPy/reference path)."""
+        feeds = self._zero_feeds(None) if x is None else self._feeds(x)
+        with _common.threads_scope(self.threads):
+            plan = self._exec.plan_for(feeds)
+        ops = {n.name: n.op for n in self._fused.nodes}
+        return [(s.node.name, ops.get(s.node.name, s.node.op), s.kernel) for s in plan.steps]
+
     # ------------------------------------------------------------ summary
     def summary(self, input_shape=None):
         """Per-layer shapes, parameters, MACs and receptive fields (batch 1)."""

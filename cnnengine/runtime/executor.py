@@ -9,6 +9,9 @@ backend then rewrites the steps into the layout it wants, compiles each
 from its kernel table, and their outputs get buffers from a liveness-based
 memory plan (memory_plan), so later runs at that signature allocate nothing
 but the graph outputs. A step the kernel table lacks runs its reference.
+Each step records what runs it (Step.kernel): the backend runner's own
+tag ("C", "shape", "numpy"), "shape" for a reference step that only makes
+a view of its input or integer (shape arithmetic) values, else "numpy".
 
 Plans are immutable; the buffers live in arenas that a run takes from the
 plan's pool and gives back, so one executor serves several Python threads
@@ -27,10 +30,11 @@ from .memory_plan import plan_memory
 
 
 class Step:
-    __slots__ = ("node", "runner", "slot", "free")
+    __slots__ = ("node", "runner", "slot", "free", "kernel")
 
-    def __init__(self, node, runner):
+    def __init__(self, node, runner, kernel="numpy"):
         self.node, self.runner, self.slot, self.free = node, runner, None, ()
+        self.kernel = kernel
 
 
 class Plan:
@@ -155,7 +159,7 @@ class Executor:
             runner = be.compile(node, [shapes.get(i, ()) for i in node.inputs],
                                 [dtypes.get(i) for i in node.inputs],
                                 [shapes[o] for o in node.outputs if o], static_values)
-            compiled.append(Step(node, runner))
+            compiled.append(Step(node, runner, _kernel_kind(node, runner, dtypes, aliases)))
         slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
         plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked, be)
         wanted = {o.name for o in g.outputs} | set(keep)
@@ -201,6 +205,19 @@ class Executor:
         finally:
             if arena is not None:
                 plan.release(arena)
+
+
+def _kernel_kind(node, runner, dtypes, aliases):
+    """What runs a step: its runner's tag, else "shape" where the reference
+    moves no float data (a view of its input, integer outputs), else "numpy"."""
+    kind = getattr(runner, "kernel", None)
+    if kind:
+        return kind
+    outs = [o for o in node.outputs if o]
+    if outs and all(o in aliases or (dtypes.get(o) is not None and np.dtype(dtypes[o]).kind in "iub")
+                    for o in outs):
+        return "shape"
+    return "numpy" if runner is None else "compiled"
 
 
 def _size(shape):
