@@ -33,10 +33,10 @@ def load(path, *, backend="cpu", threads=None):
 
 def _read_graph(path):
     from .importers import native
-    from .importers.onnx_import import load_onnx
 
     if not isinstance(path, (str, os.PathLike)):
         import onnx
+        from .importers.onnx_import import load_onnx
         if isinstance(path, onnx.ModelProto):
             return load_onnx(path)
         raise InputError(f"cannot load a model from a {type(path).__name__}")
@@ -47,16 +47,14 @@ def _read_graph(path):
             bundled = os.path.join(os.path.dirname(zoo.__file__), f"{p}.cnn")
             if os.path.isfile(bundled):
                 return native.load(bundled)
-            graph = load_onnx(zoo.build_onnx(p))
-            graph.metadata.update(zoo.metadata(p))
-            graph.metadata["source"] = p
-            return graph
+            return zoo.load_graph(p)
         raise InputError(f"{p}: no such file, and not a bundled model (bundled: {', '.join(zoo.names())})")
     if os.path.isdir(p):
         raise InputError(f"{p}: is a directory, not a model file")
     low = p.lower()
     if low.endswith((".pth", ".pt", ".ckpt", ".bin")) and not native.is_native(p):
         from . import zoo
+        from .importers.onnx_import import load_onnx
         from .importers.torch_state import load_state_dict
         name, proto = zoo.from_state_dict(load_state_dict(p))
         graph = load_onnx(proto)
@@ -65,6 +63,7 @@ def _read_graph(path):
         return graph
     if native.is_native(p):
         return native.load(p)
+    from .importers.onnx_import import load_onnx
     return load_onnx(p)
 
 
