@@ -283,7 +283,7 @@ def _gemm(node, shapes, dtypes, oshape, static):
         return None
     if float(p.alpha) != 1.0:
         return None
-    w = static[node.inputs[1]].astype(np.float32)
+    w = np.asarray(static[node.inputs[1]], dtype=np.float32)     # no copy when already float32
     w = np.ascontiguousarray(w if p.trans_b else w.T)        # (N, K)
     b = None
     if len(node.inputs) > 2 and node.inputs[2]:
