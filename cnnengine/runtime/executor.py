@@ -214,6 +214,12 @@ class Executor:
                         value = step.runner(ins, None if arena is None else arena[k], t)
                     except Error as exc:
                         raise _with_node(exc, node, ins) from None
+                    except (ValueError, IndexError, TypeError) as exc:
+                        # a plan made from inferred shapes meets a case no
+                        # reference run checked first: name it as _call does
+                        raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
+                                         f"{[None if i is None else tuple(np.shape(i)) for i in ins]}: "
+                                         f"{exc}") from None
                     if type(value) is tuple:      # a step with two outputs
                         env.update(zip(node.outputs, value))
                     else:
