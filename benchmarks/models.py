@@ -1,21 +1,35 @@
-"""Whole-model latency against ONNX Runtime, measured side by side (not a test).
+"""Whole-model latency and memory against ONNX Runtime and OpenVINO, side by side (not a test).
 
-    python benchmarks/models.py [--runs R] [--threads 1 2] [--models resnet18 ...]
+    python benchmarks/models.py [--runs R] [--threads 1 2] [--models resnet18 ...] [--quick]
+                                [--no-openvino] [--no-memory] [--gflops] [--json FILE]
 
-Exports ResNet-18, ResNet-50, MobileNetV2, EfficientNet-B0 and VGG-16
-(torchvision definitions, random weights; batch 1, 3x224x224) to ONNX with
-torch (benchmark-only dependency: `pip install torch==2.13.0` and
-`pip install --no-deps torchvision==0.28.0`), then for each model and thread
-count runs cnnengine and ONNX Runtime interleaved, run by run, and prints
-median latencies and their ratio, plus the geometric mean of the ratios.
-It also prints the GFLOP/s of the largest 3x3 convolutions against the FMA
-peak measured in the same run. Exported files are cached in
-benchmarks/.cache/.
+Exports torchvision definitions (random weights, seed 0; batch 1, 3x224x224,
+Inception-v3 3x299x299) to ONNX with torch (benchmark-only dependency:
+`pip install torch==2.13.0` and `pip install --no-deps torchvision==0.28.0`),
+cached in benchmarks/.cache/. Each model is measured in a worker process of
+its own (python benchmarks/models.py --worker time MODEL), which loads
+cnnengine, ONNX Runtime and, when it is installed, OpenVINO (a fresh Core,
+CPU plugin, INFERENCE_PRECISION_HINT=f32, one stream, INFERENCE_NUM_THREADS
+= the thread count), checks both engines' outputs against ONNX Runtime's,
+then for each thread count times the engines interleaved run by run
+(cnnengine.bench.interleaved: a 0.2 s pause and an untimed run before each
+engine's turn). Printed: medians, the ratio of cnnengine to the faster peer
+and the geometric mean of those ratios.
+
+Peak memory (--no-memory skips it): each engine loads and runs the model
+3 times in a fresh process of its own that imports only that engine; the
+figure is that process's VmHWM (whole footprint: interpreter and libraries
+included), at the largest thread count.
+
+--quick: three small models, 3 runs, 1 thread, no memory: a smoke test.
+--gflops: also the GFLOP/s of the largest 3x3 convolutions against the FMA peak.
 """
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -24,7 +38,20 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, ".cache")
-MODELS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vgg16"]
+TUNED = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vgg16"]
+FAMILIES = ["convnext_tiny", "efficientnet_v2_s", "regnet_y_400mf", "regnet_x_400mf", "wide_resnet50_2",
+            "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet0_5", "resnet152", "vgg19_bn",
+            "inception_v3", "googlenet", "shufflenet_v2_x1_0", "squeezenet1_1", "densenet121", "alexnet",
+            "resnext50_32x4d"]
+MODELS = TUNED + FAMILIES
+QUICK = ["resnet18", "mobilenet_v3_small", "squeezenet1_1"]
+SIZE = {"inception_v3": 299}
+TOL = 1e-3      # max |diff| / max |reference| accepted before timing
+
+
+def input_shape(name):
+    s = SIZE.get(name, 224)
+    return (1, 3, s, s)
 
 
 def export(name):
@@ -37,10 +64,14 @@ def export(name):
     import torchvision
 
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
-    torch.onnx.export(model, x, path, input_names=["input"], output_names=["logits"],
-                      opset_version=13, dynamo=False)
+    kwargs = {"init_weights": True} if name in ("inception_v3", "googlenet") else {}
+    model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    x = torch.randn(*input_shape(name))
+    tmp = path + ".tmp"
+    with torch.no_grad():
+        torch.onnx.export(model, x, tmp, input_names=["input"], output_names=["logits"],
+                          opset_version=13, dynamo=False)
+    os.replace(tmp, path)
     return path
 
 
@@ -55,21 +86,207 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def measure(path, threads, runs, warmup=3):
-    import cnnengine as ce
-    from cnnengine.bench import interleaved, ort_session
+def have_openvino():
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    model = ce.load(path, threads=threads)
-    sess = ort_session(open(path, "rb").read(), threads)
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    feed = {sess.get_inputs()[0].name: x}
-    ref = sess.run(None, feed)[0]
-    err = float(np.max(np.abs(model.run(x) - ref)))
-    for _ in range(warmup):
-        model.run(x)
-        sess.run(None, feed)
-    ours, peer = interleaved([lambda: model.run(x), lambda: sess.run(None, feed)], runs)
-    return statistics.median(ours) * 1e3, statistics.median(peer) * 1e3, err
+
+# --------------------------------------------------------------- engines
+def ov_compiled(core, path, threads):
+    return core.compile_model(core.read_model(path), "CPU", {
+        "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY"})
+
+
+def runner(engine, path, threads, x, core=None):
+    """A zero-argument function that runs the model once on x and returns its first output."""
+    if engine == "cnnengine":
+        import cnnengine as ce
+        model = ce.load(path, threads=threads)
+        return lambda: model.run(x)
+    if engine == "onnxruntime":
+        from cnnengine.bench import ort_session
+        with open(path, "rb") as f:
+            sess = ort_session(f.read(), threads)
+        feed = {sess.get_inputs()[0].name: x}
+        return lambda: sess.run(None, feed)[0]
+    if engine == "openvino":
+        if core is None:
+            import openvino as ov
+            core = ov.Core()
+        req = ov_compiled(core, path, threads).create_infer_request()
+
+        def run():
+            req.infer({0: x})
+            return req.get_output_tensor(0).data
+        return run
+    raise ValueError(engine)
+
+
+def _rel_diff(a, ref):
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    if a.shape != ref.shape:
+        return float("inf")
+    return float(np.max(np.abs(a - ref)) / max(1e-12, np.max(np.abs(ref))))
+
+
+def worker_time(name, threads_list, runs, engines, warmup=3):
+    """One model, every engine and thread count: {threads: {engine: median s}} and the checks."""
+    from cnnengine.bench import interleaved
+    path = export(name)
+    x = np.random.default_rng(0).standard_normal(input_shape(name)).astype(np.float32)
+    core = None
+    if "openvino" in engines:
+        import openvino as ov
+        core = ov.Core()      # fresh per model: this process measures one model
+    out = {"model": name, "threads": {}, "diff": {}}
+    for threads in threads_list:
+        fns = {e: runner(e, path, threads, x, core) for e in engines}
+        ref = np.array(fns["onnxruntime"]())
+        for e in engines:
+            if e != "onnxruntime":
+                d = _rel_diff(fns[e](), ref)
+                out["diff"][e] = max(out["diff"].get(e, 0.0), d)
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        times = interleaved(list(fns.values()), runs)
+        out["threads"][threads] = {e: statistics.median(t) for e, t in zip(fns, times)}
+        del fns
+    return out
+
+
+def worker_mem(name, engine, threads):
+    """Peak RSS (MB) of this process after loading the model in one engine and running it 3 times."""
+    from cnnengine.bench import _vm_hwm_kb
+    x = np.random.default_rng(0).standard_normal(input_shape(name)).astype(np.float32)
+    fn = runner(engine, export(name), threads, x)
+    for _ in range(3):
+        fn()
+    return _vm_hwm_kb() / 1024.0
+
+
+def _child(args):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker"] + args,
+                       capture_output=True, text=True, env=env)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        return {"error": " / ".join(tail) or f"exit {p.returncode}"}
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------- report
+def _geo(xs):
+    xs = [x for x in xs if x and np.isfinite(x)]
+    return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+
+
+def print_tables(results, threads_list, engines, memory):
+    peers = [e for e in engines if e != "cnnengine"]
+    for threads in threads_list:
+        print(f"\n## {threads} thread(s), batch 1, medians of interleaved runs\n")
+        head = "| model | cnnengine ms | " + " | ".join(f"{p} ms" for p in peers) + \
+            " | ratio to faster peer | max rel diff (ours, " + ", ".join(peers[1:] or ["-"]) + ") |"
+        print(head)
+        print("|---|---:|" + "---:|" * len(peers) + "---:|---:|")
+        ratios = []
+        for r in results:
+            if "error" in r:
+                print(f"| {r['model']} | error: {r['error'][:120]} |")
+                continue
+            t = r["threads"][str(threads)]
+            best = min(t[p] for p in peers)
+            ratio = t["cnnengine"] / best
+            ratios.append(ratio)
+            flag = "" if max(r["diff"].values()) <= TOL else " MISMATCH"
+            diffs = ", ".join(f"{r['diff'][e]:.1e}" for e in engines if e in r["diff"])
+            print(f"| {r['model']} | {t['cnnengine'] * 1e3:.2f} | " +
+                  " | ".join(f"{t[p] * 1e3:.2f}" for p in peers) +
+                  f" | {ratio:.3f} | {diffs}{flag} |", flush=True)
+        print(f"| **geometric mean** | | " + "| " * len(peers) + f"**{_geo(ratios):.3f}** | |")
+    if memory:
+        mt = max(threads_list)
+        print(f"\n## Peak RSS (MB, VmHWM of a fresh process per engine), {mt} thread(s)\n")
+        print("| model | " + " | ".join(engines) + " | ours / lower peer |")
+        print("|---|" + "---:|" * (len(engines) + 1))
+        for r in results:
+            m = r.get("mem")
+            if not m:
+                continue
+            vals = [m.get(e) for e in engines]
+            low = min((m[p] for p in peers if m.get(p)), default=None)
+            ratio = f"{m['cnnengine'] / low:.2f}" if low and m.get("cnnengine") else "n/a"
+            print(f"| {r['model']} | " + " | ".join("n/a" if v is None else f"{v:.0f}" for v in vals) +
+                  f" | {ratio} |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--models", nargs="+", default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke: 3 small models, 3 runs, 1 thread, no memory")
+    ap.add_argument("--no-openvino", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--gflops", action="store_true", help="also the big 3x3 convs against the FMA peak")
+    ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    engines = ["cnnengine", "onnxruntime"] + ([] if args.no_openvino or not have_openvino() else ["openvino"])
+    if args.worker:
+        kind, name = args.worker[0], args.worker[1]
+        if kind == "time":
+            res = worker_time(name, args.threads, args.runs, engines)
+        else:     # mem:ENGINE
+            res = {"mb": worker_mem(name, kind.split(":", 1)[1], args.threads[0])}
+        print(json.dumps(res))
+        return
+    if args.quick:
+        args.models = args.models or QUICK
+        args.runs, args.threads, args.no_memory = 3, [1], True
+    models = args.models or MODELS
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cnnengine as ce
+    import onnxruntime
+    versions = f"onnxruntime {onnxruntime.__version__}"
+    if "openvino" in engines:
+        import openvino
+        versions += f", openvino {openvino.get_version()} (f32)"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, {ce.num_cores()} cores, "
+          f"load average {load:.2f}, cnnengine {ce.__version__} ({ce.active_isa()}), {versions}")
+    print(f"# {args.runs} interleaved runs per engine and thread count, one worker process per model")
+    results = []
+    for name in models:
+        export(name)
+        r = _child(["time", name, "--runs", str(args.runs), "--threads"] + [str(t) for t in args.threads] +
+                   (["--no-openvino"] if "openvino" not in engines else []))
+        r.setdefault("model", name)
+        if not args.no_memory and "error" not in r:
+            r["mem"] = {e: _child([f"mem:{e}", name, "--threads", str(max(args.threads))]).get("mb")
+                        for e in engines}
+        results.append(r)
+        print(f"# done {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    print_tables(results, args.threads, engines, not args.no_memory)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"engines": engines, "threads": args.threads, "runs": args.runs, "load": load,
+                       "cpu": cpu_model(), "results": results}, f, indent=1)
+    if args.gflops:
+        for threads in args.threads:
+            peak, rows = conv_gflops(threads)
+            print(f"\nFMA peak ({threads} thread(s)): {peak:.1f} GFLOP/s")
+            print("| layer | GEMM path ms | GFLOP/s | % of peak | blocked direct ms | GFLOP/s "
+                  "| % of peak | engine algo | engine ms | effective GFLOP/s |")
+            print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+            for name, ms, g, pct, dms, dg, dpct, algo, ems, eg in rows:
+                print(f"| {name} | {ms:.3f} | {g:.1f} | {pct:.0f}% | {dms:.3f} | {dg:.1f} | "
+                      f"{dpct:.0f}% | {algo} | {ems:.3f} | {eg:.1f} |")
 
 
 def conv_gflops(threads, repeat=10):
@@ -111,39 +328,6 @@ def _timed(fn):
     fn()
     return time.perf_counter() - t0
 
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    args = ap.parse_args()
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    import cnnengine as ce
-    import onnxruntime
-
-    print(f"# {time.strftime('%Y-%m-%d')}, {cpu_model()}, {ce.num_cores()} cores, "
-          f"cnnengine {ce.__version__} ({ce.active_isa()}), onnxruntime {onnxruntime.__version__}")
-    paths = {m: export(m) for m in args.models}
-    for threads in args.threads:
-        print(f"\n## {threads} thread(s), batch 1, median of {args.runs} interleaved runs\n")
-        print("| model | cnnengine ms | onnxruntime ms | ratio | max abs diff |")
-        print("|---|---:|---:|---:|---:|")
-        ratios = []
-        for m in args.models:
-            ours, peer, err = measure(paths[m], threads, args.runs)
-            ratios.append(ours / peer)
-            print(f"| {m} | {ours:.2f} | {peer:.2f} | {ours / peer:.3f} | {err:.1e} |", flush=True)
-        geo = float(np.exp(np.mean(np.log(ratios))))
-        print(f"| **geometric mean** | | | **{geo:.3f}** | |")
-        peak, rows = conv_gflops(threads)
-        print(f"\nFMA peak ({threads} thread(s)): {peak:.1f} GFLOP/s")
-        print("| layer | GEMM path ms | GFLOP/s | % of peak | blocked direct ms | GFLOP/s "
-              "| % of peak | engine algo | engine ms | effective GFLOP/s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-        for name, ms, g, pct, dms, dg, dpct, algo, ems, eg in rows:
-            print(f"| {name} | {ms:.3f} | {g:.1f} | {pct:.0f}% | {dms:.3f} | {dg:.1f} | "
-                  f"{dpct:.0f}% | {algo} | {ems:.3f} | {eg:.1f} |")
 
 if __name__ == "__main__":
     main()

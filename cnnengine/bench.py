@@ -216,13 +216,22 @@ def _mb(v):
     return "n/a" if v is None else f"{v:.0f} MB"
 
 
-def format_layers(profile, top=None):
+def format_layers(profile, top=None, kernels=None):
+    """profile: [(step, op, seconds)]; kernels: {step: "C" | "shape" | "numpy"}
+    (Model.kernels), a column that marks the steps outside C kernels."""
     total = sum(t for _, _, t in profile) or 1.0
     rows = sorted(profile, key=lambda r: -r[2])[:top] if top else profile
-    out = [f"{'step':<40} {'op':<20} {'ms':>8} {'share':>6}"]
+    kernels = kernels or {}
+    out = [f"{'step':<40} {'op':<20} {'kernel':<7} {'ms':>8} {'share':>6}"]
     for name, op, t in rows:
-        out.append(f"{name[:40]:<40} {op[:20]:<20} {t * 1e3:8.3f} {t / total * 100:5.1f}%")
-    out.append(f"{'total (sum of steps)':<61} {total * 1e3:8.3f}")
+        k = kernels.get(name, "?")
+        mark = "" if k in ("C", "shape", "?") else "  <- outside C"
+        out.append(f"{name[:40]:<40} {op[:20]:<20} {k:<7} {t * 1e3:8.3f} {t / total * 100:5.1f}%{mark}")
+    out.append(f"{'total (sum of steps)':<69} {total * 1e3:8.3f}")
+    outside = [(n, t) for n, _, t in profile if kernels.get(n, "C") not in ("C", "shape")]
+    if kernels:
+        out.append(f"steps outside C kernels (not shape arithmetic): {len(outside)} of {len(profile)}, "
+                   f"{sum(t for _, t in outside) * 1e3:.3f} ms")
     return "\n".join(out)
 
 

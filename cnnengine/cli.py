@@ -72,7 +72,7 @@ def build_parser():
     p.add_argument("--compare", choices=["onnxruntime", "torch"], default=None,
                    help="a peer timed interleaved with ours: ONNX Runtime, or PyTorch eager on the GPU "
                         "(cuDNN; the torchvision architecture named by the model's file stem)")
-    p.add_argument("--layers", action="store_true", help="per-layer time breakdown")
+    p.add_argument("--layers", action="store_true", help="per-step time breakdown, each step marked C, shape or numpy (what runs it)")
     _add_backend_flag(p)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--json", action="store_true")
@@ -329,14 +329,17 @@ def cmd_bench(args):
     if args.layers:
         import cnnengine as ce
         model = ce.load(args.model, threads=r["threads"], backend=args.backend)
-        r["layers"] = [{"name": n, "op": op, "ms": t * 1e3}
-                       for n, op, t in model.profile(bench.input_for(model, args.batch), runs=args.runs)]
+        x = bench.input_for(model, args.batch)
+        kinds = {n: k for n, _, k in model.kernels(x)}
+        r["layers"] = [{"name": n, "op": op, "ms": t * 1e3, "kernel": kinds.get(n, "numpy")}
+                       for n, op, t in model.profile(x, runs=args.runs)]
     if args.json:
         print(bench.to_json(r))
         return 0
     print(bench.format_result(r))
     if args.layers:
-        print(bench.format_layers([(l["name"], l["op"], l["ms"] / 1e3) for l in r["layers"]]))
+        print(bench.format_layers([(l["name"], l["op"], l["ms"] / 1e3) for l in r["layers"]],
+                                  kernels={l["name"]: l["kernel"] for l in r["layers"]}))
     return 0
 
 

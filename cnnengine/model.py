@@ -33,10 +33,10 @@ def load(path, *, backend="cpu", threads=None):
 
 def _read_graph(path):
     from .importers import native
-    from .importers.onnx_import import load_onnx
 
     if not isinstance(path, (str, os.PathLike)):
         import onnx
+        from .importers.onnx_import import load_onnx
         if isinstance(path, onnx.ModelProto):
             return load_onnx(path)
         raise InputError(f"cannot load a model from a {type(path).__name__}")
@@ -47,16 +47,14 @@ def _read_graph(path):
             bundled = os.path.join(os.path.dirname(zoo.__file__), f"{p}.cnn")
             if os.path.isfile(bundled):
                 return native.load(bundled)
-            graph = load_onnx(zoo.build_onnx(p))
-            graph.metadata.update(zoo.metadata(p))
-            graph.metadata["source"] = p
-            return graph
+            return zoo.load_graph(p)
         raise InputError(f"{p}: no such file, and not a bundled model (bundled: {', '.join(zoo.names())})")
     if os.path.isdir(p):
         raise InputError(f"{p}: is a directory, not a model file")
     low = p.lower()
     if low.endswith((".pth", ".pt", ".ckpt", ".bin")) and not native.is_native(p):
         from . import zoo
+        from .importers.onnx_import import load_onnx
         from .importers.torch_state import load_state_dict
         name, proto = zoo.from_state_dict(load_state_dict(p))
         graph = load_onnx(proto)
@@ -65,6 +63,7 @@ def _read_graph(path):
         return graph
     if native.is_native(p):
         return native.load(p)
+    from .importers.onnx_import import load_onnx
     return load_onnx(p)
 
 
@@ -225,6 +224,17 @@ class Model:
         plan = self._exec.plan_for(feeds)
         return [(s.node.name, ops.get(s.node.name, s.node.op), float(np.median(samples[s.node.name])))
                 for s in plan.steps if s.node.name in samples]
+
+    def kernels(self, x=None):
+        """What runs each step of the fast plan at x's signature (default: the
+        declared input shape, batch 1): [(step name, op, kernel)] in plan
+        order, kernel "C" (a C kernel), "shape" (no data moved: a reshape, a
+        view, integer shape arithmetic) or "numpy" (a NumPy/reference path)."""
+        feeds = self._zero_feeds(None) if x is None else self._feeds(x)
+        with _common.threads_scope(self.threads):
+            plan = self._exec.plan_for(feeds)
+        ops = {n.name: n.op for n in self._fused.nodes}
+        return [(s.node.name, ops.get(s.node.name, s.node.op), s.kernel) for s in plan.steps]
 
     # ------------------------------------------------------------ summary
     def summary(self, input_shape=None):

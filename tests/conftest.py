@@ -1,10 +1,14 @@
 """Shared fixtures: fixed seeds, both ISA paths, tolerance helpers."""
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 import cnnengine as ce
+
+# built zoo models go to a cache of this run, not the user's ~/.cache
+os.environ.setdefault("CNNENGINE_CACHE_DIR", tempfile.mkdtemp(prefix="cnnengine-test-cache-"))
 
 # The ISA levels this CPU runs: each implies the ones before it.
 ISAS = ["scalar", "avx2", "avx512"][: ["scalar", "avx2", "avx512"].index(ce.detected_isa()) + 1]

@@ -20,6 +20,7 @@ import numpy as np
 class Backend:
     name = ""
     fuses = True          # run the graph after the fusion passes
+    shape_plans = False   # plans may be made from inferred shapes (runtime/shape_walk.py)
     description = ""
     host_values = True    # values are NumPy arrays (False: device buffers, see to_host)
 

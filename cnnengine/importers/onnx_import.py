@@ -10,6 +10,7 @@ Optional parameters that newer opsets pass as inputs (Clip's min/max, Pad's
 pads, Reshape's shape, ...) stay inputs; the planner reads them once they are
 constants, which is also how shape subgraphs of TorchScript exports fold.
 """
+import json
 import os
 
 import numpy as np
@@ -29,7 +30,17 @@ def _max_opset():
         return 21
 
 
-MAX_OPSET = _max_opset()
+_max = []
+
+
+def __getattr__(name):
+    """MAX_OPSET, computed on first use: importing onnx costs 0.3-4 s, which
+    loading a native file or a cached zoo model never needs."""
+    if name == "MAX_OPSET":
+        if not _max:
+            _max.append(_max_opset())
+        return _max[0]
+    raise AttributeError(name)
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
            9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
 
@@ -152,8 +163,9 @@ def _convert(model, name):
             opset = int(imp.version)
     if opset is None:
         raise ModelFormatError(f"{name}: the model declares no default-domain opset")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedOpError(f"{name}: opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+    top = __getattr__("MAX_OPSET")
+    if not MIN_OPSET <= opset <= top:
+        raise UnsupportedOpError(f"{name}: opset {opset} is outside the supported range {MIN_OPSET}-{top}")
 
     g = model.graph
     weights = {}
@@ -227,27 +239,53 @@ def _check_arity(n, opset, where):
     check_arity(n.op_type, list(n.input), list(n.output), opset, where)
 
 
+_ARITY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onnx_arity.json")
+_arity_table = {}
+
+
+def arity(op_type, opset):
+    """(min inputs, max inputs, min outputs, max outputs) of the op's schema at
+    this opset, or None where ONNX does not define it. From onnx_arity.json
+    (tools/gen_onnx_arity.py), so that loading a native file does not import
+    onnx; from onnx.defs for an op the table lacks."""
+    if not _arity_table:
+        try:
+            with open(_ARITY, encoding="utf-8") as f:
+                _arity_table.update(json.load(f)["ops"])
+        except (OSError, ValueError, KeyError):
+            _arity_table["?"] = []
+    versions = _arity_table.get(op_type)
+    if versions is None:
+        import onnx.defs
+        try:
+            s = onnx.defs.get_schema(op_type, opset, "")
+        except onnx.defs.SchemaError:
+            return None
+        return s.min_input, s.max_input, s.min_output, s.max_output
+    best = None
+    for since, *counts in versions:
+        if since <= opset:
+            best = tuple(counts)
+    return best
+
+
 def check_arity(op_type, inputs, outputs, opset, where):
     """Input and output counts within what the op's schema allows at this opset
     (the native loader checks its nodes with it too)."""
-    import onnx.defs
-
     from .. import ops
     if not ops.known(op_type):
         return      # check_ops names it
-    try:
-        schema = onnx.defs.get_schema(op_type, opset, "")
-    except onnx.defs.SchemaError:
+    counts = arity(op_type, opset)
+    if counts is None:
         return
+    min_in, max_in, min_out, max_out = counts
     outs = len(outputs)
     while outs and not outputs[outs - 1]:
         outs -= 1
-    if not 1 <= outs <= schema.max_output:
-        raise ModelFormatError(f"{where}: {outs} outputs, the op has {schema.min_output}-{schema.max_output} "
-                               f"at opset {opset}")
-    if not schema.min_input <= len(inputs) <= schema.max_input:
-        raise ModelFormatError(f"{where}: {len(inputs)} inputs, the op takes {schema.min_input}-"
-                               f"{schema.max_input} at opset {opset}")
+    if not 1 <= outs <= max_out:
+        raise ModelFormatError(f"{where}: {outs} outputs, the op has {min_out}-{max_out} at opset {opset}")
+    if not min_in <= len(inputs) <= max_in:
+        raise ModelFormatError(f"{where}: {len(inputs)} inputs, the op takes {min_in}-{max_in} at opset {opset}")
 
 
 def _if_branches(attrs, weights, opset, name, where, used_names):

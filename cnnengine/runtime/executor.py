@@ -1,7 +1,9 @@
 """Runs a graph on a backend (cnnengine.backend).
 
 A plan is made on the first run at each input signature (shapes and
-dtypes). That run evaluates every op by its reference definition and
+dtypes). Where every step is a common float op, the plan comes from
+inferred shapes and the first run is the plan's own (shape_walk.py).
+Otherwise that run evaluates every op by its reference definition and
 records every value's shape, dtype and aliasing; it evaluates once the
 nodes that depend only on weights and input *shapes* (TorchScript's Shape
 -> Gather -> Concat -> Reshape chains) and keeps the rest as steps. The
@@ -9,11 +11,15 @@ backend then rewrites the steps into the layout it wants, compiles each
 from its kernel table, and their outputs get buffers from a liveness-based
 memory plan (memory_plan), so later runs at that signature allocate nothing
 but the graph outputs. A step the kernel table lacks runs its reference.
+Each step records what runs it (Step.kernel): the backend runner's own
+tag ("C", "shape", "numpy"), "shape" for a reference step that only makes
+a view of its input or integer (shape arithmetic) values, else "numpy".
 
 Plans are immutable; the buffers live in arenas that a run takes from the
 plan's pool and gives back, so one executor serves several Python threads
 at once, each on its own arena.
 """
+import os
 import threading
 import time
 
@@ -23,14 +29,22 @@ from ..backend.base import Backend
 from ..errors import Error, ModelFormatError, ResourceError, ShapeError
 from ..functional._common import resolve_threads
 from .. import ops
+from . import shape_walk
 from .memory_plan import plan_memory
 
 
-class Step:
-    __slots__ = ("node", "runner", "slot", "free")
+def _reference_plans():
+    """CNNENGINE_PLAN=reference: every first run walks the graph by reference
+    (its outputs are the reference ops'), as before shape_walk."""
+    return os.environ.get("CNNENGINE_PLAN", "").lower() == "reference"
 
-    def __init__(self, node, runner):
+
+class Step:
+    __slots__ = ("node", "runner", "slot", "free", "kernel")
+
+    def __init__(self, node, runner, kernel="numpy"):
         self.node, self.runner, self.slot, self.free = node, runner, None, ()
+        self.kernel = kernel
 
 
 class Plan:
@@ -86,7 +100,7 @@ class Executor:
             plan, values = self._make_plan(feeds, keep)
             with self._lock:
                 self._plans.setdefault(key, plan)
-            if profile is None:
+            if profile is None and values is not None:
                 return values
         return self._run_plan(plan, feeds, keep, profile)
 
@@ -120,7 +134,20 @@ class Executor:
         return self.backend.plan_key() + tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
 
     def _make_plan(self, feeds, keep):
+        """(plan, the first run's values), or (plan, None) where the plan was
+        made from shapes alone (shape_walk) and the caller runs it."""
         g = self.graph
+        walked = None if keep or not self.backend.shape_plans or _reference_plans() else \
+            shape_walk.walk(g, feeds)
+        if walked is not None:
+            env, static, shapes, dtypes, steps = walked
+            static_values = {k: env[k] for k in static if k in env}
+            compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
+            views = shape_walk.possible_views(compiled, static)
+            for st in compiled:
+                st.kernel = _kernel_kind(st.node, st.runner, dtypes, {})
+            slot_sizes = plan_memory(compiled, shapes, views, set(static_values), {o.name for o in g.outputs})
+            return Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend), None
         env = dict(g.weights)
         static = set(g.weights)
         env.update(feeds)
@@ -148,18 +175,24 @@ class Executor:
             if not is_static:
                 steps.append(node)
         static_values = {k: env[k] for k in static if k in env}
+        compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
+        for st in compiled:
+            st.kernel = _kernel_kind(st.node, st.runner, dtypes, aliases)
+        slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
+        plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend)
+        wanted = {o.name for o in g.outputs} | set(keep)
+        return plan, {k: env[k] for k in wanted if k in env}
+
+    def _compile(self, steps, shapes, dtypes, static_values):
         be = self.backend
-        steps, blocked = be.prepare(steps, shapes, dtypes, static_values, [o.name for o in g.outputs])
+        steps, blocked = be.prepare(steps, shapes, dtypes, static_values, [o.name for o in self.graph.outputs])
         compiled = []
         for node in steps:
             runner = be.compile(node, [shapes.get(i, ()) for i in node.inputs],
                                 [dtypes.get(i) for i in node.inputs],
                                 [shapes[o] for o in node.outputs if o], static_values)
             compiled.append(Step(node, runner))
-        slot_sizes = plan_memory(compiled, shapes, aliases, set(static_values), {o.name for o in g.outputs})
-        plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked, be)
-        wanted = {o.name for o in g.outputs} | set(keep)
-        return plan, {k: env[k] for k in wanted if k in env}
+        return compiled, blocked
 
     def _run_plan(self, plan, feeds, keep, profile=None):
         be = plan.backend
@@ -202,6 +235,12 @@ class Executor:
                     value = step.runner(ins, None if arena is None else arena[k], t)
                 except Error as exc:
                     raise _with_node(exc, node, ins) from None
+                except (ValueError, IndexError, TypeError) as exc:
+                    # a plan made from inferred shapes meets a case no
+                    # reference run checked first: name it as _call does
+                    raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
+                                     f"{[None if i is None else tuple(np.shape(i)) for i in ins]}: "
+                                     f"{exc}") from None
                 if type(value) is tuple:      # a step with two outputs
                     env.update(zip(node.outputs, value))
                 else:
@@ -219,6 +258,19 @@ class Executor:
                 if name not in kept:
                     env.pop(name, None)
         return {k: env[k] for k in plan.outputs if k in env}
+
+
+def _kernel_kind(node, runner, dtypes, aliases):
+    """What runs a step: its runner's tag, else "shape" where the reference
+    moves no float data (a view of its input, integer outputs), else "numpy"."""
+    kind = getattr(runner, "kernel", None)
+    if kind:
+        return kind
+    outs = [o for o in node.outputs if o]
+    if outs and all(o in aliases or (dtypes.get(o) is not None and np.dtype(dtypes[o]).kind in "iub")
+                    for o in outs):
+        return "shape"
+    return "numpy" if runner is None else "compiled"
 
 
 def _size(shape):

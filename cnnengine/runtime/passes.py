@@ -163,6 +163,28 @@ class _Maps:
     def changed(self):
         self._prod = self._cons = None
 
+    def replaced(self, old_nodes, new):
+        """Update the maps for `new` taking the place of old_nodes, instead of
+        rebuilding them (rebuilding after each of EfficientNet-Lite0's 49 BN
+        folds was a tenth of `cnnengine run`'s CPU time)."""
+        if self._prod is not None:
+            for n in old_nodes:
+                for o in n.outputs:
+                    if o and self._prod.get(o) is n:
+                        del self._prod[o]
+            self._prod.update((o, new) for o in new.outputs if o)
+        if self._cons is not None:
+            gone = {id(n) for n in old_nodes}
+            for v in {i for n in old_nodes for i in n.inputs if i}:
+                users = [u for u in self._cons.get(v, []) if u is None or id(u) not in gone]
+                if users:
+                    self._cons[v] = users
+                else:
+                    self._cons.pop(v, None)
+            for i in new.inputs:
+                if i:
+                    self._cons.setdefault(i, []).append(new)
+
 
 def _single_consumer(g, value, maps=None):
     users = (maps or g).consumers().get(value, [])
@@ -206,7 +228,7 @@ def _fold_batchnorm(g):
         fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs),
                      ops.params_of(prod), prod.fused + (bn.name,))
         _replace(g, [prod, bn], fused)
-        maps.changed()
+        maps.replaced([prod, bn], fused)
 
 
 def _fuse_silu(g):
@@ -229,7 +251,7 @@ def _fuse_silu(g):
         else:
             continue
         _replace(g, [sig, mul], fused)
-        maps.changed()
+        maps.replaced([sig, mul], fused)
 
 
 def _fuse_residual(g):
@@ -251,7 +273,7 @@ def _fuse_residual(g):
             g.nodes.remove(add)
             g.nodes.insert(idx, fused)
             g.nodes.remove(prod)
-            maps.changed()
+            maps.replaced([prod, add], fused)
             break
 
 
@@ -275,7 +297,7 @@ def _fuse_activation(g):
         g.nodes.remove(act)
         g.nodes.insert(idx, fused)
         g.nodes.remove(prod)
-        maps.changed()
+        maps.replaced([prod, act], fused)
 
 
 # ops a squeeze-excitation gate passes through between its spatial mean and the Mul

@@ -34,7 +34,7 @@ import os
 from ..errors import ModelFormatError
 from . import efficientnet_lite, lenet5
 
-__all__ = ["names", "build_onnx", "metadata", "from_state_dict", "imagenet_labels", "DATA_DIR"]
+__all__ = ["names", "build_onnx", "load_graph", "metadata", "from_state_dict", "imagenet_labels", "DATA_DIR"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(os.path.dirname(_HERE), "data")
@@ -103,6 +103,57 @@ def build_onnx(name):
         return onnx.load(_LENET_ONNX)
     except Exception as exc:  # OSError, protobuf DecodeError, ...
         raise ModelFormatError(f"{_LENET_ONNX}: cannot read the LeNet-5 graph ({exc})") from None
+
+
+def cache_dir():
+    """Where built zoo models are kept as native files: $CNNENGINE_CACHE_DIR,
+    else $XDG_CACHE_HOME/cnnengine or ~/.cache/cnnengine; None when
+    CNNENGINE_CACHE_DIR is set empty (no cache)."""
+    d = os.environ.get("CNNENGINE_CACHE_DIR")
+    if d is not None:
+        return d or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "cnnengine")
+
+
+def _cache_key(name):
+    """Changes with the weights file, this package's version and the builder's source."""
+    import hashlib
+    from .. import __version__
+    parts = [name, __version__, "native-1"]
+    for f in (efficientnet_lite.weights_path(), efficientnet_lite.__file__, __file__):
+        st = os.stat(f)
+        parts += [os.path.abspath(f), str(st.st_size), str(st.st_mtime_ns)]
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def load_graph(name):
+    """The zoo model `name` as a graph with its metadata. EfficientNet-Lite0
+    is built once (its .pth read through ONNX: 1-5 s with the onnx import)
+    and kept as a native file in cache_dir(), which loads in milliseconds;
+    a cache that cannot be written is skipped."""
+    from ..importers import native
+    _check(name)
+    folder = cache_dir()
+    path = None
+    if folder and name == "efficientnet_lite0":
+        path = os.path.join(folder, f"{name}-{_cache_key(name)}.cnn")
+        if os.path.isfile(path):
+            try:
+                return native.load(path)
+            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+                pass
+    from ..importers.onnx_import import load_onnx
+    graph = load_onnx(build_onnx(name))
+    graph.metadata.update(metadata(name))
+    graph.metadata["source"] = name
+    if path:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            native.save(graph, path)
+        except Exception:  # noqa: BLE001 - OSError, InputError: run without the cache
+            pass
+    return graph
 
 
 def _strip_prefix(state_dict):

@@ -98,6 +98,20 @@ def test_bench_json(capsys, small_onnx):
     assert doc["compare"]["name"] == "onnxruntime" and doc["compare"]["ratio"] > 0
 
 
+def test_bench_layers_mark_what_runs_each_step(capsys, small_onnx):
+    """--layers: each step's kernel (C, shape, numpy) as compile_step made it."""
+    import cnnengine as ce
+    rc, out, _ = run_cli(capsys, "bench", small_onnx, "--runs", "2", "--no-memory", "--json", "--layers",
+                         "--threads", "1")
+    assert rc == 0
+    layers = json.loads(out)["layers"]
+    plan = {n: k for n, _, k in ce.load(small_onnx).kernels()}
+    assert layers and all(l["kernel"] == plan[l["name"]] for l in layers)
+    assert {l["kernel"] for l in layers} <= {"C", "shape", "numpy"} and "C" in {l["kernel"] for l in layers}
+    rc, out, _ = run_cli(capsys, "bench", small_onnx, "--runs", "2", "--no-memory", "--layers", "--threads", "1")
+    assert rc == 0 and "kernel" in out and "steps outside C kernels" in out
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch /tmp/cnnengine_pwned",))

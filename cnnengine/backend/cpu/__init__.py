@@ -13,6 +13,7 @@ from ..base import Backend
 
 class CpuBackend(Backend):
     name = "cpu"
+    shape_plans = True
     description = "C kernels with OpenMP (scalar, AVX2/FMA, AVX-512 chosen at run time)"
 
     def __init__(self, blocked=True):

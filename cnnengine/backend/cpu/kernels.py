@@ -9,7 +9,9 @@ cpu_ops (and therefore through cnnengine.functional's validation), so these
 closures only ever see shapes that were checked.
 
 A runner is `run(ins, out, threads) -> output array`; `out` is a buffer of
-the output's shape or None (allocate).
+the output's shape or None (allocate). compile_step tags it with `kernel`:
+"C" (it calls a C kernel), "shape" (it moves no data: a reshape or a view)
+or "numpy" (a NumPy copy); `cnnengine bench --layers` shows the tag.
 """
 import numpy as np
 
@@ -21,6 +23,7 @@ from ...ops.epilogue import KERNEL_ACTS, activation_params
 from ...ops import params_of
 from ...ops._geometry import resolve_pads
 from ...ops.layout import slice_index
+from .kernels_misc import COMPILERS as MISC_COMPILERS
 from .layout import expand_small_groups, small_groups
 
 _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
@@ -38,11 +41,17 @@ def compile_step(node, in_shapes, in_dtypes, out_shapes, static):
     if fn is None:
         return None
     if node.op in _LAYOUT_OPS:   # made by backend/cpu/layout.py: no generic op to fall back to
-        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
+        return _tagged(fn(node, in_shapes, in_dtypes, out_shapes[0], static), node.op)
     try:
-        return fn(node, in_shapes, in_dtypes, out_shapes[0], static)
+        return _tagged(fn(node, in_shapes, in_dtypes, out_shapes[0], static), node.op)
     except (KeyError, ValueError, TypeError, IndexError):
         return None
+
+
+def _tagged(run, op):
+    if run is not None and not hasattr(run, "kernel"):
+        run.kernel = _NOT_C.get(op, "C")
+    return run
 
 
 def _act_code(p):
@@ -298,7 +307,7 @@ def _gemm(node, shapes, dtypes, oshape, static):
         return None
     if float(p.alpha) != 1.0:
         return None
-    w = static[node.inputs[1]].astype(np.float32)
+    w = np.asarray(static[node.inputs[1]], dtype=np.float32)     # no copy when already float32
     w = np.ascontiguousarray(w if p.trans_b else w.T)        # (N, K)
     b = None
     if len(node.inputs) > 2 and node.inputs[2]:
@@ -451,6 +460,8 @@ def _slice(node, shapes, dtypes, oshape, static):
     def run(ins, out, t):
         y = ins[0][index]
         return y if y.flags.c_contiguous else np.ascontiguousarray(y)
+    probe = np.empty(tuple(shapes[0]), np.uint8)[index]
+    run.kernel = "shape" if probe.flags.c_contiguous else "numpy"
     return run
 
 
@@ -465,5 +476,8 @@ _COMPILERS.update(_LAYOUT_OPS)
 _COMPILERS.update({op: _view for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze")})
 _COMPILERS["Slice"] = _slice
 _COMPILERS["cnn.ChannelNorm"] = _channel_norm
+# compilers whose runners call no C kernel (the rest do)
+_NOT_C = {"Reshape": "shape", "Flatten": "shape", "Squeeze": "shape", "Unsqueeze": "shape"}
 _COMPILERS.update({op: _act for op in KERNEL_ACTS})
 _COMPILERS.update({op: _binary for op in _BIN})
+_COMPILERS.update(MISC_COMPILERS)
