@@ -140,17 +140,9 @@ def test_fixed_batch_export_runs_other_batches(exported):
 
 
 # ------------------------------------------------------------- C kernels
-# Steps allowed outside C kernels, per architecture: only ConvNeXt's ops,
-# which the ConvNeXt-family change of issue 25 moves into C kernels (then
-# this entry goes): op -> why it is not in C yet.
-KNOWN_OUTSIDE_C = {
-    "convnext": {
-        "Erf": "exact GELU: an Erf kernel fused into the MatMul epilogue (issue 25, ConvNeXt ops)",
-        "LayerNormalization": "LayerNorm over channels, channels-last: the blocked LayerNorm (issue 25)",
-        "Transpose": "the channels-last Transposes around LayerNorm/MatMul, folded by the blocked LayerNorm",
-        "MatMul": "pointwise MatMul over channels-last values: a 1x1 conv in the blocked layout (issue 25)",
-    },
-}
+# Steps allowed outside C kernels, per architecture: op -> why (none today;
+# an entry here is a known slow path, named).
+KNOWN_OUTSIDE_C: dict[str, dict[str, str]] = {}
 
 
 @pytest.mark.parametrize("name", list(ARCHS))

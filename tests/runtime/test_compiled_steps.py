@@ -1,5 +1,6 @@
 """The CPU plan's compiled steps for LRN, Pad, Resize, ConvTranspose,
-spatial ReduceMean/ReduceMax and Expand (backend/cpu/kernels_misc.py):
+spatial ReduceMean/ReduceMax, Expand and last-axis LayerNormalization
+(backend/cpu/kernels_misc.py):
 each one-op model runs its step in a C kernel (Model.kernels) and matches
 ONNX Runtime, at odd shapes, on the planned (second and later) runs."""
 import numpy as np
@@ -139,3 +140,43 @@ def test_expand_keeps_nan_and_signed_zero():
     for _ in range(2):
         y = m.run(x)
     assert np.isnan(y[0, 0]).all() and np.signbit(y[0, 1]).all() and np.isposinf(y[0, 2]).all()
+
+
+def _layer_norm_numpy(x, gamma, beta, eps):
+    """Normalise over the last axis (float64), then scale and shift."""
+    x = x.astype(np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps) * gamma
+    return (y if beta is None else y + beta).astype(np.float32)
+
+
+@pytest.mark.parametrize("x_shape", [(1, 768), (3, 7), (2, 5, 13), (2, 3, 4, 17), (1, 1)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layer_norm_last_axis(x_shape, with_bias, rng):
+    """LayerNormalization over the last axis alone (a ConvNeXt head's norm):
+    the channel-norm kernel with one pixel per row."""
+    c = x_shape[-1]
+    gamma = rng.standard_normal(c).astype(np.float32)
+    beta = rng.standard_normal(c).astype(np.float32) if with_bias else None
+    inputs = ["x", "g"] + (["b"] if with_bias else [])
+    inits = [_floats("g", gamma)] + ([_floats("b", beta)] if with_bias else [])
+    node = helper.make_node("LayerNormalization", inputs, ["y"], axis=-1, epsilon=1e-5)
+    proto = _model(node, x_shape, inits, opset=17)
+    _check(proto, x_shape, rng, tol=1e-5, reference=lambda x: _layer_norm_numpy(x, gamma, beta, 1e-5))
+
+
+def test_layer_norm_over_several_axes_keeps_its_reference(rng):
+    """Normalising over more than the last axis is not one row per pixel: no
+    compiled step, and still the definition's answer."""
+    x_shape, c = (2, 3, 4, 5), (4, 5)
+    gamma = rng.standard_normal(c).astype(np.float32)
+    node = helper.make_node("LayerNormalization", ["x", "g"], ["y"], axis=2, epsilon=1e-5)
+    proto = _model(node, x_shape, [_floats("g", gamma)], opset=17)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    m = ce.load(proto)
+    assert [k for _, op, k in m.kernels(x) if op == "LayerNormalization"] == ["numpy"]
+    xd = x.astype(np.float64)
+    mean = xd.mean(axis=(2, 3), keepdims=True)
+    ref = (xd - mean) / np.sqrt(((xd - mean) ** 2).mean(axis=(2, 3), keepdims=True) + 1e-5) * gamma
+    np.testing.assert_allclose(m.run(x), ref.astype(np.float32), rtol=1e-5, atol=1e-5)

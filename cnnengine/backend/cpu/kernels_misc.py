@@ -1,5 +1,6 @@
 """Compiled steps for the less common ops of float CNNs: LRN, Pad,
-Resize, ConvTranspose, spatial ReduceMean/ReduceMax on NCHW, Expand.
+Resize, ConvTranspose, spatial ReduceMean/ReduceMax on NCHW, Expand,
+LayerNormalization over the last axis.
 
 Their generic ops reach the same C kernels through cnnengine.functional,
 re-deriving and re-checking every argument on each run; here the
@@ -173,5 +174,35 @@ def _expand(node, shapes, dtypes, oshape, static):
     return run
 
 
-COMPILERS = {"LRN": _lrn, "Pad": _pad, "Resize": _resize, "ConvTranspose": _conv_transpose,
+def _layer_norm(node, shapes, dtypes, oshape, static):
+    """LayerNormalization over the last axis only (a ConvNeXt head, a
+    token norm): each row of `c` values is one pixel of the channel-norm
+    kernel's NCHW with H = W = 1. Needs constant scale (and bias) of c values
+    and no Mean/InvStdDev outputs."""
+    p = params_of(node)
+    x = tuple(shapes[0])
+    if not x or p.axis not in (-1, len(x) - 1) or any(node.outputs[1:]):
+        return None
+    c = x[-1]
+    rows = int(np.prod(x[:-1], dtype=np.int64))
+    if rows < 1 or c < 1:
+        return None
+    names = (list(node.inputs[1:3]) + [""])[:2]
+    consts = [static.get(i) if i else None for i in names]
+    if consts[0] is None or (names[1] and consts[1] is None):
+        return None
+    gamma = np.ascontiguousarray(np.broadcast_to(np.asarray(consts[0], np.float32), (c,)))
+    beta = (np.zeros(c, np.float32) if consts[1] is None else
+            np.ascontiguousarray(np.broadcast_to(np.asarray(consts[1], np.float32), (c,))))
+    eps = float(p.epsilon)
+    oshape = tuple(oshape)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        K.channel_norm(_flat(np.ascontiguousarray(ins[0])), gamma, beta, _flat(y), rows, c, 1, False, eps, t)
+        return y
+    return run
+
+
+COMPILERS = {"LayerNormalization": _layer_norm, "LRN": _lrn, "Pad": _pad, "Resize": _resize, "ConvTranspose": _conv_transpose,
              "ReduceMean": _spatial_reduce, "ReduceMax": _spatial_reduce, "Expand": _expand}
