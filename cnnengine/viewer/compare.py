@@ -14,6 +14,7 @@ class SecondImage:
         self.path = None
         self.image = None            # session.ImageBundle
         self.result = None           # session.Inference
+        self.result_bundle = None    # the model that result came from
         view.openRequested.connect(self.ask)
         view.sampleRequested.connect(self.open)
         self.view.clear_maps("Open a second image to compare (the button above, or File ▸ Open second image)")

@@ -62,6 +62,9 @@ def test_residual_long_edge_goes_through_dummies_beside_the_chain():
     assert all(abs(x - chain_x) >= SIZE[0] / 2 for x, _ in skip[1:-1])   # beside the chain, not through it
     assert L.crossings() == 0
     check_geometry(L, edges)
+    # the main path is one straight column (to a fraction of a pixel)
+    xs = [L.pos[n][0] for n in nodes]
+    assert max(xs) - min(xs) < 0.5
 
 
 def test_barycentre_sweeps_untangle_a_bad_order():

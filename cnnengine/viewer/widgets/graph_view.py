@@ -12,12 +12,14 @@ from .. import style
 from ..grouping import short_name
 from .navigator import SHORT_OPS, human
 
-NODE_W, NODE_H = 210.0, 66.0
+NODE_W, NODE_H = 200.0, 74.0
 INPUT = -1                     # the graph input's node id (edges from -1 in ModelBundle.edges)
 EDGE = QColor("#4b535e")
 EDGE_MERGE = QColor("#b0618f")
 EDGE_ON = QColor("#e6edf3")
 MIN_SCALE, MAX_SCALE = 0.02, 3.0
+EDGE_PIECE = 4                 # levels per edge item
+FAR_SCALE = 0.2                # below this zoom, whole edges instead of pieces
 
 
 def node_sizes(rows):
@@ -26,6 +28,12 @@ def node_sizes(rows):
 
 def _ints(v):
     return "×".join(str(int(x)) for x in v)
+
+
+def _sq(v):
+    """(2, 2) -> '2', (1, 2) -> '1×2'."""
+    v = [int(x) for x in v]
+    return str(v[0]) if len(set(v)) == 1 else _ints(v)
 
 
 def attr_text(node, layer):
@@ -39,23 +47,23 @@ def attr_text(node, layer):
         if k is None and len(layer.input_shapes) > 1 and len(layer.input_shapes[1]) == 4:
             k = layer.input_shapes[1][2:]
         if k:
-            parts.append(f"k {_ints(k)}")
+            parts.append(_ints(k))
         s = a.get("strides")
         if s and any(x != 1 for x in s):
-            parts.append(f"s {_ints(s)}")
+            parts.append(f"stride {_sq(s)}")
         p = a.get("pads")
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
             parts.append(str(a["auto_pad"]).lower())
         elif p and any(p):
             h = len(p) // 2
-            parts.append(f"p {_ints(p[:h])}" if p[:h] == p[h:] else f"p {_ints(p)}")
+            parts.append(f"pad {_sq(p[:h])}" if p[:h] == p[h:] else f"pad {_ints(p)}")
         d = a.get("dilations")
         if d and any(x != 1 for x in d):
-            parts.append(f"d {_ints(d)}")
+            parts.append(f"dil {_sq(d)}")
         g = a.get("group", 1)
         if g != 1:
             cin = layer.input_shapes[0][1] if layer.input_shapes and len(layer.input_shapes[0]) > 1 else None
-            parts.append("depthwise" if cin == g else f"g {g}")
+            parts.append("depthwise" if cin == g else f"groups {g}")
     elif node.op in ("Concat", "Softmax", "Flatten", "Split", "Gather") and "axis" in a:
         parts.append(f"axis {a['axis']}")
     elif node.op == "Gemm":
@@ -111,8 +119,8 @@ class NodeItem(QGraphicsItem):
         p.drawText(QRectF(x0 + opw, r.top() + 3, w - opw, 16), Qt.AlignmentFlag.AlignVCenter,
                    fm.elidedText(name, Qt.TextElideMode.ElideLeft, int(w - opw)))
         p.setPen(QColor("#9aa4b2"))
-        for k, text in enumerate(self.lines[2:]):
-            p.drawText(QRectF(x0, r.top() + 20 + 14 * k, w, 14), Qt.AlignmentFlag.AlignVCenter,
+        for k, text in enumerate([t for t in self.lines[2:] if t]):
+            p.drawText(QRectF(x0, r.top() + 19 + 13 * k, w, 13), Qt.AlignmentFlag.AlignVCenter,
                        fm.elidedText(text, Qt.TextElideMode.ElideRight, int(w)))
 
 
@@ -173,6 +181,8 @@ class GraphView(QWidget):
         self.scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self.view = _View(self.scene)
         self.view.clicked.connect(self.layerClicked)
+        self.view.zoomed.connect(lambda s: self._level_of_detail(s))
+        self._far = None
         self.header = style.elastic(QLabel("No graph"))
         self.header.setObjectName("panelTitle")
         self.fit_button = QPushButton("Fit")
@@ -207,6 +217,7 @@ class GraphView(QWidget):
         self.items, self.edge_items, self.touching, self.merges = {}, {}, {}, set()
         self.layers = []
         self.layout = None
+        self.bundle = None         # the model whose layout is shown or being computed (set by the window)
         self.current = -1
         self.frame = None
         self._placed = False
@@ -228,7 +239,7 @@ class GraphView(QWidget):
         for row, (x, y) in layout.pos.items():
             w, h = layout.size[row]
             if row == INPUT:
-                item = NodeItem(INPUT, ["Input", "", _ints(d for d in in_shape if isinstance(d, int))],
+                item = NodeItem(INPUT, ["Input", "", "→ " + _ints(d for d in in_shape if isinstance(d, int))],
                                 "#8b949e", f"graph input {in_shape}", w, h)
             else:
                 l = layers[row]
@@ -239,31 +250,53 @@ class GraphView(QWidget):
             self.scene.addItem(item)
             self.items[row] = item
         for (u, v), pts in layout.paths.items():
-            path = QPainterPath(QPointF(*pts[0]))
-            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-                dy = (y1 - y0) / 2
-                path.cubicTo(QPointF(x0, y0 + dy), QPointF(x1, y1 - dy), QPointF(x1, y1))
-            e = QGraphicsPathItem(path)
-            e.setPen(QPen(EDGE_MERGE if v in merges else EDGE, 1.4))
-            e.setZValue(1)
-            self.scene.addItem(e)
-            self.edge_items[(u, v)] = e
+            pen = QPen(EDGE_MERGE if v in merges else EDGE, 1.4)
+            # long edges in pieces of a few levels, so that close up only the pieces in view are drawn;
+            # far out, one item per edge is cheaper
+            pieces = [self._edge_item(pts[k:k + EDGE_PIECE + 1], pen) for k in range(0, len(pts) - 1, EDGE_PIECE)]
+            whole = self._edge_item(pts, pen) if len(pieces) > 1 else None
+            self.edge_items[(u, v)] = (pieces, whole)
             self.touching.setdefault(u, []).append((u, v))
             self.touching.setdefault(v, []).append((u, v))
+        self._far = None
+        self._level_of_detail(self.view.scale_now())
         self.scene.setSceneRect(QRectF(-40, -40, layout.width + 80, layout.height + 80))
         self.header.setText(f"Graph — {len(layers)} layers, {len(layout.paths)} edges, "
                             f"{len(layout.order)} levels")
         self._placed = False
         self.set_current(self.current)
 
+    def _edge_item(self, pts, pen):
+        path = QPainterPath(QPointF(*pts[0]))
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            dy = (y1 - y0) / 2
+            path.cubicTo(QPointF(x0, y0 + dy), QPointF(x1, y1 - dy), QPointF(x1, y1))
+        e = QGraphicsPathItem(path)
+        e.setPen(pen)
+        e.setZValue(1)
+        self.scene.addItem(e)
+        return e
+
+    def _level_of_detail(self, scale):
+        far = scale < FAR_SCALE
+        if far == self._far:
+            return
+        self._far = far
+        self.view.setRenderHint(QPainter.RenderHint.Antialiasing, not far)
+        for pieces, whole in self.edge_items.values():
+            if whole is not None:
+                whole.setVisible(far)
+                for e in pieces:
+                    e.setVisible(not far)
+
     @staticmethod
     def _lines(l, node, t):
-        op = SHORT_OPS.get(l.op, l.op)
+        """op, name, attributes, output shape and params, MACs and time."""
         shape = _ints(l.output_shape[1:]) if len(l.output_shape) > 1 else _ints(l.output_shape)
-        cost = [f"{human(l.params)} params" if l.params else "", f"{human(l.macs)} MACs" if l.macs else "",
-                _time(t)]
-        return [op, short_name(l.name, 40, op=l.op), " · ".join(x for x in (attr_text(node, l), "→ " + shape) if x),
-                " · ".join(x for x in cost if x) or " "]
+        cost = [f"{human(l.macs)} MACs" if l.macs else "", _time(t)]
+        return [SHORT_OPS.get(l.op, l.op), short_name(l.name, 40, op=l.op), attr_text(node, l),
+                f"→ {shape}" + (f" · {human(l.params)} params" if l.params else ""),
+                " · ".join(x for x in cost if x)]
 
     @staticmethod
     def _tooltip(row, l, node, merge):
@@ -275,7 +308,7 @@ class GraphView(QWidget):
     def set_times(self, times):
         for row, item in self.items.items():
             if row >= 0:
-                item.set_line(3, self._lines(self.layers[row], None, times.get(self.layers[row].name, "?"))[3])
+                item.set_line(4, self._lines(self.layers[row], None, times.get(self.layers[row].name, "?"))[4])
 
     # ----------------------------------------------------------- selection
     def set_current(self, row):
@@ -295,12 +328,11 @@ class GraphView(QWidget):
 
     def _mark(self, row, on):
         for u, v in self.touching.get(row, ()):
-            e = self.edge_items[(u, v)]
-            pen = e.pen()
-            pen.setColor(EDGE_ON if on else EDGE_MERGE if v in self.merges else EDGE)
-            pen.setWidthF(2.2 if on else 1.4)
-            e.setPen(pen)
-            e.setZValue(1.5 if on else 1)
+            pen = QPen(EDGE_ON if on else EDGE_MERGE if v in self.merges else EDGE, 2.2 if on else 1.4)
+            pieces, whole = self.edge_items[(u, v)]
+            for e in pieces + ([whole] if whole is not None else []):
+                e.setPen(pen)
+                e.setZValue(1.5 if on else 1)
 
     def _show_current(self):
         if not self._placed and self.layout is not None:
