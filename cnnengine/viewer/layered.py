@@ -298,9 +298,9 @@ def _settle(row, xs, nbr, partner, wide, gap, real):
         return
     want, weight = [], []
     for n in row:
-        if n in partner:             # heavy: a path bends only where the gaps force it
+        if n in partner:             # heavy: a path bends only where the gaps force it; long edges first
             want.append(xs[partner[n]])
-            weight.append(1000.0)
+            weight.append(1000.0 if n in real else 30.0)
         elif nbr[n]:
             want.append(sum(xs[m] for m in nbr[n]) / len(nbr[n]))
             weight.append(1.0)

@@ -338,7 +338,7 @@ class GraphView(QWidget):
         if not self._placed and self.layout is not None:
             self._placed = True
             vw = max(self.view.viewport().width(), 100)
-            self.set_scale(max(0.6, min(1.0, vw / (self.layout.width + 80))))
+            self.set_scale(max(0.85, min(1.0, vw / (self.layout.width + 80))))   # text stays readable
         if self.current in self.items:
             self.view.ensureVisible(self.items[self.current].sceneBoundingRect(), 60, 80)
 
