@@ -78,7 +78,8 @@ class SecondImage:
                              os.path.basename(a.path) if a else "", os.path.basename(b.path) if b else "")
         labels = win.bundle.labels if win.bundle else None
         top = lambda res: atlas.top_k(res.probs, labels, k=5) if res is not None else None  # noqa: E731
-        self.view.set_top(top(win.result), top(self.result), "A", "B")
+        self.view.set_top(top(win.result), top(self.result), f"A: {os.path.basename(a.path)}" if a else "A",
+                          f"B: {os.path.basename(b.path)}" if b else "B")
 
     def refresh(self, force=False):
         """Show the selected layer and channel for both images (only while the tab is on screen)."""

@@ -91,6 +91,7 @@ class CompareView(QWidget):
 
         self.stats = style.elastic(QLabel(" "))
         self.stats.setObjectName("info")
+        self.stats.setWordWrap(True)
         self.top_a, self.top_b = Predictions(k=5), Predictions(k=5)
         self.top_a.clear("A: no image")
         self.top_b.clear("B: open a second image")
@@ -149,7 +150,7 @@ class CompareView(QWidget):
     def set_maps(self, layer, channel, act_a, act_b):
         self.a, self.b, self.d, what = compare_maps(act_a, act_b, channel)
         self.key = (layer, channel)
-        self.header.setText(f"{layer} — {what}")
+        self.header.setText(f"{what} · {layer}")      # the channel first: the panel is often narrow
         self._draw()
         d = self.d
         if np.all(np.isnan(d)):
