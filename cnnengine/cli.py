@@ -349,8 +349,10 @@ def cmd_view(args):
     model, image, image2 = args.model, args.image, args.image2
     if model is not None and model.lower().endswith(IMAGE_EXTS):     # view IMAGE [IMAGE2]: default model
         if image2 is not None:
-            raise InputError(f"cnnengine view: {image2}: expected MODEL [IMAGE [IMAGE2]] (the first is an image)")
+            raise InputError(f"view: {image2}: expected MODEL [IMAGE [IMAGE2]], and the first is an image")
         model, image, image2 = None, model, image
+    if image2 is not None and not os.path.isfile(image2):
+        raise InputError(f"{image2}: no such image file (the second image, for the compare tab)")
     if args.patches_from is not None and not os.path.isdir(args.patches_from):
         raise InputError(f"--patches-from {args.patches_from}: not a folder")
     rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,

@@ -20,10 +20,9 @@ class SecondImage:
         self.view.clear_maps("Open a second image to compare (the button above, or File ▸ Open second image)")
 
     def ask(self):
-        from .app import IMAGE_FILTER
+        images = f"Images ({' '.join('*' + e for e in session.IMAGE_EXTS)});;All files (*)"
         path, _ = QFileDialog.getOpenFileName(self.win, "Open second image",
-                                              os.path.dirname(self.path or self.win.image_path or ""),
-                                              IMAGE_FILTER)
+                                              os.path.dirname(self.path or self.win.image_path or ""), images)
         if path:
             self.open(path)
 

@@ -263,8 +263,11 @@ def test_layer_list_grouped_by_block(qtbot):
     nav.step("home")
     assert nav.current() == 0
     # a click on a block selects no layer; a group shows the totals of its layers
+    nav.select(5)
     nav.setCurrentIndex(block)
-    assert seen[-1] == 0 and nav.current() == -1
+    assert seen[-1] == 5 and nav.current() == -1
+    nav.step(1)                    # from a block row, stepping goes on from the last layer
+    assert nav.current() == 6 and seen[-1] == 6
     assert model.index(3, 2).data() == "10 layers" and model.index(3, 4).data() == "100"
     # times: layers, and the sum per block
     model.set_times({l.name: 0.001 for l in layers})

@@ -199,13 +199,16 @@ class Navigator(QTreeView):
                 h.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
                 h.resizeSection(i, COLUMN_WIDTHS[col])
         self.selectionModel().currentRowChanged.connect(self._current_changed)
+        self._last = -1               # the last layer selected (a block row may be current now)
 
     def _current_changed(self, cur, _):
         row = cur.siblingAtColumn(0).data(ROW_ROLE) if cur.isValid() else None
         if row is not None and row >= 0:
+            self._last = row
             self.layerSelected.emit(row)
 
     def set_layers(self, layers, merges=()):
+        self._last = -1
         self.table.set_layers(layers, merges)
         h = self.header()
         for i, col in enumerate(LayerTable.COLUMNS):   # clear() forgets the header's widths
@@ -243,7 +246,8 @@ class Navigator(QTreeView):
         elif how == "end":
             self.select(n - 1)
         else:
-            self.select(max(self.current(), 0) + how if self.current() >= 0 else 0)
+            base = self.current() if self.current() >= 0 else self._last
+            self.select(base + how if base >= 0 else 0)
 
     def keyPressEvent(self, event):
         how = NAV_KEYS.get(event.key())
