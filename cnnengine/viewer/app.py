@@ -385,12 +385,15 @@ class MainWindow(QMainWindow):
         if self.first_shown is None:
             self.first_shown = time.perf_counter() - self.t0
             self.status.setText(f"{bundle.name}: first layer shown {self.first_shown:.2f} s after start")
-        if self.graph.bundle is not bundle:
+        # one worker thread: what the tab on screen needs first, the graph layout (once per model) last
+        if self.graph.bundle is not bundle and self.tab_showing("graph"):
             self._lay_out(bundle)
         self.compare.first_changed()
         x = self.image.x
         self.worker.submit("profile", "Timing layers (Model.profile)…", session.layer_times, bundle, x,
                            on_done=lambda t, s, b=bundle: self._timed(b, t), on_error=self._profile_failed)
+        if self.graph.bundle is not bundle:
+            self._lay_out(bundle)
 
     def _timed(self, bundle, times):
         if bundle is self.bundle:
