@@ -272,3 +272,24 @@ def test_layer_list_grouped_by_block(qtbot):
     # times: layers, and the sum per block
     model.set_times({l.name: 0.001 for l in layers})
     assert model.index(3, 6).data() == "10.0 ms"
+
+
+def test_box_attributes_for_dilation_groups_and_auto_pad():
+    from cnnengine.ir.graph import Node
+    from cnnengine.summary import LayerInfo
+    from cnnengine.viewer.widgets.graph_view import attr_text
+    rf = {"size": [1, 1], "jump": [1, 1], "start": [0, 0]}
+
+    def layer(cin, wshape):
+        return LayerInfo("c", "Conv", [(1, cin, 9, 9), wshape], (1, 32, 9, 9), 0, 0, rf)
+
+    dw = Node("c", "Conv", ["x", "w"], ["y"], {"kernel_shape": [3, 3], "pads": [2, 2, 2, 2], "dilations": [2, 2],
+                                              "group": 32, "strides": [1, 1]})
+    assert attr_text(dw, layer(32, (32, 1, 3, 3))) == "3×3 · pad 2 · dil 2 · depthwise"
+    grouped = Node("c", "Conv", ["x", "w"], ["y"], {"group": 4, "strides": [2, 1], "pads": [0, 1, 1, 0]})
+    # no kernel_shape attribute: read from the weight's shape
+    assert attr_text(grouped, layer(16, (32, 4, 1, 5))) == "1×5 · stride 2×1 · pad 0×1×1×0 · groups 4"
+    same = Node("c", "Conv", ["x", "w"], ["y"], {"kernel_shape": [5, 5], "auto_pad": "SAME_UPPER"})
+    assert attr_text(same, layer(3, (32, 3, 5, 5))) == "5×5 · same_upper"
+    assert attr_text(Node("r", "Relu", ["x"], ["y"]), layer(3, ())) == ""
+    assert attr_text(None, layer(3, ())) == ""
