@@ -153,3 +153,20 @@ def test_view_unknown_tab_is_one_line_error(tiny_files, tmp_path):
     assert not (tmp_path / "x.png").exists()
     r = _shot([*tiny_files, "--patches-from", str(tmp_path / "missing")], tmp_path / "y.png")
     assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def test_sample_button_opens_a_bundled_photo_as_b(window, qtbot):
+    from PyQt6.QtCore import Qt
+    samples = session.sample_images()
+    if not samples:
+        pytest.skip("no bundled sample photos on this branch")
+    view = window.compare_view
+    window.set_tab("compare")
+    assert view.d is None and view.sample_button.isVisible()
+    path = view.sample_button.property("path")
+    assert path == samples[0]
+    with qtbot.waitSignal(window.ready, timeout=20000):
+        qtbot.mouseClick(view.sample_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.d is not None, timeout=20000)
+    assert window.compare.image.path == path and not view.sample_button.isVisible()
+    assert view.in_b.image.image.shape == window.compare.image.display.shape
