@@ -1,10 +1,5 @@
-"""The Graph tab, the grouped layer list and the Compare tab: click a node to
-select its layer, zoom and pan, DenseNet-121's structure, the block tree, the
-difference of two images' captures, `view --tab` for these tabs."""
-import os
-import subprocess
-import sys
-
+"""The Graph tab and the grouped layer list: click a node to select its layer,
+zoom and pan, the boxes' text, DenseNet-121's graph, the block tree."""
 import numpy as np
 import pytest
 
@@ -16,11 +11,9 @@ from PyQt6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PyQt6.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-import cnnengine as ce  # noqa: E402
-from cnnengine.viewer import atlas, session  # noqa: E402
+from cnnengine.viewer import session  # noqa: E402
 from cnnengine.viewer.widgets.graph_view import INPUT, GraphView, NodeItem, node_sizes  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LEFT, NONE = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
 
 
