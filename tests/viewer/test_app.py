@@ -42,7 +42,7 @@ def select(qtbot, win, name):
 def test_opens_model_and_image(window, tiny_files):
     model, img, out, _ = reference(*tiny_files, ["conv1"])
     assert [l.name for l in window.bundle.summary] == model.layers
-    assert window.navigator.table.rowCount() == len(model.layers)
+    assert window.navigator.table.layer_count() == len(model.layers)
     assert window.row == 0 and window.grid.channel_count() == 8
     assert window.first_shown is not None
     # the input panel shows the photo and the model's input
