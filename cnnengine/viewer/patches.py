@@ -60,7 +60,8 @@ class TopK:
             return
         rows = np.nonzero(better)[0]
         vals = np.concatenate([self.values[rows], val[rows, None]], axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")[:, :self.k]
+        empty = np.concatenate([self.images[rows] < 0, np.zeros((len(rows), 1), bool)], axis=1)
+        order = np.lexsort((empty, -vals), axis=1)[:, :self.k]     # stable: ties keep the earlier image
         pick = lambda a, new: np.take_along_axis(np.concatenate([a[rows], new[rows, None]], axis=1),  # noqa: E731
                                                  order, axis=1)
         self.values[rows] = np.take_along_axis(vals, order, axis=1)
