@@ -80,9 +80,10 @@ def build_parser():
     p.add_argument("image", nargs="?", default=None, help="image file (default: the bundled sample photo)")
     p.add_argument("--layer", help="layer to show first")
     p.add_argument("--channel", type=int, metavar="C", help="channel of that layer to select")
-    # the app's tabs; SPEC.md also names graph, patches, compute and compare, which the app has not yet
-    p.add_argument("--tab", choices=["maps", "filters", "deconvnet", "occlusion"], default=None,
+    # the app's tabs; SPEC.md also names graph and compare, which the app has not yet
+    p.add_argument("--tab", choices=["maps", "filters", "deconvnet", "occlusion", "patches", "compute"], default=None,
                    help="tab to open (occlusion with --screenshot runs the map first)")
+    p.add_argument("--patches-from", metavar="FOLDER", help="folder of images for the Patches tab")
     p.add_argument("--screenshot", metavar="OUT.png", help="render (offscreen without a display), save, exit")
 
     p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
@@ -344,8 +345,11 @@ def cmd_view(args):
     model, image = args.model, args.image
     if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
         model, image = None, model
+    if args.patches_from is not None:
+        from .viewer.patches import folder_images
+        folder_images(args.patches_from)      # a missing or empty folder: exit 2 before the window opens
     rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,
-                   channel=args.channel)
+                   channel=args.channel, patches_from=args.patches_from)
     # Leave without running destructors: tearing down Qt, pyqtgraph and the
     # worker/OpenMP threads at interpreter exit can segfault after the work is
     # done (seen under load; pyqtgraph.exit() exists for the same reason).

@@ -13,7 +13,7 @@ def _has_display():
         os.uname().sysname == "Darwin"
 
 
-def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=None):
+def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=None, patches_from=None):
     """Open the app (blocks until it is closed). With `screenshot`, render
     offscreen when there is no display, save the window to that PNG and return."""
     t0 = time.perf_counter()
@@ -29,7 +29,8 @@ def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=
         from ..errors import BackendUnavailableError
         raise BackendUnavailableError(f"the viewer needs PyQt6 and pyqtgraph ({exc}); "
                                       f"install them with: pip install \"cnnengine[viewer]\"") from None
-    return app.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel)
+    return app.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel,
+                   patches_from=patches_from)
 
 
 __all__ = ["main"]

@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMain
 
 from . import atlas, session, style
 from .widgets.channel_view import ChannelView
+from .widgets.compute_view import ComputeView
 from .widgets.deconv_view import DeconvView, project
 from .widgets.filter_grid import FilterGrid
 from .widgets.fmap_grid import FeatureGrid
@@ -20,6 +21,7 @@ from .widgets.graph_strip import GraphStrip
 from .widgets.input_view import InputView
 from .widgets.navigator import NAV_KEYS, Navigator, human
 from .widgets.occlusion_view import OcclusionView
+from .widgets.patches_view import PatchesView
 from .widgets.predictions import Predictions
 from .worker import Worker
 
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.occlusion = OcclusionView()
         self.occlusion_page = self._padded(self.occlusion)
         self.tabs.addTab(self.occlusion_page, "Occlusion")
+        self._build_explainers()
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._padded(self.input_view))
@@ -158,10 +161,28 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.timing)
         sb.addPermanentWidget(self.busy_bar)
 
+    def _build_explainers(self):
+        """The Patches and Compute tabs (their own worker threads), registered in self.pages by --tab name."""
+        self.patches = PatchesView()
+        self.patches.channelPicked.connect(self.pick_channel)
+        self.compute = ComputeView()
+        self.compute.unitPicked.connect(self._compute_unit)
+        self.pages = {}
+        for name, title, view in (("patches", "Patches", self.patches), ("compute", "Compute", self.compute)):
+            self.pages[name] = self._padded(view)
+            self.tabs.addTab(self.pages[name], title)
+
+    def _compute_unit(self, ch, y, x):
+        """A unit picked in the Compute tab: the same unit in the window's other panels."""
+        if ch != self.channel:
+            self.channel_pinned = True
+            self.select_channel(ch)
+        self.select_unit(y, x)
+
     def tab_pages(self):
         """`cnnengine view --tab` names -> the tab pages."""
         return {"maps": self.tabs.widget(0), "filters": self.tabs.widget(1), "deconvnet": self.deconv_page,
-                "occlusion": self.occlusion_page}
+                "occlusion": self.occlusion_page, **self.pages}
 
     def set_tab(self, name):
         pages = self.tab_pages()
@@ -293,6 +314,8 @@ class MainWindow(QMainWindow):
         self.deconv.clear()
         self.input_view.clear_rf()
         self.predictions.clear()
+        self.patches.set_model(bundle)
+        self.compute.set_model(bundle)
         self.status.setText(f"Loaded {bundle.name} in {seconds:.2f} s")
         if os.path.exists(bundle.source) or bundle.source in session.zoo_names():
             self._remember("recent/models", os.path.abspath(bundle.source)
@@ -325,6 +348,7 @@ class MainWindow(QMainWindow):
                                    os.path.basename(self.image.path))
         self.deconv.set_input(self.image.display)
         self.occlusion.set_source(bundle.model, self.image.x, self.image.display, bundle.preprocess, bundle.labels)
+        self.compute.set_image(self.image.x)
         top = atlas.top_k(self.result.probs, bundle.labels, k=self.predictions.k)
         self.predictions.set_top(top, os.path.basename(self.image.path))
         self.timing.setText(f"load {bundle.load_seconds:.2f} s · run (capture all) "
@@ -452,6 +476,8 @@ class MainWindow(QMainWindow):
         self.grid.select(ch)
         self.channel_view.set_channel(layer.name, ch, self.grid.maps[ch])
         self.occlusion.set_selection(layer.name, ch)
+        self.patches.set_selection(layer.name, ch)
+        self.compute.set_selection(layer.name, ch)
         self.input_view.clear_rf()
         self._update_deconv()
 
@@ -467,6 +493,8 @@ class MainWindow(QMainWindow):
         self.channel_view.hover.setText(
             f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g} · RF {rf['size'][0]}×{rf['size'][1]}"
             f" px: rows {t:g}–{b - 1:g}, cols {l:g}–{r - 1:g}")
+        if self.compute.unit != (y, x) or self.compute.layer != layer.name:
+            self.compute.set_selection(layer.name, self.channel, (y, x))
         self._update_deconv()
 
     def rf_box(self):
@@ -592,6 +620,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         self.worker.cancel_kind("model", "run", "profile", "capture", "deconv")
         self.occlusion.shutdown()
+        self.patches.shutdown()
+        self.compute.shutdown()
         self.worker.wait(10000)
         super().closeEvent(event)
 
@@ -605,7 +635,7 @@ def make_app(argv=None):
     return app
 
 
-def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None):
+def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None, patches_from=None):
     """Open the window on `tab` with `channel` of `layer` selected; with
     `screenshot`, save it once everything is shown (on the occlusion tab, once
     the map has run) and return 0 (2 on a load error)."""
@@ -630,7 +660,8 @@ def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, 
     def settled():
         """Everything asked for is on screen: the main worker, the occlusion map and its probe are idle."""
         return win.worker.is_idle() and win.occlusion.is_idle() and \
-            (tab != "occlusion" or win.occlusion.result is not None)
+            (tab != "occlusion" or win.occlusion.result is not None) and \
+            win.patches.is_idle() and win.compute.is_idle()
 
     def maybe_save():
         if screenshot is not None and not code.get("saving") and settled():
@@ -653,6 +684,10 @@ def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, 
                                    fail(f"occlusion: {win.occlusion.message.text()}"))
     win.occlusion.probed.connect(lambda _: QTimer.singleShot(0, maybe_save))
     win.failed.connect(fail)
+    for view in (win.patches, win.compute):
+        view.finished.connect(lambda _: QTimer.singleShot(0, maybe_save))
+    if patches_from is not None:
+        win.patches.set_folder(patches_from)
     if screenshot is not None:
         QTimer.singleShot(300_000, lambda: fail("timed out waiting for the model"))
     if tab is not None:
@@ -661,5 +696,6 @@ def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, 
     win.open_model(model or session.DEFAULT_MODEL, image=image, layer=layer)
     app.exec()
     win.occlusion.shutdown()
+    win.patches.shutdown()
     win.worker.wait(10000)
     return code["rc"]
