@@ -51,7 +51,8 @@ class TopK:
         """maps: (C, H, W) activation of image number `image` (numbers must increase)."""
         c, h, w = maps.shape
         flat = np.asarray(maps, np.float32).reshape(c, -1)
-        flat = np.where(np.isnan(flat), -np.inf, flat)
+        if np.isnan(flat).any():        # a copy only when needed: argmax would pick the NaN
+            flat = np.where(np.isnan(flat), -np.inf, flat)
         pos = np.argmax(flat, axis=1)
         val = flat[np.arange(c), pos]
         worst = self.values[:, -1]

@@ -9,10 +9,10 @@ layer and image (viewer/explain.py, ConvProbe, in this tab's own thread);
 every click after that is answered from the captured input.
 """
 import numpy as np
-from PyQt6.QtCore import QRect, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, QRect, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
-                             QSplitter, QVBoxLayout, QWidget)
+                             QSplitter, QToolTip, QVBoxLayout, QWidget)
 
 from .. import explain, style
 from ..worker import Worker
@@ -43,6 +43,16 @@ class MatrixView(QWidget):
         self.vmax = m if m > 0 else 1.0
         self.setFixedSize(QSize(kw * self.cell + 1, kh * self.cell + 1))
         self.update()
+
+    def event(self, e):
+        if e.type() == QEvent.Type.ToolTip and self.values is not None:   # the number of a cell too small to print it
+            i, j = int(e.pos().y() // self.cell), int(e.pos().x() // self.cell)
+            if 0 <= i < self.values.shape[0] and 0 <= j < self.values.shape[1]:
+                pad = self.inside is not None and not self.inside[i, j]
+                QToolTip.showText(e.globalPos(), f"[{i}, {j}] = " + ("padding (0)" if pad else f"{self.values[i, j]:.6g}"),
+                                  self)
+            return True
+        return super().event(e)
 
     def paintEvent(self, event):
         if self.values is None:
@@ -292,7 +302,7 @@ class ComputeView(QWidget):
             s.blockSignals(False)
         self.explanation = p.explain(c, y, x)
         self.map.set_map(p.output[0, c], (y, x))
-        self.map_title.setText(f"channel {c} ({h}×{w}) of {self.layer}: click a unit")
+        self.map_title.setText(f"channel {c} ({h}×{w}): click a unit")
         self._render()
         self.finished.emit(self.explanation)
 

@@ -368,13 +368,13 @@ class PatchesView(QWidget):
         items = []
         for rank, e in enumerate(entries):
             crop, _ = self._crop(value, e)
-            items.append((crop, f"#{rank + 1}  {e[0]:.3g}  @{e[2]},{e[3]}\n{os.path.basename(ps.files[e[1]])}"))
+            items.append((crop, f"#{rank + 1}  {e[0]:.4g}\n{os.path.basename(ps.files[e[1]])} @{e[2]},{e[3]}"))
         self.top.set_items(items)
         size = self._crop(value, entries[0])[1] if entries else None
         rf = f", up to {size[2] - size[0]}×{size[3] - size[1]} px" if size else ""
         self.title.setText(f"Top activating patches — {layer} · channel {ch}")
         self.message.setText(f"The {len(entries)} of {len(ps.files)} images whose maximum of channel {ch} is largest; "
-                             f"each crop is the receptive field of that maximum{rf} (under it: value, @unit y,x, file)")
+                             f"each crop is the receptive field of that maximum{rf} (under it: value, file @unit y,x)")
         self.overview_title.setText(f"All {top.channels} channels (click to select)")
         if self.overview.count != top.channels or getattr(self, "_overview_of", None) != (id(ps), layer):
             self._overview_of = (id(ps), layer)
