@@ -58,8 +58,9 @@ def test_patches_tab_runs_shows_and_reopens_from_the_cache(window, qtbot, tmp_pa
     assert window.patches.overview.count == 12 and window.patches.overview.selected == ch
     # the best image of the channel is the image whose capture has the largest maximum
     model, _, _, _ = reference(tiny_files[0], tiny_files[1], ["conv2"])
-    best = max(range(6), key=lambda i: model.run(
-        patches.session.open_image(ps.files[i], window.bundle.preprocess).x, capture=["conv2"])[1]["conv2"][0, ch].max())
+    pre = window.bundle.preprocess
+    best = max(range(6), key=lambda i: model.run(patches.session.open_image(ps.files[i], pre).x,
+                                                 capture=["conv2"])[1]["conv2"][0, ch].max())
     assert top[0][1] == best
     # clicking a mosaic in the overview selects that channel in the window
     target = (ch + 3) % 12
@@ -162,13 +163,13 @@ def cli(cache_home, *args):
 def test_screenshot_of_the_patches_tab(tiny_files, tmp_path):
     folder = make_folder(tmp_path / "imgs", n=3)
     out = tmp_path / "patches.png"
-    r = cli(tmp_path / "cache", tiny_files[0], tiny_files[1], "--layer", "conv2", "--tab", "patches", "--patches-from", folder,
-            "--screenshot", str(out))
+    r = cli(tmp_path / "cache", tiny_files[0], tiny_files[1], "--layer", "conv2", "--tab", "patches",
+            "--patches-from", folder, "--screenshot", str(out))
     assert r.returncode == 0, r.stderr
     from PIL import Image
     with Image.open(out) as im:
         assert im.size[0] >= 1000 and np.asarray(im.convert("L")).std() > 10
     assert len(os.listdir(tmp_path / "cache" / "cnnengine" / "patches")) == 1
-    r = cli(tmp_path / "cache", tiny_files[0], "--tab", "patches", "--patches-from", str(tmp_path / "missing"), "--screenshot",
-            str(out))
+    r = cli(tmp_path / "cache", tiny_files[0], "--tab", "patches", "--patches-from", str(tmp_path / "missing"),
+            "--screenshot", str(out))
     assert r.returncode == 2 and r.stderr.strip().endswith("is not a folder") and len(r.stderr.splitlines()) == 1

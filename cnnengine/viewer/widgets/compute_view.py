@@ -49,8 +49,8 @@ class MatrixView(QWidget):
             i, j = int(e.pos().y() // self.cell), int(e.pos().x() // self.cell)
             if 0 <= i < self.values.shape[0] and 0 <= j < self.values.shape[1]:
                 pad = self.inside is not None and not self.inside[i, j]
-                QToolTip.showText(e.globalPos(), f"[{i}, {j}] = " + ("padding (0)" if pad else f"{self.values[i, j]:.6g}"),
-                                  self)
+                text = "padding (0)" if pad else f"{self.values[i, j]:.6g}"
+                QToolTip.showText(e.globalPos(), f"[{i}, {j}] = {text}", self)
             return True
         return super().event(e)
 
