@@ -372,6 +372,8 @@ class PatchesView(QWidget):
         self.top.set_items(items)
         size = self._crop(value, entries[0])[1] if entries else None
         rf = f", up to {size[2] - size[0]}×{size[3] - size[1]} px" if size else ""
+        if size is not None and (size[0], size[1], size[2], size[3]) == (0, 0) + tuple(ps.displays.shape[1:3]):
+            rf = ": here the whole image, which the field covers"
         self.title.setText(f"Top activating patches — {layer} · channel {ch}")
         self.message.setText(f"The {len(entries)} of {len(ps.files)} images whose maximum of channel {ch} is largest; "
                              f"each crop is the receptive field of that maximum{rf} (under it: value, file @unit y,x)")
