@@ -38,7 +38,7 @@ class MatrixView(QWidget):
         self.values = np.asarray(values, np.float32)
         self.inside = inside
         kh, kw = self.values.shape
-        self.cell = int(max(9, min(34, 130 // max(kh, kw))))
+        self.cell = int(max(9, min(34, 140 // max(kh, kw))))
         m = float(np.abs(self.values).max()) if vmax is None else float(vmax)
         self.vmax = m if m > 0 else 1.0
         self.setFixedSize(QSize(kw * self.cell + 1, kh * self.cell + 1))
