@@ -364,8 +364,9 @@ def cmd_view(args):
         model, image, image2 = None, model, image
     if image2 is not None and not os.path.isfile(image2):
         raise InputError(f"{image2}: no such image file (the second image, for the compare tab)")
-    if args.patches_from is not None and not os.path.isdir(args.patches_from):
-        raise InputError(f"--patches-from {args.patches_from}: not a folder")
+    if args.patches_from is not None:
+        from .viewer.patches import folder_images
+        folder_images(args.patches_from)      # a missing or empty folder: exit 2 before the window opens
     rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,
                    channel=args.channel, size=args.size, image2=image2, patches_from=args.patches_from)
     # Leave without running destructors: tearing down Qt, pyqtgraph and the

@@ -25,13 +25,13 @@ def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=
         raise InputError("cnnengine view: no display found (DISPLAY is not set); "
                          "use --screenshot OUT.png to render without a screen")
     try:
-        from . import app
+        from . import launch
     except ImportError as exc:
         from ..errors import BackendUnavailableError
         raise BackendUnavailableError(f"the viewer needs PyQt6 and pyqtgraph ({exc}); "
                                       f"install them with: pip install \"cnnengine[viewer]\"") from None
-    return app.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel,
-                   size=size, image2=image2, patches_from=patches_from)
+    return launch.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel,
+                      size=size, image2=image2, patches_from=patches_from)
 
 
 __all__ = ["main"]

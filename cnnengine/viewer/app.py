@@ -15,6 +15,7 @@ from . import atlas, session, style
 from .compare import SecondImage
 from .widgets.channel_view import ChannelView
 from .widgets.compare_view import CompareView
+from .widgets.compute_view import ComputeView
 from .widgets.deconv_view import DeconvView, project
 from .widgets.elided import ElidedLabel
 from .widgets.filter_grid import FilterGrid
@@ -24,6 +25,7 @@ from .widgets.graph_view import GraphView, node_sizes
 from .widgets.input_view import InputView
 from .widgets.navigator import NAV_KEYS, Navigator, human
 from .widgets.occlusion_view import OcclusionView
+from .widgets.patches_view import PatchesView
 from .widgets.predictions import Predictions
 from .worker import Worker
 
@@ -113,7 +115,14 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.currentChanged.connect(self._tab_changed)
         self.register_tab("maps", "Feature maps", self.grid)
+        self.graph = GraphView()
+        self.graph.layerClicked.connect(self.navigator.select)
+        self.register_tab("graph", "Graph", self.graph)
         self.register_tab("filters", "Filters", self.filters, on_show=self._update_filters)
+        self._build_explainers()
+        self.compare_view = CompareView()
+        self.compare = SecondImage(self, self.compare_view)
+        self.register_tab("compare", "Compare", self.compare_view, on_show=self.compare.refresh)
         self.deconv = DeconvView()
         self.deconv.modeChanged.connect(lambda _: self._update_deconv())
         self.deconv_page = self.register_tab("deconvnet", "Deconvnet", self.deconv, on_show=self._update_deconv)
@@ -121,12 +130,6 @@ class MainWindow(QMainWindow):
         self.occlusion_page = self.register_tab(
             "occlusion", "Occlusion", self.occlusion, prepare=self.occlusion.run,
             settled=lambda: self.occlusion.result is not None and self.occlusion.is_idle())
-        self.graph = GraphView()
-        self.graph.layerClicked.connect(self.navigator.select)
-        self.register_tab("graph", "Graph", self.graph)
-        self.compare_view = CompareView()
-        self.compare = SecondImage(self, self.compare_view)
-        self.register_tab("compare", "Compare", self.compare_view, on_show=self.compare.refresh)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._padded(self.input_view))
@@ -200,9 +203,25 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(page, title)
         return page
 
-    def tab_pages(self):
-        """`cnnengine view --tab` names -> the tab pages."""
-        return {name: tab.page for name, tab in self.tab_registry.items()}
+    def _build_explainers(self):
+        """The Patches and Compute tabs (each with its own worker thread)."""
+        self.patches = PatchesView()
+        self.patches.channelPicked.connect(self.pick_channel)
+        if self.patches_from is not None:
+            self.patches.set_folder(self.patches_from)
+        self.register_tab("patches", "Patches", self.patches, prepare=self.patches.prepare,
+                          settled=self.patches.is_idle)
+        self.compute = ComputeView()
+        self.compute.unitPicked.connect(self._compute_unit)
+        self.register_tab("compute", "Compute", self.compute, prepare=self.compute.prepare,
+                          settled=self.compute.is_idle)
+
+    def _compute_unit(self, ch, y, x):
+        """A unit picked in the Compute tab: the same unit in the window's other panels."""
+        if ch != self.channel:
+            self.channel_pinned = True
+            self.select_channel(ch)
+        self.select_unit(y, x)
 
     def set_tab(self, name):
         if name not in self.tab_registry:
@@ -342,6 +361,8 @@ class MainWindow(QMainWindow):
         self.deconv.clear()
         self.input_view.clear_rf()
         self.predictions.clear()
+        self.patches.set_model(bundle)
+        self.compute.set_model(bundle)
         self._say(f"Loaded {bundle.name} in {seconds:.2f} s")
         if os.path.exists(bundle.source) or bundle.source in session.zoo_names():
             self._remember("recent/models", os.path.abspath(bundle.source)
@@ -375,6 +396,7 @@ class MainWindow(QMainWindow):
                                    os.path.basename(self.image.path))
         self.deconv.set_input(self.image.display)
         self.occlusion.set_source(bundle.model, self.image.x, self.image.display, bundle.preprocess, bundle.labels)
+        self.compute.set_image(self.image.x)
         top = atlas.top_k(self.result.probs, bundle.labels, k=self.predictions.k)
         self.predictions.set_top(top, os.path.basename(self.image.path))
         self.timing.setText(f"load {bundle.load_seconds:.2f} s · run (capture all) "
@@ -592,6 +614,8 @@ class MainWindow(QMainWindow):
                                       layer_values=maps[:, 0, 0] if maps.shape[1] * maps.shape[2] == 1 else None,
                                       extra=extra)
         self.occlusion.set_selection(layer.name, ch)
+        self.patches.set_selection(layer.name, ch)
+        self.compute.set_selection(layer.name, ch)
         self.input_view.clear_rf()
         self._update_deconv()
         self.compare.refresh()
@@ -608,6 +632,8 @@ class MainWindow(QMainWindow):
         self.channel_view.hover.setText(f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g}")
         self.channel_view.rf.setText(f"RF {rf['size'][0]}×{rf['size'][1]} px · rows {t:g}–{b - 1:g} · "
                                      f"cols {l:g}–{r - 1:g}")
+        if self.compute.unit != (y, x) or self.compute.layer != layer.name:
+            self.compute.set_selection(layer.name, self.channel, (y, x))
         self._update_deconv()
 
     def rf_box(self):
@@ -737,6 +763,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         self.worker.cancel_kind("model", "run", "profile", "capture", "deconv", "layout", "run2", "capture2")
         self.occlusion.shutdown()
+        self.patches.shutdown()
+        self.compute.shutdown()
         self.worker.wait(10000)
         super().closeEvent(event)
 
@@ -750,77 +778,3 @@ def make_app(argv=None):
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     return app
 
-
-def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None, size=None,
-        image2=None, patches_from=None):
-    """Open the window on `tab` with `channel` of `layer` selected (and `image2`
-    in the compare tab); with `screenshot`, save it once everything is shown (once
-    the tab's own work, e.g. the occlusion map, is done) and return 0 (2 on an
-    error). `size`: (width, height) of the window."""
-    app = make_app()
-    win = MainWindow(interactive=screenshot is None, t0=t0, patches_from=patches_from)
-    code = {"rc": 0}
-    if tab is not None and tab not in win.tab_registry:
-        print(f"cnnengine: error: no tab named {tab!r} in this build "
-              f"(choose from {', '.join(win.tab_registry)})", file=sys.stderr)
-        win.deleteLater()
-        return 2
-    chosen = win.tab_registry.get(tab)
-
-    def save():
-        if win.export_png(screenshot):
-            print(f"saved {screenshot}", file=sys.stderr)
-        else:
-            print(f"cnnengine: error: cannot write {screenshot}", file=sys.stderr)
-            code["rc"] = 2
-        app.quit()
-
-    def fail(message):
-        if screenshot is not None:
-            print(f"cnnengine: error: {message}", file=sys.stderr)
-            code["rc"] = 2
-            app.quit()
-
-    def settled():
-        """Everything asked for is on screen: the worker and the occlusion map and probe are idle,
-        and the chosen tab says its own work is shown."""
-        return win.worker.is_idle() and win.occlusion.is_idle() and \
-            (chosen is None or chosen.settled is None or chosen.settled())
-
-    def maybe_save():
-        if screenshot is not None and code.get("applied") and not code.get("saving") and settled():
-            code["saving"] = True
-            QTimer.singleShot(200, save)
-
-    def on_ready():
-        # the first time the layer is on screen: apply --channel and start the tab's work;
-        # both may start more work, whose end (ready, or the poll below) comes back here
-        if not code.get("applied"):
-            code["applied"] = True
-            if channel is not None and not win.apply_channel(channel):
-                return
-            if chosen is not None and chosen.prepare is not None and screenshot is not None:
-                chosen.prepare()
-        maybe_save()
-
-    win.ready.connect(on_ready)
-    win.occlusion.finished.connect(lambda r: QTimer.singleShot(0, maybe_save) if r is not None else
-                                   fail(f"occlusion: {win.occlusion.message.text()}"))
-    win.failed.connect(fail)
-    if screenshot is not None:
-        QTimer.singleShot(300_000, lambda: fail("timed out waiting for the model"))
-        poll = QTimer(win, interval=250)       # tabs with work of their own (not the window's worker)
-        poll.timeout.connect(maybe_save)
-        poll.start()
-    if tab is not None:
-        win.set_tab(tab)
-    if size is not None:
-        win.resize(*size)
-    if image2 is not None:
-        win.compare.open(image2)
-    win.show()
-    win.open_model(model or session.DEFAULT_MODEL, image=image, layer=layer)
-    app.exec()
-    win.occlusion.shutdown()
-    win.worker.wait(10000)
-    return code["rc"]

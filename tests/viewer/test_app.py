@@ -156,7 +156,7 @@ def test_sort_normalisation_and_colormap(window, qtbot):
 
 
 def test_filters_tab(window, qtbot):
-    window.tabs.setCurrentIndex(1)
+    window.set_tab("filters")
     select(qtbot, window, "conv1")
     assert window.filters.info["kind"] == "rgb" and window.filters.view.layout.count == 8
     np.testing.assert_array_equal(window.filters.w, window.bundle.model.graph.weights[

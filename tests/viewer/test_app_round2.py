@@ -187,7 +187,7 @@ def test_titles_elide_instead_of_being_cut(window, qtbot):
               window.channel_view.rf, window.filters.header, window.status]
     for lab in labels:
         if lab is window.filters.header:
-            window.tabs.setCurrentIndex(1)          # Filters: a long title
+            window.set_tab("filters")          # Filters: a long title
         lab.setText(lab.text() + " — and a long tail that no 1,000 px window has room for " * 2)
         QApplication.processEvents()
         assert _fits(lab), (lab.shown(), lab.width(), lab.toolTip())
