@@ -114,7 +114,8 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.register_tab("maps", "Feature maps", self.grid)
+        # short titles: all eight fit the tab bar of a 1,000 px window (the full names are tooltips)
+        self.register_tab("maps", "Maps", self.grid, tip="Feature maps: the selected layer's activations")
         self.graph = GraphView()
         self.graph.layerClicked.connect(self.navigator.select)
         self.register_tab("graph", "Graph", self.graph)
@@ -125,7 +126,8 @@ class MainWindow(QMainWindow):
         self.register_tab("compare", "Compare", self.compare_view, on_show=self.compare.refresh)
         self.deconv = DeconvView()
         self.deconv.modeChanged.connect(lambda _: self._update_deconv())
-        self.deconv_page = self.register_tab("deconvnet", "Deconvnet", self.deconv, on_show=self._update_deconv)
+        self.deconv_page = self.register_tab("deconvnet", "Deconv", self.deconv, on_show=self._update_deconv,
+                                             tip="Deconvnet: what in the input drives the selection")
         self.occlusion = OcclusionView()
         self.occlusion_page = self.register_tab(
             "occlusion", "Occlusion", self.occlusion, prepare=self.occlusion.run,
@@ -196,11 +198,13 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.timing)
         sb.addPermanentWidget(self.busy_bar)
 
-    def register_tab(self, name, title, widget, on_show=None, prepare=None, settled=None):
+    def register_tab(self, name, title, widget, on_show=None, prepare=None, settled=None, tip=None):
         """Add `widget` as a tab that `cnnengine view --tab NAME` opens (see Tab); returns its page."""
         page = self._padded(widget)
         self.tab_registry[name] = Tab(name, page, widget, on_show, prepare, settled)
-        self.tabs.addTab(page, title)
+        index = self.tabs.addTab(page, title)
+        if tip:
+            self.tabs.setTabToolTip(index, tip)
         return page
 
     def _build_explainers(self):
@@ -308,10 +312,12 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._proportion)
 
     def _proportion(self):
-        """The layer list 30 % and the channel panel 26 % (at least SIDE_MIN), the tabs the rest."""
+        """The layer list 30 % and the channel panel 26 % of a wide window (at least
+        SIDE_MIN), 22 % and 20 % at 1,000 px so the tabs' titles fit; the tabs the rest."""
         total = max(self.split.width(), 600)
-        left = int(min(540, max(SIDE_MIN, 0.30 * total)))
-        right = int(min(480, max(SIDE_MIN, 0.26 * total)))
+        wide = min(1.0, max(0.0, (total - 1000) / 500))
+        left = int(min(540, max(SIDE_MIN, (0.22 + 0.08 * wide) * total)))
+        right = int(min(480, max(SIDE_MIN, (0.20 + 0.06 * wide) * total)))
         self.split.setSizes([left, total - left - right, right])
 
     # ============================================================ opening
@@ -604,6 +610,7 @@ class MainWindow(QMainWindow):
         self.channel = ch
         self.unit = None
         self.grid.select(ch)
+        self.filters.select(ch)
         maps = self.grid.maps
         extra = ""
         if self.grid.is_chart() and self.result is not None and self.row == len(self.bundle.summary) - 1:

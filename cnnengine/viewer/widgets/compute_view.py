@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QScr
 
 from .. import explain, style
 from ..worker import Worker
+from .elided import ElidedLabel
 from .patches_view import BG, FRAME, qimage
 
 UNIT = QColor("#ffd33d")
@@ -195,7 +196,7 @@ class ComputeView(QWidget):
         self.header.setWordWrap(True)
         self.map = OutputMap()
         self.map.unitClicked.connect(self._clicked)
-        self.map_title = style.elastic(QLabel("output channel"))
+        self.map_title = ElidedLabel("output channel")
         self.map_title.setObjectName("panelTitle")
         left = QWidget()
         ll = QVBoxLayout(left)

@@ -241,12 +241,7 @@ class Navigator(QTreeView):
         h.setStretchLastSection(False)
         h.setHighlightSections(False)
         h.setMinimumSectionSize(24)
-        for i, col in enumerate(LayerTable.COLUMNS):
-            if col == "Layer":
-                h.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
-            else:
-                h.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
-                h.resizeSection(i, COLUMN_WIDTHS[col])
+        self._set_up_columns()
         self.selectionModel().currentRowChanged.connect(self._current_changed)
         self._last = -1               # the last layer selected (a block row may be current now)
 
@@ -259,9 +254,17 @@ class Navigator(QTreeView):
     def set_layers(self, layers, merges=()):
         self._last = -1
         self.table.set_layers(layers, merges)
+        self._set_up_columns()            # clear() forgets the header's widths and resize modes
+        self._hide_columns()
+
+    def _set_up_columns(self):
+        """The names take the room the other columns leave; those keep fixed widths."""
         h = self.header()
-        for i, col in enumerate(LayerTable.COLUMNS):   # clear() forgets the header's widths
-            if col != "Layer":
+        for i, col in enumerate(LayerTable.COLUMNS):
+            if col == "Layer":
+                h.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+            else:
+                h.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
                 h.resizeSection(i, COLUMN_WIDTHS[col])
 
     NAME_MIN = 110                                  # px the layer names keep in a narrow list
@@ -269,6 +272,9 @@ class Navigator(QTreeView):
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
+        self._hide_columns()
+
+    def _hide_columns(self):
         room = self.viewport().width() - self.NAME_MIN
         fixed = sum(COLUMN_WIDTHS[c] for c in LayerTable.COLUMNS if c != "Layer")
         for col in self.HIDE_ORDER:
