@@ -15,7 +15,7 @@ NAV_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1, Qt.Key.Key_Down: 1, Qt.Key.K
             Qt.Key.Key_Home: "home", Qt.Key.Key_End: "end"}
 
 
-COLUMN_WIDTHS = {"#": 30, "Op": 76, "Output": 88, "Params": 62, "MACs": 52, "Time": 70}
+COLUMN_WIDTHS = {"#": 30, "Op": 76, "Output": 88, "Params": 68, "MACs": 52, "Time": 70}
 SHORT_OPS = {"BatchNormalization": "BatchNorm", "GlobalAveragePool": "GlobalAvgPool", "GlobalMaxPool": "GlobalMax",
              "LayerNormalization": "LayerNorm", "ConvTranspose": "ConvT", "AveragePool": "AvgPool"}
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1      # the layer's row in execution order (-1 on a block)
