@@ -70,7 +70,8 @@ class TopCrops(QWidget):
         self.update()
 
     def cell_rects(self):
-        side = max(20, min((self.width() - 8) // 3, (self.height() - 8) // 3 - 2 * CAPTION))
+        rows = max(1, -(-len(self.items) // 3))      # fewer than 9 crops (a small folder): larger cells
+        side = max(20, min((self.width() - 8) // 3, (self.height() - 8) // rows - 2 * CAPTION - 4))
         x0 = (self.width() - 3 * side - 8) // 2
         return [QRect(x0 + (k % 3) * (side + 4), 2 + (k // 3) * (side + 2 * CAPTION + 4), side, side) for k in range(9)]
 
