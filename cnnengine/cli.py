@@ -80,12 +80,16 @@ def build_parser():
     p = sub.add_parser("view", help="desktop app: layers, feature maps, filters, receptive fields")
     p.add_argument("model", nargs="?", default=None, help="model file or zoo name (default efficientnet_lite0)")
     p.add_argument("image", nargs="?", default=None, help="image file (default: the bundled sample photo)")
+    p.add_argument("image2", nargs="?", default=None, help="second image, for the compare tab")
     p.add_argument("--size", type=_window_size, metavar="WxH", help="window size in pixels, e.g. 1000x700")
     p.add_argument("--layer", help="layer to show first")
     p.add_argument("--channel", type=int, metavar="C", help="channel of that layer to select")
-    # the app's tabs; SPEC.md also names graph, patches, compute and compare, which the app has not yet
-    p.add_argument("--tab", choices=["maps", "filters", "deconvnet", "occlusion"], default=None,
-                   help="tab to open (occlusion with --screenshot runs the map first)")
+    # checked against the tabs this build's window registers (an unknown one is a one-line error)
+    p.add_argument("--tab", metavar="NAME", default=None,
+                   help="tab to open: maps, filters, graph, patches, compute, compare, deconvnet, occlusion "
+                        "(occlusion with --screenshot runs the map first)")
+    p.add_argument("--patches-from", metavar="FOLDER", default=None,
+                   help="folder of images for the top-activating patches tab")
     p.add_argument("--screenshot", metavar="OUT.png", help="render (offscreen without a display), save, exit")
 
     p = sub.add_parser("convert", help="ONNX or PyTorch state dict -> native file")
@@ -355,13 +359,21 @@ def _window_size(text):
 
 
 def cmd_view(args):
+    from .errors import InputError
     from .viewer import main as view_main   # lazy: PyQt6 is an optional extra
 
-    model, image = args.model, args.image
-    if model is not None and image is None and model.lower().endswith(IMAGE_EXTS):
-        model, image = None, model
+    model, image, image2 = args.model, args.image, args.image2
+    if model is not None and model.lower().endswith(IMAGE_EXTS):     # view IMAGE [IMAGE2]: default model
+        if image2 is not None:
+            raise InputError(f"view: {image2}: expected MODEL [IMAGE [IMAGE2]], and the first is an image")
+        model, image, image2 = None, model, image
+    if image2 is not None and not os.path.isfile(image2):
+        raise InputError(f"{image2}: no such image file (the second image, for the compare tab)")
+    if args.patches_from is not None:
+        from .viewer.patches import folder_images
+        folder_images(args.patches_from)      # a missing or empty folder: exit 2 before the window opens
     rc = view_main(model=model, image=image, layer=args.layer, screenshot=args.screenshot, tab=args.tab,
-                   channel=args.channel, size=args.size)
+                   channel=args.channel, size=args.size, image2=image2, patches_from=args.patches_from)
     # Leave without running destructors: tearing down Qt, pyqtgraph and the
     # worker/OpenMP threads at interpreter exit can segfault after the work is
     # done (seen under load; pyqtgraph.exit() exists for the same reason).

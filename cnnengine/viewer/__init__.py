@@ -2,7 +2,7 @@
 at every feature map, filter, receptive field and prediction.
 
 Needs the `viewer` extra (PyQt6, pyqtgraph): pip install ".[viewer]".
-Start it with `cnnengine view [MODEL [IMAGE]]` or `cnnengine.viewer.main()`.
+Start it with `cnnengine view [MODEL [IMAGE [IMAGE2]]]` or `cnnengine.viewer.main()`.
 """
 import os
 import time
@@ -13,7 +13,8 @@ def _has_display():
         os.uname().sysname == "Darwin"
 
 
-def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=None, size=None):
+def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=None, size=None, image2=None,
+         patches_from=None):
     """Open the app (blocks until it is closed). With `screenshot`, render
     offscreen when there is no display, save the window to that PNG and return."""
     t0 = time.perf_counter()
@@ -24,13 +25,13 @@ def main(model=None, image=None, layer=None, screenshot=None, tab=None, channel=
         raise InputError("cnnengine view: no display found (DISPLAY is not set); "
                          "use --screenshot OUT.png to render without a screen")
     try:
-        from . import app
+        from . import launch
     except ImportError as exc:
         from ..errors import BackendUnavailableError
         raise BackendUnavailableError(f"the viewer needs PyQt6 and pyqtgraph ({exc}); "
                                       f"install them with: pip install \"cnnengine[viewer]\"") from None
-    return app.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel,
-                   size=size)
+    return launch.run(model=model, image=image, layer=layer, screenshot=screenshot, t0=t0, tab=tab, channel=channel,
+                      size=size, image2=image2, patches_from=patches_from)
 
 
 __all__ = ["main"]

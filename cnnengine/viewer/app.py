@@ -12,15 +12,20 @@ from PyQt6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMe
                              QProgressBar, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from . import atlas, session, style
+from .compare import SecondImage
 from .widgets.channel_view import ChannelView
+from .widgets.compare_view import CompareView
+from .widgets.compute_view import ComputeView
 from .widgets.deconv_view import DeconvView, project
 from .widgets.elided import ElidedLabel
 from .widgets.filter_grid import FilterGrid
 from .widgets.fmap_grid import FUSED_TIP, FeatureGrid
 from .widgets.graph_strip import GraphStrip
+from .widgets.graph_view import GraphView, node_sizes
 from .widgets.input_view import InputView
 from .widgets.navigator import NAV_KEYS, Navigator, human
 from .widgets.occlusion_view import OcclusionView
+from .widgets.patches_view import PatchesView
 from .widgets.predictions import Predictions
 from .worker import Worker
 
@@ -30,14 +35,26 @@ MODEL_FILTER = "Models (*.onnx *.cnn *.safetensors *.pth *.pt);;All files (*)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;All files (*)"
 
 
+class Tab:
+    """A registered tab (MainWindow.register_tab): `cnnengine view --tab NAME` opens it."""
+
+    def __init__(self, name, page, widget, on_show=None, prepare=None, settled=None):
+        self.name, self.page, self.widget = name, page, widget
+        self.on_show = on_show      # called whenever the tab comes on screen
+        self.prepare = prepare      # --screenshot: called once the first layer is shown (start the tab's work)
+        self.settled = settled      # --screenshot waits until this returns True (the tab's work is on screen)
+
+
 class MainWindow(QMainWindow):
     """ready() fires each time the window has finished all pending work with a
     layer on screen; failed(message) when a load or run fails."""
     ready = pyqtSignal()
     failed = pyqtSignal(str)
 
-    def __init__(self, settings=None, interactive=True, t0=None):
+    def __init__(self, settings=None, interactive=True, t0=None, patches_from=None):
         super().__init__()
+        self.patches_from = patches_from   # `view --patches-from FOLDER`, for the patches tab
+        self.tab_registry = {}             # --tab name -> Tab
         self.t0 = t0 if t0 is not None else time.perf_counter()
         self.interactive = interactive
         self.settings = settings if settings is not None else QSettings("cnnengine", "viewer")
@@ -96,17 +113,25 @@ class MainWindow(QMainWindow):
         ll.addWidget(self.predictions)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._padded(self.grid), "Feature maps")
-        self.tabs.addTab(self._padded(self.filters), "Filters")
-        self.tabs.currentChanged.connect(lambda _: self._update_filters())
+        self.tabs.currentChanged.connect(self._tab_changed)
+        # short titles: all eight fit the tab bar of a 1,000 px window (the full names are tooltips)
+        self.register_tab("maps", "Maps", self.grid, tip="Feature maps: the selected layer's activations")
+        self.graph = GraphView()
+        self.graph.layerClicked.connect(self.navigator.select)
+        self.register_tab("graph", "Graph", self.graph)
+        self.register_tab("filters", "Filters", self.filters, on_show=self._update_filters)
+        self._build_explainers()
+        self.compare_view = CompareView()
+        self.compare = SecondImage(self, self.compare_view)
+        self.register_tab("compare", "Compare", self.compare_view, on_show=self.compare.refresh)
         self.deconv = DeconvView()
         self.deconv.modeChanged.connect(lambda _: self._update_deconv())
-        self.deconv_page = self._padded(self.deconv)
-        self.tabs.addTab(self.deconv_page, "Deconvnet")
-        self.tabs.currentChanged.connect(lambda _: self._update_deconv())
+        self.deconv_page = self.register_tab("deconvnet", "Deconv", self.deconv, on_show=self._update_deconv,
+                                             tip="Deconvnet: what in the input drives the selection")
         self.occlusion = OcclusionView()
-        self.occlusion_page = self._padded(self.occlusion)
-        self.tabs.addTab(self.occlusion_page, "Occlusion")
+        self.occlusion_page = self.register_tab(
+            "occlusion", "Occlusion", self.occlusion, prepare=self.occlusion.run,
+            settled=lambda: self.occlusion.result is not None and self.occlusion.is_idle())
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self._padded(self.input_view))
@@ -149,6 +174,9 @@ class MainWindow(QMainWindow):
         self.act_npy = QAction("Save .npy…", self)
         self.act_npy.setShortcut(QKeySequence("Ctrl+E"))
         self.act_npy.triggered.connect(self.ask_export_npy)
+        self.act_open_image2 = QAction("Open second image…", self)
+        self.act_open_image2.setShortcut(QKeySequence("Ctrl+Shift+I"))
+        self.act_open_image2.triggered.connect(self.compare.ask)
         tb.addAction(self.act_open_model)
         tb.addAction(self.act_open_image)
         tb.addSeparator()
@@ -170,16 +198,49 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.timing)
         sb.addPermanentWidget(self.busy_bar)
 
-    def tab_pages(self):
-        """`cnnengine view --tab` names -> the tab pages."""
-        return {"maps": self.tabs.widget(0), "filters": self.tabs.widget(1), "deconvnet": self.deconv_page,
-                "occlusion": self.occlusion_page}
+    def register_tab(self, name, title, widget, on_show=None, prepare=None, settled=None, tip=None):
+        """Add `widget` as a tab that `cnnengine view --tab NAME` opens (see Tab); returns its page."""
+        page = self._padded(widget)
+        self.tab_registry[name] = Tab(name, page, widget, on_show, prepare, settled)
+        index = self.tabs.addTab(page, title)
+        if tip:
+            self.tabs.setTabToolTip(index, tip)
+        return page
+
+    def _build_explainers(self):
+        """The Patches and Compute tabs (each with its own worker thread)."""
+        self.patches = PatchesView()
+        self.patches.channelPicked.connect(self.pick_channel)
+        if self.patches_from is not None:
+            self.patches.set_folder(self.patches_from)
+        self.register_tab("patches", "Patches", self.patches, prepare=self.patches.prepare,
+                          settled=self.patches.is_idle)
+        self.compute = ComputeView()
+        self.compute.unitPicked.connect(self._compute_unit)
+        self.register_tab("compute", "Compute", self.compute, prepare=self.compute.prepare,
+                          settled=self.compute.is_idle)
+
+    def _compute_unit(self, ch, y, x):
+        """A unit picked in the Compute tab: the same unit in the window's other panels."""
+        if ch != self.channel:
+            self.channel_pinned = True
+            self.select_channel(ch)
+        self.select_unit(y, x)
 
     def set_tab(self, name):
-        pages = self.tab_pages()
-        if name not in pages:
-            raise ValueError(f"no tab named {name!r} (choose from {', '.join(pages)})")
-        self.tabs.setCurrentWidget(pages[name])
+        if name not in self.tab_registry:
+            from ..errors import InputError
+            raise InputError(f"no tab named {name!r} in this build (choose from {', '.join(self.tab_registry)})")
+        self.tabs.setCurrentWidget(self.tab_registry[name].page)
+
+    def tab_showing(self, name):
+        tab = self.tab_registry.get(name)
+        return tab is not None and self.tabs.currentWidget() is tab.page
+
+    def _tab_changed(self, _):
+        for tab in self.tab_registry.values():
+            if tab.on_show is not None and self.tabs.currentWidget() is tab.page:
+                tab.on_show()
 
     @staticmethod
     def _padded(widget):
@@ -194,6 +255,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         m.addAction(self.act_open_model)
         m.addAction(self.act_open_image)
+        m.addAction(self.act_open_image2)
         self.zoo_menu = m.addMenu("Bundled models")
         self.sample_menu = m.addMenu("Sample images")
         self.recent_models_menu = m.addMenu("Recent models")
@@ -250,10 +312,12 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._proportion)
 
     def _proportion(self):
-        """The layer list 30 % and the channel panel 26 % (at least SIDE_MIN), the tabs the rest."""
+        """The layer list 30 % and the channel panel 26 % of a wide window (at least
+        SIDE_MIN), 22 % and 20 % at 1,000 px so the tabs' titles fit; the tabs the rest."""
         total = max(self.split.width(), 600)
-        left = int(min(540, max(SIDE_MIN, 0.30 * total)))
-        right = int(min(480, max(SIDE_MIN, 0.26 * total)))
+        wide = min(1.0, max(0.0, (total - 1000) / 500))
+        left = int(min(540, max(SIDE_MIN, (0.22 + 0.08 * wide) * total)))
+        right = int(min(480, max(SIDE_MIN, (0.20 + 0.06 * wide) * total)))
         self.split.setSizes([left, total - left - right, right])
 
     # ============================================================ opening
@@ -294,6 +358,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"cnnengine view — {bundle.name}")
         self.navigator.set_layers(bundle.summary, bundle.merges)
         self.strip.set_graph(bundle.summary, bundle.edges, bundle.merges)
+        self.graph.clear("Laying out the graph…")
+        self.compare.model_changed()
         self.grid.set_activation("", None)
         self.picked = self.picked_class = None     # channel numbers mean nothing in another model
         self.channel_pinned = False
@@ -301,6 +367,8 @@ class MainWindow(QMainWindow):
         self.deconv.clear()
         self.input_view.clear_rf()
         self.predictions.clear()
+        self.patches.set_model(bundle)
+        self.compute.set_model(bundle)
         self._say(f"Loaded {bundle.name} in {seconds:.2f} s")
         if os.path.exists(bundle.source) or bundle.source in session.zoo_names():
             self._remember("recent/models", os.path.abspath(bundle.source)
@@ -334,6 +402,7 @@ class MainWindow(QMainWindow):
                                    os.path.basename(self.image.path))
         self.deconv.set_input(self.image.display)
         self.occlusion.set_source(bundle.model, self.image.x, self.image.display, bundle.preprocess, bundle.labels)
+        self.compute.set_image(self.image.x)
         top = atlas.top_k(self.result.probs, bundle.labels, k=self.predictions.k)
         self.predictions.set_top(top, os.path.basename(self.image.path))
         self.timing.setText(f"load {bundle.load_seconds:.2f} s · run (capture all) "
@@ -353,15 +422,34 @@ class MainWindow(QMainWindow):
         if self.first_shown is None:
             self.first_shown = time.perf_counter() - self.t0
             self._say(f"{bundle.name}: first layer shown {self.first_shown:.2f} s after start")
+        # one worker thread: what the tab on screen needs first, the graph layout (once per model) last
+        if self.graph.bundle is not bundle and self.tab_showing("graph"):
+            self._lay_out(bundle)
+        self.compare.first_changed()
         x = self.image.x
         self.worker.submit("profile", "Timing layers (Model.profile, 3 × 3 runs)…", session.profile_layers,
                            bundle, x, on_done=lambda t, s, b=bundle: self._timed(b, *t),
                            on_error=self._profile_failed)
+        if self.graph.bundle is not bundle:
+            self._lay_out(bundle)
 
     def _timed(self, bundle, times, spread=None):
         if bundle is self.bundle:
             bundle.times, bundle.spread = times, spread or {}
             self.navigator.table.set_times(times, bundle.spread)
+            self.graph.set_times(times)
+
+    def _lay_out(self, bundle):
+        """The graph tab's layout: computed once per model, in the worker."""
+        rows = ([-1] if any(u < 0 for u, _ in bundle.edges) else []) + list(range(len(bundle.summary)))
+        self.graph.bundle = bundle
+        self.worker.submit("layout", "Laying out the graph…", session.graph_layout, bundle, node_sizes(rows),
+                           on_done=lambda lay, s, b=bundle: self._laid_out(b, lay), on_error=self._error)
+
+    def _laid_out(self, bundle, layout):
+        if bundle is self.bundle:
+            self.graph.set_graph(bundle.summary, bundle.edges, bundle.merges, bundle.model, layout, bundle.times)
+            self.graph.set_current(self.row)
 
     def _profile_failed(self, message, tb):
         self._say(f"per-layer timing unavailable ({message}); Time shows each layer's share of MACs")
@@ -417,6 +505,7 @@ class MainWindow(QMainWindow):
             return
         self.row = row
         self.strip.set_current(row)
+        self.graph.set_current(row)
         layer = self.bundle.summary[row]
         chain = self.bundle.fused.get(layer.name)
         self.grid.fused_box.setEnabled(bool(chain))
@@ -521,6 +610,7 @@ class MainWindow(QMainWindow):
         self.channel = ch
         self.unit = None
         self.grid.select(ch)
+        self.filters.select(ch)
         maps = self.grid.maps
         extra = ""
         if self.grid.is_chart() and self.result is not None and self.row == len(self.bundle.summary) - 1:
@@ -531,8 +621,11 @@ class MainWindow(QMainWindow):
                                       layer_values=maps[:, 0, 0] if maps.shape[1] * maps.shape[2] == 1 else None,
                                       extra=extra)
         self.occlusion.set_selection(layer.name, ch)
+        self.patches.set_selection(layer.name, ch)
+        self.compute.set_selection(layer.name, ch)
         self.input_view.clear_rf()
         self._update_deconv()
+        self.compare.refresh()
 
     def select_unit(self, y, x):
         layer = self.layer()
@@ -546,6 +639,8 @@ class MainWindow(QMainWindow):
         self.channel_view.hover.setText(f"unit ({y}, {x}) = {float(self.grid.maps[self.channel][y, x]):.4g}")
         self.channel_view.rf.setText(f"RF {rf['size'][0]}×{rf['size'][1]} px · rows {t:g}–{b - 1:g} · "
                                      f"cols {l:g}–{r - 1:g}")
+        if self.compute.unit != (y, x) or self.compute.layer != layer.name:
+            self.compute.set_selection(layer.name, self.channel, (y, x))
         self._update_deconv()
 
     def rf_box(self):
@@ -566,7 +661,7 @@ class MainWindow(QMainWindow):
         return w, ""
 
     def _update_filters(self):
-        if self.tabs.currentWidget() is None or self.tabs.currentIndex() != 1 or self.layer() is None:
+        if not self.tab_showing("filters") or self.layer() is None:
             return
         layer = self.layer()
         w, note = self.conv_weights(layer.name)
@@ -610,6 +705,7 @@ class MainWindow(QMainWindow):
         cmap = self.cmap_box.currentText()
         self.grid.set_options(norm=norm, cmap=cmap, sort=self.sort_box.currentText())
         self.channel_view.set_cmap(cmap)
+        self.compare_view.set_cmap(cmap)
 
     # ============================================================= export
     def ask_export_png(self):
@@ -672,8 +768,10 @@ class MainWindow(QMainWindow):
             self.open_image(images[0])
 
     def closeEvent(self, event):
-        self.worker.cancel_kind("model", "run", "profile", "capture", "deconv")
+        self.worker.cancel_kind("model", "run", "profile", "capture", "deconv", "layout", "run2", "capture2")
         self.occlusion.shutdown()
+        self.patches.shutdown()
+        self.compute.shutdown()
         self.worker.wait(10000)
         super().closeEvent(event)
 
@@ -687,65 +785,3 @@ def make_app(argv=None):
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
     return app
 
-
-def run(model=None, image=None, layer=None, screenshot=None, t0=None, tab=None, channel=None, size=None):
-    """Open the window on `tab` with `channel` of `layer` selected; with
-    `screenshot`, save it once everything is shown (on the occlusion tab, once
-    the map has run) and return 0 (2 on a load error). `size`: (width, height)
-    of the window."""
-    app = make_app()
-    win = MainWindow(interactive=screenshot is None, t0=t0)
-    code = {"rc": 0}
-
-    def save():
-        if win.export_png(screenshot):
-            print(f"saved {screenshot}", file=sys.stderr)
-        else:
-            print(f"cnnengine: error: cannot write {screenshot}", file=sys.stderr)
-            code["rc"] = 2
-        app.quit()
-
-    def fail(message):
-        if screenshot is not None:
-            print(f"cnnengine: error: {message}", file=sys.stderr)
-            code["rc"] = 2
-            app.quit()
-
-    def settled():
-        """Everything asked for is on screen: the main worker, the occlusion map and its probe are idle."""
-        return win.worker.is_idle() and win.occlusion.is_idle() and \
-            (tab != "occlusion" or win.occlusion.result is not None)
-
-    def maybe_save():
-        if screenshot is not None and not code.get("saving") and settled():
-            code["saving"] = True
-            QTimer.singleShot(200, save)
-
-    def on_ready():
-        # the first time the layer is on screen: apply --channel and start the map;
-        # both may start more work, whose end (ready or finished) comes back here
-        if not code.get("applied"):
-            code["applied"] = True
-            if channel is not None and not win.apply_channel(channel):
-                return
-            if tab == "occlusion" and screenshot is not None:
-                win.occlusion.run()
-        maybe_save()
-
-    win.ready.connect(on_ready)
-    win.occlusion.finished.connect(lambda r: QTimer.singleShot(0, maybe_save) if r is not None else
-                                   fail(f"occlusion: {win.occlusion.message.text()}"))
-    win.occlusion.probed.connect(lambda _: QTimer.singleShot(0, maybe_save))
-    win.failed.connect(fail)
-    if screenshot is not None:
-        QTimer.singleShot(300_000, lambda: fail("timed out waiting for the model"))
-    if tab is not None:
-        win.set_tab(tab)
-    if size is not None:
-        win.resize(*size)
-    win.show()
-    win.open_model(model or session.DEFAULT_MODEL, image=image, layer=layer)
-    app.exec()
-    win.occlusion.shutdown()
-    win.worker.wait(10000)
-    return code["rc"]

@@ -174,6 +174,12 @@ def graph_structure(model, summary, index):
     return sorted(edges), merges
 
 
+def graph_layout(bundle, sizes):
+    """The layered layout of the layer graph (rows, -1 = the input) for the graph tab."""
+    from .layered import layout
+    return layout(list(sizes), bundle.edges, sizes)
+
+
 # --------------------------------------------------------------- images
 def preprocess_for(model):
     """The model's preprocessing metadata, or ImageNet conventions sized to its input."""

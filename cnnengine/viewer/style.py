@@ -92,12 +92,12 @@ STYLESHEET = """
 QWidget { background: #15171b; color: #d6dae0; font-size: 10pt; }
 QMainWindow::separator { background: #2a2e35; width: 4px; height: 4px; }
 QSplitter::handle { background: #22262c; }
-QTableView { font-size: 9pt; background: #181a1f; alternate-background-color: #1c1f25; border: 1px solid #2a2e35;
+QTableView, QTreeView { font-size: 9pt; background: #181a1f; alternate-background-color: #1c1f25; border: 1px solid #2a2e35;
              selection-background-color: #2f4a6e; selection-color: #ffffff; gridline-color: #2a2e35; }
 QHeaderView::section { background: #1f2329; color: #9aa4b2; border: none; border-bottom: 1px solid #2a2e35;
                        padding: 3px 6px; font-weight: 600; }
 QTabWidget::pane { border: 1px solid #2a2e35; top: -1px; }
-QTabBar::tab { background: #1b1e23; color: #9aa4b2; padding: 5px 14px; border: 1px solid #2a2e35;
+QTabBar::tab { background: #1b1e23; color: #9aa4b2; padding: 4px 7px; border: 1px solid #2a2e35;
                border-bottom: none; margin-right: 2px; }
 QTabBar::tab:selected { background: #15171b; color: #e6edf3; }
 QComboBox, QPushButton, QToolButton { background: #22262c; border: 1px solid #343a42; border-radius: 4px;

@@ -42,7 +42,7 @@ def select(qtbot, win, name):
 def test_opens_model_and_image(window, tiny_files):
     model, img, out, _ = reference(*tiny_files, ["conv1"])
     assert [l.name for l in window.bundle.summary] == model.layers
-    assert window.navigator.table.rowCount() == len(model.layers)
+    assert window.navigator.table.layer_count() == len(model.layers)
     assert window.row == 0 and window.grid.channel_count() == 8
     assert window.first_shown is not None
     # the input panel shows the photo and the model's input
@@ -156,7 +156,7 @@ def test_sort_normalisation_and_colormap(window, qtbot):
 
 
 def test_filters_tab(window, qtbot):
-    window.tabs.setCurrentIndex(1)
+    window.set_tab("filters")
     select(qtbot, window, "conv1")
     assert window.filters.info["kind"] == "rgb" and window.filters.view.layout.count == 8
     np.testing.assert_array_equal(window.filters.w, window.bundle.model.graph.weights[

@@ -187,7 +187,7 @@ def test_titles_elide_instead_of_being_cut(window, qtbot):
               window.channel_view.rf, window.filters.header, window.status]
     for lab in labels:
         if lab is window.filters.header:
-            window.tabs.setCurrentIndex(1)          # Filters: a long title
+            window.set_tab("filters")          # Filters: a long title
         lab.setText(lab.text() + " — and a long tail that no 1,000 px window has room for " * 2)
         QApplication.processEvents()
         assert _fits(lab), (lab.shown(), lab.width(), lab.toolTip())
@@ -201,7 +201,7 @@ def test_panels_share_a_1000_px_window(window, qtbot):
     left, tabs, right = window.split.sizes()
     assert tabs >= 420 and tabs > left and tabs > right, window.split.sizes()
     nav = window.navigator
-    assert nav.columnWidth(1) >= 100, "the layer names keep room"
+    assert nav.columnWidth(nav.table.COLUMNS.index("Layer")) >= 100, "the layer names keep room"
     for panel in (window.input_view, window.channel_view, window.predictions, window.grid):
         assert panel.minimumSizeHint().width() <= panel.width(), f"{type(panel).__name__} is cut off"
     settle(qtbot, window, 1800, 1000)
@@ -272,8 +272,9 @@ def test_noisy_times_are_marked(window, qtbot):
     for layer in (conv1, fc):
         row = window.bundle.index[layer.name]
         assert table.time_text(layer).startswith("~")
-        assert table.data(table.index(row, col), Qt.ItemDataRole.ForegroundRole).name() == "#d29922"
-        assert "noisy" in table.data(table.index(row, 1), Qt.ItemDataRole.ToolTipRole)
+        idx = window.navigator.index_of(row)
+        assert table.data(idx.siblingAtColumn(col), Qt.ItemDataRole.ForegroundRole).color().name() == "#d29922"
+        assert "noisy" in table.data(idx.siblingAtColumn(col), Qt.ItemDataRole.ToolTipRole)
     pool = window.bundle.summary[window.bundle.index["pool1"]]
     assert not table.time_text(pool).startswith("~")
 

@@ -128,6 +128,11 @@ class AtlasView(pg.GraphicsView):
         self.highlight.setRect(QRectF(x - p, y - p, self.layout.tile_w + 2 * p, self.layout.tile_h + 2 * p))
         self.highlight.show()
 
+    def mark_rect(self, y, x, h, w):
+        """Frame an atlas region of h x w pixels at (y, x) (e.g. one filter's row of kernels)."""
+        self.highlight.setRect(QRectF(x, y, w, h))
+        self.highlight.show()
+
     def locate_scene(self, scene_pos):
         if self.layout is None or not self.vb.sceneBoundingRect().contains(scene_pos):
             return None

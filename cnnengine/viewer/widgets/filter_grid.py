@@ -26,6 +26,7 @@ class FilterGrid(QWidget):
         lay.addWidget(self.hover)
         self.w = None
         self.info = None
+        self.selected = None        # the output channel selected in the window: its filter is framed
         self.view.hovered.connect(self._hovered)
         self._args = None
         self._aspect = None
@@ -65,9 +66,28 @@ class FilterGrid(QWidget):
         what = {"rgb": "RGB, one tile per filter",
                 "matrix": "1×1 kernels as an output × input matrix",
                 "depthwise": "depthwise, one tile per filter",
-                "kernels": f"rows = outputs, columns = inputs"
+                "kernels": "rows = outputs, columns = inputs"
                            + (f" (first {info['inputs']} of {i})" if info["inputs"] < i else "")}[info["kind"]]
         self.header.setText(f"{name} — weights {o}×{i}×{kh}×{kw}: {what}{note}")
+        self.select(self.selected)
+
+    def select(self, channel):
+        """Frame the filter that makes output channel `channel` (its tile, its row
+        of kernels, or its row of the 1x1 matrix); None or out of range: no frame."""
+        self.selected = channel
+        lay = self.view.layout
+        if self.w is None or lay is None or channel is None or not 0 <= channel < self.w.shape[0]:
+            self.view.mark_tile(None)
+            return
+        kind = self.info["kind"]
+        if kind in ("rgb", "depthwise"):
+            self.view.mark_tile(lay.tile_of_channel(channel))
+        elif kind == "matrix":
+            self.view.mark_rect(channel, 0, 1, lay.tile_w)
+        else:                         # row `channel` of the (output, input) kernels
+            y, _ = lay.tile_origin(channel * lay.cols)
+            p = lay.pad / 2
+            self.view.mark_rect(y - p, p, lay.tile_h + lay.pad, lay.cols * (lay.tile_w + lay.pad))
 
     def _hovered(self, hit):
         if hit is None or self.w is None:

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QObject, QRectF, Qt, pyqtSignal
-from PyQt6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox,
-                             QSplitter, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSlider,
+                             QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from .. import atlas, session, style
 from ..probe import Probe, parse_fill, patch_box
@@ -206,12 +206,19 @@ class OcclusionView(QWidget):
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
-        side = QVBoxLayout()
+        # the predictions and the probe's numbers scroll in a short window rather than overlap
+        side_box = QWidget()
+        side = QVBoxLayout(side_box)
         side.setContentsMargins(0, 0, 0, 0)
         side.addWidget(self.predictions)
         side.addWidget(self.probe_info, 1)
+        self.side_scroll = QScrollArea()
+        self.side_scroll.setWidgetResizable(True)
+        self.side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_scroll.setWidget(side_box)
         bl.addWidget(self.glw_diff, 1)
-        bl.addLayout(side, 1)
+        bl.addWidget(self.side_scroll, 1)
         # a splitter, not stretch factors: the graphics views' size hints would
         # otherwise hand the map the smaller share
         split = QSplitter(Qt.Orientation.Vertical)
