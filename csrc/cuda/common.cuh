@@ -19,6 +19,8 @@ typedef long long i64;
 #define ACT_HARDSWISH 8
 #define ACT_HARDSIGMOID 9
 #define ACT_GELU 10
+#define ACT_GELU_TANH 11
+#define ACT_ERF 12
 
 // alpha/beta: clip min/max, leaky slope, elu alpha, hardsigmoid alpha/beta
 __device__ __forceinline__ float apply_act(int act, float v, float alpha, float beta)
@@ -41,6 +43,9 @@ __device__ __forceinline__ float apply_act(int act, float v, float alpha, float 
         return t < 0.f ? 0.f : (t > 1.f ? 1.f : t);
     }
     case ACT_GELU: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    case ACT_GELU_TANH:
+        return 0.5f * v * (1.f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case ACT_ERF: return erff(v);
     default: return v;
     }
 }

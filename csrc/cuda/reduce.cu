@@ -116,3 +116,27 @@ extern "C" __global__ void layer_norm(const float *__restrict__ x, float *__rest
         y[row * len + r] = beta ? out + beta[r] : out;
     }
 }
+
+// cnn.ChannelNorm: layer norm across the C channels of each pixel of NCHW x;
+// one thread per pixel, so neighbouring threads read neighbouring addresses.
+extern "C" __global__ void channel_norm(const float *__restrict__ x, float *__restrict__ y, i64 n, i64 c, i64 hw,
+                                        const float *__restrict__ gamma, const float *__restrict__ beta, float eps)
+{
+    GRID_LOOP(i, n * hw) {
+        const i64 b = i / hw, p = i % hw;
+        const float *xp = x + b * c * hw + p;
+        float *yp = y + b * c * hw + p;
+        float s = 0.f;
+        for (i64 k = 0; k < c; ++k)
+            s += xp[k * hw];
+        const float mean = s / (float)c;
+        float v = 0.f;
+        for (i64 k = 0; k < c; ++k) {
+            const float d = xp[k * hw] - mean;
+            v = fmaf(d, d, v);
+        }
+        const float inv = rsqrtf(v / (float)c + eps);
+        for (i64 k = 0; k < c; ++k)
+            yp[k * hw] = (xp[k * hw] - mean) * inv * gamma[k] + beta[k];
+    }
+}

@@ -169,6 +169,12 @@ def odd_cases():
         norm = shape[axis:] if axis > 0 else shape[-1:]
         m, x = _node_model("LayerNormalization", shape, {"g": w(*norm), "bb": w(*norm)}, dict(axis=axis, epsilon=1e-5))
         out.append((f"odd_layernorm_axis{axis}", m, x))
+    # Transpose -> LayerNorm(last axis) -> Transpose: the passes make it one cnn.ChannelNorm
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "bb"], ["n"], axis=-1, epsilon=1e-6),
+             helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2])]
+    m, x = _graph_model(nodes, (2, 11, 5, 3), {"g": w(11), "bb": w(11)}, opset=17)
+    out.append(("odd_channel_norm", m, x))
     m, x = _node_model("Softmax", (3, 1001), {}, dict(axis=-1))
     out.append(("odd_softmax", m, x))
     for op in ("Sin", "Cos", "Round", "Sign", "Mish", "Erf", "Softplus"):

@@ -29,6 +29,8 @@ _ACTS = {
     8: lambda v, a, b: v * np.clip(v + 3, 0, 6) / 6,
     9: lambda v, a, b: np.clip(a * v + b, 0, 1),
     10: lambda v, a, b: 0.5 * v * (1 + np.vectorize(math.erf)(v / math.sqrt(2))) if v.size else v,
+    11: lambda v, a, b: 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))),
+    12: lambda v, a, b: np.vectorize(math.erf)(v) if v.size else v,
 }
 
 
@@ -217,6 +219,13 @@ class Emulator:
         x = self.f32(_v(xp), rows * length).reshape(rows, length).astype(np.float64)
         r = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + _v(eps))
         r = r * self.f32(_v(gp), length) + (self.f32(_v(bp), length) if _v(bp) else 0)
+        self.f32(_v(yp), r.size)[:] = r.reshape(-1)
+
+    def k_channel_norm(self, xp, yp, n, c, hw, gp, bp, eps):
+        n, c, hw = _v(n), _v(c), _v(hw)
+        x = self.f32(_v(xp), n * c * hw).reshape(n, c, hw).astype(np.float64)
+        r = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + _v(eps))
+        r = r * self.f32(_v(gp), c)[:, None] + self.f32(_v(bp), c)[:, None]
         self.f32(_v(yp), r.size)[:] = r.reshape(-1)
 
     # --------------------------------------------------------- eltwise.cu

@@ -508,6 +508,30 @@ def _layer_norm(be, node, shapes, oshapes, static):
     return run
 
 
+def _channel_norm(be, node, shapes, oshapes, static):
+    """cnn.ChannelNorm (the passes' layer norm across the channels of each
+    NCHW pixel), scale and bias constants of C values."""
+    xs = shapes[0]
+    if len(xs) != 4 or len(node.inputs) != 3 or not all(i in static for i in node.inputs[1:]):
+        return None
+    n, c, h, w = (int(d) for d in xs)
+    gamma = np.asarray(static[node.inputs[1]], np.float32).reshape(-1)
+    beta = np.asarray(static[node.inputs[2]], np.float32).reshape(-1)
+    if gamma.size != c or beta.size != c:
+        return None
+    gd, bd = be.constant(gamma, "f32"), be.constant(beta, "f32")
+    eps = float(params_of(node).epsilon)
+    fn = D.device().function("reduce", "channel_norm")
+    grid, block = _elt(n * h * w)
+    oshape = oshapes[0]
+
+    def run(ins, out, t):
+        y = _out(out, oshape)
+        _go(fn, grid, block, P(ins[0]), P(y), I64(n), I64(c), I64(h * w), P(gd), P(bd), F32(eps))
+        return y
+    return run
+
+
 # ------------------------------------------------------------------ layout
 def _view(be, node, shapes, oshapes, static):
     if any(_runtime(node, static, i) for i in range(1, len(node.inputs))):
@@ -689,6 +713,7 @@ _COMPILERS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm, "M
               "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool,
               "GlobalMaxPool": _global_pool, "BatchNormalization": _batchnorm, "LRN": _lrn,
               "Softmax": _softmax, "LogSoftmax": _softmax, "LayerNormalization": _layer_norm,
+              "cnn.ChannelNorm": _channel_norm,
               "Concat": _concat, "Pad": _pad, "Resize": _resize, "PRelu": _prelu, "Gelu": _unary,
               "Sum": _variadic, "Max": _variadic, "Min": _variadic, "Mean": _variadic, "Cast": _cast,
               "Dropout": _view}
