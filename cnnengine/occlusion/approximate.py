@@ -28,8 +28,11 @@ correlation between the two on them (OcclusionResult.error).
 threshold): every changed window capped at cap x its map around the patch,
 clean values outside it; cap 1 is exact.
 """
+import itertools
+
 import numpy as np
 
+from ..errors import InputError
 from ..ops.base import Box
 from . import vjp
 from .incremental import ChangeMaps, Incremental, _needed_steps, mac_bound, step_macs
@@ -42,13 +45,15 @@ DEFAULT_CHECKS = 16      # positions checked exactly
 class Linearised:
     """run(boxes, fill_at) -> the target's approximate value per position."""
 
-    def __init__(self, scorer, boxes, budget=DEFAULT_BUDGET):
+    def __init__(self, scorer, boxes, budget=DEFAULT_BUDGET, cut=None):
+        """cut: a value of the plain graph to cut at instead of the budget's
+        choice (for measurements and tests)."""
         model = scorer.model
         feeds = {scorer.input: scorer.x}
         self.scorer, self.input = scorer, scorer.input
         plain, fused = model._exec_unfused, model._exec
         pplan, fplan = plain.plan_for(feeds), fused.plan_for(feeds)
-        target = scorer.unit[0] if scorer.unit else model.outputs[0].name
+        target = scorer.unit[2] if scorer.unit else model.outputs[0].name
         # cuts as the plain graph names them, and their values in the fused plan
         made = {o for st in fplan.steps for o in st.node.outputs if o}
         cuts = [(c, c if c in made else fplan.blocked.get(c)) for c in vjp.cuts(pplan, self.input, target)
@@ -61,7 +66,14 @@ class Linearised:
                                                                [o.name for o in fplan.graph.outputs]))
         sample = [boxes[i] for i in np.linspace(0, len(boxes) - 1, min(len(boxes), 25)).astype(int)]
         self.cut, self.share, grad = None, 1.0, None
-        within = [(c, v, share) for c, v, share in _shares(fplan, runner, maps, cuts, sample, full) if share <= budget]
+        if cut is not None:
+            if cut not in dict(cuts):
+                raise InputError(f"occlusion: {cut!r} is not a value every path to the target passes through")
+            cuts = cuts[:[c for c, _ in cuts].index(cut) + 1]
+            budget = 1.0
+        within = list(itertools.takewhile(lambda w: w[2] <= budget, _shares(fplan, runner, maps, cuts, sample,
+                                                                                full)))
+        within = [w for w in within if cut is None or w[0] == cut]
         if within:
             keep = [o for st in pplan.steps for o in st.node.outputs if o]
             values = plain.run(feeds, keep=keep)
@@ -141,17 +153,15 @@ def _like(grad, shape):
 
 
 def _shares(plan, runner, maps, cuts, sample, full):
-    """(cut, value, share) per cut, in plan order, while the share of the
-    network's multiply-adds its exact windows cost per position (averaged
-    over `sample`, windows as the patch reaches them) stays below 1."""
+    """(cut, value, share) per cut, in plan order: the share of the network's
+    multiply-adds its exact windows cost per position (averaged over
+    `sample`, windows as the patch reaches them); it only grows along the plan."""
     probe = Incremental.__new__(Incremental)     # mac_bound's geometry only: no clean run
     probe.plan, probe.runner, probe.maps = plan, runner, maps
     for cut, value in cuts:
         probe.steps = _needed_steps(plan, [value])
         share = mac_bound(probe, sample)[1] / max(1, full)
         yield cut, value, share
-        if share >= 1:
-            return
 
 
 def capped(boxes, shape, cap, centres):

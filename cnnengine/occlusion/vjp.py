@@ -199,7 +199,7 @@ def _conv_input_grad(node, x, w, g, threads):
 
 def _pool_grad(node, x, y, g):
     """Average pooling spreads each output's gradient over its window; max
-    pooling sends it to the taps equal to the output (split among ties)."""
+    pooling sends it to the first tap equal to the output."""
     p = ops.params_of(node)
     k, s = tuple(p.kernel_shape), tuple(p.strides or (1, 1))
     d = tuple(p.dilations or (1, 1))
@@ -217,10 +217,12 @@ def _pool_grad(node, x, y, g):
     grid = lambda a, dy, dx: a[..., dy:dy + (oh - 1) * s[0] + 1:s[0], dx:dx + (ow - 1) * s[1] + 1:s[1]]
     gp = np.zeros_like(xp)
     if maxpool:
-        hits = [grid(xp, dy, dx) == y for dy, dx in taps]
-        count = np.maximum(sum(hits), 1)
-        for (dy, dx), hit in zip(taps, hits):
-            grid(gp, dy, dx)[...] += g * hit / count
+        # each output's gradient to the first tap (in kernel order) equal to it, as PyTorch does
+        taken = np.zeros(g.shape, bool)
+        for dy, dx in taps:
+            hit = (grid(xp, dy, dx) == y) & ~taken
+            taken |= hit
+            grid(gp, dy, dx)[...] += g * hit
     else:
         if p.count_include_pad:
             pad_in = np.ones(big)
