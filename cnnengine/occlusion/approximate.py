@@ -52,6 +52,9 @@ class Linearised:
         feeds = {scorer.input: scorer.x}
         self.scorer, self.input = scorer, scorer.input
         plain, fused = model._exec_unfused, model._exec
+        # the plain run the backward pass reads (its first run also makes its plan)
+        values = plain.run(feeds, keep=[o for n in plain.graph.nodes for o in n.outputs if o])
+        values.update(feeds)
         pplan, fplan = plain.plan_for(feeds), fused.plan_for(feeds)
         target = scorer.unit[2] if scorer.unit else model.outputs[0].name
         # cuts as the plain graph names them, and their values in the fused plan
@@ -75,9 +78,6 @@ class Linearised:
                                                                                 full)))
         within = [w for w in within if cut is None or w[0] == cut]
         if within:
-            keep = [o for st in pplan.steps for o in st.node.outputs if o]
-            values = plain.run(feeds, keep=keep)
-            values.update(feeds)
             self.base, seed = _seed(scorer, values[target])
             # the latest cut within the budget that a backward pass reaches
             for cut, value, share in reversed(within):
