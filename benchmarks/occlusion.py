@@ -5,14 +5,20 @@ bound that counted multiply-adds set (not a test).
                                    [--settings 16:8 32:16] [--rows R] [--captum]
 
 Models are torchvision exports with random weights (benchmarks/models.py
-makes them, into benchmarks/.cache/), batch 1, 224x224, one random image.
+makes them, into benchmarks/.cache/) or a zoo name (efficientnet_lite0:
+real weights), batch 1, 224x224, the bundled sample image (--image random:
+one random image).
 For each setting (patch:stride) it times the three modes over the same
 patch positions (all of them, or the first R rows of positions with
 --rows), checks incremental == naive, and prints the speedups, the MAC
 bound (the whole network against each layer over the window its patch
 reaches), incremental's share of that bound, and approximate's rank
-correlation with naive. --captum adds Captum's Occlusion on the PyTorch
-model (when torch, torchvision and captum are installed).
+correlation with naive, and the error approximate mode reports from its
+spot checks (the largest absolute error on the positions it checked,
+against the true largest over the whole map). Captum's Occlusion on the
+torchvision model of the same architecture (random weights, the same
+patch, stride and mean fill, 16 images per batch, all positions) is timed
+when torch, torchvision and captum are installed (--no-captum skips it).
 """
 import argparse
 import os
@@ -42,22 +48,42 @@ def rank_corr(a, b):
 
 
 def captum_time(name, x, patch, stride, threads):
-    """Captum's Occlusion on the same torchvision model (random weights), or None without captum."""
+    """Captum's Occlusion on the torchvision model of that name (random weights),
+    mean fill as ours; None without torch/torchvision/captum or such a model."""
     try:
         import torch
         import torchvision
         from captum.attr import Occlusion
     except ImportError:
         return None
+    if not hasattr(torchvision.models, name):
+        return None
     torch.set_num_threads(threads)
     net = getattr(torchvision.models, name)(weights=None).eval()
     xt = torch.from_numpy(x)
+    fill = xt.mean(dim=(2, 3), keepdim=True)
     with torch.no_grad():
         target = int(net(xt).argmax())
         t0 = time.perf_counter()
         Occlusion(net).attribute(xt, sliding_window_shapes=(3, patch, patch), strides=(3, stride, stride),
-                                 target=target, baselines=0.0, perturbations_per_eval=16)
+                                 target=target, baselines=fill, perturbations_per_eval=16)
     return time.perf_counter() - t0
+
+
+def load(name, threads):
+    """A bundled zoo model by name, else the torchvision export."""
+    import cnnengine as ce
+    from cnnengine import zoo
+    from models import export
+    return ce.load(name if name in zoo.names() else export(name), threads=threads)
+
+
+def image(model, kind):
+    if kind == "random":
+        return np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    import cnnengine as ce
+    from cnnengine.preprocess import guess_preprocess, load_image
+    return np.ascontiguousarray(load_image(ce.sample_image(), model.preprocess or guess_preprocess(model)))
 
 
 def main():
@@ -66,30 +92,35 @@ def main():
     ap.add_argument("--settings", nargs="+", default=["16:8", "32:16"])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--rows", type=int, default=None, help="time only the first R rows of positions")
-    ap.add_argument("--cap", type=float, default=0.5)
-    ap.add_argument("--captum", action="store_true")
+    ap.add_argument("--budget", type=float, default=None, help="approximate mode's budget (default: its own)")
+    ap.add_argument("--cap", type=float, default=None, help="approximate mode with Krypton's cap instead")
+    ap.add_argument("--image", choices=["sample", "random"], default="sample")
+    ap.add_argument("--no-captum", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, HERE)
     import cnnengine as ce
     from cnnengine.occlusion.incremental import Incremental, mac_bound
     from cnnengine.ops.base import Box
-    from models import cpu_model, export
+    from models import cpu_model
 
     threads = args.threads or ce.num_cores()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, {threads} thread(s), cnnengine "
           f"({ce.active_isa()}); times in seconds for the positions timed")
     print("| model | patch:stride | positions | naive s | incremental s | speedup | MAC bound | "
-          "share of bound | max diff | approximate s | speedup | rank corr | captum s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+          "share of bound | max diff | approximate s | speedup | rank corr | reported max err (checked) / "
+          "true max err | captum s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    approx_kw = {} if args.budget is None else {"budget": args.budget}
+    if args.cap is not None:
+        approx_kw["cap"] = args.cap
     for name in args.models:
-        model = ce.load(export(name), threads=threads)
+        model = load(name, threads)
+        x = image(model, args.image)
         for setting in args.settings:
             patch, stride = (int(v) for v in setting.split(":"))
             naive, tn = run(model, x, "naive", patch, stride, args.rows)
             inc, ti = run(model, x, "incremental", patch, stride, args.rows)
-            approx, ta = run(model, x, "approximate", patch, stride, args.rows, cap=args.cap)
+            approx, ta = run(model, x, "approximate", patch, stride, args.rows, **approx_kw)
             done = int(np.isfinite(naive.heatmap).sum())
             ys = range(0, 224 - patch + 1, stride)
             boxes = [Box(y, y + patch, c, c + patch) for y in ys for c in ys][:done]
@@ -97,11 +128,16 @@ def main():
             full, part = mac_bound(engine, boxes)
             diff = float(np.nanmax(np.abs(inc.heatmap - naive.heatmap)))
             rc = rank_corr(approx.heatmap.ravel(), naive.heatmap.ravel())
-            cap_t = captum_time(name, x, patch, stride, threads) if args.captum and args.rows is None else None
+            cap_t = captum_time(name, x, patch, stride, threads) if not args.no_captum and args.rows is None \
+                else None
             bound = full / part
+            err = approx.error
+            true_err = float(np.nanmax(np.abs(approx.heatmap - naive.heatmap)))
+            reported = "-" if err is None else f"{err['max_abs_error']:.1e} ({err['sampled_positions']})"
             print(f"| {name} | {patch}:{stride} | {done} | {tn:.2f} | {ti:.2f} | {tn / ti:.2f}x | {bound:.2f}x | "
                   f"{100 * tn / ti / bound:.0f}% | {diff:.1e} | {ta:.2f} | {tn / ta:.2f}x | {rc:.3f} | "
-                  f"{'-' if cap_t is None else f'{cap_t:.2f}'} |", flush=True)
+                  f"{reported} / {true_err:.1e} | {'-' if cap_t is None else f'{cap_t:.2f}'} |", flush=True)
+            print(f"<!-- {name} {setting} approximate: {approx.timings.get('approximate')} -->", flush=True)
 
 
 if __name__ == "__main__":
