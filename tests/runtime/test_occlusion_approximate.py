@@ -179,16 +179,16 @@ def _spearman(a, b):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_rank_correlation_to_naive_on_random_networks(seed):
-    """A late cut (after the residual block) on random tail_nets, patch 5 stride
-    2 on 19x17 (48 positions): measured 0.95-0.99 over seeds 1-9; the map's
-    largest changes are where first order is least accurate, so 0.85 leaves
-    room for other seeds' draws while a broken gradient, sign or window
-    (rank correlation near 0 or negative) fails."""
+    """A cut after the residual block on random tail_nets, patch 5 stride 2
+    on 19x17 (48 positions): measured 0.974-0.996 over seeds 1-9 (0.79-0.99
+    cutting before the block, at k2: the longer the linearised tail, the
+    worse). 0.9 sits below every measured seed yet far above what a wrong
+    gradient, sign or window gives (near 0 or negative)."""
     rng = np.random.default_rng(seed)
     m = ce.load(tail_net(rng))
     x = rng.standard_normal((1, 3, 19, 17)).astype(np.float32)
     approx, naive = _linearised(m, x, "r3", 5, 2)
-    assert _spearman(approx, naive) >= 0.85
+    assert _spearman(approx, naive) >= 0.9
 
 
 def test_error_report_matches_an_exact_recomputation(rng):
