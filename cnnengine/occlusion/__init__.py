@@ -85,7 +85,9 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
     fill_at = _filler(x, fill, patch)
     ys, xs = list(range(0, h - patch + 1, stride)), list(range(0, w - patch + 1, stride))
     boxes = [Box(y, y + patch, x0, x0 + patch) for y in ys for x0 in xs]
-    batch = _positive_int(batch, "batch") if batch is not None else (8 if mode == "naive" else 16)
+    # approximate: small windows, so bigger batches amortise each window run
+    batch = _positive_int(batch, "batch") if batch is not None else {"naive": 8, "incremental": 16,
+                                                                      "approximate": 64}[mode]
     scorer = _Scorer(model, x, target, reduce)
     with _common.threads_scope(model.threads if threads is None else _common.resolve_threads(threads)):
         t0 = time.perf_counter()
