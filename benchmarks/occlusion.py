@@ -2,26 +2,34 @@
 bound that counted multiply-adds set (not a test).
 
     python benchmarks/occlusion.py [--models resnet18 vgg16 mobilenet_v2] [--threads 2]
-                                   [--settings 16:8 32:16] [--rows R] [--rounds N] [--captum]
+                                   [--settings 16:8 32:16] [--rows R] [--rounds N]
+                                   [--no-approx] [--no-captum]
 
 Models are torchvision exports with random weights (benchmarks/models.py
-makes them, into benchmarks/.cache/), batch 1, 224x224, one random image.
+makes them, into benchmarks/.cache/) or a zoo name (efficientnet_lite0:
+real weights), batch 1, 224x224, the bundled sample image (--image random:
+one random image).
 For each setting (patch:stride) it times the three modes over the same
 patch positions (all of them, or the first R rows of positions with
 --rows), checks incremental == naive, and prints the speedups, the MAC
 bound (the whole network against each layer over the window its patch
 reaches), incremental's share of that bound, and approximate's rank
-correlation with naive. --rounds N runs the modes N times, alternating
-their order each round so that load from the rest of a shared machine
-falls on all alike, and reports medians; the load average is printed
-beside each row. --captum adds Captum's Occlusion on the PyTorch
-model (when torch, torchvision and captum are installed).
+correlation with naive, and the error approximate mode reports from its
+spot checks (the largest absolute error on the positions it checked,
+against the true largest over the whole map). Captum's Occlusion on the
+torchvision model of the same architecture (random weights, the same
+patch, stride and mean fill, 16 images per batch, all positions) is timed
+when torch, torchvision and captum are installed (--no-captum skips it).
+--rounds N runs the modes N times, alternating their order each round so
+that load from the rest of a shared machine falls on all alike, and reports
+medians; the load average is printed beside each row.
 """
 import argparse
 import os
 import statistics
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -46,22 +54,44 @@ def rank_corr(a, b):
 
 
 def captum_time(name, x, patch, stride, threads):
-    """Captum's Occlusion on the same torchvision model (random weights), or None without captum."""
+    """Captum's Occlusion on the torchvision model of that name (random weights),
+    mean fill as ours; None without torch/torchvision/captum or such a model."""
+    # a torchvision wheel whose C ops do not load still builds its models
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("_meta_registrations"))
     try:
         import torch
         import torchvision
         from captum.attr import Occlusion
     except ImportError:
         return None
+    if not hasattr(torchvision.models, name):
+        return None
     torch.set_num_threads(threads)
     net = getattr(torchvision.models, name)(weights=None).eval()
     xt = torch.from_numpy(x)
+    fill = xt.mean(dim=(2, 3), keepdim=True)
     with torch.no_grad():
         target = int(net(xt).argmax())
         t0 = time.perf_counter()
         Occlusion(net).attribute(xt, sliding_window_shapes=(3, patch, patch), strides=(3, stride, stride),
-                                 target=target, baselines=0.0, perturbations_per_eval=16)
+                                 target=target, baselines=fill, perturbations_per_eval=16)
     return time.perf_counter() - t0
+
+
+def load(name, threads):
+    """A bundled zoo model by name, else the torchvision export."""
+    import cnnengine as ce
+    from cnnengine import zoo
+    from models import export
+    return ce.load(name if name in zoo.names() else export(name), threads=threads)
+
+
+def image(model, kind):
+    if kind == "random":
+        return np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    import cnnengine as ce
+    from cnnengine.preprocess import guess_preprocess, load_image
+    return np.ascontiguousarray(load_image(ce.sample_image(), model.preprocess or guess_preprocess(model)))
 
 
 def main():
@@ -72,25 +102,30 @@ def main():
     ap.add_argument("--rows", type=int, default=None, help="time only the first R rows of positions")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved runs of each mode (medians)")
     ap.add_argument("--no-approx", action="store_true", help="skip the approximate mode")
-    ap.add_argument("--cap", type=float, default=0.5)
-    ap.add_argument("--captum", action="store_true")
+    ap.add_argument("--budget", type=float, default=None, help="approximate mode's budget (default: its own)")
+    ap.add_argument("--cap", type=float, default=None, help="approximate mode with Krypton's cap instead")
+    ap.add_argument("--image", choices=["sample", "random"], default="sample")
+    ap.add_argument("--no-captum", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, HERE)
     import cnnengine as ce
     from cnnengine.occlusion.incremental import Incremental, mac_bound
     from cnnengine.ops.base import Box
-    from models import cpu_model, export
+    from models import cpu_model
 
     threads = args.threads or ce.num_cores()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, {threads} thread(s), cnnengine "
           f"({ce.active_isa()}); times in seconds for the positions timed")
     print("| model | patch:stride | positions | naive s | incremental s | speedup | MAC bound | "
-          "share of bound | max diff | approximate s | speedup | rank corr | captum s | load |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+          "share of bound | max diff | approximate s | speedup | rank corr | reported max err (checked) / "
+          "true max err | captum s | load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    approx_kw = {} if args.budget is None else {"budget": args.budget}
+    if args.cap is not None:
+        approx_kw["cap"] = args.cap
     for name in args.models:
-        model = ce.load(export(name), threads=threads)
+        model = load(name, threads)
+        x = image(model, args.image)
         for setting in args.settings:
             patch, stride = (int(v) for v in setting.split(":"))
             modes = ["naive", "incremental"] + ([] if args.no_approx else ["approximate"])
@@ -99,31 +134,39 @@ def main():
             for r in range(args.rounds):
                 for mode in (modes if r % 2 == 0 else modes[::-1]):
                     res[mode], t = run(model, x, mode, patch, stride, args.rows,
-                                       **({"cap": args.cap} if mode == "approximate" else {}))
+                                       **(approx_kw if mode == "approximate" else {}))
                     times[mode].append(t)
-            load = f"{load0:.1f}-{os.getloadavg()[0]:.1f}"
-            # times per position (with --rows the modes' batches may stop at different counts),
-            # scaled to naive's count of positions
-            done = int(np.isfinite(res["naive"].heatmap).sum())
+            load_txt = f"{load0:.1f}-{os.getloadavg()[0]:.1f}"
+            # per position (with --rows the modes' batches may stop at different
+            # counts), scaled to naive's count of positions
+            naive, inc = res["naive"], res["incremental"]
+            done = int(np.isfinite(naive.heatmap).sum())
             per = {m: done / int(np.isfinite(res[m].heatmap).sum()) for m in modes}
             tn, ti = (statistics.median(times[m]) * per[m] for m in ("naive", "incremental"))
-            naive, inc = res["naive"], res["incremental"]
             ys = range(0, 224 - patch + 1, stride)
             boxes = [Box(y, y + patch, c, c + patch) for y in ys for c in ys][:done]
             engine = Incremental(model._exec, {model.inputs[0].name: x}, [model.outputs[0].name])
             full, part = mac_bound(engine, boxes)
             diff = float(np.nanmax(np.abs(inc.heatmap - naive.heatmap)))
             if args.no_approx:
-                approx_cols = "- | - | -"
+                approx_cols = "- | - | - | -"
             else:
+                approx = res["approximate"]
                 ta = statistics.median(times["approximate"]) * per["approximate"]
-                rc = rank_corr(res["approximate"].heatmap.ravel(), naive.heatmap.ravel())
-                approx_cols = f"{ta:.2f} | {tn / ta:.2f}x | {rc:.3f}"
-            cap_t = captum_time(name, x, patch, stride, threads) if args.captum and args.rows is None else None
+                rc = rank_corr(approx.heatmap.ravel(), naive.heatmap.ravel())
+                err = approx.error
+                true_err = float(np.nanmax(np.abs(approx.heatmap - naive.heatmap)))
+                reported = "-" if err is None else f"{err['max_abs_error']:.1e} ({err['sampled_positions']})"
+                approx_cols = f"{ta:.2f} | {tn / ta:.2f}x | {rc:.3f} | {reported} / {true_err:.1e}"
+            cap_t = captum_time(name, x, patch, stride, threads) if not args.no_captum and args.rows is None \
+                else None
             bound = full / part
             print(f"| {name} | {patch}:{stride} | {done} | {tn:.2f} | {ti:.2f} | {tn / ti:.2f}x | {bound:.2f}x | "
                   f"{100 * tn / ti / bound:.0f}% | {diff:.1e} | {approx_cols} | "
-                  f"{'-' if cap_t is None else f'{cap_t:.2f}'} | {load} |", flush=True)
+                  f"{'-' if cap_t is None else f'{cap_t:.2f}'} | {load_txt} |", flush=True)
+            if not args.no_approx:
+                print(f"<!-- {name} {setting} approximate: {res['approximate'].timings.get('approximate')} -->",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -103,8 +103,10 @@ def cmd_occlude(args, preprocess_from, labels_of):
           f"in {r.seconds:.2f} s ({r.timings['ms_per_position']:.1f} ms per position)")
     print(f"  largest drop {float(heat.max()):.4g} with the patch at row {i * r.stride}, col {j * r.stride}")
     if r.error:
-        print(f"  approximate: max abs error {r.error['max_abs_error']:.3g} on "
-              f"{r.error['sampled_positions']} positions checked exactly")
+        corr = r.error.get("rank_corr")
+        print(f"  approximate: max abs error {r.error['max_abs_error']:.3g}"
+              f"{'' if corr is None else f', rank correlation {corr:.3f},'} on "
+              f"{r.error['sampled_positions']} positions checked against naive")
     if args.out:
         print(f"  wrote {args.out}")
     return 0

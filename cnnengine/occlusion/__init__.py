@@ -8,9 +8,9 @@ Modes:
   naive        -- every occluded image through the whole network, in batches: the oracle.
   incremental  -- exact; each layer computes only the window the patch can
                   reach, reading the clean image's values elsewhere (incremental.py).
-  approximate  -- incremental with each changed window capped at `cap` of its
-                  map around the patch (Krypton's projective-field threshold);
-                  the result says how far it is from exact on sampled positions.
+  approximate  -- exact on windows up to a cut a few layers in, first order
+                  (one backward pass) past it (approximate.py); the result
+                  says how far it is from exact on positions checked exactly.
 """
 import threading
 import time
@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import InputError, ShapeError
 from ..functional import _common
 from ..ops.base import Box
+from . import approximate
 from .incremental import Incremental
 
 MODES = ("naive", "incremental", "approximate")
@@ -36,7 +37,7 @@ class OcclusionResult:
     mode: str
     seconds: float               # the whole call
     timings: dict = field(default_factory=dict)
-    error: dict = None           # approximate: its distance to exact on sampled positions
+    error: dict = None           # approximate: its distance to exact on spot-checked positions
     cancelled: bool = False
 
     def to_json(self):
@@ -48,7 +49,8 @@ class OcclusionResult:
 
 
 def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mode="incremental", batch=None,
-              progress=None, cancel=None, reduce="sum", cap=0.5, threads=None):
+              progress=None, cancel=None, reduce="sum", threads=None, budget=approximate.DEFAULT_BUDGET,
+              checks=approximate.DEFAULT_CHECKS, cap=None):
     """Occlusion sensitivity map of `model` on `image`.
 
     image: a preprocessed float32 array (1, C, H, W), or a path / PIL image the
@@ -59,6 +61,13 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
     ("max") activation (`reduce`). batch: positions per batch. progress:
     called as progress(done, total, heatmap) after each batch; returning
     False stops the run, as does setting the threading.Event `cancel`.
+
+    mode="approximate" (approximate.py): budget -- the share of the
+    network's multiply-adds per position computed exactly (the rest to
+    first order); checks -- positions recomputed exactly at random to
+    measure the error (result.error: max/mean absolute error and rank
+    correlation there; 0: not measured); cap -- instead, Krypton's
+    threshold: every changed window capped at cap x its map (1: exact).
     """
     t_start = time.perf_counter()
     x = _image(model, image)
@@ -68,8 +77,11 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         raise ShapeError(f"occlusion: patch {patch} is larger than the image ({h}x{w})")
     if mode not in MODES:
         raise InputError(f"occlusion: unknown mode {mode!r} (choose from {', '.join(MODES)})")
-    if not (isinstance(cap, (int, float)) and 0 < cap <= 1):
+    if cap is not None and not (isinstance(cap, (int, float)) and 0 < cap <= 1):
         raise InputError(f"occlusion: cap must be in (0, 1], got {cap!r}")
+    if not (isinstance(budget, (int, float)) and 0 < budget <= 1):
+        raise InputError(f"occlusion: budget must be in (0, 1], got {budget!r}")
+    checks = _positive_int(checks, "checks", zero=True)
     fill_at = _filler(x, fill, patch)
     ys, xs = list(range(0, h - patch + 1, stride)), list(range(0, w - patch + 1, stride))
     boxes = [Box(y, y + patch, x0, x0 + patch) for y in ys for x0 in xs]
@@ -80,7 +92,11 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         baseline = scorer.baseline()
         timings = {"baseline_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
-        run = scorer.naive if mode == "naive" else scorer.incremental(None if mode == "incremental" else cap)
+        if mode == "approximate":
+            run = scorer.incremental(cap) if cap is not None else approximate.Linearised(scorer, boxes, budget)
+            timings["approximate"] = {"scheme": "cap", "cap": cap} if cap is not None else run.info
+        else:
+            run = scorer.naive if mode == "naive" else scorer.incremental(None)
         timings["setup_s"] = time.perf_counter() - t0
         heat = np.full(len(boxes), np.nan, np.float32)
         t0 = time.perf_counter()
@@ -98,7 +114,9 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         timings["ms_per_position"] = 1e3 * timings["positions_s"] / max(1, timings["positions"])
         error = None
         if mode == "approximate" and not cancelled:
-            error = _sampled_error(scorer, boxes, heat, baseline, fill_at)
+            t0 = time.perf_counter()
+            error = approximate.spot_check(scorer, boxes, heat, baseline, fill_at, checks)
+            timings["check_s"] = time.perf_counter() - t0
     return OcclusionResult(heat.reshape(len(ys), len(xs)), scorer.target, float(baseline), patch, stride, mode,
                            time.perf_counter() - t_start, timings, error, cancelled)
 
@@ -110,16 +128,9 @@ def _default_batch(mode, per_row):
     rows of each map they change."""
     if mode == "naive":
         return 8
+    if mode == "approximate":
+        return 64       # small windows: bigger batches amortise each window run
     return min(64, per_row * max(1, 8 // per_row))
-
-
-def _sampled_error(scorer, boxes, heat, baseline, fill_at, count=8):
-    """Approximate vs exact (incremental) on `count` positions spread over the map."""
-    pick = sorted(set(np.linspace(0, len(boxes) - 1, min(count, len(boxes))).astype(int).tolist()))
-    exact = baseline - scorer.incremental(None)([boxes[i] for i in pick], fill_at)
-    diff = np.abs(exact - heat[pick])
-    return {"sampled_positions": len(pick), "max_abs_error": float(diff.max()),
-            "mean_abs_error": float(diff.mean())}
 
 
 class _Scorer:
@@ -184,6 +195,7 @@ class _Scorer:
         return self._score(self._output(self.model.run(xb)))
 
     def incremental(self, cap):
+        """run(boxes, fill_at) on windows; cap: None (exact) or approximate.capped's threshold."""
         model = self.model
         feeds = {self.input: self.x}
         value = self.unit[2] if self.unit else model.outputs[0].name
@@ -196,7 +208,8 @@ class _Scorer:
                 twin = plan.blocked[value]
             else:
                 executor = model._exec_unfused
-        engine = Incremental(executor, feeds, [twin or value], cap)
+        limit = None if cap is None else (lambda boxes, shape, centres: approximate.capped(boxes, shape, cap, centres))
+        engine = Incremental(executor, feeds, [twin or value], limit)
         lock = threading.Lock()
 
         def run(boxes, fill_at):

@@ -94,7 +94,7 @@ class ChangeMaps:
 class Incremental:
     """Runs batches of occluded images over one plan, step by step, on windows."""
 
-    def __init__(self, executor, feeds, wanted, cap=None):
+    def __init__(self, executor, feeds, wanted, limit=None):
         """feeds: the clean input {name: (1, C, H, W) array}; wanted: the values
         whose occluded versions the caller reads (outputs or a layer)."""
         self.runner = executor.regions(feeds)
@@ -105,7 +105,7 @@ class Incremental:
         # the maps depend on the plan alone: kept with its runner across calls
         self.maps = self.runner.cache.get("change_maps") or \
             self.runner.cache.setdefault("change_maps", ChangeMaps(self.runner))
-        self.cap = cap
+        self.limit = limit      # None, or (boxes, shape, centres) -> boxes
         self.steps = _needed_steps(plan, wanted)
 
     # ---------------------------------------------------------------- values
@@ -169,8 +169,8 @@ class Incremental:
             self._whole(k, state, sorted(boxes), threads)
             return
         boxes = {b: r.clip(shape) for b, r in boxes.items()}
-        if self.cap is not None:
-            boxes = {b: _capped(r, shape, self.cap, centres[b]) for b, r in boxes.items()}
+        if self.limit is not None:
+            boxes = self.limit(boxes, shape, centres)
         boxes = _same_size(boxes, shape)
         box0 = next(iter(boxes.values()))
         if box0.rows * box0.cols > WHOLE_ABOVE * shape[2] * shape[3]:
@@ -327,17 +327,6 @@ def _same_size(boxes, shape):
         x0 = min(b.x0, shape[3] - cols)
         out[k] = Box(y0, y0 + rows, x0, x0 + cols)
     return out
-
-
-def _capped(box, shape, cap, centre):
-    """box limited to cap * the map's size around the patch centre (approximate mode)."""
-    rows, cols = max(1, int(np.ceil(cap * shape[2]))), max(1, int(np.ceil(cap * shape[3])))
-    if box.rows <= rows and box.cols <= cols:
-        return box
-    cy, cx = centre[0] * shape[2], centre[1] * shape[3]
-    y0 = int(min(max(box.y0, round(cy - rows / 2)), max(box.y0, box.y1 - rows)))
-    x0 = int(min(max(box.x0, round(cx - cols / 2)), max(box.x0, box.x1 - cols)))
-    return Box(y0, min(box.y1, y0 + rows), x0, min(box.x1, x0 + cols))
 
 
 __all__ = ["Incremental", "ChangeMaps", "ops"]

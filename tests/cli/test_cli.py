@@ -196,6 +196,14 @@ def test_occlude_json_png_and_errors(capsys, small_onnx, tmp_path):
     inc = json.loads(text2)
     assert inc["target"] == doc["target"]
     assert np.allclose(inc["heatmap"], doc["heatmap"], atol=1e-5)
+    rc, text, err = run_cli(capsys, "occlude", small_onnx, CAT, "--patch", "4", "--stride", "2",
+                            "--mode", "approximate", "--json")
+    approx = json.loads(text)
+    assert rc == 0 and approx["mode"] == "approximate" and approx["error"]["sampled_positions"] == 16
+    assert approx["timings"]["approximate"]["scheme"]
+    rc, text, err = run_cli(capsys, "occlude", small_onnx, CAT, "--patch", "4", "--stride", "2",
+                            "--mode", "approximate")
+    assert rc == 0 and "positions checked against naive" in text
     rc, text, err = run_cli(capsys, "occlude", small_onnx, CAT, "--target", "conv2:3", "--patch", "6")
     assert rc == 0 and "layer 'conv2' channel 3" in text
     for bad in (["--patch", "0"], ["--fill", "nan"], ["--target", "x:y"], ["--patch", "99"]):

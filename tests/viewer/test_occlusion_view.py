@@ -249,7 +249,7 @@ def test_approximate_reports_its_error(window, qtbot):
         panel.run()
     r = sig.args[0]
     assert r.mode == "approximate" and r.error is not None and np.isfinite(r.heatmap).all()
-    assert "vs exact on" in panel.message.text()
+    assert "vs naive on" in panel.message.text() and "rank corr" in panel.message.text()
 
 
 def test_bad_fill_and_missing_unit_are_reported(window, qtbot):

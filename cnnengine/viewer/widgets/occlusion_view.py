@@ -96,7 +96,8 @@ class OcclusionView(QWidget):
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.mode.setToolTip("naive: every occluded image whole; incremental: exact, each layer only where the "
-                             "patch reaches; approximate: those windows capped, error reported")
+                             "patch reaches; approximate: exact for a few layers, first order past them, "
+                             "its error against naive measured on random positions")
         for box in (self.fill, self.target, self.mode):
             box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         # narrow enough for a 1,000 px window (the full text is in the open list)
@@ -409,8 +410,9 @@ class OcclusionView(QWidget):
         if self.first_rows_s is not None:
             text += f" · first row on screen after {self.first_rows_s:.2f} s"
         if result.error:
-            text += (f" · vs exact on {result.error['sampled_positions']} positions: max |error| "
-                     f"{result.error['max_abs_error']:.3g}")
+            corr = result.error.get("rank_corr")
+            text += (f" · vs naive on {result.error['sampled_positions']} positions: max |error| "
+                     f"{result.error['max_abs_error']:.3g}" + ("" if corr is None else f", rank corr {corr:.3f}"))
         self.message.setText(text)
         if self.probe_result is not None:
             self._draw_diff(self.probe_result)     # its line comparing the target clean and occluded
