@@ -74,6 +74,13 @@ def num_cores():
     return cnn_num_cores()
 
 
+def team_size(int requested=0):
+    """The team one kernel call asking for `requested` threads gets now (thread policy)."""
+    cdef int t = cnn_threads_begin(requested)
+    cnn_threads_end()
+    return t
+
+
 include "_k_conv.pxi"
 include "_k_pool.pxi"
 include "_k_norm.pxi"

@@ -1,0 +1,109 @@
+"""Latency under CPU load: thread counts, wait policies and builds side by side.
+
+    python benchmarks/omp_load.py [--models mobilenet_v3_small resnet50] [--burners 3]
+        [--runs 10] [--rounds 5] [VARIANT ...]
+
+A VARIANT is `label=THREADS[:ENV=VAL,...][@TREE]`, e.g. `t1=1`, `t2=2`,
+`passive=2:OMP_WAIT_POLICY=PASSIVE`, `new=2@/path/to/worktree` (default:
+t1, t2 and passive of this tree). Each variant is one worker process with
+its own environment (libgomp reads OMP_* when the kernels load). The parent
+starts `--burners` busy-loop processes (a deterministic load on top of
+whatever else runs), then alternates between the workers, `--runs` timed
+runs each per round, so that load falls on all variants alike, and prints
+each variant's median and p90 with the load average before and after.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+WORKER = r"""
+import sys, time, numpy as np
+import cnnengine as ce
+path, threads = sys.argv[1], int(sys.argv[2])
+m = ce.load(path, threads=threads)
+x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+for _ in range(3):
+    m.run(x)
+print(ce.__file__, flush=True)
+for line in sys.stdin:
+    n = int(line)
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter(); m.run(x); ts.append(time.perf_counter() - t0)
+    print(" ".join(f"{t:.6f}" for t in ts), flush=True)
+"""
+
+
+def parse(spec):
+    label, _, rest = spec.partition("=")
+    rest, _, tree = rest.partition("@")
+    threads, _, envs = rest.partition(":")
+    env = dict(kv.split("=", 1) for kv in envs.split(",") if kv)
+    return label, int(threads), env, os.path.abspath(tree or ROOT)
+
+
+def worker(path, threads, env, tree):
+    full = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1")
+    full.update(env)
+    p = subprocess.Popen([sys.executable, "-c", WORKER, path, str(threads)], cwd=tree,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full)
+    where = p.stdout.readline().strip()
+    if not where.startswith(tree):
+        raise SystemExit(f"{tree}: imported cnnengine from {where}; build it in place first")
+    return p
+
+
+def timed(p, n):
+    p.stdin.write(f"{n}\n")
+    p.stdin.flush()
+    return [float(t) for t in p.stdout.readline().split()]
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("variants", nargs="*", default=["t1=1", "t2=2", "passive=2:OMP_WAIT_POLICY=PASSIVE"])
+    ap.add_argument("--models", nargs="+", default=["mobilenet_v3_small"])
+    ap.add_argument("--burners", type=int, default=0)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    variants = [parse(v) for v in a.variants]
+    burners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(a.burners)]
+    try:
+        for model in a.models:
+            path = os.path.join(HERE, ".cache", model + ".onnx")
+            load0 = loadavg()
+            ws = [worker(path, t, env, tree) for _, t, env, tree in variants]
+            times = [[] for _ in ws]
+            for r in range(a.rounds):
+                order = range(len(ws)) if r % 2 == 0 else reversed(range(len(ws)))
+                for i in order:
+                    times[i] += timed(ws[i], a.runs)
+            for w in ws:
+                w.stdin.close()
+                w.wait()
+            print(f"{model}: burners {a.burners}, load average {load0} -> {loadavg()}, "
+                  f"{a.rounds}x{a.runs} runs each (ms)")
+            for (label, t, env, tree), ts in zip(variants, times):
+                ts = sorted(x * 1e3 for x in ts)
+                p90 = ts[int(0.9 * (len(ts) - 1))]
+                print(f"  {label:12s} threads={t} median {statistics.median(ts):8.2f}  p90 {p90:8.2f}"
+                      f"  min {ts[0]:7.2f}")
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Thread policy (csrc/core/threads.c): team sizes, load-aware cap and its off switch."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cnnengine as ce
+from cnnengine import _kernels as K
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _teams(code, **env):
+    """Run `code` in a fresh process (the policy reads its environment once) and return its stdout."""
+    full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_team_within_request_and_cores():
+    cores = ce.num_cores()
+    for req in (0, 1, 2, cores, cores + 3):
+        t = K.team_size(req)
+        assert 1 <= t <= (min(req, cores) if req > 0 else cores)
+
+
+def test_off_switch_gives_requested_team():
+    code = "from cnnengine import _kernels as K\nprint(K.num_cores(), K.team_size(0), K.team_size(1), K.team_size(99))"
+    cores, t0, t1, t99 = map(int, _teams(code, CNNENGINE_LOAD_AWARE="0"))
+    assert (t0, t1, t99) == (cores, 1, cores)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2
+                    or (os.cpu_count() or 1) > 4, reason="needs 2-4 CPUs (starts CPUs+2 busy loops)")
+def test_busy_machine_shrinks_team():
+    # Pinned to 2 cores, with more busy loops than the machine has CPUs, the
+    # smoothed run queue leaves no free core: the team drops to 1.
+    code = ("import os, time\nos.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])\n"
+            "from cnnengine import _kernels as K\nseen = []\nend = time.time() + 5\n"
+            "while time.time() < end and (not seen or seen[-1] != 1):\n"
+            "    seen.append(K.team_size(2)); time.sleep(0.005)\n"
+            "print(K.num_cores(), seen[-1])")
+    burners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range((os.cpu_count() or 2) + 2)]
+    try:
+        time.sleep(0.2)
+        cores, last = map(int, _teams(code))
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    assert cores == 2 and last == 1
