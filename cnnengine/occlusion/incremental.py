@@ -18,10 +18,12 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import FULL, Box
+from . import dense
 
 
 _UNCHANGED = object()
 _BATCHES = object()      # state key: value -> (positions, batch array) of the values run whole
+_CELLS = object()        # state key: flattened value -> ((C, H, W), {position: changed Box | None})
 
 # a step whose windows cover more than this share of its output map runs
 # whole on the batch: a batch of windows costs about its share of the whole
@@ -107,6 +109,7 @@ class Incremental:
             self.runner.cache.setdefault("change_maps", ChangeMaps(self.runner))
         self.cap = cap
         self.steps = _needed_steps(plan, wanted)
+        self._clean_pre = {}     # dense step -> its clean output before a fused activation
 
     # ---------------------------------------------------------------- values
     def gather(self, state, v, b, box):
@@ -147,6 +150,19 @@ class Incremental:
         if not spatial:
             return
         out = node.outputs[0]
+        cmap = dense.flatten_map(plan, node)
+        if cmap is not None:
+            # run whole (a copy), remembering which cells of the map each position changed
+            v = node.inputs[0]
+            members = sorted(b for b in range(count) if state[v].get(b) is not None)
+            if not members:
+                return
+            self._whole(k, state, members, threads)
+            state.setdefault(_CELLS, {})[out] = (cmap, {b: state[v][b][0] for b in members})
+            return
+        cells = state.get(_CELLS, {}).get(node.inputs[0])
+        if cells is not None and dense.sparse_dense(plan, node, state) and self._sparse(k, state, cells, threads):
+            return
         shape = plan.shapes[out]
         boxes = {}
         for b in range(count):
@@ -212,6 +228,30 @@ class Incremental:
             y = runner.run_padded(k, ins, threads) if padded else runner.run_step(k, ins, box0, threads)
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
+
+    def _sparse(self, k, state, cells, threads):
+        """Dense step k on the changed cells of its flattened input only
+        (dense.py); False, leaving the step to run whole, when the batch's
+        cells cover more than dense.SPARSE_BELOW of the map."""
+        plan, node = self.plan, self.plan.steps[k].node
+        cmap, boxes = cells
+        members = sorted(boxes)
+        per = [dense.box_cells(boxes[b], cmap) for b in members]
+        if dense.union_share(per, cmap) > dense.SPARSE_BELOW:
+            return False
+        key = ("sparse_dense", k)
+        layer = self.runner.cache.get(key) or self.runner.cache.setdefault(key, dense.SparseDense(plan, node, cmap))
+        y_clean = self._clean_pre.get(k)
+        if y_clean is None:
+            y_clean = self._clean_pre[k] = layer.clean_pre(plan, self.clean)
+        xs = self._batch(state, node.inputs[0], [(b, FULL) for b in members], False)
+        y = layer.run(self.clean[node.inputs[0]], y_clean, xs, per, threads)
+        out = node.outputs[0]
+        state.setdefault(_BATCHES, {})[out] = (members, y)
+        dest = state.setdefault(out, {})
+        for j, b in enumerate(members):
+            dest[b] = (None, y[j:j + 1])
+        return True
 
     def _batch(self, state, name, members, padded):
         """Value `name` over each member's window (b, (y0, y1, x0, x1) | FULL),
@@ -359,18 +399,36 @@ def step_macs(plan, k, box=None):
     return 0
 
 
-def mac_bound(engine, boxes):
+def mac_bound(engine, boxes, sparse_dense=True):
     """(naive MACs, incremental MACs) per position, averaged over `boxes`:
     the whole network against each step over the window its patch reaches
-    (exact windows, no batching growth). Their ratio bounds the speedup."""
+    (exact windows, no batching growth). Their ratio bounds the speedup.
+    sparse_dense: a dense layer after a Flatten counts only the columns of
+    the cells the patch changed (dense.py); False counts it whole (the
+    bound before that route existed)."""
     plan = engine.plan
     full = sum(step_macs(plan, k) for k in engine.steps)
     x = plan.graph.inputs[0].name
     total = 0
     for box in boxes:
         reach = {x: box}
+        flat = {}
         for k in engine.steps:
             node = plan.steps[k].node
+            if not any(v in reach for v in node.inputs):
+                continue
+            if sparse_dense:
+                cmap = dense.flatten_map(plan, node)
+                if cmap is not None:
+                    flat[node.outputs[0]] = (cmap, reach[node.inputs[0]])
+                    reach[node.outputs[0]] = None
+                    continue
+                got = flat.get(node.inputs[0])
+                if got is not None and dense.sparse_dense(plan, node, reach):
+                    cmap, cbox = got
+                    total += len(dense.box_cells(cbox, cmap)) * cmap[0] * plan.shapes[node.outputs[0]][-1]
+                    reach[node.outputs[0]] = None
+                    continue
             r = _UNCHANGED
             for i, v in enumerate(node.inputs):
                 if v not in reach:
