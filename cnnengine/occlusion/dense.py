@@ -7,12 +7,13 @@ So for each position
     y_occ = y_clean + alpha * (x_occ[cols] - x_clean[cols]) @ op(B)[cols, :]
 
 with y_clean the clean image's output before any fused activation and cols
-the changed cells' columns (every channel). The weights are kept once per
-plan in cell-major order, (cells, N, C), so that a cell's columns are one
-contiguous (N, C) block: each batch reads the blocks of the cells any of its
-positions changed, once, and multiplies only the positions that changed
-each cell. VGG-16's first dense layer (7x7x512 -> 4096, 411 MB) is memory-
-bound: that is most of what incremental occlusion would otherwise stream.
+the changed cells' columns (every channel). A column outside a position's
+changed window holds the clean value, so its difference is exactly zero,
+as is every column where both images are zero (after a ReLU and max pool):
+a batch multiplies only the columns some position changed, gathering their
+weight rows (op(B) as (K, N), kept with the plan) in cache-sized chunks.
+VGG-16's first dense layer (7x7x512 -> 4096, 411 MB of weights) is what
+incremental occlusion would otherwise stream whole for every batch.
 """
 import dataclasses
 
@@ -21,11 +22,10 @@ import numpy as np
 from .. import functional as F
 from .. import ops
 
-# the sparse product runs while the changed cells' weights are at most this
-# share of the layer's; above it the batch runs whole (one stream of all the
-# weights, with the kernel's full-row efficiency)
-SPARSE_BELOW = 0.8
-SMALL_MACS = 1 << 20     # per-cell products below this run on one thread
+# the sparse product runs while the batch changed at most this share of the
+# input columns; above it the batch runs whole (one stream of all the weights)
+SPARSE_BELOW = 0.9
+CHUNK = 256              # weight rows gathered per product: 4 MB for N = 4096, cache-resident
 
 
 def flatten_map(plan, node):
@@ -56,26 +56,31 @@ def sparse_dense(plan, node, changed):
 
 
 class SparseDense:
-    """One dense step's weights in cell-major order and the clean image's
-    output before the activation; `run` makes the batch's outputs."""
+    """One dense step's weights as (K, N) rows and the clean image's output
+    before the activation; `run` makes a batch's outputs from the columns
+    its positions changed."""
 
-    def __init__(self, plan, node, cmap):
-        self.node, self.cmap = node, cmap
-        c, h, w = cmap
-        b = plan.static[node.inputs[1]].astype(np.float32, copy=False)
+    def __init__(self, plan, node):
+        self.plan, self.node = plan, node
+        b = plan.static[node.inputs[1]]
         p = ops.params_of(node) if node.op == "Gemm" else None
-        trans_b = bool(p and p.trans_b)
-        n = b.shape[0] if trans_b else b.shape[1]
-        # (N, C, cells) or (C, cells, N) -> (cells, N, C): each cell's block contiguous
-        blocks = b.reshape(n, c, h * w).transpose(2, 0, 1) if trans_b else b.reshape(c, h * w, n).transpose(1, 2, 0)
-        self.blocks = np.ascontiguousarray(blocks)
-        self.n, self.trans_b = n, trans_b
+        self.trans_b = bool(p and p.trans_b)
+        self.n = b.shape[0] if self.trans_b else b.shape[1]
         self.alpha = 1.0 if p is None else float(p.alpha)
         self.act = None if p is None or not p.act else (p.act, p.act_alpha, p.act_beta)
+        self._rows = None
 
-    def clean_pre(self, plan, clean):
+    def rows(self):
+        """op(B) as (K, N), row k the weights of input column k (a transposed
+        copy for transB, made on first use and kept with the plan)."""
+        if self._rows is None:
+            b = self.plan.static[self.node.inputs[1]]
+            self._rows = np.ascontiguousarray(b.T if self.trans_b else b, dtype=np.float32)
+        return self._rows
+
+    def clean_pre(self, clean):
         """The clean image's output before the fused activation: (1, N)."""
-        node = self.node
+        node, plan = self.node, self.plan
         if self.act is None:
             return clean[node.outputs[0]]
         p = dataclasses.replace(ops.params_of(node), act="", act_alpha=0.0, act_beta=0.0)
@@ -83,41 +88,32 @@ class SparseDense:
         return F.gemm(clean[node.inputs[0]], plan.static[node.inputs[1]], c, alpha=p.alpha,
                       beta=p.beta if c is not None else 0.0, trans_b=p.trans_b)
 
-    def run(self, x_clean, y_clean, xs, cells, threads=None):
-        """xs: (B, C*H*W) the positions' inputs; cells: per position the changed
-        flat cells (h*W + w). Returns (B, N) outputs, activation applied."""
-        c = self.cmap[0]
-        count = xs.shape[0]
-        xs = xs.reshape(count, c, -1)
-        xc = x_clean.reshape(c, -1)
-        y = np.repeat(y_clean.reshape(1, self.n).astype(np.float32), count, axis=0)
-        members = {}
-        for j, s in enumerate(cells):
-            for cell in s:
-                members.setdefault(cell, []).append(j)
-        for cell in sorted(members):
-            rows = members[cell]
-            dx = xs[rows, :, cell] - xc[:, cell]
-            if self.alpha != 1.0:
-                dx *= np.float32(self.alpha)
-            # a small product costs less than a thread team's fork and join
-            t = 1 if len(rows) * c * self.n < SMALL_MACS else threads
-            y[rows] += F.linear(np.ascontiguousarray(dx, dtype=np.float32), self.blocks[cell], threads=t)
+    def changed_columns(self, x_clean, xs):
+        """(the columns any position changed, the batch's differences there)."""
+        d = xs - x_clean.reshape(1, -1)
+        cols = np.flatnonzero(d.any(axis=0))
+        return cols, d
+
+    def run(self, y_clean, cols, d, threads=None):
+        """y_clean (1, N) plus alpha * d[:, cols] @ op(B)[cols], in chunks of
+        rows gathered into a cache-sized buffer; the activation applied."""
+        w = self.rows()
+        count = d.shape[0]
+        y = np.repeat(np.asarray(y_clean, np.float32).reshape(1, self.n), count, axis=0)
+        buf = np.empty((CHUNK, self.n), np.float32)
+        for s in range(0, len(cols), CHUNK):
+            idx = cols[s:s + CHUNK]
+            part = buf[:len(idx)]
+            np.take(w, idx, axis=0, out=part)
+            y = F.gemm(np.ascontiguousarray(d[:, idx]), part, y, alpha=self.alpha, beta=1.0, threads=threads)
         if self.act is not None:
             y = F.activation(y, self.act[0], self.act[1], self.act[2], threads=threads)
         return y
 
 
-def union_share(cells_per_position, cmap):
-    """The share of the whole layer's weights a batch reads: its changed cells' union."""
-    cells = set()
-    for s in cells_per_position:
-        cells.update(s)
-    return len(cells) / (cmap[1] * cmap[2])
-
-
 def box_cells(box, cmap):
-    """The flat cells (h*W + w) of a Box of a (C, H, W) map; box None: all."""
+    """The flat cells (h*W + w) of a Box of a (C, H, W) map; box None: all
+    (mac_bound counts the dense layer over these cells' columns)."""
     _, h, w = cmap
     if box is None:
         return range(h * w)

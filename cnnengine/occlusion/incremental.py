@@ -230,22 +230,21 @@ class Incremental:
                 dest[b] = (box, y[j:j + 1])
 
     def _sparse(self, k, state, cells, threads):
-        """Dense step k on the changed cells of its flattened input only
-        (dense.py); False, leaving the step to run whole, when the batch's
-        cells cover more than dense.SPARSE_BELOW of the map."""
+        """Dense step k on the input columns the batch changed only (dense.py);
+        False, leaving the step to run whole, when they are more than
+        dense.SPARSE_BELOW of its input."""
         plan, node = self.plan, self.plan.steps[k].node
-        cmap, boxes = cells
-        members = sorted(boxes)
-        per = [dense.box_cells(boxes[b], cmap) for b in members]
-        if dense.union_share(per, cmap) > dense.SPARSE_BELOW:
-            return False
+        members = sorted(cells[1])
+        xs = self._batch(state, node.inputs[0], [(b, FULL) for b in members], False)
         key = ("sparse_dense", k)
-        layer = self.runner.cache.get(key) or self.runner.cache.setdefault(key, dense.SparseDense(plan, node, cmap))
+        layer = self.runner.cache.get(key) or self.runner.cache.setdefault(key, dense.SparseDense(plan, node))
+        cols, d = layer.changed_columns(self.clean[node.inputs[0]], xs)
+        if len(cols) > dense.SPARSE_BELOW * d.shape[1]:
+            return False
         y_clean = self._clean_pre.get(k)
         if y_clean is None:
-            y_clean = self._clean_pre[k] = layer.clean_pre(plan, self.clean)
-        xs = self._batch(state, node.inputs[0], [(b, FULL) for b in members], False)
-        y = layer.run(self.clean[node.inputs[0]], y_clean, xs, per, threads)
+            y_clean = self._clean_pre[k] = layer.clean_pre(self.clean)
+        y = layer.run(y_clean, cols, d, threads)
         out = node.outputs[0]
         state.setdefault(_BATCHES, {})[out] = (members, y)
         dest = state.setdefault(out, {})

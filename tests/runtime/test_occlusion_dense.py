@@ -1,6 +1,6 @@
 """Incremental occlusion's sparse dense layers (occlusion/dense.py): a Gemm or
-MatMul after a Flatten computed as the clean output plus the changed cells'
-columns only, against naive re-inference, on small VGG-like networks of odd
+MatMul after a Flatten computed as the clean output plus the product of the
+changed input columns only, against naive re-inference, on small VGG-like networks of odd
 shapes: Gemm with and without a (fused) ReLU, bias, transB both ways, alpha
 and beta, a MatMul head, a Reshape instead of a Flatten; and the fallback."""
 import numpy as np
@@ -62,9 +62,9 @@ def sparse_runs(monkeypatch):
     seen = []
     orig = dense.SparseDense.run
 
-    def run(self, x_clean, y_clean, xs, cells, threads=None):
-        seen.append((xs.shape[0], sum(len(c) for c in cells)))
-        return orig(self, x_clean, y_clean, xs, cells, threads)
+    def run(self, y_clean, cols, d, threads=None):
+        seen.append((d.shape[0], len(cols)))
+        return orig(self, y_clean, cols, d, threads)
     monkeypatch.setattr(dense.SparseDense, "run", run)
     return seen
 
@@ -91,8 +91,8 @@ def test_sparse_dense_equals_naive(kw, backend, rng, sparse_runs, monkeypatch):
     x = rng.standard_normal((1, 3, H, W)).astype(np.float32)
     _check(m, x, sparse_runs, patch=5, stride=4, fill="zero")    # 7 x 9 positions, on every border
     assert sparse_runs and sum(n for n, _ in sparse_runs) == 63
-    # the route computed fewer cells than the whole map for some positions
-    assert sum(c for _, c in sparse_runs) < 63 * 63
+    # the route multiplied fewer columns than the whole input
+    assert sum(c for _, c in sparse_runs) < len(sparse_runs) * FEATURES
 
 
 def test_sparse_dense_batches_and_fallback(rng, sparse_runs, monkeypatch):
@@ -138,4 +138,3 @@ def test_flatten_map_and_cells(rng):
     assert dense.flatten_map(plan, flat) == (6, 7, 9)
     from cnnengine.ops.base import Box
     assert dense.box_cells(Box(1, 3, 7, 9), (6, 7, 9)) == [16, 17, 25, 26]
-    assert dense.union_share([[0, 1], [1, 2]], (6, 7, 9)) == pytest.approx(3 / 63)
