@@ -1,4 +1,4 @@
-"""A dense layer after a Flatten, on only the inputs a patch changed (exact).
+"""Dense layers on only the inputs a patch changed (exact).
 
 The Flatten of a (1, C, H, W) map makes column c*H*W + cell of the dense
 layer's input; a patch changes only the cells of its window of that map.
@@ -13,7 +13,10 @@ as is every column where both images are zero (after a ReLU and max pool):
 a batch multiplies only the columns some position changed, gathering their
 weight rows (op(B) as (K, N), kept with the plan) in cache-sized chunks.
 VGG-16's first dense layer (7x7x512 -> 4096, 411 MB of weights) is what
-incremental occlusion would otherwise stream whole for every batch.
+incremental occlusion would otherwise stream whole for every batch. Any
+Gemm or MatMul of a changed 2-D value by weights takes this route (the
+later dense layers: where both images' ReLU outputs are zero); the MAC
+bound counts it after a Flatten only (incremental.mac_bound).
 """
 import dataclasses
 
@@ -43,9 +46,9 @@ def flatten_map(plan, node):
 
 def sparse_dense(plan, node, changed):
     """Whether step `node` is a dense layer the sparse product can run: Gemm
-    (op(A) = A) or MatMul of the changed 2-D value by plan weights, the only
+    (op(A) = A) or MatMul of a changed 2-D value A by plan weights, the only
     changed input being A. `changed`: the names of changed values."""
-    if node.op not in ("Gemm", "MatMul") or len(node.outputs) != 1 or not node.inputs[0]:
+    if node.op not in ("Gemm", "MatMul") or len(node.outputs) != 1 or node.inputs[0] not in changed:
         return False
     if any(name in changed for name in node.inputs[1:] if name):
         return False

@@ -23,7 +23,6 @@ from . import dense
 
 _UNCHANGED = object()
 _BATCHES = object()      # state key: value -> (positions, batch array) of the values run whole
-_CELLS = object()        # state key: flattened value -> ((C, H, W), {position: changed Box | None})
 
 # a step whose windows cover more than this share of its output map runs
 # whole on the batch: a batch of windows costs about its share of the whole
@@ -150,18 +149,7 @@ class Incremental:
         if not spatial:
             return
         out = node.outputs[0]
-        cmap = dense.flatten_map(plan, node)
-        if cmap is not None:
-            # run whole (a copy), remembering which cells of the map each position changed
-            v = node.inputs[0]
-            members = sorted(b for b in range(count) if state[v].get(b) is not None)
-            if not members:
-                return
-            self._whole(k, state, members, threads)
-            state.setdefault(_CELLS, {})[out] = (cmap, {b: state[v][b][0] for b in members})
-            return
-        cells = state.get(_CELLS, {}).get(node.inputs[0])
-        if cells is not None and dense.sparse_dense(plan, node, state) and self._sparse(k, state, cells, threads):
+        if dense.sparse_dense(plan, node, state) and self._sparse(k, state, sorted(state[node.inputs[0]]), threads):
             return
         shape = plan.shapes[out]
         boxes = {}
@@ -229,12 +217,11 @@ class Incremental:
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
 
-    def _sparse(self, k, state, cells, threads):
-        """Dense step k on the input columns the batch changed only (dense.py);
-        False, leaving the step to run whole, when they are more than
-        dense.SPARSE_BELOW of its input."""
+    def _sparse(self, k, state, members, threads):
+        """Dense step k for positions `members` on the input columns they
+        changed only (dense.py); False, leaving the step to run whole, when
+        those are more than dense.SPARSE_BELOW of its input."""
         plan, node = self.plan, self.plan.steps[k].node
-        members = sorted(cells[1])
         xs = self._batch(state, node.inputs[0], [(b, FULL) for b in members], False)
         key = ("sparse_dense", k)
         layer = self.runner.cache.get(key) or self.runner.cache.setdefault(key, dense.SparseDense(plan, node))
