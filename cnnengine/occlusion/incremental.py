@@ -8,7 +8,8 @@ plan computes, per position, just the window its changed inputs reach
 Positions whose windows have the same geometry (the same size and the same
 padding past the map) run as one batch through the backend's kernels; a
 step whose output depends on the whole map (global pooling, dense layers)
-runs whole, on the batch. The result is the same as re-running the network
+runs whole, on the batch; a dense layer multiplies only the input columns
+the batch changed, added to its clean output (dense.py). The result is the same as re-running the network
 per position, to float rounding.
 
 `cap` (approximate mode) bounds each changed window to a fraction of its
