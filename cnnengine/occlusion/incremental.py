@@ -8,7 +8,8 @@ plan computes, per position, just the window its changed inputs reach
 Positions whose windows have the same geometry (the same size and the same
 padding past the map) run as one batch through the backend's kernels; a
 step whose output depends on the whole map (global pooling, dense layers)
-runs whole, on the batch. The result is the same as re-running the network
+runs whole, on the batch; a dense layer multiplies only the input columns
+the batch changed, added to its clean output (dense.py). The result is the same as re-running the network
 per position, to float rounding.
 
 `cap` (approximate mode) bounds each changed window to a fraction of its
@@ -18,6 +19,7 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import FULL, Box
+from . import dense
 
 
 _UNCHANGED = object()
@@ -107,6 +109,7 @@ class Incremental:
             self.runner.cache.setdefault("change_maps", ChangeMaps(self.runner))
         self.limit = limit      # None, or (boxes, shape, centres) -> boxes
         self.steps = _needed_steps(plan, wanted)
+        self._clean_pre = {}     # dense step -> its clean output before a fused activation
 
     # ---------------------------------------------------------------- values
     def gather(self, state, v, b, box):
@@ -147,6 +150,8 @@ class Incremental:
         if not spatial:
             return
         out = node.outputs[0]
+        if dense.sparse_dense(plan, node, state) and self._sparse(k, state, sorted(state[node.inputs[0]]), threads):
+            return
         shape = plan.shapes[out]
         boxes = {}
         for b in range(count):
@@ -212,6 +217,28 @@ class Incremental:
             y = runner.run_padded(k, ins, threads) if padded else runner.run_step(k, ins, box0, threads)
             for j, (b, box, _) in enumerate(members):
                 dest[b] = (box, y[j:j + 1])
+
+    def _sparse(self, k, state, members, threads):
+        """Dense step k for positions `members` on the input columns they
+        changed only (dense.py); False, leaving the step to run whole, when
+        those are more than dense.SPARSE_BELOW of its input."""
+        plan, node = self.plan, self.plan.steps[k].node
+        xs = self._batch(state, node.inputs[0], [(b, FULL) for b in members], False)
+        key = ("sparse_dense", k)
+        layer = self.runner.cache.get(key) or self.runner.cache.setdefault(key, dense.SparseDense(plan, node))
+        cols, d = layer.changed_columns(self.clean[node.inputs[0]], xs)
+        if len(cols) > dense.SPARSE_BELOW * d.shape[1]:
+            return False
+        y_clean = self._clean_pre.get(k)
+        if y_clean is None:
+            y_clean = self._clean_pre[k] = layer.clean_pre(self.clean)
+        y = layer.run(y_clean, cols, d, threads)
+        out = node.outputs[0]
+        state.setdefault(_BATCHES, {})[out] = (members, y)
+        dest = state.setdefault(out, {})
+        for j, b in enumerate(members):
+            dest[b] = (None, y[j:j + 1])
+        return True
 
     def _batch(self, state, name, members, padded):
         """Value `name` over each member's window (b, (y0, y1, x0, x1) | FULL),
@@ -348,18 +375,36 @@ def step_macs(plan, k, box=None):
     return 0
 
 
-def mac_bound(engine, boxes):
+def mac_bound(engine, boxes, sparse_dense=True):
     """(naive MACs, incremental MACs) per position, averaged over `boxes`:
     the whole network against each step over the window its patch reaches
-    (exact windows, no batching growth). Their ratio bounds the speedup."""
+    (exact windows, no batching growth). Their ratio bounds the speedup.
+    sparse_dense: a dense layer after a Flatten counts only the columns of
+    the cells the patch changed (dense.py); False counts it whole (the
+    bound before that route existed)."""
     plan = engine.plan
     full = sum(step_macs(plan, k) for k in engine.steps)
     x = plan.graph.inputs[0].name
     total = 0
     for box in boxes:
         reach = {x: box}
+        flat = {}
         for k in engine.steps:
             node = plan.steps[k].node
+            if not any(v in reach for v in node.inputs):
+                continue
+            if sparse_dense:
+                cmap = dense.flatten_map(plan, node)
+                if cmap is not None:
+                    flat[node.outputs[0]] = (cmap, reach[node.inputs[0]])
+                    reach[node.outputs[0]] = None
+                    continue
+                got = flat.get(node.inputs[0])
+                if got is not None and dense.sparse_dense(plan, node, reach):
+                    cmap, cbox = got
+                    total += len(dense.box_cells(cbox, cmap)) * cmap[0] * plan.shapes[node.outputs[0]][-1]
+                    reach[node.outputs[0]] = None
+                    continue
             r = _UNCHANGED
             for i, v in enumerate(node.inputs):
                 if v not in reach:
