@@ -14,6 +14,9 @@ layer scale): each rewrites a graph in place, as the passes in passes.py.
 - fuse_channel_norm: the same norm written out over axis 1 of NCHW
   (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, scale, bias) ->
   cnn.ChannelNorm.
+- fuse_last_axis_norm: that norm written out over the last axis (what
+  exporters before opset 17 make of F.layer_norm, e.g. torchvision's
+  ConvNeXt) -> LayerNormalization(axis=-1), before channels_last sees it.
 - fold_channel_mul: Conv -> Mul by a per-output-channel constant (ConvNeXt's
   layer scale) folds into the conv's weights and bias.
 """
@@ -314,14 +317,22 @@ def fold_channel_mul(g):
         maps.changed()
 
 
-def _mean_over_channels(g, node):
-    """Whether node is ReduceMean over axis 1 only, keeping dims."""
+def _mean_over(g, node, axes_want):
+    """Whether node is ReduceMean over exactly axes_want, keeping dims."""
     if node is None or node.op != "ReduceMean" or not int(node.attrs.get("keepdims", 1)):
         return False
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1] in g.weights:
         axes = np.asarray(g.weights[node.inputs[1]]).reshape(-1).tolist()
-    return axes is not None and [int(a) for a in axes] == [1]
+    return axes is not None and [int(a) for a in axes] == axes_want
+
+
+def _last_vector(arr):
+    """A (C,) or (1,..,1,C) constant as C floats, else None."""
+    a = np.asarray(arr)
+    if a.ndim < 1 or any(d != 1 for d in a.shape[:-1]):
+        return None
+    return a.reshape(-1).astype(np.float32)
 
 
 def _channel_vector(arr):
@@ -337,6 +348,17 @@ def fuse_channel_norm(g):
     data_format="channels_first"): d = x - mean_1(x); d / sqrt(mean_1(d^2)
     + eps) * w[:, None, None] + b[:, None, None] -> cnn.ChannelNorm. The
     scale must be there: it tells the channel count."""
+    _fuse_written_norm(g, [1], _channel_vector, "cnn.ChannelNorm", {})
+
+
+def fuse_last_axis_norm(g):
+    """The same written out over the last axis, scale and bias of C values
+    -> LayerNormalization(axis=-1) (then channels_last may make it a
+    cnn.ChannelNorm, and a lone one runs the channel-norm kernel)."""
+    _fuse_written_norm(g, [-1], _last_vector, "LayerNormalization", {"axis": -1})
+
+
+def _fuse_written_norm(g, axes, vector, op, attrs):
     maps = _Maps(g)
     for div in [n for n in g.nodes if n.op == "Div" and len(n.inputs) == 2]:
         if div not in g.nodes:
@@ -344,7 +366,7 @@ def fuse_channel_norm(g):
         users, prods = maps.get()
         sub, sqrt = prods.get(div.inputs[0]), prods.get(div.inputs[1])
         if sub is None or sub.op != "Sub" or sqrt is None or sqrt.op != "Sqrt" or \
-                not _mean_over_channels(g, prods.get(sub.inputs[1])) or \
+                not _mean_over(g, prods.get(sub.inputs[1]), axes) or \
                 prods[sub.inputs[1]].inputs[0] != sub.inputs[0]:
             continue
         x, mean = sub.inputs[0], prods[sub.inputs[1]]
@@ -353,7 +375,7 @@ def fuse_channel_norm(g):
             continue
         var_name, eps = _const(g, add, "")
         var = prods.get(var_name)
-        if eps is None or eps.size != 1 or not _mean_over_channels(g, var):
+        if eps is None or eps.size != 1 or not _mean_over(g, var, axes):
             continue
         sq = prods.get(var.inputs[0])
         if sq is None or not ((sq.op == "Pow" and sq.inputs[0] == sub.outputs[0] and sq.inputs[1] in g.weights
@@ -364,7 +386,7 @@ def fuse_channel_norm(g):
                 _consumer(g, users, mean.outputs[0]) is not sub:
             continue
         mul = _consumer(g, users, div.outputs[0])
-        gamma = _channel_vector(_const(g, mul, div.outputs[0])[1]) if mul is not None and mul.op == "Mul" \
+        gamma = vector(_const(g, mul, div.outputs[0])[1]) if mul is not None and mul.op == "Mul" \
             and len(mul.inputs) == 2 else None
         if gamma is None:
             continue
@@ -373,14 +395,14 @@ def fuse_channel_norm(g):
         bias = _consumer(g, users, out)
         if bias is not None and bias.op == "Add" and len(bias.inputs) == 2:
             other, b = _const(g, bias, out)
-            b = _channel_vector(b) if other == out else None
+            b = vector(b) if other == out else None
             if b is not None and b.size == gamma.size:
                 beta, out = b, bias.outputs[0]
                 nodes.append(bias)
         name = mean.name
         g.weights[f"{name}__gamma"], g.weights[f"{name}__beta"] = gamma, beta
-        cn = Node(name, "cnn.ChannelNorm", [x, f"{name}__gamma", f"{name}__beta"], [out],
-                  {"epsilon": float(eps.reshape(-1)[0])}, None, tuple(n.name for n in nodes[1:]))
+        cn = Node(name, op, [x, f"{name}__gamma", f"{name}__beta"], [out],
+                  dict(attrs, epsilon=float(eps.reshape(-1)[0])), None, tuple(n.name for n in nodes[1:]))
         g.nodes[g.nodes.index(nodes[-1])] = cn
         for n in nodes[:-1]:
             g.nodes.remove(n)

@@ -359,6 +359,7 @@ def _fuse_channel_scale(g):
 FUSION_PASSES = [
     ("fold_batchnorm", _fold_batchnorm),
     ("fuse_gelu", fusions_modern.fuse_gelu),
+    ("fuse_last_axis_norm", fusions_modern.fuse_last_axis_norm),
     ("channels_last", fusions_modern.channels_last),
     ("fuse_channel_norm", fusions_modern.fuse_channel_norm),
     ("fold_channel_mul", fusions_modern.fold_channel_mul),

@@ -133,3 +133,35 @@ def test_channels_last_left_alone(rng, tmp_path):
     m = ce.load(path)
     assert _fused_ops(m)["Transpose"] == 2
     np.testing.assert_allclose(m.run(x)["y"], ort_run(g, x), atol=2e-5)
+
+
+def _written_norm(x, out, g, b, eps="eps", tag=""):
+    """F.layer_norm over the last axis as exporters before opset 17 write it."""
+    n = lambda op, ins, o, **kw: helper.make_node(op, ins, [o + tag], **kw)  # noqa: E731
+    return [n("ReduceMean", [x], "mu", axes=[-1]), n("Sub", [x, "mu" + tag], "d"),
+            n("Pow", ["d" + tag, "two"], "sq"), n("ReduceMean", ["sq" + tag], "var", axes=[-1]),
+            n("Add", ["var" + tag, eps], "ve"), n("Sqrt", ["ve" + tag], "sd"),
+            n("Div", ["d" + tag, "sd" + tag], "nd"), n("Mul", ["nd" + tag, g], "sc"),
+            helper.make_node("Add", ["sc" + tag, b], [out])]
+
+
+def test_written_out_last_axis_norm_in_a_channels_last_block(rng, tmp_path):
+    """torchvision's ConvNeXt exported at opset 13: the LayerNorm written out
+    over axis -1 between the Transposes still makes one blocked block."""
+    nodes, inits = _cl_block(rng)
+    at = [i for i, nd in enumerate(nodes) if nd.op_type == "LayerNormalization"][0]
+    nodes[at:at + 1] = _written_norm("t1", "ln", "g", "b")
+    inits += [_const("two", 2.0), _const("eps", 1e-6)]
+    m = _check(_model(nodes, inits, [2, 12, 10, 9], [2, 12, 10, 9], opset=13),
+               rng.standard_normal((2, 12, 10, 9)).astype(np.float32), tmp_path)
+    assert _fused_ops(m) == {"Conv": 3, "cnn.ChannelNorm": 1}, _fused_ops(m)
+
+
+def test_written_out_last_axis_norm_alone(rng, tmp_path):
+    """On a (N, C) value (a ConvNeXt head): one LayerNormalization, in C."""
+    nodes = _written_norm("x", "y", "g", "b")
+    inits = [init(rng, "g", 37), init(rng, "b", 37), _const("two", 2.0), _const("eps", 1e-5)]
+    x = rng.standard_normal((3, 37)).astype(np.float32)
+    m = _check(_model(nodes, inits, [3, 37], [3, 37], opset=13), x, tmp_path)
+    assert _fused_ops(m) == {"LayerNormalization": 1}, _fused_ops(m)
+    assert [k for _, _, k in m.kernels(x)] == ["C"]
