@@ -21,22 +21,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-WORKER = r"""
-import sys, time, numpy as np
-import cnnengine as ce
-path, threads = sys.argv[1], int(sys.argv[2])
-m = ce.load(path, threads=threads)
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-for _ in range(3):
-    m.run(x)
-print(ce.__file__, flush=True)
-for line in sys.stdin:
-    n = int(line)
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter(); m.run(x); ts.append(time.perf_counter() - t0)
-    print(" ".join(f"{t:.6f}" for t in ts), flush=True)
-"""
+from ab import WORKER  # noqa: E402  (the same timing worker as the A/B script)
 
 
 def parse(spec):

@@ -56,6 +56,20 @@ def elastic(label):
     return label
 
 
+def labelled_line(items):
+    """One settings line: (label text or None, widget) pairs, left-aligned
+    (the tabs wrap their settings over such lines to fit 1,000 px)."""
+    from PyQt6.QtWidgets import QHBoxLayout, QLabel
+    line = QHBoxLayout()
+    line.setContentsMargins(0, 0, 0, 0)
+    for text, w in items:
+        if text:
+            line.addWidget(QLabel(text))
+        line.addWidget(w)
+    line.addStretch(1)
+    return line
+
+
 _previous_handler = [None]
 
 

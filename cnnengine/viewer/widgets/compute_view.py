@@ -183,14 +183,7 @@ class ComputeView(QWidget):
         row.setSpacing(2)
         for items in ((("Channel", self.c_spin), ("y", self.y_spin), ("x", self.x_spin)),
                       (("Show", self.top_spin), (None, self.strongest))):
-            line = QHBoxLayout()
-            line.setContentsMargins(0, 0, 0, 0)
-            for text, w in items:
-                if text:
-                    line.addWidget(QLabel(text))
-                line.addWidget(w)
-            line.addStretch(1)
-            row.addLayout(line)
+            row.addLayout(style.labelled_line(items))
         self.header = style.elastic(QLabel(" "))
         self.header.setObjectName("info")
         self.header.setWordWrap(True)

@@ -182,14 +182,7 @@ class OcclusionView(QWidget):
         row1.setSpacing(2)
         for items in ((("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill)),
                       (("Target", self.target), (None, self.cls), ("Mode", self.mode))):
-            line = QHBoxLayout()
-            line.setContentsMargins(0, 0, 0, 0)
-            for text, w in items:
-                if text:
-                    line.addWidget(QLabel(text))
-                line.addWidget(w)
-            line.addStretch(1)
-            row1.addLayout(line)
+            row1.addLayout(style.labelled_line(items))
         row2 = QHBoxLayout()
         row2.setContentsMargins(0, 0, 0, 0)
         row2.addWidget(self.run_button)
