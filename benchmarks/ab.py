@@ -36,8 +36,10 @@ for line in sys.stdin:
 """
 
 
-def worker(tree, path, threads):
+def worker(tree, path, threads, extra_env=None):
+    """A timing worker importing cnnengine from `tree` (extra_env: variables on top)."""
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), OPENBLAS_NUM_THREADS="1")
+    env.update(extra_env or {})
     p = subprocess.Popen([sys.executable, "-c", WORKER, path, str(threads)], cwd=os.path.abspath(tree),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     where = p.stdout.readline().strip()

@@ -21,7 +21,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-from ab import WORKER  # noqa: E402  (the same timing worker as the A/B script)
+from ab import timed, worker as ab_worker  # noqa: E402  (the A/B script's timing worker)
 
 
 def parse(spec):
@@ -30,23 +30,6 @@ def parse(spec):
     threads, _, envs = rest.partition(":")
     env = dict(kv.split("=", 1) for kv in envs.split(",") if kv)
     return label, int(threads), env, os.path.abspath(tree or ROOT)
-
-
-def worker(path, threads, env, tree):
-    full = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1")
-    full.update(env)
-    p = subprocess.Popen([sys.executable, "-c", WORKER, path, str(threads)], cwd=tree,
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full)
-    where = p.stdout.readline().strip()
-    if not where.startswith(tree):
-        raise SystemExit(f"{tree}: imported cnnengine from {where}; build it in place first")
-    return p
-
-
-def timed(p, n):
-    p.stdin.write(f"{n}\n")
-    p.stdin.flush()
-    return [float(t) for t in p.stdout.readline().split()]
 
 
 def loadavg():
@@ -68,7 +51,7 @@ def main():
         for model in a.models:
             path = os.path.join(HERE, ".cache", model + ".onnx")
             load0 = loadavg()
-            ws = [worker(path, t, env, tree) for _, t, env, tree in variants]
+            ws = [ab_worker(tree, path, t, env) for _, t, env, tree in variants]
             times = [[] for _ in ws]
             for r in range(a.rounds):
                 order = range(len(ws)) if r % 2 == 0 else reversed(range(len(ws)))
