@@ -94,7 +94,7 @@ def _runtime(node, static, i):
 # ------------------------------------------------------------------ convolution
 def _conv(be, node, shapes, oshapes, static):
     p = params_of(node)
-    xs, ws = shapes[0], shapes[1]
+    xs = shapes[0]
     if len(xs) != 4 or node.inputs[1] not in static or _runtime(node, static, 2):
         return None
     oshape = oshapes[0]
@@ -298,12 +298,14 @@ def _act(be, node, shapes, oshapes, static):
     if got is None:
         return None
     name, alpha, beta = got
-    return _act_runner(ACTIVATIONS[name], alpha, beta, oshapes[0])
+    return _map_runner("activation", ACTIVATIONS[name], alpha, beta, oshapes[0])
 
 
-def _act_runner(code, alpha, beta, oshape):
+def _map_runner(kernel, code, alpha, beta, oshape):
+    """An eltwise.cu kernel mapping each element: "activation" (a cnn_act
+    code) or "unary" (a UNARY code), both (x, y, n, code, alpha, beta)."""
     n = int(np.prod(oshape))
-    fn = D.device().function("eltwise", "activation")
+    fn = D.device().function("eltwise", kernel)
     grid, block = _elt(n)
 
     def run(ins, out, t):
@@ -313,27 +315,15 @@ def _act_runner(code, alpha, beta, oshape):
     return run
 
 
-def _unary_runner(op, alpha, beta, oshape):
-    n = int(np.prod(oshape))
-    fn = D.device().function("eltwise", "unary")
-    grid, block = _elt(n)
-
-    def run(ins, out, t):
-        y = _out(out, oshape)
-        _go(fn, grid, block, P(ins[0]), P(y), I64(n), I32(op), F32(alpha), F32(beta))
-        return y
-    return run
-
-
 def _unary(be, node, shapes, oshapes, static):
     p = params_of(node)
     if node.op == "Gelu":
         if p.approximate == "none":
-            return _act_runner(ACTIVATIONS["gelu"], 0.0, 0.0, oshapes[0])
-        return _unary_runner(U_GELU_TANH, 0.0, 0.0, oshapes[0])
+            return _map_runner("activation", ACTIVATIONS["gelu"], 0.0, 0.0, oshapes[0])
+        return _map_runner("unary", U_GELU_TANH, 0.0, 0.0, oshapes[0])
     if node.op == "Selu":
-        return _unary_runner(UNARY["Selu"], p.alpha, p.gamma, oshapes[0])
-    return _unary_runner(UNARY[node.op], 0.0, 0.0, oshapes[0])
+        return _map_runner("unary", UNARY["Selu"], p.alpha, p.gamma, oshapes[0])
+    return _map_runner("unary", UNARY[node.op], 0.0, 0.0, oshapes[0])
 
 
 def _binary_runner(be, node, static, a_name, b_name, a_shape, b_shape, oshape, op, act=0, alpha=0.0, beta=0.0):
@@ -389,7 +379,7 @@ def _variadic(be, node, shapes, oshapes, static):
         first = _binary_runner(be, node, static, names[0], names[1], shapes[0], shapes[1], oshape, op)
         steps = [_binary_runner(be, node, static, "", name, oshape, shape, oshape, op)
                  for name, shape in zip(names[2:], shapes[2:])]
-    scale = _unary_runner(U_SCALE, 1.0 / len(names), 0.0, oshape) if kind == "Mean" else None
+    scale = _map_runner("unary", U_SCALE, 1.0 / len(names), 0.0, oshape) if kind == "Mean" else None
 
     def run(ins, out, t):
         y = _out(out, oshape)
