@@ -20,6 +20,7 @@ cdef extern from "cnnengine.h" nogil:
     int cnn_num_cores()
     int cnn_threads_begin(int requested)
     void cnn_threads_end()
+    int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)
 
     ctypedef struct cnn_epilogue:
         int act

@@ -81,6 +81,13 @@ def team_size(int requested=0):
     return t
 
 
+def load_free_cores(int cores, long online, double others_now, double others_usage):
+    """The load-aware cap's rule (tests): free cores given other processes' runnable
+    threads now and their CPU use (cores) over the last window; usage < 0: unknown."""
+    u = -1 if others_usage < 0 else <int>(16 * others_usage + 0.5)
+    return cnn_threads_free_cores(cores, online, <int>(16 * others_now + 0.5), u)
+
+
 include "_k_conv.pxi"
 include "_k_pool.pxi"
 include "_k_norm.pxi"

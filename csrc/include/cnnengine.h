@@ -41,6 +41,10 @@ int cnn_num_cores(void);
  * several Python threads never oversubscribe the cores. Pair with _end. */
 int cnn_threads_begin(int requested);
 void cnn_threads_end(void);
+/* The load-aware cap's rule (tests): free cores for a team given other
+ * processes' runnable threads now and their CPU use over the last window,
+ * both machine-wide x16 (usage < 0: unknown), over `online` CPUs. */
+int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16);
 /* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
 #define CNN_MAX_WORKSPACE ((size_t)1 << 34)
 

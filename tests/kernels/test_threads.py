@@ -51,3 +51,19 @@ def test_busy_machine_shrinks_team():
             b.kill()
             b.wait()
     assert cores == 2 and last == 1
+
+
+@pytest.mark.parametrize("cores, online, now, usage, free", [
+    (2, 2, 1, 0.05, 2),   # a sibling's pool spinning down: runnable now, idle over the window
+    (2, 2, 0, 1.9, 2),    # load that has stopped (a sibling's turn just ended)
+    (2, 2, 3, 1.8, 1),    # sustained load, still runnable
+    (2, 2, 1, 0.6, 1),    # one busy neighbour that gets most of a core
+    (2, 2, 1, 0.3, 2),    # an intermittent neighbour
+    (2, 2, 1, -1, 1),     # no window yet: the run queue alone decides
+    (2, 64, 40, 40, 1),   # host-wide counts in a container, scaled to our cores
+    (2, 64, 10, 10, 2),
+    (4, 4, 10, 10, 1),    # never below one thread
+    (8, 8, 2, 3, 6),
+])
+def test_load_rule_needs_load_now_and_over_the_window(cores, online, now, usage, free):
+    assert K.load_free_cores(cores, online, now, usage) == free
