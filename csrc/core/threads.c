@@ -33,14 +33,28 @@
 static int g_active = 0;
 static int g_last_team = 1;  /* its workers may still be spinning */
 
+static long long now_ns(void);
+
+static int g_cores = 0;
+static long long g_cores_next_ns = 0;
+
 int cnn_num_cores(void)
 {
+    /* omp_get_num_procs is a sched_getaffinity syscall (~0.4 us, once per
+     * kernel call): re-read every 100 ms, enough to follow an affinity change */
+    long long t = now_ns();
+    int c = __atomic_load_n(&g_cores, __ATOMIC_RELAXED);
+    if (c > 0 && t < __atomic_load_n(&g_cores_next_ns, __ATOMIC_RELAXED))
+        return c;
 #ifdef _OPENMP
     int n = omp_get_num_procs();
 #else
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 #endif
-    return n > 0 ? (int)n : 1;
+    c = n > 0 ? (int)n : 1;
+    __atomic_store_n(&g_cores, c, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_cores_next_ns, t + 100000000LL, __ATOMIC_RELAXED);
+    return c;
 }
 
 #define SAMPLE_NS 4000000LL    /* re-read the run queue at most every 4 ms */
