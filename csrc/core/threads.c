@@ -12,9 +12,9 @@
  * neither a brief spike nor load that has already stopped costs a thread:
  *  - now: runnable threads machine-wide (/proc/loadavg, every 4 ms at most)
  *    less our own team, in both of the last two samples;
- *  - sustained: CPU time the machine spent busy (/proc/stat) less this
- *    process's own CPU time (all its threads: a peer runtime's or a GUI's
- *    included), over the last >= 100 ms window.
+ *  - sustained: CPU time the machine spent busy (/proc/stat; niced time
+ *    at a quarter unless we are niced) less this process's own CPU time (all its threads: a
+ *    peer runtime's or a GUI's included), over the last >= 100 ms window.
  * CNNENGINE_LOAD_AWARE=0 turns this off; so does a real-time scheduling
  * policy (the runnable threads it preempts are no competition).
  */
@@ -23,8 +23,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,11 +66,12 @@ static int g_aware = -1;     /* -1: not decided, 0: off, 1: on */
 static int g_loadfd = -1;
 static int g_statfd = -1;
 static long long g_next_ns = 0;
-static int g_prev = 0;       /* other runnable threads at the sample before */
+static int g_prev = -1;      /* other runnable threads at the sample before; -1 none yet */
 static int g_now16 = 0;      /* ... in both of the last two samples (min), x16 */
 static int g_usage16 = -1;   /* others' CPU use over the last window, cores x16; -1 unknown */
 static long g_online = 1;    /* CPUs the run queue and /proc/stat count over */
 static long g_tick_hz = 100;
+static int g_niced = 0;      /* this process runs at nice > 0 */
 /* the open window: when it began, machine busy/total ticks, own CPU ns */
 static long long g_win_ns = 0, g_win_busy = 0, g_win_total = 0, g_win_own = 0;
 
@@ -111,7 +114,7 @@ static int run_queue(void)
 }
 
 /* Machine-wide CPU ticks from /proc/stat's first line: *busy (all but idle
- * and iowait) and *total; 0 on success. */
+ * and iowait, niced time weighted) and *total; 0 on success. */
 static int cpu_ticks(long long *busy, long long *total)
 {
     char buf[256];
@@ -129,8 +132,12 @@ static int cpu_ticks(long long *busy, long long *total)
             return -1;
         p = end;
     }
-    *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    *total = *busy + v[3] + v[4];
+    /* niced time at a quarter (unless we are niced too): a nice-10 thread
+     * weighs 1/9 of ours to the scheduler, so background builds and tests
+     * leave our team its cores */
+    const long long nice = g_niced ? v[1] : v[1] / 4;
+    *busy = v[0] + nice + v[2] + v[5] + v[6] + v[7];
+    *total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
     return 0;
 }
 
@@ -156,6 +163,9 @@ static void decide_aware(void)
     int expected = -1;
     long hz = sysconf(_SC_CLK_TCK);
     __atomic_store_n(&g_tick_hz, hz > 0 ? hz : 100, __ATOMIC_RELAXED);
+    errno = 0;
+    const int prio = getpriority(PRIO_PROCESS, 0);
+    __atomic_store_n(&g_niced, errno == 0 && prio > 0, __ATOMIC_RELAXED);
     __atomic_store_n(&g_online, sysconf(_SC_NPROCESSORS_ONLN), __ATOMIC_RELAXED);
     if (fd >= 0) {
         int sfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
@@ -214,7 +224,7 @@ static int free_cores(int cores, int callers)
             if (others < 0)
                 others = 0;
             /* a spike seen by one sample only (a pool spinning down) is no load */
-            int seen = others < g_prev ? others : g_prev;
+            int seen = g_prev >= 0 && g_prev < others ? g_prev : others;
             g_prev = others;
             __atomic_store_n(&g_now16, 16 * seen, __ATOMIC_RELAXED);
         }
