@@ -122,7 +122,8 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         error = None
         if mode == "approximate" and not cancelled:
             t0 = time.perf_counter()
-            error = approximate.spot_check(scorer, boxes, heat, baseline, fill_at, checks)
+            error = approximate.spot_check(scorer, boxes, heat, baseline, fill_at, checks,
+                                           exact=getattr(run, "exact", None))
             timings["check_s"] = time.perf_counter() - t0
     return OcclusionResult(heat.reshape(len(ys), len(xs)), scorer.target, float(baseline), patch, stride, mode,
                            time.perf_counter() - t_start, timings, error, cancelled)

@@ -28,6 +28,7 @@ correlation between the two on them (OcclusionResult.error).
 threshold): every changed window capped at cap x its map around the patch,
 clean values outside it; cap 1 is exact.
 """
+import copy
 import itertools
 
 import numpy as np
@@ -63,7 +64,8 @@ class Linearised:
                 if len(pplan.shapes[c]) == 4]
         cuts = [(c, v) for c, v in cuts if v in made]
         runner = fused.regions(feeds)
-        maps = ChangeMaps(runner)
+        # the geometry depends on the plan alone: kept with its runner across calls, as Incremental does
+        maps = runner.cache.get("change_maps") or runner.cache.setdefault("change_maps", ChangeMaps(runner))
         fused_target = target if target in made else fplan.blocked.get(target)
         full = sum(step_macs(fplan, k) for k in _needed_steps(fplan, [fused_target] if fused_target in made else
                                                                [o.name for o in fplan.graph.outputs]))
@@ -90,16 +92,36 @@ class Linearised:
         self.info = {"scheme": "linearised tail", "cut": self.cut, "exact_share": round(self.share, 4)}
         if self.cut is None:
             self.info["scheme"] = "exact (no cut within the budget that a backward pass reaches)"
-            self.exact = scorer.incremental(None)
+            self.fallback = scorer.incremental(None)
             return
-        self.exact = None
+        self.fallback = None
         self.engine = Incremental(fused, feeds, [self.value])
-        self.engine.maps = maps      # the geometry _shares already worked out
         self.grad = _like(grad.astype(np.float32), self.engine.clean[self.value].shape)
+        # the spot checks' exact route: this engine run on past the cut to the target
+        self.target_value = fused_target if fused_target in made else None
+
+    def exact(self, boxes, fill_at):
+        """The target at `boxes` computed exactly, as incremental mode does
+        (naive's result to float rounding), by running the head's engine on
+        to the target; None where that engine does not make the target (a
+        unit whose layer the fused plan folds away): the caller runs naive."""
+        if self.fallback is not None:
+            return self.fallback(boxes, fill_at)
+        if self.target_value is None:
+            return None
+        whole = copy.copy(self.engine)       # shares the clean run, the geometry and the kernels
+        whole.steps = _needed_steps(whole.plan, [self.target_value])
+        state = whole.run(self.input, [(box, fill_at(box)) for box in boxes])
+        outs = np.concatenate([whole.gather(state, self.target_value, b, None) for b in range(len(boxes))])
+        if not self.scorer.unit:
+            return self.scorer._score(outs)
+        ch = self.scorer.unit[1]      # a blocked value holds channel ch at [block, ..., lane]
+        return self.scorer._unit_score(outs[:, ch // outs.shape[4], :, :, ch % outs.shape[4]]
+                                       if outs.ndim == 5 else outs[:, ch])
 
     def __call__(self, boxes, fill_at):
-        if self.exact is not None:
-            return self.exact(boxes, fill_at)
+        if self.fallback is not None:
+            return self.fallback(boxes, fill_at)
         state = self.engine.run(self.input, [(box, fill_at(box)) for box in boxes])
         clean, got = self.engine.clean[self.value], state.get(self.value, {})
         est = np.zeros(len(boxes))
@@ -180,23 +202,31 @@ def capped(boxes, shape, cap, centres):
     return out
 
 
-def spot_check(scorer, boxes, heat, baseline, fill_at, count=DEFAULT_CHECKS, seed=0):
-    """The approximate map against naive mode -- the oracle: each position a
-    full inference -- on `count` positions drawn uniformly at random (fixed
-    seed): max and mean absolute error and, with 4 or more, the Spearman rank
-    correlation between the two there."""
+def spot_check(scorer, boxes, heat, baseline, fill_at, count=DEFAULT_CHECKS, seed=0, exact=None):
+    """The approximate map against the exact one on `count` positions drawn
+    uniformly at random (fixed seed): max and mean absolute error and, with 4
+    or more, the Spearman rank correlation between the two there. exact:
+    run(boxes, fill_at) -> the target exactly (Linearised.exact: incremental
+    mode's computation), or None -> naive mode's (each position a full inference)."""
     done = np.flatnonzero(np.isfinite(heat))
     if count <= 0 or not len(done):
         return None
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(done, size=min(count, len(done)), replace=False))
-    exact = np.concatenate([baseline - scorer.naive([boxes[i] for i in part], fill_at)
-                            for part in np.array_split(pick, -(-len(pick) // 8))])
+    picked = [boxes[i] for i in pick]
+    got = None if exact is None else exact(picked, fill_at)
+    reference = "incremental" if got is not None else "naive"
+    if got is None:
+        got = np.concatenate([scorer.naive([boxes[i] for i in part], fill_at)
+                              for part in np.array_split(pick, -(-len(pick) // 16))])
+    exact = baseline - np.asarray(got, np.float64)
     approx = heat[pick].astype(np.float64)
     diff = np.abs(exact - approx)
     out = {"sampled_positions": len(pick), "positions": [int(i) for i in pick],
            "max_abs_error": float(diff.max()), "mean_abs_error": float(diff.mean()),
-           "rank_corr": None}
+           "rank_corr": None, "reference": reference,
+           "estimated": f"on {len(pick)} of {len(done)} positions drawn uniformly at random, recomputed "
+                        f"exactly by {reference} mode"}
     if len(pick) >= 4:
         out["rank_corr"] = _spearman(approx, exact)
     return out

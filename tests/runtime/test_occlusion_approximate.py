@@ -207,6 +207,27 @@ def test_error_report_matches_an_exact_recomputation(rng):
     assert ce.occlusion(m, x, patch=5, stride=2, mode="approximate", checks=0).error is None
 
 
+@pytest.mark.parametrize("target", [None, ("conv5", 1), ("conv3", 2)])
+def test_every_position_within_the_reported_error(target, rng):
+    """With every position checked the reported largest error is the map's:
+    naive agrees with the approximate map within it everywhere, and the
+    exact reference (the head's engine run on to the target, or naive for a
+    unit the fused plan folds away) is naive's value to float rounding."""
+    m = ce.load(tail_net(rng))
+    x = rng.standard_normal((1, 3, 19, 17)).astype(np.float32)
+    r = ce.occlusion(m, x, patch=5, stride=3, mode="approximate", budget=0.6, checks=1000, target=target)
+    naive = ce.occlusion(m, x, patch=5, stride=3, mode="naive", target=target)
+    err = r.error
+    assert r.timings["approximate"]["scheme"] == "linearised tail"
+    assert err["sampled_positions"] == r.heatmap.size and err["reference"] in ("incremental", "naive")
+    assert str(err["sampled_positions"]) in err["estimated"] and err["reference"] in err["estimated"]
+    diff = np.abs(r.heatmap - naive.heatmap)
+    scale = float(np.abs(naive.heatmap).max())
+    assert scale > 1e-3 and diff.max() > 1e-7 * scale          # approximate: not exact here
+    assert err["max_abs_error"] == pytest.approx(diff.max(), abs=1e-6 * scale)
+    assert err["mean_abs_error"] == pytest.approx(diff.mean(), abs=1e-6 * scale)
+
+
 def test_no_cut_within_the_budget_is_exact(rng):
     m = ce.load(tail_net(rng))
     x = rng.standard_normal((1, 3, 19, 17)).astype(np.float32)
