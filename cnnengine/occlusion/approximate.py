@@ -64,6 +64,9 @@ class Linearised:
         values.update(feeds)
         pplan, fplan = plain.plan_for(feeds), fused.plan_for(feeds)
         target = scorer.unit[2] if scorer.unit else model.outputs[0].name
+        if not scorer.unit:
+            scorer.clean_out = values[target]       # the baseline (and the default class) from this run
+            scorer.baseline()
         # cuts as the plain graph names them, and their values in the fused plan
         made = {o for st in fplan.steps for o in st.node.outputs if o}
         cuts = [(c, c if c in made else fplan.blocked.get(c)) for c in vjp.cuts(pplan, self.input, target)
@@ -83,8 +86,10 @@ class Linearised:
             cuts = cuts[:[c for c, _ in cuts].index(cut) + 1]
             budget = 1.0
         limit = None if head_cap is None else functools.partial(_cap_head, *head_cap)
+        # shares depend on the plan, the patches and the cap alone: kept with the runner across calls
+        memo = runner.cache.setdefault(("approximate_shares", tuple(sample), head_cap), {})
         within = list(itertools.takewhile(lambda w: w[2] <= budget, _shares(fplan, maps, cuts, sample, limit,
-                                                                                full)))
+                                                                                full, memo)))
         within = [w for w in within if cut is None or w[0] == cut]
         if within:
             self.base, seed = _seed(scorer, values[target])
@@ -182,20 +187,24 @@ def _like(grad, shape):
     return np.ascontiguousarray(padded.reshape(1, cb, blk, h, w).transpose(0, 1, 3, 4, 2))
 
 
-def _shares(plan, maps, cuts, sample, limit, full):
+def _shares(plan, maps, cuts, sample, limit, full, memo):
     """(cut, value, share) per cut, in plan order: the share of the network's
     multiply-adds its exact head costs per position (averaged over `sample`,
     windows as the patch reaches them, capped by `limit`); it only grows
-    along the plan."""
+    along the plan. memo: value -> share, from earlier calls."""
     x = plan.graph.inputs[0].name
     h, w = plan.shapes[x][2:4]
     for cut, value in cuts:
+        if value in memo:
+            yield cut, value, memo[value]
+            continue
         steps = _needed_steps(plan, [value])
         total = 0
         for box in sample:
             centre = [((box.y0 + box.y1) / 2 / h, (box.x0 + box.x1) / 2 / w)]
             total += _head_macs(plan, maps, steps, box, centre, limit)
-        yield cut, value, total / max(1, len(sample)) / max(1, full)
+        memo[value] = total / max(1, len(sample)) / max(1, full)
+        yield cut, value, memo[value]
 
 
 def _head_macs(plan, maps, steps, box, centre, limit):

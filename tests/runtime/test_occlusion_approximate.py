@@ -224,8 +224,9 @@ def test_every_position_within_the_reported_error(target, rng):
     diff = np.abs(r.heatmap - naive.heatmap)
     scale = float(np.abs(naive.heatmap).max())
     assert scale > 1e-3 and diff.max() > 1e-7 * scale          # approximate: not exact here
-    assert err["max_abs_error"] == pytest.approx(diff.max(), abs=1e-6 * scale)
-    assert err["mean_abs_error"] == pytest.approx(diff.mean(), abs=1e-6 * scale)
+    # float rounding apart: the baseline comes from the plain run, naive's from the fused one
+    assert err["max_abs_error"] == pytest.approx(diff.max(), abs=1e-5 * scale)
+    assert err["mean_abs_error"] == pytest.approx(diff.mean(), abs=1e-5 * scale)
 
 
 def test_head_cap_bounds_the_windows(rng):
