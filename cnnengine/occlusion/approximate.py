@@ -104,7 +104,7 @@ class Linearised:
         self.info = {"scheme": "linearised tail", "cut": self.cut, "exact_share": round(self.share, 4),
                      "head_cap": None if head_cap is None else list(head_cap)}
         if self.cut is None:
-            self.info["scheme"] = "exact (no cut within the budget that a backward pass reaches)"
+            self.info.update(scheme="exact (no cut within the budget that a backward pass reaches)", head_cap=None)
             self.fallback = scorer.incremental(None)
             return
         self.fallback = None
