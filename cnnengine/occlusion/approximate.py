@@ -8,10 +8,13 @@ computation at a *cut*: a value every path from the image to the target
 passes through (a residual block's output, say), chosen as the latest
 one whose windows cost at most `budget` of the network's multiply-adds
 per position. Up to the cut each position runs exactly, on windows
-(incremental.Incremental). Past it the change is carried to the target
-to first order: one backward pass on the clean image (vjp.py) gives the
-gradient g of the target's log-probability (a unit's activation for unit
-targets) at the cut, and a position whose cut value changed by d inside
+(incremental.Incremental), each window cut to at most max(6, 0.32 x its
+map) on a side around the patch (HEAD_CAP; Krypton's projective-field
+threshold, applied to the head only): the ring past it carries little of
+the change, so the same multiply-adds reach a later cut. Past the cut the
+change is carried to the target to first order: one backward pass on the
+clean image (vjp.py) gives the gradient g of the target's log-probability
+(a unit's activation for unit targets) at the cut, and a position whose cut value changed by d inside
 its window scores
 
     log p(occluded) ~= log p(clean) + <g, d>,
@@ -20,9 +23,12 @@ a dot product over the window. Linearising log p rather than p keeps the
 estimate a probability; the map's ranking is the same either way.
 
 How far the result is from exact is measured, not assumed:
-spot_check() runs the exact (incremental) path on a few positions drawn at
-random and reports the largest and mean absolute error there and the rank
-correlation between the two on them (OcclusionResult.error).
+spot_check() recomputes a few positions drawn at random exactly -- the
+head's engine run on, uncapped, to the target: incremental mode's
+computation, naive's result to float rounding (naive itself where the fused
+plan folds a unit target away) -- and reports the largest and mean absolute
+error there, the rank correlation between the two on them, and how it was
+estimated (OcclusionResult.error).
 
 `cap` selects the older scheme instead (Krypton's projective-field
 threshold): every changed window capped at cap x its map around the patch,
