@@ -14,8 +14,8 @@ threshold, applied to the head only): the ring past it carries little of
 the change, so the same multiply-adds reach a later cut. Past the cut the
 change is carried to the target to first order: one backward pass on the
 clean image (vjp.py) gives the gradient g of the target's log-probability
-(a unit's activation for unit targets) at the cut, and a position whose cut value changed by d inside
-its window scores
+(a unit's activation for unit targets) at the cut, and a position whose
+cut value changed by d inside its window scores
 
     log p(occluded) ~= log p(clean) + <g, d>,
 
@@ -288,16 +288,16 @@ def spot_check(scorer, boxes, heat, baseline, fill_at, count=DEFAULT_CHECKS, see
     if got is None:
         got = np.concatenate([scorer.naive([boxes[i] for i in part], fill_at)
                               for part in np.array_split(pick, -(-len(pick) // 16))])
-    exact = baseline - np.asarray(got, np.float64)
+    truth = baseline - np.asarray(got, np.float64)
     approx = heat[pick].astype(np.float64)
-    diff = np.abs(exact - approx)
+    diff = np.abs(truth - approx)
     out = {"sampled_positions": len(pick), "positions": [int(i) for i in pick],
            "max_abs_error": float(diff.max()), "mean_abs_error": float(diff.mean()),
            "rank_corr": None, "reference": reference,
            "estimated": f"on {len(pick)} of {len(done)} positions drawn uniformly at random, recomputed "
                         f"exactly by {reference} mode"}
     if len(pick) >= 4:
-        out["rank_corr"] = _spearman(approx, exact)
+        out["rank_corr"] = _spearman(approx, truth)
     return out
 
 

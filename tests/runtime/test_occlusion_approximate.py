@@ -244,7 +244,7 @@ def test_head_cap_bounds_the_windows(rng):
         baseline = scorer.baseline()
         run = approximate.Linearised(scorer, boxes, cut="r3", head_cap=cap)
         runs[cap] = (run, baseline - run(boxes, fill_at))
-    (loose, a), (same, b), (tight, c) = runs[None], runs[(1.0, 1)], runs[(0.6, 3)]
+    (loose, a), (_, b), (tight, c) = runs[None], runs[(1.0, 1)], runs[(0.6, 3)]
     assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max() and tight.share < loose.share
     state = tight.engine.run(tight.input, [(box, fill_at(box)) for box in boxes])
     shape = tight.engine.plan.shapes[tight.value]
