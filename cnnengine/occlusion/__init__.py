@@ -92,19 +92,15 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         # value: the baseline is read from that run, not run again
         t0 = time.perf_counter()
         if mode == "approximate":
-            # the linearised tail's gradient needs the target class first
-            baseline = scorer.baseline()
-            timings = {"baseline_s": time.perf_counter() - t0}
-            t0 = time.perf_counter()
             run = scorer.incremental(cap) if cap is not None else approximate.Linearised(scorer, boxes, budget)
-            timings["setup_s"] = time.perf_counter() - t0
-            timings["approximate"] = {"scheme": "cap", "cap": cap} if cap is not None else run.info
         else:
             run = scorer.naive if mode == "naive" else scorer.incremental(None)
-            timings = {"setup_s": time.perf_counter() - t0}
-            t0 = time.perf_counter()
-            baseline = scorer.baseline()
-            timings["baseline_s"] = time.perf_counter() - t0
+        timings = {"setup_s": time.perf_counter() - t0}
+        if mode == "approximate":
+            timings["approximate"] = {"scheme": "cap", "cap": cap} if cap is not None else run.info
+        t0 = time.perf_counter()
+        baseline = scorer.baseline()
+        timings["baseline_s"] = time.perf_counter() - t0
         heat = np.full(len(boxes), np.nan, np.float32)
         t0 = time.perf_counter()
         cancelled = False
@@ -122,7 +118,8 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         error = None
         if mode == "approximate" and not cancelled:
             t0 = time.perf_counter()
-            error = approximate.spot_check(scorer, boxes, heat, baseline, fill_at, checks)
+            error = approximate.spot_check(scorer, boxes, heat, baseline, fill_at, checks,
+                                           exact=getattr(run, "exact", None))
             timings["check_s"] = time.perf_counter() - t0
     return OcclusionResult(heat.reshape(len(ys), len(xs)), scorer.target, float(baseline), patch, stride, mode,
                            time.perf_counter() - t_start, timings, error, cancelled)

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import ops
+from ..functional.conv import gemm
 from ..ops._geometry import resolve_pads
 
 
@@ -177,7 +178,7 @@ def _rule(node, ins, y, g, threads):
 
 
 def _conv_input_grad(node, x, w, g, threads):
-    """The conv's adjoint as one (batched per group) GEMM, W^T g, and a
+    """The conv's adjoint as one GEMM (batched per group), W^T g, and a
     col2im scatter: faster here than the transposed-convolution kernel."""
     p = ops.params_of(node)
     kh, kw = tuple(p.kernel_shape or w.shape[2:])
@@ -186,9 +187,15 @@ def _conv_input_grad(node, x, w, g, threads):
     n, c, h, wd = x.shape
     k, cg = w.shape[0], w.shape[1]
     groups, (oh, ow) = p.group, g.shape[2:]
-    wg = np.asarray(w, np.float32).reshape(groups, k // groups, cg * kh * kw).transpose(0, 2, 1)
-    gg = np.asarray(g, np.float32).reshape(n, groups, k // groups, oh * ow)
-    cols = np.matmul(wg, gg).reshape(n, c, kh, kw, oh, ow)
+    if groups == 1:
+        # the engine's GEMM: NumPy's BLAS threads spin against the engine's (20 ms a conv under load)
+        gg = np.asarray(g, np.float32).reshape(n, k, oh * ow).transpose(1, 0, 2).reshape(k, n * oh * ow)
+        cols = gemm(np.asarray(w, np.float32).reshape(k, c * kh * kw), gg, trans_a=True, threads=threads)
+        cols = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        wg = np.asarray(w, np.float32).reshape(groups, k // groups, cg * kh * kw).transpose(0, 2, 1)
+        gg = np.asarray(g, np.float32).reshape(n, groups, k // groups, oh * ow)
+        cols = np.matmul(wg, gg).reshape(n, c, kh, kw, oh, ow)
     big = (max(h + pt + pb, (oh - 1) * sh + dh * (kh - 1) + 1), max(wd + pl + pr, (ow - 1) * sw + dw * (kw - 1) + 1))
     gx = np.zeros((n, c) + big, np.float64)
     for i in range(kh):
