@@ -1,6 +1,7 @@
 """The blocked direct convolution against the machine's zmm (or ymm) FMA peak (not a test).
 
     python benchmarks/bench_direct.py [--threads 1 2] [--repeat R] [--tree PATH ...]
+                                      [--shapes CIN,COUT,K,HW,S ...]
 
 Big 3x3 convolutions forced onto the direct kernel (ConvNCHWc winograd=False):
 the stride-1 shapes Winograd usually takes (VGG, ResNet), the stride-2 ones
@@ -58,11 +59,14 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--tree", nargs="+", default=[os.getcwd()])
+    ap.add_argument("--shapes", nargs="+", metavar="CIN,COUT,K,HW,S",
+                    help="convs to time instead of the default list")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.threads[0], args.repeat)
         return
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
     for threads in args.threads:
         procs = []
         for tree in args.tree:
@@ -75,7 +79,7 @@ def main():
         print(f"\n{threads} thread(s); FMA peak " + ", ".join(f"{v:.1f}" for v in peaks) + " GFLOP/s")
         print("| conv | " + " | ".join(f"{os.path.basename(t)} ms | GFLOP/s | % peak" for t in args.tree) + " |")
         print("|---|" + "---:|---:|---:|" * len(args.tree))
-        for shape in SHAPES:
+        for shape in shapes:
             cells = []
             for p, peak in zip(procs, peaks):
                 p.stdin.write(" ".join(map(str, shape)) + "\n")
