@@ -224,15 +224,9 @@ static void plan_groups(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int thr
     while (gs > 1 && sets % gs)
         gs--;
     /* a wide 1x1 whose input fits L2, without passes: the threads split its
-     * pixels, each running every set (sets vary fastest), as MLAS does;
-     * unless its weights outweigh its input and the sets split evenly:
-     * then each thread streams only its share of the weights */
+     * pixels, each running every set (sets vary fastest), as MLAS does */
     pl->gfast = 0;
-    const int64_t in_floats = pl->in_blocks * pl->ow * B;
-    const int64_t groups = (pl->pairs + gs * st - 1) / (gs * st);
-    const int by_sets = threads > 1 && pk->ocb * pl->wob > in_floats &&
-                        (n * groups * pl->nchunks) % threads == 0;
-    if (pl->wide && pl->flat && pk->cb == B && !pl->passes && in_floats <= 262144 && !by_sets) {
+    if (pl->wide && pl->flat && pk->cb == B && !pl->passes && pl->in_blocks * pl->ow * B <= 262144) {
         gs = 1;
         pl->gfast = 1;
         pl->chunk = (pl->ow + threads - 1) / threads;
