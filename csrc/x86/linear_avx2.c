@@ -1,7 +1,7 @@
 #pragma GCC target("avx2,fma")
 /* linear on AVX2. Small batches (n < 4) are matrix-vector products bound by
- * reading w once: each thread takes blocks of 8 output rows and dots them
- * with every x row. Batches up to LINEAR_STREAM_MAX stream w once per call too, in
+ * reading w once: each thread takes blocks of 8 output rows (long rows) or
+ * single rows and dots them with every x row. Batches up to LINEAR_STREAM_MAX stream w once per call too, in
  * slabs of columns whose x rows stay in cache (a GEMM would repack all of w
  * on every call: 411 MB for VGG-16's first dense layer). Larger batches run
  * the packed GEMM (x w^T, B = w transposed on packing) with the bias and
@@ -40,6 +40,10 @@ static float dot(const float *a, const float *b, int64_t n)
 }
 
 #define GEMV_ROWS 8
+/* rows shorter than this stay one at a time: the whole matrix is then one
+ * sequential stream, where eight streams of a few KiB each are too short
+ * for the hardware prefetchers (ResNet-50's 2048->1000 read cold) */
+#define GEMV_MIN_IN 4096
 
 /* y[r] = x . w[r] + bias[r] for GEMV_ROWS rows of w at once: eight
  * concurrent streams read memory at 1.7x the rate of one row at a time */
@@ -173,6 +177,16 @@ cnn_status cnn_linear_f32_avx2(int64_t n, int64_t in, int64_t out, const float *
         j.bias_col = bias;
         j.ep = ep;
         return cnn_gemm_jobs_f32_avx2(&j, 1, threads);
+    }
+    if (in < GEMV_MIN_IN) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t i = 0; i < n; i++)
+                y[i * out + o] = dot(x + i * in, w + o * in, in) + (bias ? bias[o] : 0.f);
+        if (ep.act != CNN_ACT_NONE)
+            for (int64_t i = 0; i < n; i++)
+                cnn_act_inplace(&ep, y + i * out, out);
+        return CNN_OK;
     }
     int64_t blocks = (out + GEMV_ROWS - 1) / GEMV_ROWS;
 #pragma omp parallel for num_threads(threads) schedule(static)
