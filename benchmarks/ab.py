@@ -1,6 +1,7 @@
 """Two builds of cnnengine side by side: is a change free of speed regressions?
 
     python benchmarks/ab.py BEFORE_TREE AFTER_TREE [--runs 15] [--rounds 7] [--threads 1 2]
+                            [--before-env K=V ...] [--after-env K=V ...]
 
 Each tree is a source checkout with its kernels built in place
 (`python setup.py build_ext --inplace`). For each model and thread count
@@ -8,7 +9,9 @@ one worker process per tree loads the model (ONNX files exported by
 benchmarks/models.py into benchmarks/.cache/); the parent then alternates
 between the two workers, `--runs` timed runs each per round, for
 `--rounds` rounds, so that load from the rest of the machine falls on both
-alike. Prints each side's median and the ratio after/before.
+alike. Prints each side's median and the ratio after/before. The same
+tree twice with `--after-env CNNENGINE_ISA=avx2` compares the AVX2 path
+with the default one.
 """
 import argparse
 import os
@@ -63,7 +66,12 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--models", nargs="+",
                     default=["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vgg16"])
+    ap.add_argument("--before-env", nargs="+", default=[], metavar="K=V",
+                    help="environment variables of the BEFORE worker")
+    ap.add_argument("--after-env", nargs="+", default=[], metavar="K=V",
+                    help="environment variables of the AFTER worker")
     args = ap.parse_args()
+    envs = [dict(kv.split("=", 1) for kv in e) for e in (args.before_env, args.after_env)]
     sys.path.insert(0, HERE)
     from models import export
 
@@ -72,7 +80,7 @@ def main():
     for threads in args.threads:
         for name in args.models:
             path = export(name)
-            a, b = worker(args.before, path, threads), worker(args.after, path, threads)
+            a, b = worker(args.before, path, threads, envs[0]), worker(args.after, path, threads, envs[1])
             ta, tb = [], []
             for r in range(args.rounds):
                 first, second = (a, b) if r % 2 == 0 else (b, a)

@@ -7,6 +7,7 @@
  * history (git log -S on the function's name).
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "nchwc_rows.h"
 
@@ -269,6 +270,22 @@ static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_r
     pl->in_hi = in_hi;
 }
 
+/* The L2 size per core (sysconf; 1 MiB where unknown). */
+static int64_t l2_bytes(void)
+{
+    static int64_t cached;
+    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!v) {
+        long s = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        s = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        v = s > 0 ? s : 1 << 20;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* The weights the call on pairs [pr, nxt) of a unit prefetches into L2 for
  * the next call. Rows: the thread's next units are this group's other
  * rows, then the next group, so each row's last call takes 1/oh of the
@@ -297,8 +314,11 @@ static void unit_prefetch(const plan *pl, const cnn_conv2d_nchwc *pk, crow *r, i
         int64_t nnb = ncg * pl->gblocks + pl->gblocks - nob;
         if (nnb > (pl->wide ? 4 : 2))
             nnb = pl->wide ? 4 : 2;
-        r->pf = (const char *)(pk->w + nob * wob);
         r->pf_bytes = nnb * wob * (int64_t)sizeof(float);
+        /* span tiles reread all of a call's weights: not where this call's
+         * and the next's overflow 3/4 of L2 (the next would evict them) */
+        if (pl->shape == 0 || 4 * 2 * r->pf_bytes <= 3 * l2_bytes())
+            r->pf = (const char *)(pk->w + nob * wob);
     }
 }
 

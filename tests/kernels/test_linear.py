@@ -11,6 +11,8 @@ from tests.kernels._conv_ref import act_np
 @pytest.mark.parametrize("lead,inp,out", [((1,), 1, 1), ((1,), 2048, 1000), ((2,), 13, 7),
                                           ((3,), 37, 17), ((4,), 16, 16), ((9,), 300, 33),
                                           ((2, 3, 5), 19, 6), ((), 10, 4),
+                                          # matrix-vector blocks of 8 rows: a row tail, short rows
+                                          ((1,), 4103, 17), ((2,), 4096, 24), ((3,), 4100, 9),
                                           # the streamed batches (4..64 rows): slabs with a tail,
                                           # an odd row count and an odd output count; 65 runs the GEMM
                                           ((5,), 4100, 9), ((7,), 2048, 1), ((17,), 2051, 33),

@@ -90,6 +90,7 @@ CASES = [
     (1, 13, 8, 9, 40, 2, 3, (1, 3), (0, 0, 0, 0), (1, 1), 1),     # ... unpadded, stride > kernel
     (2, 64, 6, 6, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # a quad per group
     (1, 48, 7, 7, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # 1x1 groups of 4 blocks
+    (1, 24, 3, 5, 120, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 1x1 on few pixels, weights over input
     (1, 16, 57, 60, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # wide s2 rows: borders clipped
     (1, 8, 56, 64, 32, 5, 5, (2, 2), (2, 1, 2, 3), (1, 1), 1),    # ... 5x5, asymmetric padding
     # 1x1s over more than 24 input blocks: AVX-512 sums them in passes,
