@@ -19,6 +19,7 @@ later dense layers: where both images' ReLU outputs are zero); the MAC
 bound counts it after a Flatten only (incremental.mac_bound).
 """
 import dataclasses
+import threading
 
 import numpy as np
 
@@ -72,13 +73,15 @@ class SparseDense:
         self.alpha = 1.0 if p is None else float(p.alpha)
         self.act = None if p is None or not p.act else (p.act, p.act_alpha, p.act_beta)
         self._rows = None
+        self._lock = threading.Lock()     # batches run concurrently: one copy, made once
 
     def rows(self):
         """op(B) as (K, N), row k the weights of input column k (a transposed
         copy for transB, made on first use and kept with the plan)."""
-        if self._rows is None:
-            b = self.plan.static[self.node.inputs[1]]
-            self._rows = np.ascontiguousarray(b.T if self.trans_b else b, dtype=np.float32)
+        with self._lock:
+            if self._rows is None:
+                b = self.plan.static[self.node.inputs[1]]
+                self._rows = _transposed(b) if self.trans_b else np.ascontiguousarray(b, dtype=np.float32)
         return self._rows
 
     def clean_pre(self, clean):
@@ -112,6 +115,16 @@ class SparseDense:
         if self.act is not None:
             y = F.activation(y, self.act[0], self.act[1], self.act[2], threads=threads)
         return y
+
+
+def _transposed(b, block=32):
+    """b.T as a C-contiguous float32 copy, in blocks of `block` columns of b:
+    each block's reads stay in cache (a plain transposed copy of VGG-16's
+    4096 x 25088 weights takes about 3x as long)."""
+    out = np.empty(b.shape[::-1], np.float32)
+    for i in range(0, b.shape[1], block):
+        out[i:i + block] = b[:, i:i + block].T
+    return out
 
 
 def box_cells(box, cmap):

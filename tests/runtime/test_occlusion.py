@@ -152,6 +152,26 @@ def test_progress_and_cancel(rng):
     assert not full.cancelled and np.isfinite(full.heatmap).all()
 
 
+def test_batches_in_parallel_equal_one_at_a_time(rng):
+    # threads=3: three batches run at once, one kernel thread each
+    # (occlusion._in_order); the heatmap is the same as one batch at a time,
+    # progress still comes in order, and a cancel keeps exactly the batches
+    # reported (those already running are waited for, then dropped)
+    m = ce.load(se_net(rng))
+    x = rng.standard_normal((1, 3, 20, 23)).astype(np.float32)
+    one = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=1)
+    seen = []
+    par = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=3,
+                       progress=lambda done, total, heat: seen.append((done, int(np.isfinite(heat).sum()))))
+    assert one.timings["workers"] == 1 and par.timings["workers"] == 3
+    assert np.array_equal(one.heatmap, par.heatmap)
+    total = one.heatmap.size
+    assert seen == [(min(d, total), min(d, total)) for d in range(4, total + 4, 4)]
+    r = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=3, progress=lambda done, total, heat: done < 8)
+    assert r.cancelled and np.isfinite(r.heatmap).sum() == 8
+    assert np.array_equal(r.heatmap.ravel()[:8], one.heatmap.ravel()[:8])
+
+
 @pytest.mark.parametrize("kw,match", [
     ({"patch": 0}, "patch"), ({"patch": 30}, "larger than the image"), ({"stride": -1}, "stride"),
     ({"mode": "fast"}, "unknown mode"), ({"fill": "purple"}, "fill"), ({"fill": float("nan")}, "fill"),
