@@ -63,6 +63,9 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
     ("max") activation (`reduce`). batch: positions per batch. progress:
     called as progress(done, total, heatmap) after each batch; returning
     False stops the run, as does setting the threading.Event `cancel`.
+    threads: the model's team size unless given; mode="incremental" runs that
+    many batches at once, one kernel thread each (progress still comes in
+    order; a cancel waits for the batches already started).
 
     mode="approximate" (approximate.py): budget -- the share of the
     network's multiply-adds per position computed exactly (the rest to
@@ -141,7 +144,7 @@ def _workers(mode, threads, count):
     if mode != "incremental" or count < 2:
         return 1
     team = _common.resolve_threads(threads) or num_cores()
-    return max(1, min(team, count))
+    return max(1, min(team, num_cores(), count))      # more than the cores: only more batches in memory
 
 
 def _in_order(run, parts, fill_at, workers):

@@ -153,8 +153,8 @@ def test_progress_and_cancel(rng):
 
 
 def test_batches_in_parallel_equal_one_at_a_time(rng):
-    # threads=3: three batches run at once, one kernel thread each
-    # (occlusion._in_order); the heatmap is the same as one batch at a time,
+    # threads=3: up to three batches (one per core) run at once, one kernel
+    # thread each (occlusion._in_order); the heatmap is the same as one batch at a time,
     # progress still comes in order, and a cancel keeps exactly the batches
     # reported (those already running are waited for, then dropped)
     m = ce.load(se_net(rng))
@@ -163,7 +163,7 @@ def test_batches_in_parallel_equal_one_at_a_time(rng):
     seen = []
     par = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=3,
                        progress=lambda done, total, heat: seen.append((done, int(np.isfinite(heat).sum()))))
-    assert one.timings["workers"] == 1 and par.timings["workers"] == 3
+    assert one.timings["workers"] == 1 and par.timings["workers"] == min(3, ce.num_cores())
     assert np.array_equal(one.heatmap, par.heatmap)
     total = one.heatmap.size
     assert seen == [(min(d, total), min(d, total)) for d in range(4, total + 4, 4)]
