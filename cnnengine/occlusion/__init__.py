@@ -149,12 +149,15 @@ def _workers(mode, threads, count):
 
 def _in_order(run, parts, fill_at, workers):
     """(part, run(part, fill_at)) for each part, in order; with workers > 1
-    the next parts run ahead on a pool, one kernel thread each. Closing the
-    generator (a cancel) waits for the parts already started."""
-    if workers <= 1:
+    the parts after the first run ahead on a pool, one kernel thread each
+    (the first runs alone on the whole team: the app shows it sooner).
+    Closing the generator (a cancel) waits for the parts already started."""
+    if workers <= 1 or len(parts) < 2:
         for part in parts:
             yield part, run(part, fill_at)
         return
+    yield parts[0], run(parts[0], fill_at)
+    parts = parts[1:]
 
     def one(part):
         with _common.threads_scope(1):
