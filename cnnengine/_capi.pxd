@@ -94,6 +94,10 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_linear_f32(int64_t n, int64_t inp, int64_t out, const float *x,
                               const float *w, const float *bias, cnn_epilogue ep,
                               float *y, int threads)
+    cnn_status cnn_rows_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *d,
+                                 const int64_t *rows, int64_t w_rows, const float *w, float *y,
+                                 int threads)
+    cnn_status cnn_transpose_f32(int64_t rows, int64_t cols, const float *x, float *y, int threads)
 
     ctypedef struct cnn_pool2d_params:
         int64_t n, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow

@@ -12,13 +12,15 @@ Modes:
                   (one backward pass) past it (approximate.py); the result
                   says how far it is from exact on positions checked exactly.
 """
-import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError, ShapeError
+from .._kernels import num_cores
 from ..functional import _common
 from ..ops.base import Box
 from . import approximate
@@ -61,6 +63,9 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
     ("max") activation (`reduce`). batch: positions per batch. progress:
     called as progress(done, total, heatmap) after each batch; returning
     False stops the run, as does setting the threading.Event `cancel`.
+    threads: the model's team size unless given; mode="incremental" runs that
+    many batches at once, one kernel thread each (progress still comes in
+    order; a cancel waits for the batches already started).
 
     mode="approximate" (approximate.py): budget -- the share of the
     network's multiply-adds per position computed exactly (the rest to
@@ -104,13 +109,17 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
         heat = np.full(len(boxes), np.nan, np.float32)
         t0 = time.perf_counter()
         cancelled = False
-        for start in range(0, len(boxes), batch):
-            part = boxes[start:start + batch]
-            heat[start:start + len(part)] = baseline - run(part, fill_at)
+        parts = [boxes[start:start + batch] for start in range(0, len(boxes), batch)]
+        workers = _workers(mode, model.threads if threads is None else threads, len(parts))
+        timings["workers"] = workers
+        start = 0
+        for part, values in _in_order(run, parts, fill_at, workers):
+            heat[start:start + len(part)] = baseline - values
+            start += len(part)
             view = heat.reshape(len(ys), len(xs))
             if (cancel is not None and cancel.is_set()) or \
-                    (progress is not None and progress(start + len(part), len(boxes), view) is False):
-                cancelled = start + len(part) < len(boxes)
+                    (progress is not None and progress(start, len(boxes), view) is False):
+                cancelled = start < len(boxes)
                 break
         timings["positions"] = int(np.isfinite(heat).sum())
         timings["positions_s"] = time.perf_counter() - t0
@@ -123,6 +132,45 @@ def occlusion(model, image, *, patch=16, stride=8, fill="mean", target=None, mod
             timings["check_s"] = time.perf_counter() - t0
     return OcclusionResult(heat.reshape(len(ys), len(xs)), scorer.target, float(baseline), patch, stride, mode,
                            time.perf_counter() - t_start, timings, error, cancelled)
+
+
+def _workers(mode, threads, count):
+    """Batches run at once, each by one thread (incremental mode): a batch's
+    layers are many small kernel calls whose teams would meet at a barrier
+    per call, so the threads take whole batches instead."""
+    if mode != "incremental" or count < 2:
+        return 1
+    team = _common.resolve_threads(threads) or num_cores()
+    return max(1, min(team, num_cores(), count))      # more than the cores: only more batches in memory
+
+
+def _in_order(run, parts, fill_at, workers):
+    """(part, run(part, fill_at)) for each part, in order; with workers > 1
+    the parts after the first run ahead on a pool, one kernel thread each
+    (the first runs alone on the whole team: the app shows it sooner).
+    Closing the generator (a cancel) waits for the parts already started."""
+    if workers <= 1 or len(parts) < 2:
+        for part in parts:
+            yield part, run(part, fill_at)
+        return
+    yield parts[0], run(parts[0], fill_at)
+    parts = parts[1:]
+
+    def one(part):
+        with _common.threads_scope(1):
+            return run(part, fill_at)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="occlusion")
+    try:
+        pending = deque(pool.submit(one, part) for part in parts[:workers])
+        ahead = workers
+        for part in parts:
+            values = pending.popleft().result()
+            if ahead < len(parts):
+                pending.append(pool.submit(one, parts[ahead]))
+                ahead += 1
+            yield part, values
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _default_batch(mode, per_row):
@@ -218,12 +266,10 @@ class _Scorer:
         engine = Incremental(executor, feeds, [twin or value], limit)
         if not self.unit and value in engine.clean:
             self.clean_out = engine.clean[value]
-        lock = threading.Lock()
 
         def run(boxes, fill_at):
             windows = [(box, fill_at(box)) for box in boxes]
-            with lock:      # one engine's runner caches are not built for concurrent batches
-                state = engine.run(self.input, windows)
+            state = engine.run(self.input, windows)     # batches may run concurrently (_in_order)
             outs = np.concatenate([engine.gather(state, twin or value, b, None) for b in range(len(boxes))])
             if self.unit:
                 ch = self.unit[1]     # a blocked twin holds channel ch at [block, ..., lane]

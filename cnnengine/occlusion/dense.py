@@ -10,8 +10,9 @@ with y_clean the clean image's output before any fused activation and cols
 the changed cells' columns (every channel). A column outside a position's
 changed window holds the clean value, so its difference is exactly zero,
 as is every column where both images are zero (after a ReLU and max pool):
-a batch multiplies only the columns some position changed, gathering their
-weight rows (op(B) as (K, N), kept with the plan) in cache-sized chunks.
+a batch multiplies only the columns some position changed, one kernel call
+reading their weight rows in place (op(B) as (K, N), kept with the plan;
+csrc/ops/rows_gemm.c).
 VGG-16's first dense layer (7x7x512 -> 4096, 411 MB of weights) is what
 incremental occlusion would otherwise stream whole for every batch. Any
 Gemm or MatMul of a changed 2-D value by weights takes this route (the
@@ -19,16 +20,18 @@ later dense layers: where both images' ReLU outputs are zero); the MAC
 bound counts it after a Flatten only (incremental.mac_bound).
 """
 import dataclasses
+import threading
 
 import numpy as np
 
+from .. import _kernels as K
 from .. import functional as F
 from .. import ops
+from ..functional._common import resolve_threads
 
 # the sparse product runs while the batch changed at most this share of the
 # input columns; above it the batch runs whole (one stream of all the weights)
 SPARSE_BELOW = 0.9
-CHUNK = 256              # weight rows gathered per product: 4 MB for N = 4096, cache-resident
 
 
 def flatten_map(plan, node):
@@ -72,13 +75,19 @@ class SparseDense:
         self.alpha = 1.0 if p is None else float(p.alpha)
         self.act = None if p is None or not p.act else (p.act, p.act_alpha, p.act_beta)
         self._rows = None
+        self._lock = threading.Lock()     # batches run concurrently: one copy, made once
 
     def rows(self):
         """op(B) as (K, N), row k the weights of input column k (a transposed
         copy for transB, made on first use and kept with the plan)."""
-        if self._rows is None:
-            b = self.plan.static[self.node.inputs[1]]
-            self._rows = np.ascontiguousarray(b.T if self.trans_b else b, dtype=np.float32)
+        with self._lock:
+            if self._rows is None:
+                b = np.ascontiguousarray(self.plan.static[self.node.inputs[1]], dtype=np.float32)
+                if self.trans_b:
+                    rows = _aligned(b.shape[::-1])     # 64-byte rows: the kernel's loads never split lines
+                    K.transpose(b, rows, resolve_threads(None))
+                    b = rows
+                self._rows = b
         return self._rows
 
     def clean_pre(self, clean):
@@ -88,6 +97,9 @@ class SparseDense:
             return clean[node.outputs[0]]
         p = dataclasses.replace(ops.params_of(node), act="", act_alpha=0.0, act_beta=0.0)
         c = plan.static.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        if p.trans_b and p.alpha == 1.0 and (c is None or (p.beta == 1.0 and c.size == self.n)):
+            # x w^T + b streams the weights once (the GEMM would pack them all first)
+            return F.linear(clean[node.inputs[0]], plan.static[node.inputs[1]], None if c is None else c.reshape(-1))
         return F.gemm(clean[node.inputs[0]], plan.static[node.inputs[1]], c, alpha=p.alpha,
                       beta=p.beta if c is not None else 0.0, trans_b=p.trans_b)
 
@@ -98,20 +110,23 @@ class SparseDense:
         return cols, d
 
     def run(self, y_clean, cols, d, threads=None):
-        """y_clean (1, N) plus alpha * d[:, cols] @ op(B)[cols], in chunks of
-        rows gathered into a cache-sized buffer; the activation applied."""
+        """y_clean (1, N) plus alpha * d[:, cols] @ op(B)[cols], the weight rows
+        read in place by one kernel call; the activation applied."""
         w = self.rows()
         count = d.shape[0]
         y = np.repeat(np.asarray(y_clean, np.float32).reshape(1, self.n), count, axis=0)
-        buf = np.empty((CHUNK, self.n), np.float32)
-        for s in range(0, len(cols), CHUNK):
-            idx = cols[s:s + CHUNK]
-            part = buf[:len(idx)]
-            np.take(w, idx, axis=0, out=part)
-            y = F.gemm(np.ascontiguousarray(d[:, idx]), part, y, alpha=self.alpha, beta=1.0, threads=threads)
+        K.rows_gemm(np.take(d, cols, axis=1), np.asarray(cols, np.int64), w, y, self.alpha, resolve_threads(threads))
         if self.act is not None:
             y = F.activation(y, self.act[0], self.act[1], self.act[2], threads=threads)
         return y
+
+
+def _aligned(shape):
+    """An empty float32 array of `shape` starting on a 64-byte line."""
+    count = int(np.prod(shape))
+    raw = np.empty(count + 16, np.float32)
+    off = (-raw.ctypes.data % 64) // 4
+    return raw[off:off + count].reshape(shape)
 
 
 def box_cells(box, cmap):

@@ -20,6 +20,7 @@
 #include "../ops/global_pool.h"
 #include "../ops/nchwc.h"
 #include "../ops/pool2d.h"
+#include "../ops/rows_gemm.h"
 #include "../ops/winograd.h"
 
 cnn_isa cnn_detected_isa(void)
@@ -51,6 +52,7 @@ static void fill(cnn_platform *t, cnn_isa level)
     t->global_max = cnn_global_max_ref;
     t->conv2d = cnn_conv2d_direct_f32_ref;
     t->linear = cnn_linear_f32_ref;
+    t->rows_gemm_block = cnn_rows_gemm_block_ref;
     t->max_pool2d = cnn_max_pool2d_f32_ref;
     t->avg_pool2d = cnn_avg_pool2d_f32_ref;
     t->gemm_jobs = cnn_gemm_jobs_f32_ref;
@@ -70,6 +72,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->conv2d_gemm = cnn_conv2d_gemm_f32_avx2;
         t->conv2d_depthwise = cnn_conv2d_depthwise_f32_avx2;
         t->linear = cnn_linear_f32_avx2;
+        t->rows_gemm_block = cnn_rows_gemm_block_avx2;
         t->max_pool2d = cnn_max_pool2d_f32_avx2;
         t->avg_pool2d = cnn_avg_pool2d_f32_avx2;
         t->gemm_jobs = cnn_gemm_jobs_f32_avx2;

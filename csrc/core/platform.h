@@ -66,6 +66,10 @@ typedef void (*cnn_nchwc_gather_fn)(int64_t n, int64_t hw, int count, const floa
 typedef void (*cnn_channel_norm_fn)(int64_t c, int64_t hw, int64_t p0, int64_t p1, const float *x,
                                     const float *gamma, const float *beta, float eps, float *y);
 /* A packed depthwise blocked convolution (pool: its fused plane means, or NULL). */
+/* A column block [c0, c1) of the rows product (csrc/ops/rows_gemm.h), one thread. */
+typedef void (*cnn_rows_gemm_block_fn)(int64_t m, int64_t c0, int64_t c1, int64_t k, float alpha,
+                                       const float *d, int64_t ldd, const int64_t *rows,
+                                       const float *w, int64_t ldw, float *y, int64_t ldy);
 typedef cnn_status (*cnn_nchwc_conv_fn)(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
                                         float *pool, int threads);
@@ -82,6 +86,7 @@ typedef struct cnn_platform {
     cnn_conv2d_gemm_fn conv2d_gemm;     /* im2col + packed GEMM; NULL: none */
     cnn_conv2d_fn conv2d_depthwise;     /* groups == c == k direct; NULL: none */
     cnn_linear_fn linear;
+    cnn_rows_gemm_block_fn rows_gemm_block;
     cnn_pool2d_fn max_pool2d, avg_pool2d;
     cnn_gemm_jobs_fn gemm_jobs;
     int gemm_fast;                      /* the GEMM engine is vectorised, so GEMM-based

@@ -132,6 +132,15 @@ cnn_status cnn_linear_f32(int64_t n, int64_t in, int64_t out, const float *x,
                           const float *w, const float *bias,
                           cnn_epilogue ep, float *y, int threads);
 
+/* y (M,N) += alpha * d (M,K) w[rows] (K,N): w (w_rows, N) holds a dense
+ * layer's weights as (inputs, outputs); rows[j] in [0, w_rows) picks the
+ * weight row of d's column j (cnnengine/occlusion/dense.py). */
+cnn_status cnn_rows_gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float *d,
+                             const int64_t *rows, int64_t w_rows, const float *w, float *y,
+                             int threads);
+/* y (cols, rows) = x (rows, cols) transposed. */
+cnn_status cnn_transpose_f32(int64_t rows, int64_t cols, const float *x, float *y, int threads);
+
 /* --------------------------------------------------------------- pooling */
 
 typedef struct cnn_pool2d_params {

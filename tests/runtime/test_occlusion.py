@@ -65,14 +65,18 @@ def test_incremental_equals_naive_on_every_op_kind(backend, rng):
     assert np.abs(naive.heatmap).max() > 1e-4        # the patch matters: the check can fail
 
 
-@pytest.mark.parametrize("whole_above,batch", [(1.0, 7), (0.0, 5), (0.3, 3)])
-def test_incremental_paths_equal_naive(whole_above, batch, rng, monkeypatch):
+@pytest.mark.parametrize("whole_above,batch,share", [(1.0, 7, 0.85), (0.0, 5, 0.0), (0.3, 3, 1.0), (1.0, 9, 1.0),
+                                                     (1.0, 4, 0.0)])
+def test_incremental_paths_equal_naive(whole_above, batch, share, rng, monkeypatch):
     """Each route a step can take: windows only (batched convs reading zeros
     past the map: patches on every border of a non-square image, a batch of
     7 straddling rows), the whole batched run with windows cut from it, and
-    a mix; on the op zoo and on the SE/residual network."""
+    a mix; windows grown to one size per step (share 0), batched by their
+    exact sizes (share 1) or between; on the op zoo and on the SE/residual
+    network."""
     from cnnengine.occlusion import incremental
     monkeypatch.setattr(incremental, "WHOLE_ABOVE", whole_above)
+    monkeypatch.setattr(incremental, "SHARE_WASTE", share)
     net = ce.load(zoo_of_ops(rng, batch=1))
     x = rng.standard_normal((1, 5, 17, 13)).astype(np.float32)
     naive, inc = _both(net, x, patch=4, stride=3, batch=batch)
@@ -83,6 +87,26 @@ def test_incremental_paths_equal_naive(whole_above, batch, rng, monkeypatch):
     naive, inc = _both(se, x, patch=5, stride=2, batch=batch, fill="zero")
     assert np.abs(inc.heatmap - naive.heatmap).max() <= 1e-5
     assert np.abs(naive.heatmap).max() > 1e-4
+
+
+def test_common_sizes_group_windows_by_size(monkeypatch):
+    """Windows grow only to a size at most 1/share of their area, inside the
+    map, each containing its exact window; share 0: one size for all."""
+    from cnnengine.occlusion import incremental
+    from cnnengine.ops.base import Box
+    shape = (1, 8, 14, 14)
+    exact = {0: Box(0, 13, 0, 7), 1: Box(0, 13, 0, 10), 2: Box(0, 13, 2, 12), 3: Box(0, 13, 4, 14),
+             4: Box(0, 13, 9, 14), 5: Box(1, 2, 13, 14)}
+    for share, sizes in ((0.85, {(13, 10), (13, 7), (13, 5), (1, 1)}), (1.0, {(13, 10), (13, 7), (13, 5), (1, 1)}),
+                         (0.5, {(13, 10), (1, 1)}), (0.0, {(13, 10)})):
+        monkeypatch.setattr(incremental, "SHARE_WASTE", share)
+        grown = incremental._common_sizes(exact, shape)
+        assert {(g.rows, g.cols) for g in grown.values()} == sizes, share
+        for b, g in grown.items():
+            e = exact[b]
+            assert g.y0 <= e.y0 and g.x0 <= e.x0 and g.y1 >= e.y1 and g.x1 >= e.x1
+            assert 0 <= g.y0 and g.y1 <= 14 and 0 <= g.x0 and g.x1 <= 14
+            assert e.rows * e.cols >= share * g.rows * g.cols
 
 
 def test_incremental_equals_naive_with_se_blocks_and_residuals(rng):
@@ -150,6 +174,26 @@ def test_progress_and_cancel(rng):
     assert r.cancelled and np.isfinite(r.heatmap).sum() == 3
     full = ce.occlusion(m, x, patch=4, stride=2, batch=7, progress=lambda d, t, h: None)
     assert not full.cancelled and np.isfinite(full.heatmap).all()
+
+
+def test_batches_in_parallel_equal_one_at_a_time(rng):
+    # threads=3: up to three batches (one per core) run at once, one kernel
+    # thread each (occlusion._in_order); the heatmap is the same as one batch at a time,
+    # progress still comes in order, and a cancel keeps exactly the batches
+    # reported (those already running are waited for, then dropped)
+    m = ce.load(se_net(rng))
+    x = rng.standard_normal((1, 3, 20, 23)).astype(np.float32)
+    one = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=1)
+    seen = []
+    par = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=3,
+                       progress=lambda done, total, heat: seen.append((done, int(np.isfinite(heat).sum()))))
+    assert one.timings["workers"] == 1 and par.timings["workers"] == min(3, ce.num_cores())
+    assert np.array_equal(one.heatmap, par.heatmap)
+    total = one.heatmap.size
+    assert seen == [(min(d, total), min(d, total)) for d in range(4, total + 4, 4)]
+    r = ce.occlusion(m, x, patch=4, stride=2, batch=4, threads=3, progress=lambda done, total, heat: done < 8)
+    assert r.cancelled and np.isfinite(r.heatmap).sum() == 8
+    assert np.array_equal(r.heatmap.ravel()[:8], one.heatmap.ravel()[:8])
 
 
 @pytest.mark.parametrize("kw,match", [
