@@ -23,6 +23,8 @@ class Backend:
     shape_plans = False   # plans may be made from inferred shapes (runtime/shape_walk.py)
     description = ""
     host_values = True    # values are NumPy arrays (False: device buffers, see to_host)
+    lazy_weights = False  # plans may hold weights still in their file (ir/weights.py); runners
+                          # whose `packed` attribute lists input indices never read them at run time
 
     @classmethod
     def availability(cls):

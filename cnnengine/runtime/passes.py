@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
+from ..ir.weights import copy_weights, subset
 from ..ops.epilogue import KERNEL_ACTS, activation_params
 from .. import ops
 from . import fusions_modern
@@ -25,7 +26,7 @@ from . import fusions_modern
 
 def fold_constants(graph):
     """Evaluate every node whose inputs are all weights; its outputs become weights."""
-    weights = dict(graph.weights)
+    weights = copy_weights(graph.weights)     # unread file weights stay unread
     kept = []
     for node in graph.nodes:
         if ops.known(node.op) and node.inputs and all((not i) or i in weights for i in node.inputs) \
@@ -41,7 +42,7 @@ def fold_constants(graph):
             continue
         kept.append(node)
     used = {i for n in kept for i in n.inputs} | {o.name for o in graph.outputs}
-    weights = {k: v for k, v in weights.items() if k in used}
+    weights = subset(weights, [k for k in weights if k in used])
     return Graph(graph.inputs, graph.outputs, kept, weights, graph.metadata, graph.opset)
 
 
@@ -109,7 +110,7 @@ def fuse(graph):
 
 def _copy(graph):
     g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
-              dict(graph.weights), graph.metadata, graph.opset)
+              copy_weights(graph.weights), graph.metadata, graph.opset)
     for n in g.nodes:
         n.attrs = dict(n.attrs)
         n.inputs = list(n.inputs)

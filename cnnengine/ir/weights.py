@@ -1,0 +1,205 @@
+"""Weights that stay in their file until something reads them.
+
+A model's float weights are needed whole only once per plan: the CPU
+backend packs each conv's weights into its own layout and never reads the
+original again. Holding the originals as well doubled a model's memory
+(ResNet-152: 240 MB of weights, 480 MB resident). So an importer may store
+a weight as a FileTensor (where its bytes lie in the file) inside a Weights
+mapping; reading `weights[name]` reads the file into a fresh array (exact:
+the file's bytes), shared while anyone holds it (a weak reference) and
+freed when nobody does. Everything else is an ordinary dict of arrays.
+
+Memory-mapped weights (the native file) are already the file's pages;
+release() drops a packed one's pages from the process's resident set (the
+next read faults them back in from the page cache).
+"""
+import mmap
+import os
+import threading
+import weakref
+
+import numpy as np
+
+from ..errors import ModelFormatError
+
+
+class _Source:
+    """An open file, shared by the FileTensors read from it (reads by pread:
+    the file may be renamed or deleted after load, as a temp file is)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def read_into(self, buf, offset):
+        view = memoryview(buf).cast("B")
+        done = 0
+        while done < len(view):
+            got = os.preadv(self.fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise ModelFormatError(f"{self.path}: the file is shorter than when it was loaded")
+            done += got
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError, TypeError):
+            pass
+
+
+def open_source(path):
+    return _Source(os.fspath(path))
+
+
+class FileTensor:
+    """A tensor's place in a file: `count` values of `stored` dtype at `offset`,
+    read as `dtype` (float16/float64 files hold float32 weights here)."""
+    __slots__ = ("source", "offset", "shape", "stored", "dtype", "_ref", "_lock", "__weakref__")
+
+    def __init__(self, source, offset, shape, stored, dtype=None):
+        self.source, self.offset, self.shape = source, int(offset), tuple(int(d) for d in shape)
+        self.stored = np.dtype(stored)
+        self.dtype = np.dtype(dtype if dtype is not None else stored)
+        self._ref = None
+        self._lock = threading.Lock()
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def load(self):
+        """The array (read-only); the same object while anyone holds it."""
+        with self._lock:
+            arr = self._ref() if self._ref is not None else None
+            if arr is not None:
+                return arr
+            raw = np.empty(self.shape, self.stored)
+            if raw.size:
+                self.source.read_into(raw, self.offset)
+            arr = raw if self.stored == self.dtype else np.ascontiguousarray(raw.astype(self.dtype))
+            arr.flags.writeable = False
+            self._ref = weakref.ref(arr)
+            return arr
+
+
+class Weights(dict):
+    """name -> array, where a value may be stored as a FileTensor and is read
+    on access. dict(w), w.items(), w.values() give arrays; w.copy() and
+    subset() keep the unread entries unread. `caching`: an entry read once
+    stays read (a plan's values after planning: occlusion reads them per
+    window); otherwise it is re-read whenever nobody holds the array."""
+
+    caching = False
+
+    def __getitem__(self, key):
+        v = dict.__getitem__(self, key)
+        if type(v) is FileTensor:
+            arr = v.load()
+            if self.caching:
+                dict.__setitem__(self, key, arr)
+            return arr
+        return v
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __iter__(self):             # also makes dict(w) read through __getitem__
+        return dict.__iter__(self)
+
+    def items(self):
+        return [(k, self[k]) for k in dict.keys(self)]
+
+    def values(self):
+        return [self[k] for k in dict.keys(self)]
+
+    def pop(self, key, *default):
+        if key in self:
+            v = self[key]
+            dict.__delitem__(self, key)
+            return v
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            dict.__setitem__(self, key, default)
+        return self[key]
+
+    def copy(self):
+        return copy_weights(self)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def copy_weights(weights):
+    """A copy of a weights dict that leaves unread entries unread (a plain dict stays plain)."""
+    if type(weights) is not Weights:
+        return dict(weights)
+    out = Weights()
+    dict.update(out, dict.items(weights))
+    return out
+
+
+def subset(weights, keys):
+    """The entries of weights named in keys, unread ones left unread."""
+    out = Weights() if type(weights) is Weights else {}
+    for k in keys:
+        if k in weights:
+            dict.__setitem__(out, k, dict.__getitem__(weights, k))
+    return out
+
+
+def raw(weights, key):
+    """The stored entry: an array or a FileTensor (has .shape, .dtype, .size, .ndim)."""
+    return dict.__getitem__(weights, key)
+
+
+def shape_of(weights, key):
+    return tuple(np.shape(raw(weights, key))) if type(raw(weights, key)) is not FileTensor \
+        else raw(weights, key).shape
+
+
+def dtype_of(weights, key):
+    v = raw(weights, key)
+    return v.dtype if type(v) is FileTensor else np.asarray(v).dtype
+
+
+def is_unread(weights, key):
+    return type(weights) is Weights and type(dict.__getitem__(weights, key)) is FileTensor
+
+
+def release(array):
+    """Drop the resident pages of a memory-mapped array that nothing will read
+    soon (a conv's weights after packing); a no-op for any other array."""
+    if not isinstance(array, np.ndarray) or array.nbytes < mmap.PAGESIZE:
+        return
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    if not isinstance(base, mmap.mmap) or not hasattr(base, "madvise"):
+        return
+    try:
+        start = np.frombuffer(base, np.uint8, count=1).ctypes.data
+    except (ValueError, TypeError):
+        return
+    lo = array.ctypes.data - start
+    hi = lo + array.nbytes
+    page = mmap.PAGESIZE
+    lo = (lo + page - 1) // page * page
+    hi = hi // page * page
+    if hi > lo:
+        try:
+            base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
