@@ -58,6 +58,11 @@ class Backend:
         """A runner for `node` at these shapes, or None for the reference evaluation."""
         return None
 
+    def packs(self, node):
+        """Whether compiling node packs weights (costly, thread-safe, GIL released): a
+        plan compiles such steps on its thread team at once."""
+        return False
+
     def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
         """A runner for plan step `step` over a window: node is the step's
         node with the window's params (OpDef.cropped). Returns (runner,

@@ -196,8 +196,8 @@ class Executor:
     def _compile(self, steps, shapes, dtypes, static_values):
         be = self.backend
         steps, blocked = be.prepare(steps, shapes, dtypes, static_values, [o.name for o in self.graph.outputs])
-        compiled = []
-        for node in steps:
+
+        def compile_one(node):
             runner = be.compile(node, [shapes.get(i, ()) for i in node.inputs],
                                 [dtypes.get(i) for i in node.inputs],
                                 [shapes[o] for o in node.outputs if o], static_values)
@@ -205,7 +205,18 @@ class Executor:
                 # its pack is the copy the plan runs on: a mapped original's pages go
                 if node.inputs[k] in static_values and not is_unread(static_values, node.inputs[k]):
                     release(static_values[node.inputs[k]])
-            compiled.append(Step(node, runner))
+            return runner
+
+        runners = {}
+        heavy = [k for k, node in enumerate(steps) if be.packs(node)]
+        workers = min(resolve_threads(None) or os.cpu_count() or 1, len(heavy))
+        if workers > 1:
+            # packing runs in C without the GIL: the plan's own team packs
+            # (single-threaded packs made a 2-thread first run 4 steady runs)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(workers) as pool:
+                runners.update(zip(heavy, pool.map(compile_one, [steps[k] for k in heavy])))
+        compiled = [Step(node, runners[k] if k in runners else compile_one(node)) for k, node in enumerate(steps)]
         return compiled, blocked
 
     def _run_plan(self, plan, feeds, keep, profile=None):

@@ -196,3 +196,31 @@ def test_weights_mapping_semantics(tmp_path):
     assert raw(w, "a") is got                   # a caching mapping keeps what it read
     os.unlink(f)
     assert np.array_equal(raw(c, "a").load().reshape(-1), data)   # the open file outlives its name
+
+
+def test_plans_pack_on_the_thread_team(saved, monkeypatch):
+    """At 2 threads the packing steps compile on two threads at once (GIL
+    released in the packer); the plan is the same as one made on one thread."""
+    import threading
+    from cnnengine.backend.cpu import CpuBackend
+    model, path = saved
+    seen = set()
+    orig = CpuBackend.compile
+    both = threading.Barrier(2, timeout=10)     # broken unless two packs run at once
+
+    def compile(self, node, *a):
+        if self.packs(node):
+            seen.add(threading.get_ident())
+            if both is not None:
+                both.wait()
+        return orig(self, node, *a)
+    monkeypatch.setattr(CpuBackend, "compile", compile)
+    x = np.random.default_rng(6).standard_normal((2, 16, 11, 9)).astype(np.float32)
+    two = ce.load(path, threads=2)
+    y2 = two.run(x)
+    assert len(seen) == 2
+    seen.clear()
+    both = None
+    y1 = ce.load(path, threads=1).run(x)
+    assert len(seen) == 1
+    np.testing.assert_allclose(y2, y1, rtol=1e-6, atol=1e-6)

@@ -49,6 +49,9 @@ class CpuBackend(Backend):
             run.packed = (1,)     # the weights live in the runner's pack; ins[1] is never read
         return run
 
+    def packs(self, node):
+        return node.op in _PACKS_WEIGHTS
+
     def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
         from .kernels import conv_window
         run = conv_window(step.runner, node)
