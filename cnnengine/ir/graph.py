@@ -18,7 +18,7 @@ MAX_DIM = 1 << 24          # no real CNN has a dimension this large
 MAX_ELEMENTS = 1 << 31     # per tensor (8 GiB of float32): refuses absurd allocations
 
 
-@dataclass
+@dataclass(eq=False)     # identity: list.index/remove in the passes compared whole nodes (attrs and all)
 class Node:
     name: str
     op: str

@@ -23,6 +23,32 @@ import numpy as np
 from ..errors import ModelFormatError
 
 
+class _Anon(mmap.mmap):
+    """Anonymous memory of its own mapping: unmapped when its array dies. Weights
+    read or computed on demand are transient (packed, then dropped); from
+    malloc, a packing thread's arena kept them (ConvNeXt at 2 threads: 315
+    MB resident after planning, 180 with this)."""
+
+
+def empty(shape, dtype=np.float32):
+    """np.empty, but a large array gets a mapping of its own (see _Anon)."""
+    dtype = np.dtype(dtype)
+    count = 1
+    for d in shape:
+        count *= int(d)
+    if count * dtype.itemsize < (1 << 20):
+        return np.empty(shape, dtype)
+    return np.frombuffer(_Anon(-1, count * dtype.itemsize), dtype, count=count).reshape(shape)
+
+
+def scaled(w, s):
+    """w * s (s broadcast over w) in double, rounded once to float32, in one pass
+    (no double copy of w: three passes over one were most of a BN fold's time)."""
+    out = empty(np.shape(w), np.float32)
+    np.multiply(w, s, out=out, dtype=np.float64, casting="same_kind")
+    return out
+
+
 class _Source:
     """An open file, shared by the FileTensors read from it (reads by pread:
     the file may be renamed or deleted after load, as a temp file is)."""
@@ -30,8 +56,16 @@ class _Source:
     def __init__(self, path):
         self.path = path
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.stamp = self._stamp()
+
+    def _stamp(self):
+        st = os.fstat(self.fd)
+        return st.st_size, st.st_mtime_ns
 
     def read_into(self, buf, offset):
+        if self._stamp() != self.stamp:     # rewritten in place: its bytes are no longer the model's
+            raise ModelFormatError(f"{self.path}: the file changed after the model was loaded from it; "
+                                   f"load the model again")
         view = memoryview(buf).cast("B")
         done = 0
         while done < len(view):
@@ -80,13 +114,57 @@ class FileTensor:
             arr = self._ref() if self._ref is not None else None
             if arr is not None:
                 return arr
-            raw = np.empty(self.shape, self.stored)
+            raw = empty(self.shape, self.stored)
             if raw.size:
                 self.source.read_into(raw, self.offset)
             arr = raw if self.stored == self.dtype else np.ascontiguousarray(raw.astype(self.dtype))
             arr.flags.writeable = False
             self._ref = weakref.ref(arr)
             return arr
+
+
+class DerivedTensor:
+    """A weight a load-time pass computes from weights still in their file
+    (BatchNorm or a layer scale folded into a conv, a MatMul turned 1x1 conv):
+    computed on access like a FileTensor is read, so the model holds neither."""
+    __slots__ = ("fn", "shape", "dtype", "_ref", "_lock", "__weakref__")
+
+    def __init__(self, fn, shape, dtype=np.float32):
+        self.fn, self.shape, self.dtype = fn, tuple(int(d) for d in shape), np.dtype(dtype)
+        self._ref = None
+        self._lock = threading.Lock()
+
+    size = FileTensor.size
+    ndim = FileTensor.ndim
+
+    def load(self):
+        with self._lock:
+            arr = self._ref() if self._ref is not None else None
+            if arr is not None:
+                return arr
+            arr = np.ascontiguousarray(self.fn(), dtype=self.dtype)
+            if arr.shape != self.shape:
+                raise ValueError(f"a derived weight came out {arr.shape}, not {self.shape}")
+            arr.flags.writeable = False
+            self._ref = weakref.ref(arr)
+            return arr
+
+
+_LAZY = (FileTensor, DerivedTensor)
+
+
+def value(entry):
+    """A raw entry's array (read or computed where it is lazy)."""
+    return entry.load() if type(entry) in _LAZY else entry
+
+
+def derive(weights, name, fn, shape, sources):
+    """weights[name] = fn(*arrays of sources), sources being raw entries: lazily
+    where every big source is lazy (nothing held), else computed now."""
+    if type(weights) is Weights and any(type(s) in _LAZY for s in sources):
+        dict.__setitem__(weights, name, DerivedTensor(lambda: fn(*(value(s) for s in sources)), shape))
+    else:
+        weights[name] = np.ascontiguousarray(fn(*(value(s) for s in sources)), dtype=np.float32)
 
 
 class Weights(dict):
@@ -100,7 +178,7 @@ class Weights(dict):
 
     def __getitem__(self, key):
         v = dict.__getitem__(self, key)
-        if type(v) is FileTensor:
+        if type(v) in _LAZY:
             arr = v.load()
             if self.caching:
                 dict.__setitem__(self, key, arr)
@@ -164,17 +242,17 @@ def raw(weights, key):
 
 
 def shape_of(weights, key):
-    return tuple(np.shape(raw(weights, key))) if type(raw(weights, key)) is not FileTensor \
-        else raw(weights, key).shape
+    v = raw(weights, key)
+    return v.shape if type(v) in _LAZY else tuple(np.shape(v))
 
 
 def dtype_of(weights, key):
     v = raw(weights, key)
-    return v.dtype if type(v) is FileTensor else np.asarray(v).dtype
+    return v.dtype if type(v) in _LAZY else np.asarray(v).dtype
 
 
 def is_unread(weights, key):
-    return type(weights) is Weights and type(dict.__getitem__(weights, key)) is FileTensor
+    return type(weights) is Weights and type(dict.__getitem__(weights, key)) in _LAZY
 
 
 def release(array):
@@ -187,8 +265,8 @@ def release(array):
         base = base.base
     if isinstance(base, memoryview):
         base = base.obj
-    if not isinstance(base, mmap.mmap) or not hasattr(base, "madvise"):
-        return
+    if not isinstance(base, mmap.mmap) or isinstance(base, _Anon) or not hasattr(base, "madvise"):
+        return      # only a file's pages come back from the file
     try:
         start = np.frombuffer(base, np.uint8, count=1).ctypes.data
     except (ValueError, TypeError):

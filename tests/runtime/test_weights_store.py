@@ -224,3 +224,82 @@ def test_plans_pack_on_the_thread_team(saved, monkeypatch):
     y1 = ce.load(path, threads=1).run(x)
     assert len(seen) == 1
     np.testing.assert_allclose(y2, y1, rtol=1e-6, atol=1e-6)
+
+
+def test_a_file_rewritten_after_load_is_refused_not_misread(saved):
+    model, path = saved
+    m = ce.load(path)
+    other = _net(np.random.default_rng(9))
+    with open(path, "r+b") as f:            # in place, as onnx.save over the same path does
+        f.write(other.SerializeToString())
+    os.utime(path, ns=(0, 1))
+    with pytest.raises(ce.ModelFormatError, match="changed after the model was loaded"):
+        m.run(np.ones((1, 16, 6, 6), np.float32))
+
+
+def _bn_net(rng):
+    """conv (16->32, 3x3) -> BatchNormalization -> relu: the fold of the BN into
+    the conv is computed from the conv's weights, which stay in the file."""
+    def w(name, *shape, lo=None):
+        v = rng.uniform(0.5, 1.5, shape) if lo else rng.standard_normal(shape) * 0.2
+        return numpy_helper.from_array(v.astype(np.float32), name)
+    inits = [w("w", 32, 16, 3, 3), w("g", 32, lo=1), w("be", 32), w("mu", 32), w("var", 32, lo=1)]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "g", "be", "mu", "var"], ["n"], name="bn"),
+             helper.make_node("Relu", ["n"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 9, 9])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 9, 9])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_folded_batchnorm_is_derived_on_demand_and_exact(tmp_path):
+    from cnnengine.ir.weights import DerivedTensor
+    model = _bn_net(np.random.default_rng(7))
+    path = str(tmp_path / "bn.onnx")
+    onnx.save(model, path)
+    m, eager = ce.load(path), ce.load(model)
+    derived = [k for k in m._fused.weights if isinstance(raw(m._fused.weights, k), DerivedTensor)]
+    assert derived == ["conv__w_bn"]
+    assert np.array_equal(m._fused.weights["conv__w_bn"], eager._fused.weights["conv__w_bn"])
+    x = np.random.default_rng(8).standard_normal((1, 16, 9, 9)).astype(np.float32)
+    assert np.array_equal(m.run(x), eager.run(x))
+    plan = next(iter(m._exec._plans.values()))
+    assert plan.run_static["conv__w_bn"] is None
+    assert np.array_equal(m.graph.weights["w"], numpy_helper.to_array(model.graph.initializer[0]))
+    # the original conv layer and the BN layer are still there to capture
+    _, cap = m.run(x, capture=["conv", "bn"])
+    _, want = eager.run(x, capture=["conv", "bn"])
+    assert all(np.array_equal(cap[k], want[k]) for k in cap)
+
+
+def test_channels_last_matmuls_and_layer_scale_are_derived_on_demand(tmp_path):
+    from cnnengine.ir.weights import DerivedTensor
+    from .test_fusions_modern import _cl_block, _model
+    rng = np.random.default_rng(11)
+    nodes, inits = _cl_block(rng, c=32)
+    model = _model(nodes, inits, [1, 32, 10, 9], [1, 32, 10, 9])
+    path = str(tmp_path / "cl.onnx")
+    onnx.save(model, path)
+    m, eager = ce.load(path), ce.load(model)
+    kinds = {k: type(raw(m._fused.weights, k)).__name__ for k in m._fused.weights}
+    assert sum(v == "DerivedTensor" for v in kinds.values()) >= 2, kinds
+    for k, v in kinds.items():
+        if v == "DerivedTensor":
+            assert isinstance(raw(m._fused.weights, k), DerivedTensor)
+            assert np.array_equal(m._fused.weights[k], eager._fused.weights[k]), k
+    x = rng.standard_normal((1, 32, 10, 9)).astype(np.float32)
+    assert np.array_equal(m.run(x), eager.run(x))
+
+
+def test_large_transient_arrays_have_their_own_mapping_and_keep_their_values():
+    from cnnengine.ir.weights import _Anon, empty
+    a = empty((512, 1024), np.float32)
+    b = a
+    while isinstance(b, np.ndarray):
+        b = b.base
+    b = b.obj if isinstance(b, memoryview) else b
+    assert isinstance(b, _Anon) and a.ctypes.data % 4096 == 0
+    a[...] = 3.0
+    release(a)                      # anonymous memory is not the file's: left alone
+    assert float(a.min()) == 3.0 == float(a.max())
+    assert empty((3, 4)).base is None
