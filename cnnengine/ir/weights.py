@@ -38,7 +38,8 @@ def empty(shape, dtype=np.float32):
         count *= int(d)
     if count * dtype.itemsize < (1 << 20):
         return np.empty(shape, dtype)
-    return np.frombuffer(_Anon(-1, count * dtype.itemsize), dtype, count=count).reshape(shape)
+    # shaped directly on the mapping: views of it then keep it (and a weak reference to it) alive
+    return np.ndarray(tuple(int(d) for d in shape), dtype, buffer=_Anon(-1, count * dtype.itemsize))
 
 
 def scaled(w, s):

@@ -95,6 +95,7 @@ def test_plan_keeps_no_copy_of_packed_weights_and_accessors_stay_exact(saved):
     for st in packed:
         assert plan.run_static[st.node.inputs[1]] is None       # the plan runs on its pack alone
     assert plan.run_static["fw"] is not None                    # the Gemm reads its weights directly
+    assert m._fused.weights["fw"] is plan.run_static["fw"]      # and that array is the only copy
     expected = _expected(model)
     # every accessor of the originals, after the drop: exact values
     for graph in (m._original, m.graph, m._fused):
@@ -302,4 +303,5 @@ def test_large_transient_arrays_have_their_own_mapping_and_keep_their_values():
     a[...] = 3.0
     release(a)                      # anonymous memory is not the file's: left alone
     assert float(a.min()) == 3.0 == float(a.max())
+    assert a.reshape(-1).base is a         # views keep the array itself alive (FileTensor's weak reference)
     assert empty((3, 4)).base is None
