@@ -142,7 +142,9 @@ def _file_tensor(t, where, source, what):
     if count * stored.itemsize != length or int(t.data_type) != code:
         raise ModelFormatError(f"{what}: data holds {length // stored.itemsize} values, dims say {dims}")
     dtype = np.float32 if stored in (np.float16, np.float64) else stored
-    return FileTensor(source, offset, dims, stored, dtype)
+    t = FileTensor(source, offset, dims, stored, dtype)
+    t.hold()
+    return t
 
 
 def _attr_value(a, where):

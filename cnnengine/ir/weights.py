@@ -9,9 +9,9 @@ mapping; reading `weights[name]` reads the file into a fresh array (exact:
 the file's bytes), shared while anyone holds it (a weak reference) and
 freed when nobody does. Everything else is an ordinary dict of arrays.
 
-Memory-mapped weights (the native file) are already the file's pages;
-release() drops a packed one's pages from the process's resident set (the
-next read faults them back in from the page cache).
+The ONNX importer reads the weights at load all the same (hold(), so that
+the first plan does not wait for the file); release() drops one once a plan
+has packed it (and unmaps a memory-mapped one's pages: the native file).
 """
 import mmap
 import os
@@ -89,7 +89,7 @@ def open_source(path):
 class FileTensor:
     """A tensor's place in a file: `count` values of `stored` dtype at `offset`,
     read as `dtype` (float16/float64 files hold float32 weights here)."""
-    __slots__ = ("source", "offset", "shape", "stored", "dtype", "_ref", "_lock", "__weakref__")
+    __slots__ = ("source", "offset", "shape", "stored", "dtype", "_ref", "_lock", "held", "__weakref__")
 
     def __init__(self, source, offset, shape, stored, dtype=None):
         self.source, self.offset, self.shape = source, int(offset), tuple(int(d) for d in shape)
@@ -97,6 +97,16 @@ class FileTensor:
         self.dtype = np.dtype(dtype if dtype is not None else stored)
         self._ref = None
         self._lock = threading.Lock()
+        self.held = None
+
+    def hold(self):
+        """Read now and keep until drop(): a model reads its weights at load, as
+        before, and its first plan does not wait for the file."""
+        self.held = self.load()
+
+    def drop(self):
+        """Keep it no longer (a plan packed it): read again from the file if asked."""
+        self.held = None
 
     @property
     def size(self):
@@ -128,15 +138,18 @@ class DerivedTensor:
     """A weight a load-time pass computes from weights still in their file
     (BatchNorm or a layer scale folded into a conv, a MatMul turned 1x1 conv):
     computed on access like a FileTensor is read, so the model holds neither."""
-    __slots__ = ("fn", "shape", "dtype", "_ref", "_lock", "__weakref__")
+    __slots__ = ("fn", "shape", "dtype", "_ref", "_lock", "held", "__weakref__")
 
     def __init__(self, fn, shape, dtype=np.float32):
         self.fn, self.shape, self.dtype = fn, tuple(int(d) for d in shape), np.dtype(dtype)
         self._ref = None
         self._lock = threading.Lock()
+        self.held = None
 
     size = FileTensor.size
     ndim = FileTensor.ndim
+    hold = FileTensor.hold
+    drop = FileTensor.drop
 
     def load(self):
         with self._lock:
@@ -163,7 +176,13 @@ def derive(weights, name, fn, shape, sources):
     """weights[name] = fn(*arrays of sources), sources being raw entries: lazily
     where every big source is lazy (nothing held), else computed now."""
     if type(weights) is Weights and any(type(s) in _LAZY for s in sources):
-        dict.__setitem__(weights, name, DerivedTensor(lambda: fn(*(value(s) for s in sources)), shape))
+        entry = DerivedTensor(lambda: fn(*(value(s) for s in sources)), shape)
+        if all(s.held is not None for s in sources if type(s) in _LAZY):
+            entry.hold()            # computed now, as before; its sources need not stay
+            for s in sources:
+                if type(s) in _LAZY:
+                    s.drop()
+        dict.__setitem__(weights, name, entry)
     else:
         weights[name] = np.ascontiguousarray(fn(*(value(s) for s in sources)), dtype=np.float32)
 
@@ -256,9 +275,19 @@ def is_unread(weights, key):
     return type(weights) is Weights and type(dict.__getitem__(weights, key)) in _LAZY
 
 
-def release(array):
-    """Drop the resident pages of a memory-mapped array that nothing will read
-    soon (a conv's weights after packing); a no-op for any other array."""
+def release(weights, name):
+    """A weight a plan packed and nothing will read soon: a held lazy entry is
+    dropped (read again from its file if asked), a memory-mapped array's
+    resident pages go; anything else stays."""
+    entry = raw(weights, name)
+    if type(entry) in _LAZY:
+        entry.drop()
+    else:
+        release_pages(entry)
+
+
+def release_pages(array):
+    """Drop the resident pages of a memory-mapped array (they fault back in from the file)."""
     if not isinstance(array, np.ndarray) or array.nbytes < mmap.PAGESIZE:
         return
     base = array

@@ -202,9 +202,9 @@ class Executor:
                                 [dtypes.get(i) for i in node.inputs],
                                 [shapes[o] for o in node.outputs if o], static_values)
             for k in getattr(runner, "packed", ()):
-                # its pack is the copy the plan runs on: a mapped original's pages go
-                if node.inputs[k] in static_values and not is_unread(static_values, node.inputs[k]):
-                    release(static_values[node.inputs[k]])
+                # its pack is the copy the plan runs on: the original need not stay
+                if node.inputs[k] in static_values:
+                    release(static_values, node.inputs[k])
             return runner
 
         runners = {}

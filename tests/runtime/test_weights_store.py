@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import cnnengine as ce
 from cnnengine.importers import onnx_stream
-from cnnengine.ir.weights import FileTensor, Weights, copy_weights, is_unread, raw, release, subset
+from cnnengine.ir.weights import FileTensor, Weights, copy_weights, is_unread, raw, release_pages, subset
 
 
 def _net(rng, batch="N", wdtype=np.float32):
@@ -85,7 +85,11 @@ def test_plan_keeps_no_copy_of_packed_weights_and_accessors_stay_exact(saved):
     model, path = saved
     x = np.random.default_rng(0).standard_normal((1, 16, 9, 7)).astype(np.float32)
     m = ce.load(path)
+    held = {k: raw(m._original.weights, k).held is not None for k in ("w1", "w2", "fw")}
+    assert held == {"w1": True, "w2": True, "fw": True}          # read at load, as before
     y = m.run(x)
+    held = {k: raw(m._original.weights, k).held is not None for k in ("w1", "w2", "fw")}
+    assert held == {"w1": False, "w2": False, "fw": True}        # packed ones dropped
     want_y = ce.load(model).run(x)                  # the whole-protobuf path
     assert np.array_equal(y, want_y)
     np.testing.assert_allclose(y, ce.load(model, backend="reference").run(x), rtol=1e-4, atol=1e-5)
@@ -169,7 +173,7 @@ def test_native_file_pages_released_after_packing_keep_their_values(saved, tmp_p
     x = np.random.default_rng(5).standard_normal((1, 16, 7, 7)).astype(np.float32)
     assert np.array_equal(m.run(x), ce.load(model).run(x))
     w = m._original.weights["w1"]
-    release(w)                          # drops resident pages; a read faults them back in
+    release_pages(w)                    # drops resident pages; a read faults them back in
     assert np.array_equal(w, expected["w1"])
     assert np.array_equal(m.graph.weights["fw"], expected["fw"])
 
@@ -230,12 +234,13 @@ def test_plans_pack_on_the_thread_team(saved, monkeypatch):
 def test_a_file_rewritten_after_load_is_refused_not_misread(saved):
     model, path = saved
     m = ce.load(path)
+    m.run(np.ones((1, 16, 6, 6), np.float32))      # packs and drops what it packed
     other = _net(np.random.default_rng(9))
     with open(path, "r+b") as f:            # in place, as onnx.save over the same path does
         f.write(other.SerializeToString())
     os.utime(path, ns=(0, 1))
     with pytest.raises(ce.ModelFormatError, match="changed after the model was loaded"):
-        m.run(np.ones((1, 16, 6, 6), np.float32))
+        m.run(np.ones((1, 16, 7, 7), np.float32))  # a new shape: packs again, from the file
 
 
 def _bn_net(rng):
@@ -301,7 +306,7 @@ def test_large_transient_arrays_have_their_own_mapping_and_keep_their_values():
     b = b.obj if isinstance(b, memoryview) else b
     assert isinstance(b, _Anon) and a.ctypes.data % 4096 == 0
     a[...] = 3.0
-    release(a)                      # anonymous memory is not the file's: left alone
+    release_pages(a)                # anonymous memory is not the file's: left alone
     assert float(a.min()) == 3.0 == float(a.max())
     assert a.reshape(-1).base is a         # views keep the array itself alive (FileTensor's weak reference)
     assert empty((3, 4)).base is None
