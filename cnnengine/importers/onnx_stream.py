@@ -6,8 +6,9 @@ inside the message, then the arrays: VGG-16's 528 MB peaked at 1.1 GB).
 strip() walks the protobuf wire format of the file (memory-mapped: only
 the pages holding field headers are read) and returns the model without
 the raw_data of its large initializers, plus where each of those lies in
-the file; the importer parses the small remainder with onnx and reads the
-weights from the file lazily (ir/weights.py). Anything unexpected (a
+the file; the importer parses the small remainder with onnx and reads each
+weight from the file into its own array, which a plan may drop once packed
+and read again (ir/weights.py FileTensor). Anything unexpected (a
 malformed file, a second graph field, segments, external data, big-endian
 hosts) answers None and the importer parses the file as a whole, which
 also names the error.
