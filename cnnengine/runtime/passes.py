@@ -221,7 +221,8 @@ def _fold_batchnorm(g):
         b = (b - mean) * s + beta
         wname, bname = f"{prod.name}__w_bn", f"{prod.name}__b_bn"
         factor = s.reshape((-1, 1, 1, 1) if prod.op == "Conv" else (1, -1, 1, 1))
-        derive(g.weights, wname, lambda w: scaled(w, factor), w.shape, [raw(g.weights, prod.inputs[1])])
+        derive(g.weights, wname, lambda w, factor=factor: scaled(w, factor), w.shape,
+               [raw(g.weights, prod.inputs[1])])     # bound now: recomputed after the loop moved on
         g.weights[bname] = b.astype(np.float32)
         fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs),
                      ops.params_of(prod), prod.fused + (bn.name,))

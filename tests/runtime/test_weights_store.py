@@ -310,3 +310,28 @@ def test_large_transient_arrays_have_their_own_mapping_and_keep_their_values():
     assert float(a.min()) == 3.0 == float(a.max())
     assert a.reshape(-1).base is a         # views keep the array itself alive (FileTensor's weak reference)
     assert empty((3, 4)).base is None
+
+
+def test_two_folded_batchnorms_recomputed_after_the_drop_keep_their_own_factors(tmp_path):
+    """Each fold recomputed after its pack dropped it uses its own BN's factors
+    (a late-bound loop variable gave every fold the last BN's)."""
+    rng = np.random.default_rng(12)
+
+    def w(name, *shape, pos=False):
+        v = rng.uniform(0.5, 1.5, shape) if pos else rng.standard_normal(shape) * 0.2
+        return numpy_helper.from_array(v.astype(np.float32), name)
+    inits = [w("wa", 32, 16, 3, 3), w("ga", 32, pos=True), w("ba", 32), w("ma", 32), w("va", 32, pos=True),
+             w("wb", 24, 32, 3, 3), w("gb", 24, pos=True), w("bb", 24), w("mb", 24), w("vb", 24, pos=True)]
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["c1"], name="ca", pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["c1", "ga", "ba", "ma", "va"], ["n1"], name="bna"),
+             helper.make_node("Conv", ["n1", "wb"], ["c2"], name="cb", pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["c2", "gb", "bb", "mb", "vb"], ["y"], name="bnb")]
+    g = helper.make_graph(nodes, "bn2", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16, "H", "W"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 24, "H", "W"])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    path = str(tmp_path / "bn2.onnx")
+    onnx.save(model, path)
+    m, eager = ce.load(path), ce.load(model)
+    for shape in [(1, 16, 8, 8), (2, 16, 11, 7)]:      # the second plan recomputes both folds
+        x = rng.standard_normal(shape).astype(np.float32)
+        assert np.array_equal(m.run(x), eager.run(x)), shape
