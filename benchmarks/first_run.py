@@ -1,7 +1,7 @@
 """What a first run costs (not a test).
 
-    python benchmarks/first_run.py [--models efficientnet_lite0 resnet50 ...] [--rounds 5] [--threads 1]
-                                   [--cli 3]
+    python benchmarks/first_run.py [--models efficientnet_lite0 resnet50 ...] [--rounds 5] [--threads 1 [2]]
+                                   [--cli 3] [--fresh N]
 
 1. For each model, in one process, `--rounds` rounds alternating the two
    ways a plan is made at a new input shape: from inferred shapes
@@ -10,7 +10,14 @@
    the model afresh, times its first run (plan, packing, compiling, the
    run) and 7 steady runs; printed: medians of first, steady and
    first/steady.
-2. `cnnengine run` on the bundled photo with the default model, `--cli`
+2. `--fresh N`: for each model and each of `--threads`, N fresh processes
+   (interleaved over the models), each of which imports cnnengine, loads
+   the model (timed: load), times its first run at the declared shape,
+   7 steady runs, then the first run at a new shape (batch 2) and 7 steady
+   runs there; printed: medians of load, first, steady and first/steady
+   (the first run here also pays first imports of the kernel modules and
+   first-touch page faults, which an in-process round does not).
+3. `cnnengine run` on the bundled photo with the default model, `--cli`
    times in fresh processes: wall seconds and the CPU seconds (user + sys)
    of the process, which a loaded machine inflates less than the wall
    time; and `python -X importtime -c "import cnnengine"`'s total.
@@ -19,6 +26,7 @@ Benchmark names are ONNX exports in benchmarks/.cache (see models.py) or
 zoo names.
 """
 import argparse
+import json
 import os
 import re
 import resource
@@ -60,6 +68,61 @@ def first_and_steady(name, threads, mode):
     return first, statistics.median(ts)
 
 
+def _input(m, name, batch=1):
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in m.inputs[0].shape]
+    shape[0] = batch
+    if len(shape) == 4 and shape[2] <= 1:
+        shape[2:] = [299, 299] if "inception" in name else [224, 224]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def child(name, threads):
+    """One fresh process: load, first and steady runs at the declared shape, then at batch 2."""
+    t0 = time.perf_counter()
+    import cnnengine as ce
+    t1 = time.perf_counter()
+    m = ce.load(_source(name), threads=threads)
+    t2 = time.perf_counter()
+    out = {"import": t1 - t0, "load": t2 - t1}
+    for key, batch in (("", 1), ("new_", 2)):
+        x = _input(m, name, batch)
+        t0 = time.perf_counter()
+        m.run(x)
+        out[key + "first"] = time.perf_counter() - t0
+        ts = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            m.run(x)
+            ts.append(time.perf_counter() - t0)
+        out[key + "steady"] = statistics.median(ts)
+    print(json.dumps(out))
+
+
+def fresh(models, threads_list, n):
+    rows = {}
+    for _ in range(n):
+        for threads in threads_list:
+            for name in models:
+                p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name, str(threads)],
+                                   capture_output=True, text=True)
+                line = [l for l in p.stdout.splitlines() if l.startswith("{")]
+                if p.returncode or not line:
+                    print(f"# {name}: {p.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
+                rows.setdefault((name, threads), []).append(json.loads(line[-1]))
+    print(f"\n{n} fresh processes per model and thread count, medians:\n")
+    print("| model | threads | import ms | load ms | first ms | steady ms | first / steady "
+          "| first at batch 2 ms | steady ms | first / steady |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, threads), v in rows.items():
+        med = {k: statistics.median(r[k] for r in v) for k in v[0]}
+        ratio = statistics.median(r["first"] / r["steady"] for r in v)
+        ratio2 = statistics.median(r["new_first"] / r["new_steady"] for r in v)
+        print(f"| {name} | {threads} | {med['import'] * 1e3:.0f} | {med['load'] * 1e3:.1f} | "
+              f"{med['first'] * 1e3:.1f} | {med['steady'] * 1e3:.2f} | {ratio:.2f} | "
+              f"{med['new_first'] * 1e3:.1f} | {med['new_steady'] * 1e3:.2f} | {ratio2:.2f} |", flush=True)
+
+
 def cli_times(n):
     out = []
     for _ in range(n):
@@ -80,12 +143,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["efficientnet_lite0", "mobilenet_v2", "resnet50"])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--cli", type=int, default=3, help="cnnengine run timings (0: none)")
+    ap.add_argument("--fresh", type=int, default=0, help="fresh processes per model and thread count "
+                    "(then no in-process rounds)")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args.child[0], int(args.child[1]))
     load = os.getloadavg()[0]
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.threads} thread(s), "
           f"load average {load:.2f}, {args.rounds} interleaved rounds\n")
+    if args.fresh:
+        fresh(args.models, args.threads, args.fresh)
+        print(f"# load average after: {os.getloadavg()[0]:.2f}")
+        return
+    args.threads = args.threads[0]
     print("| model | plan made | first run ms | steady ms | first / steady |")
     print("|---|---|---:|---:|---:|")
     for name in args.models:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .ir.weights import raw
+
 _WINDOWED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
 _GLOBAL = ("GlobalAveragePool", "GlobalMaxPool", "Flatten", "Gemm", "MatMul", "Reshape", "ReduceMean")
 
@@ -69,7 +71,8 @@ def _field(node, graph, shapes, rf, aliases):
     (sh, sw), (jh, jw), (th, tw) = base
     a = node.attrs
     if node.op in _WINDOWED:
-        w = graph.weights.get(node.inputs[1]) if node.op in ("Conv", "ConvTranspose") and len(node.inputs) > 1 else None
+        w = raw(graph.weights, node.inputs[1]) if node.op in ("Conv", "ConvTranspose") and len(node.inputs) > 1 \
+            and node.inputs[1] in graph.weights else None
         kernel = a.get("kernel_shape") or (list(w.shape[2:]) if w is not None else [1, 1])
         strides = a.get("strides", [1, 1])
         dil = a.get("dilations", [1, 1])
@@ -107,14 +110,14 @@ def _field(node, graph, shapes, rf, aliases):
 
 def _params(node, graph):
     if node.op == "BatchNormalization":
-        return int(sum(graph.weights[i].size for i in node.inputs[1:3] if i in graph.weights))
+        return int(sum(raw(graph.weights, i).size for i in node.inputs[1:3] if i in graph.weights))
     if node.op in ("Reshape", "Expand", "Tile", "Slice", "Squeeze", "Unsqueeze", "Pad", "Resize",
                    "Clip", "Split", "ConstantOfShape", "Range", "Gather", "ReduceMean"):
         return 0
     total = 0
     for i in node.inputs:
-        w = graph.weights.get(i) if i else None
-        if w is not None and w.dtype.kind == "f":
+        w = raw(graph.weights, i) if i and i in graph.weights else None   # its size, not its values
+        if w is not None and np.dtype(w.dtype).kind == "f":
             total += int(w.size)
     return total
 

@@ -23,6 +23,8 @@ class Backend:
     shape_plans = False   # plans may be made from inferred shapes (runtime/shape_walk.py)
     description = ""
     host_values = True    # values are NumPy arrays (False: device buffers, see to_host)
+    lazy_weights = False  # plans may hold weights still in their file (ir/weights.py); runners
+                          # whose `packed` attribute lists input indices never read them at run time
 
     @classmethod
     def availability(cls):
@@ -55,6 +57,11 @@ class Backend:
     def compile(self, node, in_shapes, in_dtypes, out_shapes, static):
         """A runner for `node` at these shapes, or None for the reference evaluation."""
         return None
+
+    def packs(self, node):
+        """Whether compiling node packs weights (costly, thread-safe, GIL released): a
+        plan compiles such steps on its thread team at once."""
+        return False
 
     def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
         """A runner for plan step `step` over a window: node is the step's

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedOpError
 from ..ir.graph import MAX_ELEMENTS, Graph, Node, ValueInfo, check_shape
+from ..ir.weights import FileTensor, Weights, open_source, raw
+from . import onnx_stream
 
 MIN_OPSET = 7
 
@@ -51,22 +53,28 @@ def load_onnx(src):
     from google.protobuf.message import DecodeError
 
     name = src if isinstance(src, (str, os.PathLike)) else "<onnx model>"
+    stripped = None
     if isinstance(src, onnx.ModelProto):
         model = src
     else:
         try:
             if isinstance(src, (bytes, bytearray)):
-                model = onnx.load_model_from_string(bytes(src), load_external_data=False)
+                model = onnx.load_model_from_string(bytes(src))
             else:
                 if not os.path.isfile(src):
                     raise ModelFormatError(f"{src}: no such file")
-                model = onnx.load(os.fspath(src), load_external_data=False)
+                stripped = onnx_stream.strip(os.fspath(src))
+                if stripped is not None:
+                    model = onnx.load_model_from_string(stripped[0])
+                    stripped = (os.fspath(src), stripped[1])
+                else:
+                    model = onnx.load(os.fspath(src), load_external_data=False)
                 _load_external(model, os.path.dirname(os.path.abspath(src)), name)
         except ModelFormatError:
             raise
         except (DecodeError, ValueError, RuntimeError, OSError, UnicodeDecodeError, TypeError) as exc:
             raise ModelFormatError(f"{name}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
-    return _convert(model, str(name))
+    return _convert(model, str(name), stripped)
 
 
 def _load_external(model, base_dir, name):
@@ -122,6 +130,23 @@ def tensor_to_array(t, what):
     return np.asarray(arr, order="C")   # not ascontiguousarray: it turns 0-d scalars into shape (1,)
 
 
+def _file_tensor(t, where, source, what):
+    """An initializer whose raw_data onnx_stream left in the file (read on use)."""
+    offset, length, code = where
+    dims = [int(d) for d in t.dims]
+    check_shape(dims, what)
+    stored = np.dtype(onnx_stream.DTYPES[code])
+    count = 1
+    for d in dims:
+        count *= d
+    if count * stored.itemsize != length or int(t.data_type) != code:
+        raise ModelFormatError(f"{what}: data holds {length // stored.itemsize} values, dims say {dims}")
+    dtype = np.float32 if stored in (np.float16, np.float64) else stored
+    t = FileTensor(source, offset, dims, stored, dtype)
+    t.hold()
+    return t
+
+
 def _attr_value(a, where):
     from onnx import helper
 
@@ -154,7 +179,7 @@ def _value_info(vi):
     return ValueInfo(vi.name, tuple(shape), _DTYPES.get(t.elem_type, "float32"))
 
 
-def _convert(model, name):
+def _convert(model, name, stripped=None):
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
         raise ModelFormatError(f"{name}: not an ONNX model (no IR version, graph or outputs)")
     opset = None
@@ -168,10 +193,14 @@ def _convert(model, name):
         raise UnsupportedOpError(f"{name}: opset {opset} is outside the supported range {MIN_OPSET}-{top}")
 
     g = model.graph
-    weights = {}
-    for t in g.initializer:
-        weights[t.name] = tensor_to_array(t, f"{name}: initializer {t.name!r}")
-    total = sum(w.size for w in weights.values())
+    weights = Weights()
+    places = stripped[1] if stripped is not None else ()
+    source = open_source(stripped[0]) if any(places) else None
+    for i, t in enumerate(g.initializer):
+        where = places[i] if i < len(places) else None
+        what = f"{name}: initializer {t.name!r}"
+        weights[t.name] = _file_tensor(t, where, source, what) if where else tensor_to_array(t, what)
+    total = sum(raw(weights, k).size for k in weights)
     if total > MAX_ELEMENTS:
         raise ModelFormatError(f"{name}: weights hold {total} elements, more than this engine will load")
 

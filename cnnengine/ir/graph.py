@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFormatError
+from .weights import shape_of
 
 MAX_DIM = 1 << 24          # no real CNN has a dimension this large
 MAX_ELEMENTS = 1 << 31     # per tensor (8 GiB of float32): refuses absurd allocations
 
 
-@dataclass
+@dataclass(eq=False)     # identity: list.index/remove in the passes compared whole nodes (attrs and all)
 class Node:
     name: str
     op: str
@@ -43,7 +44,7 @@ class Graph:
     inputs: list                              # [ValueInfo], the data inputs
     outputs: list                             # [ValueInfo]
     nodes: list                               # [Node] in execution order
-    weights: dict = field(default_factory=dict)   # name -> np.ndarray
+    weights: dict = field(default_factory=dict)   # name -> np.ndarray (or a weights.Weights)
     metadata: dict = field(default_factory=dict)  # labels, preprocess, source, ...
     opset: int = 18
 
@@ -75,8 +76,8 @@ class Graph:
         produced twice, absurd weight or input sizes.
         """
         known = {v.name for v in self.inputs} | set(self.weights)
-        for name, w in self.weights.items():
-            check_shape(w.shape, f"{source}: weight {name!r}")
+        for name in self.weights:
+            check_shape(shape_of(self.weights, name), f"{source}: weight {name!r}")
         for v in self.inputs:
             check_shape([d for d in v.shape if isinstance(d, int)], f"{source}: input {v.name!r}")
         produced = {}

@@ -28,6 +28,7 @@ import numpy as np
 from ..backend.base import Backend
 from ..errors import Error, ModelFormatError, ResourceError, ShapeError
 from ..functional._common import resolve_threads
+from ..ir.weights import Weights, copy_weights, dtype_of, is_unread, release, shape_of, subset
 from .. import ops
 from . import shape_walk
 from .memory_plan import plan_memory
@@ -59,6 +60,9 @@ class Plan:
         self.outputs = [o.name for o in graph.outputs]
         self.values = set(static) | {o for st in steps for o in st.node.outputs if o} | \
             set(self.blocked) | {v.name for v in graph.inputs}
+        self.run_static = _run_static(static, steps, self.outputs)
+        if isinstance(static, Weights):
+            static.caching = True     # read after planning (occlusion, per window): keep what is read
         self._arenas = []
         self._lock = threading.Lock()
 
@@ -141,18 +145,19 @@ class Executor:
             shape_walk.walk(g, feeds)
         if walked is not None:
             env, static, shapes, dtypes, steps = walked
-            static_values = {k: env[k] for k in static if k in env}
+            static_values = self._static_values(subset(env, static))
+            del env
             compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
             views = shape_walk.possible_views(compiled, static)
             for st in compiled:
                 st.kernel = _kernel_kind(st.node, st.runner, dtypes, {})
             slot_sizes = plan_memory(compiled, shapes, views, set(static_values), {o.name for o in g.outputs})
             return Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend), None
-        env = dict(g.weights)
+        env = copy_weights(g.weights)
         static = set(g.weights)
         env.update(feeds)
-        shapes = {k: tuple(v.shape) for k, v in env.items()}
-        dtypes = {k: v.dtype for k, v in env.items()}
+        shapes = {k: shape_of(env, k) for k in env}
+        dtypes = {k: dtype_of(env, k) for k in env}
         aliases = {}
         steps = []
         for node in g.nodes:
@@ -174,7 +179,7 @@ class Executor:
                             break
             if not is_static:
                 steps.append(node)
-        static_values = {k: env[k] for k in static if k in env}
+        static_values = self._static_values(subset(env, static))
         compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
         for st in compiled:
             st.kernel = _kernel_kind(st.node, st.runner, dtypes, aliases)
@@ -183,15 +188,35 @@ class Executor:
         wanted = {o.name for o in g.outputs} | set(keep)
         return plan, {k: env[k] for k in wanted if k in env}
 
+    def _static_values(self, values):
+        """A plan's constant values: weights left in their file stay there
+        where the backend packs what it needs (lazy_weights), else read now."""
+        return values if self.backend.lazy_weights or type(values) is dict else dict(values)
+
     def _compile(self, steps, shapes, dtypes, static_values):
         be = self.backend
         steps, blocked = be.prepare(steps, shapes, dtypes, static_values, [o.name for o in self.graph.outputs])
-        compiled = []
-        for node in steps:
+
+        def compile_one(node):
             runner = be.compile(node, [shapes.get(i, ()) for i in node.inputs],
                                 [dtypes.get(i) for i in node.inputs],
                                 [shapes[o] for o in node.outputs if o], static_values)
-            compiled.append(Step(node, runner))
+            for k in getattr(runner, "packed", ()):
+                # its pack is the copy the plan runs on: the original need not stay
+                if node.inputs[k] in static_values:
+                    release(static_values, node.inputs[k])
+            return runner
+
+        runners = {}
+        heavy = [k for k, node in enumerate(steps) if be.packs(node)]
+        workers = min(resolve_threads(None) or os.cpu_count() or 1, len(heavy))
+        if workers > 1:
+            # packing runs in C without the GIL: the plan's own team packs
+            # (single-threaded packs made a 2-thread first run 4 steady runs)
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(workers) as pool:
+                runners.update(zip(heavy, pool.map(compile_one, [steps[k] for k in heavy])))
+        compiled = [Step(node, runners[k] if k in runners else compile_one(node)) for k, node in enumerate(steps)]
         return compiled, blocked
 
     def _run_plan(self, plan, feeds, keep, profile=None):
@@ -204,7 +229,7 @@ class Executor:
             done = be.replay(plan, feeds, lambda env, arena: self._run_steps(plan, env, arena, set(), t))
             if done is not None:
                 return done
-        env = dict(plan.static)
+        env = dict(plan.run_static)
         env.update((k, be.to_device(v)) for k, v in feeds.items())
         # Captured values must survive the run: then no buffer is reused.
         # An arena holds step k's output view at [k].
@@ -258,6 +283,28 @@ class Executor:
                 if name not in kept:
                     env.pop(name, None)
         return {k: env[k] for k in plan.outputs if k in env}
+
+
+def _run_static(static, steps, outputs):
+    """The constant values a run starts from: None for a weight that only
+    steps holding their own packed copy read (Step.runner.packed: the input
+    indices it never reads), so that a weight still in its file is not read
+    back; weights no step reads are left out unless they are outputs."""
+    if type(static) is not Weights:
+        return static
+    packed_only = {}
+    for st in steps:
+        packed = getattr(st.runner, "packed", ())
+        for k, name in enumerate(st.node.inputs):
+            if name and name in static:
+                packed_only[name] = packed_only.get(name, True) and k in packed
+    out = {}
+    for name in static:
+        if packed_only.get(name):
+            out[name] = None
+        elif name in packed_only or name in outputs or not is_unread(static, name):
+            out[name] = static[name]
+    return out
 
 
 def _kernel_kind(node, runner, dtypes, aliases):

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ..ir.graph import Node
+from ..ir.weights import derive, empty, raw, scaled, shape_of
 from ..ops.epilogue import KERNEL_ACTS
 
 
@@ -232,12 +233,12 @@ def _rewrite_chain(g, t1, users):
             new.append(Node(n.name, "cnn.ChannelNorm", [src, wn, bn], [value(n)],
                             {"epsilon": float(n.attrs.get("epsilon", 1e-5))}))
         elif n.op == "MatMul" and n.inputs[0] == cur and n.inputs[1] in g.weights and \
-                np.ndim(g.weights[n.inputs[1]]) == 2 and \
-                (c is None or g.weights[n.inputs[1]].shape[0] == c):
-            w = np.asarray(g.weights[n.inputs[1]], np.float32)
-            c = w.shape[1]
+                len(shape_of(g.weights, n.inputs[1])) == 2 and \
+                (c is None or shape_of(g.weights, n.inputs[1])[0] == c):
+            cin, c = shape_of(g.weights, n.inputs[1])
             wn = f"{n.name}__w_1x1"
-            g.weights[wn] = np.ascontiguousarray(w.T.reshape(c, -1, 1, 1))
+            derive(g.weights, wn, lambda w, c=c, cin=cin: _transposed(w, (c, cin, 1, 1)),
+                   (c, cin, 1, 1), [raw(g.weights, n.inputs[1])])
             new.append(Node(n.name, "Conv", [src, wn], [value(n)], {"kernel_shape": [1, 1]}))
         elif n.op in ("Add", "Mul") and len(n.inputs) == 2 and c is not None:
             other, k = _const(g, n, cur)
@@ -275,17 +276,25 @@ def _rewrite_chain(g, t1, users):
     return True
 
 
+def _transposed(w, shape):
+    """A MatMul's (C, K) weights as a 1x1 conv's (K, C, 1, 1)."""
+    out = empty(shape, np.float32)
+    out[...] = np.asarray(w, np.float32).T.reshape(shape)
+    return out
+
+
 def _fold_into_conv(g, conv, vec, op):
     """conv's output + vec (op Add) or * vec (op Mul), per output channel, into its weights."""
-    k = g.weights[conv.inputs[1]].shape[0]
+    k = shape_of(g.weights, conv.inputs[1])[0]
     b = np.asarray(g.weights[conv.inputs[2]], np.float64) if len(conv.inputs) > 2 and conv.inputs[2] \
         else np.zeros(k, np.float64)
     if op == "Add":
         b = b + vec
     else:
         wn = f"{conv.name}__w_scaled"
-        g.weights[wn] = (g.weights[conv.inputs[1]].astype(np.float64) *
-                         np.asarray(vec, np.float64).reshape(-1, 1, 1, 1)).astype(np.float32)
+        scale = np.asarray(vec, np.float64).reshape(-1, 1, 1, 1)
+        derive(g.weights, wn, lambda w: scaled(w, scale), shape_of(g.weights, conv.inputs[1]),
+               [raw(g.weights, conv.inputs[1])])
         conv.inputs[1] = wn
         b = b * vec
     bn = f"{conv.name}__b_{op.lower()}"
@@ -306,7 +315,7 @@ def fold_channel_mul(g):
                 (len(conv.inputs) > 2 and conv.inputs[2] and conv.inputs[2] not in g.weights) or \
                 _consumer(g, users, v) is not mul or ops.params_of(conv).act:
             continue
-        kk = g.weights[conv.inputs[1]].shape[0]
+        kk = shape_of(g.weights, conv.inputs[1])[0]
         if not (k.size == 1 or (k.size == kk and k.ndim in (3, 4) and k.shape[-3] == kk and
                                 k.shape[-2:] == (1, 1) and (k.ndim == 3 or k.shape[0] == 1))):
             continue

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import Error, ModelFormatError
 from ..ir.graph import Graph, Node
+from ..ir.weights import copy_weights, derive, raw, scaled, subset
 from ..ops.epilogue import KERNEL_ACTS, activation_params
 from .. import ops
 from . import fusions_modern
@@ -25,7 +26,7 @@ from . import fusions_modern
 
 def fold_constants(graph):
     """Evaluate every node whose inputs are all weights; its outputs become weights."""
-    weights = dict(graph.weights)
+    weights = copy_weights(graph.weights)     # unread file weights stay unread
     kept = []
     for node in graph.nodes:
         if ops.known(node.op) and node.inputs and all((not i) or i in weights for i in node.inputs) \
@@ -41,7 +42,7 @@ def fold_constants(graph):
             continue
         kept.append(node)
     used = {i for n in kept for i in n.inputs} | {o.name for o in graph.outputs}
-    weights = {k: v for k, v in weights.items() if k in used}
+    weights = subset(weights, [k for k in weights if k in used])
     return Graph(graph.inputs, graph.outputs, kept, weights, graph.metadata, graph.opset)
 
 
@@ -109,7 +110,7 @@ def fuse(graph):
 
 def _copy(graph):
     g = Graph(graph.inputs, graph.outputs, [copy.copy(n) for n in graph.nodes],
-              dict(graph.weights), graph.metadata, graph.opset)
+              copy_weights(graph.weights), graph.metadata, graph.opset)
     for n in g.nodes:
         n.attrs = dict(n.attrs)
         n.inputs = list(n.inputs)
@@ -210,20 +211,18 @@ def _fold_batchnorm(g):
         if prod.op == "ConvTranspose" and int(prod.attrs.get("group", 1)) != 1:
             continue
         scale, beta, mean, var = (g.weights[i].astype(np.float64) for i in bn.inputs[1:5])
-        w = g.weights[prod.inputs[1]].astype(np.float64)
+        w = raw(g.weights, prod.inputs[1])     # its shape: the fold itself may wait for the plan
         k = w.shape[0 if prod.op == "Conv" else 1] if w.ndim == 4 else -1
         if any(v.shape != (k,) for v in (scale, beta, mean, var)):
             continue      # not per-channel vectors of the conv's outputs: the op itself says what is wrong
         with np.errstate(invalid="ignore"):     # a negative variance gives NaN, as the unfolded op does
             s = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
         b = g.weights[prod.inputs[2]].astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
-        if prod.op == "Conv":
-            w = w * s.reshape(-1, 1, 1, 1)
-        else:
-            w = w * s.reshape(1, -1, 1, 1)
         b = (b - mean) * s + beta
         wname, bname = f"{prod.name}__w_bn", f"{prod.name}__b_bn"
-        g.weights[wname] = w.astype(np.float32)
+        factor = s.reshape((-1, 1, 1, 1) if prod.op == "Conv" else (1, -1, 1, 1))
+        derive(g.weights, wname, lambda w, factor=factor: scaled(w, factor), w.shape,
+               [raw(g.weights, prod.inputs[1])])     # bound now: recomputed after the loop moved on
         g.weights[bname] = b.astype(np.float32)
         fused = Node(prod.name, prod.op, [prod.inputs[0], wname, bname], [bn.outputs[0]], dict(prod.attrs),
                      ops.params_of(prod), prod.fused + (bn.name,))

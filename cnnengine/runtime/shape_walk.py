@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import Error
+from ..ir.weights import copy_weights, dtype_of, is_unread, shape_of
 
 # ops whose outputs are float32 when their non-constant inputs are
 FLOAT_OPS = frozenset((
@@ -37,11 +38,11 @@ _F32 = np.dtype(np.float32)
 
 def walk(graph, feeds):
     """(env of constant values, static names, shapes, dtypes, step nodes), or None."""
-    env = dict(graph.weights)
+    env = copy_weights(graph.weights)       # unread file weights stay unread (ir/weights.py)
     static = set(graph.weights)
     env.update(feeds)
-    shapes = {k: tuple(np.shape(v)) for k, v in env.items()}
-    dtypes = {k: np.asarray(v).dtype for k, v in env.items()}
+    shapes = {k: shape_of(env, k) for k in env}
+    dtypes = {k: dtype_of(env, k) for k in env}
     if any(dtypes[k] != _F32 for k in feeds):
         return None
     steps = []
@@ -65,7 +66,10 @@ def walk(graph, feeds):
             return None
         if any(i and i not in static and dtypes[i] != _F32 for i in node.inputs):
             return None
-        consts = {k: env[i] for k, i in enumerate(node.inputs) if i and i in static}
+        # a weight still in its file stands in by its shape: infer reads the
+        # values only of small constants (shapes, axes, scales), which import keeps
+        consts = {k: (_stand_in(shapes[i], dtypes[i]) if is_unread(env, i) else env[i])
+                  for k, i in enumerate(node.inputs) if i and i in static}
         try:
             outs = ops.infer(node, [shapes[i] if i else None for i in node.inputs], consts)
         except (Error, Exception):  # noqa: BLE001 - the reference walk names it

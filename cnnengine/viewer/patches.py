@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import InputError
+from ..ir.weights import shape_of
 from ..ops.base import FULL, Box
 from . import atlas, session
 
@@ -83,7 +84,7 @@ class TopK:
 # --------------------------------------------------- receptive field
 def value_shapes(graph, input_shape):
     """Shape of every value of `graph` (batch 1) from the ops' shape rules."""
-    shapes = {name: tuple(w.shape) for name, w in graph.weights.items()}
+    shapes = {name: shape_of(graph.weights, name) for name in graph.weights}
     for v in graph.inputs:
         shapes[v.name] = tuple(input_shape)
     for node in graph.nodes:

@@ -11,9 +11,14 @@ from ... import _kernels as K
 from ..base import Backend
 
 
+# ops whose compiled runners (kernels.py _conv, _conv_nchwc) run on packed weights only
+_PACKS_WEIGHTS = ("Conv", "cnn.ConvNCHWc")
+
+
 class CpuBackend(Backend):
     name = "cpu"
     shape_plans = True
+    lazy_weights = True
     description = "C kernels with OpenMP (scalar, AVX2/FMA, AVX-512 chosen at run time)"
 
     def __init__(self, blocked=True):
@@ -39,7 +44,13 @@ class CpuBackend(Backend):
 
     def compile(self, node, in_shapes, in_dtypes, out_shapes, static):
         from .kernels import compile_step
-        return compile_step(node, in_shapes, in_dtypes, out_shapes, static)
+        run = compile_step(node, in_shapes, in_dtypes, out_shapes, static)
+        if run is not None and node.op in _PACKS_WEIGHTS:
+            run.packed = (1,)     # the weights live in the runner's pack; ins[1] is never read
+        return run
+
+    def packs(self, node):
+        return node.op in _PACKS_WEIGHTS
 
     def compile_window(self, step, node, in_shapes, in_dtypes, out_shapes, static):
         from .kernels import conv_window

@@ -29,6 +29,7 @@ import numpy as np
 from dataclasses import replace
 
 from ...ir.graph import Node
+from ...ir.weights import shape_of
 from ...ops import params_of
 from ...ops.epilogue import KERNEL_ACTS
 from .blocked_ops import BLOCK, blocked_shape  # noqa: F401  (re-exported for kernels.py)
@@ -59,10 +60,10 @@ def _conv_ok(node, shapes, dtypes, static):
         return False
     if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in static:
         return False
-    w = static[node.inputs[1]]
-    if w.ndim != 4:
+    w = shape_of(static, node.inputs[1])     # the shape only: the weights may still be in their file
+    if len(w) != 4:
         return False
-    c, k, g = shapes[x][1], w.shape[0], int(node.attrs.get("group", 1))
+    c, k, g = shapes[x][1], w[0], int(node.attrs.get("group", 1))
     grouped = g > 1 and c % g == 0 and k % g == 0 and (c // g) % BLOCK == 0 and (k // g) % BLOCK == 0
     return g == 1 or (g == c == k and c > 1) or grouped or small_groups(c, k, g) > 1
 
