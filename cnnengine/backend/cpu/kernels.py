@@ -22,6 +22,7 @@ from ...functional.elementwise import _collapse, _strides
 from ...ops.epilogue import KERNEL_ACTS, activation_params
 from ...ops import params_of
 from ...ops._geometry import resolve_pads
+from ...errors import UnsupportedOpError
 from ...ops.layout import slice_index
 from .kernels_misc import COMPILERS as MISC_COMPILERS
 from .layout import expand_small_groups, small_groups
@@ -112,11 +113,16 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     n, cb, oh, ow, _ = oshape
     dims = conv_dims(p.conv, in_shape, w.shape, (n, w.shape[0], oh, ow))
     g = dims[15]
-    if small_groups(in_shape[1], w.shape[0], g):
+    act, alpha, beta = _act_code(p.conv)
+    try:
+        # groups of 2, 4 or 8 channels: AVX-512 interleaves them (csrc/ops/nchwc_grouped.c)
+        pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
+    except UnsupportedOpError:
+        if not small_groups(in_shape[1], w.shape[0], g):
+            raise
         w = expand_small_groups(w, g)
         dims = dims[:15] + (in_shape[1] // 8,) + dims[16:]
-    act, alpha, beta = _act_code(p.conv)
-    pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
+        pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
     oshape = tuple(oshape)
 
     def run(ins, out, t):
