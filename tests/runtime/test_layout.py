@@ -232,11 +232,12 @@ def test_single_input_concat_stays_blocked(rng):
     assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
 
 
-@pytest.mark.parametrize("c,g,stride", [(32, 8, 1), (24, 12, 2), (16, 4, 1)])
+@pytest.mark.parametrize("c,g,stride", [(32, 8, 1), (24, 12, 2), (16, 4, 1), (48, 6, 2)])
 def test_small_groups_run_blocked_with_block_diagonal_weights(c, g, stride, rng):
-    """Groups of 4 or 2 channels each way (ResNeXt 32x4d's first stage:
-    128 channels in 32 groups) run blocked, one group per block with
-    block-diagonal weights, no reorders; against ORT."""
+    """Groups of 8, 4 or 2 channels each way (RegNetY's 8, ResNeXt 32x4d's
+    first stage: 128 channels in 32 groups) run blocked, no reorders:
+    interleaved in vector lanes on AVX-512, else one group per block with
+    block-diagonal weights; against ORT."""
     nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="pw"),
              helper.make_node("Conv", ["a", "w", "b"], ["c"], name="grouped", group=g,
                               pads=[1, 1, 1, 1], strides=[stride, stride]),
