@@ -26,7 +26,6 @@
 
 typedef struct gplan {
     const cnn_conv2d_params *p;
-    const float *xs;        /* the copy: [img][set][phase][hq][wq][lanes] */
     int64_t lanes, sets, blocks, npix;
     int64_t hq, wq, phase;  /* a phase plane's rows, columns, floats */
     int64_t rows, ncol, tpp;  /* output rows per tile, tiles per row group, per (image, set) */
@@ -44,16 +43,17 @@ static void lane_maps(int s, int *in, int *out)
     }
 }
 
-/* Rows [q0, q1) of the copy: q = ((img * sets + set) * sh * sw + phase) * hq + row. */
-static void copy_rows(const gplan *g, const float *x, float *xs, __m512i idx, int64_t q0, int64_t q1)
+/* Rows [r0, r1) of every phase plane of set j of image img, into d (the
+ * set's copy). */
+static void copy_rows(const gplan *g, const float *x, float *xs, __m512i idx, int64_t img,
+                      int64_t j, int64_t r0, int64_t r1)
 {
     const cnn_conv2d_params *p = g->p;
     const int64_t xplane = p->h * p->w * B, phases = p->sh * p->sw;
-    for (int64_t q = q0; q < q1; q++) {
-        const int64_t r = q % g->hq, ph = q / g->hq % phases, plane = q / g->hq / phases;
-        const int64_t img = plane / g->sets, j = plane % g->sets;
+    for (int64_t q = 0; q < phases * (r1 - r0); q++) {
+        const int64_t ph = q / (r1 - r0), r = r0 + q % (r1 - r0);
         const int64_t sy = r * p->sh + ph / p->sw - p->pt, px = ph % p->sw;
-        float *d = xs + q * g->wq * g->lanes;
+        float *d = xs + ph * g->phase + r * g->wq * g->lanes;
         if (sy < 0 || sy >= p->h) {
             memset(d, 0, (size_t)(g->wq * g->lanes) * sizeof(float));
             continue;
@@ -213,7 +213,7 @@ INLINE void tile16(const gplan *g, const float *xs, const float *w, const float 
 
 /* Global tile t: (image, set, group of g->rows output rows, column
  * chunk); a row's ow pixels in ncol chunks of sizes differing by at most one. */
-static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t t,
+static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t t, const float *xs,
                      const float *residual, float *y, __m512i idx, int relu, cnn_act_row_fn act)
 {
     const cnn_conv2d_params *p = g->p;
@@ -222,7 +222,6 @@ static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t 
     const int64_t img = plane / g->sets, j = plane % g->sets;
     const int64_t c0 = ck * p->ow / g->ncol, px = (ck + 1) * p->ow / g->ncol - c0;
     const int64_t lanes = g->lanes, s = pk->gi;
-    const float *xs = g->xs + plane * p->sh * p->sw * g->phase;
     const float *w = pk->w + j * p->kh * p->kw * s * lanes, *bias = pk->bias + j * lanes;
     const int64_t b0 = j * lanes / B, second = lanes == 16 && b0 + 1 < g->blocks;
     const int64_t off = (img * g->blocks + b0) * g->npix * B + (oy * p->ow + c0) * B;
@@ -275,16 +274,11 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     g.rows = g.lanes == 8 && p->ow <= 12 ? 2 : 1;
     g.tpp = (p->oh + g.rows - 1) / g.rows * g.ncol;
     int64_t size;
-    if (!cnn_mul_ok(n * g.sets, p->sh * p->sw, &size) || !cnn_mul_ok(size, g.phase, &size))
+    if (!cnn_mul_ok(p->sh * p->sw, g.phase, &size))
         return CNN_ERR_SHAPE;
     int64_t *toff = (int64_t *)malloc((size_t)(p->kh * p->kw) * sizeof(int64_t));
-    float *xs = cnn_alloc_floats(size);
-    if (!xs || !toff) {
-        free(xs);
-        free(toff);
+    if (!toff)
         return CNN_ERR_OOM;
-    }
-    g.xs = xs;
     g.toff = toff;
     tap_offsets(&g, toff);
     int in[16], out[16];
@@ -293,19 +287,34 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     const int relu = p->ep.act == CNN_ACT_RELU;
     /* the other activations over each stored tile (exp-based ones are calls) */
     const cnn_act_row_fn act = relu || p->ep.act == CNN_ACT_NONE ? NULL : cnn_plat()->act_row;
-    const int64_t rows = n * g.sets * p->sh * p->sw * g.hq, tiles = n * g.sets * g.tpp;
+    const int64_t tiles = n * g.sets * g.tpp;
     if (threads > tiles)
         threads = (int)tiles;
-#pragma omp parallel num_threads(threads)
+    int failed = 0;
+    /* Each thread copies the rows of each set its tiles read into a copy of
+     * its own, just before them (no barrier between copy and tiles: on a
+     * loaded machine a barrier waits for a descheduled partner; the rows
+     * are in L2 when read); a set two threads share is copied by both. */
+#pragma omp parallel num_threads(threads) reduction(|: failed)
     {
         const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        copy_rows(&g, x, xs, idx_in, rows * id / nt, rows * (id + 1) / nt);
-#pragma omp barrier
-        for (int64_t t = tiles * id / nt; t < tiles * (id + 1) / nt; t++)
-            run_tile(&g, pk, t, residual, y, idx_out, relu, act);
+        float *xs = cnn_alloc_floats(size);
+        const int64_t t1 = tiles * (id + 1) / nt;
+        for (int64_t t = tiles * id / nt; xs && t < t1;) {
+            /* this thread's tiles of plane t / tpp, and the phase rows they read */
+            const int64_t plane = t / g.tpp, end = (plane + 1) * g.tpp < t1 ? (plane + 1) * g.tpp : t1;
+            const int64_t oy0 = t % g.tpp / g.ncol * g.rows;
+            int64_t oy1 = ((end - 1) % g.tpp / g.ncol + 1) * g.rows;
+            if (oy1 > p->oh) oy1 = p->oh;
+            const int64_t r1 = oy1 + (g.hq - p->oh);
+            copy_rows(&g, x, xs, idx_in, plane / g.sets, plane % g.sets, oy0, r1);
+            for (; t < end; t++)
+                run_tile(&g, pk, t, xs, residual, y, idx_out, relu, act);
+        }
+        failed |= !xs;
+        free(xs);
     }
-    free(xs);
     free(toff);
-    return CNN_OK;
+    return failed ? CNN_ERR_OOM : CNN_OK;
 }
 #endif
