@@ -319,7 +319,7 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
 {
     if (!pool)
         return CNN_ERR_ARG;
-    if (pk && (!pk->depthwise || pk->wino))
+    if (pk && ((!pk->depthwise && !pk->gi) || pk->wino))
         return CNN_ERR_UNSUPPORTED;
     return run(pk, n, x, residual, y, pool, threads);
 }

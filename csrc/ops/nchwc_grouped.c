@@ -63,8 +63,6 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
 cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                  const float *residual, float *y, float *pool, int threads)
 {
-    if (pool)
-        return CNN_ERR_UNSUPPORTED;
     const cnn_conv2d_params *p = &pk->p;
     const int64_t s = pk->gi, lanes = cnn_nchwc_grouped_lanes(pk->gi), g = lanes / s;
     const int64_t taps = p->kh * p->kw, blocks = pk->ocb;
@@ -104,6 +102,14 @@ cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, c
                 yr[i] += rr[i];
         }
         act(&p->ep, yr, yr, p->ow * B);
+    }
+    /* the plane means (a squeeze-excitation's squeeze), in pixel order */
+    for (int64_t q = 0; pool && q < n * blocks * B; q++) {
+        const float *yp = y + q / B * yplane + q % B;
+        double sum = 0.0;
+        for (int64_t i = 0; i < p->oh * p->ow; i++)
+            sum += yp[i * B];
+        pool[q] = (float)(sum / (double)(p->oh * p->ow));
     }
     return CNN_OK;
 }

@@ -214,7 +214,8 @@ INLINE void tile16(const gplan *g, const float *xs, const float *w, const float 
 /* Global tile t: (image, set, group of g->rows output rows, column
  * chunk); a row's ow pixels in ncol chunks of sizes differing by at most one. */
 static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t t, const float *xs,
-                     const float *residual, float *y, __m512i idx, int relu, cnn_act_row_fn act)
+                     const float *residual, float *y, __m512i idx, int relu, cnn_act_row_fn act,
+                     float *sums)
 {
     const cnn_conv2d_params *p = g->p;
     const int64_t plane = t / g->tpp, k = t % g->tpp, oy = k / g->ncol * g->rows, ck = k % g->ncol;
@@ -251,13 +252,22 @@ static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t 
         if (y1)
             act(&p->ep, y1 + i * p->ow * B, y1 + i * p->ow * B, px * B);
     }
+    if (sums) {     /* the tile's lane sums, read back from L1 */
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        for (int64_t i = 0; i < rr; i++)
+            for (int64_t c = 0; c < px; c++) {
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(y0 + i * p->ow * B + c * B));
+                if (y1)
+                    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(y1 + i * p->ow * B + c * B));
+            }
+        _mm256_storeu_ps(sums + t * 16, s0);
+        _mm256_storeu_ps(sums + t * 16 + 8, s1);
+    }
 }
 
 cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads)
 {
-    if (pool)
-        return CNN_ERR_UNSUPPORTED;
     const cnn_conv2d_params *p = &pk->p;
     gplan g;
     g.p = p;
@@ -276,9 +286,16 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     int64_t size;
     if (!cnn_mul_ok(p->sh * p->sw, g.phase, &size))
         return CNN_ERR_SHAPE;
+    const int64_t tiles = n * g.sets * g.tpp;
     int64_t *toff = (int64_t *)malloc((size_t)(p->kh * p->kw) * sizeof(int64_t));
-    if (!toff)
+    /* pool: each tile's lane sums, added up in tile order after (the same
+     * means whatever the thread count) */
+    float *sums = pool ? cnn_alloc_floats(tiles * 16) : NULL;
+    if (!toff || (pool && !sums)) {
+        free(toff);
+        free(sums);
         return CNN_ERR_OOM;
+    }
     g.toff = toff;
     tap_offsets(&g, toff);
     int in[16], out[16];
@@ -287,7 +304,6 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     const int relu = p->ep.act == CNN_ACT_RELU;
     /* the other activations over each stored tile (exp-based ones are calls) */
     const cnn_act_row_fn act = relu || p->ep.act == CNN_ACT_NONE ? NULL : cnn_plat()->act_row;
-    const int64_t tiles = n * g.sets * g.tpp;
     if (threads > tiles)
         threads = (int)tiles;
     int failed = 0;
@@ -309,12 +325,23 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
             const int64_t r1 = oy1 + (g.hq - p->oh);
             copy_rows(&g, x, xs, idx_in, plane / g.sets, plane % g.sets, oy0, r1);
             for (; t < end; t++)
-                run_tile(&g, pk, t, xs, residual, y, idx_out, relu, act);
+                run_tile(&g, pk, t, xs, residual, y, idx_out, relu, act, sums);
         }
         failed |= !xs;
         free(xs);
     }
     free(toff);
+    for (int64_t pl = 0; sums && !failed && pl < n * g.sets; pl++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t k = 0; k < g.tpp; k++)
+            a = _mm512_add_ps(a, _mm512_loadu_ps(sums + (pl * g.tpp + k) * 16));
+        a = _mm512_mul_ps(a, _mm512_set1_ps(1.f / (float)g.npix));
+        const int64_t img = pl / g.sets, b0 = pl % g.sets * g.lanes / B;
+        _mm256_storeu_ps(pool + (img * g.blocks + b0) * B, _mm512_castps512_ps256(a));
+        if (g.lanes == 16 && b0 + 1 < g.blocks)
+            _mm256_storeu_ps(pool + (img * g.blocks + b0 + 1) * B, _mm512_extractf32x8_ps(a, 1));
+    }
+    free(sums);
     return failed ? CNN_ERR_OOM : CNN_OK;
 }
 #endif

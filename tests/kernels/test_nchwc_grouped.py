@@ -87,3 +87,36 @@ def test_groups_of_other_widths_are_refused(avx2):
         dims = (1, c, 5, 5, k, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, groups, 5, 5)
         with pytest.raises(ce.UnsupportedOpError):
             _k.ConvNCHWc(w.ravel(), None, dims)
+
+
+@pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
+                                  (1, 56, 7, 7, 7, (1, 1))], ids=["g8s2", "g4half", "g8x7"])
+def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
+    """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
+    plane means of the activated output, the same whatever the thread
+    count; packs without interleaved groups (AVX2) refuse it."""
+    n, c, h, wd, groups, stride = case
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
+    dims, shape = _dims(x, w, stride, (1, 1, 1, 1), (1, 1), groups)
+    cb = (c + 7) // 8
+    y = np.full((n, cb, shape[2], shape[3], 8), np.nan, np.float32)
+    pool = np.full((n, cb, 1, 1, 8), np.nan, np.float32)
+    if avx2 == "avx2":
+        if c // groups == 8:
+            pk = _k.ConvNCHWc(w.ravel(), None, dims, 1, 0.0, 0.0, False)
+            with pytest.raises(ce.UnsupportedOpError):
+                pk.run_pooled(to_blocked(x), None, y, pool, 1)
+        return
+    pk = _k.ConvNCHWc(w.ravel(), None, dims, 1, 0.0, 0.0, False)
+    want = np.maximum(conv2d_np(x, w, None, stride, (1, 1, 1, 1), (1, 1), groups), 0)
+    got = {}
+    for level in ("avx512", "avx2"):      # the SIMD run, then the portable one
+        ce.set_isa(level)
+        for threads in (1, 2):
+            pk.run_pooled(to_blocked(x), None, y, pool, threads)
+            assert_close(from_blocked(y, c), want, rtol=1e-4)
+            assert_close(from_blocked(pool, c).reshape(n, c), want.mean(axis=(2, 3)), rtol=1e-5)
+            got[level, threads] = pool.copy()
+    ce.set_isa(avx2)
+    assert np.array_equal(got["avx512", 1], got["avx512", 2])

@@ -131,12 +131,21 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         return y
 
     pshape = (n, cb, 1, 1, 8)
+    # a grouped conv this CPU does not interleave (no AVX-512) pools in a pass
+    in_conv = [True]
 
     def run_pooled(ins, out, t):
         # and the mean over the plane (layout._pool_in_conv): a second
         # output, small, made per run so that concurrent runs stay apart
         y, pool = _buf(out, oshape), np.empty(pshape, np.float32)
-        pk.run_pooled(ins[0], ins[3] if has_res else None, y, pool, t)
+        if in_conv[0]:
+            try:
+                pk.run_pooled(ins[0], ins[3] if has_res else None, y, pool, t)
+                return y, pool
+            except UnsupportedOpError:
+                in_conv[0] = False
+        pk.run(ins[0], ins[3] if has_res else None, y, t)
+        K.global_pool_nchwc(y.reshape(-1), pool.reshape(-1), n, w.shape[0], oh * ow, False, t)
         return y, pool
 
     def run_gated(ins, out, t):

@@ -246,16 +246,18 @@ def _global_pool(rw, node):
 
 
 def _pool_in_conv(rw, x, pooled):
-    """The spatial mean of x taken by the depthwise conv that makes it, as
-    it writes x (a squeeze-excitation block's squeeze: EfficientNet's 16,
-    MobileNetV3's 8), instead of a pass that reads x again: the conv's
-    second output."""
+    """The spatial mean of x taken by the depthwise or small-group conv that
+    makes it, as it writes x (a squeeze-excitation block's squeeze:
+    EfficientNet's 16, MobileNetV3's 8, RegNetY's 16 after its grouped
+    convs), instead of a pass that reads x again: the conv's second output
+    (kernels.py pools in a pass where the pack cannot)."""
     conv = rw.producer.get(rw.blk[x])
     if conv is None or conv.op != "cnn.ConvNCHWc" or len(conv.outputs) != 1 or \
             len(conv.inputs) > 4 or conv.params.in_nchw:
         return False
-    c = conv.params.channels
-    if conv.params.conv.group != c or rw.shapes[x][1] != c:
+    c, g = conv.params.channels, conv.params.conv.group
+    small = g > 1 and c % g == 0 and c // g in (2, 4, 8) and c % BLOCK == 0
+    if not (g == c or small) or rw.shapes[x][1] != c:
         return False
     conv.outputs.append(rw.twin(pooled))
     conv.params = replace(conv.params, pooled=True)
