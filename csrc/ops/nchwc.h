@@ -23,13 +23,13 @@ struct cnn_conv2d_nchwc {
                              * floats one zmm load (cnn_nchwc_w_at) */
     float *bias;            /* [ocb * 8], zero past k */
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
-    int gi;                 /* 2, 4 or 8: groups of gi channels each way, lanes / gi of them
+    int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
                              * interleaved per vector (csrc/ops/nchwc_grouped.c); w
                              * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */
 };
 
 /* Lanes per vector of a small-group pack: a group of 8 alone in a ymm,
- * groups of 4 or 2 interleaved in a zmm. */
+ * groups of 4 or 2 interleaved in a zmm, a group of 16 alone in one. */
 static inline int64_t cnn_nchwc_grouped_lanes(int gi) { return gi == 8 ? 8 : 16; }
 
 /* The offset in pk->w of the 8 weights of output block ob for input

@@ -1,23 +1,25 @@
-/* Grouped convolutions with small groups (2, 4 or 8 channels each way) in
- * the blocked layout: the packing and the portable run.
+/* Grouped convolutions with small groups (2, 4 or 8 channels each way,
+ * and unstrided 16) in the blocked layout: the packing and the portable run.
  *
  * One group of 8 fills half a zmm, and a group of 4 a quarter: the pair
- * tiles ran them one 8-lane block at a time with one broadcast per FMA
- * (RegNetY's 8-channel groups: 47-70 GFLOP/s on Zen 4), and groups of 4
- * as 8-channel groups with block-diagonal weights (twice the multiplies,
- * 35 GFLOP/s). Here the 16 channels of a block pair, G = 16 / gi groups,
- * share one zmm with their lanes interleaved: lane o * G + g holds output
- * o of group g, and one broadcast of G floats (input channel ci of each of
- * the G groups, side by side in a re-laid-out copy of the input) feeds all
- * 16 lanes.
+ * tiles ran them one 8-lane block at a time with a broadcast and an FMA
+ * per input channel and pixel (RegNetY's 8-channel groups: 47-70 GFLOP/s
+ * on Zen 4, where the 1x1s reach 100-108), and groups of 4 as 8-channel
+ * groups with block-diagonal weights (twice the multiplies, 35 GFLOP/s).
+ * Here a set of channels shares one vector: a group of 8 a ymm (8 lanes,
+ * the FMA's broadcast embedded), G = 16 / gi groups of 4 or 2 a zmm with
+ * their lanes interleaved (lane o * G + g holds output o of group g; one
+ * broadcast of G floats, input channel ci of each group side by side in
+ * a re-laid-out copy of the input, feeds all 16), a group of 16 a zmm.
  *
- * Layout of a pack (pk->gi = gi): sets of two output blocks (the last one
- * alone where the block count is odd, its second half zero groups), w
- * [set][tap][ci < gi][16 lanes], bias [set][16 lanes]. The SIMD run
- * (csrc/x86/nchwc_grouped_avx512.c) copies each set's input planes padded
- * and interleaved, [set][row][col][ci < gi][G], and de-interleaves each
- * output pixel with one permute as it stores it.
+ * Layout of a pack (pk->gi = gi, lanes = cnn_nchwc_grouped_lanes): sets of
+ * lanes / 8 output blocks (a zmm set's second block zero groups where the
+ * block count is odd), w [set][tap][ci < gi][lanes], bias [set][lanes].
+ * The SIMD run (csrc/x86/nchwc_grouped_avx512.c) copies each set's input
+ * padded, split into stride phases and interleaved, and de-interleaves
+ * each output pixel with one permute as it stores it.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "conv2d.h"
@@ -26,13 +28,26 @@
 
 #define B CNN_NCHWC
 
+/* CNNENGINE_GROUPED=0 (read when a conv is packed): no interleaved packs,
+ * for A/B timing against the pair and wide tiles. */
+static int grouped_wanted(void)
+{
+    const char *env = getenv("CNNENGINE_GROUPED");
+    return !(env && !strcmp(env, "0"));
+}
+
 int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat)
 {
     if (!plat->nchwc_grouped || p->groups <= 1 || p->c != p->k || p->c % p->groups)
         return 0;
     const int64_t cg = p->c / p->groups;
-    /* c % 8: whole blocks, so a pair's second block is whole groups too */
-    return (cg == 2 || cg == 4 || cg == 8) && p->c % B == 0 ? (int)cg : 0;
+    /* c % 8: whole blocks, so a pair's second block is whole groups too.
+     * Groups of 16 (RegNetX, ResNeXt's third stage) have the wide tiles
+     * too: these only where unstrided (0.93-0.98x their time; strided, the
+     * copy of a 4x larger input made them 1.14-1.18x at 56x56 and up). */
+    const int small = (cg == 2 || cg == 4 || cg == 8) && p->c % B == 0;
+    const int wide = cg == 16 && p->sh == 1 && p->sw == 1;
+    return (small || wide) && grouped_wanted() ? (int)cg : 0;
 }
 
 cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, const float *bias)

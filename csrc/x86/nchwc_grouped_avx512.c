@@ -1,19 +1,24 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
 /* Small-group blocked convolutions for AVX-512 (the scheme and the pack:
  * csrc/ops/nchwc_grouped.c): groups of 8 one per ymm, groups of 4 or 2
- * interleaved 4 or 8 to a zmm.
+ * interleaved 4 or 8 to a zmm, groups of 16 one per zmm.
  *
- * One run: every set's input planes copied, padded and split into stride
- * phases (sh x sw planes: every tap then reads consecutive pixels, and a
- * strided conv's tile its pixels at a constant step), the zmm sets
- * interleaved on the way (one permute per pixel); then tiles of up to 24
- * (ymm) or 12 (zmm) output pixels of one row, one set each: per tap and
- * input channel one weight load and PX FMAs. The ymm FMAs take their input
- * as an embedded broadcast ({1to8}: one uop, where the AVX2 tiles' separate
- * broadcast made two), which on Zen 4 runs two ymm FMAs a cycle, as many
- * flops as one zmm; the zmm sets need a broadcast of 2 or 4 floats, a
- * separate load. The threads split the tiles of all sets evenly, each a
- * contiguous range, so a set's weights stay in L1 across its tiles.
+ * One run: each thread takes an equal contiguous range of the tiles of
+ * all sets (a set's weights stay in L1 across its tiles); before a set's
+ * tiles it copies the input rows they read into a copy of its own, padded
+ * and split into stride phases (sh x sw planes: every tap then reads
+ * consecutive pixels), a zmm set's channels interleaved on the way (one
+ * permute per pixel). No barrier between copy and tiles: on a loaded
+ * machine a barrier waits for a descheduled partner. A tile: up to 24
+ * (ymm) or 12 (zmm) output pixels of one row (ymm on planes up to 12 wide:
+ * two rows, so a 7x7 plane's tile has 14 accumulators, enough to hide the
+ * FMA latency), one set; per tap and input channel one weight load and PX
+ * FMAs. The ymm and the 16-wide zmm FMAs take their input as an embedded
+ * broadcast ({1to8}, {1to16}: one uop, where the AVX2 tiles' separate
+ * broadcast made two; on Zen 4 two ymm FMAs a cycle are as many flops as
+ * one zmm); the interleaved sets need a broadcast of 4 or 8 floats, a
+ * separate load (a microbenchmark under load: 0.7x the FMA rate of the
+ * embedded form, still ahead of twice the multiplies).
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -102,14 +107,15 @@ static void tap_offsets(const gplan *g, int64_t *off)
 /* G floats (input channel ci of each group) on every lane of their group */
 INLINE __m512 bcast(const float *a, const int S)
 {
+    if (S == 16)    /* one group: an embedded broadcast ({1to16}) */
+        return _mm512_set1_ps(*a);
     if (S == 4)
         return _mm512_broadcast_f32x4(_mm_loadu_ps(a));
     return _mm512_broadcast_f32x8(_mm256_loadu_ps(a));
 }
 
 /* Groups of 8, one per ymm: R (1 or 2) rows from oy of PXR pixels from
- * column c0, R * PXR <= 24 (two rows: a 7x7 plane's tile has 14
- * accumulators, not 7, enough to hide the FMA latency). */
+ * column c0, R * PXR <= 24. */
 #define YFMA(P)                                                                     \
     if (R * PXR > P)                                                                \
         a##P = _mm256_fmadd_ps(_mm256_set1_ps(xc[(P / PXR) * xrow + (P % PXR) * 8]), wv, a##P);
@@ -147,7 +153,7 @@ INLINE void tile8(const gplan *g, const float *xs, const float *w, const float *
     YOUT(16) YOUT(17) YOUT(18) YOUT(19) YOUT(20) YOUT(21) YOUT(22) YOUT(23)
 }
 
-/* Groups of S = 4 or 2, 16 / S to a zmm: PX (<= 12) pixels. */
+/* Groups of S = 16, 4 or 2, 16 / S to a zmm: PX (<= 12) pixels. */
 #define ZFMA(P)                                                                     \
     if (PX > P)                                                                     \
         a##P = _mm512_fmadd_ps(bcast(xc + P * 16, S), wv, a##P);
@@ -187,7 +193,7 @@ INLINE void tile16(const gplan *g, const float *xs, const float *w, const float 
     for (int64_t t = 0; t < taps; t++) {
             const float *xt = x0 + g->toff[t];
             const float *wt = w + t * S * 16;
-#pragma GCC unroll 4
+#pragma GCC unroll 16
             for (int ci = 0; ci < S; ci++) {
                 const __m512 wv = _mm512_load_ps(wt + ci * 16);
                 const float *xc = xt + ci * G;
@@ -238,6 +244,10 @@ static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t 
         }
 #undef CALL8
 #undef CALL8R2
+    } else if (s == 16) {
+#define CALL16(PX) tile16(g, xs, w, bias, idx, oy, c0, y0, y1, r0, r1, relu, 16, PX)
+        switch (px) { CASES12(CALL16) }
+#undef CALL16
     } else if (s == 4) {
 #define CALL4(PX) tile16(g, xs, w, bias, idx, oy, c0, y0, y1, r0, r1, relu, 4, PX)
         switch (px) { CASES12(CALL4) }
@@ -307,10 +317,7 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     if (threads > tiles)
         threads = (int)tiles;
     int failed = 0;
-    /* Each thread copies the rows of each set its tiles read into a copy of
-     * its own, just before them (no barrier between copy and tiles: on a
-     * loaded machine a barrier waits for a descheduled partner; the rows
-     * are in L2 when read); a set two threads share is copied by both. */
+    /* a set two threads share is copied by both (its rows each reads) */
 #pragma omp parallel num_threads(threads) reduction(|: failed)
     {
         const int nt = omp_get_num_threads(), id = omp_get_thread_num();

@@ -1,5 +1,5 @@
-"""Blocked grouped convolutions with small groups (2, 4 or 8 channels each
-way, csrc/ops/nchwc_grouped.c): AVX-512 interleaves them in vector lanes,
+"""Blocked grouped convolutions with small groups (2, 4, 8 or 16 channels
+each way, csrc/ops/nchwc_grouped.c): AVX-512 interleaves them in vector lanes,
 against the scalar NCHW oracle and the float64 NumPy reference, and the
 portable run the pack falls back to when the level drops after packing."""
 import numpy as np
@@ -24,6 +24,8 @@ CASES = [
     (1, 16, 9, 9, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1)),       # groups of 2, 1x1
     (1, 32, 1, 1, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # 1x1 image
     (1, 8, 5, 40, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # one block, 40 wide: several chunks a row
+    (2, 48, 7, 9, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # groups of 16, one zmm each
+    (1, 32, 9, 8, 2, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1)),       # ... strided: the wide tiles
 ]
 
 
@@ -120,3 +122,20 @@ def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
             got[level, threads] = pool.copy()
     ce.set_isa(avx2)
     assert np.array_equal(got["avx512", 1], got["avx512", 2])
+
+
+def test_interleaved_packs_can_be_turned_off(rng, monkeypatch):
+    """CNNENGINE_GROUPED=0 (A/B timing): groups of 8 on the pair tiles,
+    groups of 4 refused (the engine then expands them to blocks)."""
+    monkeypatch.setenv("CNNENGINE_GROUPED", "0")
+    x = rng.standard_normal((1, 16, 6, 6)).astype(np.float32)
+    for groups in (2, 4):
+        w = rng.standard_normal((16, 16 // groups, 3, 3)).astype(np.float32)
+        dims, shape = _dims(x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)
+        if groups == 4:
+            with pytest.raises(ce.UnsupportedOpError):
+                _k.ConvNCHWc(w.ravel(), None, dims)
+            continue
+        y = np.full((1, 2, 6, 6, 8), np.nan, np.float32)
+        _k.ConvNCHWc(w.ravel(), None, dims).run(to_blocked(x), None, y, 2)
+        assert_close(from_blocked(y, 16), conv2d_np(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups))
