@@ -1,8 +1,9 @@
 """Blocked layout for the fast plan: which values live in NCHW8c.
 
 A 4-D activation held blocked is (N, ceil(C/8), H, W, 8) (see the blocked
-kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1, depthwise, or
-groups of whole blocks) write blocked outputs; activations, residual Add/Sub/Mul, pooling,
+kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1, depthwise,
+groups of whole blocks, or of 2 or 4 channels: csrc/ops/nchwc_grouped.c)
+write blocked outputs; activations, residual Add/Sub/Mul, pooling,
 BatchNormalization and channel Concat keep a blocked input blocked; channel
 Slice and Split and ShuffleNet's channel shuffle (Reshape -> Transpose ->
 Reshape) become blocked channel gathers, a chain of them traced to its
