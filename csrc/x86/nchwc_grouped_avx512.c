@@ -48,8 +48,8 @@ static void lane_maps(int s, int *in, int *out)
     }
 }
 
-/* Rows [r0, r1) of every phase plane of set j of image img, into d (the
- * set's copy). */
+/* Rows [r0, r1) of every phase plane of set j of image img, into xs (a
+ * copy of the set's input). */
 static void copy_rows(const gplan *g, const float *x, float *xs, __m512i idx, int64_t img,
                       int64_t j, int64_t r0, int64_t r1)
 {
