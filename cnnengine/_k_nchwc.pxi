@@ -224,7 +224,7 @@ cdef class ConvNCHWc:
 
     def run_pooled(self, x, residual, y, pool, int threads=0):
         """run(), and pool (N * ceil(K/8) * 8 floats) = the mean of every
-        output channel over the plane. Depthwise convs only."""
+        output channel over the plane. Depthwise and small-group convs only."""
         self._run(x, residual, y, pool, threads)
 
     def run_window(self, x, residual, y, tuple dims, int threads=0):

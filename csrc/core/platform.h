@@ -105,6 +105,7 @@ typedef struct cnn_platform {
     const struct cnn_nchwc_rows *nchwc_pair_rows;  /* row kernels over block pairs */
     const struct cnn_nchwc_rows *nchwc_wide_rows;  /* over up to two pairs, or NULL */
     cnn_nchwc_conv_fn nchwc_depthwise;
+    cnn_nchwc_conv_fn nchwc_grouped;    /* groups of 2/4/8 channels interleaved, or NULL */
     cnn_winograd_fn winograd_nchwc;
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
                                          * wide rows' format, csrc/ops/nchwc.h) */

@@ -165,9 +165,11 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     /* grouped: whole blocks of input and output channels per group */
     const int grouped = !dw && p->groups > 1 && (p->c / p->groups) % B == 0 &&
                         (p->k / p->groups) % B == 0;
-    if (!(p->groups == 1 || dw || grouped) || (in_nchw && p->groups != 1))
-        return CNN_ERR_UNSUPPORTED;
     const cnn_platform *plat = cnn_plat();
+    /* small groups interleaved in zmm lanes (nchwc_grouped.c) */
+    const int gi = dw ? 0 : cnn_nchwc_grouped_width(p, plat);
+    if (!(p->groups == 1 || dw || grouped || gi) || (in_nchw && p->groups != 1))
+        return CNN_ERR_UNSUPPORTED;
     if (!plat->nchwc_pair_rows)
         return CNN_ERR_UNSUPPORTED;
     /* the kernels index rows and taps in int64 without further checks */
@@ -202,6 +204,17 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     }
     for (int64_t o = 0; o < pk->ocb * B; o++)
         pk->bias[o] = bias && o < p->k ? bias[o] : 0.f;
+    if (gi) {
+        pk->gi = gi;
+        pk->wpair = 0;
+        st = cnn_nchwc_grouped_pack(pk, w, bias);
+        if (st != CNN_OK) {
+            cnn_conv2d_nchwc_free(pk);
+            return st;
+        }
+        *out = pk;
+        return CNN_OK;
+    }
     const int can_wino = !in_nchw && p->groups == 1 && p->kh == 3 && p->kw == 3 &&
                          p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
     if (can_wino && !(flags & CNN_NCHWC_DIRECT) &&
@@ -325,7 +338,7 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
 {
     if (!pool)
         return CNN_ERR_ARG;
-    if (pk && (!pk->depthwise || pk->wino))
+    if (pk && ((!pk->depthwise && !pk->gi) || pk->wino))
         return CNN_ERR_UNSUPPORTED;
     return run(pk, n, x, residual, y, pool, threads);
 }
@@ -376,6 +389,9 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     }
     if (pk->depthwise)
         return plat->nchwc_depthwise(pk, n, x, residual, y, pool, threads);
+    if (pk->gi)     /* the portable run where the level dropped after packing */
+        return (plat->nchwc_grouped ? plat->nchwc_grouped : cnn_nchwc_grouped_ref)(
+            pk, n, x, residual, y, pool, threads);
     if (pool)
         return CNN_ERR_UNSUPPORTED;
     if (pk->wpair && !plat->nchwc_wpair)

@@ -23,7 +23,14 @@ struct cnn_conv2d_nchwc {
                              * floats one zmm load (cnn_nchwc_w_at) */
     float *bias;            /* [ocb * 8], zero past k */
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
+    int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
+                             * interleaved per vector (csrc/ops/nchwc_grouped.c); w
+                             * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */
 };
+
+/* Lanes per vector of a small-group pack: a group of 8 alone in a ymm,
+ * groups of 4 or 2 interleaved in a zmm, a group of 16 alone in one. */
+static inline int64_t cnn_nchwc_grouped_lanes(int gi) { return gi == 8 ? 8 : 16; }
 
 /* The offset in pk->w of the 8 weights of output block ob for input
  * block ib, tap r, input channel ci of the block. */
@@ -55,7 +62,18 @@ void cnn_nchwc_gather_ref(int64_t n, int64_t hw, int count, const float *const *
                           const int64_t *cs, int64_t c_out, const int32_t *src_in,
                           const int64_t *src_ch, float *y, int threads);
 
+/* Interleaved small-group packs (csrc/ops/nchwc_grouped.c): the group
+ * width such a pack takes for p under plat (0: none), the packing, and the
+ * portable run (the oracle of the SIMD ones, and the fallback where the
+ * active table has none). */
+int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat);
+cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, const float *bias);
+cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                 const float *residual, float *y, float *pool, int threads);
+
 #if defined(__x86_64__)
+cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                    const float *residual, float *y, float *pool, int threads);
 /* Depthwise packs; pool: see cnn_conv2d_nchwc_run_pooled_f32, or NULL.
  * AVX-512: block pairs for small stride-1 3x3/5x5 planes, AVX2 rows else. */
 cnn_status cnn_conv2d_nchwc_dw_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,

@@ -232,11 +232,12 @@ def test_single_input_concat_stays_blocked(rng):
     assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
 
 
-@pytest.mark.parametrize("c,g,stride", [(32, 8, 1), (24, 12, 2), (16, 4, 1)])
+@pytest.mark.parametrize("c,g,stride", [(32, 8, 1), (24, 12, 2), (16, 4, 1), (48, 6, 2)])
 def test_small_groups_run_blocked_with_block_diagonal_weights(c, g, stride, rng):
-    """Groups of 4 or 2 channels each way (ResNeXt 32x4d's first stage:
-    128 channels in 32 groups) run blocked, one group per block with
-    block-diagonal weights, no reorders; against ORT."""
+    """Groups of 8, 4 or 2 channels each way (RegNetY's 8, ResNeXt 32x4d's
+    first stage: 128 channels in 32 groups) run blocked, no reorders:
+    interleaved in vector lanes on AVX-512, else one group per block with
+    block-diagonal weights; against ORT."""
     nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="pw"),
              helper.make_node("Conv", ["a", "w", "b"], ["c"], name="grouped", group=g,
                               pads=[1, 1, 1, 1], strides=[stride, stride]),
@@ -429,18 +430,22 @@ def test_capture_inside_a_gather_chain_uses_the_plain_plan(rng, plain):
         assert_close(got[k], ref[k], rtol=1e-6, what=k)
 
 
+@pytest.mark.parametrize("width", [1, 8, 4])
 @pytest.mark.parametrize("squeeze", ["gap", "mean_keep", "mean_flat"])
-def test_squeeze_is_taken_by_the_depthwise_conv(squeeze, rng, plain):
+def test_squeeze_is_taken_by_the_depthwise_conv(squeeze, width, rng, plain, avx2):
     """A squeeze-excitation block whose squeeze (GlobalAveragePool, or
-    ReduceMean with or without keepdims) reads a depthwise conv's output:
-    the conv makes the mean as it writes (two outputs), no pooling step."""
-    c = 20
-    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "wd", c, 1, 3, 3), init(rng, "bd", c),
+    ReduceMean with or without keepdims) reads a depthwise conv's output,
+    or a grouped one's with groups of 8 or 4 channels (RegNetY): the conv
+    makes the mean as it writes (two outputs), no pooling step (without
+    AVX-512 a grouped conv pools in a pass of its own step)."""
+    c = 20 if width == 1 else 24
+    inits = [init(rng, "w0", c, 3, 3, 3), init(rng, "wd", c, width, 3, 3), init(rng, "bd", c),
              init(rng, "w1", 6, c, 1, 1), init(rng, "w2", c, 6, 1, 1), init(rng, "wp", 12, c, 1, 1),
              numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
              numpy_helper.from_array(np.array([0, c, 1, 1], np.int64), "shape4")]
     nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
-             helper.make_node("Conv", ["c0", "wd", "bd"], ["d"], name="dw", group=c, pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c0", "wd", "bd"], ["d"], name="dw", group=c // width,
+                              pads=[1, 1, 1, 1]),
              helper.make_node("Sigmoid", ["d"], ["ds"], name="sig"),
              helper.make_node("Mul", ["d", "ds"], ["a"], name="silu")]
     if squeeze == "gap":

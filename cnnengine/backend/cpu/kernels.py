@@ -22,6 +22,7 @@ from ...functional.elementwise import _collapse, _strides
 from ...ops.epilogue import KERNEL_ACTS, activation_params
 from ...ops import params_of
 from ...ops._geometry import resolve_pads
+from ...errors import UnsupportedOpError
 from ...ops.layout import slice_index
 from .kernels_misc import COMPILERS as MISC_COMPILERS
 from .layout import expand_small_groups, small_groups
@@ -112,11 +113,16 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     n, cb, oh, ow, _ = oshape
     dims = conv_dims(p.conv, in_shape, w.shape, (n, w.shape[0], oh, ow))
     g = dims[15]
-    if small_groups(in_shape[1], w.shape[0], g):
+    act, alpha, beta = _act_code(p.conv)
+    try:
+        # groups of 2, 4 or 8 channels: AVX-512 interleaves them (csrc/ops/nchwc_grouped.c)
+        pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
+    except UnsupportedOpError:
+        if not small_groups(in_shape[1], w.shape[0], g):
+            raise
         w = expand_small_groups(w, g)
         dims = dims[:15] + (in_shape[1] // 8,) + dims[16:]
-    act, alpha, beta = _act_code(p.conv)
-    pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
+        pk = K.ConvNCHWc(w.reshape(-1), b, dims, act, alpha, beta, bool(p.in_nchw))
     oshape = tuple(oshape)
 
     def run(ins, out, t):
@@ -125,12 +131,21 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         return y
 
     pshape = (n, cb, 1, 1, 8)
+    # a grouped conv this CPU does not interleave (no AVX-512) pools in a pass
+    in_conv = [True]
 
     def run_pooled(ins, out, t):
         # and the mean over the plane (layout._pool_in_conv): a second
         # output, small, made per run so that concurrent runs stay apart
         y, pool = _buf(out, oshape), np.empty(pshape, np.float32)
-        pk.run_pooled(ins[0], ins[3] if has_res else None, y, pool, t)
+        if in_conv[0]:
+            try:
+                pk.run_pooled(ins[0], ins[3] if has_res else None, y, pool, t)
+                return y, pool
+            except UnsupportedOpError:
+                in_conv[0] = False
+        pk.run(ins[0], ins[3] if has_res else None, y, t)
+        K.global_pool_nchwc(y.reshape(-1), pool.reshape(-1), n, w.shape[0], oh * ow, False, t)
         return y, pool
 
     def run_gated(ins, out, t):

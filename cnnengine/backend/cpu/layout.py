@@ -1,8 +1,9 @@
 """Blocked layout for the fast plan: which values live in NCHW8c.
 
 A 4-D activation held blocked is (N, ceil(C/8), H, W, 8) (see the blocked
-kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1, depthwise, or
-groups of whole blocks) write blocked outputs; activations, residual Add/Sub/Mul, pooling,
+kernels in csrc/x86/nchwc_avx2.c). Convolutions (groups 1, depthwise,
+groups of whole blocks, or of 2 or 4 channels: csrc/ops/nchwc_grouped.c)
+write blocked outputs; activations, residual Add/Sub/Mul, pooling,
 BatchNormalization and channel Concat keep a blocked input blocked; channel
 Slice and Split and ShuffleNet's channel shuffle (Reshape -> Transpose ->
 Reshape) become blocked channel gathers, a chain of them traced to its
@@ -247,16 +248,18 @@ def _global_pool(rw, node):
 
 
 def _pool_in_conv(rw, x, pooled):
-    """The spatial mean of x taken by the depthwise conv that makes it, as
-    it writes x (a squeeze-excitation block's squeeze: EfficientNet's 16,
-    MobileNetV3's 8), instead of a pass that reads x again: the conv's
-    second output."""
+    """The spatial mean of x taken by the depthwise or small-group conv that
+    makes it, as it writes x (a squeeze-excitation block's squeeze:
+    EfficientNet's 16, MobileNetV3's 8, RegNetY's 16 after its grouped
+    convs), instead of a pass that reads x again: the conv's second output
+    (kernels.py pools in a pass where the pack cannot)."""
     conv = rw.producer.get(rw.blk[x])
     if conv is None or conv.op != "cnn.ConvNCHWc" or len(conv.outputs) != 1 or \
             len(conv.inputs) > 4 or conv.params.in_nchw:
         return False
-    c = conv.params.channels
-    if conv.params.conv.group != c or rw.shapes[x][1] != c:
+    c, g = conv.params.channels, conv.params.conv.group
+    small = g > 1 and c % g == 0 and c // g in (2, 4, 8) and c % BLOCK == 0
+    if not (g == c or small) or rw.shapes[x][1] != c:
         return False
     conv.outputs.append(rw.twin(pooled))
     conv.params = replace(conv.params, pooled=True)

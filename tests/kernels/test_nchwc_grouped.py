@@ -1,0 +1,141 @@
+"""Blocked grouped convolutions with small groups (2, 4, 8 or 16 channels
+each way, csrc/ops/nchwc_grouped.c): AVX-512 interleaves them in vector lanes,
+against the scalar NCHW oracle and the float64 NumPy reference, and the
+portable run the pack falls back to when the level drops after packing."""
+import numpy as np
+import pytest
+
+import cnnengine as ce
+from cnnengine import _kernels as _k
+from tests.conftest import ISAS, assert_close
+from tests.kernels._conv_ref import conv2d_np, conv_dims as _dims
+from tests.kernels.test_nchwc import ACTS, from_blocked, to_blocked
+
+# (N, C, H, W, groups, kh, kw, stride, pads (t, l, b, r), dilation): C == K
+CASES = [
+    (1, 16, 9, 9, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # groups of 8: one ymm each
+    (2, 104, 14, 14, 13, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1)),   # RegNetY-like, odd block count, batch
+    (1, 56, 7, 7, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # 7x7 plane: two-row tiles
+    (1, 24, 30, 29, 3, 3, 2, (1, 2), (0, 2, 1, 1), (1, 2)),     # wide rows, dilation, asymmetric
+    (1, 128, 12, 11, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),   # groups of 4 (ResNeXt 32x4d)
+    (1, 40, 11, 13, 10, 3, 3, (2, 2), (1, 0, 2, 1), (1, 1)),    # groups of 4, a half set
+    (2, 64, 13, 27, 16, 5, 3, (3, 2), (2, 0, 1, 3), (1, 1)),    # stride 3 x 2, 5x3 kernel
+    (1, 40, 11, 13, 20, 3, 3, (1, 1), (2, 1, 0, 1), (2, 1)),    # groups of 2, dilated
+    (1, 16, 9, 9, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1)),       # groups of 2, 1x1
+    (1, 32, 1, 1, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # 1x1 image
+    (1, 8, 5, 40, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # one block, 40 wide: several chunks a row
+    (2, 48, 7, 9, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1)),       # groups of 16, one zmm each
+    (1, 32, 9, 8, 2, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1)),       # ... strided: the wide tiles
+]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_small_group_conv_matches_oracle(case, act, rng, avx2):
+    n, c, h, wd, groups, kh, kw, stride, pads, dil = case
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((c, c // groups, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    dims, shape = _dims(x, w, stride, pads, dil, groups)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
+    if act == ACTS[0]:
+        assert_close(oracle, conv2d_np(x, w, b, stride, pads, dil, groups) + res, what="oracle")
+    if c // groups < 8 and avx2 == "avx2":
+        # without AVX-512 the engine expands such groups to blocks (backend/cpu/layout.py)
+        with pytest.raises(ce.UnsupportedOpError):
+            _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
+        return
+    pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
+    tol = 1e-5 * np.sqrt(c // groups * kh * kw)
+    # AVX-512's pack also runs after the level drops, on the portable run
+    for level in [avx2] + (["avx2"] if avx2 == "avx512" else []):
+        ce.set_isa(level)
+        for threads in (1, 2):
+            y = np.full((n, (c + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+            pk.run(to_blocked(x), to_blocked(res), y, threads)
+            assert np.isfinite(y).all(), "padding lanes must stay finite"
+            assert_close(from_blocked(y, c), oracle, rtol=tol, what=f"{case} {act} {level} {threads}")
+    ce.set_isa(avx2)
+    y = np.full((n, (c + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+    _k.ConvNCHWc(w.ravel(), None, dims, 0, 0.0, 0.0, False).run(to_blocked(x), None, y, 2)
+    assert_close(from_blocked(y, c), conv2d_np(x, w, None, stride, pads, dil, groups), rtol=tol)
+
+
+@pytest.mark.skipif("avx512" not in ISAS, reason="no AVX-512 on this CPU")
+def test_small_group_window_runs_reuse_the_pack(rng):
+    """An occlusion window (another input size and padding, the same packed
+    weights) of an interleaved pack."""
+    ce.set_isa("avx512")
+    c, groups = 32, 8
+    w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((1, c, 12, 12)).astype(np.float32)
+    dims, _ = _dims(x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)
+    pk = _k.ConvNCHWc(w.ravel(), None, dims, 1, 0.0, 0.0, False)
+    xw = x[:, :, 2:9, 3:8]
+    wdims, shape = _dims(xw, w, (1, 1), (1, 0, 0, 1), (1, 1), groups)
+    y = np.full((1, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
+    pk.run_window(to_blocked(xw), None, y, wdims, 2)
+    want = np.maximum(conv2d_np(xw, w, None, (1, 1), (1, 0, 0, 1), (1, 1), groups), 0)
+    assert_close(from_blocked(y, c), want, rtol=1e-4)
+
+
+def test_groups_of_other_widths_are_refused(avx2):
+    """Groups of 3 channels, or fewer inputs than outputs per group, are
+    neither whole blocks nor small interleaved groups."""
+    for c, k, groups in ((24, 24, 8), (8, 16, 4)):
+        w = np.ones((k, c // groups, 3, 3), np.float32)
+        dims = (1, c, 5, 5, k, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, groups, 5, 5)
+        with pytest.raises(ce.UnsupportedOpError):
+            _k.ConvNCHWc(w.ravel(), None, dims)
+
+
+@pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
+                                  (1, 56, 7, 7, 7, (1, 1))], ids=["g8s2", "g4half", "g8x7"])
+def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
+    """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
+    plane means of the activated output, the same whatever the thread
+    count; packs without interleaved groups (AVX2) refuse it."""
+    n, c, h, wd, groups, stride = case
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
+    dims, shape = _dims(x, w, stride, (1, 1, 1, 1), (1, 1), groups)
+    cb = (c + 7) // 8
+    y = np.full((n, cb, shape[2], shape[3], 8), np.nan, np.float32)
+    pool = np.full((n, cb, 1, 1, 8), np.nan, np.float32)
+    if avx2 == "avx2":
+        if c // groups == 8:
+            pk = _k.ConvNCHWc(w.ravel(), None, dims, 1, 0.0, 0.0, False)
+            with pytest.raises(ce.UnsupportedOpError):
+                pk.run_pooled(to_blocked(x), None, y, pool, 1)
+        return
+    pk = _k.ConvNCHWc(w.ravel(), None, dims, 1, 0.0, 0.0, False)
+    want = np.maximum(conv2d_np(x, w, None, stride, (1, 1, 1, 1), (1, 1), groups), 0)
+    got = {}
+    for level in ("avx512", "avx2"):      # the SIMD run, then the portable one
+        ce.set_isa(level)
+        for threads in (1, 2):
+            pk.run_pooled(to_blocked(x), None, y, pool, threads)
+            assert_close(from_blocked(y, c), want, rtol=1e-4)
+            assert_close(from_blocked(pool, c).reshape(n, c), want.mean(axis=(2, 3)), rtol=1e-5)
+            got[level, threads] = pool.copy()
+    ce.set_isa(avx2)
+    assert np.array_equal(got["avx512", 1], got["avx512", 2])
+
+
+def test_interleaved_packs_can_be_turned_off(rng, monkeypatch):
+    """CNNENGINE_GROUPED=0 (A/B timing): groups of 8 on the pair tiles,
+    groups of 4 refused (the engine then expands them to blocks)."""
+    monkeypatch.setenv("CNNENGINE_GROUPED", "0")
+    x = rng.standard_normal((1, 16, 6, 6)).astype(np.float32)
+    for groups in (2, 4):
+        w = rng.standard_normal((16, 16 // groups, 3, 3)).astype(np.float32)
+        dims, shape = _dims(x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)
+        if groups == 4:
+            with pytest.raises(ce.UnsupportedOpError):
+                _k.ConvNCHWc(w.ravel(), None, dims)
+            continue
+        y = np.full((1, 2, 6, 6, 8), np.nan, np.float32)
+        _k.ConvNCHWc(w.ravel(), None, dims).run(to_blocked(x), None, y, 2)
+        assert_close(from_blocked(y, 16), conv2d_np(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups))
