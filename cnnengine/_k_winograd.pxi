@@ -15,6 +15,9 @@ cdef extern from "../ops/winograd.h":
                                     const float *x, const float *bias,
                                     const float *residual, float *y, int threads) nogil
     int64_t cnn_wino_kpad(int64_t k) nogil
+    cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
+                                           float **packed) nogil
+    int64_t cnn_wino_nchwc_pad(int64_t c) nogil
 
 
 def winograd_eligible(tuple dims):
@@ -43,6 +46,29 @@ def winograd_pack(const float[::1] w_flat, tuple dims):
     out = arr
     if count:
         memcpy(&out[0], packed, count * sizeof(float))
+    free(packed)
+    return arr
+
+
+def winograd_pack_nchwc(const float[::1] w_flat, tuple dims):
+    """The blocked path's transformed filters (1-D float32 array, 36 * kp * cp
+    floats, kp and cp K and C rounded up to 8; layout in csrc/ops/winograd.h)
+    of w (K, C, 3, 3), by the active ISA's filter transform."""
+    cdef cnn_conv2d_params p
+    cdef cnn_status st
+    cdef float *packed = NULL
+    cdef size_t count
+    cdef float[::1] out
+    _conv_params(&p, dims)
+    p.ep = _epilogue(0, 0.0, 0.0)
+    _need(w_flat, p.k * p.c * 9, "w")
+    with nogil:
+        st = cnn_winograd_pack_nchwc_f32(&p, &w_flat[0], &packed)
+    check(st)
+    count = 36 * cnn_wino_nchwc_pad(p.k) * cnn_wino_nchwc_pad(p.c)
+    arr = _np.empty(count, _np.float32)
+    out = arr
+    memcpy(&out[0], packed, count * sizeof(float))
     free(packed)
     return arr
 

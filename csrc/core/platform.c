@@ -57,6 +57,7 @@ static void fill(cnn_platform *t, cnn_isa level)
     t->avg_pool2d = cnn_avg_pool2d_f32_ref;
     t->gemm_jobs = cnn_gemm_jobs_f32_ref;
     t->winograd = cnn_winograd_run_f32_ref;
+    t->winograd_filter = cnn_wino_filter_ref;
     t->nchw_to_nchwc = cnn_nchw_to_nchwc_ref;
     t->nchwc_to_nchw = cnn_nchwc_to_nchw_ref;
     t->nchwc_gather = cnn_nchwc_gather_ref;
@@ -90,6 +91,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_pair_rows = &cnn_nchwc_pair_rows_avx2;
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx2;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx2;
+        t->winograd_filter = cnn_wino_filter_avx2;
     }
     if (level >= CNN_ISA_AVX512) {
         t->fma_peak_gflops = cnn_fma_peak_gflops_avx512;
@@ -97,6 +99,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx512;
         t->nchwc_grouped = cnn_nchwc_grouped_avx512;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx512;
+        t->winograd_filter = cnn_wino_filter_avx512;
         t->nchwc_wpair = 1;
     }
 #endif

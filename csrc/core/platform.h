@@ -47,6 +47,10 @@ typedef cnn_status (*cnn_gemm_jobs_fn)(const struct cnn_gemm_job *jobs, int64_t 
 typedef cnn_status (*cnn_winograd_fn)(const cnn_conv2d_params *p, const float *packed,
                                       const float *x, const float *bias,
                                       const float *residual, float *y, int threads);
+/* The Winograd filter transform of one panel of nl <= width <= 16 output
+ * channels (csrc/ops/winograd_filter.h), once per packing. */
+typedef void (*cnn_wino_filter_fn)(const float *w, int64_t C, int64_t nl, int64_t width,
+                                   float *dst, int64_t xs);
 /* Blocked (NCHW8c) element-wise: reorders, per-channel scale, global pool. */
 typedef void (*cnn_nchwc_reorder_fn)(int64_t n, int64_t c, int64_t hw, const float *x,
                                      float *y, int threads);
@@ -109,6 +113,7 @@ typedef struct cnn_platform {
     cnn_winograd_fn winograd_nchwc;
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
                                          * wide rows' format, csrc/ops/nchwc.h) */
+    cnn_wino_filter_fn winograd_filter;
 } cnn_platform;
 
 /* The table of the active level (detected, or forced by CNNENGINE_ISA or

@@ -14,18 +14,13 @@
  */
 #include <string.h>
 
+#include "../core/platform.h"
 #include "winograd.h"
+#include "winograd_filter.h"
 
 #define TB 16  /* tiles per block in the scalar path */
 
-static const double G[6][3] = {
-    {1.0 / 4, 0, 0},
-    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-    {0, 0, 1},
-};
+#define G cnn_wino_G   /* csrc/ops/winograd_filter.h */
 
 /* 3x3/s1/d1/g1 and consistent sizes (as conv2d's check). */
 static cnn_status wino_check(const cnn_conv2d_params *p)
@@ -98,8 +93,22 @@ static void filter_tile(const float *g, float u[36])
             u[i * 6 + j] = (float)(gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2]);
 }
 
-/* What both packings check and allocate: a 3x3/s1/d1/g1 conv, and *u
- * zeroed to 36 * rows * cols floats (*count of them). */
+/* The scalar oracle of cnn_wino_filter_panel: filter_tile lane by lane. */
+void cnn_wino_filter_ref(const float *w, int64_t C, int64_t nl, int64_t width, float *dst,
+                         int64_t xs)
+{
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t l = 0; l < width; l++) {
+            float t[36] = {0};
+            if (l < nl)
+                filter_tile(w + (l * C + c) * 9, t);
+            for (int xi = 0; xi < 36; xi++)
+                dst[xi * xs + c * width + l] = t[xi];
+        }
+}
+
+/* What both packings check and allocate: a 3x3/s1/d1/g1 conv, and *u of
+ * 36 * rows * cols floats (*count of them), not zeroed. */
 static cnn_status alloc_u(const cnn_conv2d_params *p, const float *w, float **packed,
                           int64_t rows, int64_t cols, float **u, int64_t *count)
 {
@@ -113,12 +122,10 @@ static cnn_status alloc_u(const cnn_conv2d_params *p, const float *w, float **pa
     if (!cnn_mul_ok(rows, cols, count) || !cnn_mul_ok(*count, 36, count))
         return CNN_ERR_SHAPE;
     *u = cnn_alloc_floats(*count);
-    if (!*u)
-        return CNN_ERR_OOM;
-    memset(*u, 0, (size_t)*count * sizeof(float));
-    return CNN_OK;
+    return *u ? CNN_OK : CNN_ERR_OOM;
 }
 
+/* Panels of MR outputs write every float of u: lanes past K as zeros. */
 cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, float **packed,
                                  size_t *packed_floats)
 {
@@ -129,19 +136,20 @@ cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w, flo
     cnn_status st = alloc_u(p, w, packed, kp, C, &u, &count);
     if (st != CNN_OK)
         return st;
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t c = 0; c < C; c++) {
-            float t[36];
-            filter_tile(w + (k * C + c) * 9, t);
-            for (int xi = 0; xi < 36; xi++)
-                u[((xi * kb6 + k / CNN_WINO_MR) * C + c) * CNN_WINO_MR + k % CNN_WINO_MR] = t[xi];
-        }
+    const cnn_wino_filter_fn f = cnn_plat()->winograd_filter;
+    for (int64_t kb = 0; kb < kb6; kb++) {
+        const int64_t k0 = kb * CNN_WINO_MR, nl = K - k0 < CNN_WINO_MR ? K - k0 : CNN_WINO_MR;
+        f(w + k0 * C * 9, C, nl, CNN_WINO_MR, u + kb * C * CNN_WINO_MR, kb6 * C * CNN_WINO_MR);
+    }
     *packed = u;
     if (packed_floats)
         *packed_floats = (size_t)count;
     return CNN_OK;
 }
 
+/* Panels of 16 outputs (8 for an odd last block), [c][lane] inside; the
+ * panel writes its lanes past K as zeros, the rows of channels past C are
+ * zeroed here. */
 cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
                                        float **packed)
 {
@@ -154,15 +162,15 @@ cnn_status cnn_winograd_pack_nchwc_f32(const cnn_conv2d_params *p, const float *
     cnn_status st = alloc_u(p, w, packed, kp, cp, &u, &count);
     if (st != CNN_OK)
         return st;
-    for (int64_t k = 0; k < K; k++) {
-        /* panel of 16 outputs (8 for an odd last block), [c][lane] inside */
-        const int64_t p0 = k / 16 * 16, pw = kp - p0 < 16 ? kp - p0 : 16;
-        for (int64_t c = 0; c < C; c++) {
-            float t[36];
-            filter_tile(w + (k * C + c) * 9, t);
+    const cnn_wino_filter_fn f = cnn_plat()->winograd_filter;
+    for (int64_t p0 = 0; p0 < kp; p0 += 16) {
+        const int64_t pw = kp - p0 < 16 ? kp - p0 : 16;
+        const int64_t nl = K - p0 < pw ? K - p0 : pw;
+        float *dst = u + p0 * cp;
+        f(w + p0 * C * 9, C, nl, pw, dst, kp * cp);
+        if (cp > C)
             for (int xi = 0; xi < 36; xi++)
-                u[xi * kp * cp + p0 * cp + c * pw + (k - p0)] = t[xi];
-        }
+                memset(dst + xi * kp * cp + C * pw, 0, (size_t)((cp - C) * pw) * sizeof(float));
     }
     *packed = u;
     return CNN_OK;

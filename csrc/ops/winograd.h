@@ -53,6 +53,15 @@ cnn_status cnn_winograd_run_f32_avx2(const cnn_conv2d_params *p, const float *pa
                                      const float *residual, float *y, int threads);
 #endif
 
+/* U of a panel of output channels (csrc/ops/winograd_filter.h): the
+ * scalar oracle (filter_tile per lane) and the vectorised variants. */
+void cnn_wino_filter_ref(const float *w, int64_t C, int64_t nl, int64_t width, float *dst,
+                         int64_t xs);
+void cnn_wino_filter_avx2(const float *w, int64_t C, int64_t nl, int64_t width, float *dst,
+                          int64_t xs);
+void cnn_wino_filter_avx512(const float *w, int64_t C, int64_t nl, int64_t width, float *dst,
+                            int64_t xs);
+
 /* The blocked-layout (NCHW8c) variant, for cnn_conv2d_nchwc: U packed as,
  * for each xi, panels of 16 output channels (8 for an odd last block of 8)
  * of [cp][16]: packed[xi*kp*cp + p0*cp + c*pw + k-p0] = U[xi][k][c] with

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../ops/winograd.h"
+#include "../ops/winograd_filter.h"
 #include "vmath_avx2.h"
 #include "winograd_avx2.h"
 
@@ -310,6 +311,13 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
     }
     free(ws);
     return CNN_OK;
+}
+
+/* U of one panel (csrc/ops/winograd_filter.h), this file's ISA. */
+CNN_WINO_NO_CONTRACT void cnn_wino_filter_avx2(const float *w, int64_t C, int64_t nl,
+                                               int64_t width, float *dst, int64_t xs)
+{
+    cnn_wino_filter_panel(w, C, nl, width, dst, xs);
 }
 
 #endif

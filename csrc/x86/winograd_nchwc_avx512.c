@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include "../ops/winograd.h"
+#include "../ops/winograd_filter.h"
 
 /* M (MR <= 12 tiles x PW outputs) = V (MR rows of ldv, kc channels) * U
  * panels (kc x 16 at u, and at u + 16 * kc when PW = 32; PW = 8: the lower
@@ -108,6 +109,13 @@ cnn_status cnn_winograd_nchwc_run_avx512(const cnn_conv2d_params *p, const float
                                          const float *residual, float *y, int threads)
 {
     return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12, 2);
+}
+
+/* U of one panel (csrc/ops/winograd_filter.h), this file's ISA. */
+CNN_WINO_NO_CONTRACT void cnn_wino_filter_avx512(const float *w, int64_t C, int64_t nl,
+                                                 int64_t width, float *dst, int64_t xs)
+{
+    cnn_wino_filter_panel(w, C, nl, width, dst, xs);
 }
 
 #endif
