@@ -229,7 +229,7 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     }
     if (!dw)
         count = cnn_nchwc_w_count(pk);
-    pk->w = cnn_alloc_floats(count);
+    pk->w = cnn_alloc_packed(count);
     if (!pk->w) {
         cnn_conv2d_nchwc_free(pk);
         return CNN_ERR_OOM;

@@ -121,7 +121,7 @@ static cnn_status alloc_u(const cnn_conv2d_params *p, const float *w, float **pa
         return CNN_ERR_SHAPE;
     if (!cnn_mul_ok(rows, cols, count) || !cnn_mul_ok(*count, 36, count))
         return CNN_ERR_SHAPE;
-    *u = cnn_alloc_floats(*count);
+    *u = cnn_alloc_packed(*count);
     return *u ? CNN_OK : CNN_ERR_OOM;
 }
 
