@@ -13,6 +13,7 @@ The ONNX importer reads the weights at load all the same (hold(), so that
 the first plan does not wait for the file); release() drops one once a plan
 has packed it (and unmaps a memory-mapped one's pages: the native file).
 """
+import math
 import mmap
 import os
 import threading
@@ -110,10 +111,7 @@ class FileTensor:
 
     @property
     def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def ndim(self):

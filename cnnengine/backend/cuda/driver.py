@@ -8,6 +8,7 @@ runtime/executor.py) never wait on one another's work.
 """
 import contextlib
 import ctypes
+import math
 import os
 import threading
 import weakref
@@ -166,10 +167,7 @@ class DeviceArray:
 
     @property
     def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def ndim(self):
