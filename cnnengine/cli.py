@@ -260,7 +260,7 @@ def cmd_info(args):
     import cnnengine as ce
     from .summary import format_table
 
-    model = ce.load(args.model, backend=args.backend)
+    model = ce.load(args.model, backend=args.backend, prepare=False)   # info never runs the fast plan
     if args.passes:
         return _print_passes(args, model)
     layers = model.summary()
@@ -301,7 +301,7 @@ def cmd_convert(args):
 
     if os.path.abspath(args.src) == os.path.abspath(args.dst):
         raise InputError("convert: source and destination are the same file")
-    model = ce.load(args.src)
+    model = ce.load(args.src, prepare=False)
     pre = dict(model.preprocess or {})
     for key in ("resize", "crop", "mean", "std", "channels", "scale"):
         v = getattr(args, key, None)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend as backends
-from .errors import InputError, ModelFormatError, ShapeError
+from .errors import Error, InputError, ModelFormatError, ShapeError
 from .functional import _common
 from .runtime import passes
 from .runtime.executor import Executor
@@ -20,14 +20,20 @@ class TensorInfo:
     dtype: str
 
 
-def load(path, *, backend="cpu", threads=None):
+def load(path, *, backend="cpu", threads=None, prepare=True):
     """Load a model: an .onnx file, a native .cnn file, a PyTorch state dict of a
-    bundled architecture, or a bundled zoo name such as "efficientnet_lite0"."""
+    bundled architecture, or a bundled zoo name such as "efficientnet_lite0".
+
+    prepare: make the plan for the declared input shape now (batch 1 where
+    the batch is not fixed), so the first run at that shape costs a steady
+    run; False leaves it to the first run (a model only inspected or saved)."""
     be = backends.create(backend)
     graph = _read_graph(path)
     model = Model(graph, threads=threads, source=str(path) if isinstance(path, (str, os.PathLike)) else "model",
                   backend=be)
     model._rebuild = _source_of(path)
+    if prepare:
+        model._prepare()
     return model
 
 
@@ -109,6 +115,27 @@ class Model:
         return self.graph.metadata.get("preprocess")
 
     # ------------------------------------------------------------ running
+    def _prepare(self):
+        """The fast plan for the declared input shape, made now where every
+        dimension but the batch is known and the plan comes from shapes
+        alone (Executor.prepare); returns whether one was made. A model the
+        plan cannot be made for is left to its first run, which names what fails."""
+        feeds = {}
+        for spec in self.graph.inputs:
+            dims = spec.shape
+            if spec.dtype != "float32" or not dims or \
+                    not all(isinstance(d, int) and d > 0 for d in dims[1:]):
+                return False
+            batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1
+            feeds[spec.name] = np.zeros((batch, *dims[1:]), np.float32)
+        if not feeds:
+            return False
+        try:
+            with _common.threads_scope(self.threads):
+                return self._exec.prepare(feeds)
+        except Error:
+            return False
+
     def run(self, x, *, capture=None):
         """Run the network. x: an NCHW float32 array or {input name: array}.
 

@@ -66,15 +66,21 @@ class Plan:
         self._arenas = []
         self._lock = threading.Lock()
 
-    def acquire(self):
+    def acquire(self, fault_in=False):
         """An arena: each step's output view (None where the step has no slot),
         cut once per arena, not once per run (a slice and a reshape per step
-        cost ~1 us each, 0.1 ms a run on EfficientNet-B0's 117 steps)."""
+        cost ~1 us each, 0.1 ms a run on EfficientNet-B0's 117 steps).
+        fault_in: touch every page of a new arena's host buffers now (a
+        first run's page faults on them cost it about a steady run)."""
         with self._lock:
             if self._arenas:
                 return self._arenas.pop()
         be = self.backend
         bufs = [be.empty(n) for n in self.slot_sizes]
+        if fault_in and be.host_values:
+            for buf in bufs:
+                buf[::1024] = 0     # one float per 4 KiB page
+                buf[-1:] = 0
         return [None if st.slot is None else be.view(bufs[st.slot[0]], st.slot[2], st.slot[1])
                 for st in self.steps]
 
@@ -92,6 +98,7 @@ class Executor:
         self._plans = {}
         self._region_runners = {}
         self._lock = threading.Lock()
+        self._unused = None   # the key of a plan prepare() made that no run has used yet
 
     def run(self, feeds, keep=(), profile=None):
         """feeds: input name -> array. Returns {value: array} for graph outputs and `keep`.
@@ -100,6 +107,8 @@ class Executor:
         """
         key = self._key(feeds)
         plan = self._plans.get(key)
+        if self._unused is not None:
+            self._forget_unused(key)
         if plan is None:
             plan, values = self._make_plan(feeds, keep)
             with self._lock:
@@ -107,6 +116,35 @@ class Executor:
             if profile is None and values is not None:
                 return values
         return self._run_plan(plan, feeds, keep, profile)
+
+    def prepare(self, feeds):
+        """Make the plan for feeds' signature now without running it, where
+        it comes from shapes alone (shape_walk), and fault its first arena
+        in: the first run at that signature is then a steady run (what ONNX
+        Runtime and OpenVINO do at session creation). Returns whether that
+        plan exists now. Until a run uses it, the plan is dropped by the
+        first run at another signature (a dynamic batch run at batch 8 need
+        not keep a batch-1 plan's packed weights)."""
+        key = self._key(feeds)
+        if key in self._plans:
+            return True
+        if not self.backend.shape_plans or _reference_plans():
+            return False
+        walked = shape_walk.walk(self.graph, feeds)
+        if walked is None:
+            return False
+        plan = self._plan_from_walk(walked)
+        plan.release(plan.acquire(fault_in=True))
+        with self._lock:
+            if self._plans.setdefault(key, plan) is plan:
+                self._unused = key
+        return True
+
+    def _forget_unused(self, key):
+        with self._lock:
+            if self._unused is not None and self._unused != key:
+                self._plans.pop(self._unused, None)
+            self._unused = None
 
     def computes(self, feeds, names):
         """Whether the plan for feeds makes every value in names (the blocked
@@ -144,15 +182,7 @@ class Executor:
         walked = None if keep or not self.backend.shape_plans or _reference_plans() else \
             shape_walk.walk(g, feeds)
         if walked is not None:
-            env, static, shapes, dtypes, steps = walked
-            static_values = self._static_values(subset(env, static))
-            del env
-            compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
-            views = shape_walk.possible_views(compiled, static)
-            for st in compiled:
-                st.kernel = _kernel_kind(st.node, st.runner, dtypes, {})
-            slot_sizes = plan_memory(compiled, shapes, views, set(static_values), {o.name for o in g.outputs})
-            return Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend), None
+            return self._plan_from_walk(walked), None
         env = copy_weights(g.weights)
         static = set(g.weights)
         env.update(feeds)
@@ -187,6 +217,18 @@ class Executor:
         plan = Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend)
         wanted = {o.name for o in g.outputs} | set(keep)
         return plan, {k: env[k] for k in wanted if k in env}
+
+    def _plan_from_walk(self, walked):
+        g = self.graph
+        env, static, shapes, dtypes, steps = walked
+        static_values = self._static_values(subset(env, static))
+        del env
+        compiled, blocked = self._compile(steps, shapes, dtypes, static_values)
+        views = shape_walk.possible_views(compiled, static)
+        for st in compiled:
+            st.kernel = _kernel_kind(st.node, st.runner, dtypes, {})
+        slot_sizes = plan_memory(compiled, shapes, views, set(static_values), {o.name for o in g.outputs})
+        return Plan(g, static_values, compiled, shapes, slot_sizes, blocked, self.backend)
 
     def _static_values(self, values):
         """A plan's constant values: weights left in their file stay there

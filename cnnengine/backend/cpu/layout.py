@@ -178,6 +178,8 @@ def _conv(rw, node):
     if not _conv_ok(node, rw.shapes, rw.dtypes, rw.static):
         return None
     ins, x = node.inputs, node.inputs[0]
+    if len(ins) > 3 and ins[3] and rw.shapes[ins[3]] != rw.shapes[node.outputs[0]]:
+        return None        # a fused residual Add that broadcasts: the plain conv's generic path adds it
     conv = params_of(node)
     in_nchw = False
     gate = ins[4] if len(ins) > 4 and ins[4] else ""   # passes._fuse_channel_scale
