@@ -1,22 +1,25 @@
 """What a first run costs (not a test).
 
     python benchmarks/first_run.py [--models efficientnet_lite0 resnet50 ...] [--rounds 5] [--threads 1 [2]]
-                                   [--cli 3] [--fresh N]
+                                   [--cli 3] [--fresh N] [--no-prepare]
 
 1. For each model, in one process, `--rounds` rounds alternating the two
    ways a plan is made at a new input shape: from inferred shapes
    (runtime/shape_walk.py, the default) and by the reference walk
    (CNNENGINE_PLAN=reference, the behaviour before it). Each round loads
-   the model afresh, times its first run (plan, packing, compiling, the
-   run) and 7 steady runs; printed: medians of first, steady and
-   first/steady.
+   the model afresh (prepare=False: the first run makes the plan), times
+   its first run (plan, packing, compiling, the run) and 7 steady runs;
+   printed: medians of first, steady and first/steady.
 2. `--fresh N`: for each model and each of `--threads`, N fresh processes
    (interleaved over the models), each of which imports cnnengine, loads
    the model (timed: load), times its first run at the declared shape,
    7 steady runs, then the first run at a new shape (batch 2) and 7 steady
    runs there; printed: medians of load, first, steady and first/steady
    (the first run here also pays first imports of the kernel modules and
-   first-touch page faults, which an in-process round does not).
+   first-touch page faults, which an in-process round does not). Since
+   ce.load prepares the plan for the declared shape, that work is in
+   load, so the table also gives load + first; `--no-prepare` loads with
+   prepare=False (the first run makes the plan, as before).
 3. `cnnengine run` on the bundled photo with the default model, `--cli`
    times in fresh processes: wall seconds and the CPU seconds (user + sys)
    of the process, which a loaded machine inflates less than the wall
@@ -45,13 +48,18 @@ def _source(name):
     return path if os.path.exists(path) else name
 
 
+def _load(ce, name, threads):
+    kw = {"prepare": False} if os.environ.get("FIRST_RUN_NO_PREPARE") else {}
+    return ce.load(_source(name), threads=threads, **kw)
+
+
 def first_and_steady(name, threads, mode):
     import cnnengine as ce
     if mode == "reference":
         os.environ["CNNENGINE_PLAN"] = "reference"
     else:
         os.environ.pop("CNNENGINE_PLAN", None)
-    m = ce.load(_source(name), threads=threads)
+    m = ce.load(_source(name), threads=threads, prepare=False)
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in m.inputs[0].shape]
     shape[0] = 1
     if len(shape) == 4 and shape[2] <= 1:
@@ -81,7 +89,7 @@ def child(name, threads):
     t0 = time.perf_counter()
     import cnnengine as ce
     t1 = time.perf_counter()
-    m = ce.load(_source(name), threads=threads)
+    m = _load(ce, name, threads)
     t2 = time.perf_counter()
     out = {"import": t1 - t0, "load": t2 - t1}
     for key, batch in (("", 1), ("new_", 2)):
@@ -111,15 +119,16 @@ def fresh(models, threads_list, n):
                     continue
                 rows.setdefault((name, threads), []).append(json.loads(line[-1]))
     print(f"\n{n} fresh processes per model and thread count, medians:\n")
-    print("| model | threads | import ms | load ms | first ms | steady ms | first / steady "
+    print("| model | threads | import ms | load ms | first ms | load + first ms | steady ms | first / steady "
           "| first at batch 2 ms | steady ms | first / steady |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (name, threads), v in rows.items():
         med = {k: statistics.median(r[k] for r in v) for k in v[0]}
         ratio = statistics.median(r["first"] / r["steady"] for r in v)
         ratio2 = statistics.median(r["new_first"] / r["new_steady"] for r in v)
+        both = statistics.median(r["load"] + r["first"] for r in v)
         print(f"| {name} | {threads} | {med['import'] * 1e3:.0f} | {med['load'] * 1e3:.1f} | "
-              f"{med['first'] * 1e3:.1f} | {med['steady'] * 1e3:.2f} | {ratio:.2f} | "
+              f"{med['first'] * 1e3:.1f} | {both * 1e3:.1f} | {med['steady'] * 1e3:.2f} | {ratio:.2f} | "
               f"{med['new_first'] * 1e3:.1f} | {med['new_steady'] * 1e3:.2f} | {ratio2:.2f} |", flush=True)
 
 
@@ -147,8 +156,11 @@ def main():
     ap.add_argument("--cli", type=int, default=3, help="cnnengine run timings (0: none)")
     ap.add_argument("--fresh", type=int, default=0, help="fresh processes per model and thread count "
                     "(then no in-process rounds)")
+    ap.add_argument("--no-prepare", action="store_true", help="load with prepare=False (the first run plans)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.no_prepare:
+        os.environ["FIRST_RUN_NO_PREPARE"] = "1"    # read by the --child processes too
     if args.child:
         return child(args.child[0], int(args.child[1]))
     load = os.getloadavg()[0]
