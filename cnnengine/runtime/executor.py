@@ -1,7 +1,8 @@
 """Runs a graph on a backend (cnnengine.backend).
 
 A plan is made on the first run at each input signature (shapes and
-dtypes). Where every step is a common float op, the plan comes from
+dtypes), or before it by prepare() (ce.load does so for the declared
+input shape). Where every step is a common float op, the plan comes from
 inferred shapes and the first run is the plan's own (shape_walk.py).
 Otherwise that run evaluates every op by its reference definition and
 records every value's shape, dtype and aliasing; it evaluates once the
