@@ -90,7 +90,7 @@ def open_model(source):
     import cnnengine as ce
 
     t0 = time.perf_counter()
-    model = ce.load(source)
+    model = ce.load(source, prepare=False)   # the app's first runs capture: a prepared fast plan would wait unused
     summary = model.summary()
     index = {l.name: i for i, l in enumerate(summary)}
     edges, merges = graph_structure(model, summary, index)
