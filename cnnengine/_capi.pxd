@@ -74,7 +74,8 @@ cdef extern from "cnnengine.h" nogil:
     void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
     cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
                                        const cnn_conv2d_nchwc *project, int64_t n, const float *x,
-                                       const float *residual, float *y, float *pool, int threads)
+                                       const float *residual, float *y, float *pool, int64_t tile_rows,
+                                       int threads)
     cnn_status cnn_nchwc_block_run_ref_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
                                            const cnn_conv2d_nchwc *project, int64_t n, const float *x,
                                            const float *residual, float *y, float *pool, int threads)

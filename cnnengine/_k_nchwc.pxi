@@ -275,11 +275,12 @@ cdef class ConvNCHWc:
 
 
 def nchwc_block(ConvNCHWc expand, ConvNCHWc dw, ConvNCHWc project, x, residual, y, pool,
-                int threads=0, bint ref=False):
+                int threads=0, bint ref=False, int64_t tile_rows=0):
     """An inverted-residual block as one step (cnn_nchwc_block_run_f32):
     y = project(dw(expand(x))) (+ residual) from three packs; expand or
     project may be None; pool (with project None) gets the dw output's
-    plane means. ref: the scalar oracle instead. Batch from x's size."""
+    plane means. ref: the scalar oracle instead; tile_rows: output rows per
+    tile (0: the kernel's choice). Batch from x's size."""
     cdef cnn_status st
     cdef int t
     if dw is None:
@@ -301,6 +302,6 @@ def nchwc_block(ConvNCHWc expand, ConvNCHWc dw, ConvNCHWc project, x, residual, 
         if ref:
             st = cnn_nchwc_block_run_ref_f32(ep, dw.pk, pjp, n, xp, rp, yp, pp, t)
         else:
-            st = cnn_nchwc_block_run_f32(ep, dw.pk, pjp, n, xp, rp, yp, pp, t)
+            st = cnn_nchwc_block_run_f32(ep, dw.pk, pjp, n, xp, rp, yp, pp, tile_rows, t)
         cnn_threads_end()
     check(st)

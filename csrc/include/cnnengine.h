@@ -231,10 +231,13 @@ void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
  * depthwise); project may be NULL (it ends there: y is the depthwise
  * output and pool, if not NULL, its plane means as in
  * cnn_conv2d_nchwc_run_pooled_f32; a squeeze-excitation block, whose
- * projection waits for the gate). residual needs project. */
+ * projection waits for the gate). residual needs project. tile_rows: output
+ * rows per tile (0: as many as keep a thread's scratch within half the L2;
+ * tests force small tiles). */
 cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
                                    const cnn_conv2d_nchwc *project, int64_t n, const float *x,
-                                   const float *residual, float *y, float *pool, int threads);
+                                   const float *residual, float *y, float *pool, int64_t tile_rows,
+                                   int threads);
 /* The same, scalar, from the packed weights: the oracle of the above. */
 cnn_status cnn_nchwc_block_run_ref_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
                                        const cnn_conv2d_nchwc *project, int64_t n, const float *x,

@@ -263,7 +263,8 @@ static void run_unit(const bjob *jb, const cnn_platform *plat, int64_t u, const 
 
 cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *e, const cnn_conv2d_nchwc *d,
                                    const cnn_conv2d_nchwc *pj, int64_t n, const float *x,
-                                   const float *residual, float *y, float *pool, int threads)
+                                   const float *residual, float *y, float *pool, int64_t tile_rows,
+                                   int threads)
 {
     cnn_status st = check(e, d, pj, n, x, residual, y, pool);
     if (st != CNN_OK)
@@ -292,6 +293,8 @@ cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *e, const cnn_conv2d_n
     const int64_t budget = cnn_l2_bytes() / 2 / px_bytes;
     const int64_t per_row = (e ? p->sh * p->w : 0) + (pj ? p->ow : 0);
     int64_t T = per_row ? (budget - (e ? (halo - p->sh) * p->w : 0)) / per_row : p->oh;
+    if (tile_rows > 0)
+        T = tile_rows;
     T = T < 1 ? 1 : (T > p->oh ? p->oh : T);
     jb.T = T;
     jb.R = (T - 1) * p->sh + halo;

@@ -13,7 +13,8 @@ the squeeze); the projection needs the gate of the whole map.
 
 The in-between values are gone from the plan, as a channel shuffle's are:
 a capture of one runs the unfused plan (Model.run, Executor.computes).
-CNNENGINE_FUSE_BLOCKS=0 (read when a plan is made) keeps the three steps.
+CNNENGINE_FUSE_BLOCKS=0 (read when a plan is made) keeps the three steps;
+=all fuses every block whatever its size (tests).
 """
 import os
 from dataclasses import dataclass, replace
@@ -102,8 +103,9 @@ class BlockNCHWc(OpDef):
         return None if dw is None else replace(p, dw=dw)
 
 
-def _enabled():
-    return os.environ.get("CNNENGINE_FUSE_BLOCKS", "1") != "0"
+def _switch():
+    """CNNENGINE_FUSE_BLOCKS: 0 off, "all" every block whatever its size (tests), else by size."""
+    return os.environ.get("CNNENGINE_FUSE_BLOCKS", "1").lower()
 
 
 def _pointwise(node):
@@ -153,8 +155,10 @@ def fuse_blocks(nodes, shapes, outputs, l2_bytes):
     value read by the next step alone and no graph output, where the value
     the fusion keeps in cache (the expanded one, or without an expand the
     depthwise output) exceeds l2_bytes per image."""
-    if not _enabled():
+    if _switch() == "0":
         return nodes, set()
+    if _switch() == "all":
+        l2_bytes = 0
     consumers = {}
     for n in nodes:
         for v in n.inputs:
