@@ -157,7 +157,8 @@ def fuse_blocks(nodes, shapes, outputs, l2_bytes):
     depthwise output) exceeds l2_bytes per image."""
     if _switch() == "0":
         return nodes, set()
-    if _switch() == "all":
+    every = _switch() == "all"
+    if every:
         l2_bytes = 0
     consumers = {}
     for n in nodes:
@@ -184,6 +185,11 @@ def fuse_blocks(nodes, shapes, outputs, l2_bytes):
             pj = None
         if e is not None:
             if _bytes(shapes[d.inputs[0]]) <= l2_bytes or (pj is None and len(d.outputs) != 2):
+                continue
+            # without the projection only the expanded value stays in cache:
+            # that pays at stride 2 alone, where it is 4x the depthwise output
+            # (EfficientNet-B0 24->144 @56 s1 + SiLU: 0.71 -> 0.74 ms fused)
+            if pj is None and not every and tuple(d.params.conv.strides) != (2, 2):
                 continue
         elif pj is None or _bytes(shapes[d.outputs[0]]) <= l2_bytes:
             continue
