@@ -308,7 +308,6 @@ const cnn_nchwc_rows cnn_nchwc_pair_rows_avx2 = {
 
 /* -------------------------------------------------------------- depthwise */
 
-/* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1). */
 /* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1).
  * KH, KW, SW > 0 fix the kernel size and stride (dilation 1) at compile
  * time, so the tap loops unroll and a stride-1 row's overlapping input
@@ -400,8 +399,7 @@ DEFINE_DW_ROW(dw_row_7s1, 7, 7, 1)   /* ConvNeXt's */
 typedef void (*dw_row_fn)(const float *, const float *, const crow *, int64_t, int64_t, int64_t,
                           int64_t, int64_t, __m256, const float *, float *);
 
-/* The row kernel of p and its interior output columns [in_lo, in_hi)
- * (every tap kx inside [0, w)). */
+/* The row kernel of p; its interior output columns (every tap kx inside [0, w)). */
 static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in_hi)
 {
     int64_t lo = (p->pl + p->sw - 1) / p->sw;
@@ -409,8 +407,7 @@ static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in
     int64_t hi = last < 0 ? 0 : last / p->sw + 1;
     if (hi > p->ow) hi = p->ow;
     if (lo > hi) lo = hi;
-    *in_lo = lo;
-    *in_hi = hi;
+    *in_lo = lo, *in_hi = hi;
     if (p->dh == 1 && p->dw == 1 && p->kh == p->kw && (p->kh == 3 || p->kh == 5) &&
         p->sw == p->sh && (p->sw == 1 || p->sw == 2))
         return p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
@@ -545,21 +542,18 @@ void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float
     const dw_row_fn row = dw_pick(p, &in_lo, &in_hi);
     const float *wb = pk->w + blk * p->kh * p->kw * B;
     const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
-    crow r;
-    r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
-    r.ep = &p->ep;
-    r.xrow = p->w * B;
+    crow r = {.kh = p->kh, .kw = p->kw, .sw = p->sw, .dh = p->dh, .dw = p->dw, .ep = &p->ep,
+              .xrow = p->w * B};
     for (int64_t oy = oy0; oy < oy1; oy++) {
         const int64_t iy = oy * p->sh - p->pt;
-        r.ky0 = 0;
-        r.ky1 = p->kh;
+        r.ky0 = 0, r.ky1 = p->kh;
         while (r.ky0 < r.ky1 && iy + r.ky0 * p->dh < 0) r.ky0++;
         while (r.ky1 > r.ky0 && iy + (r.ky1 - 1) * p->dh >= p->h) r.ky1--;
         r.iy0 = iy - r0;    /* the window's rows: image row r0 is its first */
         row(xb, wb, &r, p->ow, in_lo, in_hi, p->pl, p->w, bv, NULL, y + (oy - oy0) * p->ow * B);
     }
     act_row(&p->ep, y, (oy1 - oy0) * p->ow * B);
-    if (sums)
+    if (sums)   /* the squeeze's sums, from rows still in L1 */
         _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums),
                                              cnn_nchwc_lane_sums(y, (oy1 - oy0) * p->ow)));
 }
