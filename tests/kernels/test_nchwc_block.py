@@ -288,3 +288,15 @@ def test_fused_steps_run_on_windows(every_block, rng):
         assert runner.stats[st.node.name, "whole"] == 0, f"{st.node.name} ran whole"
         checked += 1
     assert checked == 3
+
+
+def test_occlusion_over_fused_blocks_equals_naive(every_block, rng):
+    m = ce.load(mobilenet_like(rng, 21, 19))
+    x = rng.standard_normal((1, 3, 21, 19)).astype(np.float32)
+    assert _fused_ops(m, x)
+    naive = ce.occlusion(m, x, patch=5, stride=4, mode="naive")
+    inc = ce.occlusion(m, x, patch=5, stride=4, mode="incremental")
+    assert inc.target == naive.target
+    assert np.abs(inc.heatmap - naive.heatmap).max() <= 1e-5
+    full = ce.occlusion(m, x, patch=5, stride=4, mode="approximate", cap=1.0)
+    assert np.abs(full.heatmap - naive.heatmap).max() <= 1e-4

@@ -160,6 +160,8 @@ def fuse_blocks(nodes, shapes, outputs, l2_bytes):
     every = _switch() == "all"
     if every:
         l2_bytes = 0
+    elif _switch().startswith("over="):       # experiments: another size threshold in bytes
+        l2_bytes = int(_switch()[5:])
     consumers = {}
     for n in nodes:
         for v in n.inputs:

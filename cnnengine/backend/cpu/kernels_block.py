@@ -76,7 +76,7 @@ def block_window(plan_runner, node):
     packs: node has the window's params (BlockNCHWc.cropped: the
     depthwise's padding); the window's size comes from the input."""
     packs = getattr(plan_runner, "packs", None)
-    if packs is None:
+    if packs is None or node.params.dw.pooled:     # the squeeze needs the whole map: compiled anew
         return None
     pe, pd, pp = packs
     p = node.params
