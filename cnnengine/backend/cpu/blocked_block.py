@@ -104,7 +104,8 @@ class BlockNCHWc(OpDef):
 
 
 def _switch():
-    """CNNENGINE_FUSE_BLOCKS: 0 off, "all" every block whatever its size (tests), else by size."""
+    """CNNENGINE_FUSE_BLOCKS: 0 off, "all" every block whatever its size
+    (tests), "over=BYTES" another size threshold (experiments), else by size."""
     return os.environ.get("CNNENGINE_FUSE_BLOCKS", "1").lower()
 
 
@@ -150,11 +151,12 @@ def _bytes(shape):
 
 
 def fuse_blocks(nodes, shapes, outputs, l2_bytes):
-    """(nodes, the values no step makes any more): nodes (the layout pass's result) with each streamable block as one
-    cnn.BlockNCHWc step: [expand ->] depthwise [-> project], each link's
-    value read by the next step alone and no graph output, where the value
-    the fusion keeps in cache (the expanded one, or without an expand the
-    depthwise output) exceeds l2_bytes per image."""
+    """(nodes, the values no step makes any more): nodes (the layout pass's
+    result) with each streamable block as one cnn.BlockNCHWc step:
+    [expand ->] depthwise [-> project], each link's value read by the next
+    step alone and no graph output, where the value the fusion keeps in
+    cache (the expanded one, or without an expand the depthwise output)
+    exceeds l2_bytes per image."""
     if _switch() == "0":
         return nodes, set()
     every = _switch() == "all"

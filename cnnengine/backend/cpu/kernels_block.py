@@ -90,7 +90,8 @@ def block_window(plan_runner, node):
         eb = (e_ch + BLOCK - 1) // BLOCK
         if pe is not None:
             ex = np.empty((n, eb, h, w, BLOCK), np.float32)
-            pe.run_window(x, None, ex, (n, p.expand.channels, h, w, e_ch, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, h, w), t)
+            pe.run_window(x, None, ex,
+                          (n, p.expand.channels, h, w, e_ch, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, h, w), t)
             x = ex
         ddims = _dims(p.dw, n, e_ch, h, w, e_ch, kernel)
         oh, ow = ddims[16], ddims[17]
