@@ -151,6 +151,22 @@ def test_pooled_block_ends_at_the_depthwise_with_its_plane_means(ratio, k, s, h,
     assert_close(from_blocked(pool, b.e)[:, :, 0, 0], want.mean(axis=(2, 3)), rtol=1e-5, atol=1e-5)
 
 
+def test_packs_of_a_higher_level_run_on_a_lower_one(rng):
+    if ce.detected_isa() != "avx512":
+        pytest.skip("needs AVX-512 packs (block pairs)")
+    before = ce.active_isa()
+    ce.set_isa("avx512")
+    try:
+        b = Block(rng, 2, 13, 6, 3, 2, 9, 10, 11)
+        x = rng.standard_normal((2, 13, 9, 10)).astype(np.float32)
+        want, _ = b.numpy(x, None)
+        ce.set_isa("avx2")        # pair packs on a level without them: the scalar run
+        got, _ = b.fused(to_blocked(x), None, 2)
+        assert_close(from_blocked(got, 11), want, rtol=2e-5, atol=2e-5)
+    finally:
+        ce.set_isa(before)
+
+
 def test_bad_blocks_raise_errors_naming_the_problem(avx2, rng):
     b = Block(rng, 1, 8, 3, 3, 1, 6, 6, 8)
     other = Block(rng, 1, 8, 2, 3, 1, 6, 6, 8)      # 16 expanded channels, not 24
