@@ -18,6 +18,7 @@ cdef extern from "cnnengine.h" nogil:
     cnn_isa cnn_active_isa()
     cnn_status cnn_set_isa(cnn_isa isa)
     int cnn_num_cores()
+    int64_t cnn_l2_bytes()
     int cnn_threads_begin(int requested)
     void cnn_threads_end()
     int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)
@@ -71,6 +72,13 @@ cdef extern from "cnnengine.h" nogil:
                                                int64_t n, const float *x, const float *residual,
                                                float *y, int threads)
     void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
+    cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
+                                       const cnn_conv2d_nchwc *project, int64_t n, const float *x,
+                                       const float *residual, float *y, float *pool, int64_t tile_rows,
+                                       int threads)
+    cnn_status cnn_nchwc_block_run_ref_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
+                                           const cnn_conv2d_nchwc *project, int64_t n, const float *x,
+                                           const float *residual, float *y, float *pool, int threads)
     cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,
                                    const float *s, float *y, int threads)
     cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x,

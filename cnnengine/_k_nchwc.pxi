@@ -272,3 +272,36 @@ cdef class ConvNCHWc:
                 st = cnn_conv2d_nchwc_run_pooled_f32(self.pk, n, xp, rp, yp, pp, t)
             cnn_threads_end()
         check(st)
+
+
+def nchwc_block(ConvNCHWc expand, ConvNCHWc dw, ConvNCHWc project, x, residual, y, pool,
+                int threads=0, bint ref=False, int64_t tile_rows=0):
+    """An inverted-residual block as one step (cnn_nchwc_block_run_f32):
+    y = project(dw(expand(x))) (+ residual) from three packs; expand or
+    project may be None; pool (with project None) gets the dw output's
+    plane means. ref: the scalar oracle instead; tile_rows: output rows per
+    tile (0: the kernel's choice). Batch from x's size."""
+    cdef cnn_status st
+    cdef int t
+    if dw is None:
+        raise ValueError("nchwc_block: dw is required")
+    cdef int64_t in_per = expand.in_per if expand is not None else dw.in_per
+    cdef int64_t out_per = project.out_per if project is not None else dw.out_per
+    cdef int64_t size = cnp.PyArray_SIZE(x) if isinstance(x, cnp.ndarray) else 0
+    if size == 0 or size % in_per:
+        raise ShapeError(f"x: {size} floats is not a positive multiple of {in_per}")
+    cdef int64_t n = size // in_per
+    cdef const float *xp = array_ptr(x, size, "x")
+    cdef float *yp = array_ptr(y, n * out_per, "y")
+    cdef const float *rp = NULL if residual is None else array_ptr(residual, n * out_per, "residual")
+    cdef float *pp = NULL if pool is None else array_ptr(pool, _blocked_count(n, dw.p.k, 1), "pool")
+    cdef const cnn_conv2d_nchwc *ep = expand.pk if expand is not None else NULL
+    cdef const cnn_conv2d_nchwc *pjp = project.pk if project is not None else NULL
+    with nogil:
+        t = cnn_threads_begin(threads)
+        if ref:
+            st = cnn_nchwc_block_run_ref_f32(ep, dw.pk, pjp, n, xp, rp, yp, pp, t)
+        else:
+            st = cnn_nchwc_block_run_f32(ep, dw.pk, pjp, n, xp, rp, yp, pp, tile_rows, t)
+        cnn_threads_end()
+    check(st)

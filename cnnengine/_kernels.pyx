@@ -74,6 +74,11 @@ def num_cores():
     return cnn_num_cores()
 
 
+def l2_bytes():
+    """The L2 cache size per core in bytes (1 MiB where the OS does not say)."""
+    return cnn_l2_bytes()
+
+
 def team_size(int requested=0):
     """The team one kernel call asking for `requested` threads gets now (thread policy)."""
     cdef int t = cnn_threads_begin(requested)

@@ -390,6 +390,14 @@ def step_macs(plan, k, box=None):
         area = out[2] * out[3] if box is None else box.rows * box.cols
         k_out = w[0]
         return out[0] * area * k_out * w[1] * w[2] * w[3]
+    if node.op == "cnn.BlockNCHWc":      # a streamed block: its three convs, the expand's over stride^2 pixels
+        area = out[2] * out[3] if box is None else box.rows * box.cols
+        s = node.params.dw.conv.strides
+        ws = [plan.shapes[node.inputs[j]] for j in (1, 3, 5) if node.inputs[j]]
+        macs = [w[0] * w[1] * w[2] * w[3] for w in ws]
+        if node.inputs[1]:
+            macs[0] *= s[0] * s[1]
+        return out[0] * area * sum(macs)
     if node.op in ("Gemm", "MatMul"):
         a, b = plan.shapes[node.inputs[0]], plan.shapes[node.inputs[1]]
         return int(np.prod(a)) * (b[0] if len(b) == 2 and b[1] == a[-1] else b[-1])

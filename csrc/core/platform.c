@@ -90,6 +90,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_channel_norm = cnn_channel_norm_nchwc_avx2;
         t->nchwc_pair_rows = &cnn_nchwc_pair_rows_avx2;
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx2;
+        t->nchwc_dw_rows = cnn_nchwc_dw_rows_avx2;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx2;
         t->winograd_filter = cnn_wino_filter_avx2;
     }

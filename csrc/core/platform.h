@@ -78,6 +78,12 @@ typedef cnn_status (*cnn_nchwc_conv_fn)(const struct cnn_conv2d_nchwc *pk, int64
                                         const float *x, const float *residual, float *y,
                                         float *pool, int threads);
 
+/* Depthwise rows of one block from a window of its input rows
+ * (cnn_nchwc_dw_rows_avx2, csrc/ops/nchwc.h). */
+typedef void (*cnn_nchwc_dw_rows_fn)(const struct cnn_conv2d_nchwc *pk, int64_t blk,
+                                     const float *xb, int64_t r0, int64_t oy0, int64_t oy1,
+                                     float *y, float *sums);
+
 typedef struct cnn_platform {
     cnn_isa isa;                        /* the level this table was filled for */
     /* element-wise rows and plane reductions (the scalar bodies are oracles) */
@@ -114,6 +120,7 @@ typedef struct cnn_platform {
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
                                          * wide rows' format, csrc/ops/nchwc.h) */
     cnn_wino_filter_fn winograd_filter;
+    cnn_nchwc_dw_rows_fn nchwc_dw_rows;  /* a streamed block's depthwise rows, or NULL */
 } cnn_platform;
 
 /* The table of the active level (detected, or forced by CNNENGINE_ISA or

@@ -36,6 +36,8 @@ cnn_isa cnn_active_isa(void);       /* the level whose kernel table the drivers 
  * the CPU or the build lacks it. */
 cnn_status cnn_set_isa(cnn_isa isa);
 int cnn_num_cores(void);
+/* The L2 cache size per core in bytes (sysconf; 1 MiB where unknown). */
+int64_t cnn_l2_bytes(void);
 /* Thread policy: returns the team size for one call that asked for
  * `requested` (<= 0: all cores), shared fairly among concurrent callers so
  * several Python threads never oversubscribe the cores. Pair with _end. */
@@ -219,6 +221,27 @@ cnn_status cnn_conv2d_nchwc_run_window_f32(const cnn_conv2d_nchwc *pk, const cnn
                                            int64_t n, const float *x, const float *residual,
                                            float *y, int threads);
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk);
+/* An inverted-residual block as one step (MobileNetV2's expand 1x1 ->
+ * depthwise -> project 1x1): y = project(dw(expand(x))) + residual, each
+ * thread making the expanded and depthwise rows its output rows need a
+ * few at a time in its own cache-sized scratch, so that neither value is
+ * written whole. expand and project are 1x1, stride 1, unpadded, groups 1
+ * packs on blocked input; dw a depthwise pack; each one's channels and map
+ * the next one's input. expand may be NULL (the block starts at the
+ * depthwise); project may be NULL (it ends there: y is the depthwise
+ * output and pool, if not NULL, its plane means as in
+ * cnn_conv2d_nchwc_run_pooled_f32; a squeeze-excitation block, whose
+ * projection waits for the gate). residual needs project. tile_rows: output
+ * rows per tile (0: as many as keep a thread's scratch within half the L2;
+ * tests force small tiles). */
+cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
+                                   const cnn_conv2d_nchwc *project, int64_t n, const float *x,
+                                   const float *residual, float *y, float *pool, int64_t tile_rows,
+                                   int threads);
+/* The same, scalar, from the packed weights: the oracle of the above. */
+cnn_status cnn_nchwc_block_run_ref_f32(const cnn_conv2d_nchwc *expand, const cnn_conv2d_nchwc *dw,
+                                       const cnn_conv2d_nchwc *project, int64_t n, const float *x,
+                                       const float *residual, float *y, float *pool, int threads);
 /* Blocked x (N, ceil(C/8), HW, 8) times blocked s (N, ceil(C/8), 8), one
  * factor per channel (squeeze-and-excitation): y = x * s; y may be x. */
 cnn_status cnn_nchwc_scale_f32(int64_t n, int64_t c, int64_t hw, const float *x,

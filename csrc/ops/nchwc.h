@@ -82,6 +82,13 @@ cnn_status cnn_conv2d_nchwc_dw_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n
 cnn_status cnn_conv2d_nchwc_dw_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                       const float *x, const float *residual, float *y,
                                       float *pool, int threads);
+/* Depthwise output rows [oy0, oy1) of block blk of pk, activation
+ * included, at y (rows of ow pixels): xb holds the block's input rows from
+ * image row r0 on (those the rows' taps read inside [0, h)), rows of w
+ * pixels; sums (8 floats), if not NULL, gain the rows' lane sums. The
+ * streamed inverted-residual block's depthwise (csrc/ops/nchwc_block.c). */
+void cnn_nchwc_dw_rows_avx2(const struct cnn_conv2d_nchwc *pk, int64_t blk, const float *xb,
+                            int64_t r0, int64_t oy0, int64_t oy1, float *y, float *sums);
 /* The row kernels of the other convolutions (csrc/ops/nchwc_rows.h):
  * output block pairs in ymm, and up to two pairs in zmm. */
 extern const struct cnn_nchwc_rows cnn_nchwc_pair_rows_avx2;

@@ -270,8 +270,7 @@ static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_r
     pl->in_hi = in_hi;
 }
 
-/* The L2 size per core (sysconf; 1 MiB where unknown). */
-static int64_t l2_bytes(void)
+int64_t cnn_l2_bytes(void)
 {
     static int64_t cached;
     int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -317,7 +316,7 @@ static void unit_prefetch(const plan *pl, const cnn_conv2d_nchwc *pk, crow *r, i
         r->pf_bytes = nnb * wob * (int64_t)sizeof(float);
         /* span tiles reread all of a call's weights: not where this call's
          * and the next's overflow 3/4 of L2 (the next would evict them) */
-        if (pl->shape == 0 || 4 * 2 * r->pf_bytes <= 3 * l2_bytes())
+        if (pl->shape == 0 || 4 * 2 * r->pf_bytes <= 3 * cnn_l2_bytes())
             r->pf = (const char *)(pk->w + nob * wob);
     }
 }

@@ -308,7 +308,6 @@ const cnn_nchwc_rows cnn_nchwc_pair_rows_avx2 = {
 
 /* -------------------------------------------------------------- depthwise */
 
-/* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1). */
 /* PX pixels of one block's output row from ox0, taps kx in [kx0, kx1).
  * KH, KW, SW > 0 fix the kernel size and stride (dilation 1) at compile
  * time, so the tap loops unroll and a stride-1 row's overlapping input
@@ -397,6 +396,27 @@ DEFINE_DW_ROW(dw_row_5s1, 5, 5, 1)
 DEFINE_DW_ROW(dw_row_5s2, 5, 5, 2)
 DEFINE_DW_ROW(dw_row_7s1, 7, 7, 1)   /* ConvNeXt's */
 
+typedef void (*dw_row_fn)(const float *, const float *, const crow *, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, __m256, const float *, float *);
+
+/* The row kernel of p; its interior output columns (every tap kx inside [0, w)). */
+static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in_hi)
+{
+    int64_t lo = (p->pl + p->sw - 1) / p->sw;
+    int64_t last = p->w - 1 + p->pl - (p->kw - 1) * p->dw;
+    int64_t hi = last < 0 ? 0 : last / p->sw + 1;
+    if (hi > p->ow) hi = p->ow;
+    if (lo > hi) lo = hi;
+    *in_lo = lo, *in_hi = hi;
+    if (p->dh == 1 && p->dw == 1 && p->kh == p->kw && (p->kh == 3 || p->kh == 5) &&
+        p->sw == p->sh && (p->sw == 1 || p->sw == 2))
+        return p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
+                          : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
+    if (p->dh == 1 && p->dw == 1 && p->kh == 7 && p->kw == 7 && p->sw == 1 && p->sh == 1)
+        return dw_row_7s1;
+    return dw_row_any;
+}
+
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
  * still in L1 (the squeeze of a squeeze-excitation block after its
@@ -410,19 +430,8 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     const int64_t units = n * cbs * oh;
     if ((double)units * ow * taps * B < 65536.0)   /* see cnn_nchwc_conv_drive */
         threads = 1;
-    int64_t in_lo = (p->pl + p->sw - 1) / p->sw;
-    int64_t last = w - 1 + p->pl - (p->kw - 1) * p->dw;
-    int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
-    if (in_hi > ow) in_hi = ow;
-    if (in_lo > in_hi) in_lo = in_hi;
-    void (*row)(const float *, const float *, const crow *, int64_t, int64_t, int64_t, int64_t,
-                int64_t, __m256, const float *, float *) = dw_row_any;
-    if (p->dh == 1 && p->dw == 1 && p->kh == p->kw && (p->kh == 3 || p->kh == 5) &&
-        p->sw == p->sh && (p->sw == 1 || p->sw == 2))
-        row = p->kh == 3 ? (p->sw == 1 ? dw_row_3s1 : dw_row_3s2)
-                         : (p->sw == 1 ? dw_row_5s1 : dw_row_5s2);
-    else if (p->dh == 1 && p->dw == 1 && p->kh == 7 && p->kw == 7 && p->sw == 1 && p->sh == 1)
-        row = dw_row_7s1;
+    int64_t in_lo, in_hi;
+    const dw_row_fn row = dw_pick(p, &in_lo, &in_hi);
     /* Rows per unit: at least 64 pixels where the plane allows, so that an
      * exp-based activation runs over spans long enough for its 4-vector
      * loop (1152@7x7 5x5 + SiLU: a row is 7 vectors) */
@@ -523,6 +532,30 @@ cnn_status cnn_conv2d_nchwc_dw_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const
                                     const float *residual, float *y, float *pool, int threads)
 {
     return dw_run(pk, n, x, residual, y, pool, threads);
+}
+
+void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float *xb, int64_t r0,
+                            int64_t oy0, int64_t oy1, float *y, float *sums)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    int64_t in_lo, in_hi;
+    const dw_row_fn row = dw_pick(p, &in_lo, &in_hi);
+    const float *wb = pk->w + blk * p->kh * p->kw * B;
+    const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
+    crow r = {.kh = p->kh, .kw = p->kw, .sw = p->sw, .dh = p->dh, .dw = p->dw, .ep = &p->ep,
+              .xrow = p->w * B};
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+        const int64_t iy = oy * p->sh - p->pt;
+        r.ky0 = 0, r.ky1 = p->kh;
+        while (r.ky0 < r.ky1 && iy + r.ky0 * p->dh < 0) r.ky0++;
+        while (r.ky1 > r.ky0 && iy + (r.ky1 - 1) * p->dh >= p->h) r.ky1--;
+        r.iy0 = iy - r0;    /* the window's rows: image row r0 is its first */
+        row(xb, wb, &r, p->ow, in_lo, in_hi, p->pl, p->w, bv, NULL, y + (oy - oy0) * p->ow * B);
+    }
+    act_row(&p->ep, y, (oy1 - oy0) * p->ow * B);
+    if (sums)   /* the squeeze's sums, from rows still in L1 */
+        _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums),
+                                             cnn_nchwc_lane_sums(y, (oy1 - oy0) * p->ow)));
 }
 
 /* ------------------------------------------------------ pooling, reorders */

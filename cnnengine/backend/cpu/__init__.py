@@ -12,7 +12,7 @@ from ..base import Backend
 
 
 # ops whose compiled runners (kernels.py _conv, _conv_nchwc) run on packed weights only
-_PACKS_WEIGHTS = ("Conv", "cnn.ConvNCHWc")
+_PACKS_WEIGHTS = ("Conv", "cnn.ConvNCHWc", "cnn.BlockNCHWc")
 
 
 class CpuBackend(Backend):
@@ -45,7 +45,7 @@ class CpuBackend(Backend):
     def compile(self, node, in_shapes, in_dtypes, out_shapes, static):
         from .kernels import compile_step
         run = compile_step(node, in_shapes, in_dtypes, out_shapes, static)
-        if run is not None and node.op in _PACKS_WEIGHTS:
+        if run is not None and node.op in _PACKS_WEIGHTS and not hasattr(run, "packed"):
             run.packed = (1,)     # the weights live in the runner's pack; ins[1] is never read
         return run
 

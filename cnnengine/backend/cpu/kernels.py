@@ -24,6 +24,7 @@ from ...ops import params_of
 from ...ops._geometry import resolve_pads
 from ...errors import UnsupportedOpError
 from ...ops.layout import slice_index
+from .kernels_block import block_window, compile_block
 from .kernels_misc import COMPILERS as MISC_COMPILERS
 from .layout import expand_small_groups, small_groups
 
@@ -173,6 +174,8 @@ def conv_window(plan_runner, node):
     """A runner of a blocked conv over windows of its map, with the weights
     its plan step packed: node is the step's node with the window's params
     (OpDef.cropped); the window's size comes from the input at each call."""
+    if node.op == "cnn.BlockNCHWc":
+        return block_window(plan_runner, node)
     pk = getattr(plan_runner, "pack", None)
     if pk is None or node.op != "cnn.ConvNCHWc":
         return None
@@ -482,7 +485,7 @@ def _slice(node, shapes, dtypes, oshape, static):
 
 _COMPILERS = {"Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool,
               "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool, "Concat": _concat}
-_LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
+_LAYOUT_OPS = {"cnn.ConvNCHWc": _conv_nchwc, "cnn.BlockNCHWc": compile_block, "cnn.ToNCHWc": _to_nchwc, "cnn.ToNCHW": _to_nchw,
                "cnn.GlobalPoolNCHWc": _global_pool_nchwc, "cnn.ScaleNCHWc": _scale_nchwc,
                "cnn.GatherNCHWc": _gather_nchwc,
                "cnn.AffineNCHWc": _affine_nchwc, "cnn.PoolNCHWc": _pool_nchwc,

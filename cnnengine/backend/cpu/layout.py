@@ -33,6 +33,7 @@ from ...ir.graph import Node
 from ...ir.weights import shape_of
 from ...ops import params_of
 from ...ops.epilogue import KERNEL_ACTS
+from .blocked_block import fuse_blocks
 from .blocked_ops import BLOCK, blocked_shape  # noqa: F401  (re-exported for kernels.py)
 from .blocked_ops import (AffineParams, ChannelNormNCHWcParams, Channels, ConvNCHWcParams, GatherParams,
                           GlobalPoolNCHWcParams, PoolNCHWcParams, ToNCHWParams)
@@ -126,7 +127,9 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     for v in outputs:
         rw.need_plain(v)
     _drop_unused_gathers(rw)
-    return rw.out, rw.blk
+    from ... import _kernels as K
+    nodes, gone = fuse_blocks(rw.out, shapes, outputs, K.l2_bytes())
+    return nodes, {v: t for v, t in rw.blk.items() if t not in gone}
 
 
 class _Rewrite:
