@@ -22,6 +22,7 @@ cdef extern from "cnnengine.h" nogil:
     int cnn_threads_begin(int requested)
     void cnn_threads_end()
     int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)
+    void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16)
 
     ctypedef struct cnn_epilogue:
         int act

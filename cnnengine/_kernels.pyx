@@ -93,6 +93,16 @@ def load_free_cores(int cores, long online, double others_now, double others_usa
     return cnn_threads_free_cores(cores, online, <int>(16 * others_now + 0.5), u)
 
 
+def team_stats(bint reset=False):
+    """(kernel calls, calls the load-aware cap gave fewer threads than asked, others'
+    runnable threads now, others' CPU use in cores; -1: unknown) since the last
+    reset: how often other processes' load cost a step its team, and why."""
+    cdef long long calls, capped
+    cdef int load16[2]
+    cnn_threads_stats(&calls, &capped, reset, load16)
+    return calls, capped, load16[0] / 16.0, load16[1] / 16.0 if load16[1] >= 0 else -1.0
+
+
 include "_k_conv.pxi"
 include "_k_pool.pxi"
 include "_k_norm.pxi"

@@ -7,6 +7,10 @@ import pytest
 
 import cnnengine as ce
 
+# 2-thread tests run 2 threads: on a loaded machine the load-aware cap would
+# quietly give them one (read at the first kernel call; test_threads turns it on)
+os.environ.setdefault("CNNENGINE_LOAD_AWARE", "0")
+
 # built zoo models go to a cache of this run, not the user's ~/.cache
 os.environ.setdefault("CNNENGINE_CACHE_DIR", tempfile.mkdtemp(prefix="cnnengine-test-cache-"))
 

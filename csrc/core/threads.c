@@ -34,6 +34,9 @@
 
 static int g_active = 0;
 static int g_last_team = 1;  /* its workers may still be spinning */
+/* calls, and calls the load-aware cap gave fewer threads than asked
+ * (diagnostics: cnnengine._kernels.team_stats) */
+static long long g_calls = 0, g_capped = 0;
 
 static long long now_ns(void);
 
@@ -248,7 +251,22 @@ int cnn_threads_begin(int requested)
         requested = cores;
     int team = requested < fair ? requested : fair;
     __atomic_store_n(&g_last_team, team, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+    if (team < requested && team < cores / active)
+        __atomic_add_fetch(&g_capped, 1, __ATOMIC_RELAXED);
     return team;
+}
+
+void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16)
+{
+    load16[0] = __atomic_load_n(&g_now16, __ATOMIC_RELAXED);
+    load16[1] = __atomic_load_n(&g_usage16, __ATOMIC_RELAXED);
+    *calls = __atomic_load_n(&g_calls, __ATOMIC_RELAXED);
+    *capped = __atomic_load_n(&g_capped, __ATOMIC_RELAXED);
+    if (reset) {
+        __atomic_store_n(&g_calls, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&g_capped, 0, __ATOMIC_RELAXED);
+    }
 }
 
 void cnn_threads_end(void)

@@ -47,6 +47,10 @@ void cnn_threads_end(void);
  * processes' runnable threads now and their CPU use over the last window,
  * both machine-wide x16 (usage < 0: unknown), over `online` CPUs. */
 int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16);
+/* Diagnostics: team-size calls so far and those the load-aware cap gave
+ * fewer threads than asked (and than a fair share); reset != 0 zeroes both.
+ * load16: the cap's last estimates of others' load (now, sustained; x16). */
+void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16);
 /* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
 #define CNN_MAX_WORKSPACE ((size_t)1 << 34)
 

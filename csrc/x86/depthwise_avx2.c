@@ -544,7 +544,7 @@ static int dw_cblocked(const cnn_conv2d_params *p, const float *x, const float *
         if (!bad) {
             float *sc = buf, *out = buf + in_f, *w8 = out + out_f;
             memset(sc, 0, (size_t)in_f * sizeof(float));
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait   /* the region's join is the barrier */
             for (int64_t t = 0; t < tasks; t++) {
                 const int64_t n = t / nb, c0 = (t % nb) * 8;
                 const int nch = p->c - c0 < 8 ? (int)(p->c - c0) : 8;
@@ -707,7 +707,7 @@ cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float
             int64_t *off = meta + g.slots + nrows;
             for (int64_t kx = 0; kx < p->kw; kx++)
                 off[kx] = (kx * p->dw) % g.s * g.lq + (kx * p->dw) / g.s;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait   /* the region's join is the barrier */
             for (int64_t nc = 0; nc < planes; nc++) {
                 const int64_t ch = nc % p->c;
                 c.xp = x + nc * hw;

@@ -621,7 +621,9 @@ static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
 #else
         float *xw = scratch;
 #endif
-#pragma omp for schedule(static)
+        /* nowait: the region's join is the one barrier (a second one cost
+         * ~0.6 us per step at 2 threads, more where a thread is preempted) */
+#pragma omp for schedule(static) nowait
         for (int64_t u = 0; u < nunits; u++)
             dwp_unit(&jb, u, xw);
     }

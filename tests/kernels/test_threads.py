@@ -32,6 +32,26 @@ def test_off_switch_gives_requested_team():
     assert (t0, t1, t99) == (cores, 1, cores)
 
 
+def test_team_stats_count_calls_and_reset():
+    # without the load-aware cap no call is ever capped; the counters are this
+    # process's calls since the last reset
+    code = ("from cnnengine import _kernels as K\nK.team_stats(True)\n"
+            "for _ in range(5): K.team_size(2)\n"
+            "a = K.team_stats(True)\nb = K.team_stats()\n"
+            "print(a[0], a[1], b[0], b[1], a[2], a[3])")
+    calls, capped, calls2, capped2, now, usage = map(float, _teams(code, CNNENGINE_LOAD_AWARE="0"))
+    assert (calls, capped, calls2, capped2) == (5, 0, 0, 0)
+    assert now == 0 and usage == -1     # off: nothing sampled
+
+
+def test_team_stats_in_process():
+    K.team_stats(True)
+    teams = [K.team_size(2) for _ in range(3)]
+    calls, capped, now, usage = K.team_stats()
+    assert calls == 3 and capped == sum(t < min(2, ce.num_cores()) for t in teams)
+    assert now >= 0 and (usage >= 0 or usage == -1)
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2
                     or (os.cpu_count() or 1) > 4, reason="needs 2-4 CPUs (starts CPUs+2 busy loops)")
 def test_busy_machine_shrinks_team():
@@ -41,16 +61,16 @@ def test_busy_machine_shrinks_team():
             "from cnnengine import _kernels as K\nseen = []\nend = time.time() + 5\n"
             "while time.time() < end and (not seen or seen[-1] != 1):\n"
             "    seen.append(K.team_size(2)); time.sleep(0.005)\n"
-            "print(K.num_cores(), seen[-1])")
+            "print(K.num_cores(), seen[-1], K.team_stats()[1])")
     burners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range((os.cpu_count() or 2) + 2)]
     try:
         time.sleep(0.2)
-        cores, last = map(int, _teams(code))
+        cores, last, capped = map(int, _teams(code, CNNENGINE_LOAD_AWARE="1"))
     finally:
         for b in burners:
             b.kill()
             b.wait()
-    assert cores == 2 and last == 1
+    assert cores == 2 and last == 1 and capped >= 1   # the counter saw the cap
 
 
 @pytest.mark.parametrize("cores, online, now, usage, free", [
