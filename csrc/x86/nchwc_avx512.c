@@ -86,10 +86,10 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
 }
 
 /* A tile computes NB = 2 or 4 output blocks (one or two pair vectors) and
- * stores r->nb of them: 1 or 2, 3 or 4. The blocks each pair vector
- * stores: */
+ * stores r->nb of them: 1 or 2, 3 or 4; the 1x1 tiles' NB = 1 and 3 (an odd
+ * block on ymm) store NB. The blocks each pair vector stores: */
 #define PAIR_COUNTS                                                         \
-    const int n0 = r->nb >= 2 ? 2 : 1, n1 = (int)r->nb - 2
+    const int n0 = NB == 1 ? 1 : r->nb >= 2 ? 2 : 1, n1 = NB == 3 ? 1 : (int)r->nb - 2
 
 #define ACC_DECL                                                                        \
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00, \
