@@ -105,6 +105,9 @@ CASES = [
     (1, 203, 14, 14, 88, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # passes, quads + 3 blocks
     (2, 40, 13, 15, 23, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),   # stride 2, 3 partial blocks
     (1, 24, 11, 11, 41, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # quad + 1 partial block
+    # 2 threads: the pixel split (1024+ pixels a thread) and the chunk x set units below it
+    (1, 20, 48, 45, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # 2160 pixels, 3 blocks
+    (2, 36, 14, 14, 144, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 196 pixels, many sets
 ]
 
 # none, clip(0, 6) (in the tile), silu and elu(0.7) (over each stored row)
