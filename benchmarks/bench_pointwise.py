@@ -22,7 +22,9 @@ the families most come first. With several --tree, one worker per tree,
 interleaved shape by shape, N rounds each (the first tree's share and
 in-model columns). Under load the in-model column and 2-thread times are
 unreliable (a preempted step counts whole time slices): compare trees on
-the alone columns, best of rounds.
+the alone columns, best of rounds. Under sustained load the engine runs one
+thread whatever --threads says (csrc/core/threads.c); CNNENGINE_LOAD_AWARE=0
+times the threads asked for.
 """
 import argparse
 import json
