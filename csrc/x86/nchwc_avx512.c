@@ -86,10 +86,10 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
 }
 
 /* A tile computes NB = 2 or 4 output blocks (one or two pair vectors) and
- * stores r->nb of them: 1 or 2, 3 or 4. The blocks each pair vector
- * stores: */
+ * stores r->nb of them: 1 or 2, 3 or 4; the 1x1 tiles' NB = 1 and 3 (an odd
+ * block on ymm) store NB. The blocks each pair vector stores: */
 #define PAIR_COUNTS                                                         \
-    const int n0 = r->nb >= 2 ? 2 : 1, n1 = (int)r->nb - 2
+    const int n0 = NB == 1 ? 1 : r->nb >= 2 ? 2 : 1, n1 = NB == 3 ? 1 : (int)r->nb - 2
 
 #define ACC_DECL                                                                        \
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a05 = a00, \
@@ -181,10 +181,44 @@ INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, c
     TILE_STORE(ox0);
 }
 
-/* 1x1 stride 1 over the flattened image, NB (2 or 4) output blocks, input
+/* The ymm half of a zmm accumulator, weight or broadcast (the upper lanes
+ * are left undefined and never stored: store_pair's n = 1). */
+#define LO(V) _mm512_castps512_ps256(V)
+#define HALF(Y) _mm512_castps256_ps512(Y)
+
+/* pw_tile's weights: a pair vector per pair, or for the odd block of NB = 1
+ * or 3 its 8 weights (the lower half of its pair line) */
+#define PW_WEIGHTS(WP)                                                          \
+    const __m512 w0 = NB == 1 ? HALF(_mm256_load_ps(WP)) : _mm512_load_ps(WP);  \
+    const __m512 w1 = NB == 4   ? _mm512_load_ps((WP) + 2 * wob)                \
+                      : NB == 3 ? HALF(_mm256_load_ps((WP) + 2 * wob))          \
+                                : w0
+
+/* FMA_PIX for NB = 1..4: the odd block's FMAs on ymm, where a zmm FMA with
+ * a zero half costs a full one (Zen 4 splits a zmm FMA in two ymm halves;
+ * on Xeons a ymm FMA costs what a zmm one does, no more) */
+#define PW_FMA_PIX(P, ADDR)                                                     \
+    if (PX > P) {                                                               \
+        if (NB == 1) {                                                          \
+            const __m256 v = _mm256_broadcast_ss(ADDR);                         \
+            a0##P = HALF(_mm256_fmadd_ps(v, LO(w0), LO(a0##P)));                \
+        } else {                                                                \
+            const __m512 v = _mm512_set1_ps(*(ADDR));                           \
+            a0##P = _mm512_fmadd_ps(v, w0, a0##P);                              \
+            if (NB == 4)                                                        \
+                a1##P = _mm512_fmadd_ps(v, w1, a1##P);                          \
+            else if (NB == 3)                                                   \
+                a1##P = HALF(_mm256_fmadd_ps(LO(v), LO(w1), LO(a1##P)));        \
+        }                                                                       \
+    }
+
+/* 1x1 stride 1 over the flattened image, NB (1..4) output blocks, input
  * blocks [ib0, ib1): pixels 8 floats apart. A tile that does not start the
  * sum (first = 0) resumes from the partial sums stored at y; one that does
- * not end it (last = 0) stores its sums there raw, without the epilogue. */
+ * not end it (last = 0) stores its sums there raw, without the epilogue.
+ * NB = 1 and 3 (a pair vector and an odd block) store r->nb = NB blocks:
+ * output channel counts such as 24, 40 and 88 (3, 5 and 11 blocks) spent
+ * a zmm FMA on a block of zeros. */
 INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int64_t ib0,
                     int64_t ib1, int first, int last, const char *pf, int64_t pfn)
 {
@@ -223,8 +257,12 @@ INLINE void pw_tile(const crow *r, const int NB, const int PX, int64_t ox0, int6
                 _mm_prefetch((const char *)(xp + PX * B + l), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int ci = 0; ci < B; ci++) {
-            PAIR_WEIGHTS(wp + ci * 2 * B);
-            ALL_PIX(xp + ci, B)
+            PW_WEIGHTS(wp + ci * 2 * B);
+            const float *xc = xp + ci;
+            PW_FMA_PIX(0, xc) PW_FMA_PIX(1, xc + B) PW_FMA_PIX(2, xc + 2 * B)
+            PW_FMA_PIX(3, xc + 3 * B) PW_FMA_PIX(4, xc + 4 * B) PW_FMA_PIX(5, xc + 5 * B)
+            PW_FMA_PIX(6, xc + 6 * B) PW_FMA_PIX(7, xc + 7 * B) PW_FMA_PIX(8, xc + 8 * B)
+            PW_FMA_PIX(9, xc + 9 * B) PW_FMA_PIX(10, xc + 10 * B) PW_FMA_PIX(11, xc + 11 * B)
         }
     }
     if (last) {
@@ -339,7 +377,9 @@ INLINE void span_rows(const crow *r, const int NB, const int S, int64_t x0, int6
 #undef SPAN_CALL
 }
 
+static void pw_row_b1(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 1, x0, x1); }
 static void pw_row_b2(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 2, x0, x1); }
+static void pw_row_b3(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 3, x0, x1); }
 static void pw_row_b4(const crow *r, int64_t x0, int64_t x1) { pw_rows(r, 4, x0, x1); }
 #define DEFINE_SPAN_ROW(NAME, NB, S)                                               \
     static void NAME(const crow *r, int64_t x0, int64_t x1, int64_t ow)            \
@@ -416,7 +456,7 @@ const cnn_nchwc_rows cnn_nchwc_wide_rows_avx512 = {
         [CNN_ROW_C1_S2] = BLOCKS(row_c1_s2),
         [CNN_ROW_C1_K3S2] = BLOCKS(row_c1_s2),
     },
-    .pw = BLOCKS(pw_row),
+    .pw = {pw_row_b1, pw_row_b2, pw_row_b3, pw_row_b4},
     .span = {BLOCKS(span_row_s1), BLOCKS(span_row_s2)},
 };
 

@@ -98,6 +98,16 @@ CASES = [
     (2, 211, 9, 23, 40, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # 2 passes, quad + block
     (1, 264, 20, 20, 72, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),  # 3 passes, subsampled
     (1, 520, 16, 17, 32, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 5 passes, 2 chunks
+    # AVX-512 1x1 tiles of 1 and 3 output blocks (the odd block on ymm)
+    (2, 97, 7, 7, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3 blocks @7x7, prime C
+    (1, 13, 1, 1, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),      # 1 block on a 1x1 map
+    (2, 31, 5, 9, 5, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),      # 1 partial block, prime K
+    (1, 203, 14, 14, 88, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # passes, quads + 3 blocks
+    (2, 40, 13, 15, 23, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),   # stride 2, 3 partial blocks
+    (1, 24, 11, 11, 41, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # quad + 1 partial block
+    # 2 threads: the pixel split (1024+ pixels a thread) and the chunk x set units below it
+    (1, 20, 48, 45, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # 2160 pixels, 3 blocks
+    (2, 36, 14, 14, 144, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 196 pixels, many sets
 ]
 
 # none, clip(0, 6) (in the tile), silu and elu(0.7) (over each stored row)
