@@ -1,7 +1,7 @@
 """Whole-model latency and memory against ONNX Runtime and OpenVINO, side by side (not a test).
 
     python benchmarks/models.py [--runs R] [--threads 1 2] [--models resnet18 ...] [--quick]
-                                [--no-openvino] [--no-memory] [--gflops] [--json FILE]
+                                [--no-openvino] [--no-memory] [--gflops] [--cpu-time] [--json FILE]
 
 Exports torchvision definitions (random weights, seed 0; batch 1, 3x224x224,
 Inception-v3 3x299x299) to ONNX with torch (benchmark-only dependency:
@@ -23,6 +23,12 @@ included), at the largest thread count.
 
 --quick: three small models, 3 runs, 1 thread, no memory: a smoke test.
 --gflops: also the GFLOP/s of the largest 3x3 convolutions against the FMA peak.
+--cpu-time: also a table of the process CPU time of the same timed runs, at
+1 thread. On a shared, loaded host (load above the core count) the wall time
+of a run is mostly time spent waiting for a core, and its median moves by
+0.2x or more from one run of this script to the next; the CPU time leaves
+that wait out (not cache and memory contention). At 2 threads and more it
+would count the runtimes' spinning workers, so it is not printed there.
 """
 import argparse
 import json
@@ -133,9 +139,26 @@ def _rel_diff(a, ref):
     return float(np.max(np.abs(a - ref)) / max(1e-12, np.max(np.abs(ref))))
 
 
+def interleaved_clocks(fns, runs, settle=0.2):
+    """cnnengine.bench.interleaved's schedule (a pause and an untimed run
+    before each engine's turn), each timed run on two clocks: (wall, process
+    CPU) lists of seconds per fn."""
+    wall, cpu = [[] for _ in fns], [[] for _ in fns]
+    for _ in range(runs):
+        for fn, w, c in zip(fns, wall, cpu):
+            if len(fns) > 1:
+                time.sleep(settle)
+            fn()
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            w.append(time.perf_counter() - t0)
+            c.append(time.process_time() - c0)
+    return wall, cpu
+
+
 def worker_time(name, threads_list, runs, engines, warmup=3):
-    """One model, every engine and thread count: {threads: {engine: median s}} and the checks."""
-    from cnnengine.bench import interleaved
+    """One model, every engine and thread count: {threads: {engine: median s}}
+    (wall; "cpu": the same runs' process CPU time) and the checks."""
     path = export(name)
     x = np.random.default_rng(0).standard_normal(input_shape(name)).astype(np.float32)
     core = None
@@ -153,8 +176,9 @@ def worker_time(name, threads_list, runs, engines, warmup=3):
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
-        times = interleaved(list(fns.values()), runs)
+        times, cpu = interleaved_clocks(list(fns.values()), runs)
         out["threads"][threads] = {e: statistics.median(t) for e, t in zip(fns, times)}
+        out.setdefault("cpu", {})[threads] = {e: statistics.median(t) for e, t in zip(fns, cpu)}
         del fns
     return out
 
@@ -186,10 +210,13 @@ def _geo(xs):
     return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
 
 
-def print_tables(results, threads_list, engines, memory):
+def print_tables(results, threads_list, engines, memory, cpu_time=False):
     peers = [e for e in engines if e != "cnnengine"]
-    for threads in threads_list:
-        print(f"\n## {threads} thread(s), batch 1, medians of interleaved runs\n")
+    tables = [(t, "threads", "medians of interleaved runs") for t in threads_list]
+    if cpu_time and 1 in threads_list:
+        tables.append((1, "cpu", "process CPU time of the same runs, medians"))
+    for threads, key, what in tables:
+        print(f"\n## {threads} thread(s), batch 1, {what}\n")
         head = "| model | cnnengine ms | " + " | ".join(f"{p} ms" for p in peers) + \
             " | ratio to faster peer | max rel diff (ours, " + ", ".join(peers[1:] or ["-"]) + ") |"
         print(head)
@@ -199,7 +226,7 @@ def print_tables(results, threads_list, engines, memory):
             if "error" in r:
                 print(f"| {r['model']} | error: {r['error'][:120]} |")
                 continue
-            t = r["threads"][str(threads)]
+            t = r[key][str(threads)]
             best = min(t[p] for p in peers)
             ratio = t["cnnengine"] / best
             ratios.append(ratio)
@@ -234,6 +261,8 @@ def main():
     ap.add_argument("--no-openvino", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--gflops", action="store_true", help="also the big 3x3 convs against the FMA peak")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="also the process CPU time of the timed runs at 1 thread (robust to a loaded host)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,7 +301,7 @@ def main():
                         for e in engines}
         results.append(r)
         print(f"# done {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
-    print_tables(results, args.threads, engines, not args.no_memory)
+    print_tables(results, args.threads, engines, not args.no_memory, args.cpu_time)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"engines": engines, "threads": args.threads, "runs": args.runs, "load": load,
