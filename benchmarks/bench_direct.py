@@ -13,11 +13,12 @@ active ISA (csrc/x86/fma_peak.h). Best of R runs; one process per tree with
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import tree_workers
 
 # (cin, cout, kernel, input size, stride)
 SHAPES = [(64, 64, 3, 56, 1), (128, 128, 3, 28, 1), (256, 256, 3, 14, 1), (512, 512, 3, 7, 1),
@@ -68,14 +69,7 @@ def main():
         return
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
     for threads in args.threads:
-        procs = []
-        for tree in args.tree:
-            env = dict(os.environ, PYTHONPATH=tree)
-            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
-                                           "--threads", str(threads), "--repeat", str(args.repeat)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                          env=env, cwd=tree))
-        peaks = [float(p.stdout.readline().split()[1]) for p in procs]
+        procs, peaks = tree_workers.start(__file__, args.tree, threads, args.repeat)
         print(f"\n{threads} thread(s); FMA peak " + ", ".join(f"{v:.1f}" for v in peaks) + " GFLOP/s")
         print("| conv | " + " | ".join(f"{os.path.basename(t)} ms | GFLOP/s | % peak" for t in args.tree) + " |")
         print("|---|" + "---:|---:|---:|" * len(args.tree))

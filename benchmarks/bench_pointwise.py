@@ -38,6 +38,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from models import CACHE, MODELS  # noqa: E402
+import tree_workers  # noqa: E402
 
 COLLECT = r"""
 import json, sys
@@ -170,14 +171,7 @@ def main():
                 json.dump(per, f)
     for threads in args.threads:
         shapes = list(per[threads].values())
-        procs = []
-        for tree in args.tree:
-            env = dict(os.environ, PYTHONPATH=tree)
-            procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
-                                           "--threads", str(threads), "--repeat", str(args.repeat)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                          env=env, cwd=tree))
-        peaks = [float(p.stdout.readline().split()[1]) for p in procs]
+        procs, peaks = tree_workers.start(__file__, args.tree, threads, args.repeat)
         rows = []
         for e in shapes:
             # rounds alternate the trees; each tree's best round counts
