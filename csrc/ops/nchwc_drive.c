@@ -157,7 +157,7 @@ static void plan_input(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
  * the wide 1x1 kernels' input passes and next-tile prefetch. */
 static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const float *residual,
-                       const float *y)
+                       const float *y, int threads)
 {
     const cnn_conv2d_params *p = &pl->p;
     const int64_t cb = pk->cb;
@@ -169,9 +169,12 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
         pl->h = pl->oh = 1;
     }
     /* passes of 16 input blocks keep partial sums in y: not where y is the
-     * residual read at the end */
+     * residual read at the end, nor on one thread on planes up to 14x14
+     * (one unit a set over at most 17 tiles, which reread its weights from
+     * L2 for less than the passes' partial sums cost: 0.88-0.98x the time
+     * on 26 shapes; at 2 threads the chunk x set units lost) */
     const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
-    pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
+    pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 && (threads > 1 || pl->ow > 196) &&
                  !(residual && residual < y + ysize && y < residual + ysize);
     /* an input over 512 KiB comes from L3: prefetch the next tile's */
     pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
@@ -413,7 +416,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         wide = NULL;
     pl.wide = wide != NULL;
     plan_input(&pl, pk, n, x, wide, threads);
-    plan_shape(&pl, pk, n, residual, y);
+    plan_shape(&pl, pk, n, residual, y, threads);
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
     /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one

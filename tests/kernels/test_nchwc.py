@@ -102,7 +102,9 @@ CASES = [
     (2, 97, 7, 7, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3 blocks @7x7, prime C
     (1, 13, 1, 1, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),      # 1 block on a 1x1 map
     (2, 31, 5, 9, 5, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),      # 1 partial block, prime K
-    (1, 203, 14, 14, 88, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # passes, quads + 3 blocks
+    (1, 203, 14, 14, 88, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 196 pixels: passes at 2 threads only, quads + 3 blocks
+    (1, 203, 15, 14, 88, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 210 pixels: passes
+    (2, 401, 7, 7, 40, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 7x7, 51 input blocks: passes at 2 threads only
     (2, 40, 13, 15, 23, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),   # stride 2, 3 partial blocks
     (1, 24, 11, 11, 41, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # quad + 1 partial block
     # 2 threads: the pixel split (1024+ pixels a thread) and the chunk x set units below it
