@@ -246,7 +246,7 @@ def test_blocked_conv_packed_for_avx512_runs_after_the_level_drops(k, stride, ks
 
 @pytest.mark.parametrize("n,c,h,w,k", [
     (1, 331, 14, 14, 104),  # 13 blocks (odd pair), passes, weights scaled by 2 threads
-    (1, 211, 13, 15, 112),  # 7 pairs (4:3 as sets), passes, 195 pixels
+    (1, 211, 13, 15, 112),  # 7 pairs (4:3: stays split by sets), passes, 195 pixels
     (1, 240, 28, 28, 40),   # 5 blocks, passes in 4 chunks
     (2, 97, 14, 14, 40),    # 5 blocks, prime C, batch 2
     (1, 48, 10, 10, 88),    # 11 blocks on 100 pixels
