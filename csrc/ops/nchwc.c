@@ -273,22 +273,30 @@ static void scale_weights(const cnn_conv2d_nchwc *pk, const float *s, float *w, 
     const int64_t taps = pk->p.kh * pk->p.kw, runs = pk->icb * taps * B;
     const int64_t L = pk->wpair ? 2 * B : B, slabs = pk->wpair ? (pk->ocb + 1) / 2 : pk->ocb;
     const int odd_pair = pk->wpair && pk->ocb % 2;
-    if (threads > slabs) threads = (int)slabs;
+    /* the threads split the runs evenly, not the slabs (7 pairs split 4:3) */
+    const int64_t total = slabs * runs;
+    if (threads > total)
+        threads = (int)total;
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t sl = 0; sl < slabs; sl++) {
-        const float *src = pk->w + sl * runs * L;
-        float *dst = w + sl * runs * L;
-        const int64_t lanes = odd_pair && sl == slabs - 1 ? B : L;
-        for (int64_t q = 0; q < runs; q++) {
-            const float f = s[q / (taps * B) * B + q % B];
-            if (lanes == 2 * B)
-                for (int64_t l = 0; l < 2 * B; l++)
-                    dst[q * L + l] = src[q * L + l] * f;
-            else
-                for (int64_t l = 0; l < B; l++)
-                    dst[q * L + l] = src[q * L + l] * f;
-            if (lanes < L)
-                memset(dst + q * L + B, 0, B * sizeof(float));
+    for (int64_t t = 0; t < threads; t++) {
+        const int64_t lo = total * t / threads, hi = total * (t + 1) / threads;
+        for (int64_t sl = lo / runs; sl * runs < hi; sl++) {
+            const int64_t q0 = lo > sl * runs ? lo - sl * runs : 0;
+            const int64_t q1 = hi < (sl + 1) * runs ? hi - sl * runs : runs;
+            const float *src = pk->w + sl * runs * L;
+            float *dst = w + sl * runs * L;
+            const int64_t lanes = odd_pair && sl == slabs - 1 ? B : L;
+            for (int64_t q = q0; q < q1; q++) {
+                const float f = s[q / (taps * B) * B + q % B];
+                if (lanes == 2 * B)
+                    for (int64_t l = 0; l < 2 * B; l++)
+                        dst[q * L + l] = src[q * L + l] * f;
+                else
+                    for (int64_t l = 0; l < B; l++)
+                        dst[q * L + l] = src[q * L + l] * f;
+                if (lanes < L)
+                    memset(dst + q * L + B, 0, B * sizeof(float));
+            }
         }
     }
 }

@@ -257,6 +257,53 @@ static void plan_groups(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int thr
     pl->units = n * pl->groups * pl->oh * pl->nchunks;
 }
 
+/* The largest share of pair-pixels a thread gets from the static split of
+ * the units in the order run_unit decodes them (gfast: sets fastest). */
+static int64_t plan_max_share(const plan *pl, int64_t n, int threads, int gfast)
+{
+    const int64_t units = n * pl->groups * pl->oh * pl->nchunks;
+    const int64_t q = units / threads, r = units % threads;
+    int64_t worst = 0, u = 0;
+    for (int t = 0; t < threads; t++) {
+        int64_t share = 0;
+        for (const int64_t end = u + q + (t < r); u < end; u++) {
+            const int64_t g = gfast ? u % pl->groups : u / (pl->oh * pl->nchunks) % pl->groups;
+            const int64_t ck = gfast ? u / pl->groups % pl->nchunks : u % pl->nchunks;
+            const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
+            const int64_t x0 = ck * pl->chunk;
+            share += pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
+        }
+        if (share > worst)
+            worst = share;
+    }
+    return worst;
+}
+
+/* A flat 1x1 whose sets the threads split unevenly (odd pair counts:
+ * 240->40 at 28x28 as 2:1, 480->80 at 14x14 as 6:4) splits its pixels
+ * instead, each thread running every set over its chunks (48 pixels or
+ * more), where that cuts the largest share by over 1/8 (a 4:3 split, as
+ * EfficientNet-B0's 672->112, keeps its sets: unmeasured). */
+static void plan_balance(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads)
+{
+    if (threads < 2 || pl->gfast || !pl->flat || pk->cb != B || pl->groups < 2 ||
+        pl->ow < 48 * (int64_t)threads)
+        return;
+    const int64_t worst = plan_max_share(pl, n, threads, 0);
+    const plan keep = *pl;
+    int64_t nc = (pl->nchunks + threads - 1) / threads * threads;
+    while (nc > threads && pl->ow / nc < 48)
+        nc -= threads;
+    pl->chunk = (pl->ow + nc - 1) / nc;
+    pl->nchunks = (pl->ow + pl->chunk - 1) / pl->chunk;
+    if (8 * plan_max_share(pl, n, threads, 1) < 7 * worst) {
+        pl->gfast = 1;
+        pl->units = n * pl->groups * pl->oh * pl->nchunks;
+    } else {
+        *pl = keep;
+    }
+}
+
 /* The kernels for 1..4 blocks, wide's where it has them, and the interior
  * output columns (every tap kx inside [0, w)). */
 static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_rows *pairs,
@@ -419,6 +466,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_shape(&pl, pk, n, residual, y, threads);
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
+    plan_balance(&pl, pk, n, threads);
     /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one
      * thread: fork and barriers cost more than it saves. Unless its
      * weights are many: streamed from L3, two cores read them faster. */

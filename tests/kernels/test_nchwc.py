@@ -246,6 +246,36 @@ def test_blocked_conv_packed_for_avx512_runs_after_the_level_drops(k, stride, ks
     ce.set_isa(avx2)
 
 
+@pytest.mark.parametrize("n,c,h,w,k", [
+    (1, 331, 14, 14, 104),  # 13 blocks (odd pair), passes, weights scaled by 2 threads
+    (1, 211, 13, 15, 112),  # 7 pairs (4:3: stays split by sets), passes, 195 pixels
+    (1, 240, 28, 28, 40),   # 5 blocks, passes in 4 chunks
+    (2, 97, 14, 14, 40),    # 5 blocks, prime C, batch 2
+    (1, 48, 10, 10, 88),    # 11 blocks on 100 pixels
+    (1, 17, 9, 11, 9),      # 2 partial blocks, below the pixel split
+])
+def test_gated_1x1_with_odd_block_counts_matches_oracle(n, c, h, w, k, rng):
+    """The squeeze-excitation-gated 1x1 (weights scaled per image) where
+    the output blocks or pairs are odd, so 2 threads split the pixels or
+    the scaling runs mid-slab, at 1 and 2 threads against the scalar
+    oracle on the scaled input, with a residual."""
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32)
+    wt = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, wt, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 0, 0.0, 0.0, 2)
+    pk = _k.ConvNCHWc(wt.ravel(), b, dims)
+    for threads in (1, 2):
+        y = np.full((n, (k + 7) // 8, h, w, 8), np.nan, np.float32)
+        pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), to_blocked(res).ravel(), y.ravel(),
+                      threads)
+        assert np.isfinite(y).all(), "padding lanes must stay finite"
+        assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c), what=f"gated {threads}")
+
+
 def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
     w = np.ones((8, 2, 3, 3), np.float32)
     dims = (1, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 5, 5)
