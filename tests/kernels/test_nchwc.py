@@ -116,10 +116,9 @@ CASES = [
 ACTS = [(0, 0.0, 0.0), (2, 0.0, 6.0), (7, 0.0, 0.0), (4, 0.7, 0.0)]
 
 
-@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])))
-def test_blocked_conv_matches_oracle(case, act, rng):
-    n, c, h, wd, k, kh, kw, stride, pads, dil, groups = case
+def oracle_case(rng, n, c, h, wd, k, kh, kw, stride, pads, dil, groups, act):
+    """Random x, w, b and residual, the conv's dims and output shape, and the
+    scalar NCHW oracle's output (checked against NumPy where act is none)."""
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((k, c // groups, kh, kw)).astype(np.float32)
     b = rng.standard_normal(k).astype(np.float32)
@@ -129,6 +128,15 @@ def test_blocked_conv_matches_oracle(case, act, rng):
     _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
     if act == ACTS[0]:
         assert_close(oracle, conv2d_np(x, w, b, stride, pads, dil, groups) + res, what="oracle")
+    return x, w, b, res, dims, shape, oracle
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_blocked_conv_matches_oracle(case, act, rng):
+    n, c, h, wd, k, kh, kw, stride, pads, dil, groups = case
+    x, w, b, res, dims, shape, oracle = oracle_case(rng, n, c, h, wd, k, kh, kw, stride, pads, dil,
+                                                    groups, act)
     tol = 1e-5 * np.sqrt(c // groups * kh * kw)
     stems = [False, True] if groups == 1 else [False]
     for in_nchw in stems:

@@ -9,7 +9,7 @@ import cnnengine as ce
 from cnnengine import _kernels as _k
 from tests.conftest import ISAS, assert_close
 from tests.kernels._conv_ref import conv2d_np, conv_dims as _dims
-from tests.kernels.test_nchwc import ACTS, from_blocked, to_blocked
+from tests.kernels.test_nchwc import ACTS, from_blocked, oracle_case, to_blocked
 
 # (N, C, H, W, groups, kh, kw, stride, pads (t, l, b, r), dilation): C == K
 CASES = [
@@ -33,15 +33,8 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:5])))
 def test_small_group_conv_matches_oracle(case, act, rng, avx2):
     n, c, h, wd, groups, kh, kw, stride, pads, dil = case
-    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-    w = rng.standard_normal((c, c // groups, kh, kw)).astype(np.float32)
-    b = rng.standard_normal(c).astype(np.float32)
-    dims, shape = _dims(x, w, stride, pads, dil, groups)
-    res = rng.standard_normal(shape).astype(np.float32)
-    oracle = np.full(shape, np.nan, np.float32)
-    _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
-    if act == ACTS[0]:
-        assert_close(oracle, conv2d_np(x, w, b, stride, pads, dil, groups) + res, what="oracle")
+    x, w, b, res, dims, shape, oracle = oracle_case(rng, n, c, h, wd, c, kh, kw, stride, pads, dil,
+                                                    groups, act)
     if c // groups < 8 and avx2 == "avx2":
         # without AVX-512 the engine expands such groups to blocks (backend/cpu/layout.py)
         with pytest.raises(ce.UnsupportedOpError):
