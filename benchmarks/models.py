@@ -11,10 +11,12 @@ its own (python benchmarks/models.py --worker time MODEL), which loads
 cnnengine, ONNX Runtime and, when it is installed, OpenVINO (a fresh Core,
 CPU plugin, INFERENCE_PRECISION_HINT=f32, one stream, INFERENCE_NUM_THREADS
 = the thread count), checks both engines' outputs against ONNX Runtime's,
-then for each thread count times the engines interleaved run by run
-(cnnengine.bench.interleaved: a 0.2 s pause and an untimed run before each
-engine's turn). Printed: medians, the ratio of cnnengine to the faster peer
-and the geometric mean of those ratios.
+then for each thread count times the engines interleaved turn by turn
+(cnnengine.bench.interleaved: before each engine's turn a 0.2 s pause, so
+that the other runtimes' spinning workers stop, and --warm seconds of its
+untimed runs; the turn's sample is the median of --block seconds of timed
+runs). Printed: medians over the turns, the ratio of cnnengine to the faster
+peer and the geometric mean of those ratios.
 
 Peak memory (--no-memory skips it): each engine loads and runs the model
 3 times in a fresh process of its own that imports only that engine; the
@@ -139,24 +141,8 @@ def _rel_diff(a, ref):
     return float(np.max(np.abs(a - ref)) / max(1e-12, np.max(np.abs(ref))))
 
 
-def interleaved_clocks(fns, runs, settle=0.2):
-    """cnnengine.bench.interleaved's schedule (a pause and an untimed run
-    before each engine's turn), each timed run on two clocks: (wall, process
-    CPU) lists of seconds per fn."""
-    wall, cpu = [[] for _ in fns], [[] for _ in fns]
-    for _ in range(runs):
-        for fn, w, c in zip(fns, wall, cpu):
-            if len(fns) > 1:
-                time.sleep(settle)
-            fn()
-            c0, t0 = time.process_time(), time.perf_counter()
-            fn()
-            w.append(time.perf_counter() - t0)
-            c.append(time.process_time() - c0)
-    return wall, cpu
-
-
-def worker_time(name, threads_list, runs, engines, warmup=3):
+def worker_time(name, threads_list, runs, engines, warmup=3, warm=0.15, block=0.1):
+    from cnnengine.bench import interleaved
     """One model, every engine and thread count: {threads: {engine: median s}}
     (wall; "cpu": the same runs' process CPU time) and the checks."""
     path = export(name)
@@ -176,7 +162,7 @@ def worker_time(name, threads_list, runs, engines, warmup=3):
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
-        times, cpu = interleaved_clocks(list(fns.values()), runs)
+        times, cpu = interleaved(list(fns.values()), runs, warm=warm, block=block, clocks=True)
         out["threads"][threads] = {e: statistics.median(t) for e, t in zip(fns, times)}
         out.setdefault("cpu", {})[threads] = {e: statistics.median(t) for e, t in zip(fns, cpu)}
         del fns
@@ -263,6 +249,11 @@ def main():
     ap.add_argument("--gflops", action="store_true", help="also the big 3x3 convs against the FMA peak")
     ap.add_argument("--cpu-time", action="store_true",
                     help="also the process CPU time of the timed runs at 1 thread (robust to a loaded host)")
+    ap.add_argument("--warm", type=float, default=0.15,
+                    help="seconds of untimed runs before each engine's turn (at least one run)")
+    ap.add_argument("--block", type=float, default=0.1,
+                    help="seconds of timed runs per turn, their median the turn's sample "
+                         "(at least one run; --warm 0 --block 0: one untimed and one timed run)")
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -270,7 +261,7 @@ def main():
     if args.worker:
         kind, name = args.worker[0], args.worker[1]
         if kind == "time":
-            res = worker_time(name, args.threads, args.runs, engines)
+            res = worker_time(name, args.threads, args.runs, engines, warm=args.warm, block=args.block)
         else:     # mem:ENGINE
             res = {"mb": worker_mem(name, kind.split(":", 1)[1], args.threads[0])}
         print(json.dumps(res))
@@ -289,11 +280,13 @@ def main():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, {ce.num_cores()} cores, "
           f"load average {load:.2f}, cnnengine {ce.__version__} ({ce.active_isa()}), {versions}")
-    print(f"# {args.runs} interleaved runs per engine and thread count, one worker process per model")
+    print(f"# {args.runs} interleaved turns per engine and thread count (a 0.2 s pause, {args.warm} s of "
+          f"untimed runs, the median of {args.block} s of timed runs), one worker process per model")
     results = []
     for name in models:
         export(name)
-        r = _child(["time", name, "--runs", str(args.runs), "--threads"] + [str(t) for t in args.threads] +
+        r = _child(["time", name, "--runs", str(args.runs), "--warm", str(args.warm),
+                    "--block", str(args.block), "--threads"] + [str(t) for t in args.threads] +
                    (["--no-openvino"] if "openvino" not in engines else []))
         r.setdefault("model", name)
         if not args.no_memory and "error" not in r:

@@ -1,6 +1,6 @@
 """Latency, throughput and memory of a model, optionally against ONNX Runtime.
 
-Both engines run in this process, interleaved run by run, so machine noise
+Both engines run in this process, interleaved turn by turn, so machine noise
 hits them alike; we report medians and minima. Peak memory is measured for
 each engine in its own child process (ru_maxrss is per process), after the
 same warm-up and runs.
@@ -51,21 +51,37 @@ def ort_session(data, threads):
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
-def interleaved(fns, runs, settle=0.2):
+def interleaved(fns, runs, settle=0.2, warm=0.15, block=0.1, clocks=False):
     """Time each fn `runs` times, alternating between them round by round.
 
     Both runtimes keep worker threads spinning after a run (ONNX Runtime's
     for 20-100 ms on this machine), which would steal the cores from the other
     engine's measurement. So before each engine's turn we pause `settle`
-    seconds and make one untimed run (it also re-warms that engine's caches)."""
-    times = [[] for _ in fns]
+    seconds, then run it untimed for `warm` seconds (at least once): after
+    the pause and the other engines' runs the caches and the clock take
+    ~0.1 s of this engine's own runs to settle. Each turn's sample is the
+    median of a block of runs lasting `block` seconds (at least one run);
+    warm=0, block=0 is one untimed and one timed run per turn.
+    clocks=True: (wall, process CPU) lists per fn instead of wall only."""
+    wall, cpu = [[] for _ in fns], [[] for _ in fns]
     for _ in range(runs):
-        for fn, out in zip(fns, times):
+        for fn, w, c in zip(fns, wall, cpu):
             if len(fns) > 1:
                 time.sleep(settle)
+            end = time.perf_counter() + warm
             fn()
-            out.append(_time(fn))
-    return times
+            while time.perf_counter() < end:
+                fn()
+            bw, bc = [], []
+            end = time.perf_counter() + block
+            while not bw or time.perf_counter() < end:
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                bw.append(time.perf_counter() - t0)
+                bc.append(time.process_time() - c0)
+            w.append(statistics.median(bw))
+            c.append(statistics.median(bc))
+    return (wall, cpu) if clocks else wall
 
 
 def _time(fn):
@@ -102,7 +118,8 @@ def bench(source, *, threads=None, batch=1, runs=20, warmup=3, compare=None, mem
         ours()
         if peer:
             peer()
-    times = interleaved([ours, peer] if peer else [ours], runs)
+    # alone: run by run; against a peer: turns of warm-up and timed blocks
+    times = interleaved([ours, peer], runs) if peer else interleaved([ours], runs, warm=0, block=0)
     t_ours, t_peer = times[0], (times[1] if peer else [])
     result = {
         "model": str(source), "threads": threads, "batch": batch, "runs": runs,
