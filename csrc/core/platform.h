@@ -117,6 +117,7 @@ typedef struct cnn_platform {
     cnn_nchwc_conv_fn nchwc_depthwise;
     cnn_nchwc_conv_fn nchwc_grouped;    /* groups of 2/4/8 channels interleaved, or NULL */
     cnn_winograd_fn winograd_nchwc;
+    cnn_winograd_fn winograd2_nchwc;    /* F(2x2, 3x3) blocked (csrc/ops/winograd2.c) */
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
                                          * wide rows' format, csrc/ops/nchwc.h) */
     cnn_wino_filter_fn winograd_filter;

@@ -130,12 +130,14 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
  * 0.04). */
 static int winograd_pays(const cnn_conv2d_params *p)
 {
-    return cnn_winograd_eligible(p) && !(p->k <= 64 && p->oh * p->ow <= 196);
+    if (cnn_winograd_eligible(p) && !(p->k <= 64 && p->oh * p->ow <= 196))
+        return 4;
+    return 0;
 }
 
 int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk)
 {
-    return pk && pk->wino != NULL;
+    return pk && pk->wino ? pk->wino_m : 0;
 }
 
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
@@ -217,9 +219,14 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     }
     const int can_wino = !in_nchw && p->groups == 1 && p->kh == 3 && p->kw == 3 &&
                          p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
-    if (can_wino && !(flags & CNN_NCHWC_DIRECT) &&
-        ((flags & CNN_NCHWC_WINOGRAD) || winograd_pays(p))) {
-        st = cnn_winograd_pack_nchwc_f32(p, w, &pk->wino);
+    const int wm = !can_wino || (flags & CNN_NCHWC_DIRECT) ? 0
+                   : flags & CNN_NCHWC_WINOGRAD2                ? 2
+                   : flags & CNN_NCHWC_WINOGRAD                 ? 4
+                                                                : winograd_pays(p);
+    if (wm) {
+        pk->wino_m = wm;
+        st = (wm == 2 ? cnn_winograd2_pack_nchwc_f32 : cnn_winograd_pack_nchwc_f32)(p, w,
+                                                                                  &pk->wino);
         if (st != CNN_OK) {
             cnn_conv2d_nchwc_free(pk);
             return st;
@@ -393,7 +400,8 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     if (pk->wino) {
         cnn_conv2d_params p = pk->p;
         p.n = n;
-        return plat->winograd_nchwc(&p, pk->wino, x, pk->bias, residual, y, threads);
+        return (pk->wino_m == 2 ? plat->winograd2_nchwc : plat->winograd_nchwc)(
+            &p, pk->wino, x, pk->bias, residual, y, threads);
     }
     if (pk->depthwise)
         return plat->nchwc_depthwise(pk, n, x, residual, y, pool, threads);
