@@ -42,8 +42,8 @@ typedef cnn_status (*cnn_pool2d_fn)(const cnn_pool2d_params *p, const float *x, 
 /* The GEMM jobs of csrc/ops/gemm.h with a team of `threads`. */
 typedef cnn_status (*cnn_gemm_jobs_fn)(const struct cnn_gemm_job *jobs, int64_t njobs,
                                        int threads);
-/* Winograd F(4x4,3x3) with transformed filters (csrc/ops/winograd.h); the
- * NCHW and the blocked variants share the signature. */
+/* Winograd F(4x4,3x3) (and blocked F(2x2,3x3)) with transformed filters
+ * (csrc/ops/winograd.h); the NCHW and the blocked variants share the signature. */
 typedef cnn_status (*cnn_winograd_fn)(const cnn_conv2d_params *p, const float *packed,
                                       const float *x, const float *bias,
                                       const float *residual, float *y, int threads);

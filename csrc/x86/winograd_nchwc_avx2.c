@@ -1,6 +1,8 @@
 #pragma GCC target("avx2,fma")
 /* Winograd F(4x4, 3x3) on blocked (NCHW8c) input and output, AVX2/FMA
- * (algorithm: csrc/ops/winograd.h; packed layout: cnn_winograd_pack_nchwc_f32).
+ * (algorithm: csrc/ops/winograd.h; packed layout: cnn_winograd_pack_nchwc_f32),
+ * and F(2x2, 3x3) through the same driver (m = 2: 16 positions, 4x4 tiles
+ * at stride 2; csrc/ops/winograd2.c packs it and holds its scalar oracle).
  *
  * In the blocked layout the 8 channels of a pixel are one vector, so the
  * transforms need no transposes: each lane carries one channel through

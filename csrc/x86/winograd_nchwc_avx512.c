@@ -1,5 +1,5 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-/* Blocked Winograd F(4x4, 3x3) with an AVX-512 GEMM stage: the transforms
+/* Blocked Winograd F(4x4, 3x3) and F(2x2, 3x3) with an AVX-512 GEMM stage: the transforms
  * and the work split are the AVX2 driver's (csrc/x86/winograd_nchwc_avx2.c,
  * 8 channels per vector either way); the 36 GEMMs use a 12 x 32 micro-
  * kernel: 12 tiles of V broadcast against two 16-wide panels of U, one zmm
