@@ -129,16 +129,12 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
  * multiplies (DenseNet's 128->32 @14x14: 0.15 vs 0.10 ms, @7x7: 0.09 vs
  * 0.04). Returns the output tile: 4, 2 (F(2x2, 3x3)) or 0 (direct).
  *
- * F(2x2) where the filters are too big to stay cached (C*K >= 256*256), so
- * every run streams them: there a run costs about positions x (tiles + 6.5)
- * per channel pair (multiply-adds plus the stream of U at the measured
- * GEMM-rate : bandwidth ratio; direct: 9 taps, a tile per pixel), and
- * F(2x2) is taken where it costs under 0.8 of direct and less than F(4x4)
- * would. 1 thread, interleaved (benchmarks/bench_wino_blocked.py), direct
- * -> F(4x4) -> F(2x2) ms: 512->512 @7 2.10 1.78 1.57, 1024->1024 @7 8.3 6.3
- * 5.7, 448->384 @8 1.80 1.40 1.13, 256->256 @7 0.54 0.49 0.44, but 512 @14
- * 8.4 3.8 4.4 and 512 @5 1.13 1.78 1.29 (model: 0.88 of direct); AVX2: 512
- * @7 2.51 2.89 2.37, 256 @7 0.59 0.71 0.59. */
+ * F(2x2) where the filters are too big to stay cached (C*K >= 256*256) and
+ * every run streams them: a run costs about positions x (tiles + 6.5) per
+ * channel pair (the 6.5: streaming U, at the GEMM-rate : bandwidth ratio
+ * measured on 512->512 @7x7 at 1, 2 and 4 images; direct: 9 taps, a tile
+ * per pixel), and F(2x2) is taken below 0.8 of direct (the model is that
+ * much optimistic on 5x5 maps) and below F(4x4). Numbers: docs/performance.md. */
 static int winograd_pays(const cnn_conv2d_params *p)
 {
     const int f4 = cnn_winograd_eligible(p) && !(p->k <= 64 && p->oh * p->ow <= 196);
