@@ -117,12 +117,12 @@ static void input_row2(const cnn_conv2d_params *p, const float *xb, int64_t iy0,
         }
 }
 
-/* M (6 tiles x PW outputs) = V (6 rows of ldv, kc channels) * U panel
- * (kc x PW). Named accumulators: GCC keeps an array in memory. */
+/* M (MR = 6 or 4 tiles x PW outputs) = V (MR rows of ldv, kc channels) * U
+ * panel (kc x PW). Named accumulators: GCC keeps an array in memory. */
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *restrict v,
                                                         int64_t ldv, const float *restrict u,
-                                                        const int PW, float *restrict m,
-                                                        int64_t ldm)
+                                                        const int MR, const int PW,
+                                                        float *restrict m, int64_t ldm)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -131,25 +131,29 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     const float *v0 = v, *v1 = v + ldv, *v2 = v + 2 * ldv, *v3 = v + 3 * ldv;
-    const float *v4 = v + 4 * ldv, *v5 = v + 5 * ldv;
+    const float *v4 = v + (MR > 4 ? 4 : 0) * ldv, *v5 = v + (MR > 5 ? 5 : 0) * ldv;
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(u);
         const __m256 b1 = PW == 16 ? _mm256_load_ps(u + 8) : b0;
         __m256 a;
 #define CNN_ROW(R)                                                   \
-        a = _mm256_broadcast_ss(v##R + k);                           \
-        c##R##0 = _mm256_fmadd_ps(a, b0, c##R##0);                   \
-        if (PW == 16)                                                \
-            c##R##1 = _mm256_fmadd_ps(a, b1, c##R##1);
+        if (MR > R) {                                                \
+            a = _mm256_broadcast_ss(v##R + k);                       \
+            c##R##0 = _mm256_fmadd_ps(a, b0, c##R##0);               \
+            if (PW == 16)                                            \
+                c##R##1 = _mm256_fmadd_ps(a, b1, c##R##1);           \
+        }
         CNN_ROW(0) CNN_ROW(1) CNN_ROW(2) CNN_ROW(3) CNN_ROW(4) CNN_ROW(5)
 #undef CNN_ROW
         u += PW;
     }
 #define CNN_ST(R)                                                    \
-    _mm256_storeu_ps(m + R * ldm, c##R##0);                          \
-    if (PW == 16)                                                    \
-        _mm256_storeu_ps(m + R * ldm + 8, c##R##1);
+    if (MR > R) {                                                    \
+        _mm256_storeu_ps(m + R * ldm, c##R##0);                      \
+        if (PW == 16)                                                \
+            _mm256_storeu_ps(m + R * ldm + 8, c##R##1);              \
+    }
     CNN_ST(0) CNN_ST(1) CNN_ST(2) CNN_ST(3) CNN_ST(4) CNN_ST(5)
 #undef CNN_ST
 }
@@ -231,6 +235,17 @@ static int64_t split_at(int64_t total, int64_t parts, int64_t i, int64_t align)
     return at < total ? at : total;
 }
 
+/* Rows [l0, l1) of one panel: 6 at a time, a last group of up to 4 as 4
+ * (a 7x7 plane's 16 F(2x2) tiles: 6 + 6 + 4, not 18 rows). */
+#define PANEL_ROWS(PW)                                                                  \
+    for (int64_t l = l0; l < l1; l += 6) {                                              \
+        float *ml = mx + (l - l0) * ldm + k - k0;                                       \
+        if (l1 - l > 4)                                                                 \
+            micro(cp, vx + l * ldv, ldv, u, 6, PW, ml, ldm);                            \
+        else                                                                            \
+            micro(cp, vx + l * ldv, ldv, u, 4, PW, ml, ldm);                            \
+    }
+
 /* cnn_wino_gemm_fn with the 6x16 micro-kernel (8 wide for an odd last block). */
 static void gemm_avx2(int nxi, const float *V, int64_t vstride, int64_t ldv, const float *U,
                       int64_t kp, int64_t cp, float *M, int64_t mstride, int64_t ldm, int64_t l0,
@@ -243,11 +258,9 @@ static void gemm_avx2(int nxi, const float *V, int64_t vstride, int64_t ldv, con
         for (int64_t k = k0; k < k1; k += 16) {
             const float *u = ux + k * cp;
             if (kp - k >= 16)
-                for (int64_t l = l0; l < l1; l += 6)
-                    micro(cp, vx + l * ldv, ldv, u, 16, mx + (l - l0) * ldm + k - k0, ldm);
+                PANEL_ROWS(16)
             else
-                for (int64_t l = l0; l < l1; l += 6)
-                    micro(cp, vx + l * ldv, ldv, u, 8, mx + (l - l0) * ldm + k - k0, ldm);
+                PANEL_ROWS(8)
         }
     }
 }
