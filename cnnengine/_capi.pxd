@@ -55,7 +55,7 @@ cdef extern from "cnnengine.h" nogil:
                                      float *y, int threads)
     ctypedef struct cnn_conv2d_nchwc:
         pass
-    int CNN_NCHWC_IN_NCHW, CNN_NCHWC_WINOGRAD, CNN_NCHWC_DIRECT
+    int CNN_NCHWC_IN_NCHW, CNN_NCHWC_WINOGRAD, CNN_NCHWC_DIRECT, CNN_NCHWC_WINOGRAD2
     cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
                                          const float *bias, int flags,
                                          cnn_conv2d_nchwc **out)

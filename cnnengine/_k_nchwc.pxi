@@ -153,8 +153,8 @@ cdef class ConvNCHWc:
     (K, C/g, kh, kw) weights, b the bias or None, dims as _conv_params (n
     only validated). groups must be 1, c == k, or whole blocks per group.
     The input is blocked, or plain NCHW when in_nchw. winograd: None lets
-    the packer choose for a 3x3/s1 conv, True forces Winograd there, False
-    the direct kernel; `algo` says which runs. run(x, residual, y,
+    the packer choose for a 3x3/s1 conv, True forces Winograd F(4x4, 3x3)
+    there, "f2x3" F(2x2, 3x3), False the direct kernel; `algo` says which runs. run(x, residual, y,
     threads): batch from len(x). Raises UnsupportedOpError without AVX2.
     Immutable, thread-safe.
     """
@@ -168,7 +168,9 @@ cdef class ConvNCHWc:
         cdef cnn_status st
         cdef const float *bp = opt_ptr(b)
         cdef int flags = CNN_NCHWC_IN_NCHW if in_nchw else 0
-        if winograd is not None:
+        if winograd == "f2x3":
+            flags |= CNN_NCHWC_WINOGRAD2
+        elif winograd is not None:
             flags |= CNN_NCHWC_WINOGRAD if winograd else CNN_NCHWC_DIRECT
         self.pk = NULL
         _conv_params(&self.p, dims)
@@ -210,7 +212,8 @@ cdef class ConvNCHWc:
 
     @property
     def algo(self):
-        return "winograd_f4x3" if cnn_conv2d_nchwc_is_winograd(self.pk) else "direct"
+        cdef int m = cnn_conv2d_nchwc_is_winograd(self.pk)
+        return "winograd_f4x3" if m == 4 else "winograd_f2x3" if m == 2 else "direct"
 
     def __dealloc__(self):
         if self.pk != NULL:

@@ -58,6 +58,7 @@ static void fill(cnn_platform *t, cnn_isa level)
     t->gemm_jobs = cnn_gemm_jobs_f32_ref;
     t->winograd = cnn_winograd_run_f32_ref;
     t->winograd_filter = cnn_wino_filter_ref;
+    t->winograd2_nchwc = cnn_winograd2_nchwc_run_ref;
     t->nchw_to_nchwc = cnn_nchw_to_nchwc_ref;
     t->nchwc_to_nchw = cnn_nchwc_to_nchw_ref;
     t->nchwc_gather = cnn_nchwc_gather_ref;
@@ -92,6 +93,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx2;
         t->nchwc_dw_rows = cnn_nchwc_dw_rows_avx2;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx2;
+        t->winograd2_nchwc = cnn_winograd2_nchwc_run_avx2;
         t->winograd_filter = cnn_wino_filter_avx2;
     }
     if (level >= CNN_ISA_AVX512) {
@@ -100,6 +102,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx512;
         t->nchwc_grouped = cnn_nchwc_grouped_avx512;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx512;
+        t->winograd2_nchwc = cnn_winograd2_nchwc_run_avx512;
         t->winograd_filter = cnn_wino_filter_avx512;
         t->nchwc_wpair = 1;
     }

@@ -42,8 +42,8 @@ typedef cnn_status (*cnn_pool2d_fn)(const cnn_pool2d_params *p, const float *x, 
 /* The GEMM jobs of csrc/ops/gemm.h with a team of `threads`. */
 typedef cnn_status (*cnn_gemm_jobs_fn)(const struct cnn_gemm_job *jobs, int64_t njobs,
                                        int threads);
-/* Winograd F(4x4,3x3) with transformed filters (csrc/ops/winograd.h); the
- * NCHW and the blocked variants share the signature. */
+/* Winograd F(4x4,3x3) (and blocked F(2x2,3x3)) with transformed filters
+ * (csrc/ops/winograd.h); the NCHW and the blocked variants share the signature. */
 typedef cnn_status (*cnn_winograd_fn)(const cnn_conv2d_params *p, const float *packed,
                                       const float *x, const float *bias,
                                       const float *residual, float *y, int threads);
@@ -117,6 +117,7 @@ typedef struct cnn_platform {
     cnn_nchwc_conv_fn nchwc_depthwise;
     cnn_nchwc_conv_fn nchwc_grouped;    /* groups of 2/4/8 channels interleaved, or NULL */
     cnn_winograd_fn winograd_nchwc;
+    cnn_winograd_fn winograd2_nchwc;    /* F(2x2, 3x3) blocked (csrc/ops/winograd2.c) */
     int nchwc_wpair;                    /* pack output block pairs interleaved (the
                                          * wide rows' format, csrc/ops/nchwc.h) */
     cnn_wino_filter_fn winograd_filter;

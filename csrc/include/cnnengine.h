@@ -186,12 +186,14 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
  * k/groups multiples of 8: RegNet's group convs). The input is blocked, or
  * plain NCHW with CNN_NCHWC_IN_NCHW (a stem on the RGB image: no reorder of
  * the input). A 3x3/s1/d1 groups-1 conv on blocked input runs Winograd
- * F(4x4, 3x3) where it beats the direct kernel (CNN_NCHWC_WINOGRAD forces
- * it, CNN_NCHWC_DIRECT rules it out). Fixes every field of *p but n;
+ * F(4x4, 3x3) or F(2x2, 3x3) where it beats the direct kernel
+ * (CNN_NCHWC_WINOGRAD forces F(4x4), CNN_NCHWC_WINOGRAD2 F(2x2),
+ * CNN_NCHWC_DIRECT rules both out). Fixes every field of *p but n;
  * residual, if any, is blocked like y. */
 #define CNN_NCHWC_IN_NCHW 1
 #define CNN_NCHWC_WINOGRAD 2
 #define CNN_NCHWC_DIRECT 4
+#define CNN_NCHWC_WINOGRAD2 8
 typedef struct cnn_conv2d_nchwc cnn_conv2d_nchwc;
 cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
                                      const float *bias, int flags,
@@ -211,7 +213,8 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
 cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                            const float *x, const float *residual, float *y,
                                            float *pool, int threads);
-/* 1 when the packed conv runs Winograd, else 0 (direct). */
+/* The output tile when the packed conv runs Winograd (4: F(4x4, 3x3), 2:
+ * F(2x2, 3x3)), else 0 (direct). */
 int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk);
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                     const float *x, const float *residual, float *y,

@@ -127,15 +127,31 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
  * measurements say it beats im2col + GEMM (cnn_winograd_eligible), except
  * for few outputs on small planes, where its transforms outweigh the saved
  * multiplies (DenseNet's 128->32 @14x14: 0.15 vs 0.10 ms, @7x7: 0.09 vs
- * 0.04). */
+ * 0.04). Returns the output tile: 4, 2 (F(2x2, 3x3)) or 0 (direct).
+ *
+ * F(2x2) where the filters are too big to stay cached (C*K >= 256*256) and
+ * every run streams them: a run costs about positions x (tiles + 6.5) per
+ * channel pair (the 6.5: streaming U, at the GEMM-rate : bandwidth ratio
+ * measured on 512->512 @7x7 at 1, 2 and 4 images; direct: 9 taps, a tile
+ * per pixel), and F(2x2) is taken below 0.8 of direct (the model is that
+ * much optimistic on 5x5 maps) and below F(4x4). Numbers: docs/performance.md. */
 static int winograd_pays(const cnn_conv2d_params *p)
 {
-    return cnn_winograd_eligible(p) && !(p->k <= 64 && p->oh * p->ow <= 196);
+    const int f4 = cnn_winograd_eligible(p) && !(p->k <= 64 && p->oh * p->ow <= 196);
+    if (p->c >= 8 && p->k >= 8 && (double)p->c * (double)p->k >= 65536.0) {
+        const double n = (double)p->n, t4 = n * (double)(((p->oh + 3) / 4) * ((p->ow + 3) / 4));
+        const double t2 = n * (double)(((p->oh + 1) / 2) * ((p->ow + 1) / 2));
+        const double c2 = 16 * (t2 + 6.5), c4 = 36 * (t4 + 6.5);
+        const double cd = 9 * (n * (double)p->oh * (double)p->ow + 6.5);
+        if (c2 < 0.8 * cd && (!f4 || c2 < c4))
+            return 2;
+    }
+    return f4 ? 4 : 0;
 }
 
 int cnn_conv2d_nchwc_is_winograd(const cnn_conv2d_nchwc *pk)
 {
-    return pk && pk->wino != NULL;
+    return pk && pk->wino ? pk->wino_m : 0;
 }
 
 void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
@@ -217,9 +233,14 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     }
     const int can_wino = !in_nchw && p->groups == 1 && p->kh == 3 && p->kw == 3 &&
                          p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
-    if (can_wino && !(flags & CNN_NCHWC_DIRECT) &&
-        ((flags & CNN_NCHWC_WINOGRAD) || winograd_pays(p))) {
-        st = cnn_winograd_pack_nchwc_f32(p, w, &pk->wino);
+    const int wm = !can_wino || (flags & CNN_NCHWC_DIRECT) ? 0
+                   : flags & CNN_NCHWC_WINOGRAD2                ? 2
+                   : flags & CNN_NCHWC_WINOGRAD                 ? 4
+                                                                : winograd_pays(p);
+    if (wm) {
+        pk->wino_m = wm;
+        st = (wm == 2 ? cnn_winograd2_pack_nchwc_f32 : cnn_winograd_pack_nchwc_f32)(p, w,
+                                                                                  &pk->wino);
         if (st != CNN_OK) {
             cnn_conv2d_nchwc_free(pk);
             return st;
@@ -393,7 +414,8 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     if (pk->wino) {
         cnn_conv2d_params p = pk->p;
         p.n = n;
-        return plat->winograd_nchwc(&p, pk->wino, x, pk->bias, residual, y, threads);
+        return (pk->wino_m == 2 ? plat->winograd2_nchwc : plat->winograd_nchwc)(
+            &p, pk->wino, x, pk->bias, residual, y, threads);
     }
     if (pk->depthwise)
         return plat->nchwc_depthwise(pk, n, x, residual, y, pool, threads);

@@ -23,6 +23,7 @@ struct cnn_conv2d_nchwc {
                              * floats one zmm load (cnn_nchwc_w_at) */
     float *bias;            /* [ocb * 8], zero past k */
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
+    int wino_m;             /* its output tile: 4 F(4x4, 3x3), 2 F(2x2, 3x3) */
     int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
                              * interleaved per vector (csrc/ops/nchwc_grouped.c); w
                              * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */

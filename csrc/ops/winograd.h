@@ -84,24 +84,52 @@ cnn_status cnn_winograd_nchwc_run_avx512(const cnn_conv2d_params *p, const float
                                          const float *x, const float *bias,
                                          const float *residual, float *y, int threads);
 
+cnn_status cnn_winograd2_nchwc_run_avx2(const cnn_conv2d_params *p, const float *packed,
+                                        const float *x, const float *bias,
+                                        const float *residual, float *y, int threads);
+cnn_status cnn_winograd2_nchwc_run_avx512(const cnn_conv2d_params *p, const float *packed,
+                                          const float *x, const float *bias,
+                                          const float *residual, float *y, int threads);
+
 /* The GEMM stage of one task of the blocked Winograd driver: for each of
- * the 36 xi, M[xi] rows [l0, l1) - l0, columns [k0, k1) - k0 (ldm apart,
+ * the nxi (36 or 16) xi, M[xi] rows [l0, l1) - l0, columns [k0, k1) - k0 (ldm apart,
  * mstride per xi) = V[xi] rows [l0, l1) (ldv apart, vstride per xi, cp
  * channels) x U[xi] (packed, kp x cp). It may compute whole groups of
  * `rows` (the driver's align) past l1: V and M have room for them. */
-typedef void (*cnn_wino_gemm_fn)(const float *V, int64_t vstride, int64_t ldv,
+typedef void (*cnn_wino_gemm_fn)(int nxi, const float *V, int64_t vstride, int64_t ldv,
                                  const float *U, int64_t kp, int64_t cp, float *M,
                                  int64_t mstride, int64_t ldm, int64_t l0, int64_t l1,
                                  int64_t k0, int64_t k1);
 /* The blocked Winograd driver (csrc/x86/winograd_nchwc_avx2.c): transforms
  * and work split, with the ISA's GEMM stage; task tile ranges are cut at
  * multiples of align (its micro-kernel's rows), output channel ranges at
- * multiples of pstep panels of 16 (its micro-kernel's columns / 16). */
+ * multiples of pstep panels of 16 (its micro-kernel's columns / 16); m the
+ * output tile: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3). */
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
                                     float *y, int threads, cnn_wino_gemm_fn gemm, int align,
-                                    int pstep);
+                                    int pstep, int m);
 #endif
+
+/* Winograd F(2x2, 3x3) on the blocked layout (csrc/ops/winograd2.c), for
+ * small maps with many channels where F(4x4, 3x3) has too few tiles to
+ * amortise streaming its 36-position U (ResNet layer4's 512->512 @7x7):
+ * 4x4 input tiles at stride 2, 16 positions, with (points 0, +-1, inf)
+ *   B^T = [1  0 -1  0]   G = [  1    0    0]   A^T = [1 1  1  0]
+ *         [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
+ *         [0 -1  1  0]       [1/2 -1/2  1/2]
+ *         [0  1  0 -1]       [  0    0    1]
+ * U packed as the F(4x4) blocked layout with 16 xi in place of 36:
+ * packed[xi*kp*cp + p0*cp + c*pw + k-p0]. Runs take the F(4x4) blocked
+ * runs' arguments. */
+cnn_status cnn_winograd2_pack_nchwc_f32(const cnn_conv2d_params *p, const float *w,
+                                        float **packed);
+/* The scalar oracle of the blocked F(2x2, 3x3) runs: tile by tile, every
+ * lane of the kp output channels (zeros past K take bias, residual and the
+ * activation as the SIMD runs do). */
+cnn_status cnn_winograd2_nchwc_run_ref(const cnn_conv2d_params *p, const float *packed,
+                                       const float *x, const float *bias,
+                                       const float *residual, float *y, int threads);
 
 /* Rows of the packed filter: 6 * ceil(K/6). */
 static inline int64_t cnn_wino_kpad(int64_t k)

@@ -1,5 +1,5 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-/* Blocked Winograd F(4x4, 3x3) with an AVX-512 GEMM stage: the transforms
+/* Blocked Winograd F(4x4, 3x3) and F(2x2, 3x3) with an AVX-512 GEMM stage: the transforms
  * and the work split are the AVX2 driver's (csrc/x86/winograd_nchwc_avx2.c,
  * 8 channels per vector either way); the 36 GEMMs use a 12 x 32 micro-
  * kernel: 12 tiles of V broadcast against two 16-wide panels of U, one zmm
@@ -79,11 +79,11 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
     }
 
 /* cnn_wino_gemm_fn: panels two at a time, then a lone 16 or 8. */
-static void gemm_avx512(const float *V, int64_t vstride, int64_t ldv, const float *U, int64_t kp,
-                        int64_t cp, float *M, int64_t mstride, int64_t ldm, int64_t l0,
-                        int64_t l1, int64_t k0, int64_t k1)
+static void gemm_avx512(int nxi, const float *V, int64_t vstride, int64_t ldv, const float *U,
+                        int64_t kp, int64_t cp, float *M, int64_t mstride, int64_t ldm,
+                        int64_t l0, int64_t l1, int64_t k0, int64_t k1)
 {
-    for (int xi = 0; xi < 36; xi++) {
+    for (int xi = 0; xi < nxi; xi++) {
         const float *vx = V + xi * vstride;
         const float *ux = U + xi * kp * cp;
         float *mx = M + xi * mstride;
@@ -108,7 +108,16 @@ cnn_status cnn_winograd_nchwc_run_avx512(const cnn_conv2d_params *p, const float
                                          const float *x, const float *bias,
                                          const float *residual, float *y, int threads)
 {
-    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12, 2);
+    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12, 2,
+                                    4);
+}
+
+cnn_status cnn_winograd2_nchwc_run_avx512(const cnn_conv2d_params *p, const float *packed,
+                                          const float *x, const float *bias,
+                                          const float *residual, float *y, int threads)
+{
+    return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx512, 12, 2,
+                                    2);
 }
 
 /* U of one panel (csrc/ops/winograd_filter.h), this file's ISA. */

@@ -34,6 +34,7 @@ def _window_dims(dims, box):
 CASES = [  # (n, c, h, w, k, kh, kw, stride, pads, dilation, groups, winograd)
     (2, 16, 13, 11, 24, 3, 3, 1, 1, 1, 1, False),
     (1, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, True),
+    (2, 13, 7, 9, 21, 3, 3, 1, 1, 1, 1, "f2x3"),    # Winograd F(2x2, 3x3)
     (1, 24, 15, 9, 8, 3, 3, 2, 1, 1, 1, False),
     (1, 8, 12, 12, 16, 1, 1, 1, 0, 1, 1, False),
     (2, 16, 11, 10, 16, 3, 3, 1, 2, 2, 16, False),     # depthwise, dilated
