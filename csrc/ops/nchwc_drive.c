@@ -114,7 +114,7 @@ typedef struct plan {
     int flat, span, passes, pf_next, gfast, wide, shape, kind, threads;
     int tiles_ok;           /* the kernels take tile lists (shape 3) */
     cnn_ptile *tiles;       /* a padded small plane's tiles (shape 3), or NULL */
-    int64_t *tstart;        /* tile t's first pixel in the order the tiles cover the plane */
+    int64_t *tcut;          /* chunk c's tiles: [tcut[c], tcut[c + 1]) */
     int64_t ntiles;
     int64_t wob;            /* floats per output block of packed weights */
     int64_t gblocks, gpairs, pairs;   /* blocks and pairs per conv group; pairs in all */
@@ -177,7 +177,6 @@ static void tiles_emit(plan *pl, const int64_t *px, int64_t m, int64_t ow, const
     for (int64_t t = (m + 11) / 12, left = m; t > 0; t--) {
         const int64_t c = left / t;
         cnn_ptile *tl = &pl->tiles[pl->ntiles];
-        pl->tstart[pl->ntiles] = pl->ntiles ? pl->tstart[pl->ntiles - 1] + tl[-1].n : 0;
         pl->ntiles++;
         memset(tl, 0, sizeof *tl);
         tl->n = (int32_t)c;
@@ -205,11 +204,11 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     const int64_t cap = oh * ((ow + 11) / 12) + ow * ((oh + 11) / 12) + oh * ow / 12 + 2;
     int64_t *px = malloc((size_t)(oh * ow) * sizeof *px);
     pl->tiles = malloc((size_t)cap * sizeof *pl->tiles);
-    pl->tstart = malloc((size_t)cap * sizeof *pl->tstart);
-    if (!px || !pl->tiles || !pl->tstart) {
-        free(px), free(pl->tiles), free(pl->tstart);
+    pl->tcut = malloc((size_t)(cap + 1) * sizeof *pl->tcut);
+    if (!px || !pl->tiles || !pl->tcut) {
+        free(px), free(pl->tiles), free(pl->tcut);
         pl->tiles = NULL;
-        pl->tstart = NULL;
+        pl->tcut = NULL;
         return 0;
     }
     pl->ntiles = 0;
@@ -293,13 +292,17 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     /* a padded plane up to 35 pixels wide (a copy: pk->p padded, pl->p
      * not) as tile lists that skip the taps in its padding: 1.03-1.19x
      * on 17 shapes from 7x7 to 35x35 (3x3 s1 and s2, 1x7, 7x1, 1x3, 3x1,
-     * 5x5), 1 thread. Not where the stored rows take an activation pass. */
+     * 5x5), 1 thread. On more threads only planes under 12 wide, which ran
+     * as span tiles before (2 threads: 1.03-1.19x); rows of 14 lost there
+     * (GoogLeNet's 24->64 and DenseNet's 128->32 @14x14: 0.88-0.97x). Not
+     * where the stored rows take an activation pass. */
     const cnn_conv2d_params *o = &pk->p;
     pl->tiles = NULL;
-    pl->tstart = NULL;
+    pl->tcut = NULL;
     pl->ntiles = 0;
     if (pl->tiles_ok && cb == B && pl->xcopy && o->kh * o->kw > 1 &&
-        (o->pt | o->pl | o->pb | o->pr) && cnn_act_in_tile(o->ep.act) && o->ow <= 35 &&
+        (o->pt | o->pl | o->pb | o->pr) && cnn_act_in_tile(o->ep.act) &&
+        o->ow <= (threads > 1 ? 11 : 35) &&
         pl->h * pl->w * B <= INT32_MAX && plan_tiles(pl, pk)) {
         pl->ow = pl->oh * pl->ow;
         pl->oh = 1;
@@ -429,6 +432,92 @@ static void plan_balance(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int th
     }
 }
 
+/* A tile's work: its pixels x taps, and a little for its store. */
+static int64_t tile_work(const cnn_ptile *t)
+{
+    return (int64_t)t->n * (t->ky1 - t->ky0) * (t->kx1 - t->kx0) + 1;
+}
+
+/* Chunks [c0, c0 + nc) over tiles [t0, t1): runs of whole tiles of about
+ * equal work, each up to the tile whose middle passes its share. */
+static void tiles_cut(plan *pl, int64_t t0, int64_t t1, int64_t c0, int64_t nc)
+{
+    int64_t work = 0, done = 0, t = t0;
+    for (int64_t i = t0; i < t1; i++)
+        work += tile_work(&pl->tiles[i]);
+    for (int64_t c = 0; c < nc; c++) {
+        pl->tcut[c0 + c] = t;
+        for (int64_t w; t < t1 && 2 * done + (w = tile_work(&pl->tiles[t])) <= 2 * work * (c + 1) / nc;
+             t++)
+            done += w;
+    }
+    pl->tcut[c0 + nc] = t1;
+}
+
+/* The tiles reordered into parts of about equal work, one a thread: each
+ * takes, in list order (the full tiles first), every tile that still fits
+ * its share, so the light border tiles fill what the full ones leave
+ * (DenseNet's 128->32 @7x7: 189:187 where cuts by work gave 228:148).
+ * 0: no memory (the order stays). */
+static int tiles_parts(plan *pl, int parts, int64_t *bound)
+{
+    cnn_ptile *src = malloc((size_t)pl->ntiles * sizeof *src);
+    char *used = calloc((size_t)pl->ntiles, 1);
+    if (!src || !used) {
+        free(src), free(used);
+        return 0;
+    }
+    memcpy(src, pl->tiles, (size_t)pl->ntiles * sizeof *src);
+    int64_t left = 0, out = 0;
+    for (int64_t t = 0; t < pl->ntiles; t++)
+        left += tile_work(&src[t]);
+    for (int j = 0; j < parts; j++) {
+        const int64_t share = left / (parts - j);
+        int64_t acc = 0;
+        bound[j] = out;
+        for (int64_t t = 0; t < pl->ntiles; t++) {
+            const int64_t w = tile_work(&src[t]);
+            if (used[t] || (j < parts - 1 && acc + w > share))
+                continue;
+            used[t] = 1;
+            pl->tiles[out++] = src[t];
+            acc += w;
+        }
+        left -= acc;
+    }
+    bound[parts] = out;
+    free(src);
+    free(used);
+    return 1;
+}
+
+/* A tile list's units: chunks of whole tiles of about equal work (pixels x
+ * taps), as many as plan_chunks made of its pixels (at most one a tile),
+ * raised until the threads divide the units; where the threads share one
+ * image's one group, in equal parts of the tiles, one a thread
+ * (tiles_parts). */
+static void plan_tile_units(plan *pl, int64_t n, int threads)
+{
+    if (!pl->tiles)
+        return;
+    int64_t nc = pl->nchunks < pl->ntiles ? pl->nchunks : pl->ntiles;
+    for (int64_t c = nc; threads > 1 && c <= pl->ntiles && c < nc + threads; c++)
+        if (n * pl->groups * c % threads == 0) {
+            nc = c;
+            break;
+        }
+    int64_t bound[9];
+    if (threads > 1 && threads <= 8 && n * pl->groups == 1 && nc % threads == 0 &&
+        tiles_parts(pl, threads, bound)) {
+        for (int j = 0; j < threads; j++)
+            tiles_cut(pl, bound[j], bound[j + 1], j * (nc / threads), nc / threads);
+    } else {
+        tiles_cut(pl, 0, pl->ntiles, 0, nc);
+    }
+    pl->nchunks = nc;
+    pl->units = n * pl->groups * pl->oh * nc;
+}
+
 /* The kernels for 1..4 blocks, wide's where it has them, and the interior
  * output columns (every tap kx inside [0, w)). */
 static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_rows *pairs,
@@ -548,9 +637,7 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
     const float *ximg = pl->x + img * pl->in_blocks * xplane;
     crow r;
     unit_row(pl, pk, oy, &r);
-    int64_t t0 = 0, t1 = 0;   /* tile lists: the tiles that start in [x0, x1) */
-    while (t0 < pl->ntiles && pl->tstart[t0] < x0) t0++;
-    for (t1 = t0; t1 < pl->ntiles && pl->tstart[t1] < x1;) t1++;
+    const int64_t t0 = pl->tiles ? pl->tcut[ck] : 0, t1 = pl->tiles ? pl->tcut[ck + 1] : 0;
     const int64_t pr_end = (g + 1) * pl->gp < pl->pairs ? (g + 1) * pl->gp : pl->pairs;
     for (int64_t pr = g * pl->gp; pr < pr_end;) {
         const int64_t cg = pr / pl->gpairs, ob = pair_block(pl, pr);
@@ -602,6 +689,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
     plan_balance(&pl, pk, n, threads);
+    plan_tile_units(&pl, n, threads);
     /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one
      * thread: fork and barriers cost more than it saves. Unless its
      * weights are many: streamed from L3, two cores read them faster. */
@@ -617,6 +705,6 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         run_unit(&pl, pk, u, residual, y, act);
     free(pl.xcopy);
     free(pl.tiles);
-    free(pl.tstart);
+    free(pl.tcut);
     return CNN_OK;
 }
