@@ -6,6 +6,7 @@
  * own drivers. The measurements behind each choice are in the commit
  * history (git log -S on the function's name).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,11 +15,12 @@
 #define B CNN_NCHWC
 
 /* A table's kernel for b + 1 blocks of a conv of the given shape (0: flat
- * 1x1, 1: span rows, 2: rows of the kind), or NULL. */
+ * 1x1, 1: span rows, 2: rows of the kind, 3: tile lists), or NULL. */
 static const void *table_kernel(const cnn_nchwc_rows *t, int shape, int s2, int kind, int b)
 {
-    return shape == 0 ? (const void *)t->pw[b]
+    return shape == 0   ? (const void *)t->pw[b]
            : shape == 1 ? (const void *)t->span[s2][b]
+           : shape == 3 ? (const void *)t->tiles[b]
                         : (const void *)t->row[kind][b];
 }
 
@@ -110,6 +112,10 @@ typedef struct plan {
     int64_t h, w, oh, ow;   /* as the kernels see them: a flat 1x1 or span conv is one row */
     int64_t span_ow;        /* a span conv's real output width */
     int flat, span, passes, pf_next, gfast, wide, shape, kind, threads;
+    int tiles_ok;           /* the kernels take tile lists (shape 3) */
+    cnn_ptile *tiles;       /* a padded small plane's tiles (shape 3), or NULL */
+    int64_t *tcut;          /* chunk c's tiles: [tcut[c], tcut[c + 1]) */
+    int64_t ntiles;
     int64_t wob;            /* floats per output block of packed weights */
     int64_t gblocks, gpairs, pairs;   /* blocks and pairs per conv group; pairs in all */
     int64_t chunk, nchunks; /* output pixels per unit; units per row */
@@ -153,6 +159,110 @@ static void plan_input(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     pl->xcopy = xc;
 }
 
+/* Taps [k0, k1) of k, dilation d, whose input i0 + k * d lies in [0, n). */
+static void tap_range(int64_t i0, int64_t k, int64_t d, int64_t n, int32_t *k0, int32_t *k1)
+{
+    int64_t a = 0, b = k;
+    while (a < b && i0 + a * d < 0) a++;
+    while (b > a && i0 + (b - 1) * d >= n) b--;
+    *k0 = (int32_t)a;
+    *k1 = (int32_t)b;
+}
+
+/* Output pixels px[0, m) of the plane (ow wide) as tiles of up to 12, as
+ * even as the count allows (49 -> 5 of 9-10), sharing the taps k. */
+static void tiles_emit(plan *pl, const int64_t *px, int64_t m, int64_t ow, const int32_t k[4])
+{
+    const cnn_conv2d_params *p = &pl->p;
+    for (int64_t t = (m + 11) / 12, left = m; t > 0; t--) {
+        const int64_t c = left / t;
+        cnn_ptile *tl = &pl->tiles[pl->ntiles];
+        pl->ntiles++;
+        memset(tl, 0, sizeof *tl);
+        tl->n = (int32_t)c;
+        tl->ky0 = k[0], tl->ky1 = k[1], tl->kx0 = k[2], tl->kx1 = k[3];
+        for (int64_t j = 0; j < c; j++, px++) {
+            tl->q[j] = (int32_t)*px;
+            tl->xo[j] = (int32_t)((*px / ow * p->sh * p->w + *px % ow * p->sw) * B);
+        }
+        left -= c;
+    }
+}
+
+/* The tile list of a padded small plane (pl->p the copy's geometry, pk->p
+ * the input's): first the pixels whose every tap is inside, in raster
+ * order (tiles span rows; the first reads all of a call's weights in
+ * order, from L3: a first tile that skipped taps left the later ones to
+ * miss on the rest, 512->512 @7x7 0.91x); then each output row whose top
+ * or bottom kernel rows fall wholly in the padding, as tiles that skip
+ * them (the corners' columns too); then each column whose left or right
+ * taps do, over the other rows, likewise. 0: the allocation was refused. */
+static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
+{
+    const cnn_conv2d_params *o = &pk->p;
+    const int64_t oh = o->oh, ow = o->ow;
+    const int64_t cap = oh * ((ow + 11) / 12) + ow * ((oh + 11) / 12) + oh * ow / 12 + 2;
+    int64_t *px = malloc((size_t)(oh * ow) * sizeof *px);
+    pl->tiles = malloc((size_t)cap * sizeof *pl->tiles);
+    pl->tcut = malloc((size_t)(cap + 1) * sizeof *pl->tcut);
+    if (!px || !pl->tiles || !pl->tcut) {
+        free(px), free(pl->tiles), free(pl->tcut);
+        pl->tiles = NULL;
+        pl->tcut = NULL;
+        return 0;
+    }
+    pl->ntiles = 0;
+    int32_t k[4], fx0 = (int32_t)o->kw, fx1 = 0;   /* the taps any column has */
+    for (int64_t ox = 0; ox < ow; ox++) {
+        tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+        if (k[2] < k[3]) {
+            fx0 = k[2] < fx0 ? k[2] : fx0;
+            fx1 = k[3] > fx1 ? k[3] : fx1;
+        }
+    }
+    if (fx0 > fx1)
+        fx0 = fx1 = 0;
+    int64_t full0 = oh, full1 = oh;   /* the rows with every kernel row inside */
+    for (int64_t oy = 0; oy < oh; oy++) {
+        tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
+        if (k[0] == 0 && k[1] == o->kh) {
+            full0 = full0 < oy ? full0 : oy;
+            full1 = oy + 1;
+        }
+    }
+    int64_t m = 0;
+    for (int64_t oy = full0; oy < full1; oy++)
+        for (int64_t ox = 0; ox < ow; ox++) {
+            tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+            if (k[2] == 0 && k[3] == o->kw)
+                px[m++] = oy * ow + ox;
+        }
+    k[0] = 0, k[1] = (int32_t)o->kh;
+    k[2] = 0, k[3] = (int32_t)o->kw;
+    if (m)
+        tiles_emit(pl, px, m, ow, k);
+    for (int64_t oy = 0; oy < oh; oy++) {
+        if (oy >= full0 && oy < full1)
+            continue;
+        tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
+        for (int64_t ox = 0; ox < ow; ox++)
+            px[ox] = oy * ow + ox;
+        k[2] = fx0, k[3] = fx1;
+        tiles_emit(pl, px, ow, ow, k);
+    }
+    k[0] = 0, k[1] = (int32_t)o->kh;
+    for (int64_t ox = 0; full0 < full1 && ox < ow; ox++) {
+        tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+        if (k[2] == 0 && k[3] == o->kw)
+            continue;
+        for (int64_t oy = full0; oy < full1; oy++)
+            px[oy - full0] = oy * ow + ox;
+        tiles_emit(pl, px, full1 - full0, ow, k);
+    }
+    free(px);
+    return 1;
+}
+
 /* The row shape: a flat 1x1 (stride 1, no padding) as one row of h*w
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
  * the wide 1x1 kernels' input passes and next-tile prefetch. */
@@ -179,8 +289,26 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     /* an input over 512 KiB comes from L3: prefetch the next tile's */
     pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
     pl->span_ow = pl->ow;
-    pl->span = cb == B && pl->ow < 12 && pl->oh > 1 && p->kh == 3 && p->kw == 3 && p->dh == 1 &&
-               p->dw == 1 && p->sh == p->sw && (p->sw == 1 || p->sw == 2) &&
+    /* a padded plane up to 35 pixels wide (a copy: pk->p padded, pl->p
+     * not) as tile lists that skip the taps in its padding: 1.03-1.19x
+     * on 17 shapes from 7x7 to 35x35 (3x3 s1 and s2, 1x7, 7x1, 1x3, 3x1,
+     * 5x5), 1 thread. On more threads only planes under 12 wide, which ran
+     * as span tiles before (2 threads: 1.03-1.19x); rows of 14 lost there
+     * (GoogLeNet's 24->64 and DenseNet's 128->32 @14x14: 0.88-0.97x). Not
+     * where the stored rows take an activation pass. */
+    const cnn_conv2d_params *o = &pk->p;
+    pl->tiles = NULL;
+    pl->tcut = NULL;
+    pl->ntiles = 0;
+    if (pl->tiles_ok && cb == B && pl->xcopy && o->kh * o->kw > 1 &&
+        (o->pt | o->pl | o->pb | o->pr) && cnn_act_in_tile(o->ep.act) &&
+        o->ow <= (threads > 1 ? 11 : 35) &&
+        pl->h * pl->w * B <= INT32_MAX && plan_tiles(pl, pk)) {
+        pl->ow = pl->oh * pl->ow;
+        pl->oh = 1;
+    }
+    pl->span = !pl->tiles && cb == B && pl->ow < 12 && pl->oh > 1 && p->kh == 3 && p->kw == 3 &&
+               p->dh == 1 && p->dw == 1 && p->sh == p->sw && (p->sw == 1 || p->sw == 2) &&
                !(p->pt | p->pl | p->pb | p->pr);
     if (pl->span) {
         pl->ow = pl->oh * pl->ow;
@@ -304,6 +432,92 @@ static void plan_balance(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int th
     }
 }
 
+/* A tile's work: its pixels x taps, and a little for its store. */
+static int64_t tile_work(const cnn_ptile *t)
+{
+    return (int64_t)t->n * (t->ky1 - t->ky0) * (t->kx1 - t->kx0) + 1;
+}
+
+/* Chunks [c0, c0 + nc) over tiles [t0, t1): runs of whole tiles of about
+ * equal work, each up to the tile whose middle passes its share. */
+static void tiles_cut(plan *pl, int64_t t0, int64_t t1, int64_t c0, int64_t nc)
+{
+    int64_t work = 0, done = 0, t = t0;
+    for (int64_t i = t0; i < t1; i++)
+        work += tile_work(&pl->tiles[i]);
+    for (int64_t c = 0; c < nc; c++) {
+        pl->tcut[c0 + c] = t;
+        for (int64_t w; t < t1 && 2 * done + (w = tile_work(&pl->tiles[t])) <= 2 * work * (c + 1) / nc;
+             t++)
+            done += w;
+    }
+    pl->tcut[c0 + nc] = t1;
+}
+
+/* The tiles reordered into parts of about equal work, one a thread: each
+ * takes, in list order (the full tiles first), every tile that still fits
+ * its share, so the light border tiles fill what the full ones leave
+ * (DenseNet's 128->32 @7x7: 189:187 where cuts by work gave 228:148).
+ * 0: no memory (the order stays). */
+static int tiles_parts(plan *pl, int parts, int64_t *bound)
+{
+    cnn_ptile *src = malloc((size_t)pl->ntiles * sizeof *src);
+    char *used = calloc((size_t)pl->ntiles, 1);
+    if (!src || !used) {
+        free(src), free(used);
+        return 0;
+    }
+    memcpy(src, pl->tiles, (size_t)pl->ntiles * sizeof *src);
+    int64_t left = 0, out = 0;
+    for (int64_t t = 0; t < pl->ntiles; t++)
+        left += tile_work(&src[t]);
+    for (int j = 0; j < parts; j++) {
+        const int64_t share = left / (parts - j);
+        int64_t acc = 0;
+        bound[j] = out;
+        for (int64_t t = 0; t < pl->ntiles; t++) {
+            const int64_t w = tile_work(&src[t]);
+            if (used[t] || (j < parts - 1 && acc + w > share))
+                continue;
+            used[t] = 1;
+            pl->tiles[out++] = src[t];
+            acc += w;
+        }
+        left -= acc;
+    }
+    bound[parts] = out;
+    free(src);
+    free(used);
+    return 1;
+}
+
+/* A tile list's units: chunks of whole tiles of about equal work (pixels x
+ * taps), as many as plan_chunks made of its pixels (at most one a tile),
+ * raised until the threads divide the units; where the threads share one
+ * image's one group, in equal parts of the tiles, one a thread
+ * (tiles_parts). */
+static void plan_tile_units(plan *pl, int64_t n, int threads)
+{
+    if (!pl->tiles)
+        return;
+    int64_t nc = pl->nchunks < pl->ntiles ? pl->nchunks : pl->ntiles;
+    for (int64_t c = nc; threads > 1 && c <= pl->ntiles && c < nc + threads; c++)
+        if (n * pl->groups * c % threads == 0) {
+            nc = c;
+            break;
+        }
+    int64_t bound[9];
+    if (threads > 1 && threads <= 8 && n * pl->groups == 1 && nc % threads == 0 &&
+        tiles_parts(pl, threads, bound)) {
+        for (int j = 0; j < threads; j++)
+            tiles_cut(pl, bound[j], bound[j + 1], j * (nc / threads), nc / threads);
+    } else {
+        tiles_cut(pl, 0, pl->ntiles, 0, nc);
+    }
+    pl->nchunks = nc;
+    pl->units = n * pl->groups * pl->oh * nc;
+}
+
 /* The kernels for 1..4 blocks, wide's where it has them, and the interior
  * output columns (every tap kx inside [0, w)). */
 static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_rows *pairs,
@@ -311,7 +525,7 @@ static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_r
 {
     const cnn_conv2d_params *p = &pl->p;
     pl->kind = pick_rows(p, pk->cb);
-    pl->shape = pl->flat && pk->cb == B ? 0 : pl->span ? 1 : 2;
+    pl->shape = pl->flat && pk->cb == B ? 0 : pl->tiles ? 3 : pl->span ? 1 : 2;
     for (int b = 0; b < 4; b++) {
         pl->fns[b] = wide ? table_kernel(wide, pl->shape, p->sw == 2, pl->kind, b) : NULL;
         if (!pl->fns[b] && b < 2)
@@ -390,8 +604,12 @@ static void unit_row(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t oy, cro
     r->iy0 = oy * p->sh - p->pt;
     r->ky0 = 0;
     r->ky1 = p->kh;
-    while (r->ky0 < r->ky1 && r->iy0 + r->ky0 * p->dh < 0) r->ky0++;
-    while (r->ky1 > r->ky0 && r->iy0 + (r->ky1 - 1) * p->dh >= pl->h) r->ky1--;
+    /* rows: not the kernel rows in the input's padding, a padded copy's
+     * zero rows included (pk->p's geometry; 7x1 @17x17: 1.10x) */
+    const cnn_conv2d_params *o = pl->shape == 2 ? &pk->p : p;
+    const int64_t iy0 = oy * o->sh - o->pt, h = pl->shape == 2 ? o->h : pl->h;
+    while (r->ky0 < r->ky1 && iy0 + r->ky0 * o->dh < 0) r->ky0++;
+    while (r->ky1 > r->ky0 && iy0 + (r->ky1 - 1) * o->dh >= h) r->ky1--;
     r->wob = pl->wob;
     r->yplane = pl->oh * pl->ow * B;
     r->ep = &p->ep;
@@ -419,6 +637,7 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
     const float *ximg = pl->x + img * pl->in_blocks * xplane;
     crow r;
     unit_row(pl, pk, oy, &r);
+    const int64_t t0 = pl->tiles ? pl->tcut[ck] : 0, t1 = pl->tiles ? pl->tcut[ck + 1] : 0;
     const int64_t pr_end = (g + 1) * pl->gp < pl->pairs ? (g + 1) * pl->gp : pl->pairs;
     for (int64_t pr = g * pl->gp; pr < pr_end;) {
         const int64_t cg = pr / pl->gpairs, ob = pair_block(pl, pr);
@@ -444,6 +663,8 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
             ((cnn_pw_fn)f)(&r, x0, x1);
         else if (pl->shape == 1)
             ((cnn_span_fn)f)(&r, x0, x1, pl->span_ow);
+        else if (pl->shape == 3)
+            ((cnn_tiles_fn)f)(&r, pl->tiles + t0, t1 - t0);
         else
             ((cnn_row_fn)f)(&r, x0, x1, pl->in_lo, pl->in_hi, p->pl, pl->w);
         if (!cnn_act_in_tile(p->ep.act))
@@ -462,11 +683,13 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     if (!pk->wpair)   /* the wide kernels read block-pair packs only */
         wide = NULL;
     pl.wide = wide != NULL;
+    pl.tiles_ok = (wide && wide->tiles[1]) || pairs->tiles[1];
     plan_input(&pl, pk, n, x, wide, threads);
     plan_shape(&pl, pk, n, residual, y, threads);
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
     plan_balance(&pl, pk, n, threads);
+    plan_tile_units(&pl, n, threads);
     /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one
      * thread: fork and barriers cost more than it saves. Unless its
      * weights are many: streamed from L3, two cores read them faster. */
@@ -481,5 +704,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     for (int64_t u = 0; u < pl.units; u++)
         run_unit(&pl, pk, u, residual, y, act);
     free(pl.xcopy);
+    free(pl.tiles);
+    free(pl.tcut);
     return CNN_OK;
 }

@@ -37,6 +37,16 @@ typedef void (*cnn_row_fn)(const crow *, int64_t, int64_t, int64_t, int64_t, int
 typedef void (*cnn_pw_fn)(const crow *, int64_t, int64_t);
 typedef void (*cnn_span_fn)(const crow *, int64_t, int64_t, int64_t);
 
+/* A tile of a padded small plane (the driver's tile lists): up to 12
+ * output pixels anywhere in the plane that share the taps [ky0, ky1) x
+ * [kx0, kx1) not wholly in the padding, the others skipped. */
+typedef struct cnn_ptile {
+    int32_t n, ky0, ky1, kx0, kx1;
+    int32_t xo[12];     /* input offset of pixel P's tap (0, 0) in a block plane */
+    int32_t q[12];      /* pixel P's index in the output plane */
+} cnn_ptile;
+typedef void (*cnn_tiles_fn)(const crow *, const cnn_ptile *, int64_t);
+
 /* Row kernel kinds (pick_rows): blocked (C8) or NCHW (C1) input, with the
  * kernel size and stride fixed at compile time where named. */
 enum { CNN_ROW_C8, CNN_ROW_C1, CNN_ROW_C8_K1S2, CNN_ROW_C8_K3S1, CNN_ROW_C8_K3S2,
@@ -50,6 +60,7 @@ typedef struct cnn_nchwc_rows {
     cnn_row_fn row[CNN_ROW_KINDS][4];
     cnn_pw_fn pw[4];            /* 1x1 stride 1 over the flattened image */
     cnn_span_fn span[2][4];     /* [stride 2][blocks - 1]: small 3x3 planes */
+    cnn_tiles_fn tiles[4];      /* tile lists of padded small planes, or NULL */
 } cnn_nchwc_rows;
 
 /* The blocked convolution (not depthwise, not Winograd) of pk: pairs' row

@@ -304,6 +304,7 @@ const cnn_nchwc_rows cnn_nchwc_pair_rows_avx2 = {
     },
     .pw = {pw_row_o1, pw_row_o2},
     .span = {{span_row_o1_s1, span_row_o2_s1}, {span_row_o1_s2, span_row_o2_s2}},
+    .tiles = {cnn_nchwc_tiles_o1_avx2, cnn_nchwc_tiles_o2_avx2},
 };
 
 /* -------------------------------------------------------------- depthwise */

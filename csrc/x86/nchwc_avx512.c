@@ -115,14 +115,17 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
 
 /* The store of a tile's PX pixels x NB output blocks from pixel OX0. The
  * epilogue copied to a local first: see CNN_TILE_STORE (AVX2). */
-#define OUT_PIX(P)                                                                       \
+#define OUT_PIX(P, AT)                                                                   \
     if (PX > P) {                                                                        \
-        store_pair(&ep_, a0##P, b0, y0 + P * B, r0 ? r0 + P * B : NULL, yp, n0);         \
+        store_pair(&ep_, a0##P, b0, y0 + AT(P), r0 ? r0 + AT(P) : NULL, yp, n0);         \
         if (NB > 2)                                                                      \
-            store_pair(&ep_, a1##P, b1, y0 + 2 * yp + P * B, r0 ? r0 + 2 * yp + P * B : NULL, \
+            store_pair(&ep_, a1##P, b1, y0 + 2 * yp + AT(P), r0 ? r0 + 2 * yp + AT(P) : NULL, \
                        yp, n1);                                                          \
     }
-#define TILE_STORE(OX0)                                                                  \
+/* pixel P's offset from the tile's first: the next in its row */
+#define AT_ROW(P) (P) * B
+#define TILE_STORE(OX0) TILE_STORE_AT(OX0, AT_ROW)
+#define TILE_STORE_AT(OX0, AT)                                                           \
     do {                                                                                 \
         const cnn_epilogue ep_ = *r->ep;                                                 \
         PAIR_COUNTS;                                                                     \
@@ -134,8 +137,9 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
         const int64_t yp = r->yplane;                                                    \
         float *y0 = r->y + (OX0) * B;                                                    \
         const float *r0 = r->res ? r->res + (OX0) * B : NULL;                            \
-        OUT_PIX(0) OUT_PIX(1) OUT_PIX(2) OUT_PIX(3) OUT_PIX(4) OUT_PIX(5)                \
-        OUT_PIX(6) OUT_PIX(7) OUT_PIX(8) OUT_PIX(9) OUT_PIX(10) OUT_PIX(11)              \
+        OUT_PIX(0, AT) OUT_PIX(1, AT) OUT_PIX(2, AT) OUT_PIX(3, AT) OUT_PIX(4, AT)       \
+        OUT_PIX(5, AT) OUT_PIX(6, AT) OUT_PIX(7, AT) OUT_PIX(8, AT) OUT_PIX(9, AT)       \
+        OUT_PIX(10, AT) OUT_PIX(11, AT)                                                  \
     } while (0)
 
 #define ALL_PIX(BASE, STEP)                                                           \
@@ -391,6 +395,63 @@ DEFINE_SPAN_ROW(span_row_s2_b2, 2, 2)
 DEFINE_SPAN_ROW(span_row_s1_b4, 4, 1)
 DEFINE_SPAN_ROW(span_row_s2_b4, 4, 2)
 
+/* A tile of a padded small plane's tile list (cnn_ptile): span_tile with
+ * each pixel's input and output offsets from the list and the taps it
+ * shares with its tile's other pixels, those wholly in the padding
+ * skipped (ResNet's 3x3s at 7x7: 361 of 441 taps inside the map). */
+#define AT_Q(P) (int64_t)t->q[P] * B
+INLINE void ptile(const crow *r, const int NB, const int PX, const cnn_ptile *t, const char *pf,
+                  int64_t pfn)
+{
+    ACC_DECL;
+    int64_t o[12];
+    for (int P = 0; P < 12; P++)
+        o[P] = t->xo[P < PX ? P : 0];
+    const int64_t wob = r->wob, kw = r->kw, taps = r->kh * r->kw;
+    const int64_t dy = r->dh * r->xrow, dx = r->dw * B;
+    const int64_t ky0 = t->ky0, ky1 = t->ky1, kx0 = t->kx0, kx1 = t->kx1;
+    const int64_t per = cnn_prefetch_share(pfn, r->icb);
+    for (int64_t ib = 0; ib < r->icb; ib++) {
+        cnn_prefetch_slice(pf, pfn, per, ib);
+        const float *xb = r->x + ib * r->xplane;
+        const float *wb = r->w + ib * taps * B * 2 * B;
+        for (int64_t ky = ky0; ky < ky1; ky++)
+            for (int64_t kx = kx0; kx < kx1; kx++) {
+                const float *xt = xb + ky * dy + kx * dx;
+                const float *wp = wb + (ky * kw + kx) * B * 2 * B;
+#pragma GCC unroll 8
+                for (int ci = 0; ci < B; ci++) {
+                    PAIR_WEIGHTS(wp + ci * 2 * B);
+                    const float *xc = xt + ci;
+                    FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
+                    FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
+                    FMA_PIX(6, xc + o[6]) FMA_PIX(7, xc + o[7]) FMA_PIX(8, xc + o[8])
+                    FMA_PIX(9, xc + o[9]) FMA_PIX(10, xc + o[10]) FMA_PIX(11, xc + o[11])
+                }
+            }
+    }
+    TILE_STORE_AT(0, AT_Q);
+}
+
+/* count tiles from t, NB output blocks; the next call's weights
+ * prefetched in equal shares over them */
+INLINE void ptiles(const crow *r, const int NB, const cnn_ptile *t, int64_t count)
+{
+    const char *pf = r->pf;
+    int64_t pf_left = pf ? r->pf_bytes : 0;
+    for (int64_t i = 0; i < count; i++, t++) {
+        const int64_t pfn = pf_left > 0 ? cnn_prefetch_share(pf_left, count - i) : 0;
+#define PT_CALL(PX) ptile(r, NB, PX, t, pf, pfn)
+        SWITCH12(t->n, PT_CALL)
+#undef PT_CALL
+        pf += pfn;
+        pf_left -= pfn;
+    }
+}
+
+static void tiles_b2(const crow *r, const cnn_ptile *t, int64_t count) { ptiles(r, 2, t, count); }
+static void tiles_b4(const crow *r, const cnn_ptile *t, int64_t count) { ptiles(r, 4, t, count); }
+
 /* Interior tiles of up to 12 with every tap inside the image, border
  * pixels one by one with their taps clipped; NB output blocks, CB input
  * channels per block, K and S the kernel size and stride fixed at compile
@@ -458,6 +519,7 @@ const cnn_nchwc_rows cnn_nchwc_wide_rows_avx512 = {
     },
     .pw = {pw_row_b1, pw_row_b2, pw_row_b3, pw_row_b4},
     .span = {BLOCKS(span_row_s1), BLOCKS(span_row_s2)},
+    .tiles = BLOCKS(tiles),
 };
 
 /* -------------------------------------------------- depthwise, block pairs */

@@ -20,6 +20,10 @@
 
 #define CNN_INLINE static inline __attribute__((always_inline))
 
+/* The AVX2 tile lists (nchwc_tiles_avx2.c), 1 and 2 output blocks. */
+void cnn_nchwc_tiles_o1_avx2(const crow *r, const cnn_ptile *t, int64_t count);
+void cnn_nchwc_tiles_o2_avx2(const crow *r, const cnn_ptile *t, int64_t count);
+
 /* cnn_act_in_tile's activations (identity for the others). */
 CNN_INLINE __m256 cnn_act_v(const cnn_epilogue *ep, __m256 v)
 {
