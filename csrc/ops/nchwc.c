@@ -279,16 +279,25 @@ void cnn_nchwc_scale_slabs(const cnn_conv2d_nchwc *pk, const float *s, float *w,
         const float *src = pk->w + sl * runs * L;
         float *dst = w + sl * runs * L;
         const int64_t lanes = odd_pair && sl == slabs - 1 ? B : L;
-        for (int64_t q = 0; q < runs; q++) {
-            const float f = s[q / (taps * B) * B + q % B];
-            if (lanes == 2 * B)
-                for (int64_t l = 0; l < 2 * B; l++)
-                    dst[q * L + l] = src[q * L + l] * f;
-            else
-                for (int64_t l = 0; l < B; l++)
-                    dst[q * L + l] = src[q * L + l] * f;
+        /* the factor by loop (ib, tap, lane), not a division per run; one
+         * loop per lane count, so that the compiler vectorises them */
+        if (lanes == 2 * B) {
+            for (int64_t q = 0; q < runs; q += B)
+                for (int64_t c = 0; c < B; c++) {
+                    const float f = s[q / (taps * B) * B + c];
+                    for (int64_t l = 0; l < 2 * B; l++)
+                        dst[(q + c) * L + l] = src[(q + c) * L + l] * f;
+                }
+        } else {
+            for (int64_t q = 0; q < runs; q += B)
+                for (int64_t c = 0; c < B; c++) {
+                    const float f = s[q / (taps * B) * B + c];
+                    for (int64_t l = 0; l < B; l++)
+                        dst[(q + c) * L + l] = src[(q + c) * L + l] * f;
+                }
             if (lanes < L)
-                memset(dst + q * L + B, 0, B * sizeof(float));
+                for (int64_t q = 0; q < runs; q++)
+                    memset(dst + q * L + B, 0, B * sizeof(float));
         }
     }
 }

@@ -344,6 +344,10 @@ static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, const float *g
     if (!gate)
         return CNN_OK;
     pl->gate_x = pl->flat && pl->ow < pk->p.k;
+    /* input chunks whole per thread (sets fastest): each thread scales
+     * only its own pixels, and reads each set's weights once as before */
+    if (pl->gate_x && threads > 1 && pl->nchunks % threads == 0)
+        pl->gfast = 1;
     int64_t per = pl->gate_x ? pl->in_blocks * pl->h * pl->w * pk->cb : cnn_nchwc_w_count(pk);
     per = (per + 15) & ~(int64_t)15;
     pl->gper = per;
@@ -504,8 +508,12 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
         r.y = y + yoff;
         r.res = residual ? residual + yoff : NULL;
         unit_prefetch(pl, pk, &r, pr_end, nxt, ck, oy);
-        if (wts != pk->w)   /* the next group's scaled weights are not made yet */
-            r.pf = NULL;
+        /* scaled weights: this group's from the thread's copy; the next
+         * group's are not made yet */
+        if (wts != pk->w && r.pf)
+            r.pf = pl->shape != 2 && nxt < pr_end
+                       ? (const char *)wts + ((const char *)r.pf - (const char *)pk->w)
+                       : NULL;
         r.nb = nb;
         const void *f = pl->fns[nb - 1];
         if (pl->shape == 0)
