@@ -350,11 +350,13 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
         free(xs);
         return st;
     }
-    /* the driver scales what each thread reads into its own copy */
-    if (!pk->wpair || plat->nchwc_wpair)
+    /* 2+ threads: the driver scales what each thread reads into its own
+     * copy; one thread scales all weights first (its per-group scaling,
+     * without the next group's prefetch, ran slower) */
+    if (threads > 1 && (!pk->wpair || plat->nchwc_wpair))
         return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
                                     plat->nchwc_wide_rows, plat->act_row, s);
-    /* a pair pack at a level that reads single blocks (tests switch levels) */
+    /* or a pair pack at a level that reads single blocks (tests switch levels) */
     float *w = cnn_alloc_floats(count);
     if (!w)
         return CNN_ERR_OOM;
