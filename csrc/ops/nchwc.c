@@ -284,43 +284,58 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
     return CNN_OK;
 }
 
-/* w = pk->w with input channel ib*8 + ci scaled by s[ib*8 + ci]: in the
- * pack's order, runs of L (8, or 16 for a block pair) floats share one
- * factor (a loop the compiler vectorises, where an index per 8 floats kept
- * a serial step of MobileNetV3's gated convs at 2 threads); a wpair pack's
- * zero block past an odd ocb stays zero. */
-static void scale_weights(const cnn_conv2d_nchwc *pk, const float *s, float *w, int threads)
+/* Slabs [sl0, sl1) (block pairs of a wpair pack, else blocks) of w =
+ * pk->w with input channel ib*8 + ci scaled by s[ib*8 + ci]: in the pack's
+ * order, runs of L (8, or 16 for a block pair) floats share one factor (a
+ * loop the compiler vectorises, where an index per 8 floats kept a serial
+ * step of MobileNetV3's gated convs at 2 threads); a wpair pack's zero
+ * block past an odd ocb stays zero. */
+void cnn_nchwc_scale_slabs(const cnn_conv2d_nchwc *pk, const float *s, float *w, int64_t sl0,
+                           int64_t sl1)
 {
     const int64_t taps = pk->p.kh * pk->p.kw, runs = pk->icb * taps * B;
     const int64_t L = pk->wpair ? 2 * B : B, slabs = pk->wpair ? (pk->ocb + 1) / 2 : pk->ocb;
     const int odd_pair = pk->wpair && pk->ocb % 2;
-    /* the threads split the runs evenly, not the slabs (7 pairs split 4:3) */
-    const int64_t total = slabs * runs;
-    if (threads > total)
-        threads = (int)total;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t t = 0; t < threads; t++) {
-        const int64_t lo = total * t / threads, hi = total * (t + 1) / threads;
-        for (int64_t sl = lo / runs; sl * runs < hi; sl++) {
-            const int64_t q0 = lo > sl * runs ? lo - sl * runs : 0;
-            const int64_t q1 = hi < (sl + 1) * runs ? hi - sl * runs : runs;
-            const float *src = pk->w + sl * runs * L;
-            float *dst = w + sl * runs * L;
-            const int64_t lanes = odd_pair && sl == slabs - 1 ? B : L;
-            for (int64_t q = q0; q < q1; q++) {
-                const float f = s[q / (taps * B) * B + q % B];
-                if (lanes == 2 * B)
+    for (int64_t sl = sl0; sl < sl1; sl++) {
+        const float *src = pk->w + sl * runs * L;
+        float *dst = w + sl * runs * L;
+        const int64_t lanes = odd_pair && sl == slabs - 1 ? B : L;
+        /* the factor by loop (ib, tap, lane), not a division per run; one
+         * loop per lane count, so that the compiler vectorises them */
+        if (lanes == 2 * B) {
+            for (int64_t q = 0; q < runs; q += B)
+                for (int64_t c = 0; c < B; c++) {
+                    const float f = s[q / (taps * B) * B + c];
                     for (int64_t l = 0; l < 2 * B; l++)
-                        dst[q * L + l] = src[q * L + l] * f;
-                else
+                        dst[(q + c) * L + l] = src[(q + c) * L + l] * f;
+                }
+        } else {
+            for (int64_t q = 0; q < runs; q += B)
+                for (int64_t c = 0; c < B; c++) {
+                    const float f = s[q / (taps * B) * B + c];
                     for (int64_t l = 0; l < B; l++)
-                        dst[q * L + l] = src[q * L + l] * f;
-                if (lanes < L)
+                        dst[(q + c) * L + l] = src[(q + c) * L + l] * f;
+                }
+            if (lanes < L)
+                for (int64_t q = 0; q < runs; q++)
                     memset(dst + q * L + B, 0, B * sizeof(float));
-            }
         }
     }
 }
+
+/* All of w scaled (cnn_nchwc_scale_slabs), one slab per thread's turn. */
+static void scale_weights(const cnn_conv2d_nchwc *pk, const float *s, float *w, int threads)
+{
+    const int64_t slabs = pk->wpair ? (pk->ocb + 1) / 2 : pk->ocb;
+    if (threads > slabs)
+        threads = (int)slabs;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t sl = 0; sl < slabs; sl++)
+        cnn_nchwc_scale_slabs(pk, s, w, sl, sl + 1);
+}
+
+static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                      const float *residual, float *y, float *pool, int threads);
 
 cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                            const float *x, const float *s,
@@ -337,6 +352,32 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     int64_t t;
     if (!cnn_mul_ok(n, xsize, &t) || !cnn_mul_ok(n, ysize, &t))
         return CNN_ERR_SHAPE;
+    const cnn_platform *plat = cnn_plat();
+    if (!plat->nchwc_pair_rows)
+        return CNN_ERR_UNSUPPORTED;
+    if (threads < 1)
+        threads = 1;
+    /* one thread, a flat 1x1 on a plane smaller than K: the level's scaling
+     * of the whole input first (the driver's portable per-chunk loop cost
+     * 1 thread 2-3 %: 576->96 @7x7 52.6 -> 54.0 us) */
+    const cnn_conv2d_params *p = &pk->p;
+    if (threads == 1 && plat->nchwc_scale && p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 &&
+        !(p->pt | p->pl | p->pb | p->pr) && p->h * p->w < p->k) {
+        float *xs = cnn_alloc_floats(n * xsize);
+        if (!xs)
+            return CNN_ERR_OOM;
+        plat->nchwc_scale(n, pk->icb * B, p->h * p->w, x, s, xs, 1);
+        const cnn_status st = run(pk, n, xs, residual, y, NULL, 1);
+        free(xs);
+        return st;
+    }
+    /* 2+ threads: the driver scales what each thread reads into its own
+     * copy; one thread scales all weights first (its per-group scaling,
+     * without the next group's prefetch, ran slower) */
+    if (threads > 1 && (!pk->wpair || plat->nchwc_wpair))
+        return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
+                                    plat->nchwc_wide_rows, plat->act_row, s);
+    /* or a pair pack at a level that reads single blocks (tests switch levels) */
     float *w = cnn_alloc_floats(count);
     if (!w)
         return CNN_ERR_OOM;
@@ -352,8 +393,6 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     return st;
 }
 
-static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                      const float *residual, float *y, float *pool, int threads);
 
 cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, int threads)
@@ -390,7 +429,7 @@ static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc 
                     memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, r, ci),
                            pk->w + cnn_nchwc_w_at(pk, ob, ib, r, ci), B * sizeof(float));
     const cnn_status st = cnn_nchwc_conv_drive(&plain, n, x, residual, y, threads,
-                                               plat->nchwc_pair_rows, NULL, plat->act_row);
+                                               plat->nchwc_pair_rows, NULL, plat->act_row, NULL);
     free(plain.w);
     return st;
 }
@@ -427,5 +466,5 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     if (pk->wpair && !plat->nchwc_wpair)
         return run_unpaired(plat, pk, n, x, residual, y, threads);
     return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
-                                plat->nchwc_wide_rows, plat->act_row);
+                                plat->nchwc_wide_rows, plat->act_row, NULL);
 }

@@ -53,6 +53,11 @@ static inline int64_t cnn_nchwc_w_count(const struct cnn_conv2d_nchwc *pk)
     return ocb * pk->icb * pk->p.kh * pk->p.kw * pk->cb * CNN_NCHWC;
 }
 
+/* Slabs [sl0, sl1) (block pairs of a wpair pack, else blocks) of pk->w
+ * with input channel c scaled by s[c], into the same places of w. */
+void cnn_nchwc_scale_slabs(const struct cnn_conv2d_nchwc *pk, const float *s, float *w,
+                           int64_t sl0, int64_t sl1);
+
 /* The portable reorders and channel gather (the scalar table's entries;
  * arguments validated by their cnn_*_f32 callers). */
 void cnn_nchw_to_nchwc_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,

@@ -65,11 +65,13 @@ typedef struct cnn_nchwc_rows {
 
 /* The blocked convolution (not depthwise, not Winograd) of pk: pairs' row
  * kernels, wide's (NULL: none) where they cover more blocks; act the
- * exp-based activations the tiles leave to a pass over each stored row. */
+ * exp-based activations the tiles leave to a pass over each stored row.
+ * gate: NULL, or the conv of x scaled per image and input channel (blocked
+ * (n, icb, 8); groups 1, blocked input, pk's own layout). */
 cnn_status cnn_nchwc_conv_drive(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
                                 const cnn_nchwc_rows *pairs, const cnn_nchwc_rows *wide,
-                                cnn_act_row_fn act);
+                                cnn_act_row_fn act, const float *gate);
 
 /* The activations applied in registers as a tile is stored: short enough
  * to inline in every tile variant. The others (exp-based: sigmoid, SiLU,

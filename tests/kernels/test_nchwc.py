@@ -284,6 +284,35 @@ def test_gated_1x1_with_odd_block_counts_matches_oracle(n, c, h, w, k, rng):
         assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c), what=f"gated {threads}")
 
 
+@pytest.mark.parametrize("n,c,h,w,k,ks,stride,pad", [
+    (1, 576, 7, 7, 96, 1, 1, 0),     # plane < K: input chunks scaled, passes at 2 threads
+    (2, 61, 3, 5, 40, 1, 1, 0),      # input scaled, batch 2, prime C, partial block
+    (3, 19, 1, 1, 13, 1, 1, 0),      # one pixel, batch 3, odd blocks
+    (2, 37, 9, 7, 21, 1, 1, 0),      # plane >= K: weights scaled per group, batch 2
+    (1, 40, 11, 9, 24, 3, 1, 1),     # 3x3 padded (a padded copy): weights scaled
+    (2, 24, 9, 9, 40, 1, 2, 0),      # strided 1x1: its subsampled copy's chunks scaled
+])
+def test_gated_conv_threads_scale_own_copies_match_oracle(n, c, h, w, k, ks, stride, pad, rng):
+    """Each thread scales what its units read (input chunks, or its groups'
+    weights) once per image: at 1, 2 and 3 threads, batch > 1, equal to
+    the scalar oracle on the scaled input."""
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32)
+    wt = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, wt, (stride, stride), (pad,) * 4, (1, 1), 1)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 1, 0.0, 0.0, 2)
+    pk = _k.ConvNCHWc(wt.ravel(), b, dims, 1, 0.0, 0.0, False, False)
+    for threads in (1, 2, 3):
+        y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+        pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), to_blocked(res).ravel(), y.ravel(),
+                      threads)
+        assert np.isfinite(y).all(), "padding lanes must stay finite"
+        assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c * ks * ks), what=f"gated {threads}")
+
+
 def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
     w = np.ones((8, 2, 3, 3), np.float32)
     dims = (1, 4, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 5, 5)

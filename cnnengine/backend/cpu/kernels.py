@@ -150,24 +150,19 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         return y, pool
 
     def run_gated(ins, out, t):
+        # the kernel scales the activations (planes smaller than K) or the
+        # weights, each thread its own copy of what it reads
         y = _buf(out, oshape)
         pk.run_scaled(ins[0].reshape(-1), ins[4].reshape(-1), ins[3].reshape(-1) if has_res else None,
                       y.reshape(-1), t)
         return y
 
-    def run_gate_first(ins, out, t):
-        # small planes: scaling the activations (C*H*W) is less than the
-        # weights (K*C); a scratch per run keeps concurrent runs apart
-        xs = np.empty(ins[0].size, np.float32)
-        K.nchwc_scale(ins[0].reshape(-1), ins[4].reshape(-1), xs, in_shape[0], in_shape[1],
-                      in_shape[2] * in_shape[3], t)
-        return run([xs] + list(ins[1:]), out, t)
     if len(node.outputs) > 1:
         return run_pooled
     if not has_gate:
         run.pack, run.dims = pk, dims      # for window runs (conv_window)
         return run
-    return run_gated if in_shape[2] * in_shape[3] >= w.shape[0] else run_gate_first
+    return run_gated
 
 
 def conv_window(plan_runner, node):
