@@ -112,13 +112,9 @@ void cnn_wino_filter_ref(const float *w, int64_t C, int64_t nl, int64_t width, f
 static cnn_status alloc_u(const cnn_conv2d_params *p, const float *w, float **packed,
                           int64_t rows, int64_t cols, float **u, int64_t *count)
 {
-    if (!p || !w || !packed)
-        return CNN_ERR_ARG;
-    if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
-        p->groups != 1)
-        return CNN_ERR_UNSUPPORTED;
-    if (p->k < 1 || p->c < 1)
-        return CNN_ERR_SHAPE;
+    const cnn_status st = cnn_wino_args(p, w, packed);
+    if (st != CNN_OK)
+        return st;
     if (!cnn_mul_ok(rows, cols, count) || !cnn_mul_ok(*count, 36, count))
         return CNN_ERR_SHAPE;
     *u = cnn_alloc_packed(*count);

@@ -62,6 +62,20 @@ void cnn_wino_filter_avx2(const float *w, int64_t C, int64_t nl, int64_t width, 
 void cnn_wino_filter_avx512(const float *w, int64_t C, int64_t nl, int64_t width, float *dst,
                             int64_t xs);
 
+/* The arguments a Winograd packer takes: a dense 3x3, stride 1, no
+ * dilation, at least one channel each way (F(4x4) and F(2x2) alike). */
+static inline cnn_status cnn_wino_args(const cnn_conv2d_params *p, const float *w, float **packed)
+{
+    if (!p || !w || !packed)
+        return CNN_ERR_ARG;
+    if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
+        p->groups != 1)
+        return CNN_ERR_UNSUPPORTED;
+    if (p->k < 1 || p->c < 1)
+        return CNN_ERR_SHAPE;
+    return CNN_OK;
+}
+
 /* The blocked-layout (NCHW8c) variant, for cnn_conv2d_nchwc: U packed as,
  * for each xi, panels of 16 output channels (8 for an odd last block of 8)
  * of [cp][16]: packed[xi*kp*cp + p0*cp + c*pw + k-p0] = U[xi][k][c] with

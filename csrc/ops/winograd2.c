@@ -35,13 +35,9 @@ cnn_status cnn_winograd2_pack_nchwc_f32(const cnn_conv2d_params *p, const float 
 {
     if (packed)
         *packed = NULL;
-    if (!p || !w || !packed)
-        return CNN_ERR_ARG;
-    if (p->kh != 3 || p->kw != 3 || p->sh != 1 || p->sw != 1 || p->dh != 1 || p->dw != 1 ||
-        p->groups != 1)
-        return CNN_ERR_UNSUPPORTED;
-    if (p->k < 1 || p->c < 1)
-        return CNN_ERR_SHAPE;
+    const cnn_status st = cnn_wino_args(p, w, packed);
+    if (st != CNN_OK)
+        return st;
     const int64_t K = p->k, C = p->c, kp = cnn_wino_nchwc_pad(K), cp = cnn_wino_nchwc_pad(C);
     int64_t count;
     if (!cnn_mul_ok(kp, cp, &count) || !cnn_mul_ok(count, NXI, &count))

@@ -172,11 +172,9 @@ WINO = [
 ]
 
 
-@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
-@pytest.mark.parametrize("case", WINO, ids=lambda c: "x".join(map(str, c[:5])))
-def test_blocked_winograd_matches_oracle(case, act, rng):
-    """Forced Winograd on blocked input against the scalar oracle, with
-    bias, residual and activation; F(4x4, 3x3) stays within 1e-4."""
+def wino_case(case, act, rng):
+    """A stride-1 3x3 case (n, c, h, w, k, pads): x, w, b, residual, the
+    kernel dims, the output shape and the scalar direct oracle's output."""
     n, c, h, wd, k, pads = case
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
@@ -185,6 +183,16 @@ def test_blocked_winograd_matches_oracle(case, act, rng):
     res = rng.standard_normal(shape).astype(np.float32)
     oracle = np.full(shape, np.nan, np.float32)
     _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), oracle.ravel(), dims, *act, 2)
+    return x, w, b, res, dims, shape, oracle
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["none", "clip", "silu", "elu"])
+@pytest.mark.parametrize("case", WINO, ids=lambda c: "x".join(map(str, c[:5])))
+def test_blocked_winograd_matches_oracle(case, act, rng):
+    """Forced Winograd on blocked input against the scalar oracle, with
+    bias, residual and activation; F(4x4, 3x3) stays within 1e-4."""
+    n, c, h, wd, k, pads = case
+    x, w, b, res, dims, shape, oracle = wino_case(case, act, rng)
     pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, False, True)
     assert pk.algo == "winograd_f4x3"
     scale = np.sqrt(c * 9)          # the outputs' magnitude: sums of c*9 unit products

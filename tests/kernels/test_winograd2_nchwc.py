@@ -11,7 +11,7 @@ import cnnengine as ce
 from cnnengine import _kernels as _k
 from tests.conftest import assert_close
 from tests.kernels._conv_ref import act_np, conv2d_np, conv_dims as _dims
-from tests.kernels.test_nchwc import ACTS, from_blocked, to_blocked
+from tests.kernels.test_nchwc import ACTS, from_blocked, to_blocked, wino_case
 from tests.runtime.onnx_builders import init, ort_run
 
 pytestmark = pytest.mark.usefixtures("avx2")
@@ -45,13 +45,7 @@ def test_f2x3_matches_oracles(i, rng):
     to 1e-4 (its transforms scale by up to 8 and 5, F(2x2)'s by 2)."""
     case, act = CASES[i], ALL_ACTS[i % len(ALL_ACTS)]
     n, c, h, wd, k, pads = case
-    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-    w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    dims, shape = _dims(x, w, (1, 1), pads, (1, 1), 1)
-    res = rng.standard_normal(shape).astype(np.float32)
-    direct = np.full(shape, np.nan, np.float32)
-    _k.conv2d_ref(x.ravel(), w.ravel(), b, res.ravel(), direct.ravel(), dims, *act, 2)
+    x, w, b, res, dims, shape, direct = wino_case(case, act, rng)
     exact = act_np(conv2d_np(x, w, b, (1, 1), pads, (1, 1), 1) + res, ACT_NAMES[act[0]],
                    act[1], act[2])
     kp = (k + 7) // 8 * 8
