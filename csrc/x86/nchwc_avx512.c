@@ -113,6 +113,18 @@ INLINE void store_pair(const cnn_epilogue *ep, __m512 acc, __m512 bias, float *y
             a1##P = _mm512_fmadd_ps(v, w1, a1##P);                          \
     }
 
+/* One input channel CI of one tap: the pairs' weights at wp, each of the
+ * tile's pixels read at xt + o[p] (the span and tile-list kernels alike) */
+#define FMA_TAP(CI)                                                         \
+    do {                                                                    \
+        PAIR_WEIGHTS(wp + (CI) * 2 * B);                                    \
+        const float *xc = xt + (CI);                                        \
+        FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])   \
+        FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])   \
+        FMA_PIX(6, xc + o[6]) FMA_PIX(7, xc + o[7]) FMA_PIX(8, xc + o[8])   \
+        FMA_PIX(9, xc + o[9]) FMA_PIX(10, xc + o[10]) FMA_PIX(11, xc + o[11]) \
+    } while (0)
+
 /* The store of a tile's PX pixels x NB output blocks from pixel OX0. The
  * epilogue copied to a local first: see CNN_TILE_STORE (AVX2). */
 #define OUT_PIX(P, AT)                                                                   \
@@ -309,14 +321,8 @@ INLINE void span_tile(const crow *r, const int NB, const int PX, const int S, in
                 const float *xt = xb + ky * xrow + kx * B;
                 const float *wp = wb + (ky * 3 + kx) * B * 2 * B;
 #pragma GCC unroll 8
-                for (int ci = 0; ci < B; ci++) {
-                    PAIR_WEIGHTS(wp + ci * 2 * B);
-                    const float *xc = xt + ci;
-                    FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
-                    FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
-                    FMA_PIX(6, xc + o[6]) FMA_PIX(7, xc + o[7]) FMA_PIX(8, xc + o[8])
-                    FMA_PIX(9, xc + o[9]) FMA_PIX(10, xc + o[10]) FMA_PIX(11, xc + o[11])
-                }
+                for (int ci = 0; ci < B; ci++)
+                    FMA_TAP(ci);
             }
     }
     TILE_STORE(q0);
@@ -420,14 +426,8 @@ INLINE void ptile(const crow *r, const int NB, const int PX, const cnn_ptile *t,
                 const float *xt = xb + ky * dy + kx * dx;
                 const float *wp = wb + (ky * kw + kx) * B * 2 * B;
 #pragma GCC unroll 8
-                for (int ci = 0; ci < B; ci++) {
-                    PAIR_WEIGHTS(wp + ci * 2 * B);
-                    const float *xc = xt + ci;
-                    FMA_PIX(0, xc + o[0]) FMA_PIX(1, xc + o[1]) FMA_PIX(2, xc + o[2])
-                    FMA_PIX(3, xc + o[3]) FMA_PIX(4, xc + o[4]) FMA_PIX(5, xc + o[5])
-                    FMA_PIX(6, xc + o[6]) FMA_PIX(7, xc + o[7]) FMA_PIX(8, xc + o[8])
-                    FMA_PIX(9, xc + o[9]) FMA_PIX(10, xc + o[10]) FMA_PIX(11, xc + o[11])
-                }
+                for (int ci = 0; ci < B; ci++)
+                    FMA_TAP(ci);
             }
     }
     TILE_STORE_AT(0, AT_Q);
