@@ -108,17 +108,16 @@ cnn_status cnn_winograd2_nchwc_run_avx512(const cnn_conv2d_params *p, const floa
 /* The GEMM stage of one task of the blocked Winograd driver: for each of
  * the nxi (36 or 16) xi, M[xi] rows [l0, l1) - l0, columns [k0, k1) - k0 (ldm apart,
  * mstride per xi) = V[xi] rows [l0, l1) (ldv apart, vstride per xi, cp
- * channels) x U[xi] (packed, kp x cp). It may compute whole groups of
- * `rows` (the driver's align) past l1: V and M have room for them. */
+ * channels) x U[xi] (packed, kp x cp); k0 a multiple of 16. Rows past
+ * l1 are neither read nor written. */
 typedef void (*cnn_wino_gemm_fn)(int nxi, const float *V, int64_t vstride, int64_t ldv,
                                  const float *U, int64_t kp, int64_t cp, float *M,
                                  int64_t mstride, int64_t ldm, int64_t l0, int64_t l1,
                                  int64_t k0, int64_t k1);
 /* The blocked Winograd driver (csrc/x86/winograd_nchwc_avx2.c): transforms
- * and work split, with the ISA's GEMM stage; task tile ranges are cut at
- * multiples of align (its micro-kernel's rows), output channel ranges at
- * multiples of pstep panels of 16 (its micro-kernel's columns / 16); m the
- * output tile: 4 for F(4x4, 3x3), 2 for F(2x2, 3x3). */
+ * and work split, with the ISA's GEMM stage; align is its micro-kernel's
+ * rows, pstep its columns / 16; m the output tile: 4 for F(4x4, 3x3), 2
+ * for F(2x2, 3x3). */
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
                                     float *y, int threads, cnn_wino_gemm_fn gemm, int align,

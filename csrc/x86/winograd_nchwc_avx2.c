@@ -21,10 +21,12 @@
  * at 2 threads spent 2.2 ms of 38 in reorders) and kept the ops around it
  * (Concat, BatchNormalization, ReLU) in NCHW.
  *
- * Work is cut as in the plain path: superblocks of whole tile rows whose V
- * fits VBUDGET; per superblock an input transform over (tile row, channel
- * block) and then GEMM + output transform over (tile chunk, output-channel
- * range), in one OpenMP region.
+ * Work is cut in superblocks of whole tile rows whose V fits VBUDGET. Each
+ * thread takes a contiguous share of a superblock's tiles, transforms just
+ * those into its own V and multiplies them by all of U: no barrier, no V
+ * read from another core, and the split is exact to the tile (the GEMM
+ * stage computes any number of rows). On few tiles (split_k) the threads
+ * split the output channels instead, each transforming all the tiles.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -39,22 +41,22 @@
 #ifndef VBUDGET
 #define VBUDGET ((int64_t)2 << 20)   /* bytes of transformed input per superblock */
 #endif
-#define NT 60    /* tiles per GEMM task (a multiple of every align: 6, 12) */
-#define KW 48    /* output channels per GEMM task, about (pstep 1; pstep 2: 64) */
+#define NT 60    /* tiles per GEMM call, at most */
+#define KW 48    /* output channels per GEMM call, at most (pstep 1; pstep 2: 64) */
 
-/* Input transform of channel block plane xb (H, W, 8) for the tile row
- * whose first input row is iy0: V[xi] row t (t < tw) at v + xi*vstride +
- * t*ldv. rbuf: 6 * (4*tw + 2) vectors. */
-static void input_row(const cnn_conv2d_params *p, const float *xb, int64_t iy0, int64_t tw,
-                      float *v, int64_t ldv, int64_t vstride, float *rbuf)
+/* Input transform of tiles [t0, t1) of the tile row whose first input
+ * row is iy0, channel block plane xb (H, W, 8): V[xi] row t - t0 at v +
+ * xi*vstride + (t - t0)*ldv. rbuf: 6 * (4*tw + 2) vectors. */
+static void input_row(const cnn_conv2d_params *p, const float *xb, int64_t iy0, int64_t t0,
+                      int64_t t1, float *v, int64_t ldv, int64_t vstride, float *rbuf)
 {
-    const int64_t H = p->h, W = p->w, ncols = 4 * tw + 2;
+    const int64_t H = p->h, W = p->w, ncols = 4 * (t1 - t0) + 2;
     const float *rows[6];
     for (int r = 0; r < 6; r++)
         rows[r] = iy0 + r >= 0 && iy0 + r < H ? xb + (iy0 + r) * W * B : NULL;
     /* vertical pass once per input column (neighbouring tiles overlap by 2) */
     for (int64_t j = 0; j < ncols; j++) {
-        const int64_t ix = j - p->pl;
+        const int64_t ix = 4 * t0 + j - p->pl;
         const int in = ix >= 0 && ix < W;
         __m256 d[6], r[6];
         for (int q = 0; q < 6; q++)
@@ -63,7 +65,7 @@ static void input_row(const cnn_conv2d_params *p, const float *xb, int64_t iy0, 
         for (int q = 0; q < 6; q++)
             _mm256_store_ps(rbuf + (q * ncols + j) * B, r[q]);
     }
-    for (int64_t t = 0; t < tw; t++)
+    for (int64_t t = 0; t < t1 - t0; t++)
         for (int i = 0; i < 6; i++) {
             const float *s = rbuf + (i * ncols + 4 * t) * B;
             __m256 r[6];
@@ -88,15 +90,15 @@ static inline __attribute__((always_inline)) void bt4v(__m256 d0, __m256 d1, __m
 
 /* input_row for F(2x2, 3x3): 4x4 tiles at stride 2, V[xi] for 16 xi.
  * rbuf: 4 * (2*tw + 2) vectors. */
-static void input_row2(const cnn_conv2d_params *p, const float *xb, int64_t iy0, int64_t tw,
-                       float *v, int64_t ldv, int64_t vstride, float *rbuf)
+static void input_row2(const cnn_conv2d_params *p, const float *xb, int64_t iy0, int64_t t0,
+                       int64_t t1, float *v, int64_t ldv, int64_t vstride, float *rbuf)
 {
-    const int64_t H = p->h, W = p->w, ncols = 2 * tw + 2;
+    const int64_t H = p->h, W = p->w, ncols = 2 * (t1 - t0) + 2;
     const float *rows[4];
     for (int r = 0; r < 4; r++)
         rows[r] = iy0 + r >= 0 && iy0 + r < H ? xb + (iy0 + r) * W * B : NULL;
     for (int64_t j = 0; j < ncols; j++) {
-        const int64_t ix = j - p->pl;
+        const int64_t ix = 2 * t0 + j - p->pl;
         const int in = ix >= 0 && ix < W;
         __m256 d[4], r[4];
         for (int q = 0; q < 4; q++)
@@ -105,7 +107,7 @@ static void input_row2(const cnn_conv2d_params *p, const float *xb, int64_t iy0,
         for (int q = 0; q < 4; q++)
             _mm256_store_ps(rbuf + (q * ncols + j) * B, r[q]);
     }
-    for (int64_t t = 0; t < tw; t++)
+    for (int64_t t = 0; t < t1 - t0; t++)
         for (int i = 0; i < 4; i++) {
             const float *s = rbuf + (i * ncols + 2 * t) * B;
             __m256 r[4];
@@ -117,7 +119,7 @@ static void input_row2(const cnn_conv2d_params *p, const float *xb, int64_t iy0,
         }
 }
 
-/* M (MR = 6 or 4 tiles x PW outputs) = V (MR rows of ldv, kc channels) * U
+/* M (MR <= 6 tiles x PW outputs) = V (MR rows of ldv, kc channels) * U
  * panel (kc x PW). Named accumulators: GCC keeps an array in memory. */
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *restrict v,
                                                         int64_t ldv, const float *restrict u,
@@ -227,23 +229,20 @@ static void output_tile2(const cnn_conv2d_params *p, const float *mp, int64_t ms
     }
 }
 
-static int64_t split_at(int64_t total, int64_t parts, int64_t i, int64_t align)
-{
-    if (i >= parts)
-        return total;
-    const int64_t at = (total * i / parts + align / 2) / align * align;
-    return at < total ? at : total;
-}
-
-/* Rows [l0, l1) of one panel: 6 at a time, a last group of up to 4 as 4
- * (a 7x7 plane's 16 F(2x2) tiles: 6 + 6 + 4, not 18 rows). */
+/* Rows [l0, l1) of one panel: 6 at a time, a last 7 to 9 as two groups
+ * of at least 3 (a row group of under 4 leaves FMA latency exposed), none
+ * computed past l1 (a thread's share of 49 tiles, 25: 6, 6, 6, 3, 4). */
+#define CNN_MR_CASE(R, PW) case R: micro(cp, vx + l * ldv, ldv, u, R, PW, ml, ldm); break;
 #define PANEL_ROWS(PW)                                                                  \
-    for (int64_t l = l0; l < l1; l += 6) {                                              \
+    for (int64_t l = l0; l < l1;) {                                                     \
         float *ml = mx + (l - l0) * ldm + k - k0;                                       \
-        if (l1 - l > 4)                                                                 \
-            micro(cp, vx + l * ldv, ldv, u, 6, PW, ml, ldm);                            \
-        else                                                                            \
-            micro(cp, vx + l * ldv, ldv, u, 4, PW, ml, ldm);                            \
+        const int64_t r = l1 - l;                                                       \
+        const int mr = r >= 10 || r == 6 ? 6 : r > 6 ? (int)r - 4 : (int)r;             \
+        switch (mr) {                                                                   \
+        CNN_MR_CASE(1, PW) CNN_MR_CASE(2, PW) CNN_MR_CASE(3, PW)                        \
+        CNN_MR_CASE(4, PW) CNN_MR_CASE(5, PW) default: CNN_MR_CASE(6, PW)               \
+        }                                                                               \
+        l += mr;                                                                        \
     }
 
 /* cnn_wino_gemm_fn with the 6x16 micro-kernel (8 wide for an odd last block). */
@@ -279,74 +278,120 @@ cnn_status cnn_winograd2_nchwc_run_avx2(const cnn_conv2d_params *p, const float 
     return cnn_winograd_nchwc_drive(p, packed, x, bias, residual, y, threads, gemm_avx2, 6, 1, 2);
 }
 
+/* One call's conv, buffers and derived sizes, shared by its threads. */
+typedef struct {
+    const cnn_conv2d_params *p;
+    const float *packed, *x, *bias, *residual;
+    float *y;
+    cnn_wino_gemm_fn gemm;
+    int m, nxi;
+    int64_t cbs, kbs, th, tw, cp, kp, ldv, vstride, ldm, mstride, nt, kw;
+} wino_run;
+
+/* Input transform of tiles [a, b) of the superblock whose first (image,
+ * tile row) pair is row0, into V rows 0 .. b - a. */
+static void transform_tiles(const wino_run *r, int64_t row0, int64_t a, int64_t b, float *V,
+                            float *rbuf)
+{
+    const cnn_conv2d_params *p = r->p;
+    const int64_t tw = r->tw, plane = p->h * p->w * B;
+    for (int64_t l = a; l < b;) {
+        const int64_t t0 = l % tw, t1 = tw - t0 < b - l ? tw : t0 + b - l;
+        const int64_t img = (row0 + l / tw) / r->th, ty = (row0 + l / tw) % r->th;
+        const float *xi = r->x + img * r->cbs * plane;
+        for (int64_t cb = 0; cb < r->cbs; cb++)
+            (r->m == 4 ? input_row : input_row2)(p, xi + cb * plane, r->m * ty - p->pt, t0, t1,
+                                                 V + (l - a) * r->ldv + cb * B, r->ldv,
+                                                 r->vstride, rbuf);
+        l += t1 - t0;
+    }
+}
+
+/* GEMMs and output transform of tiles [a, b) (V rows 0 .. b - a) for
+ * output channels [k0, k1): chunks of at most nt tiles times ranges of at
+ * most kw channels, each through M. */
+static void gemm_tiles(const wino_run *r, int64_t row0, const float *V, int64_t a, int64_t b,
+                       int64_t k0, int64_t k1, float *M)
+{
+    const cnn_conv2d_params *p = r->p;
+    const int64_t nch = (b - a + r->nt - 1) / r->nt, oplane = p->oh * p->ow * B;
+    for (int64_t ch = 0; ch < nch; ch++) {
+        const int64_t l0 = (b - a) * ch / nch, l1 = (b - a) * (ch + 1) / nch;
+        for (int64_t kk = k0; kk < k1; kk += r->kw) {
+            const int64_t ke = k1 - kk < r->kw ? k1 : kk + r->kw;
+            r->gemm(r->nxi, V, r->vstride, r->ldv, r->packed, r->kp, r->cp, M, r->mstride,
+                    r->ldm, l0, l1, kk, ke);
+            for (int64_t l = l0; l < l1; l++) {
+                const int64_t t = a + l, row = row0 + t / r->tw, tx = t % r->tw;
+                const int64_t img = row / r->th, ty = row % r->th;
+                for (int64_t ob = kk / B; ob < ke / B; ob++) {
+                    const int64_t at = (img * r->kbs + ob) * oplane;
+                    (r->m == 4 ? output_tile : output_tile2)(
+                        p, M + (l - l0) * r->ldm + ob * B - kk, r->mstride,
+                        _mm256_load_ps(r->bias + ob * B), r->y + at,
+                        r->residual ? r->residual + at : NULL, r->m * ty, r->m * tx);
+                }
+            }
+        }
+    }
+}
+
+/* Whether the threads split the superblock's output channels (each
+ * transforming all ntiles tiles) rather than its tiles: where each would
+ * get fewer than 2 * align tiles, so that each streams half of U against
+ * all of it (256->256 @14x14, 16 tiles: ... ms at 2 threads, splitting
+ * tiles ...). Needs a panel group per thread. */
+static int split_k(int64_t ntiles, int team, int64_t n16, int align)
+{
+    return team > 1 && n16 >= team && ntiles < 2 * align * team;
+}
+
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
                                     float *y, int threads, cnn_wino_gemm_fn gemm, int align,
                                     int pstep, int m)
 {
-    const int nxi = (m + 2) * (m + 2);   /* 36 for F(4x4, 3x3), 16 for F(2x2, 3x3) */
-    const int64_t H = p->h, W = p->w, OH = p->oh, OW = p->ow;
-    const int64_t cp = cnn_wino_nchwc_pad(p->c), kp = cnn_wino_nchwc_pad(p->k);
-    const int64_t cbs = cp / B, kbs = kp / B;
-    const int64_t th = (OH + m - 1) / m, tw = (OW + m - 1) / m;
-    const int64_t nrows = p->n * th;   /* (image, tile row) pairs */
+    wino_run r = {.p = p, .packed = packed, .x = x, .bias = bias, .residual = residual, .y = y,
+                  .gemm = gemm, .m = m, .nxi = (m + 2) * (m + 2)};
+    const int nxi = r.nxi;   /* 36 for F(4x4, 3x3), 16 for F(2x2, 3x3) */
+    r.cp = cnn_wino_nchwc_pad(p->c);
+    r.kp = cnn_wino_nchwc_pad(p->k);
+    r.cbs = r.cp / B;
+    r.kbs = r.kp / B;
+    r.th = (p->oh + m - 1) / m;
+    r.tw = (p->ow + m - 1) / m;
+    const int64_t cp = r.cp, kp = r.kp, tw = r.tw, nrows = p->n * r.th;   /* (image, tile row) pairs */
     int64_t rows_sb = VBUDGET / (nxi * 4 * cp * tw);
     if (rows_sb * tw < 2 * NT)         /* enough tiles to amortise streaming U */
         rows_sb = (2 * NT + tw - 1) / tw;
     if (rows_sb > nrows)
         rows_sb = nrows;
     const int64_t nsb = (nrows + rows_sb - 1) / rows_sb;
-    const int64_t tiles_max = rows_sb * tw;
-    /* V rows: whole groups of align tiles (the micro-kernel reads up to
-     * align - 1 rows past the last tile: zeroed past tiles_max, finite
-     * values of an earlier superblock below it; their results are never
-     * stored); 4 KiB-multiple strides alias in L1 */
-    const int64_t ldv = cp % 512 == 0 ? cp + 16 : cp;
-    const int64_t vrows = (tiles_max + align - 1) / align * align;
-    /* GEMM tasks: tile chunks x output-channel ranges (16s) */
-    const int64_t npanels = (kp + 16 * pstep - 1) / (16 * pstep);   /* of pstep x 16 */
-    int64_t nt = NT;
-    int64_t nchunk_max = (tiles_max + nt - 1) / nt;
-    const int64_t kw = pstep == 2 ? 64 : KW;
-    int64_t nkr = (kp + kw - 1) / kw;
-    while ((nchunk_max * nkr) % threads && nkr < npanels && nchunk_max * nkr < 4 * threads)
-        nkr++;
-    /* too few output channels to feed the threads (DenseNet's 128->32):
-     * smaller tile chunks */
-    if (nchunk_max * nkr < threads) {
-        const int64_t want = (threads + nkr - 1) / nkr;
-        nt = ((tiles_max + want - 1) / want + align - 1) / align * align;
-        nchunk_max = (tiles_max + nt - 1) / nt;
+    const int64_t n16 = (kp + 15) / 16;   /* the K split's unit: a panel of 16 */
+    /* each thread transforms the tiles it multiplies into its own V: no
+     * barrier, and its V stays in its core's caches; V rows for the larger
+     * of a full and the last superblock's share */
+    int64_t vrows = 1;
+    for (int last = 0; last < 2; last++) {
+        const int64_t nt = (last ? nrows - (nsb - 1) * rows_sb : rows_sb) * tw;
+        const int64_t v = split_k(nt, threads, n16, align) ? nt : (nt + threads - 1) / threads;
+        vrows = v > vrows ? v : vrows;
     }
-    const int64_t kwmax = ((npanels + nkr - 1) / nkr) * 16 * pstep;
-    const int64_t ldm = kwmax + 8;
-    const int64_t ntmax = nt < vrows ? nt : vrows;
-    /* a task's chunk holds up to nt + align tiles (split points round to
-     * the nearest align, which balances the groups the micro-kernel
-     * computes), and its last group writes up to align - 1 rows past the
-     * chunk */
-    const int64_t mstride = (ntmax + 2 * align) * ldm;
+    /* 4 KiB-multiple strides alias in L1 */
+    r.ldv = cp % 512 == 0 ? cp + 16 : cp;
+    r.kw = (pstep == 2 ? 64 : KW);
+    r.nt = NT < vrows ? NT : vrows;
+    r.ldm = r.kw + 8;
+    r.mstride = r.nt * r.ldm;
     const int64_t rbsize = (m + 2) * (m * tw + 2) * B;
-    const int64_t per = nxi * mstride + rbsize;
-    /* where the threads split output channels of the same tiles, each
-     * transforms the whole input into its own V: the duplicated transform
-     * costs less than GEMMs reading half of V from the other core and
-     * every run's V writes invalidating its copies (128->128 @28x28, 2
-     * threads: 0.42 -> 0.39 ms; 96->128 @28x28: 0.32 -> 0.27) */
-    const int priv = threads > 1 && nchunk_max < threads && nchunk_max * nkr >= threads;
-    int64_t vsize, wsize, vall;
-    if (!cnn_mul_ok(vrows, ldv, &vsize) || !cnn_mul_ok(vsize, nxi, &vsize) ||
-        !cnn_mul_ok(vsize, priv ? threads : 1, &vall) ||
-        !cnn_mul_ok(per, threads, &wsize) || __builtin_add_overflow(wsize, vall, &wsize))
+    int64_t per, all;
+    if (!cnn_mul_ok(vrows, r.ldv, &r.vstride) || !cnn_mul_ok(r.vstride, nxi, &per) ||
+        __builtin_add_overflow(per, nxi * r.mstride + rbsize, &per) ||
+        !cnn_mul_ok(per, threads, &all))
         return CNN_ERR_SHAPE;
-    float *ws = cnn_alloc_floats(wsize);
+    float *ws = cnn_alloc_floats(all);
     if (!ws)
         return CNN_ERR_OOM;
-    const int64_t vstride = vrows * ldv;
-    for (int64_t v = 0; v < vall; v += vsize)
-        for (int xi = 0; xi < nxi && vrows > tiles_max; xi++)
-            memset(ws + v + xi * vstride + tiles_max * ldv, 0,
-                   (size_t)((vrows - tiles_max) * ldv) * sizeof(float));
 
 #pragma omp parallel num_threads(threads)
     {
@@ -355,56 +400,28 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
 #else
         const int tid = 0, team = 1;
 #endif
-        float *V = ws + (priv ? vsize * tid : 0);
-        float *M = ws + vall + per * tid;
-        float *rbuf = M + nxi * mstride;   /* 64-byte aligned: per, mstride multiples of 8 */
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const int64_t row0 = sb * rows_sb;
-            const int64_t rows = nrows - row0 < rows_sb ? nrows - row0 : rows_sb;
-            const int64_t ntiles = rows * tw;
-            /* 1. input transform; tile-row major, so that with the static
-             * split a thread transforms the rows its GEMM tasks read. A
-             * private V is transformed whole by its thread. */
-            const int64_t nq = rows * cbs;
-            const int64_t q0 = priv ? 0 : nq * tid / team;
-            const int64_t q1 = priv ? nq : nq * (tid + 1) / team;
-            for (int64_t q = q0; q < q1; q++) {
-                const int64_t cb = q % cbs, r = q / cbs;
-                const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
-                (m == 4 ? input_row : input_row2)(p, x + (img * cbs + cb) * H * W * B,
-                                                  m * ty - p->pt, tw, V + r * tw * ldv + cb * B,
-                                                  ldv, vstride, rbuf);
-            }
-            if (!priv) {
-#pragma omp barrier
-            }
-            /* 2. GEMMs, then the output transform of the task's tiles */
-            const int64_t nchunk = (ntiles + nt - 1) / nt;
-#pragma omp for schedule(static)
-            for (int64_t q = 0; q < nchunk * nkr; q++) {
-                const int64_t ch = q / nkr, kr = q % nkr;
-                const int64_t l0 = split_at(ntiles, nchunk, ch, align);
-                const int64_t l1 = split_at(ntiles, nchunk, ch + 1, align);
-                const int64_t k0 = split_at(npanels, nkr, kr, 1) * 16 * pstep;
-                int64_t k1 = split_at(npanels, nkr, kr + 1, 1) * 16 * pstep;
-                if (k1 > kp)
-                    k1 = kp;
-                if (l1 <= l0 || k1 <= k0)
-                    continue;
-                gemm(nxi, V, vstride, ldv, packed, kp, cp, M, mstride, ldm, l0, l1, k0, k1);
-                for (int64_t l = l0; l < l1; l++) {
-                    const int64_t r = l / tw, tx = l % tw;
-                    const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
-                    for (int64_t ob = k0 / B; ob < k1 / B; ob++) {
-                        const int64_t plane = (img * kbs + ob) * OH * OW * B;
-                        (m == 4 ? output_tile : output_tile2)(
-                            p, M + (l - l0) * ldm + ob * B - k0, mstride,
-                            _mm256_load_ps(bias + ob * B), y + plane,
-                            residual ? residual + plane : NULL, m * ty, m * tx);
-                    }
+        /* 32-byte aligned: per is a multiple of 8 floats */
+        float *V = ws + per * tid, *M = V + nxi * r.vstride, *rbuf = M + nxi * r.mstride;
+        /* shares are cut for `threads` workers; a smaller team (OpenMP may
+         * give one) runs several, each within the V sized for one */
+        for (int64_t sb = 0; sb < nsb; sb++)
+            for (int w = tid; w < threads; w += team) {
+                const int64_t row0 = sb * rows_sb;
+                const int64_t ntiles = (nrows - row0 < rows_sb ? nrows - row0 : rows_sb) * tw;
+                int64_t a = 0, b = ntiles, k0 = 0, k1 = kp;
+                if (split_k(ntiles, threads, n16, align)) {
+                    k0 = n16 * w / threads * 16;
+                    k1 = n16 * (w + 1) / threads * 16;
+                    k1 = k1 < kp ? k1 : kp;
+                } else {
+                    a = ntiles * w / threads;
+                    b = ntiles * (w + 1) / threads;
                 }
+                if (a >= b || k0 >= k1)
+                    continue;
+                transform_tiles(&r, row0, a, b, V, rbuf);
+                gemm_tiles(&r, row0, V, a, b, k0, k1, M);
             }
-        }
     }
     free(ws);
     return CNN_OK;

@@ -63,19 +63,23 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
 #undef CNN_ST
 }
 
-/* Rows [l0, l1) of one panel group: 12 at a time, the rest by the
- * smallest of 4 or 8 rows that covers them (a 7x7 plane has 4 tiles, a
- * 14x14 one 16: whole 12s would compute 3x and 1.5x the rows). */
+/* Rows [l0, l1) of one panel group: 12 at a time, a last 13 to 15 as
+ * R - 4 and 4 (a row group of under 4 leaves FMA latency exposed), none
+ * computed past l1 (a thread's share of 49 tiles, 25: 12, 9, 4). */
+#define CNN_MR_CASE(R, PW) case R: micro(cp, vl, ldv, u, R, PW, ml, ldm); break;
 #define PANEL_ROWS(PW)                                                                  \
-    for (int64_t l = l0; l < l1; l += 12) {                                             \
+    for (int64_t l = l0; l < l1;) {                                                     \
         const float *vl = vx + l * ldv;                                                 \
         float *ml = mk + (l - l0) * ldm;                                                \
-        if (l1 - l > 8)                                                                 \
-            micro(cp, vl, ldv, u, 12, PW, ml, ldm);                                     \
-        else if (l1 - l > 4)                                                            \
-            micro(cp, vl, ldv, u, 8, PW, ml, ldm);                                      \
-        else                                                                            \
-            micro(cp, vl, ldv, u, 4, PW, ml, ldm);                                      \
+        const int64_t r = l1 - l;                                                       \
+        const int mr = r >= 16 || r == 12 ? 12 : r > 12 ? (int)r - 4 : (int)r;          \
+        switch (mr) {                                                                   \
+        CNN_MR_CASE(1, PW) CNN_MR_CASE(2, PW) CNN_MR_CASE(3, PW) CNN_MR_CASE(4, PW)     \
+        CNN_MR_CASE(5, PW) CNN_MR_CASE(6, PW) CNN_MR_CASE(7, PW) CNN_MR_CASE(8, PW)     \
+        CNN_MR_CASE(9, PW) CNN_MR_CASE(10, PW) CNN_MR_CASE(11, PW)                      \
+        default: CNN_MR_CASE(12, PW)                                                    \
+        }                                                                               \
+        l += mr;                                                                        \
     }
 
 /* cnn_wino_gemm_fn: panels two at a time, then a lone 16 or 8. */
