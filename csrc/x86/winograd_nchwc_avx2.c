@@ -284,7 +284,7 @@ typedef struct {
     const float *packed, *x, *bias, *residual;
     float *y;
     cnn_wino_gemm_fn gemm;
-    int m, nxi;
+    int m, nxi, align;
     int64_t cbs, kbs, th, tw, cp, kp, ldv, vstride, ldm, mstride, nt, kw;
 } wino_run;
 
@@ -307,6 +307,14 @@ static void transform_tiles(const wino_run *r, int64_t row0, int64_t a, int64_t 
     }
 }
 
+/* Start of chunk i of n over len tiles: at a multiple of align (whole
+ * micro-kernel row groups) but the end. */
+static int64_t chunk_at(int64_t len, int64_t n, int64_t i, int64_t align)
+{
+    const int64_t at = (len * i / n + align / 2) / align * align;
+    return i >= n || at > len ? len : at;
+}
+
 /* GEMMs and output transform of tiles [a, b) (V rows 0 .. b - a) for
  * output channels [k0, k1): chunks of at most nt tiles times ranges of at
  * most kw channels, each through M. */
@@ -316,7 +324,8 @@ static void gemm_tiles(const wino_run *r, int64_t row0, const float *V, int64_t 
     const cnn_conv2d_params *p = r->p;
     const int64_t nch = (b - a + r->nt - 1) / r->nt, oplane = p->oh * p->ow * B;
     for (int64_t ch = 0; ch < nch; ch++) {
-        const int64_t l0 = (b - a) * ch / nch, l1 = (b - a) * (ch + 1) / nch;
+        const int64_t l0 = chunk_at(b - a, nch, ch, r->align);
+        const int64_t l1 = chunk_at(b - a, nch, ch + 1, r->align);
         for (int64_t kk = k0; kk < k1; kk += r->kw) {
             const int64_t ke = k1 - kk < r->kw ? k1 : kk + r->kw;
             r->gemm(r->nxi, V, r->vstride, r->ldv, r->packed, r->kp, r->cp, M, r->mstride,
@@ -352,7 +361,7 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
                                     int pstep, int m)
 {
     wino_run r = {.p = p, .packed = packed, .x = x, .bias = bias, .residual = residual, .y = y,
-                  .gemm = gemm, .m = m, .nxi = (m + 2) * (m + 2)};
+                  .gemm = gemm, .m = m, .nxi = (m + 2) * (m + 2), .align = align};
     const int nxi = r.nxi;   /* 36 for F(4x4, 3x3), 16 for F(2x2, 3x3) */
     r.cp = cnn_wino_nchwc_pad(p->c);
     r.kp = cnn_wino_nchwc_pad(p->k);
@@ -382,7 +391,7 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
     r.kw = (pstep == 2 ? 64 : KW);
     r.nt = NT < vrows ? NT : vrows;
     r.ldm = r.kw + 8;
-    r.mstride = r.nt * r.ldm;
+    r.mstride = (r.nt + align) * r.ldm;   /* chunk_at moves a chunk's ends by align / 2 */
     const int64_t rbsize = (m + 2) * (m * tw + 2) * B;
     int64_t per, all;
     if (!cnn_mul_ok(vrows, r.ldv, &r.vstride) || !cnn_mul_ok(r.vstride, nxi, &per) ||
