@@ -80,8 +80,9 @@ def main():
 
     pick = min if a.best else statistics.median
     cells = [(k, t) for k in range(len(procs)) for t in a.threads]
+    what = ("best" if a.best else "median") + (", cold" if a.cold else ", hot")
     print(f"{'shape':>16s} {'algo':>6s} " + " ".join(f"{'T%d/%dt' % c:>8s}" for c in cells)
-          + "  scaling (ms, " + ("best" if a.best else "median") + (", cold)" if a.cold else ", hot)"))
+          + f"  scaling (ms, {what})")
     for i, s in enumerate(a.shapes):
         for j, al in enumerate(a.algos):
             ts = {c: [] for c in cells}
@@ -92,8 +93,8 @@ def main():
             sc = " ".join(f"{d[(k, a.threads[0])] / d[(k, a.threads[-1])]:.2f}"
                           for k in range(len(procs)))
             got = "/".join(sorted({pk[i].split(",")[j].replace("winograd_", "") for pk in picked}))
-            print(f"{s:>16s} {al:>6s} " + " ".join(f"{d[c]:8.3f}" for c in cells) + f"  {sc}  {got}",
-                  flush=True)
+            print(f"{s:>16s} {al:>6s} " + " ".join(f"{d[c]:8.3f}" for c in cells)
+                  + f"  {sc}  {got}", flush=True)
     for p in procs:
         p.stdin.close()
         p.wait()

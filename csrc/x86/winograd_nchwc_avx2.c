@@ -298,9 +298,9 @@ static void transform_tiles(const wino_run *r, int64_t row0, int64_t a, int64_t 
     for (int64_t l = a; l < b;) {
         const int64_t t0 = l % tw, t1 = tw - t0 < b - l ? tw : t0 + b - l;
         const int64_t img = (row0 + l / tw) / r->th, ty = (row0 + l / tw) % r->th;
-        const float *xi = r->x + img * r->cbs * plane;
+        const float *ximg = r->x + img * r->cbs * plane;
         for (int64_t cb = 0; cb < r->cbs; cb++)
-            (r->m == 4 ? input_row : input_row2)(p, xi + cb * plane, r->m * ty - p->pt, t0, t1,
+            (r->m == 4 ? input_row : input_row2)(p, ximg + cb * plane, r->m * ty - p->pt, t0, t1,
                                                  V + (l - a) * r->ldv + cb * B, r->ldv,
                                                  r->vstride, rbuf);
         l += t1 - t0;
@@ -372,7 +372,8 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
     r.kbs = r.kp / B;
     r.th = (p->oh + m - 1) / m;
     r.tw = (p->ow + m - 1) / m;
-    const int64_t cp = r.cp, kp = r.kp, tw = r.tw, nrows = p->n * r.th;   /* (image, tile row) pairs */
+    const int64_t cp = r.cp, kp = r.kp, tw = r.tw;
+    const int64_t nrows = p->n * r.th;   /* (image, tile row) pairs */
     int64_t rows_sb = VBUDGET / (nxi * 4 * cp * tw);
     if (rows_sb * tw < 2 * NT)         /* enough tiles to amortise streaming U */
         rows_sb = (2 * NT + tw - 1) / tw;
@@ -385,8 +386,9 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
      * of a full and the last superblock's share */
     int64_t vrows = 1;
     for (int last = 0; last < 2; last++) {
-        const int64_t nt = (last ? nrows - (nsb - 1) * rows_sb : rows_sb) * tw;
-        const int64_t v = split_k(nt, threads, n16, align) ? nt : (nt + threads - 1) / threads;
+        const int64_t tiles = (last ? nrows - (nsb - 1) * rows_sb : rows_sb) * tw;
+        const int64_t v = split_k(tiles, threads, n16, align) ? tiles
+                                                                : (tiles + threads - 1) / threads;
         vrows = v > vrows ? v : vrows;
     }
     /* 4 KiB-multiple strides alias in L1 */
