@@ -375,34 +375,34 @@ static int64_t chunk_tiles(int64_t ow, int64_t ch)
     return (m - 1) * ((ch + 11) / 12) + (ow - (m - 1) * ch + 11) / 12;
 }
 
-/* Unit v's pair-pixels (in run_unit's order, chunks fastest). */
-static int64_t unit_work(const plan *pl, int64_t v)
+/* The units in run_unit's order (chunks fastest) cut into `threads` runs:
+ * with fixed, as the static schedule cuts them; else of about equal work
+ * (pair-pixels), each run up to the unit whose middle passes its share
+ * (pl->cut). The largest run's work. No divisions: it runs every call. */
+static int64_t cut_units(plan *pl, int64_t n, int threads, int fixed)
 {
-    const int64_t g = v / (pl->oh * pl->nchunks) % pl->groups, x0 = v % pl->nchunks * pl->chunk;
-    const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
-    return pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
-}
-
-/* The units cut into `threads` runs of about equal work, each up to the
- * unit whose middle passes its share; the largest run's work. */
-static int64_t cut_units(plan *pl, int64_t n, int threads)
-{
-    const int64_t units = n * pl->groups * pl->oh * pl->nchunks;
-    int64_t total = 0, done = 0, run = 0, most = 0;
-    for (int64_t v = 0; v < units; v++)
-        total += unit_work(pl, v);
+    const int64_t units = n * pl->groups * pl->oh * pl->nchunks, q = units / threads;
+    const int64_t total = n * pl->oh * pl->pairs * pl->ow;
+    int64_t done = 0, run = 0, most = 0, v = 0, next = q + (units % threads > 0);
     int j = 0;
     pl->cut[0] = 0;
-    for (int64_t v = 0; v < units; v++) {
-        const int64_t w = unit_work(pl, v);
-        while (j + 1 < threads && 2 * done + w > 2 * total * (j + 1) / threads) {
-            pl->cut[++j] = v;
-            most = run > most ? run : most;
-            run = 0;
+    for (int64_t img = 0; img < n; img++)
+        for (int64_t g = 0; g < pl->groups; g++) {
+            const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
+            for (int64_t oy = 0; oy < pl->oh; oy++)
+                for (int64_t x0 = 0; x0 < pl->ow; x0 += pl->chunk, v++) {
+                    const int64_t w = pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
+                    while (j + 1 < threads &&
+                           (fixed ? v == next : 2 * done + w > 2 * total * (j + 1) / threads)) {
+                        pl->cut[++j] = v;
+                        next += q + (units % threads > j);
+                        most = run > most ? run : most;
+                        run = 0;
+                    }
+                    done += w;
+                    run += w;
+                }
         }
-        done += w;
-        run += w;
-    }
     while (j < threads)
         pl->cut[++j] = units;
     return run > most ? run : most;
@@ -420,18 +420,18 @@ static void plan_cuts(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threa
 {
     pl->ncut = 0;
     if (threads < 2 || threads > 8 || pl->gfast || !pl->flat || !pl->wide || pk->cb != B ||
-        (gate && pl->ow < pk->p.k))
+        (gate && pl->ow < pk->p.k) || pl->units >= 16 * threads)
         return;
     const plan keep = *pl;
-    const int64_t tiles = chunk_tiles(pl->ow, pl->chunk), worst = plan_max_share(pl, n, threads, 0);
-    int64_t best = worst, best_ch = 0;
-    for (int64_t nc = keep.nchunks; nc <= 4 * keep.nchunks && nc <= keep.ow; nc++) {
+    const int64_t tiles = chunk_tiles(pl->ow, pl->chunk), per = pl->units / pl->nchunks;
+    int64_t best = cut_units(pl, n, threads, 1), best_ch = 0;
+    for (int64_t nc = keep.nchunks; nc <= 4 * keep.nchunks && nc <= keep.ow && per * nc <= 64; nc++) {
         const int64_t ch = (keep.ow + nc - 1) / nc;
         if (16 * chunk_tiles(keep.ow, ch) > 17 * tiles)
             continue;
         pl->chunk = ch;
         pl->nchunks = (keep.ow + ch - 1) / ch;
-        const int64_t s = cut_units(pl, n, threads);
+        const int64_t s = cut_units(pl, n, threads, 0);
         if (32 * s < 31 * best) {
             best = s;
             best_ch = ch;
@@ -443,7 +443,7 @@ static void plan_cuts(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threa
     pl->chunk = best_ch;
     pl->nchunks = (pl->ow + best_ch - 1) / best_ch;
     pl->units = n * pl->groups * pl->oh * pl->nchunks;
-    cut_units(pl, n, threads);
+    cut_units(pl, n, threads, 0);
     pl->ncut = threads;
 }
 
