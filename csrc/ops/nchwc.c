@@ -32,6 +32,14 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
     cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
+    const int64_t cbs = cnn_nchwc_blocks(c);
+    if (hw == 1) {  /* one pixel: the same order, the padding lanes zeroed */
+        for (int64_t img = 0; img < n; img++) {
+            memcpy(y + img * cbs * B, x + img * c, (size_t)c * sizeof(float));
+            memset(y + img * cbs * B + c, 0, (size_t)(cbs * B - c) * sizeof(float));
+        }
+        return CNN_OK;
+    }
     cnn_plat()->nchw_to_nchwc(n, c, hw, x, y, threads);
     return CNN_OK;
 }
@@ -58,6 +66,13 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
     cnn_status st = check_blocked(n, c, hw, x && y);
     if (st != CNN_OK)
         return st;
+    /* one pixel (after a global pool): each image's channels are already in
+     * order, a copy without a parallel region or a loop lane by lane */
+    if (hw == 1) {
+        for (int64_t img = 0; img < n; img++)
+            memcpy(y + img * c, x + img * cnn_nchwc_blocks(c) * B, (size_t)c * sizeof(float));
+        return CNN_OK;
+    }
     cnn_plat()->nchwc_to_nchw(n, c, hw, x, y, threads);
     return CNN_OK;
 }

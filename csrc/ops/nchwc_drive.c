@@ -8,7 +8,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "nchwc_rows.h"
 
@@ -40,69 +39,6 @@ static int pick_rows(const cnn_conv2d_params *p, int64_t cb)
     return CNN_ROW_C8;
 }
 
-/* x (planes, h, w, cb) -> dst (planes, h + pt + pb, w + pl + pr, cb), zeros
- * around: on the copy every output pixel is an interior one (a border
- * pixel otherwise runs alone, 2 FMA chains instead of 12). */
-static void pad_planes(const float *x, int64_t planes, int64_t h, int64_t w, int64_t cb,
-                       int64_t pt, int64_t pb, int64_t pl, int64_t pr, float *dst, int threads)
-{
-    const int64_t hp = h + pt + pb, wp = w + pl + pr, rows = planes * hp;
-    if (threads > rows) threads = (int)rows;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < rows; q++) {
-        const int64_t plane = q / hp, yy = q % hp;
-        float *d = dst + q * wp * cb;
-        if (yy < pt || yy >= pt + h) {
-            memset(d, 0, (size_t)(wp * cb) * sizeof(float));
-            continue;
-        }
-        memset(d, 0, (size_t)(pl * cb) * sizeof(float));
-        memcpy(d + pl * cb, x + (plane * h + yy - pt) * w * cb, (size_t)(w * cb) * sizeof(float));
-        memset(d + (pl + w) * cb, 0, (size_t)(pr * cb) * sizeof(float));
-    }
-}
-
-/* A zero-padded copy of the input (pad_planes), or NULL: no padding, or
- * the allocation refused (the kernels then clip border taps themselves). */
-static float *padded_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
-                           int64_t cb, int threads)
-{
-    if (!(p->pt | p->pb | p->pl | p->pr))
-        return NULL;
-    int64_t hp = p->h + p->pt + p->pb, wp = p->w + p->pl + p->pr, t;
-    if (!cnn_mul_ok(planes, hp, &t) || !cnn_mul_ok(t, wp, &t) || !cnn_mul_ok(t, cb, &t))
-        return NULL;
-    float *d = cnn_alloc_floats(t);
-    if (d)
-        pad_planes(x, planes, p->h, p->w, cb, p->pt, p->pb, p->pl, p->pr, d, threads);
-    return d;
-}
-
-/* The pixels a strided 1x1 conv without padding reads, packed densely
- * (planes, oh, ow, 8), or NULL: read in place, they are half of each cache
- * line, once per group of output blocks; the copy runs as a flat 1x1. */
-static float *subsampled_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
-                               int threads)
-{
-    int64_t t;
-    if (!cnn_mul_ok(planes, p->oh, &t) || !cnn_mul_ok(t, p->ow, &t) || !cnn_mul_ok(t, B, &t))
-        return NULL;
-    float *d = cnn_alloc_floats(t);
-    if (!d)
-        return NULL;
-    const int64_t rows = planes * p->oh;
-    if (threads > rows) threads = (int)rows;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < rows; q++) {
-        const int64_t plane = q / p->oh, oy = q % p->oh;
-        const float *s = x + (plane * p->h + oy * p->sh) * p->w * B;
-        float *o = d + q * p->ow * B;
-        for (int64_t ox = 0; ox < p->ow; ox++)
-            memcpy(o + ox * B, s + ox * p->sw * B, B * sizeof(float));
-    }
-    return d;
-}
-
 /* One call's plan: the geometry the kernels see, the unit split, the kernels. */
 typedef struct plan {
     cnn_conv2d_params p;    /* pk->p with the geometry of the input read (a copy's) */
@@ -128,6 +64,8 @@ typedef struct plan {
     int64_t gper, gmarks;   /* floats of a thread's scaled copy; chunks or groups it marks */
     float *gbuf;            /* the threads' copies */
     int64_t *gdone;         /* per thread and chunk/group: image + 1 its copy holds */
+    int ncut;               /* threads the units are cut for (plan_cuts), or 0: static */
+    int64_t cut[9];         /* thread j runs units [cut[j], cut[j + 1]) */
 } plan;
 
 /* The first output block of pair q: pairs never straddle two conv groups. */
@@ -148,10 +86,10 @@ static void plan_input(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     *p = pk->p;
     pl->in_blocks = pk->icb * p->groups;
     const int strided_wide = wide && p->sw == 2 && p->ow >= 28;
-    float *xc = cb == B && !strided_wide ? padded_input(p, x, n * pl->in_blocks, cb, threads)
-                                         : NULL;
+    const int64_t planes = n * pl->in_blocks;
+    float *xc = cb == B && !strided_wide ? cnn_nchwc_padded_input(p, x, planes, cb, threads) : NULL;
     if (!xc && cb == B && p->kh == 1 && p->kw == 1 && (p->sh > 1 || p->sw > 1) &&
-        (xc = subsampled_input(p, x, n * pl->in_blocks, threads)) != NULL) {
+        (xc = cnn_nchwc_subsampled_input(p, x, planes, threads)) != NULL) {
         p->h = p->oh;
         p->w = p->ow;
         p->sh = p->sw = 1;
@@ -162,16 +100,6 @@ static void plan_input(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     }
     pl->x = xc ? xc : x;
     pl->xcopy = xc;
-}
-
-/* Taps [k0, k1) of k, dilation d, whose input i0 + k * d lies in [0, n). */
-static void tap_range(int64_t i0, int64_t k, int64_t d, int64_t n, int32_t *k0, int32_t *k1)
-{
-    int64_t a = 0, b = k;
-    while (a < b && i0 + a * d < 0) a++;
-    while (b > a && i0 + (b - 1) * d >= n) b--;
-    *k0 = (int32_t)a;
-    *k1 = (int32_t)b;
 }
 
 /* Output pixels px[0, m) of the plane (ow wide) as tiles of up to 12, as
@@ -219,7 +147,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     pl->ntiles = 0;
     int32_t k[4], fx0 = (int32_t)o->kw, fx1 = 0;   /* the taps any column has */
     for (int64_t ox = 0; ox < ow; ox++) {
-        tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+        cnn_nchwc_tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
         if (k[2] < k[3]) {
             fx0 = k[2] < fx0 ? k[2] : fx0;
             fx1 = k[3] > fx1 ? k[3] : fx1;
@@ -229,7 +157,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
         fx0 = fx1 = 0;
     int64_t full0 = oh, full1 = oh;   /* the rows with every kernel row inside */
     for (int64_t oy = 0; oy < oh; oy++) {
-        tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
+        cnn_nchwc_tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
         if (k[0] == 0 && k[1] == o->kh) {
             full0 = full0 < oy ? full0 : oy;
             full1 = oy + 1;
@@ -238,7 +166,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     int64_t m = 0;
     for (int64_t oy = full0; oy < full1; oy++)
         for (int64_t ox = 0; ox < ow; ox++) {
-            tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+            cnn_nchwc_tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
             if (k[2] == 0 && k[3] == o->kw)
                 px[m++] = oy * ow + ox;
         }
@@ -249,7 +177,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     for (int64_t oy = 0; oy < oh; oy++) {
         if (oy >= full0 && oy < full1)
             continue;
-        tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
+        cnn_nchwc_tap_range(oy * o->sh - o->pt, o->kh, o->dh, o->h, &k[0], &k[1]);
         for (int64_t ox = 0; ox < ow; ox++)
             px[ox] = oy * ow + ox;
         k[2] = fx0, k[3] = fx1;
@@ -257,7 +185,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     }
     k[0] = 0, k[1] = (int32_t)o->kh;
     for (int64_t ox = 0; full0 < full1 && ox < ow; ox++) {
-        tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
+        cnn_nchwc_tap_range(ox * o->sw - o->pl, o->kw, o->dw, o->w, &k[2], &k[3]);
         if (k[2] == 0 && k[3] == o->kw)
             continue;
         for (int64_t oy = full0; oy < full1; oy++)
@@ -272,7 +200,7 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
  * the wide 1x1 kernels' input passes and next-tile prefetch. */
 static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const float *residual,
-                       const float *y, int threads)
+                       const float *y, int threads, const float *gate)
 {
     const cnn_conv2d_params *p = &pl->p;
     const int64_t cb = pk->cb;
@@ -284,12 +212,15 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
         pl->h = pl->oh = 1;
     }
     /* passes of 16 input blocks keep partial sums in y: not where y is the
-     * residual read at the end, nor on one thread on planes up to 14x14
-     * (one unit a set over at most 17 tiles, which reread its weights from
-     * L2 for less than the passes' partial sums cost: 0.88-0.98x the time
-     * on 26 shapes; at 2 threads the chunk x set units lost) */
+     * residual read at the end, nor on planes up to 14x14 (one unit a set
+     * over at most 17 tiles, which reread its weights from L2 for less
+     * than the passes' partial sums cost: 0.88-0.98x the time on 26
+     * shapes, 1 thread; at 2 threads plan_cuts evens the sets: 400->400
+     * @7x7 79 -> 72 us), but for a gated one scaling its input chunks,
+     * which plan_cuts leaves (960->160 @7x7: 78 us, 88 without passes) */
     const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
-    pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 && (threads > 1 || pl->ow > 196) &&
+    pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
+                 (pl->ow > 196 || (threads > 1 && gate && pl->ow < pk->p.k)) &&
                  !(residual && residual < y + ysize && y < residual + ysize);
     /* an input over 512 KiB comes from L3: prefetch the next tile's */
     pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
@@ -437,6 +368,85 @@ static void plan_balance(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int th
     }
 }
 
+/* Tiles of up to 12 pixels the wide 1x1 runs over ow pixels in chunks of ch. */
+static int64_t chunk_tiles(int64_t ow, int64_t ch)
+{
+    const int64_t m = (ow + ch - 1) / ch;
+    return (m - 1) * ((ch + 11) / 12) + (ow - (m - 1) * ch + 11) / 12;
+}
+
+/* The units in run_unit's order (chunks fastest) cut into `threads` runs:
+ * with fixed, as the static schedule cuts them; else of about equal work
+ * (pair-pixels), each run up to the unit whose middle passes its share
+ * (pl->cut). The largest run's work. No divisions: it runs every call. */
+static int64_t cut_units(plan *pl, int64_t n, int threads, int fixed)
+{
+    const int64_t units = n * pl->groups * pl->oh * pl->nchunks, q = units / threads;
+    const int64_t total = n * pl->oh * pl->pairs * pl->ow;
+    int64_t done = 0, run = 0, most = 0, v = 0, next = q + (units % threads > 0);
+    int j = 0;
+    pl->cut[0] = 0;
+    for (int64_t img = 0; img < n; img++)
+        for (int64_t g = 0; g < pl->groups; g++) {
+            const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
+            for (int64_t oy = 0; oy < pl->oh; oy++)
+                for (int64_t x0 = 0; x0 < pl->ow; x0 += pl->chunk, v++) {
+                    const int64_t w = pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
+                    while (j + 1 < threads &&
+                           (fixed ? v == next : 2 * done + w > 2 * total * (j + 1) / threads)) {
+                        pl->cut[++j] = v;
+                        next += q + (units % threads > j);
+                        most = run > most ? run : most;
+                        run = 0;
+                    }
+                    done += w;
+                    run += w;
+                }
+        }
+    while (j < threads)
+        pl->cut[++j] = units;
+    return run > most ? run : most;
+}
+
+/* A wide flat 1x1 whose units the static split shares unevenly (few
+ * large sets on a small plane: RegNetX's 160->400 @7x7 as 13 sets of 4
+ * blocks, 7:6; MobileNetV3's gated 672->112 @14x14 as 4:3 pairs): finer
+ * pixel chunks, cut into runs of equal work, one a thread (a set split
+ * between two threads is read by both), where that lowers the largest
+ * share by over 1/32 and adds at most 1/16 to the tiles of 12. Not a
+ * gated conv that scales its input chunks (plan_gate splits those). */
+static void plan_cuts(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads,
+                      const float *gate)
+{
+    pl->ncut = 0;
+    if (threads < 2 || threads > 8 || pl->gfast || !pl->flat || !pl->wide || pk->cb != B ||
+        (gate && pl->ow < pk->p.k) || pl->units >= 16 * threads)
+        return;
+    const plan keep = *pl;
+    const int64_t tiles = chunk_tiles(pl->ow, pl->chunk), per = pl->units / pl->nchunks;
+    int64_t best = cut_units(pl, n, threads, 1), best_ch = 0;
+    for (int64_t nc = keep.nchunks; nc <= 4 * keep.nchunks && nc <= keep.ow && per * nc <= 64; nc++) {
+        const int64_t ch = (keep.ow + nc - 1) / nc;
+        if (16 * chunk_tiles(keep.ow, ch) > 17 * tiles)
+            continue;
+        pl->chunk = ch;
+        pl->nchunks = (keep.ow + ch - 1) / ch;
+        const int64_t s = cut_units(pl, n, threads, 0);
+        if (32 * s < 31 * best) {
+            best = s;
+            best_ch = ch;
+        }
+    }
+    *pl = keep;
+    if (!best_ch)
+        return;
+    pl->chunk = best_ch;
+    pl->nchunks = (pl->ow + best_ch - 1) / best_ch;
+    pl->units = n * pl->groups * pl->oh * pl->nchunks;
+    cut_units(pl, n, threads, 0);
+    pl->ncut = threads;
+}
+
 /* A tile's work: its pixels x taps, and a little for its store. */
 static int64_t tile_work(const cnn_ptile *t)
 {
@@ -560,7 +570,7 @@ static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, const float *g
     pl->gate_x = pl->flat && pl->ow < pk->p.k;
     /* input chunks whole per thread (sets fastest): each thread scales
      * only its own pixels, and reads each set's weights once as before */
-    if (pl->gate_x && threads > 1 && pl->nchunks % threads == 0)
+    if (pl->gate_x && threads > 1 && !pl->ncut && pl->nchunks % threads == 0)
         pl->gfast = 1;
     int64_t per = pl->gate_x ? pl->in_blocks * pl->h * pl->w * pk->cb : cnn_nchwc_w_count(pk);
     per = (per + 15) & ~(int64_t)15;
@@ -606,21 +616,6 @@ static void gate_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t img, i
         }
         *w = buf;
     }
-}
-
-int64_t cnn_l2_bytes(void)
-{
-    static int64_t cached;
-    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (!v) {
-        long s = -1;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-        s = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        v = s > 0 ? s : 1 << 20;
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
 }
 
 /* The weights the call on pairs [pr, nxt) of a unit prefetches into L2 for
@@ -761,7 +756,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     pl.wide = wide != NULL;
     pl.tiles_ok = (wide && wide->tiles[1]) || pairs->tiles[1];
     plan_input(&pl, pk, n, x, wide, threads);
-    plan_shape(&pl, pk, n, residual, y, threads);
+    plan_shape(&pl, pk, n, residual, y, threads, gate);
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
     plan_balance(&pl, pk, n, threads);
@@ -776,19 +771,22 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_kernels(&pl, pk, pairs, wide);
     if (threads > pl.units)
         threads = (int)pl.units;
+    plan_cuts(&pl, pk, n, threads, gate);
     const cnn_status st = plan_gate(&pl, pk, gate, threads);
-    if (st == CNN_OK && !gate) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t u = 0; u < pl.units; u++)
-            run_unit(&pl, pk, u, residual, y, act, NULL, NULL);
-    } else if (st == CNN_OK) {
+    if (st == CNN_OK) {
 #pragma omp parallel num_threads(threads)
         {
             const int tid = omp_get_thread_num();
+            float *gbuf = gate ? pl.gbuf + tid * pl.gper : NULL;
+            int64_t *gdone = gate ? pl.gdone + tid * pl.gmarks : NULL;
+            if (pl.ncut && pl.ncut == omp_get_num_threads()) {
+                for (int64_t u = pl.cut[tid]; u < pl.cut[tid + 1]; u++)
+                    run_unit(&pl, pk, u, residual, y, act, gbuf, gdone);
+            } else {
 #pragma omp for schedule(static)
-            for (int64_t u = 0; u < pl.units; u++)
-                run_unit(&pl, pk, u, residual, y, act, pl.gbuf + tid * pl.gper,
-                         pl.gdone + tid * pl.gmarks);
+                for (int64_t u = 0; u < pl.units; u++)
+                    run_unit(&pl, pk, u, residual, y, act, gbuf, gdone);
+            }
         }
     }
     free(pl.gbuf);

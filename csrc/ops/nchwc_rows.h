@@ -63,6 +63,16 @@ typedef struct cnn_nchwc_rows {
     cnn_tiles_fn tiles[4];      /* tile lists of padded small planes, or NULL */
 } cnn_nchwc_rows;
 
+/* A zero-padded copy of x (planes of cb-lane pixels, p's geometry), or
+ * NULL: no padding, or no memory (the kernels then clip border taps). */
+float *cnn_nchwc_padded_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
+                              int64_t cb, int threads);
+/* The pixels a strided 1x1 without padding reads, (planes, oh, ow, 8), or NULL. */
+float *cnn_nchwc_subsampled_input(const cnn_conv2d_params *p, const float *x, int64_t planes,
+                                  int threads);
+/* Taps [k0, k1) of k, dilation d, whose input i0 + k * d lies in [0, n). */
+void cnn_nchwc_tap_range(int64_t i0, int64_t k, int64_t d, int64_t n, int32_t *k0, int32_t *k1);
+
 /* The blocked convolution (not depthwise, not Winograd) of pk: pairs' row
  * kernels, wide's (NULL: none) where they cover more blocks; act the
  * exp-based activations the tiles leave to a pass over each stored row.

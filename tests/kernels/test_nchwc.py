@@ -43,6 +43,23 @@ def test_reorder_round_trip_and_zero_padding(shape, rng):
     np.testing.assert_array_equal(from_blocked(y, c), x)
 
 
+
+@pytest.mark.parametrize("n,c", [(1, 1280), (2, 13), (3, 37), (2, 8)])
+def test_reorders_of_one_pixel_maps(n, c, rng):
+    """A 1x1 map (after a global pool) is a copy each way: the padding lanes
+    zeroed, batch > 1, prime channel counts, at 1, 2 and 3 threads."""
+    x = rng.standard_normal((n, c, 1, 1)).astype(np.float32)
+    cb = (c + 7) // 8
+    want = np.zeros((n, cb * 8), np.float32)
+    want[:, :c] = x.reshape(n, c)
+    for threads in (1, 2, 3):
+        y = np.full((n, cb, 1, 1, 8), np.nan, np.float32)
+        _k.nchw_to_nchwc(x.ravel(), y.ravel(), n, c, 1, threads)
+        np.testing.assert_array_equal(y.reshape(n, -1), want)
+        back = np.full((n, c, 1, 1), np.nan, np.float32)
+        _k.nchwc_to_nchw(y.ravel(), back.ravel(), n, c, 1, threads)
+        np.testing.assert_array_equal(back, x)
+
 # (N, C, H, W, K, kh, kw, stride, pads (t, l, b, r), dilation, groups)
 CASES = [
     (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),       # 1x1 image
@@ -320,6 +337,38 @@ def test_gated_conv_threads_scale_own_copies_match_oracle(n, c, h, w, k, ks, str
         assert np.isfinite(y).all(), "padding lanes must stay finite"
         assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c * ks * ks), what=f"gated {threads}")
 
+
+
+@pytest.mark.parametrize("n,c,h,w,k,stride,gated", [
+    (1, 160, 14, 14, 400, 2, False),  # 13 sets @7x7 (7:6), subsampled: cut inside a set
+    (1, 401, 7, 7, 400, 1, False),    # 51 input blocks @7x7: no passes, cut
+    (1, 37, 14, 14, 200, 1, False),   # prime C, 25 blocks @14x14: finer chunks, cut
+    (2, 96, 7, 7, 576, 1, False),     # 9 sets of 8 blocks, batch 2
+    (1, 672, 14, 14, 112, 1, True),   # gated (weights scaled), 7 pairs 4:3 -> cut in 3 chunks
+    (2, 53, 7, 7, 44, 1, True),       # gated, plane >= K, batch 2, partial block
+])
+def test_1x1_units_cut_between_threads_match_oracle(n, c, h, w, k, stride, gated, rng):
+    """Wide 1x1s whose sets the static split shares unevenly run as runs of
+    equal work (a set split between threads, finer pixel chunks): at 1, 2
+    and 3 threads, with a residual and ReLU, equal to the scalar oracle."""
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32) if gated else np.ones((n, c, 1, 1), np.float32)
+    wt = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, wt, (stride, stride), (0,) * 4, (1, 1), 1)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 1, 0.0, 0.0, 2)
+    pk = _k.ConvNCHWc(wt.ravel(), b, dims, 1, 0.0, 0.0, False, False)
+    for threads in (1, 2, 3):
+        y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+        if gated:
+            pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), to_blocked(res).ravel(), y.ravel(),
+                          threads)
+        else:
+            pk.run(to_blocked(x).ravel(), to_blocked(res).ravel(), y.ravel(), threads)
+        assert np.isfinite(y).all(), "padding lanes must stay finite"
+        assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c), what=f"{threads} threads")
 
 def test_partial_block_groups_are_refused_and_bad_sizes_raise(rng):
     w = np.ones((8, 2, 3, 3), np.float32)
