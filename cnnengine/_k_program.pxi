@@ -25,6 +25,9 @@ cdef struct _step_args:
     const int64_t *cs
     const int32_t *src_in
     const int64_t *src_ch
+    const int64_t *sh
+    const int64_t *sa
+    const int64_t *sb
 
 
 cdef class BoundStep:
@@ -123,6 +126,16 @@ cdef cnn_status _s_channel_norm(const void *v, int t) noexcept nogil:
 cdef cnn_status _s_linear(const void *v, int t) noexcept nogil:
     cdef const _step_args *a = <const _step_args *>v
     return cnn_linear_f32(a.n, a.inner, a.c, a.x, a.a, a.b, a.ep, a.y, t)
+
+
+cdef cnn_status _s_activation(const void *v, int t) noexcept nogil:
+    cdef const _step_args *a = <const _step_args *>v
+    return cnn_activation_f32(a.ep, a.n, a.x, a.y, t)
+
+
+cdef cnn_status _s_binary(const void *v, int t) noexcept nogil:
+    cdef const _step_args *a = <const _step_args *>v
+    return cnn_binary_f32(a.flag, a.count, a.sh, a.x, a.sa, a.a, a.sb, a.y, t)
 
 
 cdef int64_t _size_of(object x):
@@ -268,6 +281,52 @@ def bind_linear(x, w, bias, y, int64_t n, int64_t inp, int64_t out, int act=0, f
     b.a.a = array_ptr(w, out * inp, "w")
     b.a.b = NULL if bias is None else array_ptr(bias, out, "b")
     b.a.y = array_ptr(y, n * out, "y")
+    return b
+
+
+def bind_activation(int act, float alpha, float beta, x, y):
+    """activation: x and y of one size (y may be x)."""
+    cdef int64_t size = _size_of(x)
+    if size < 1 or _size_of(y) != size:
+        raise ShapeError(f"activation: x has {size} elements, y {_size_of(y)}")
+    cdef BoundStep b = _bound(_s_activation, [x, y])
+    b.a.ep = _epilogue(act, alpha, beta)
+    b.a.n = size
+    b.a.x = array_ptr(x, size, "x")
+    b.a.y = array_ptr(y, size, "y")
+    return b
+
+
+def bind_binary(int op, shape, a_strides, b_strides, a, bb, y):
+    """binary: y (dense, `shape`) = a op bb with element strides (0 on broadcast dims)."""
+    cdef int nd = len(shape), d
+    cdef int64_t count = 1, last_a = 0, last_b = 0
+    if nd > _MAX_DIMS or len(a_strides) != nd or len(b_strides) != nd:
+        raise ShapeError(f"binary: rank {nd} unsupported (at most {_MAX_DIMS}) or strides mismatch")
+    cdef BoundStep b = _bound(_s_binary, [a, bb, y])
+    b.mem = malloc(3 * max(nd, 1) * sizeof(int64_t))
+    if b.mem == NULL:
+        raise MemoryError()
+    cdef int64_t *sh = <int64_t *>b.mem
+    cdef int64_t *sa = sh + max(nd, 1)
+    cdef int64_t *sb = sa + max(nd, 1)
+    for d in range(nd):
+        sh[d], sa[d], sb[d] = shape[d], a_strides[d], b_strides[d]
+        if sh[d] < 0 or sa[d] < 0 or sb[d] < 0:
+            raise ShapeError("binary: negative size or stride")
+        count *= sh[d]
+        if sh[d] > 0:
+            last_a += (sh[d] - 1) * sa[d]
+            last_b += (sh[d] - 1) * sb[d]
+    if count == 0:
+        raise ShapeError("binary: empty output")
+    # never let C read past a buffer
+    if _size_of(y) != count:
+        raise ShapeError("binary: buffer sizes do not match the shape and strides")
+    b.a.flag, b.a.count, b.a.sh, b.a.sa, b.a.sb = op, nd, sh, sa, sb
+    b.a.x = array_ptr(a, last_a + 1, "a")
+    b.a.a = array_ptr(bb, last_b + 1, "b")
+    b.a.y = array_ptr(y, count, "y")
     return b
 
 

@@ -51,7 +51,7 @@ def bind_programs(plan, arena):
     be = plan.backend
     if not enabled() or not be.host_values:
         return None
-    fixed = {k: v for k, v in plan.run_static.items()}
+    fixed = dict(plan.run_static)
     schedule, group = [], []
 
     def close(end):
@@ -68,10 +68,12 @@ def bind_programs(plan, arena):
         if bind is not None and all((not i) or i in fixed for i in node.inputs):
             ins = [fixed[i] if i else None for i in node.inputs]
             try:
-                bound = bind(ins, arena[k]) if step.slot is not None else \
-                    _view_only(bind, ins)
-            except Error:
-                bound = None
+                if step.slot is not None:
+                    bound = bind(ins, arena[k])
+                elif step.kernel == "shape":      # a view: no buffer of its own, no kernel
+                    bound = bind(ins, None)
+            except (Error, TypeError, ValueError):
+                bound = None          # it runs alone and raises at run time as before
         if bound is not None:
             b, value = bound
             values = value if type(value) is tuple else (value,)
@@ -89,12 +91,6 @@ def bind_programs(plan, arena):
     if not any(p is not None for p, _, _ in schedule):
         return None
     return schedule
-
-
-def _view_only(bind, ins):
-    """bind() of a step without a slot: only a view (no kernel) binds."""
-    b, value = bind(ins, None)
-    return None if b is not None else (b, value)
 
 
 def _program(plan, be, group):

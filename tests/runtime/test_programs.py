@@ -20,9 +20,10 @@ from ..models.test_architectures import _build, _export  # noqa: E402
 pytestmark = pytest.mark.skipif(K.active_isa() == "scalar", reason="the blocked layout needs AVX2")
 
 # each brings step kinds the others lack: fused blocks, pooled and gated
-# convs, gathers, concats, pooling, affine, channel norm, Gemm
+# convs, gathers, concats, pooling, affine, channel norm, Gemm, binary ops
+# and activations outside convs
 NAMES = ["mobilenet_v2", "mobilenet_v3", "efficientnet", "shufflenet_v2", "squeezenet",
-         "densenet", "convnext", "resnet_bottleneck"]
+         "densenet", "convnext", "highway"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def _covered(plan):
     arena = plan.acquire()
     try:
         schedule = arena.schedule or []
-        return sum(len(p.ks) for p, _, _ in schedule if p is not None), len(plan.steps)
+        return sum(hi - lo for p, lo, hi in schedule if p is not None), len(plan.steps)
     finally:
         plan.release(arena)
 
@@ -103,6 +104,11 @@ def test_bind_checks_sizes():
     with pytest.raises(ShapeError, match="names no input channel"):
         K.bind_gather([x], np.array([8], np.int64), np.zeros(8, np.int32),
                       np.arange(1, 9, dtype=np.int64), y[:, :1], 1, 36)
+    with pytest.raises(ShapeError, match="b"):       # broadcast strides reach past b
+        K.bind_binary(0, (2, 8), (8, 1), (1, 0), np.zeros(16, np.float32), np.zeros(1, np.float32),
+                      np.zeros(16, np.float32))
+    with pytest.raises(ShapeError, match="activation"):
+        K.bind_activation(1, 0.0, 0.0, np.zeros(16, np.float32), np.zeros(15, np.float32))
     with pytest.raises(ShapeError, match="w"):
         K.bind_linear(np.zeros(8, np.float32), np.zeros(15, np.float32), None,
                       np.zeros(2, np.float32), 1, 8, 2)

@@ -426,6 +426,7 @@ def _act(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.activation(code, alpha, beta, ins[0].reshape(-1), y.reshape(-1), t)
         return y
+    run.bind = lambda ins, out: (K.bind_activation(code, alpha, beta, ins[0], out), out)
     return run
 
 
@@ -449,6 +450,8 @@ def _binary(node, shapes, dtypes, oshape, static):
         xb = cb if cb is not None else ins[1].reshape(-1)
         K.binary(code, dims, stra, strb, xa, xb, y.reshape(-1), t)
         return y
+    run.bind = lambda ins, out: (K.bind_binary(code, dims, stra, strb, ca if ca is not None else ins[0],
+                                               cb if cb is not None else ins[1], out), out)
     return run
 
 
