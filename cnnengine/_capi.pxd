@@ -24,6 +24,13 @@ cdef extern from "cnnengine.h" nogil:
     int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)
     void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16)
 
+    ctypedef cnn_status (*cnn_step_fn)(const void *args, int threads) noexcept nogil
+    ctypedef struct cnn_program_step:
+        cnn_step_fn fn
+        const void *args
+    cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
+                               int64_t *failed)
+
     ctypedef struct cnn_epilogue:
         int act
         float alpha

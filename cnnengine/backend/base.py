@@ -95,6 +95,12 @@ class Backend:
         """Wait for work queued by this thread (profiling times asynchronous backends with it)."""
 
     # -------------------------------------------------------------- runs
+    def program(self, bound):
+        """A program of the steps bound by their runners' bind() (runtime/programs.py):
+        an object whose run(threads) runs them in order and, on an error,
+        leaves the failing one's index in `failed`; None: no programs here."""
+        return None
+
     def replay(self, plan, feeds, run_steps):
         """Run a whole plan for feeds its own way, or None to let the executor
         run it step by step. run_steps(env, arena) runs every step over env

@@ -18,7 +18,9 @@ a view of its input or integer (shape arithmetic) values, else "numpy".
 
 Plans are immutable; the buffers live in arenas that a run takes from the
 plan's pool and gives back, so one executor serves several Python threads
-at once, each on its own arena.
+at once, each on its own arena. Each arena also binds its runs of
+consecutive steps whose inputs never move (runtime/programs.py) into
+programs that run in one C call each; profile and keep runs go step by step.
 """
 import os
 import threading
@@ -33,6 +35,7 @@ from ..ir.weights import Weights, copy_weights, dtype_of, is_unread, release, sh
 from .. import ops
 from . import shape_walk
 from .memory_plan import plan_memory
+from .programs import bind_programs
 
 
 def _reference_plans():
@@ -82,8 +85,10 @@ class Plan:
             for buf in bufs:
                 buf[::1024] = 0     # one float per 4 KiB page
                 buf[-1:] = 0
-        return [None if st.slot is None else be.view(bufs[st.slot[0]], st.slot[2], st.slot[1])
-                for st in self.steps]
+        arena = _Arena(None if st.slot is None else be.view(bufs[st.slot[0]], st.slot[2], st.slot[1])
+                       for st in self.steps)
+        arena.schedule = bind_programs(self, arena)
+        return arena
 
     def release(self, arena):
         with self._lock:
@@ -291,9 +296,29 @@ class Executor:
 
     def _run_steps(self, plan, env, arena, kept, t, profile=None):
         """Every step of plan over env (values in the backend's buffers);
-        returns {value: backend value} for the graph outputs."""
+        returns {value: backend value} for the graph outputs. The arena's
+        programs run their steps unless the run profiles or keeps values."""
+        schedule = None if kept or profile is not None else getattr(arena, "schedule", None)
+        if schedule is None:
+            self._steps(plan, env, arena, kept, t, profile, 0, len(plan.steps))
+        else:
+            for prog, lo, hi in schedule:
+                if prog is None:
+                    self._steps(plan, env, arena, kept, t, None, lo, hi)
+                else:
+                    try:
+                        prog.run(env, t)
+                    except Error as exc:
+                        node, ins = prog.failed_step(plan)
+                        raise _with_node(exc, node, ins) from None
+        return {k: env[k] for k in plan.outputs if k in env}
+
+    def _steps(self, plan, env, arena, kept, t, profile, lo, hi):
+        """Steps lo..hi-1 of plan, one Python call each."""
         be = plan.backend
-        for k, step in enumerate(plan.steps):
+        steps = plan.steps
+        for k in range(lo, hi):
+            step = steps[k]
             node = step.node
             if profile is not None:
                 t0 = time.perf_counter()
@@ -325,7 +350,11 @@ class Executor:
             for name in step.free:
                 if name not in kept:
                     env.pop(name, None)
-        return {k: env[k] for k in plan.outputs if k in env}
+
+
+class _Arena(list):
+    """Step k's output view at [k]; schedule: the arena's programs (programs.py) or None."""
+    __slots__ = ("schedule",)
 
 
 def _run_static(static, steps, outputs):

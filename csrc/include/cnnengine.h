@@ -51,6 +51,17 @@ int cnn_threads_free_cores(int cores, long online, int others_now16, int others_
  * fewer threads than asked (and than a fair share); reset != 0 zeroes both.
  * load16: the cap's last estimates of others' load (now, sustained; x16). */
 void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16);
+/* A program (csrc/core/program.c): steps bound once to their buffers, run
+ * in order, each under its own cnn_threads_begin/end(threads); stops at
+ * the first status other than CNN_OK and returns it, its index in *failed
+ * (-1 when all ran). fn(args, team) calls one kernel with its arguments. */
+typedef cnn_status (*cnn_step_fn)(const void *args, int threads);
+typedef struct cnn_program_step {
+    cnn_step_fn fn;
+    const void *args;
+} cnn_program_step;
+cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
+                           int64_t *failed);
 /* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
 #define CNN_MAX_WORKSPACE ((size_t)1 << 34)
 

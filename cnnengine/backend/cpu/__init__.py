@@ -59,6 +59,9 @@ class CpuBackend(Backend):
             return run, True
         return self.compile(node, in_shapes, in_dtypes, out_shapes, static), False
 
+    def program(self, bound):
+        return K.Program(bound)
+
     def empty(self, count):
         """count float32s starting on a 64-byte line: vector stores never split lines."""
         raw = np.empty(count + 16, np.float32)

@@ -9,7 +9,11 @@ cpu_ops (and therefore through cnnengine.functional's validation), so these
 closures only ever see shapes that were checked.
 
 A runner is `run(ins, out, threads) -> output array`; `out` is a buffer of
-the output's shape or None (allocate). compile_step tags it with `kernel`:
+the output's shape or None (allocate). A runner with `bind(ins, out) ->
+(BoundStep or None, output)` can be bound once per arena to buffers whose
+address never changes and then run inside a program (_kernels.Program, the
+executor's fast path); bind checks every size, and returns None for a view
+(no kernel to run). compile_step tags it with `kernel`:
 "C" (it calls a C kernel), "shape" (it moves no data: a reshape or a view)
 or "numpy" (a NumPy copy); `cnnengine bench --layers` shows the tag.
 """
@@ -130,6 +134,7 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         pk.run(ins[0], ins[3] if has_res else None, y, t)
         return y
+    run.bind = lambda ins, out: (K.bind_conv(pk, ins[0], ins[3] if has_res else None, out), out)
 
     pshape = (n, cb, 1, 1, 8)
     # a grouped conv this CPU does not interleave (no AVX-512) pools in a pass
@@ -156,6 +161,13 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
         pk.run_scaled(ins[0].reshape(-1), ins[4].reshape(-1), ins[3].reshape(-1) if has_res else None,
                       y.reshape(-1), t)
         return y
+
+    def bind_pooled(ins, out):
+        pool = np.empty(pshape, np.float32)     # one per arena
+        return K.bind_conv(pk, ins[0], ins[3] if has_res else None, out, pool=pool), (out, pool)
+    run_pooled.bind = bind_pooled
+    run_gated.bind = lambda ins, out: (K.bind_conv(pk, ins[0], ins[3] if has_res else None, out, s=ins[4]),
+                                       out)
 
     if len(node.outputs) > 1:
         return run_pooled
@@ -200,6 +212,7 @@ def _to_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.nchw_to_nchwc(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, t)
         return y
+    run.bind = lambda ins, out: (K.bind_layout(True, ins[0], out, n, c, h * w), out)
     return run
 
 
@@ -211,6 +224,7 @@ def _to_nchw(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.nchwc_to_nchw(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, t)
         return y
+    run.bind = lambda ins, out: (K.bind_layout(False, ins[0], out, n, c, h * w), out)
     return run
 
 
@@ -224,6 +238,7 @@ def _global_pool_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.global_pool_nchwc(ins[0].reshape(-1), y.reshape(-1), n, c, h * w, is_max, t)
         return y
+    run.bind = lambda ins, out: (K.bind_global_pool(ins[0], out, n, c, h * w, is_max), out)
     return run
 
 
@@ -236,6 +251,7 @@ def _scale_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.nchwc_scale(ins[0].reshape(-1), ins[1].reshape(-1), y.reshape(-1), n, c, h * w, t)
         return y
+    run.bind = lambda ins, out: (K.bind_scale(ins[0], ins[1], out, n, c, h * w), out)
     return run
 
 
@@ -250,6 +266,7 @@ def _gather_nchwc(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.nchwc_gather([x.reshape(-1) for x in ins], cs, src_in, src_ch, y.reshape(-1), n, h * w, t)
         return y
+    run.bind = lambda ins, out: (K.bind_gather(list(ins), cs, src_in, src_ch, out, n, h * w), out)
     return run
 
 
@@ -268,6 +285,8 @@ def _affine_nchwc(node, shapes, dtypes, oshape, static):
         K.nchwc_affine(ins[0].reshape(-1), scale, shift, y.reshape(-1), n, c, h * w, t, act,
                        alpha, beta)
         return y
+    run.bind = lambda ins, out: (K.bind_affine(ins[0], scale, shift, out, n, c, h * w, act, alpha, beta),
+                                 out)
     return run
 
 
@@ -292,6 +311,8 @@ def _channel_norm(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.channel_norm(ins[0].reshape(-1), gamma, beta, y.reshape(-1), n, c, h * w, blocked, eps, t)
         return y
+    run.bind = lambda ins, out: (K.bind_channel_norm(ins[0], gamma, beta, out, n, c, h * w, blocked, eps),
+                                 out)
     return run
 
 
@@ -311,6 +332,8 @@ def _pool_nchwc(node, shapes, dtypes, oshape, static):
         K.pool2d_nchwc(ins[0].reshape(-1), y.reshape(-1), (n, c, h, w), kernel, strides, dil,
                        pads, out_hw, is_max, cip, t)
         return y
+    run.bind = lambda ins, out: (K.bind_pool(ins[0], out, (n, c, h, w), kernel, strides, dil, pads, out_hw,
+                                             is_max, cip), out)
     return run
 
 
@@ -339,6 +362,7 @@ def _gemm(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.linear(ins[0].reshape(-1), wf, b, y.reshape(-1), m, kdim, nout, act, alpha, beta, t)
         return y
+    run.bind = lambda ins, out: (K.bind_linear(ins[0], wf, b, out, m, kdim, nout, act, alpha, beta), out)
     return run
 
 
@@ -402,6 +426,7 @@ def _act(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.activation(code, alpha, beta, ins[0].reshape(-1), y.reshape(-1), t)
         return y
+    run.bind = lambda ins, out: (K.bind_activation(code, alpha, beta, ins[0], out), out)
     return run
 
 
@@ -425,6 +450,8 @@ def _binary(node, shapes, dtypes, oshape, static):
         xb = cb if cb is not None else ins[1].reshape(-1)
         K.binary(code, dims, stra, strb, xa, xb, y.reshape(-1), t)
         return y
+    run.bind = lambda ins, out: (K.bind_binary(code, dims, stra, strb, ca if ca is not None else ins[0],
+                                               cb if cb is not None else ins[1], out), out)
     return run
 
 
@@ -445,6 +472,7 @@ def _concat(node, shapes, dtypes, oshape, static):
         y = _buf(out, oshape)
         K.concat([ins[i].reshape(-1) for i in keep], sizes, y.reshape(-1), outer, inner, t)
         return y
+    run.bind = lambda ins, out: (K.bind_concat([ins[i] for i in keep], sizes, out, outer, inner), out)
     return run
 
 
@@ -459,6 +487,7 @@ def _view(node, shapes, dtypes, oshape, static):
 
     def run(ins, out, t):
         return ins[0].reshape(oshape)
+    run.bind = lambda ins, out: (None, ins[0].reshape(oshape))
     return run
 
 

@@ -60,11 +60,19 @@ def compile_block(node, shapes, dtypes, oshape, static):
             y, pool = (out if out is not None else np.empty(oshape, np.float32)), np.empty(pshape, np.float32)
             K.nchwc_block(pe, pd, None, ins[0], None, y, pool, t)
             return y, pool
+
+        def bind(ins, out):
+            pool = np.empty(pshape, np.float32)     # one per arena
+            return K.bind_block(pe, pd, None, ins[0], None, out, pool), (out, pool)
     else:
         def run(ins, out, t):
             y = out if out is not None else np.empty(oshape, np.float32)
             K.nchwc_block(pe, pd, pp, ins[0], ins[7] if has_res else None, y, None, t)
             return y
+
+        def bind(ins, out):
+            return K.bind_block(pe, pd, pp, ins[0], ins[7] if has_res else None, out, None), out
+    run.bind = bind
     run.packed = tuple(k for k in (1, 3, 5) if ins[k])   # the weights live in the packs
     run.packs = (pe, pd, pp)
     run.dw_kernel = (ddims[5], ddims[6])
