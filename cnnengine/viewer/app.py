@@ -772,7 +772,7 @@ class MainWindow(QMainWindow):
         self.occlusion.shutdown()
         self.patches.shutdown()
         self.compute.shutdown()
-        self.worker.wait(10000)
+        self.worker.shutdown(10000)
         super().closeEvent(event)
 
 

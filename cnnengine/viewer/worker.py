@@ -5,6 +5,7 @@ import itertools
 import time
 import traceback
 
+from PyQt6 import sip
 from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
 
 
@@ -37,7 +38,12 @@ class Worker(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.pool = QThreadPool(self)
+        # Owned by C++, never by a Python parent: ~QThreadPool waits for a
+        # running job, and when Python's collector ran it (the GIL held)
+        # that job's Python code waited for the GIL: a deadlock on closing
+        # or collecting a window mid-job. shutdown() drains it with the GIL released.
+        self.pool = QThreadPool()
+        sip.transferto(self.pool, None)
         self.pool.setMaxThreadCount(1)
         self._ids = itertools.count(1)
         self._jobs = {}          # id -> (kind, text, on_done, on_error)
@@ -66,6 +72,12 @@ class Worker(QObject):
         return not self._jobs
 
     def wait(self, msecs=-1):
+        return self.pool.waitForDone(msecs)
+
+    def shutdown(self, msecs=-1):
+        """Drop the queued jobs and wait for the running one (the GIL is
+        released meanwhile); whether the pool is idle now."""
+        self.pool.clear()
         return self.pool.waitForDone(msecs)
 
     def _finish(self, job_id):
