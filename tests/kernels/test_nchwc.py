@@ -309,6 +309,21 @@ def test_gated_1x1_with_odd_block_counts_matches_oracle(n, c, h, w, k, rng):
         assert_close(from_blocked(y, k), oracle, rtol=1e-5 * np.sqrt(c), what=f"gated {threads}")
 
 
+def _scaled_case(n, c, h, w, k, ks, stride, pad, gated, rng):
+    """A conv with ReLU and a residual on x * s (s per image and channel,
+    ones unless gated): (x, s, residual, output shape, the scalar oracle's
+    output, the packed conv)."""
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32) if gated else np.ones((n, c, 1, 1), np.float32)
+    wt = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dims, shape = _dims(x, wt, (stride, stride), (pad,) * 4, (1, 1), 1)
+    res = rng.standard_normal(shape).astype(np.float32)
+    oracle = np.full(shape, np.nan, np.float32)
+    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 1, 0.0, 0.0, 2)
+    return x, s, res, shape, oracle, _k.ConvNCHWc(wt.ravel(), b, dims, 1, 0.0, 0.0, False, False)
+
+
 @pytest.mark.parametrize("n,c,h,w,k,ks,stride,pad", [
     (1, 576, 7, 7, 96, 1, 1, 0),     # plane < K: input chunks scaled, passes at 2 threads
     (2, 61, 3, 5, 40, 1, 1, 0),      # input scaled, batch 2, prime C, partial block
@@ -321,15 +336,7 @@ def test_gated_conv_threads_scale_own_copies_match_oracle(n, c, h, w, k, ks, str
     """Each thread scales what its units read (input chunks, or its groups'
     weights) once per image: at 1, 2 and 3 threads, batch > 1, equal to
     the scalar oracle on the scaled input."""
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32)
-    wt = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    dims, shape = _dims(x, wt, (stride, stride), (pad,) * 4, (1, 1), 1)
-    res = rng.standard_normal(shape).astype(np.float32)
-    oracle = np.full(shape, np.nan, np.float32)
-    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 1, 0.0, 0.0, 2)
-    pk = _k.ConvNCHWc(wt.ravel(), b, dims, 1, 0.0, 0.0, False, False)
+    x, s, res, shape, oracle, pk = _scaled_case(n, c, h, w, k, ks, stride, pad, True, rng)
     for threads in (1, 2, 3):
         y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
         pk.run_scaled(to_blocked(x).ravel(), to_blocked(s).ravel(), to_blocked(res).ravel(), y.ravel(),
@@ -351,15 +358,7 @@ def test_1x1_units_cut_between_threads_match_oracle(n, c, h, w, k, stride, gated
     """Wide 1x1s whose sets the static split shares unevenly run as runs of
     equal work (a set split between threads, finer pixel chunks): at 1, 2
     and 3 threads, with a residual and ReLU, equal to the scalar oracle."""
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    s = rng.uniform(0, 1, (n, c, 1, 1)).astype(np.float32) if gated else np.ones((n, c, 1, 1), np.float32)
-    wt = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    dims, shape = _dims(x, wt, (stride, stride), (0,) * 4, (1, 1), 1)
-    res = rng.standard_normal(shape).astype(np.float32)
-    oracle = np.full(shape, np.nan, np.float32)
-    _k.conv2d_ref((x * s).ravel(), wt.ravel(), b, res.ravel(), oracle.ravel(), dims, 1, 0.0, 0.0, 2)
-    pk = _k.ConvNCHWc(wt.ravel(), b, dims, 1, 0.0, 0.0, False, False)
+    x, s, res, shape, oracle, pk = _scaled_case(n, c, h, w, k, 1, stride, 0, gated, rng)
     for threads in (1, 2, 3):
         y = np.full((n, (k + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
         if gated:
