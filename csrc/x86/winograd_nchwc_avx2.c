@@ -348,11 +348,8 @@ static void gemm_tiles(const wino_run *r, int64_t row0, const float *V, int64_t 
 /* Whether the threads split the superblock's output channels (each
  * transforming all ntiles tiles) rather than its tiles: where each would
  * get fewer than 2 * align tiles, each then streams a share of U instead
- * of all of it. 2 threads, ms, U hot / cold, channels vs tiles: 256->256
- * @14x14 (16 tiles) 0.41 vs 0.49 / 0.68 vs 0.82, F(2x2) 512->512 @7x7 (16)
- * 0.74 vs 0.93 / 0.85 vs 1.02, 256->256 @14x14 x2 (32) 1.06 vs 1.10 /
- * 1.05 vs 1.10, 128->128 @28x28 (49) 0.33 vs 0.33 / 0.49 vs 0.48. Needs
- * a panel of 16 outputs per thread. */
+ * of all of it (measured: docs/performance.md, 2026-12-06 18:10). Needs a
+ * panel of 16 outputs per thread. */
 static int split_k(int64_t ntiles, int team, int64_t n16, int align)
 {
     return team > 1 && n16 >= team && ntiles < 2 * align * team;
