@@ -213,11 +213,10 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
     }
     /* passes of 16 input blocks keep partial sums in y: not where y is the
      * residual read at the end, nor on planes up to 14x14 (one unit a set
-     * over at most 17 tiles, which reread its weights from L2 for less
-     * than the passes' partial sums cost: 0.88-0.98x the time on 26
-     * shapes, 1 thread; at 2 threads plan_cuts evens the sets: 400->400
-     * @7x7 79 -> 72 us), but for a gated one scaling its input chunks,
-     * which plan_cuts leaves (960->160 @7x7: 78 us, 88 without passes) */
+     * over at most 17 tiles rereads its weights from L2 for less than the
+     * passes' partial sums cost; at 2 threads plan_cuts evens the sets),
+     * but for a gated one scaling its input chunks, which plan_cuts leaves
+     * (measured: docs/performance.md, 2026-12-06) */
     const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
     pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
                  (pl->ow > 196 || (threads > 1 && gate && pl->ow < pk->p.k)) &&
