@@ -15,6 +15,8 @@ void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
 
 #if defined(__x86_64__)
 void cnn_act_row_avx2(const cnn_epilogue *ep, const float *x, float *y, int64_t n);
+/* SiLU and sigmoid on zmm, the rest as cnn_act_row_avx2 (AVX-512 CPUs only). */
+void cnn_act_row_avx512(const cnn_epilogue *ep, const float *x, float *y, int64_t n);
 void cnn_prelu_row_avx2(const float *x, float *y, int64_t n, float slope);
 void cnn_binary_row_avx2(int op, int64_t n, const float *a, int64_t sa,
                          const float *b, int64_t sb, float *y);

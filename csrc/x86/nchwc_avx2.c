@@ -423,7 +423,8 @@ static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in
  * still in L1 (the squeeze of a squeeze-excitation block after its
  * depthwise conv, which otherwise reads the whole output again). */
 static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                         const float *residual, float *y, float *pool, int threads)
+                         const float *residual, float *y, float *pool, int threads,
+                         cnn_act_row_fn act)
 {
     const cnn_conv2d_params *p = &pk->p;
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
@@ -516,7 +517,9 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                 row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
             }
         }
-        act_row(&p->ep, y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow * B);
+        if (!cnn_act_in_tile(p->ep.act))
+            act(&p->ep, y + (q * oh + oy0) * ow * B, y + (q * oh + oy0) * ow * B,
+                (oy1 - oy0) * ow * B);
         if (partial)
             _mm256_storeu_ps(partial + u * B,
                              cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
@@ -532,7 +535,14 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
 cnn_status cnn_conv2d_nchwc_dw_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads)
 {
-    return dw_run(pk, n, x, residual, y, pool, threads);
+    return dw_run(pk, n, x, residual, y, pool, threads, cnn_act_row_avx2);
+}
+
+cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                        const float *residual, float *y, float *pool,
+                                        int threads, cnn_act_row_fn act)
+{
+    return dw_run(pk, n, x, residual, y, pool, threads, act);
 }
 
 void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float *xb, int64_t r0,
@@ -553,7 +563,8 @@ void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float
         r.iy0 = iy - r0;    /* the window's rows: image row r0 is its first */
         row(xb, wb, &r, p->ow, in_lo, in_hi, p->pl, p->w, bv, NULL, y + (oy - oy0) * p->ow * B);
     }
-    act_row(&p->ep, y, (oy1 - oy0) * p->ow * B);
+    if (!cnn_act_in_tile(p->ep.act))   /* the active level's row: zmm SiLU on AVX-512 */
+        cnn_plat()->act_row(&p->ep, y, y, (oy1 - oy0) * p->ow * B);
     if (sums)   /* the squeeze's sums, from rows still in L1 */
         _mm256_storeu_ps(sums, _mm256_add_ps(_mm256_loadu_ps(sums),
                                              cnn_nchwc_lane_sums(y, (oy1 - oy0) * p->ow)));

@@ -672,7 +672,7 @@ static void dwp_unit(const dwp_job *jb, int64_t u, float *xw)
     for (int b = 0; b < nb; b++) {
         float *yr = jb->y + (q + b) * plane + oy0 * ow * B;
         if (!cnn_act_in_tile(p->ep.act))
-            cnn_act_row_avx2(&p->ep, yr, yr, (oy1 - oy0) * ow * B);
+            cnn_act_row_avx512(&p->ep, yr, yr, (oy1 - oy0) * ow * B);
         if (jb->partial)
             _mm256_storeu_ps(jb->partial + ((q + b) * chunks + chunk) * B,
                              cnn_nchwc_lane_sums(yr, (oy1 - oy0) * ow));
@@ -741,7 +741,8 @@ cnn_status cnn_conv2d_nchwc_dw_avx512(const cnn_conv2d_nchwc *pk, int64_t n, con
                                       const float *residual, float *y, float *pool, int threads)
 {
     return dwp_fits(&pk->p) ? dwp_run(pk, n, x, residual, y, pool, threads)
-                            : cnn_conv2d_nchwc_dw_avx2(pk, n, x, residual, y, pool, threads);
+                            : cnn_conv2d_nchwc_dw_act_avx2(pk, n, x, residual, y, pool, threads,
+                                                           cnn_act_row_avx512);
 }
 
 #endif

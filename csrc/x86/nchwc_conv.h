@@ -24,6 +24,12 @@
 void cnn_nchwc_tiles_o1_avx2(const crow *r, const cnn_ptile *t, int64_t count);
 void cnn_nchwc_tiles_o2_avx2(const crow *r, const cnn_ptile *t, int64_t count);
 
+/* The AVX2 depthwise driver with the activation rows of the caller's level
+ * (the AVX-512 entry passes its zmm SiLU). */
+cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                        const float *residual, float *y, float *pool,
+                                        int threads, cnn_act_row_fn act);
+
 /* cnn_act_in_tile's activations (identity for the others). */
 CNN_INLINE __m256 cnn_act_v(const cnn_epilogue *ep, __m256 v)
 {

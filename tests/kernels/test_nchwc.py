@@ -499,3 +499,40 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
     dw = _k.ConvNCHWc(np.ones(72, np.float32), None, (1, 8, 3, 3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8, 3, 3))
     with pytest.raises(ce.ShapeError):
         dw.run_pooled(x, None, np.ones((1, 1, 3, 3, 8), np.float32), np.ones(4, np.float32), 1)
+
+
+@pytest.mark.parametrize("c,h,w,k,stride", [
+    (13, 14, 14, 3, 1),   # block pairs (zmm rows), 13 channels: a half pair
+    (24, 11, 9, 5, 1),    # block pairs, rows of 9 pixels: zmm tails of 8 lanes
+    (17, 30, 29, 3, 1),   # AVX2 rows, odd width
+    (24, 31, 23, 5, 2),   # AVX2 rows, stride 2, odd sizes
+    (9, 1, 1, 3, 1),      # 1x1 map
+])
+@pytest.mark.parametrize("act", [7, 5])   # SiLU, sigmoid: the zmm activation rows on AVX-512
+def test_depthwise_logistic_epilogue_same_bits_on_both_levels(c, h, w, k, stride, act, rng):
+    """The AVX-512 depthwise entry runs SiLU / sigmoid over its rows on zmm
+    (activation_avx512.c), the AVX2 one on ymm: the same formula, so the same
+    bits, pooled or not, and both match the definition in float64."""
+    p = k // 2
+    x = (rng.standard_normal((2, c, h, w)) * 3).astype(np.float32)
+    wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    dims, shape = _dims(x, wt, (stride, stride), (p, p, p, p), (1, 1), c)
+    pk = _k.ConvNCHWc(wt.ravel(), b, dims, act, 0.0, 0.0, False)
+    cb = (c + 7) // 8
+    z = conv2d_np(x, wt, b, (stride, stride), (p, p, p, p), (1, 1), c).astype(np.float64)
+    want = z / (1 + np.exp(-z)) if act == 7 else 1 / (1 + np.exp(-z))
+    levels = ["avx2", "avx512"] if "avx512" in ce.detected_isa() else ["avx2"]
+    got = {}
+    for level in levels:
+        ce.set_isa(level)
+        for threads in (1, 2):
+            y = np.full((2, cb, shape[2], shape[3], 8), np.nan, np.float32)
+            y2, pool = np.full_like(y, np.nan), np.full((2, cb, 1, 1, 8), np.nan, np.float32)
+            pk.run(to_blocked(x), None, y, threads)
+            pk.run_pooled(to_blocked(x), None, y2, pool, threads)
+            assert np.array_equal(y, y2)
+            got.setdefault("y", y)
+            np.testing.assert_array_equal(y, got["y"], err_msg=f"{level} {threads}")
+            assert_close(from_blocked(y, c), want, rtol=2e-5, atol=2e-6, what=f"{level} {threads}")
+    ce.set_isa(levels[0])

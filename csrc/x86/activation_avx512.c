@@ -1,0 +1,86 @@
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+/* AVX-512 bodies of the logistic activations (SiLU, sigmoid): the AVX2
+ * formulas of vmath_avx2.h on 16 lanes, operation for operation, so the
+ * results are the same bits; every other activation runs its AVX2 body.
+ * One zmm op does what two ymm ops did, and SiLU's chain is long (16
+ * operations and a division per vector): on Zen 4 the same loop takes
+ * 0.22 instead of 0.28 ns per element (L1-resident, 1 thread). */
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include "../ops/eltwise.h"
+
+#define V16(c) _mm512_set1_ps(c)
+
+/* cnn_v_exp_nonpos on 16 lanes (the same constants and order). */
+static inline __m512 exp_nonpos16(__m512 t)
+{
+    const __m512 magic = V16(12582912.f);
+    t = _mm512_max_ps(V16(-88.f), t);
+    __m512 fn = _mm512_fmadd_ps(t, V16(1.44269504088896341f), magic);
+    __m512 n = _mm512_sub_ps(fn, magic);
+    __m512 r = _mm512_fnmadd_ps(n, V16(0.693147180559945309f), t);
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 hi = _mm512_fmadd_ps(V16(0.008169389329850674f), r, V16(0.04184440150856972f));
+    __m512 lo = _mm512_fmadd_ps(V16(0.16668611764907837f), r, V16(0.4999969005584717f));
+    __m512 p = _mm512_fmadd_ps(hi, r2, lo);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, V16(1.f)));
+    __m512i e = _mm512_slli_epi32(_mm512_castps_si512(fn), 23);
+    e = _mm512_add_epi32(e, _mm512_set1_epi32(127 << 23));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* e = exp(-|x|) and the numerator n (1 for x >= 0, e for x < 0, picked
+ * on the sign bit as blendv does). */
+static inline __m512 logistic_parts(__m512 x, __m512 *n)
+{
+    const __m512 e = exp_nonpos16(
+        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+    *n = _mm512_mask_mov_ps(V16(1.f), _mm512_movepi32_mask(_mm512_castps_si512(x)), e);
+    return e;
+}
+
+static inline __m512 silu16(__m512 x)
+{
+    __m512 n;
+    const __m512 e = logistic_parts(x, &n);
+    return _mm512_div_ps(_mm512_mul_ps(x, n), _mm512_add_ps(V16(1.f), e));
+}
+
+static inline __m512 sigmoid16(__m512 x)
+{
+    __m512 n;
+    const __m512 e = logistic_parts(x, &n);
+    return _mm512_div_ps(n, _mm512_add_ps(V16(1.f), e));
+}
+
+/* EXPR(v) over x[0..n) -> y, two independent vectors per step (the chain
+ * is long; four measured no faster), the tail under a lane mask. */
+#define ACT16_LOOP(EXPR)                                                  \
+    do {                                                                  \
+        int64_t i_ = 0;                                                   \
+        for (; i_ + 32 <= n; i_ += 32) {                                  \
+            __m512 v = _mm512_loadu_ps(x + i_);                           \
+            const __m512 r0_ = (EXPR);                                    \
+            v = _mm512_loadu_ps(x + i_ + 16);                             \
+            const __m512 r1_ = (EXPR);                                    \
+            _mm512_storeu_ps(y + i_, r0_);                                \
+            _mm512_storeu_ps(y + i_ + 16, r1_);                           \
+        }                                                                 \
+        for (; i_ < n; i_ += 16) {                                        \
+            const __mmask16 m_ = n - i_ >= 16 ? (__mmask16)0xffff         \
+                                              : (__mmask16)((1u << (n - i_)) - 1u); \
+            __m512 v = _mm512_maskz_loadu_ps(m_, x + i_);                 \
+            _mm512_mask_storeu_ps(y + i_, m_, (EXPR));                    \
+        }                                                                 \
+    } while (0)
+
+void cnn_act_row_avx512(const cnn_epilogue *ep, const float *x, float *y, int64_t n)
+{
+    switch (ep->act) {
+    case CNN_ACT_SILU: ACT16_LOOP(silu16(v)); break;
+    case CNN_ACT_SIGMOID: ACT16_LOOP(sigmoid16(v)); break;
+    default: cnn_act_row_avx2(ep, x, y, n); break;
+    }
+}
+#endif
