@@ -1,6 +1,8 @@
 """Blocked layout NCHW8c: reorders round-trip, blocked convolutions (groups
 1, depthwise, NCHW-input stems) against the scalar NCHW oracle
 (cnn_conv2d_f32_ref) and a float64 NumPy reference, global pooling."""
+import math
+
 import numpy as np
 import pytest
 
@@ -508,11 +510,11 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
     (24, 31, 23, 5, 2),   # AVX2 rows, stride 2, odd sizes
     (9, 1, 1, 3, 1),      # 1x1 map
 ])
-@pytest.mark.parametrize("act", [7, 5])   # SiLU, sigmoid: the zmm activation rows on AVX-512
-def test_depthwise_logistic_epilogue_same_bits_on_both_levels(c, h, w, k, stride, act, rng):
-    """The AVX-512 depthwise entry runs SiLU / sigmoid over its rows on zmm
-    (activation_avx512.c), the AVX2 one on ymm: the same formula, so the same
-    bits, pooled or not, and both match the definition in float64."""
+@pytest.mark.parametrize("act", [7, 5, 10, 11, 12])   # SiLU, sigmoid, GELU (erf, tanh), erf
+def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, act, rng):
+    """The AVX-512 depthwise entry runs the long activations over its rows
+    on zmm (activation_avx512.c), the AVX2 one on ymm: the same formulas, so
+    the same bits, pooled or not, and both match the definition in float64."""
     p = k // 2
     x = (rng.standard_normal((2, c, h, w)) * 3).astype(np.float32)
     wt = rng.standard_normal((c, 1, k, k)).astype(np.float32)
@@ -521,7 +523,11 @@ def test_depthwise_logistic_epilogue_same_bits_on_both_levels(c, h, w, k, stride
     pk = _k.ConvNCHWc(wt.ravel(), b, dims, act, 0.0, 0.0, False)
     cb = (c + 7) // 8
     z = conv2d_np(x, wt, b, (stride, stride), (p, p, p, p), (1, 1), c).astype(np.float64)
-    want = z / (1 + np.exp(-z)) if act == 7 else 1 / (1 + np.exp(-z))
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    want = {7: lambda: z / (1 + np.exp(-z)), 5: lambda: 1 / (1 + np.exp(-z)),
+            10: lambda: 0.5 * z * (1 + erf(z / math.sqrt(2))),
+            11: lambda: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
+            12: lambda: erf(z)}[act]()
     levels = ["avx2", "avx512"] if "avx512" in ce.detected_isa() else ["avx2"]
     got = {}
     for level in levels:
