@@ -15,7 +15,7 @@
  * reorder of the image is needed. Depthwise convolution is 8 channels per
  * vector with no shuffles for any stride (XNNPACK's channel-tiled dwconv).
  * Bias, residual and cheap activations are applied as each tile is
- * stored; exp-based activations over each stored row (act_row).
+ * stored; exp-based activations over each stored row (the caller level's act_row).
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -27,13 +27,6 @@
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
-
-/* Every activation cnn_act_v left out, over n floats of output at y, in place. */
-static void act_row(const cnn_epilogue *ep, float *y, int64_t n)
-{
-    if (!cnn_act_in_tile(ep->act))
-        cnn_act_row_avx2(ep, y, y, n);
-}
 
 /* ------------------------------------------------------------ convolution */
 
@@ -421,10 +414,11 @@ static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
  * still in L1 (the squeeze of a squeeze-excitation block after its
- * depthwise conv, which otherwise reads the whole output again). */
-static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                         const float *residual, float *y, float *pool, int threads,
-                         cnn_act_row_fn act)
+ * depthwise conv, which otherwise reads the whole output again); act:
+ * the rows of the activations cnn_act_v leaves out. */
+cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
+                                        const float *residual, float *y, float *pool,
+                                        int threads, cnn_act_row_fn act)
 {
     const cnn_conv2d_params *p = &pk->p;
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
@@ -535,14 +529,7 @@ static cnn_status dw_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
 cnn_status cnn_conv2d_nchwc_dw_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads)
 {
-    return dw_run(pk, n, x, residual, y, pool, threads, cnn_act_row_avx2);
-}
-
-cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
-                                        const float *residual, float *y, float *pool,
-                                        int threads, cnn_act_row_fn act)
-{
-    return dw_run(pk, n, x, residual, y, pool, threads, act);
+    return cnn_conv2d_nchwc_dw_act_avx2(pk, n, x, residual, y, pool, threads, cnn_act_row_avx2);
 }
 
 void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float *xb, int64_t r0,
@@ -648,7 +635,8 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
         const cnn_epilogue e = *ep;    /* see conv_tile */
         for (int64_t p = 0; p < hw; p++)
             _mm256_storeu_ps(d + p * B, cnn_act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
-        act_row(ep, d, hw * B);
+        if (!cnn_act_in_tile(ep->act))   /* the ones cnn_act_v left out */
+            cnn_act_row_avx2(ep, d, d, hw * B);
     }
 }
 
