@@ -2,10 +2,9 @@
 /* AVX-512 bodies of the long activations (SiLU, sigmoid, GELU in both
  * forms, erf): the AVX2 formulas of vmath_avx2.h on 16 lanes, operation
  * for operation, so the results are the same bits; every other activation
- * runs its AVX2 body.
- * One zmm op does what two ymm ops did, and SiLU's chain is long (16
- * operations and a division per vector): on Zen 4 the same loop takes
- * 0.22 instead of 0.28 ns per element (L1-resident, 1 thread). */
+ * runs its AVX2 body. Why: these chains are long (SiLU: 16 operations and
+ * a division per vector), and one zmm op does the work of two ymm ops
+ * (docs/performance.md, 2026-12-06 20:23). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -99,8 +98,8 @@ static inline __m512 gelu_tanh16(__m512 x)
     return _mm512_div_ps(_mm512_mul_ps(x, n), _mm512_add_ps(V16(1.f), e));
 }
 
-/* EXPR(v) over x[0..n) -> y, two independent vectors per step (the chain
- * is long; four measured no faster), the tail under a lane mask. */
+/* EXPR(v) over x[0..n) -> y, two independent vectors per step (four were
+ * no faster), the tail under a lane mask. */
 #define ACT16_LOOP(EXPR)                                                  \
     do {                                                                  \
         int64_t i_ = 0;                                                   \
