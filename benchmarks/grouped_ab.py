@@ -1,7 +1,7 @@
 """The grouped convolutions of a model, one by one: the small-group kernel
 (csrc/ops/nchwc_grouped.c) against the tiles it replaced, in one process.
 
-    python benchmarks/grouped_ab.py [--threads 1] [--models regnet_y_400mf ...]
+    python benchmarks/grouped_ab.py [--threads 1] [--models regnet_y_400mf ...] [--off VAR]
 
 For each grouped, not depthwise, conv of the cached ONNX export (random
 weights; benchmarks/models.py exports them) it packs the layer twice: A
@@ -9,7 +9,8 @@ with CNNENGINE_GROUPED=0 (the pair or wide tiles; groups of 4 or 2 with
 block-diagonal weights, as the engine expands them then), B as the engine
 packs it now, checks they agree, and times them alternately. Prints the
 medians, B/A, B's GFLOP/s (real multiplies, not the expanded ones) and
-the model's totals over its grouped convs.
+the model's totals over its grouped convs. --off CNNENGINE_GROUPED_WINO: A
+is the direct tiles of groups of 16 instead (B their Winograd run).
 """
 import argparse
 import collections
@@ -44,13 +45,13 @@ def grouped_convs(path):
     return found
 
 
-def pack(w, b, dims, off):
+def pack(w, b, dims, off, var="CNNENGINE_GROUPED"):
     from cnnengine import _kernels as K
     from cnnengine.backend.cpu.layout import expand_small_groups
     from cnnengine.errors import UnsupportedOpError
-    os.environ.pop("CNNENGINE_GROUPED", None)
+    os.environ.pop(var, None)
     if off:
-        os.environ["CNNENGINE_GROUPED"] = "0"
+        os.environ[var] = "0"
     try:
         return K.ConvNCHWc(w.ravel(), b, dims, 1, 0.0, 0.0, False)
     except UnsupportedOpError:
@@ -58,7 +59,7 @@ def pack(w, b, dims, off):
         return K.ConvNCHWc(expand_small_groups(w, g).ravel(), b, dims[:15] + (dims[1] // 8,) + dims[16:],
                            1, 0.0, 0.0, False)
     finally:
-        os.environ.pop("CNNENGINE_GROUPED", None)
+        os.environ.pop(var, None)
 
 
 def main():
@@ -66,6 +67,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--models", nargs="+", default=["regnet_y_400mf", "regnet_x_400mf", "resnext50_32x4d"])
+    ap.add_argument("--off", default="CNNENGINE_GROUPED", choices=["CNNENGINE_GROUPED", "CNNENGINE_GROUPED_WINO"])
     args = ap.parse_args()
     sys.path.insert(0, HERE)
     from models import export
@@ -81,7 +83,7 @@ def main():
             b = rng.standard_normal(k).astype(np.float32)
             dims = (1, c, h, h, k, ks[0], ks[1], st[0], st[1], 1, 1, pads[0], pads[1], pads[2], pads[3],
                     g, oh, ow)
-            pa, pb = pack(w, b, dims, True), pack(w, b, dims, False)
+            pa, pb = pack(w, b, dims, True, args.off), pack(w, b, dims, False, args.off)
             x = rng.standard_normal((1, (c + 7) // 8, h, h, 8)).astype(np.float32)
             ya = np.empty((1, (k + 7) // 8, oh, ow, 8), np.float32)
             yb = ya.copy()

@@ -1,0 +1,205 @@
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+/* Grouped 3x3 unstrided convolutions with groups of 16 channels each way
+ * (RegNetX, ResNeXt's third stage) by Winograd F(2x2, 3x3), AVX-512: a
+ * group's 16 channels are one zmm (its two blocks side by side), so the
+ * transforms are adds on whole vectors and each of the 16 positions is a
+ * 16 x 16 GEMM over up to 12 tiles (12 accumulators, one weight load per
+ * 12 FMAs with the tile's input broadcast embedded): 256 FMAs per 2x2
+ * tile where the direct tiles take 576. The pack (U [group][pos][ci][co])
+ * is made in csrc/ops/nchwc_grouped.c.
+ *
+ * Work: units of (image, group, chunk of up to 12 tiles), an equal
+ * contiguous range per thread (a group's U, 16 KB, stays in L1 across its
+ * chunks); per unit the input transform into V [pos][tile][ci], the 16
+ * GEMMs (M over V in place), the output transform with bias, residual and
+ * ReLU, stored to the group's two blocks.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <omp.h>
+
+#include "../ops/nchwc.h"
+
+#define B CNN_NCHWC
+#define INLINE static inline __attribute__((always_inline))
+#define TMAX 12
+
+typedef struct wplan {
+    const cnn_conv2d_params *p;
+    int64_t blocks, tw, tiles, chunks; /* tiles per (image, group) = th * tw, in chunks */
+} wplan;
+
+/* The group's 16 channels at input pixel (iy, ix) of blocks b0 (low half)
+ * and b0 + 1 (high half), zero outside the map. */
+INLINE __m512 pix(const float *x0, const float *x1, const cnn_conv2d_params *p, int64_t iy,
+                  int64_t ix, const int edge)
+{
+    if (edge && (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w))
+        return _mm512_setzero_ps();
+    const int64_t at = (iy * p->w + ix) * B;
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x0 + at)),
+                              _mm256_loadu_ps(x1 + at), 1);
+}
+
+/* V[pos][t] = B^T d B of tile (ty, tx) (d: the 4x4 input patch) */
+INLINE void in_tile(const float *x0, const float *x1, const cnn_conv2d_params *p, int64_t ty,
+                    int64_t tx, float *v, int64_t vpos, const int edge)
+{
+    const int64_t iy = 2 * ty - p->pt, ix = 2 * tx - p->pl;
+    __m512 d[4][4], t[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            d[r][c] = pix(x0, x1, p, iy + r, ix + c, edge);
+    for (int c = 0; c < 4; c++) {
+        t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
+        t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
+        t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
+        t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
+    }
+    for (int r = 0; r < 4; r++) {
+        _mm512_store_ps(v + (r * 4 + 0) * vpos, _mm512_sub_ps(t[r][0], t[r][2]));
+        _mm512_store_ps(v + (r * 4 + 1) * vpos, _mm512_add_ps(t[r][1], t[r][2]));
+        _mm512_store_ps(v + (r * 4 + 2) * vpos, _mm512_sub_ps(t[r][2], t[r][1]));
+        _mm512_store_ps(v + (r * 4 + 3) * vpos, _mm512_sub_ps(t[r][1], t[r][3]));
+    }
+}
+
+/* One position: M[t] = sum over ci of U[ci] * V[t][ci], for NT tiles, in place of V. */
+#define GFMA(T)                                                                     \
+    if (NT > T)                                                                     \
+        a##T = _mm512_fmadd_ps(_mm512_set1_ps(v[T * 16 + ci]), u, a##T);
+#define GST(T)                                                                      \
+    if (NT > T)                                                                     \
+        _mm512_store_ps(v + T * 16, a##T);
+
+INLINE void gemm_pos(const float *u0, float *v, const int NT)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+#pragma GCC unroll 16
+    for (int ci = 0; ci < 16; ci++) {
+        const __m512 u = _mm512_load_ps(u0 + ci * 16);
+        GFMA(0) GFMA(1) GFMA(2) GFMA(3) GFMA(4) GFMA(5)
+        GFMA(6) GFMA(7) GFMA(8) GFMA(9) GFMA(10) GFMA(11)
+    }
+    GST(0) GST(1) GST(2) GST(3) GST(4) GST(5)
+    GST(6) GST(7) GST(8) GST(9) GST(10) GST(11)
+}
+
+static void gemm(const float *u, float *v, int nt)
+{
+    for (int pos = 0; pos < 16; pos++) {
+        const float *up = u + pos * 256;
+        float *vp = v + pos * TMAX * 16;
+        switch (nt) {
+        case 12: gemm_pos(up, vp, 12); break;
+        case 11: gemm_pos(up, vp, 11); break;
+        case 10: gemm_pos(up, vp, 10); break;
+        case 9: gemm_pos(up, vp, 9); break;
+        case 8: gemm_pos(up, vp, 8); break;
+        case 7: gemm_pos(up, vp, 7); break;
+        case 6: gemm_pos(up, vp, 6); break;
+        case 5: gemm_pos(up, vp, 5); break;
+        case 4: gemm_pos(up, vp, 4); break;
+        case 3: gemm_pos(up, vp, 3); break;
+        case 2: gemm_pos(up, vp, 2); break;
+        default: gemm_pos(up, vp, 1); break;
+        }
+    }
+}
+
+/* One output pixel: bias, residual, ReLU, the low half to y0, the high to y1 */
+INLINE void out_pixel(__m512 v, __m512 bias, float *y0, float *y1, const float *r0,
+                      const float *r1, int64_t at, int relu)
+{
+    v = _mm512_add_ps(v, bias);
+    if (r0)
+        v = _mm512_add_ps(v, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(r0 + at)),
+                                                _mm256_loadu_ps(r1 + at), 1));
+    if (relu)
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    _mm256_storeu_ps(y0 + at, _mm512_castps512_ps256(v));
+    _mm256_storeu_ps(y1 + at, _mm512_extractf32x8_ps(v, 1));
+}
+
+/* A^T M A of tile (ty, tx): its up to 2 x 2 output pixels */
+static void out_tile(const cnn_conv2d_params *p, const float *m, int64_t mpos, __m512 bias,
+                     int64_t ty, int64_t tx, float *y0, float *y1, const float *r0,
+                     const float *r1, int relu)
+{
+    __m512 s[2][4];
+    for (int c = 0; c < 4; c++) {
+        const __m512 m0 = _mm512_load_ps(m + (0 * 4 + c) * mpos);
+        const __m512 m1 = _mm512_load_ps(m + (1 * 4 + c) * mpos);
+        const __m512 m2 = _mm512_load_ps(m + (2 * 4 + c) * mpos);
+        const __m512 m3 = _mm512_load_ps(m + (3 * 4 + c) * mpos);
+        s[0][c] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[1][c] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const int64_t oy = 2 * ty, ox = 2 * tx;
+    for (int r = 0; r < 2 && oy + r < p->oh; r++) {
+        const int64_t at = ((oy + r) * p->ow + ox) * B;
+        out_pixel(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]), bias, y0, y1, r0, r1,
+                  at, relu);
+        if (ox + 1 < p->ow)
+            out_pixel(_mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]), bias, y0, y1, r0,
+                      r1, at + B, relu);
+    }
+}
+
+/* Unit q: (image, group, chunk) */
+static void run_unit(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
+                     const float *residual, float *y, const float *u, float *v, int relu)
+{
+    const cnn_conv2d_params *p = g->p;
+    const int64_t ck = q % g->chunks, grp = q / g->chunks % p->groups, img = q / g->chunks / p->groups;
+    const int64_t t0 = ck * g->tiles / g->chunks, t1 = (ck + 1) * g->tiles / g->chunks;
+    const int64_t xplane = p->h * p->w * B, yplane = p->oh * p->ow * B;
+    const float *x0 = x + (img * g->blocks + 2 * grp) * xplane, *x1 = x0 + xplane;
+    const int64_t yoff = (img * g->blocks + 2 * grp) * yplane;
+    float *y0 = y + yoff, *y1 = y0 + yplane;
+    const float *r0 = residual ? residual + yoff : NULL, *r1 = r0 ? r0 + yplane : NULL;
+    const int64_t vpos = TMAX * 16;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t ty = t / g->tw, tx = t % g->tw;
+        const int64_t iy = 2 * ty - p->pt, ix = 2 * tx - p->pl;
+        float *vt = v + (t - t0) * 16;
+        if (iy >= 0 && iy + 4 <= p->h && ix >= 0 && ix + 4 <= p->w)
+            in_tile(x0, x1, p, ty, tx, vt, vpos, 0);
+        else
+            in_tile(x0, x1, p, ty, tx, vt, vpos, 1);
+    }
+    gemm(u + grp * 16 * 256, v, (int)(t1 - t0));
+    const __m512 bias = _mm512_loadu_ps(pk->bias + grp * 16);
+    for (int64_t t = t0; t < t1; t++)
+        out_tile(p, v + (t - t0) * 16, vpos, bias, t / g->tw, t % g->tw, y0, y1, r0, r1, relu);
+}
+
+cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                         const float *x, const float *residual, float *y,
+                                         int threads)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    wplan g;
+    g.p = p;
+    g.blocks = pk->ocb;
+    g.tw = (p->ow + 1) / 2;
+    g.tiles = (p->oh + 1) / 2 * g.tw;
+    g.chunks = (g.tiles + TMAX - 1) / TMAX;
+    const int64_t units = n * p->groups * g.chunks;
+    /* U follows the direct pack (nchwc_grouped.c) */
+    const float *u = pk->w + p->groups * 9 * 16 * 16;
+    const int relu = p->ep.act == CNN_ACT_RELU;
+    if (threads > units)
+        threads = (int)units;
+#pragma omp parallel num_threads(threads)
+    {
+        float v[16 * TMAX * 16] __attribute__((aligned(64)));
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int64_t q1 = units * (id + 1) / nt;
+        for (int64_t q = units * id / nt; q < q1; q++)
+            run_unit(&g, pk, q, x, residual, y, u, v, relu);
+    }
+    return CNN_OK;
+}
+#endif
