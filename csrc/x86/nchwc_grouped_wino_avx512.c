@@ -1,12 +1,13 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-/* Grouped 3x3 unstrided convolutions with groups of 16 channels each way
- * (RegNetX, ResNeXt's third stage) by Winograd F(2x2, 3x3), AVX-512: a
- * group's 16 channels are one zmm (its two blocks side by side), so the
- * transforms are adds on whole vectors and each of the 16 positions is a
- * 16 x 16 GEMM over up to 12 tiles (12 accumulators, one weight load per
- * 12 FMAs with the tile's input broadcast embedded): 256 FMAs per 2x2
- * tile where the direct tiles take 576. The pack (U [group][pos][ci][co])
- * is made in csrc/ops/nchwc_grouped.c.
+/* Grouped 3x3 unstrided convolutions with groups of 16 or 8 channels each
+ * way (RegNetX, ResNeXt's second and third stages) by Winograd F(2x2, 3x3),
+ * AVX-512: a group's 16 channels are one zmm (its two blocks side by
+ * side), 8 one ymm, so the transforms are adds on whole vectors and each
+ * of the 16 positions is a 16 x 16 (8 x 8) GEMM over up to 12 tiles (12
+ * accumulators, one weight load per 12 FMAs with the tile's input
+ * broadcast embedded): 256 FMAs per 2x2 tile of 16 where the direct tiles
+ * take 576. The pack (U [group][pos][ci][co]) is made in
+ * csrc/ops/nchwc_grouped.c.
  *
  * Work: units of (image, group, chunk of up to 12 tiles), an equal
  * contiguous range per thread (a group's U, 16 KB, stays in L1 across its
@@ -147,6 +148,141 @@ static void out_tile(const cnn_conv2d_params *p, const float *m, int64_t mpos, _
     }
 }
 
+/* Groups of 8 (one block, one ymm; two ymm FMAs a cycle on Zen 4 are as
+ * many flops as one zmm): the same steps on 8 lanes. */
+INLINE __m256 pix8(const float *x0, const cnn_conv2d_params *p, int64_t iy, int64_t ix,
+                   const int edge)
+{
+    if (edge && (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w))
+        return _mm256_setzero_ps();
+    return _mm256_loadu_ps(x0 + (iy * p->w + ix) * B);
+}
+
+INLINE void in_tile8(const float *x0, const cnn_conv2d_params *p, int64_t ty, int64_t tx,
+                     float *v, int64_t vpos, const int edge)
+{
+    const int64_t iy = 2 * ty - p->pt, ix = 2 * tx - p->pl;
+    __m256 d[4][4], t[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            d[r][c] = pix8(x0, p, iy + r, ix + c, edge);
+    for (int c = 0; c < 4; c++) {
+        t[0][c] = _mm256_sub_ps(d[0][c], d[2][c]);
+        t[1][c] = _mm256_add_ps(d[1][c], d[2][c]);
+        t[2][c] = _mm256_sub_ps(d[2][c], d[1][c]);
+        t[3][c] = _mm256_sub_ps(d[1][c], d[3][c]);
+    }
+    for (int r = 0; r < 4; r++) {
+        _mm256_store_ps(v + (r * 4 + 0) * vpos, _mm256_sub_ps(t[r][0], t[r][2]));
+        _mm256_store_ps(v + (r * 4 + 1) * vpos, _mm256_add_ps(t[r][1], t[r][2]));
+        _mm256_store_ps(v + (r * 4 + 2) * vpos, _mm256_sub_ps(t[r][2], t[r][1]));
+        _mm256_store_ps(v + (r * 4 + 3) * vpos, _mm256_sub_ps(t[r][1], t[r][3]));
+    }
+}
+
+#define GFMA8(T)                                                                    \
+    if (NT > T)                                                                     \
+        a##T = _mm256_fmadd_ps(_mm256_set1_ps(v[T * 8 + ci]), u, a##T);
+#define GST8(T)                                                                     \
+    if (NT > T)                                                                     \
+        _mm256_store_ps(v + T * 8, a##T);
+
+INLINE void gemm_pos8(const float *u0, float *v, const int NT)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+#pragma GCC unroll 8
+    for (int ci = 0; ci < 8; ci++) {
+        const __m256 u = _mm256_load_ps(u0 + ci * 8);
+        GFMA8(0) GFMA8(1) GFMA8(2) GFMA8(3) GFMA8(4) GFMA8(5)
+        GFMA8(6) GFMA8(7) GFMA8(8) GFMA8(9) GFMA8(10) GFMA8(11)
+    }
+    GST8(0) GST8(1) GST8(2) GST8(3) GST8(4) GST8(5)
+    GST8(6) GST8(7) GST8(8) GST8(9) GST8(10) GST8(11)
+}
+
+static void gemm8(const float *u, float *v, int nt)
+{
+    for (int pos = 0; pos < 16; pos++) {
+        const float *up = u + pos * 64;
+        float *vp = v + pos * TMAX * 8;
+        switch (nt) {
+        case 12: gemm_pos8(up, vp, 12); break;
+        case 11: gemm_pos8(up, vp, 11); break;
+        case 10: gemm_pos8(up, vp, 10); break;
+        case 9: gemm_pos8(up, vp, 9); break;
+        case 8: gemm_pos8(up, vp, 8); break;
+        case 7: gemm_pos8(up, vp, 7); break;
+        case 6: gemm_pos8(up, vp, 6); break;
+        case 5: gemm_pos8(up, vp, 5); break;
+        case 4: gemm_pos8(up, vp, 4); break;
+        case 3: gemm_pos8(up, vp, 3); break;
+        case 2: gemm_pos8(up, vp, 2); break;
+        default: gemm_pos8(up, vp, 1); break;
+        }
+    }
+}
+
+INLINE void out_pixel8(__m256 v, __m256 bias, float *y0, const float *r0, int64_t at, int relu)
+{
+    v = _mm256_add_ps(v, bias);
+    if (r0)
+        v = _mm256_add_ps(v, _mm256_loadu_ps(r0 + at));
+    if (relu)
+        v = _mm256_max_ps(v, _mm256_setzero_ps());
+    _mm256_storeu_ps(y0 + at, v);
+}
+
+static void out_tile8(const cnn_conv2d_params *p, const float *m, int64_t mpos, __m256 bias,
+                      int64_t ty, int64_t tx, float *y0, const float *r0, int relu)
+{
+    __m256 s[2][4];
+    for (int c = 0; c < 4; c++) {
+        const __m256 m0 = _mm256_load_ps(m + (0 * 4 + c) * mpos);
+        const __m256 m1 = _mm256_load_ps(m + (1 * 4 + c) * mpos);
+        const __m256 m2 = _mm256_load_ps(m + (2 * 4 + c) * mpos);
+        const __m256 m3 = _mm256_load_ps(m + (3 * 4 + c) * mpos);
+        s[0][c] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        s[1][c] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    const int64_t oy = 2 * ty, ox = 2 * tx;
+    for (int r = 0; r < 2 && oy + r < p->oh; r++) {
+        const int64_t at = ((oy + r) * p->ow + ox) * B;
+        out_pixel8(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bias, y0, r0, at, relu);
+        if (ox + 1 < p->ow)
+            out_pixel8(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bias, y0, r0,
+                       at + B, relu);
+    }
+}
+
+/* Unit q of groups of 8: (image, group, chunk) */
+static void run_unit8(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
+                      const float *residual, float *y, const float *u, float *v, int relu)
+{
+    const cnn_conv2d_params *p = g->p;
+    const int64_t ck = q % g->chunks, grp = q / g->chunks % p->groups, img = q / g->chunks / p->groups;
+    const int64_t t0 = ck * g->tiles / g->chunks, t1 = (ck + 1) * g->tiles / g->chunks;
+    const int64_t xplane = p->h * p->w * B, yplane = p->oh * p->ow * B;
+    const float *x0 = x + (img * g->blocks + grp) * xplane;
+    const int64_t yoff = (img * g->blocks + grp) * yplane;
+    float *y0 = y + yoff;
+    const float *r0 = residual ? residual + yoff : NULL;
+    const int64_t vpos = TMAX * 8;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t ty = t / g->tw, tx = t % g->tw;
+        const int64_t iy = 2 * ty - p->pt, ix = 2 * tx - p->pl;
+        float *vt = v + (t - t0) * 8;
+        if (iy >= 0 && iy + 4 <= p->h && ix >= 0 && ix + 4 <= p->w)
+            in_tile8(x0, p, ty, tx, vt, vpos, 0);
+        else
+            in_tile8(x0, p, ty, tx, vt, vpos, 1);
+    }
+    gemm8(u + grp * 16 * 64, v, (int)(t1 - t0));
+    const __m256 bias = _mm256_loadu_ps(pk->bias + grp * 8);
+    for (int64_t t = t0; t < t1; t++)
+        out_tile8(p, v + (t - t0) * 8, vpos, bias, t / g->tw, t % g->tw, y0, r0, relu);
+}
+
 /* Unit q: (image, group, chunk) */
 static void run_unit(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
                      const float *residual, float *y, const float *u, float *v, int relu)
@@ -188,7 +324,8 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
     g.chunks = (g.tiles + TMAX - 1) / TMAX;
     const int64_t units = n * p->groups * g.chunks;
     /* U follows the direct pack (nchwc_grouped.c) */
-    const float *u = pk->w + p->groups * 9 * 16 * 16;
+    const int64_t gs = pk->gi;
+    const float *u = pk->w + p->groups * 9 * gs * gs;
     const int relu = p->ep.act == CNN_ACT_RELU;
     if (threads > units)
         threads = (int)units;
@@ -198,7 +335,10 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
         const int nt = omp_get_num_threads(), id = omp_get_thread_num();
         const int64_t q1 = units * (id + 1) / nt;
         for (int64_t q = units * id / nt; q < q1; q++)
-            run_unit(&g, pk, q, x, residual, y, u, v, relu);
+            if (gs == 8)
+                run_unit8(&g, pk, q, x, residual, y, u, v, relu);
+            else
+                run_unit(&g, pk, q, x, residual, y, u, v, relu);
     }
     return CNN_OK;
 }
