@@ -27,8 +27,8 @@ struct cnn_conv2d_nchwc {
     int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
                              * interleaved per vector (csrc/ops/nchwc_grouped.c); w
                              * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */
-    int gwino;              /* gi 8 or 16, 3x3 unstrided: w also holds, after the direct
-                             * pack, Winograd F(2x2, 3x3) U [group][16 pos][gi ci][gi co]
+    int gwino;              /* gi 4, 8 or 16, 3x3 unstrided: w also holds, after the
+                             * direct pack, Winograd F(2x2, 3x3) U [set][16 pos][gi][lanes]
                              * for the AVX-512 run (cnn_nchwc_grouped_wino_avx512) */
 };
 

@@ -50,33 +50,37 @@ int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat
     return (small || wide) && grouped_wanted() ? (int)cg : 0;
 }
 
-/* CNNENGINE_GROUPED_WINO=0 (read when a conv is packed): groups of 16 on
- * the direct tiles, for A/B timing. */
+/* CNNENGINE_GROUPED_WINO=0 (read when a conv is packed): groups of 16, 8
+ * and 4 on the direct tiles, for A/B timing. */
 static int wino_wanted(const cnn_conv2d_params *p, int gi)
 {
     const char *env = getenv("CNNENGINE_GROUPED_WINO");
-    return (gi == 16 || gi == 8) && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 &&
+    return (gi == 16 || gi == 8 || gi == 4) && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 &&
            p->dw == 1 && !(env && !strcmp(env, "0"));
 }
 
 /* Winograd F(2x2, 3x3) U = G g G^T of each group's s x s filters, after
- * the direct pack: u [group][pos 4x4][ci][co] */
-static void wino_pack(const cnn_conv2d_params *p, int64_t s, const float *w, float *u)
+ * the direct pack, in its lane order: u [set][pos 4x4][ci < s][lanes] */
+static void wino_pack(const cnn_conv2d_params *p, int64_t s, int64_t lanes, int64_t sets,
+                      const float *w, float *u)
 {
     static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
-    for (int64_t grp = 0; grp < p->groups; grp++)
-        for (int64_t o = 0; o < s; o++)
+    const int64_t g = lanes / s;
+    for (int64_t j = 0; j < sets; j++)
+        for (int64_t l = 0; l < lanes; l++) {
+            const int64_t grp = j * g + l % g, o = l / g;   /* lane l: output o of group grp */
             for (int64_t ci = 0; ci < s; ci++) {
+                float t[4][3] = {{0.f}};
                 const float *f = w + ((grp * s + o) * s + ci) * 9;
-                float t[4][3];
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < 4 && grp < p->groups; i++)
                     for (int c = 0; c < 3; c++)
                         t[i][c] = G[i][0] * f[c] + G[i][1] * f[3 + c] + G[i][2] * f[6 + c];
                 for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        u[((grp * 16 + i * 4 + j) * s + ci) * s + o] =
-                            t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+                    for (int k = 0; k < 4; k++)
+                        u[((j * 16 + i * 4 + k) * s + ci) * lanes + l] =
+                            t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2];
             }
+        }
 }
 
 cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, const float *bias)
@@ -86,7 +90,7 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
     const int64_t taps = p->kh * p->kw, sets = (pk->ocb * B + lanes - 1) / lanes;
     /* the direct pack stays: the portable run reads it where the level drops */
     pk->gwino = wino_wanted(p, pk->gi);
-    pk->w = cnn_alloc_floats(sets * taps * s * lanes + (pk->gwino ? p->groups * 16 * s * s : 0));
+    pk->w = cnn_alloc_floats(sets * taps * s * lanes + (pk->gwino ? sets * 16 * s * lanes : 0));
     free(pk->bias);
     pk->bias = cnn_alloc_floats(sets * lanes);
     if (!pk->w || !pk->bias)
@@ -102,7 +106,7 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
                         have ? w[((grp * s + o) * s + ci) * taps + t] : 0.f;
         }
     if (pk->gwino)
-        wino_pack(p, s, w, pk->w + sets * taps * s * lanes);
+        wino_pack(p, s, lanes, sets, w, pk->w + sets * taps * s * lanes);
     return CNN_OK;
 }
 
