@@ -81,11 +81,11 @@ cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, c
                                  const float *residual, float *y, float *pool, int threads);
 
 #if defined(__x86_64__)
-/* pk->gwino packs (csrc/x86/nchwc_grouped_wino_avx512.c); no pool, act
- * NONE or RELU (cnn_nchwc_grouped_avx512 takes the others) */
+/* pk->gwino packs (csrc/x86/nchwc_grouped_wino_avx512.c), act NONE or
+ * RELU (cnn_nchwc_grouped_avx512 takes the others); pool as there */
 cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                          const float *x, const float *residual, float *y,
-                                         int threads);
+                                         float *pool, int threads);
 cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads);
 /* Depthwise packs; pool: see cnn_conv2d_nchwc_run_pooled_f32, or NULL.

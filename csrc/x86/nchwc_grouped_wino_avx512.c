@@ -18,6 +18,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <omp.h>
+#include <stdlib.h>
 
 #include "../ops/nchwc.h"
 
@@ -118,8 +119,8 @@ static void gemm(const float *u, float *v, int nt, int s)
 
 /* One output pixel: bias (lane order), lanes back to channel order (groups
  * of 4), residual, ReLU, the low half to y0, the high to y1 (if any) */
-INLINE void out_pixel(__m512 v, __m512 bias, __m512i idx, float *y0, float *y1, const float *r0,
-                      const float *r1, int64_t at, int relu, const int S)
+INLINE __m512 out_pixel(__m512 v, __m512 bias, __m512i idx, float *y0, float *y1,
+                        const float *r0, const float *r1, int64_t at, int relu, const int S)
 {
     v = _mm512_add_ps(v, bias);
     if (S == 4)
@@ -134,12 +135,13 @@ INLINE void out_pixel(__m512 v, __m512 bias, __m512i idx, float *y0, float *y1, 
     _mm256_storeu_ps(y0 + at, _mm512_castps512_ps256(v));
     if (y1)
         _mm256_storeu_ps(y1 + at, _mm512_extractf32x8_ps(v, 1));
+    return v;
 }
 
-/* A^T M A of tile (ty, tx): its up to 2 x 2 output pixels */
+/* A^T M A of tile (ty, tx): its up to 2 x 2 output pixels, added to *sum */
 INLINE void out_tile(const cnn_conv2d_params *p, const float *m, int64_t mpos, __m512 bias,
                      __m512i idx, int64_t ty, int64_t tx, float *y0, float *y1, const float *r0,
-                     const float *r1, int relu, const int S)
+                     const float *r1, int relu, __m512 *sum, const int S)
 {
     __m512 s[2][4];
     for (int c = 0; c < 4; c++) {
@@ -153,11 +155,11 @@ INLINE void out_tile(const cnn_conv2d_params *p, const float *m, int64_t mpos, _
     const int64_t oy = 2 * ty, ox = 2 * tx;
     for (int r = 0; r < 2 && oy + r < p->oh; r++) {
         const int64_t at = ((oy + r) * p->ow + ox) * B;
-        out_pixel(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]), bias, idx, y0, y1, r0,
-                  r1, at, relu, S);
+        *sum = _mm512_add_ps(*sum, out_pixel(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]),
+                                             bias, idx, y0, y1, r0, r1, at, relu, S));
         if (ox + 1 < p->ow)
-            out_pixel(_mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]), bias, idx, y0, y1,
-                      r0, r1, at + B, relu, S);
+            *sum = _mm512_add_ps(*sum, out_pixel(_mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]),
+                                                 bias, idx, y0, y1, r0, r1, at + B, relu, S));
     }
 }
 
@@ -236,7 +238,7 @@ static void gemm8(const float *u, float *v, int nt)
     }
 }
 
-INLINE void out_pixel8(__m256 v, __m256 bias, float *y0, const float *r0, int64_t at, int relu)
+INLINE __m256 out_pixel8(__m256 v, __m256 bias, float *y0, const float *r0, int64_t at, int relu)
 {
     v = _mm256_add_ps(v, bias);
     if (r0)
@@ -244,10 +246,11 @@ INLINE void out_pixel8(__m256 v, __m256 bias, float *y0, const float *r0, int64_
     if (relu)
         v = _mm256_max_ps(v, _mm256_setzero_ps());
     _mm256_storeu_ps(y0 + at, v);
+    return v;
 }
 
-static void out_tile8(const cnn_conv2d_params *p, const float *m, int64_t mpos, __m256 bias,
-                      int64_t ty, int64_t tx, float *y0, const float *r0, int relu)
+INLINE void out_tile8(const cnn_conv2d_params *p, const float *m, int64_t mpos, __m256 bias,
+                      int64_t ty, int64_t tx, float *y0, const float *r0, int relu, __m256 *sum)
 {
     __m256 s[2][4];
     for (int c = 0; c < 4; c++) {
@@ -261,16 +264,18 @@ static void out_tile8(const cnn_conv2d_params *p, const float *m, int64_t mpos, 
     const int64_t oy = 2 * ty, ox = 2 * tx;
     for (int r = 0; r < 2 && oy + r < p->oh; r++) {
         const int64_t at = ((oy + r) * p->ow + ox) * B;
-        out_pixel8(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bias, y0, r0, at, relu);
+        *sum = _mm256_add_ps(*sum, out_pixel8(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]),
+                                              bias, y0, r0, at, relu));
         if (ox + 1 < p->ow)
-            out_pixel8(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bias, y0, r0,
-                       at + B, relu);
+            *sum = _mm256_add_ps(*sum, out_pixel8(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]),
+                                                  bias, y0, r0, at + B, relu));
     }
 }
 
 /* Unit q of groups of 8: (image, group, chunk) */
 static void run_unit8(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
-                      const float *residual, float *y, const float *u, float *v, int relu)
+                      const float *residual, float *y, const float *u, float *v, int relu,
+                      float *sums)
 {
     const cnn_conv2d_params *p = g->p;
     const int64_t ck = q % g->chunks, grp = q / g->chunks % p->groups, img = q / g->chunks / p->groups;
@@ -292,14 +297,17 @@ static void run_unit8(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t
     }
     gemm8(u + grp * 16 * 64, v, (int)(t1 - t0));
     const __m256 bias = _mm256_loadu_ps(pk->bias + grp * 8);
+    __m256 sum = _mm256_setzero_ps();
     for (int64_t t = t0; t < t1; t++)
-        out_tile8(p, v + (t - t0) * 8, vpos, bias, t / g->tw, t % g->tw, y0, r0, relu);
+        out_tile8(p, v + (t - t0) * 8, vpos, bias, t / g->tw, t % g->tw, y0, r0, relu, &sum);
+    if (sums)
+        _mm512_storeu_ps(sums + q * 16, _mm512_zextps256_ps512(sum));
 }
 
 /* Unit q of a zmm set (a group of 16, or 4 groups of 4): (image, set, chunk) */
 INLINE void run_unit(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
                      const float *residual, float *y, const float *u, float *v, __m512i idx_in,
-                     __m512i idx_out, int relu, const int S)
+                     __m512i idx_out, int relu, float *sums, const int S)
 {
     const cnn_conv2d_params *p = g->p;
     const int64_t ck = q % g->chunks, j = q / g->chunks % g->sets, img = q / g->chunks / g->sets;
@@ -322,29 +330,34 @@ INLINE void run_unit(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t 
     }
     gemm(u + j * 16 * S * 16, v, (int)(t1 - t0), S);
     const __m512 bias = _mm512_loadu_ps(pk->bias + j * 16);
+    __m512 sum = _mm512_setzero_ps();
     for (int64_t t = t0; t < t1; t++)
         out_tile(p, v + (t - t0) * 16, vpos, bias, idx_out, t / g->tw, t % g->tw, y0, y1, r0, r1,
-                 relu, S);
+                 relu, &sum, S);
+    if (sums)
+        _mm512_storeu_ps(sums + q * 16, sum);
 }
 
 static void run_unit16(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
-                       const float *residual, float *y, const float *u, float *v, int relu)
+                       const float *residual, float *y, const float *u, float *v, int relu,
+                       float *sums)
 {
     const __m512i z = _mm512_setzero_si512();
-    run_unit(g, pk, q, x, residual, y, u, v, z, z, relu, 16);
+    run_unit(g, pk, q, x, residual, y, u, v, z, z, relu, sums, 16);
 }
 
 static void run_unit4(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
-                      const float *residual, float *y, const float *u, float *v, int relu)
+                      const float *residual, float *y, const float *u, float *v, int relu,
+                      float *sums)
 {
     /* lane ci * 4 + g <-> channel g * 4 + ci of the set */
     const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    run_unit(g, pk, q, x, residual, y, u, v, idx, idx, relu, 4);
+    run_unit(g, pk, q, x, residual, y, u, v, idx, idx, relu, sums, 4);
 }
 
 cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                          const float *x, const float *residual, float *y,
-                                         int threads)
+                                         float *pool, int threads)
 {
     const cnn_conv2d_params *p = &pk->p;
     wplan g;
@@ -359,6 +372,11 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
     /* U follows the direct pack (nchwc_grouped.c) */
     const float *u = pk->w + g.sets * 9 * gs * lanes;
     const int relu = p->ep.act == CNN_ACT_RELU;
+    /* pool: each unit's channel sums, added up in unit order after (the
+     * same means whatever the thread count) */
+    float *sums = pool ? cnn_alloc_floats(units * 16) : NULL;
+    if (pool && !sums)
+        return CNN_ERR_OOM;
     if (threads > units)
         threads = (int)units;
 #pragma omp parallel num_threads(threads)
@@ -368,12 +386,23 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
         const int64_t q1 = units * (id + 1) / nt;
         for (int64_t q = units * id / nt; q < q1; q++)
             if (gs == 8)
-                run_unit8(&g, pk, q, x, residual, y, u, v, relu);
+                run_unit8(&g, pk, q, x, residual, y, u, v, relu, sums);
             else if (gs == 4)
-                run_unit4(&g, pk, q, x, residual, y, u, v, relu);
+                run_unit4(&g, pk, q, x, residual, y, u, v, relu, sums);
             else
-                run_unit16(&g, pk, q, x, residual, y, u, v, relu);
+                run_unit16(&g, pk, q, x, residual, y, u, v, relu, sums);
     }
+    for (int64_t pl = 0; sums && pl < n * g.sets; pl++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t k = 0; k < g.chunks; k++)
+            a = _mm512_add_ps(a, _mm512_loadu_ps(sums + (pl * g.chunks + k) * 16));
+        a = _mm512_mul_ps(a, _mm512_set1_ps(1.f / (float)(p->oh * p->ow)));
+        const int64_t img = pl / g.sets, b0 = pl % g.sets * lanes / B;
+        _mm256_storeu_ps(pool + (img * g.blocks + b0) * B, _mm512_castps512_ps256(a));
+        if (lanes == 16 && b0 + 1 < g.blocks)
+            _mm256_storeu_ps(pool + (img * g.blocks + b0 + 1) * B, _mm512_extractf32x8_ps(a, 1));
+    }
+    free(sums);
     return CNN_OK;
 }
 #endif

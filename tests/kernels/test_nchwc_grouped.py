@@ -86,11 +86,13 @@ def test_groups_of_other_widths_are_refused(avx2):
 
 
 @pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
-                                  (1, 56, 7, 7, 7, (1, 1))], ids=["g8s2", "g4half", "g8x7"])
+                                  (1, 56, 7, 7, 7, (1, 1)), (2, 48, 9, 8, 3, (1, 1))],
+                         ids=["g8s2", "g4half", "g8x7", "g16"])
 def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
     """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
     plane means of the activated output, the same whatever the thread
-    count; packs without interleaved groups (AVX2) refuse it."""
+    count (unstrided 3x3s: on the Winograd run); packs without interleaved
+    groups (AVX2) refuse it."""
     n, c, h, wd, groups, stride = case
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
