@@ -18,6 +18,11 @@
  * The SIMD run (csrc/x86/nchwc_grouped_avx512.c) copies each set's input
  * padded, split into stride phases and interleaved, and de-interleaves
  * each output pixel with one permute as it stores it.
+ *
+ * Unstrided 3x3s with groups of 4, 8 or 16 (pk->gwino) also get Winograd
+ * F(2x2, 3x3) filters after the direct pack, [set][pos][ci][lanes] in the
+ * same lane order, for csrc/x86/nchwc_grouped_wino_avx512.c (2.25x fewer
+ * multiplies); the direct pack stays for the portable run.
  */
 #include <stdlib.h>
 #include <string.h>
