@@ -10,7 +10,11 @@ block-diagonal weights, as the engine expands them then), B as the engine
 packs it now, checks they agree, and times them alternately. Prints the
 medians, B/A, B's GFLOP/s (real multiplies, not the expanded ones) and
 the model's totals over its grouped convs. --off CNNENGINE_GROUPED_WINO: A
-is the direct tiles of groups of 16 instead (B their Winograd run).
+is the direct tiles of unstrided groups of 4, 8 and 16 instead (B their
+Winograd run). --in-model: the whole model loaded twice in this process (A
+packed with the --off variable at 0, B as now), per-step profiles
+alternating; prints the medians of the steps that moved by more than 3 %
+and the sums of all steps (weights come from memory there, not a hot cache).
 """
 import argparse
 import collections
@@ -62,15 +66,45 @@ def pack(w, b, dims, off, var="CNNENGINE_GROUPED"):
         os.environ.pop(var, None)
 
 
+def in_model(name, threads, rounds, var):
+    import cnnengine as ce
+    from models import export
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    os.environ[var] = "0"
+    a = ce.load(export(name), threads=threads)
+    a.run(x)
+    del os.environ[var]
+    b = ce.load(export(name), threads=threads)
+    b.run(x)
+    ta, tb = collections.defaultdict(list), collections.defaultdict(list)
+    for _ in range(rounds):
+        for model, into in ((a, ta), (b, tb)):
+            for step, op, t in model.profile(x, runs=10):
+                into[step].append(t)
+    print(f"| {name} step | A ms | B ms | B/A |\n|---|---:|---:|---:|")
+    for step in ta:
+        ma, mb = np.median(ta[step]) * 1e3, np.median(tb[step]) * 1e3
+        if mb / ma < 0.97 or mb / ma > 1.03:
+            print(f"| {step} | {ma:.3f} | {mb:.3f} | {mb / ma:.2f} |")
+    sa = sum(np.median(v) for v in ta.values()) * 1e3
+    sb = sum(np.median(v) for v in tb.values()) * 1e3
+    print(f"| {name} sum of steps | {sa:.3f} | {sb:.3f} | {sb / sa:.3f} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--models", nargs="+", default=["regnet_y_400mf", "regnet_x_400mf", "resnext50_32x4d"])
     ap.add_argument("--off", default="CNNENGINE_GROUPED", choices=["CNNENGINE_GROUPED", "CNNENGINE_GROUPED_WINO"])
+    ap.add_argument("--in-model", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, HERE)
     from models import export
+    if args.in_model:
+        for name in args.models:
+            in_model(name, args.threads, args.rounds, args.off)
+        return
     rng = np.random.default_rng(0)
     print("| model | conv | count | A ms | B ms | B/A | B GFLOP/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
