@@ -55,13 +55,18 @@ int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat
     return (small || wide) && grouped_wanted() ? (int)cg : 0;
 }
 
-/* CNNENGINE_GROUPED_WINO=0 (read when a conv is packed): groups of 16, 8
- * and 4 on the direct tiles, for A/B timing. */
+/* Winograd for unstrided 3x3s of groups of 4, 8 or 16 with 36 tiles or
+ * more: on a 7x7 map (16 tiles) the layer waits on its weights, and U is
+ * 16/9 of them. CNNENGINE_GROUPED_WINO (read when a conv is packed): 0 none
+ * (A/B timing), 1 whatever the map (tests). */
 static int wino_wanted(const cnn_conv2d_params *p, int gi)
 {
     const char *env = getenv("CNNENGINE_GROUPED_WINO");
-    return (gi == 16 || gi == 8 || gi == 4) && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 &&
-           p->dw == 1 && !(env && !strcmp(env, "0"));
+    const int shape = (gi == 16 || gi == 8 || gi == 4) && p->kh == 3 && p->kw == 3 &&
+                      p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
+        return shape && env[0] == '1';
+    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= 36;
 }
 
 /* Winograd F(2x2, 3x3) U = G g G^T of each group's s x s filters, after

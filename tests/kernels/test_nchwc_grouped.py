@@ -88,12 +88,13 @@ def test_groups_of_other_widths_are_refused(avx2):
 @pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
                                   (1, 56, 7, 7, 7, (1, 1)), (2, 48, 9, 8, 3, (1, 1))],
                          ids=["g8s2", "g4half", "g8x7", "g16"])
-def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
+def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2, monkeypatch):
     """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
     plane means of the activated output, the same whatever the thread
     count (unstrided 3x3s: on the Winograd run); packs without interleaved
     groups (AVX2) refuse it."""
     n, c, h, wd, groups, stride = case
+    monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "1")     # the unstrided ones on Winograd
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
     dims, shape = _dims(x, w, stride, (1, 1, 1, 1), (1, 1), groups)
@@ -168,6 +169,7 @@ def test_small_groups_winograd_matches_oracle(case, act, rng, avx2, monkeypatch)
         with pytest.raises(ce.UnsupportedOpError):
             _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
         return
+    monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "1")     # small maps too (auto: 36 tiles and up)
     pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
     monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "0")
     direct = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
