@@ -96,7 +96,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--models", nargs="+", default=["regnet_y_400mf", "regnet_x_400mf", "resnext50_32x4d"])
-    ap.add_argument("--off", default="CNNENGINE_GROUPED", choices=["CNNENGINE_GROUPED", "CNNENGINE_GROUPED_WINO"])
+    ap.add_argument("--off", default="CNNENGINE_GROUPED",
+                    choices=["CNNENGINE_GROUPED", "CNNENGINE_GROUPED_WINO"])
     ap.add_argument("--in-model", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, HERE)

@@ -1,19 +1,20 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-/* Grouped 3x3 unstrided convolutions with groups of 16 or 8 channels each
- * way (RegNetX, ResNeXt's second and third stages) by Winograd F(2x2, 3x3),
+/* Grouped 3x3 unstrided convolutions with groups of 16, 8 or 4 channels
+ * each way (RegNetX, ResNeXt's first three stages) by Winograd F(2x2, 3x3),
  * AVX-512: a group's 16 channels are one zmm (its two blocks side by
- * side), 8 one ymm, so the transforms are adds on whole vectors and each
- * of the 16 positions is a 16 x 16 (8 x 8) GEMM over up to 12 tiles (12
+ * side), 8 one ymm, four groups of 4 one zmm (lanes interleaved), so the
+ * transforms are adds on whole vectors and each of the 16 positions is a
+ * 16 x 16 (8 x 8, 4 x 4 per group) GEMM over up to 12 tiles (12
  * accumulators, one weight load per 12 FMAs with the tile's input
  * broadcast embedded): 256 FMAs per 2x2 tile of 16 where the direct tiles
- * take 576. The pack (U [group][pos][ci][co]) is made in
- * csrc/ops/nchwc_grouped.c.
+ * take 576. U ([set][pos][ci][lanes], the direct pack's lane order) is
+ * packed in csrc/ops/nchwc_grouped.c.
  *
- * Work: units of (image, group, chunk of up to 12 tiles), an equal
- * contiguous range per thread (a group's U, 16 KB, stays in L1 across its
- * chunks); per unit the input transform into V [pos][tile][ci], the 16
+ * Work: units of (image, set, chunk of up to 12 tiles), an equal
+ * contiguous range per thread (a set's U, 16 KB at most, stays in L1 across
+ * its chunks); per unit the input transform into V [pos][tile][ci], the 16
  * GEMMs (M over V in place), the output transform with bias, residual and
- * ReLU, stored to the group's two blocks.
+ * ReLU, stored to the set's one or two blocks.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
