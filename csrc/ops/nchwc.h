@@ -27,6 +27,9 @@ struct cnn_conv2d_nchwc {
     int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
                              * interleaved per vector (csrc/ops/nchwc_grouped.c); w
                              * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */
+    int gwino;              /* gi 4, 8 or 16, 3x3 unstrided: w also holds, after the
+                             * direct pack, Winograd F(2x2, 3x3) U [set][16 pos][gi][lanes]
+                             * for the AVX-512 run (cnn_nchwc_grouped_wino_avx512) */
 };
 
 /* Lanes per vector of a small-group pack: a group of 8 alone in a ymm,
@@ -78,6 +81,11 @@ cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, c
                                  const float *residual, float *y, float *pool, int threads);
 
 #if defined(__x86_64__)
+/* pk->gwino packs (csrc/x86/nchwc_grouped_wino_avx512.c), act NONE or
+ * RELU (cnn_nchwc_grouped_avx512 takes the others); pool as there */
+cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
+                                         const float *x, const float *residual, float *y,
+                                         float *pool, int threads);
 cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads);
 /* Depthwise packs; pool: see cnn_conv2d_nchwc_run_pooled_f32, or NULL.

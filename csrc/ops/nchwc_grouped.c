@@ -18,6 +18,11 @@
  * The SIMD run (csrc/x86/nchwc_grouped_avx512.c) copies each set's input
  * padded, split into stride phases and interleaved, and de-interleaves
  * each output pixel with one permute as it stores it.
+ *
+ * Unstrided 3x3s with groups of 4, 8 or 16 (pk->gwino) also get Winograd
+ * F(2x2, 3x3) filters after the direct pack, [set][pos][ci][lanes] in the
+ * same lane order, for csrc/x86/nchwc_grouped_wino_avx512.c (2.25x fewer
+ * multiplies); the direct pack stays for the portable run.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +55,52 @@ int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat
     return (small || wide) && grouped_wanted() ? (int)cg : 0;
 }
 
+/* Winograd for unstrided 3x3s of groups of 4, 8 or 16 with 36 tiles or
+ * more: on a 7x7 map (16 tiles) the layer waits on its weights, and U is
+ * 16/9 of them. CNNENGINE_GROUPED_WINO (read when a conv is packed): 0 none
+ * (A/B timing), 1 whatever the map (tests). */
+static int wino_wanted(const cnn_conv2d_params *p, int gi)
+{
+    const char *env = getenv("CNNENGINE_GROUPED_WINO");
+    const int shape = (gi == 16 || gi == 8 || gi == 4) && p->kh == 3 && p->kw == 3 &&
+                      p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
+        return shape && env[0] == '1';
+    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= 36;
+}
+
+/* Winograd F(2x2, 3x3) U = G g G^T of each group's s x s filters, after
+ * the direct pack, in its lane order: u [set][pos 4x4][ci < s][lanes] */
+static void wino_pack(const cnn_conv2d_params *p, int64_t s, int64_t lanes, int64_t sets,
+                      const float *w, float *u)
+{
+    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
+    const int64_t g = lanes / s;
+    for (int64_t j = 0; j < sets; j++)
+        for (int64_t l = 0; l < lanes; l++) {
+            const int64_t grp = j * g + l % g, o = l / g;   /* lane l: output o of group grp */
+            for (int64_t ci = 0; ci < s; ci++) {
+                float t[4][3] = {{0.f}};
+                const float *f = w + ((grp * s + o) * s + ci) * 9;
+                for (int i = 0; i < 4 && grp < p->groups; i++)
+                    for (int c = 0; c < 3; c++)
+                        t[i][c] = G[i][0] * f[c] + G[i][1] * f[3 + c] + G[i][2] * f[6 + c];
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++)
+                        u[((j * 16 + i * 4 + k) * s + ci) * lanes + l] =
+                            t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2];
+            }
+        }
+}
+
 cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, const float *bias)
 {
     const cnn_conv2d_params *p = &pk->p;
     const int64_t s = pk->gi, lanes = cnn_nchwc_grouped_lanes(pk->gi), g = lanes / s;
     const int64_t taps = p->kh * p->kw, sets = (pk->ocb * B + lanes - 1) / lanes;
-    pk->w = cnn_alloc_floats(sets * taps * s * lanes);
+    /* the direct pack stays: the portable run reads it where the level drops */
+    pk->gwino = wino_wanted(p, pk->gi);
+    pk->w = cnn_alloc_floats(sets * taps * s * lanes + (pk->gwino ? sets * 16 * s * lanes : 0));
     free(pk->bias);
     pk->bias = cnn_alloc_floats(sets * lanes);
     if (!pk->w || !pk->bias)
@@ -70,6 +115,8 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
                     pk->w[((j * taps + t) * s + ci) * lanes + l] =
                         have ? w[((grp * s + o) * s + ci) * taps + t] : 0.f;
         }
+    if (pk->gwino)
+        wino_pack(p, s, lanes, sets, w, pk->w + sets * taps * s * lanes);
     return CNN_OK;
 }
 

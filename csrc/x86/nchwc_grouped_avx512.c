@@ -279,6 +279,8 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
                                     const float *residual, float *y, float *pool, int threads)
 {
     const cnn_conv2d_params *p = &pk->p;
+    if (pk->gwino && (p->ep.act == CNN_ACT_NONE || p->ep.act == CNN_ACT_RELU))
+        return cnn_nchwc_grouped_wino_avx512(pk, n, x, residual, y, pool, threads);
     gplan g;
     g.p = p;
     g.lanes = cnn_nchwc_grouped_lanes(pk->gi);

@@ -57,11 +57,12 @@ def test_small_group_conv_matches_oracle(case, act, rng, avx2):
 
 
 @pytest.mark.skipif("avx512" not in ISAS, reason="no AVX-512 on this CPU")
-def test_small_group_window_runs_reuse_the_pack(rng):
+@pytest.mark.parametrize("groups", [8, 2], ids=["g4", "g16wino"])
+def test_small_group_window_runs_reuse_the_pack(rng, groups):
     """An occlusion window (another input size and padding, the same packed
-    weights) of an interleaved pack."""
+    weights) of an interleaved pack, and of a Winograd one (groups of 16)."""
     ce.set_isa("avx512")
-    c, groups = 32, 8
+    c = 32
     w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
     x = rng.standard_normal((1, c, 12, 12)).astype(np.float32)
     dims, _ = _dims(x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)
@@ -85,12 +86,15 @@ def test_groups_of_other_widths_are_refused(avx2):
 
 
 @pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
-                                  (1, 56, 7, 7, 7, (1, 1))], ids=["g8s2", "g4half", "g8x7"])
-def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2):
+                                  (1, 56, 7, 7, 7, (1, 1)), (2, 48, 9, 8, 3, (1, 1))],
+                         ids=["g8s2", "g4half", "g8x7", "g16"])
+def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2, monkeypatch):
     """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
     plane means of the activated output, the same whatever the thread
-    count; packs without interleaved groups (AVX2) refuse it."""
+    count (unstrided 3x3s: on the Winograd run); packs without interleaved
+    groups (AVX2) refuse it."""
     n, c, h, wd, groups, stride = case
+    monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "1")     # the unstrided ones on Winograd
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     w = rng.standard_normal((c, c // groups, 3, 3)).astype(np.float32)
     dims, shape = _dims(x, w, stride, (1, 1, 1, 1), (1, 1), groups)
@@ -132,3 +136,56 @@ def test_interleaved_packs_can_be_turned_off(rng, monkeypatch):
         y = np.full((1, 2, 6, 6, 8), np.nan, np.float32)
         _k.ConvNCHWc(w.ravel(), None, dims).run(to_blocked(x), None, y, 2)
         assert_close(from_blocked(y, 16), conv2d_np(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups))
+
+
+# Groups of 16, 8 or 4, 3x3, unstrided: AVX-512 runs them by Winograd F(2x2, 3x3)
+# (csrc/x86/nchwc_grouped_wino_avx512.c). (N, C, H, W, groups, pads (t, l, b, r))
+WINO_CASES = [
+    (1, 256, 10, 10, 32, (1, 1, 1, 1)),    # groups of 8 (ResNeXt's second stage), 2 chunks
+    (2, 24, 7, 6, 3, (0, 2, 1, 0)),        # groups of 8, batch 2, asymmetric pads
+    (1, 40, 1, 2, 5, (1, 1, 1, 1)),        # groups of 8 on a 1x2 map
+    (1, 128, 14, 13, 32, (1, 1, 1, 1)),    # groups of 4, 4 to a zmm (ResNeXt's first stage)
+    (2, 40, 9, 7, 10, (2, 0, 1, 1)),       # groups of 4: odd block count (a half set), batch 2
+    (1, 400, 7, 7, 25, (1, 1, 1, 1)),      # RegNetX-400MF's last stage: odd plane, 2 chunks
+    (2, 48, 9, 8, 3, (1, 1, 1, 1)),        # batch 2, odd rows, even columns
+    (1, 32, 13, 11, 2, (0, 2, 1, 0)),      # asymmetric pads, odd output both ways
+    (1, 80, 1, 1, 5, (1, 1, 1, 1)),        # 1x1 map: every tap but the centre in the padding
+    (1, 16, 6, 29, 1, (2, 2, 2, 2)),       # one group, pads of 2 (whole tiles of zeros), 5 chunks
+    (1, 32, 5, 5, 2, (0, 0, 0, 0)),        # no padding: a 3x3 output, the last tile half out
+]
+
+
+@pytest.mark.parametrize("act", [ACTS[0], (1, 0.0, 0.0), ACTS[1]], ids=["none", "relu", "clip"])
+@pytest.mark.parametrize("case", WINO_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_small_groups_winograd_matches_oracle(case, act, rng, avx2, monkeypatch):
+    """Against the scalar oracle and the direct tiles of the same conv
+    (CNNENGINE_GROUPED_WINO=0), with and without the residual, at 1-3
+    threads; clip (not taken by the Winograd run) on the direct tiles."""
+    n, c, h, wd, groups, pads = case
+    x, w, b, res, dims, shape, oracle = oracle_case(rng, n, c, h, wd, c, 3, 3, (1, 1), pads, (1, 1),
+                                                    groups, act)
+    tol = 1e-5 * np.sqrt(c // groups * 9) * 4  # F(2x2) rounds a little more than the direct sum
+    if c // groups < 8 and avx2 == "avx2":   # expanded to blocks by the engine (layout.py)
+        with pytest.raises(ce.UnsupportedOpError):
+            _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
+        return
+    monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "1")     # small maps too (auto: 36 tiles and up)
+    pk = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
+    monkeypatch.setenv("CNNENGINE_GROUPED_WINO", "0")
+    direct = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
+    monkeypatch.delenv("CNNENGINE_GROUPED_WINO")
+    blocked_res = to_blocked(res)
+    for threads in (1, 2, 3):
+        y = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
+        pk.run(to_blocked(x), blocked_res, y, threads)
+        assert_close(from_blocked(y, c), oracle, rtol=tol, what=f"{case} {act} {threads}")
+        yd = np.full_like(y, np.nan)
+        direct.run(to_blocked(x), blocked_res, yd, threads)
+        assert_close(y, yd, rtol=tol, what=f"{case} {act} {threads} vs direct")
+    y = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
+    pk.run(to_blocked(x), None, y, 2)
+    want = conv2d_np(x, w, b, (1, 1), pads, (1, 1), groups)
+    if act[0] == 1:
+        want = np.maximum(want, 0)
+    if act[0] != 2:
+        assert_close(from_blocked(y, c), want, rtol=tol, what=f"{case} {act} no residual")
