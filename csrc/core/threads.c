@@ -269,6 +269,18 @@ void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load
     }
 }
 
+int cnn_threads_steal(void)
+{
+    static int steal = -1;
+    int v = __atomic_load_n(&steal, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *env = getenv("CNNENGINE_STEAL");
+        v = !(env && env[0] == '0');
+        __atomic_store_n(&steal, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 void cnn_threads_end(void)
 {
     __atomic_sub_fetch(&g_active, 1, __ATOMIC_ACQ_REL);

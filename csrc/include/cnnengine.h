@@ -47,6 +47,9 @@ void cnn_threads_end(void);
  * processes' runnable threads now and their CPU use over the last window,
  * both machine-wide x16 (usage < 0: unknown), over `online` CPUs. */
 int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16);
+/* Whether parallel loops steal units at their tail (csrc/core/share.h);
+ * CNNENGINE_STEAL=0 keeps their static splits, for comparison. */
+int cnn_threads_steal(void);
 /* Diagnostics: team-size calls so far and those the load-aware cap gave
  * fewer threads than asked (and than a fair share); reset != 0 zeroes both.
  * load16: the cap's last estimates of others' load (now, sustained; x16). */

@@ -1,6 +1,7 @@
 /* The blocked (NCHW8c) convolution driver, portable: it cuts the output
  * into units of (image, output row, pixel chunk, group of output block
- * pairs), shares them statically among the threads, and runs each unit
+ * pairs), shares them among the threads (a static split or cuts of equal
+ * work, stealing at the tail: csrc/core/share.h), and runs each unit
  * with the row kernels of the active platform (csrc/ops/nchwc_rows.h),
  * the widest that fits its blocks. Depthwise and Winograd packs have their
  * own drivers. The measurements behind each choice are in the commit
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "nchwc_rows.h"
+#include "share.h"
 
 #define B CNN_NCHWC
 
@@ -772,14 +774,18 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
         threads = (int)pl.units;
     plan_cuts(&pl, pk, n, threads, gate);
     const cnn_status st = plan_gate(&pl, pk, gate, threads);
+    /* no stealing in a gated conv: a thief scales a whole operand for one unit */
+    cnn_share share[CNN_SHARE_MAX];
+    const int shared = cnn_shares_init(share, threads, pl.units, pl.ncut ? pl.cut : NULL);
     if (st == CNN_OK) {
 #pragma omp parallel num_threads(threads)
         {
             const int tid = omp_get_thread_num();
             float *gbuf = gate ? pl.gbuf + tid * pl.gper : NULL;
             int64_t *gdone = gate ? pl.gdone + tid * pl.gmarks : NULL;
-            if (pl.ncut && pl.ncut == omp_get_num_threads()) {
-                for (int64_t u = pl.cut[tid]; u < pl.cut[tid + 1]; u++)
+            cnn_share_walk it = {tid, omp_get_num_threads(), threads, 0, !gate && cnn_threads_steal()};
+            if (shared) {
+                for (int64_t u; cnn_share_next(share, &it, &u);)
                     run_unit(&pl, pk, u, residual, y, act, gbuf, gdone);
             } else {
 #pragma omp for schedule(static)
@@ -788,10 +794,6 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
             }
         }
     }
-    free(pl.gbuf);
-    free(pl.gdone);
-    free(pl.xcopy);
-    free(pl.tiles);
-    free(pl.tcut);
+    free(pl.gbuf), free(pl.gdone), free(pl.xcopy), free(pl.tiles), free(pl.tcut);
     return st;
 }

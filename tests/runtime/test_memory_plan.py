@@ -95,3 +95,16 @@ def test_a_part_in_two_unrelated_concats_is_copied(rng):
     m = ce.load(net)
     for _ in range(2):
         assert_close(m.run(x), ort_run(net, x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("count", [1, 17, (4 << 20) // 4 - 1, (4 << 20) // 4, (5 << 20) // 4 + 3])
+def test_cpu_arena_buffers_are_aligned_private_and_sized(count):
+    # from 4 MiB on the buffers are huge-page advised maps: same contract as the small ones
+    from cnnengine.backend.cpu import CpuBackend
+    be = CpuBackend()
+    a, b = be.empty(count), be.empty(count)
+    assert a.dtype == np.float32 and a.shape == (count,) and a.flags.writeable
+    assert a.ctypes.data % 64 == 0 and b.ctypes.data % 64 == 0
+    a[:] = 1.0
+    b[:] = 2.0
+    assert a[0] == 1.0 and a[-1] == 1.0 and b[-1] == 2.0
