@@ -12,8 +12,8 @@
  * neither a brief spike nor load that has already stopped costs a thread:
  *  - now: runnable threads machine-wide (/proc/loadavg, every 4 ms at most)
  *    less our own team, in both of the last two samples;
- *  - sustained: CPU time the machine spent busy (/proc/stat; niced time
- *    at a quarter unless we are niced) less this process's own CPU time (all its threads: a
+ *  - sustained: CPU time the machine spent busy (/proc/stat, niced time
+ *    included) less this process's own CPU time (all its threads: a
  *    peer runtime's or a GUI's included), over the last >= 100 ms window.
  * CNNENGINE_LOAD_AWARE=0 turns this off; so does a real-time scheduling
  * policy (the runnable threads it preempts are no competition).
@@ -23,10 +23,8 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +72,6 @@ static int g_now16 = 0;      /* ... in both of the last two samples (min), x16 *
 static int g_usage16 = -1;   /* others' CPU use over the last window, cores x16; -1 unknown */
 static long g_online = 1;    /* CPUs the run queue and /proc/stat count over */
 static long g_tick_hz = 100;
-static int g_niced = 0;      /* this process runs at nice > 0 */
 /* the open window: when it began, machine busy/total ticks, own CPU ns */
 static long long g_win_ns = 0, g_win_busy = 0, g_win_total = 0, g_win_own = 0;
 
@@ -135,11 +132,9 @@ static int cpu_ticks(long long *busy, long long *total)
             return -1;
         p = end;
     }
-    /* niced time at a quarter (unless we are niced too): a nice-10 thread
-     * weighs 1/9 of ours to the scheduler, so background builds and tests
-     * leave our team its cores */
-    const long long nice = g_niced ? v[1] : v[1] / 4;
-    *busy = v[0] + nice + v[2] + v[5] + v[6] + v[7];
+    /* niced time counts in full: a niced tenant takes a core from a team
+     * at every barrier wake-up on this kernel, despite its 1/9 weight */
+    *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
     *total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
     return 0;
 }
@@ -166,9 +161,6 @@ static void decide_aware(void)
     int expected = -1;
     long hz = sysconf(_SC_CLK_TCK);
     __atomic_store_n(&g_tick_hz, hz > 0 ? hz : 100, __ATOMIC_RELAXED);
-    errno = 0;
-    const int prio = getpriority(PRIO_PROCESS, 0);
-    __atomic_store_n(&g_niced, errno == 0 && prio > 0, __ATOMIC_RELAXED);
     __atomic_store_n(&g_online, sysconf(_SC_NPROCESSORS_ONLN), __ATOMIC_RELAXED);
     if (fd >= 0) {
         int sfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
