@@ -219,8 +219,9 @@ INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, c
             : [w] "v"(W), [x] "m"(*(ADDR)))
 
 /* FMA_PIX for NB = 1..4 (2 and 4 by FMA_BCST): the odd block's FMAs on
- * ymm, where a zmm FMA with a zero half costs a full one (Zen 4 splits a zmm FMA in two ymm halves;
- * on Xeons a ymm FMA costs what a zmm one does, no more) */
+ * ymm, where a zmm FMA with a zero half costs a full one (Zen 4 splits a
+ * zmm FMA in two ymm halves; on Xeons a ymm FMA costs what a zmm one does,
+ * no more) */
 #define PW_FMA_PIX(P, ADDR)                                                     \
     if (PX > P) {                                                               \
         if (NB == 1) {                                                          \
