@@ -210,21 +210,31 @@ INLINE void conv_tile(const crow *r, const int NB, const int PX, const int CB, c
                       : NB == 3 ? HALF(_mm256_load_ps((WP) + 2 * wob))          \
                                 : w0
 
-/* FMA_PIX for NB = 1..4: the odd block's FMAs on ymm, where a zmm FMA with
- * a zero half costs a full one (Zen 4 splits a zmm FMA in two ymm halves;
- * on Xeons a ymm FMA costs what a zmm one does, no more) */
+/* ACC += W x the float at ADDR, broadcast by the FMA's own load ({1to16}):
+ * GCC otherwise puts it in a register with a separate vbroadcastss, an
+ * extra uop per pixel that the 1x1 tiles measured slower (docs/performance.md) */
+#define FMA_BCST(ACC, W, ADDR)                                                  \
+    __asm__("vfmadd231ps %[x]%{1to16%}, %[w], %[a]"                            \
+            : [a] "+v"(ACC)                                                     \
+            : [w] "v"(W), [x] "m"(*(ADDR)))
+
+/* FMA_PIX for NB = 1..4 (2 and 4 by FMA_BCST): the odd block's FMAs on
+ * ymm, where a zmm FMA with a zero half costs a full one (Zen 4 splits a
+ * zmm FMA in two ymm halves; on Xeons a ymm FMA costs what a zmm one does,
+ * no more) */
 #define PW_FMA_PIX(P, ADDR)                                                     \
     if (PX > P) {                                                               \
         if (NB == 1) {                                                          \
             const __m256 v = _mm256_broadcast_ss(ADDR);                         \
             a0##P = HALF(_mm256_fmadd_ps(v, LO(w0), LO(a0##P)));                \
+        } else if (NB != 3) {                                                   \
+            FMA_BCST(a0##P, w0, ADDR);                                          \
+            if (NB == 4)                                                        \
+                FMA_BCST(a1##P, w1, ADDR);                                      \
         } else {                                                                \
             const __m512 v = _mm512_set1_ps(*(ADDR));                           \
             a0##P = _mm512_fmadd_ps(v, w0, a0##P);                              \
-            if (NB == 4)                                                        \
-                a1##P = _mm512_fmadd_ps(v, w1, a1##P);                          \
-            else if (NB == 3)                                                   \
-                a1##P = HALF(_mm256_fmadd_ps(LO(v), LO(w1), LO(a1##P)));        \
+            a1##P = HALF(_mm256_fmadd_ps(LO(v), LO(w1), LO(a1##P)));            \
         }                                                                       \
     }
 
