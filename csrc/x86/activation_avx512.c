@@ -9,7 +9,7 @@
 #include <immintrin.h>
 
 #include "../ops/eltwise.h"
-#include "vmath_avx2.h"   /* CNN_ERF_ZMAX */
+#include "vmath_avx2.h"   /* the fits' constants, CNN_ERF_ZMAX */
 
 #define V16(c) _mm512_set1_ps(c)
 
@@ -22,8 +22,8 @@ static inline __m512 exp_nonpos16(__m512 t)
     __m512 n = _mm512_sub_ps(fn, magic);
     __m512 r = _mm512_fnmadd_ps(n, V16(0.693147180559945309f), t);
     __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 hi = _mm512_fmadd_ps(V16(0.008169389329850674f), r, V16(0.04184440150856972f));
-    __m512 lo = _mm512_fmadd_ps(V16(0.16668611764907837f), r, V16(0.4999969005584717f));
+    __m512 hi = _mm512_fmadd_ps(V16(CNN_EXPN_P3), r, V16(CNN_EXPN_P2));
+    __m512 lo = _mm512_fmadd_ps(V16(CNN_EXPN_P1), r, V16(CNN_EXPN_P0));
     __m512 p = _mm512_fmadd_ps(hi, r2, lo);
     p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, V16(1.f)));
     __m512i e = _mm512_slli_epi32(_mm512_castps_si512(fn), 23);
@@ -60,17 +60,17 @@ static inline __m512 erf16(__m512 z)
 {
     const __m512 zc = _mm512_min_ps(V16(CNN_ERF_ZMAX), _mm512_max_ps(V16(-CNN_ERF_ZMAX), z));
     const __m512 t = _mm512_mul_ps(zc, zc);
-    __m512 p = V16(2.0347336e-06f);
-    p = _mm512_fmadd_ps(p, t, V16(0.00028747818f));
-    p = _mm512_fmadd_ps(p, t, V16(0.0038682942f));
-    p = _mm512_fmadd_ps(p, t, V16(0.053060375f));
-    p = _mm512_fmadd_ps(p, t, V16(0.19276334f));
-    p = _mm512_fmadd_ps(p, t, V16(1.128379f));
-    __m512 q = V16(3.8070564e-05f);
-    q = _mm512_fmadd_ps(q, t, V16(0.0011881064f));
-    q = _mm512_fmadd_ps(q, t, V16(0.015172228f));
-    q = _mm512_fmadd_ps(q, t, V16(0.11508431f));
-    q = _mm512_fmadd_ps(q, t, V16(0.50416374f));
+    __m512 p = V16(CNN_ERF_P5);
+    p = _mm512_fmadd_ps(p, t, V16(CNN_ERF_P4));
+    p = _mm512_fmadd_ps(p, t, V16(CNN_ERF_P3));
+    p = _mm512_fmadd_ps(p, t, V16(CNN_ERF_P2));
+    p = _mm512_fmadd_ps(p, t, V16(CNN_ERF_P1));
+    p = _mm512_fmadd_ps(p, t, V16(CNN_ERF_P0));
+    __m512 q = V16(CNN_ERF_Q5);
+    q = _mm512_fmadd_ps(q, t, V16(CNN_ERF_Q4));
+    q = _mm512_fmadd_ps(q, t, V16(CNN_ERF_Q3));
+    q = _mm512_fmadd_ps(q, t, V16(CNN_ERF_Q2));
+    q = _mm512_fmadd_ps(q, t, V16(CNN_ERF_Q1));
     q = _mm512_fmadd_ps(q, t, V16(1.f));
     const __m512 r = _mm512_div_ps(_mm512_mul_ps(zc, p), q);
     const __m512i sign = _mm512_and_si512(_mm512_castps_si512(zc), _mm512_set1_epi32(INT32_MIN));

@@ -21,6 +21,23 @@
 #include <stdint.h>
 
 #define CNN_V(c) _mm256_set1_ps(c)
+/* exp's P(r) and erf's P/Q fits: shared with the AVX-512 bodies
+ * (activation_avx512.c), which must give the same bits */
+#define CNN_EXPN_P3 0.008169389329850674f
+#define CNN_EXPN_P2 0.04184440150856972f
+#define CNN_EXPN_P1 0.16668611764907837f
+#define CNN_EXPN_P0 0.4999969005584717f
+#define CNN_ERF_P5 2.0347336e-06f
+#define CNN_ERF_P4 0.00028747818f
+#define CNN_ERF_P3 0.0038682942f
+#define CNN_ERF_P2 0.053060375f
+#define CNN_ERF_P1 0.19276334f
+#define CNN_ERF_P0 1.128379f
+#define CNN_ERF_Q5 3.8070564e-05f
+#define CNN_ERF_Q4 0.0011881064f
+#define CNN_ERF_Q3 0.015172228f
+#define CNN_ERF_Q2 0.11508431f
+#define CNN_ERF_Q1 0.50416374f
 
 /* Mask of the first `rem` lanes (0 < rem < 8) for masked loads/stores. */
 static inline __m256i cnn_tail_mask(int64_t rem)
@@ -109,8 +126,8 @@ static inline __m256 cnn_v_exp_nonpos(__m256 t)
     /* Estrin, not Horner: the chain after r is 3 operations, not 5 (the
      * latency, not the throughput, limits these long formulas on Zen) */
     __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 hi = _mm256_fmadd_ps(CNN_V(0.008169389329850674f), r, CNN_V(0.04184440150856972f));
-    __m256 lo = _mm256_fmadd_ps(CNN_V(0.16668611764907837f), r, CNN_V(0.4999969005584717f));
+    __m256 hi = _mm256_fmadd_ps(CNN_V(CNN_EXPN_P3), r, CNN_V(CNN_EXPN_P2));
+    __m256 lo = _mm256_fmadd_ps(CNN_V(CNN_EXPN_P1), r, CNN_V(CNN_EXPN_P0));
     __m256 p = _mm256_fmadd_ps(hi, r2, lo);
     p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, CNN_V(1.f)));
     __m256i e = _mm256_slli_epi32(_mm256_castps_si256(fn), 23);
@@ -165,17 +182,17 @@ static inline __m256 cnn_v_erf(__m256 z)
 {
     __m256 zc = _mm256_min_ps(CNN_V(CNN_ERF_ZMAX), _mm256_max_ps(CNN_V(-CNN_ERF_ZMAX), z));
     __m256 t = _mm256_mul_ps(zc, zc);
-    __m256 p = CNN_V(2.0347336e-06f);
-    p = _mm256_fmadd_ps(p, t, CNN_V(0.00028747818f));
-    p = _mm256_fmadd_ps(p, t, CNN_V(0.0038682942f));
-    p = _mm256_fmadd_ps(p, t, CNN_V(0.053060375f));
-    p = _mm256_fmadd_ps(p, t, CNN_V(0.19276334f));
-    p = _mm256_fmadd_ps(p, t, CNN_V(1.128379f));
-    __m256 q = CNN_V(3.8070564e-05f);
-    q = _mm256_fmadd_ps(q, t, CNN_V(0.0011881064f));
-    q = _mm256_fmadd_ps(q, t, CNN_V(0.015172228f));
-    q = _mm256_fmadd_ps(q, t, CNN_V(0.11508431f));
-    q = _mm256_fmadd_ps(q, t, CNN_V(0.50416374f));
+    __m256 p = CNN_V(CNN_ERF_P5);
+    p = _mm256_fmadd_ps(p, t, CNN_V(CNN_ERF_P4));
+    p = _mm256_fmadd_ps(p, t, CNN_V(CNN_ERF_P3));
+    p = _mm256_fmadd_ps(p, t, CNN_V(CNN_ERF_P2));
+    p = _mm256_fmadd_ps(p, t, CNN_V(CNN_ERF_P1));
+    p = _mm256_fmadd_ps(p, t, CNN_V(CNN_ERF_P0));
+    __m256 q = CNN_V(CNN_ERF_Q5);
+    q = _mm256_fmadd_ps(q, t, CNN_V(CNN_ERF_Q4));
+    q = _mm256_fmadd_ps(q, t, CNN_V(CNN_ERF_Q3));
+    q = _mm256_fmadd_ps(q, t, CNN_V(CNN_ERF_Q2));
+    q = _mm256_fmadd_ps(q, t, CNN_V(CNN_ERF_Q1));
     q = _mm256_fmadd_ps(q, t, CNN_V(1.f));
     __m256 r = _mm256_div_ps(_mm256_mul_ps(zc, p), q);
     /* saturate exactly: the scalar erff is +-1 there, and gelu's negative
