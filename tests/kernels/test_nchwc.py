@@ -529,16 +529,18 @@ def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, ac
             11: lambda: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
             12: lambda: erf(z)}[act]()
     levels = ["avx2", "avx512"] if "avx512" in ce.detected_isa() else ["avx2"]
-    got = {}
-    for level in levels:
-        ce.set_isa(level)
-        for threads in (1, 2):
-            y = np.full((2, cb, shape[2], shape[3], 8), np.nan, np.float32)
-            y2, pool = np.full_like(y, np.nan), np.full((2, cb, 1, 1, 8), np.nan, np.float32)
-            pk.run(to_blocked(x), None, y, threads)
-            pk.run_pooled(to_blocked(x), None, y2, pool, threads)
-            assert np.array_equal(y, y2)
-            got.setdefault("y", y)
-            np.testing.assert_array_equal(y, got["y"], err_msg=f"{level} {threads}")
-            assert_close(from_blocked(y, c), want, rtol=2e-5, atol=2e-6, what=f"{level} {threads}")
-    ce.set_isa(levels[0])
+    got, before = {}, ce.active_isa()
+    try:
+        for level in levels:
+            ce.set_isa(level)
+            for threads in (1, 2):
+                y = np.full((2, cb, shape[2], shape[3], 8), np.nan, np.float32)
+                y2, pool = np.full_like(y, np.nan), np.full((2, cb, 1, 1, 8), np.nan, np.float32)
+                pk.run(to_blocked(x), None, y, threads)
+                pk.run_pooled(to_blocked(x), None, y2, pool, threads)
+                assert np.array_equal(y, y2)
+                got.setdefault("y", y)
+                np.testing.assert_array_equal(y, got["y"], err_msg=f"{level} {threads}")
+                assert_close(from_blocked(y, c), want, rtol=2e-5, atol=2e-6, what=f"{level} {threads}")
+    finally:
+        ce.set_isa(before)      # the tests after this one run on the detected level
