@@ -412,6 +412,83 @@ static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in
     return dw_row_any;
 }
 
+/* One depthwise call's arguments and plan, for the pool's units. */
+typedef struct dw_job {
+    const cnn_conv2d_nchwc *pk;
+    const float *x, *residual;
+    float *y, *scratch, *partial;
+    cnn_act_row_fn act;
+    dw_row_fn row;
+    int64_t chunks, rpu, win, wp, in_lo, in_hi;
+} dw_job;
+
+/* Unit u: rpu output rows of one (image, block) plane; scratch: the
+ * slot's window. */
+static void dw_unit(void *ctx, int64_t u, int slot)
+{
+    const dw_job *jb = (const dw_job *)ctx;
+    const cnn_conv2d_nchwc *pk = jb->pk;
+    const cnn_conv2d_params *p = &pk->p;
+    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
+    const int64_t taps = p->kh * p->kw, chunks = jb->chunks, rpu = jb->rpu, win = jb->win;
+    const int64_t wp = jb->wp, in_lo = jb->in_lo, in_hi = jb->in_hi;
+    const float *x = jb->x, *residual = jb->residual;
+    float *y = jb->y, *scratch = jb->scratch, *partial = jb->partial;
+    const cnn_act_row_fn act = jb->act;
+    const dw_row_fn row = jb->row;
+    const int64_t q = u / chunks;   /* q = img * cbs + block */
+    const int64_t oy0 = u % chunks * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
+    const int64_t blk = q % cbs;
+    const float *xb = x + q * h * w * B;
+    const float *wb = pk->w + blk * taps * B;
+    const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
+    crow r;
+    r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
+    r.ep = &p->ep;
+    if (scratch) {
+        float *wbuf = scratch + slot * win;
+        const int64_t iy_first = oy0 - p->pt, nrows = oy1 - 1 - oy0 + (p->kh - 1) * p->dh + 1;
+        for (int64_t k = 0; k < nrows; k++) {
+            const int64_t iy = iy_first + k;
+            float *d = wbuf + k * wp * B;
+            if (iy < 0 || iy >= h) {
+                memset(d, 0, (size_t)(wp * B) * sizeof(float));
+                continue;
+            }
+            memset(d, 0, (size_t)(p->pl * B) * sizeof(float));
+            memcpy(d + p->pl * B, xb + iy * w * B, (size_t)(w * B) * sizeof(float));
+            memset(d + (p->pl + w) * B, 0, (size_t)(p->pr * B) * sizeof(float));
+        }
+        r.xrow = wp * B;
+        r.ky0 = 0;
+        r.ky1 = p->kh;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            r.iy0 = oy - oy0;
+            float *yr = y + (q * oh + oy) * ow * B;
+            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+            row(wbuf, wb, &r, ow, 0, ow, 0, wp, bv, res, yr);
+        }
+    } else {
+        r.xrow = w * B;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            r.iy0 = oy * p->sh - p->pt;
+            r.ky0 = 0;
+            r.ky1 = p->kh;
+            while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+            while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+            float *yr = y + (q * oh + oy) * ow * B;
+            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+            row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
+        }
+    }
+    if (!cnn_act_in_tile(p->ep.act))
+        act(&p->ep, y + (q * oh + oy0) * ow * B, y + (q * oh + oy0) * ow * B,
+            (oy1 - oy0) * ow * B);
+    if (partial)
+        _mm256_storeu_ps(partial + u * B,
+                         cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
+}
+
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
  * still in L1 (the squeeze of a squeeze-excitation block after its
@@ -422,7 +499,7 @@ cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, c
                                         int threads, cnn_act_row_fn act)
 {
     const cnn_conv2d_params *p = &pk->p;
-    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
+    const int64_t w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
     const int64_t taps = p->kh * p->kw;
     const int64_t units = n * cbs * oh;
     if ((double)units * ow * taps * B < 65536.0)   /* see cnn_nchwc_conv_drive */
@@ -461,64 +538,8 @@ cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, c
         free(scratch);
         return CNN_ERR_OOM;
     }
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t u = 0; u < nunits; u++) {
-        const int64_t q = u / chunks;   /* q = img * cbs + block */
-        const int64_t oy0 = u % chunks * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
-        const int64_t blk = q % cbs;
-        const float *xb = x + q * h * w * B;
-        const float *wb = pk->w + blk * taps * B;
-        const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
-        crow r;
-        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
-        r.ep = &p->ep;
-        if (scratch) {
-#ifdef _OPENMP
-            float *wbuf = scratch + omp_get_thread_num() * win;
-#else
-            float *wbuf = scratch;
-#endif
-            const int64_t iy_first = oy0 - p->pt, nrows = oy1 - 1 - oy0 + (p->kh - 1) * p->dh + 1;
-            for (int64_t k = 0; k < nrows; k++) {
-                const int64_t iy = iy_first + k;
-                float *d = wbuf + k * wp * B;
-                if (iy < 0 || iy >= h) {
-                    memset(d, 0, (size_t)(wp * B) * sizeof(float));
-                    continue;
-                }
-                memset(d, 0, (size_t)(p->pl * B) * sizeof(float));
-                memcpy(d + p->pl * B, xb + iy * w * B, (size_t)(w * B) * sizeof(float));
-                memset(d + (p->pl + w) * B, 0, (size_t)(p->pr * B) * sizeof(float));
-            }
-            r.xrow = wp * B;
-            r.ky0 = 0;
-            r.ky1 = p->kh;
-            for (int64_t oy = oy0; oy < oy1; oy++) {
-                r.iy0 = oy - oy0;
-                float *yr = y + (q * oh + oy) * ow * B;
-                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-                row(wbuf, wb, &r, ow, 0, ow, 0, wp, bv, res, yr);
-            }
-        } else {
-            r.xrow = w * B;
-            for (int64_t oy = oy0; oy < oy1; oy++) {
-                r.iy0 = oy * p->sh - p->pt;
-                r.ky0 = 0;
-                r.ky1 = p->kh;
-                while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
-                while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
-                float *yr = y + (q * oh + oy) * ow * B;
-                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-                row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
-            }
-        }
-        if (!cnn_act_in_tile(p->ep.act))
-            act(&p->ep, y + (q * oh + oy0) * ow * B, y + (q * oh + oy0) * ow * B,
-                (oy1 - oy0) * ow * B);
-        if (partial)
-            _mm256_storeu_ps(partial + u * B,
-                             cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
-    }
+    dw_job jb = {pk, x, residual, y, scratch, partial, act, row, chunks, rpu, win, wp, in_lo, in_hi};
+    cnn_pool_for(threads, nunits, NULL, cnn_threads_steal(), dw_unit, &jb);
     if (partial) {
         cnn_nchwc_pool_means(partial, n * cbs, chunks, oh * ow, pool);
         free(partial);

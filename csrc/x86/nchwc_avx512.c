@@ -23,6 +23,7 @@
 #include <immintrin.h>
 
 #include "nchwc_conv.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
@@ -637,6 +638,8 @@ typedef struct dwp_job {
     float *y, *partial;
     int64_t rpu, chunks, pairs, win_rows, xrow;
     dwp_row_fn row;
+    float *scratch;   /* per slot: win floats */
+    int64_t win;
 } dwp_job;
 
 /* Unit u: (image, block pair, chunk of rpu output rows), in the thread's
@@ -689,7 +692,13 @@ static void dwp_unit(const dwp_job *jb, int64_t u, float *xw)
     }
 }
 
-/* The driver for dwp_fits convs: units split statically over the threads;
+static void dwp_pool_unit(void *ctx, int64_t u, int slot)
+{
+    const dwp_job *jb = (const dwp_job *)ctx;
+    dwp_unit(jb, u, jb->scratch + slot * jb->win);
+}
+
+/* The driver for dwp_fits convs: units shared over the pool's threads;
  * each thread builds a unit's window and its pair's weight vectors in its
  * own scratch. pool as in nchwc_avx2.c's dw_run. */
 static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
@@ -726,19 +735,9 @@ static cnn_status dwp_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         return CNN_ERR_OOM;
     }
     jb.row = k == 3 ? dwp_row_k3 : dwp_row_k5;
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        float *xw = scratch + omp_get_thread_num() * win;
-#else
-        float *xw = scratch;
-#endif
-        /* nowait: the region's join is the one barrier (a second one cost
-         * ~0.6 us per step at 2 threads, more where a thread is preempted) */
-#pragma omp for schedule(static) nowait
-        for (int64_t u = 0; u < nunits; u++)
-            dwp_unit(&jb, u, xw);
-    }
+    jb.scratch = scratch;
+    jb.win = win;
+    cnn_pool_for(threads, nunits, NULL, cnn_threads_steal(), dwp_pool_unit, &jb);
     if (jb.partial) {
         cnn_nchwc_pool_means(jb.partial, n * cbs, jb.chunks, oh * ow, pool);
         free(jb.partial);
