@@ -6,6 +6,8 @@ The first convolutions of the mobile families (3x3 s2 -> 16/32 with their
 fused activation), ResNet's 7x7 s2 -> 64 and ConvNeXt's 4x4 s4 -> 96, on a
 224x224 image: median of R runs, one worker process per tree, interleaved
 shape by shape and rep block by rep block, so two builds compare on one load.
+--cold: 32 MB written between runs, so that the input and output come from
+memory, as in a network (the stem's 1.6 MB output is written once per run).
 """
 import argparse
 import os
@@ -38,9 +40,10 @@ def make(shape, hw=224):
     return K.ConvNCHWc(w, b, dims, act, alpha, beta, True), x, y
 
 
-def worker(threads, repeat):
+def worker(threads, repeat, cold):
     print("peak 0", flush=True)
     cache = {}
+    junk = np.ones(8 << 20, np.float32)
     for line in sys.stdin:
         i = int(line)
         if i not in cache:
@@ -50,6 +53,8 @@ def worker(threads, repeat):
             pk.run(x, None, y, threads)
         ts = []
         for _ in range(repeat):
+            if cold:
+                junk += 1.0
             t0 = time.perf_counter()
             pk.run(x, None, y, threads)
             ts.append(time.perf_counter() - t0)
@@ -62,14 +67,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tree", nargs="+", default=[os.getcwd()])
+    ap.add_argument("--cold", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.threads[0], args.repeat)
+        worker(args.threads[0], abs(args.repeat), args.repeat < 0)
         return
+    if args.cold:
+        args.repeat = -args.repeat     # the workers' flag (tree_workers passes --repeat)
     for threads in args.threads:
         procs, _ = tree_workers.start(__file__, args.tree, threads, args.repeat)
-        print(f"\n{threads} thread(s), median of {args.rounds} rounds x {args.repeat} runs (ms)")
+        print(f"\n{threads} thread(s), median of {args.rounds} rounds x {abs(args.repeat)} runs (ms)" + (", cold" if args.cold else ""))
         print("| stem | " + " | ".join(os.path.basename(t) for t in args.tree) + " |")
         print("|---|" + "---:|" * len(args.tree))
         for i, shape in enumerate(SHAPES):

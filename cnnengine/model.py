@@ -255,7 +255,9 @@ class Model:
         """Median seconds per executed step over `runs` runs of the fast (fused) plan.
 
         Returns [(step name, op, seconds)] in execution order; a fused step is
-        named after its first layer and covers the layers in its `fused` list."""
+        named after its first layer and covers the layers in its `fused` list.
+        Steps that a run executes inside one C program are timed there, the
+        others with their Python call."""
         feeds = self._feeds(x)
         samples = {}
         with _common.threads_scope(self.threads):
