@@ -76,8 +76,9 @@ class Plan:
             static.caching = True     # read after planning (occlusion, per window): keep what is read
         self._arenas = []
         self._lock = threading.Lock()
-        # per step: (runner, input names, its one output's name or None, values it frees)
-        self.lean = [(st.runner, tuple(st.node.inputs),
+        # per step: (step, input names, its one output's name or None, values it frees);
+        # the runner read from the step at each run (tests replace runners)
+        self.lean = [(st, tuple(st.node.inputs),
                       st.node.outputs[0] if len(st.node.outputs) == 1 else None, tuple(st.free))
                      for st in steps]
 
@@ -395,7 +396,8 @@ class Executor:
         runs as _steps_general runs it."""
         lean = plan.lean
         for k in range(lo, hi):
-            runner, inputs, out, free = lean[k]
+            step, inputs, out, free = lean[k]
+            runner = step.runner
             if runner is None or out is None:
                 self._steps_general(plan, env, arena, (), t, None, k, k + 1)
                 continue
@@ -403,11 +405,11 @@ class Executor:
             try:
                 value = runner(ins, arena[k], t)
             except Error as exc:
-                raise _with_node(exc, plan.steps[k].node, ins) from None
+                raise _with_node(exc, step.node, ins) from None
             except (ValueError, IndexError, TypeError) as exc:
-                raise _failed(plan.steps[k].node, ins, exc) from None
+                raise _failed(step.node, ins, exc) from None
             if type(value) is tuple:      # not a one-output node's: as _steps_general does
-                env.update(zip(plan.steps[k].node.outputs, value))
+                env.update(zip(step.node.outputs, value))
             else:
                 env[out] = value
             for name in free:

@@ -114,6 +114,21 @@ def test_bind_checks_sizes():
                       np.zeros(2, np.float32), 1, 8, 2)
 
 
+def test_timed_program_times_each_step():
+    """run_timed (Model.profile's path) runs the steps as run() does and
+    leaves each one's wall time; a short seconds array is refused."""
+    a = np.linspace(-1, 1, 4099, dtype=np.float32)
+    y1, y2 = np.full_like(a, np.nan), np.full_like(a, np.nan)
+    prog = K.Program([K.bind_activation(1, 0.0, 0.0, a, y1),             # relu
+                      K.bind_activation(2, -0.25, 0.5, y1, y2)])        # clip
+    secs = np.full(2, -1.0)
+    prog.run_timed(2, secs)
+    assert (secs >= 0).all() and (secs < 10).all()
+    np.testing.assert_array_equal(y2, np.clip(np.maximum(a, 0), -0.25, 0.5))
+    with pytest.raises(ShapeError, match="seconds"):
+        prog.run_timed(1, np.zeros(1))
+
+
 def test_error_inside_a_program_names_the_node(paths):
     """A kernel that rejects its arguments inside a program raises as the
     step-by-step path does: the node's name, its op and its input shapes."""
