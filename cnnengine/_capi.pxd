@@ -32,6 +32,8 @@ cdef extern from "cnnengine.h" nogil:
         const void *args
     cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
                                int64_t *failed)
+    cnn_status cnn_program_run_timed(const cnn_program_step *steps, int64_t count, int threads,
+                                     int64_t *failed, double *seconds)
 
     ctypedef struct cnn_epilogue:
         int act

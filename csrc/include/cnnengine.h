@@ -71,6 +71,9 @@ typedef struct cnn_program_step {
 } cnn_program_step;
 cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
                            int64_t *failed);
+/* cnn_program_run, and each step's wall time in seconds[i] (count doubles). */
+cnn_status cnn_program_run_timed(const cnn_program_step *steps, int64_t count, int threads,
+                                 int64_t *failed, double *seconds);
 /* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
 #define CNN_MAX_WORKSPACE ((size_t)1 << 34)
 
