@@ -117,7 +117,7 @@ def pool_check(int threads, int64_t units, cut=None, bint steal=True, int64_t sl
     cdef const int64_t *cp = NULL
     if cut is not None:
         carr = np.ascontiguousarray(cut, np.int64)
-        if carr.shape[0] != threads + 1 or carr[0] != 0 or carr[-1] != units or np.any(np.diff(carr) < 0):
+        if carr.shape[0] != threads + 1 or carr[0] != 0 or carr[threads] != units or np.any(np.diff(carr) < 0):
             raise ValueError("cut: threads + 1 non-decreasing bounds from 0 to units")
         c = carr
         cp = &c[0]
