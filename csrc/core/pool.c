@@ -26,9 +26,9 @@
  * follow each other within microseconds, and a spinning worker takes a
  * core from whatever else the machine runs. */
 #define IDLE_SPIN_NS 300000LL
-/* The caller spins this long for a worker still in its last unit, then
- * sleeps: a worker not done by then has lost its core, and a spinning
- * caller keeps it off the one the caller holds. */
+/* The caller spins at least this long for a worker still in its last
+ * unit, then sleeps: a worker not done by then has likely lost its core,
+ * and a spinning caller keeps it off the one the caller holds. */
 #define JOIN_SPIN_NS 50000LL
 
 typedef struct pool {
@@ -99,27 +99,31 @@ static int claim(pool *p)
     }
 }
 
-/* Range `range` from its front, under `slot`. */
-static void run_range(pool *p, int range, int slot)
+/* Range `range` from its front, under `slot`; the units it ran. */
+static int64_t run_range(pool *p, int range, int slot)
 {
-    for (int64_t u; cnn_share_take(p->share, range, 0, &u);)
+    int64_t done = 0;
+    for (int64_t u; cnn_share_take(p->share, range, 0, &u); done++)
         p->fn(p->ctx, u, slot);
+    return done;
 }
 
 /* A thread's part of a job once it holds `slot`: its range, the ranges
- * nobody claimed, then (steal) units from the back of the others'. */
-static void run_job(pool *p, int slot)
+ * nobody claimed, then (steal) units from the back of the others'; the
+ * units it ran. */
+static int64_t run_job(pool *p, int slot)
 {
-    run_range(p, slot, slot);
+    int64_t done = run_range(p, slot, slot);
     for (int s; (s = claim(p)) >= 0;)
-        run_range(p, s, s);
+        done += run_range(p, s, s);
     if (!p->steal)
-        return;
+        return done;
     for (int k = 1; k < p->threads; k++) {
         const int w = (slot + k) % p->threads;
-        for (int64_t u; cnn_share_take(p->share, w, 1, &u);)
+        for (int64_t u; cnn_share_take(p->share, w, 1, &u); done++)
             p->fn(p->ctx, u, slot);
     }
+    return done;
 }
 
 /* The next state after `seen`: spun for, then slept for. */
@@ -148,8 +152,10 @@ static uint64_t wait_change(pool *p, uint64_t seen)
     return s;
 }
 
-/* The caller's wait for the workers still inside its closed job. */
-static void join(pool *p)
+/* The caller's wait for the workers still inside its closed job: spun
+ * for while a worker may still be in a unit as long as the caller's were
+ * (twice their mean, at least JOIN_SPIN_NS), then slept for. */
+static void join(pool *p, long long unit_ns)
 {
     long long until = 0;
     for (int i = 0; __atomic_load_n(&p->inside, __ATOMIC_SEQ_CST) > 0; i++) {
@@ -158,7 +164,7 @@ static void join(pool *p)
             continue;
         const long long t = mono_ns();
         if (!until) {
-            until = t + JOIN_SPIN_NS;
+            until = t + (2 * unit_ns > JOIN_SPIN_NS ? 2 * unit_ns : JOIN_SPIN_NS);
         } else if (t >= until) {
             __atomic_store_n(&p->joining, 1, __ATOMIC_SEQ_CST);
             for (int v; (v = __atomic_load_n(&p->inside, __ATOMIC_SEQ_CST)) > 0;)
@@ -281,10 +287,12 @@ void cnn_pool_for(int threads, int64_t units, const int64_t *cut, int steal, cnn
         pthread_mutex_unlock(&p->mu);
     }
     t_in_job = 1;
-    run_job(p, 0);
+    const long long t0 = mono_ns();
+    const int64_t ran = run_job(p, 0);
+    const long long unit_ns = ran > 0 ? (mono_ns() - t0) / ran : 0;
     t_in_job = 0;
     __atomic_store_n(&p->state, open + 1, __ATOMIC_SEQ_CST);
-    join(p);
+    join(p, unit_ns);
     __atomic_store_n(&p->busy, 0, __ATOMIC_RELEASE);
 }
 
