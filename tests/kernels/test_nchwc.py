@@ -92,6 +92,12 @@ CASES = [
     (1, 16, 9, 9, 16, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 16),    # ... dilated
     (2, 40, 14, 14, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 40),  # depthwise block pairs: 14-pixel tiles
     (1, 17, 30, 28, 17, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 17),  # ... 2 tiles a row, a short last chunk
+    (2, 21, 13, 14, 21, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 21),  # ... stride 2, odd rows, a half pair
+    (1, 40, 9, 27, 40, 5, 5, (2, 2), (2, 1, 2, 3), (1, 1), 40),   # ... 5x5 s2, asymmetric pads, 14 wide
+    (1, 8, 6, 29, 8, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), 8),      # ... s2, no left pad: no edge on the left
+    (2, 12, 1, 1, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 12),    # ... 1x1 map: every tap but one is padding
+    (1, 24, 10, 30, 24, 5, 5, (1, 1), (0, 2, 3, 1), (1, 1), 24),  # ... 5x5 s1, 29 wide: tiles of 9 + 10 + 10
+    (1, 19, 11, 3, 19, 3, 3, (1, 1), (3, 0, 0, 2), (1, 1), 19),   # ... rows of padding only, pad > kernel half
     (2, 13, 7, 9, 11, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3x3 on a small plane: tiles span rows
     (1, 19, 11, 10, 21, 3, 3, (2, 2), (1, 0, 0, 1), (1, 1), 1),   # ... stride 2, asymmetric padding
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
@@ -472,7 +478,8 @@ def test_blocked_affine(rng):
 
 
 @pytest.mark.parametrize("c,h,w,k,stride,act", [(13, 9, 7, 3, 1, ACTS[2]), (24, 30, 31, 5, 2, ACTS[0]),
-                                               (40, 7, 7, 3, 1, ACTS[1]), (8, 1, 1, 3, 1, ACTS[0])])
+                                               (40, 7, 7, 3, 1, ACTS[1]), (8, 1, 1, 3, 1, ACTS[0]),
+                                               (21, 13, 14, 3, 2, ACTS[2]), (40, 9, 27, 5, 2, ACTS[1])])
 def test_depthwise_pooled_output_is_the_plane_mean(c, h, w, k, stride, act, rng):
     """run_pooled: the same output as run, and the mean of every channel
     over the plane (squeeze-excitation's squeeze) as a second output."""
@@ -506,6 +513,7 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
 @pytest.mark.parametrize("c,h,w,k,stride", [
     (13, 14, 14, 3, 1),   # block pairs (zmm rows), 13 channels: a half pair
     (24, 11, 9, 5, 1),    # block pairs, rows of 9 pixels: zmm tails of 8 lanes
+    (21, 13, 13, 3, 2),   # block pairs, stride 2, a half pair
     (17, 30, 29, 3, 1),   # AVX2 rows, odd width
     (24, 31, 23, 5, 2),   # AVX2 rows, stride 2, odd sizes
     (9, 1, 1, 3, 1),      # 1x1 map
