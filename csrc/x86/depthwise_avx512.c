@@ -1,6 +1,6 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
 /* The AVX-512 depthwise convolution of blocked (NCHW8c) tensors on planes
- * up to 14 output pixels wide (32 for 5x5 stride 1): a block pair (16
+ * up to 32 output pixels wide at stride 1, 14 at stride 2: a block pair (16
  * channels) per zmm register, so that one FMA covers both blocks, as MLAS's
  * AVX-512 depthwise kernel does with its 16-channel blocks. Wider planes,
  * and kernels other than 3x3 / 5x5 at stride 1 or 2, run the AVX2 rows
@@ -70,8 +70,9 @@ INLINE void dwd_tile(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0,
     }
 }
 
-/* One output row of the pair: tiles of at most DWD_MAX pixels, as even as
- * the row allows; xr the tap rows' base (row iy0, column 0). */
+/* One output row of the pair (stride 2, or a unit's odd last row): tiles
+ * of at most DWD_MAX pixels, as even as the row allows; xr the tap rows'
+ * base (row iy0, column 0). */
 #define DEFINE_DWD_ROW(NAME, K, S)                                                           \
     static void NAME(const float *xr, int64_t xrow, int64_t xplane, int64_t pl, int64_t w,   \
                      int64_t ky0, int64_t ky1, const __m512 *wq, int64_t ow, __m512 bv,      \
@@ -106,13 +107,119 @@ DEFINE_DWD_ROW(dwd_row_k5s2, 5, 2)
 #undef DWD_CASE
 #undef DEFINE_DWD_ROW
 
+/* Two output rows at stride 1: each joined input pixel feeds both rows'
+ * accumulators, so a tile joins K + 1 input rows for two output rows
+ * instead of 2K. dwd_taps: one input row's taps, for row 0 (weights w0,
+ * if R0) and row 1 (w1, if R1); every accumulator still sums its taps in
+ * (ky, kx) order, as the AVX2 rows do. */
+#define DWD2_MAX 8
+
+INLINE void dwd_taps(const float *xk, int64_t xplane, int64_t ix0, int64_t w, int edge,
+                     const __m512 *w0, const __m512 *w1, __m512 *a0, __m512 *a1, const int PX,
+                     const int K, const int R0, const int R1)
+{
+    __m512 wv0[5], wv1[5];
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        if (R0)
+            wv0[kx] = w0[kx];
+        if (R1)
+            wv1[kx] = w1[kx];
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < PX + K - 1; j++) {
+        if (edge && (ix0 + j < 0 || ix0 + j >= w))
+            continue;
+        const __m512 xv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xk + j * B)),
+                                             _mm256_loadu_ps(xk + xplane + j * B), 1);
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; kx++) {
+            const int d = j - kx;
+            if (d >= 0 && d < PX) {
+                if (R0)
+                    a0[d] = _mm512_fmadd_ps(xv, wv0[kx], a0[d]);
+                if (R1)
+                    a1[d] = _mm512_fmadd_ps(xv, wv1[kx], a1[d]);
+            }
+        }
+    }
+}
+
+/* PX pixels of output rows oy and oy + 1 (yrow floats apart); xr: input
+ * row oy - pt, of which rows [t0, t1) (of K + 1) are inside the map. */
+INLINE void dwd_tile2(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0, int64_t w,
+                      int64_t t0, int64_t t1, const __m512 *wq, const int PX, const int K,
+                      int edge, __m512 bv, const cnn_epilogue *ep, const float *res, float *y,
+                      int64_t yrow, int64_t yplane, const int nb)
+{
+    __m512 a0[DWD2_MAX], a1[DWD2_MAX];
+#pragma GCC unroll 8
+    for (int P = 0; P < PX; P++)
+        a0[P] = a1[P] = bv;
+    for (int64_t t = t0; t < t1; t++) {
+        const float *xk = xr + t * xrow + ix0 * B;
+        if (t == 0)
+            dwd_taps(xk, xplane, ix0, w, edge, wq, wq, a0, a1, PX, K, 1, 0);
+        else if (t == K)
+            dwd_taps(xk, xplane, ix0, w, edge, wq, wq + (K - 1) * K, a0, a1, PX, K, 0, 1);
+        else
+            dwd_taps(xk, xplane, ix0, w, edge, wq + t * K, wq + (t - 1) * K, a0, a1, PX, K, 1, 1);
+    }
+#pragma GCC unroll 8
+    for (int P = 0; P < PX; P++) {
+        __m512 v0 = a0[P], v1 = a1[P];
+        if (res) {
+            v0 = _mm512_add_ps(v0, load_pair(res + P * B, yplane, nb));
+            v1 = _mm512_add_ps(v1, load_pair(res + yrow + P * B, yplane, nb));
+        }
+        store_raw(act512(ep, v0), y + P * B, yplane, nb);
+        store_raw(act512(ep, v1), y + yrow + P * B, yplane, nb);
+    }
+}
+
+/* dwd_row for output rows oy and oy + 1 at stride 1 (tiles of DWD2_MAX:
+ * 2 x 8 accumulators and 2K weights in the 32 registers). */
+#define DEFINE_DWD_ROW2(NAME, K)                                                             \
+    static void NAME(const float *xr, int64_t xrow, int64_t xplane, int64_t pl, int64_t w,   \
+                     int64_t t0, int64_t t1, const __m512 *wq, int64_t ow, __m512 bv,        \
+                     const cnn_epilogue *ep, const float *res, float *y, int64_t yrow,       \
+                     int64_t yplane, int nb)                                                 \
+    {                                                                                        \
+        enum { KS = K };                                                                     \
+        int64_t ox = 0;                                                                      \
+        for (int64_t t = (ow + DWD2_MAX - 1) / DWD2_MAX, left = ow; t > 0; t--) {            \
+            const int64_t m = left / t, ix0 = ox - pl;                                       \
+            const int edge = ix0 < 0 || ix0 + m - 1 + K > w;                                 \
+            const float *rt = res ? res + ox * B : NULL;                                     \
+            float *yt = y + ox * B;                                                          \
+            switch (m) {                                                                     \
+            DWD2_CASE(8) DWD2_CASE(7) DWD2_CASE(6) DWD2_CASE(5) DWD2_CASE(4) DWD2_CASE(3)    \
+            DWD2_CASE(2)                                                                     \
+            default: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, 1, KS, edge, bv, ep, rt, \
+                               yt, yrow, yplane, nb); break;                                 \
+            }                                                                                \
+            ox += m;                                                                         \
+            left -= m;                                                                       \
+        }                                                                                    \
+    }
+#define DWD2_CASE(PX)                                                                         \
+    case PX: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, PX, KS, edge, bv, ep, rt, yt,    \
+                       yrow, yplane, nb); break;
+DEFINE_DWD_ROW2(dwd_rows2_k3, 3)
+DEFINE_DWD_ROW2(dwd_rows2_k5, 5)
+#undef DWD2_CASE
+#undef DEFINE_DWD_ROW2
+
+typedef void (*dwd_rows2_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             const __m512 *, int64_t, __m512, const cnn_epilogue *, const float *,
+                             float *, int64_t, int64_t, int);
 
 /* Which depthwise convs the pair kernel takes (see the top). */
 static int dwd_fits(const cnn_conv2d_params *p)
 {
     return p->kh == p->kw && (p->kh == 3 || p->kh == 5) && p->sh == p->sw &&
            (p->sw == 1 || p->sw == 2) && p->dh == 1 && p->dw == 1 &&
-           p->ow <= (p->kw == 5 && p->sw == 1 ? 32 : 14);
+           p->ow <= (p->sw == 1 ? 32 : 14);
 }
 
 typedef void (*dwd_row_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
@@ -126,6 +233,7 @@ typedef struct dwd_job {
     float *y, *partial;
     int64_t rpu, chunks, pairs;
     dwd_row_fn row;
+    dwd_rows2_fn rows2;   /* stride 1: two rows at a time, or NULL */
 } dwd_job;
 
 /* Unit u: (image, block pair, chunk of rpu output rows). scratch: none
@@ -148,7 +256,15 @@ static void dwd_unit(const dwd_job *jb, int64_t u, float *scratch)
     const __m512 bv = load_pair(pk->bias + b0 * B, B, nb);
     const float *xb = jb->x + q * h * w * B;
     const int64_t xplane = nb == 2 ? h * w * B : 0;   /* a lone block joins itself */
-    for (int64_t oy = oy0; oy < oy1; oy++) {
+    int64_t oy = oy0;
+    for (; jb->rows2 && oy + 1 < oy1; oy += 2) {
+        const int64_t iy0 = oy - p->pt;
+        const int64_t t0 = iy0 < 0 ? -iy0 : 0, t1 = h - iy0 < k + 1 ? h - iy0 : k + 1;
+        const int64_t at = q * plane + oy * ow * B;
+        jb->rows2(xb + iy0 * w * B, w * B, xplane, p->pl, w, t0, t1, wq, ow, bv, &p->ep,
+                  jb->residual ? jb->residual + at : NULL, jb->y + at, ow * B, plane, nb);
+    }
+    for (; oy < oy1; oy++) {
         const int64_t iy0 = oy * s - p->pt;
         int64_t ky0 = 0, ky1 = k;
         while (ky0 < ky1 && iy0 + ky0 < 0) ky0++;
@@ -180,6 +296,10 @@ static cnn_status dwd_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     /* rows per unit: 64+ output pixels, so that an exp-based activation
      * runs over spans long enough for its vector loop */
     jb.rpu = (64 + ow - 1) / ow;
+    if (p->sw == 1) {   /* an even count: row pairs */
+        jb.rpu += jb.rpu & 1;
+        jb.rows2 = k == 3 ? dwd_rows2_k3 : dwd_rows2_k5;
+    }
     if (jb.rpu > oh)
         jb.rpu = oh;
     jb.chunks = (oh + jb.rpu - 1) / jb.rpu;

@@ -98,6 +98,7 @@ CASES = [
     (2, 12, 1, 1, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 12),    # ... 1x1 map: every tap but one is padding
     (1, 24, 10, 30, 24, 5, 5, (1, 1), (0, 2, 3, 1), (1, 1), 24),  # ... 5x5 s1, 29 wide: tiles of 9 + 10 + 10
     (1, 19, 11, 3, 19, 3, 3, (1, 1), (3, 0, 0, 2), (1, 1), 19),   # ... rows of padding only, pad > kernel half
+    (1, 13, 9, 30, 13, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 13),  # ... 3x3 s1 30 wide: row pairs, a lone last row
     (2, 13, 7, 9, 11, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3x3 on a small plane: tiles span rows
     (1, 19, 11, 10, 21, 3, 3, (2, 2), (1, 0, 0, 1), (1, 1), 1),   # ... stride 2, asymmetric padding
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
