@@ -32,6 +32,38 @@
  * Rows outside the map are skipped by the caller's [ky0, ky1). */
 #define DWD_MAX 14
 
+/* A tile's PX accumulators (bias in) stored at y (+ res): the epilogue is
+ * copied to a local and switched on once per tile, not per vector (a
+ * float store may alias ep's alpha and beta); ReLU and clip, the mobile
+ * families' activations, get loops of their own. */
+INLINE void dwd_store(const cnn_epilogue *ep, const __m512 *a, const int PX, const float *res,
+                      float *y, int64_t yplane, const int nb)
+{
+    const cnn_epilogue e = *ep;
+    const __m512 zero = _mm512_setzero_ps();
+#define DWD_STORE_LOOP(EXPR)                                                 \
+    do {                                                                     \
+        _Pragma("GCC unroll 14") for (int P = 0; P < PX; P++) {              \
+            __m512 v = a[P];                                                 \
+            if (res)                                                         \
+                v = _mm512_add_ps(v, load_pair(res + P * B, yplane, nb));   \
+            store_raw((EXPR), y + P * B, yplane, nb);                        \
+        }                                                                    \
+    } while (0)
+    switch (e.act) {
+    case CNN_ACT_NONE: DWD_STORE_LOOP(v); break;
+    case CNN_ACT_RELU: DWD_STORE_LOOP(_mm512_max_ps(zero, v)); break;
+    case CNN_ACT_CLIP: {
+        const __m512 lo = _mm512_set1_ps(e.alpha), hi = _mm512_set1_ps(e.beta);
+        DWD_STORE_LOOP(_mm512_mask_mov_ps(_mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi),
+                                          _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo));
+        break;
+    }
+    default: DWD_STORE_LOOP(act512(&e, v)); break;
+    }
+#undef DWD_STORE_LOOP
+}
+
 INLINE void dwd_tile(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0, int64_t w,
                      int64_t ky0, int64_t ky1, const __m512 *wq, const int PX, const int K,
                      const int S, int edge, __m512 bv, const cnn_epilogue *ep, const float *res,
@@ -61,13 +93,7 @@ INLINE void dwd_tile(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0,
             }
         }
     }
-#pragma GCC unroll 14
-    for (int P = 0; P < PX; P++) {
-        __m512 v = a[P];
-        if (res)
-            v = _mm512_add_ps(v, load_pair(res + P * B, yplane, nb));
-        store_raw(act512(ep, v), y + P * B, yplane, nb);
-    }
+    dwd_store(ep, a, PX, res, y, yplane, nb);
 }
 
 /* One output row of the pair (stride 2, or a unit's odd last row): tiles
@@ -165,16 +191,8 @@ INLINE void dwd_tile2(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0
         else
             dwd_taps(xk, xplane, ix0, w, edge, wq + t * K, wq + (t - 1) * K, a0, a1, PX, K, 1, 1);
     }
-#pragma GCC unroll 8
-    for (int P = 0; P < PX; P++) {
-        __m512 v0 = a0[P], v1 = a1[P];
-        if (res) {
-            v0 = _mm512_add_ps(v0, load_pair(res + P * B, yplane, nb));
-            v1 = _mm512_add_ps(v1, load_pair(res + yrow + P * B, yplane, nb));
-        }
-        store_raw(act512(ep, v0), y + P * B, yplane, nb);
-        store_raw(act512(ep, v1), y + yrow + P * B, yplane, nb);
-    }
+    dwd_store(ep, a0, PX, res, y, yplane, nb);
+    dwd_store(ep, a1, PX, res ? res + yrow : NULL, y + yrow, yplane, nb);
 }
 
 /* dwd_row for output rows oy and oy + 1 at stride 1 (tiles of DWD2_MAX:
