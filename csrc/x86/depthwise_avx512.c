@@ -96,7 +96,7 @@ INLINE void dwd_tile(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0,
     dwd_store(ep, a, PX, res, y, yplane, nb);
 }
 
-/* One output row of the pair (stride 2, or a unit's odd last row): tiles
+/* One output row of the pair (a unit's odd last row): tiles
  * of at most DWD_MAX pixels, as even as the row allows; xr the tap rows'
  * base (row iy0, column 0). */
 #define DEFINE_DWD_ROW(NAME, K, S)                                                           \
@@ -133,8 +133,8 @@ DEFINE_DWD_ROW(dwd_row_k5s2, 5, 2)
 #undef DWD_CASE
 #undef DEFINE_DWD_ROW
 
-/* Two output rows at stride 1: each joined input pixel feeds both rows'
- * accumulators, so a tile joins K + 1 input rows for two output rows
+/* Two output rows at a time: each joined input pixel feeds both rows'
+ * accumulators, so a tile joins K + S input rows for two output rows
  * instead of 2K. dwd_taps: one input row's taps, for row 0 (weights w0,
  * if R0) and row 1 (w1, if R1); every accumulator still sums its taps in
  * (ky, kx) order, as the AVX2 rows do. */
@@ -142,7 +142,7 @@ DEFINE_DWD_ROW(dwd_row_k5s2, 5, 2)
 
 INLINE void dwd_taps(const float *xk, int64_t xplane, int64_t ix0, int64_t w, int edge,
                      const __m512 *w0, const __m512 *w1, __m512 *a0, __m512 *a1, const int PX,
-                     const int K, const int R0, const int R1)
+                     const int K, const int S, const int R0, const int R1)
 {
     __m512 wv0[5], wv1[5];
 #pragma GCC unroll 5
@@ -152,8 +152,8 @@ INLINE void dwd_taps(const float *xk, int64_t xplane, int64_t ix0, int64_t w, in
         if (R1)
             wv1[kx] = w1[kx];
     }
-#pragma GCC unroll 16
-    for (int j = 0; j < PX + K - 1; j++) {
+#pragma GCC unroll 20
+    for (int j = 0; j < (PX - 1) * S + K; j++) {
         if (edge && (ix0 + j < 0 || ix0 + j >= w))
             continue;
         const __m512 xv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xk + j * B)),
@@ -161,21 +161,21 @@ INLINE void dwd_taps(const float *xk, int64_t xplane, int64_t ix0, int64_t w, in
 #pragma GCC unroll 5
         for (int kx = 0; kx < K; kx++) {
             const int d = j - kx;
-            if (d >= 0 && d < PX) {
+            if (d >= 0 && d % S == 0 && d / S < PX) {
                 if (R0)
-                    a0[d] = _mm512_fmadd_ps(xv, wv0[kx], a0[d]);
+                    a0[d / S] = _mm512_fmadd_ps(xv, wv0[kx], a0[d / S]);
                 if (R1)
-                    a1[d] = _mm512_fmadd_ps(xv, wv1[kx], a1[d]);
+                    a1[d / S] = _mm512_fmadd_ps(xv, wv1[kx], a1[d / S]);
             }
         }
     }
 }
 
 /* PX pixels of output rows oy and oy + 1 (yrow floats apart); xr: input
- * row oy - pt, of which rows [t0, t1) (of K + 1) are inside the map. */
+ * row oy * S - pt, of which rows [t0, t1) (of K + S) are inside the map. */
 INLINE void dwd_tile2(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0, int64_t w,
                       int64_t t0, int64_t t1, const __m512 *wq, const int PX, const int K,
-                      int edge, __m512 bv, const cnn_epilogue *ep, const float *res, float *y,
+                      const int S, int edge, __m512 bv, const cnn_epilogue *ep, const float *res, float *y,
                       int64_t yrow, int64_t yplane, const int nb)
 {
     __m512 a0[DWD2_MAX], a1[DWD2_MAX];
@@ -184,47 +184,49 @@ INLINE void dwd_tile2(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0
         a0[P] = a1[P] = bv;
     for (int64_t t = t0; t < t1; t++) {
         const float *xk = xr + t * xrow + ix0 * B;
-        if (t == 0)
-            dwd_taps(xk, xplane, ix0, w, edge, wq, wq, a0, a1, PX, K, 1, 0);
-        else if (t == K)
-            dwd_taps(xk, xplane, ix0, w, edge, wq, wq + (K - 1) * K, a0, a1, PX, K, 0, 1);
+        if (t < S)
+            dwd_taps(xk, xplane, ix0, w, edge, wq + t * K, wq, a0, a1, PX, K, S, 1, 0);
+        else if (t >= K)
+            dwd_taps(xk, xplane, ix0, w, edge, wq, wq + (t - S) * K, a0, a1, PX, K, S, 0, 1);
         else
-            dwd_taps(xk, xplane, ix0, w, edge, wq + t * K, wq + (t - 1) * K, a0, a1, PX, K, 1, 1);
+            dwd_taps(xk, xplane, ix0, w, edge, wq + t * K, wq + (t - S) * K, a0, a1, PX, K, S, 1, 1);
     }
     dwd_store(ep, a0, PX, res, y, yplane, nb);
     dwd_store(ep, a1, PX, res ? res + yrow : NULL, y + yrow, yplane, nb);
 }
 
-/* dwd_row for output rows oy and oy + 1 at stride 1 (tiles of DWD2_MAX:
+/* dwd_row for output rows oy and oy + 1 (tiles of DWD2_MAX:
  * 2 x 8 accumulators and 2K weights in the 32 registers). */
-#define DEFINE_DWD_ROW2(NAME, K)                                                             \
+#define DEFINE_DWD_ROW2(NAME, K, S)                                                           \
     static void NAME(const float *xr, int64_t xrow, int64_t xplane, int64_t pl, int64_t w,   \
                      int64_t t0, int64_t t1, const __m512 *wq, int64_t ow, __m512 bv,        \
                      const cnn_epilogue *ep, const float *res, float *y, int64_t yrow,       \
                      int64_t yplane, int nb)                                                 \
     {                                                                                        \
-        enum { KS = K };                                                                     \
+        enum { KS = K, SS = S };                                                             \
         int64_t ox = 0;                                                                      \
         for (int64_t t = (ow + DWD2_MAX - 1) / DWD2_MAX, left = ow; t > 0; t--) {            \
-            const int64_t m = left / t, ix0 = ox - pl;                                       \
-            const int edge = ix0 < 0 || ix0 + m - 1 + K > w;                                 \
+            const int64_t m = left / t, ix0 = ox * S - pl;                                   \
+            const int edge = ix0 < 0 || ix0 + (m - 1) * S + K > w;                           \
             const float *rt = res ? res + ox * B : NULL;                                     \
             float *yt = y + ox * B;                                                          \
             switch (m) {                                                                     \
             DWD2_CASE(8) DWD2_CASE(7) DWD2_CASE(6) DWD2_CASE(5) DWD2_CASE(4) DWD2_CASE(3)    \
             DWD2_CASE(2)                                                                     \
-            default: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, 1, KS, edge, bv, ep, rt, \
-                               yt, yrow, yplane, nb); break;                                 \
+            default: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, 1, KS, SS, edge, bv, ep, \
+                               rt, yt, yrow, yplane, nb); break;                             \
             }                                                                                \
             ox += m;                                                                         \
             left -= m;                                                                       \
         }                                                                                    \
     }
 #define DWD2_CASE(PX)                                                                         \
-    case PX: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, PX, KS, edge, bv, ep, rt, yt,    \
+    case PX: dwd_tile2(xr, xrow, xplane, ix0, w, t0, t1, wq, PX, KS, SS, edge, bv, ep, rt, yt, \
                        yrow, yplane, nb); break;
-DEFINE_DWD_ROW2(dwd_rows2_k3, 3)
-DEFINE_DWD_ROW2(dwd_rows2_k5, 5)
+DEFINE_DWD_ROW2(dwd_rows2_k3s1, 3, 1)
+DEFINE_DWD_ROW2(dwd_rows2_k3s2, 3, 2)
+DEFINE_DWD_ROW2(dwd_rows2_k5s1, 5, 1)
+DEFINE_DWD_ROW2(dwd_rows2_k5s2, 5, 2)
 #undef DWD2_CASE
 #undef DEFINE_DWD_ROW2
 
@@ -251,7 +253,7 @@ typedef struct dwd_job {
     float *y, *partial;
     int64_t rpu, chunks, pairs;
     dwd_row_fn row;
-    dwd_rows2_fn rows2;   /* stride 1: two rows at a time, or NULL */
+    dwd_rows2_fn rows2;   /* two rows at a time */
 } dwd_job;
 
 /* Unit u: (image, block pair, chunk of rpu output rows). scratch: none
@@ -275,9 +277,9 @@ static void dwd_unit(const dwd_job *jb, int64_t u, float *scratch)
     const float *xb = jb->x + q * h * w * B;
     const int64_t xplane = nb == 2 ? h * w * B : 0;   /* a lone block joins itself */
     int64_t oy = oy0;
-    for (; jb->rows2 && oy + 1 < oy1; oy += 2) {
-        const int64_t iy0 = oy - p->pt;
-        const int64_t t0 = iy0 < 0 ? -iy0 : 0, t1 = h - iy0 < k + 1 ? h - iy0 : k + 1;
+    for (; oy + 1 < oy1; oy += 2) {
+        const int64_t iy0 = oy * s - p->pt;
+        const int64_t t0 = iy0 < 0 ? -iy0 : 0, t1 = h - iy0 < k + s ? h - iy0 : k + s;
         const int64_t at = q * plane + oy * ow * B;
         jb->rows2(xb + iy0 * w * B, w * B, xplane, p->pl, w, t0, t1, wq, ow, bv, &p->ep,
                   jb->residual ? jb->residual + at : NULL, jb->y + at, ow * B, plane, nb);
@@ -314,10 +316,9 @@ static cnn_status dwd_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     /* rows per unit: 64+ output pixels, so that an exp-based activation
      * runs over spans long enough for its vector loop */
     jb.rpu = (64 + ow - 1) / ow;
-    if (p->sw == 1) {   /* an even count: row pairs */
-        jb.rpu += jb.rpu & 1;
-        jb.rows2 = k == 3 ? dwd_rows2_k3 : dwd_rows2_k5;
-    }
+    jb.rpu += jb.rpu & 1;   /* an even count: row pairs */
+    jb.rows2 = k == 3 ? (p->sw == 1 ? dwd_rows2_k3s1 : dwd_rows2_k3s2)
+                      : (p->sw == 1 ? dwd_rows2_k5s1 : dwd_rows2_k5s2);
     if (jb.rpu > oh)
         jb.rpu = oh;
     jb.chunks = (oh + jb.rpu - 1) / jb.rpu;
