@@ -1,19 +1,19 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-/* The AVX-512 depthwise convolution of blocked (NCHW8c) tensors on planes
- * up to 32 output pixels wide at stride 1, 14 at stride 2: a block pair (16
+/* The AVX-512 depthwise convolution of blocked (NCHW8c) tensors, 3x3 and
+ * 5x5 at stride 1 or 2 (the mobile families' kernels): a block pair (16
  * channels) per zmm register, so that one FMA covers both blocks, as MLAS's
- * AVX-512 depthwise kernel does with its 16-channel blocks. Wider planes,
- * and kernels other than 3x3 / 5x5 at stride 1 or 2, run the AVX2 rows
- * (nchwc_avx2.c, cnn_conv2d_nchwc_dw_act_avx2), whose ymm loads need no
- * joining and whose border pixels are few there.
+ * AVX-512 depthwise kernel does with its 16-channel blocks. Other kernels,
+ * strides and dilations run the AVX2 rows (nchwc_avx2.c,
+ * cnn_conv2d_nchwc_dw_act_avx2).
  *
  * The pair's pixel is joined from its two blocks' planes as it is loaded,
  * into no window: the zero-padded window copy that interleaved the pair
- * (this file's earlier kernel, stride 1 only) was slower at 1 and 2
- * threads on the mobile families' 7x7 and 14x14 planes, and at stride 2
- * a window holds four input pixels per output pixel. On 56- and 112-wide
- * planes the joins, which share ports with the FMAs, lose to the AVX2
- * rows (docs/performance.md, 2026-12-07). */
+ * (this file's earlier kernel, stride 1 on small planes only) was slower
+ * at 1 and 2 threads, and at stride 2 a window holds four input pixels
+ * per output pixel. The joins share ports with the FMAs, so a tile makes
+ * two output rows (each joined pixel feeds both) and stores through an
+ * epilogue decided once per tile; so made it is no slower than the AVX2
+ * rows on 56- and 112-wide planes either (docs/performance.md, 2026-12-07). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #ifdef _OPENMP
@@ -34,8 +34,9 @@
 
 /* A tile's PX accumulators (bias in) stored at y (+ res): the epilogue is
  * copied to a local and switched on once per tile, not per vector (a
- * float store may alias ep's alpha and beta); ReLU and clip, the mobile
- * families' activations, get loops of their own. */
+ * float store may alias ep's alpha and beta); ReLU, clip and hard-swish,
+ * the mobile families' activations, get loops of their own (act512's
+ * formulas). */
 INLINE void dwd_store(const cnn_epilogue *ep, const __m512 *a, const int PX, const float *res,
                       float *y, int64_t yplane, const int nb)
 {
@@ -53,6 +54,13 @@ INLINE void dwd_store(const cnn_epilogue *ep, const __m512 *a, const int PX, con
     switch (e.act) {
     case CNN_ACT_NONE: DWD_STORE_LOOP(v); break;
     case CNN_ACT_RELU: DWD_STORE_LOOP(_mm512_max_ps(zero, v)); break;
+    case CNN_ACT_HARDSWISH: {
+        const __m512 three = _mm512_set1_ps(3.f), six = _mm512_set1_ps(6.f);
+        const __m512 sixth = _mm512_set1_ps(1.f / 6.f);
+        DWD_STORE_LOOP(_mm512_mul_ps(_mm512_mul_ps(v, _mm512_min_ps(six, _mm512_max_ps(zero, _mm512_add_ps(v, three)))),
+                                     sixth));
+        break;
+    }
     case CNN_ACT_CLIP: {
         const __m512 lo = _mm512_set1_ps(e.alpha), hi = _mm512_set1_ps(e.beta);
         DWD_STORE_LOOP(_mm512_mask_mov_ps(_mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi),
@@ -234,12 +242,11 @@ typedef void (*dwd_rows2_fn)(const float *, int64_t, int64_t, int64_t, int64_t, 
                              const __m512 *, int64_t, __m512, const cnn_epilogue *, const float *,
                              float *, int64_t, int64_t, int);
 
-/* Which depthwise convs the pair kernel takes (see the top). */
+/* Which depthwise convs the pair kernel takes. */
 static int dwd_fits(const cnn_conv2d_params *p)
 {
     return p->kh == p->kw && (p->kh == 3 || p->kh == 5) && p->sh == p->sw &&
-           (p->sw == 1 || p->sw == 2) && p->dh == 1 && p->dw == 1 &&
-           p->ow <= (p->sw == 1 ? 32 : 14);
+           (p->sw == 1 || p->sw == 2) && p->dh == 1 && p->dw == 1;
 }
 
 typedef void (*dwd_row_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,

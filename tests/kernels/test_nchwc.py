@@ -515,8 +515,9 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
     (13, 14, 14, 3, 1),   # block pairs (zmm rows), 13 channels: a half pair
     (24, 11, 9, 5, 1),    # block pairs, rows of 9 pixels: zmm tails of 8 lanes
     (21, 13, 13, 3, 2),   # block pairs, stride 2, a half pair
-    (17, 30, 29, 3, 1),   # AVX2 rows, odd width
-    (24, 31, 23, 5, 2),   # AVX2 rows, stride 2, odd sizes
+    (17, 30, 29, 3, 1),   # block pairs, odd width, row pairs and a lone last row
+    (24, 31, 23, 5, 2),   # block pairs, stride 2, odd sizes
+    (11, 12, 13, 7, 1),   # 7x7: the AVX2 rows on both levels
     (9, 1, 1, 3, 1),      # 1x1 map
 ])
 @pytest.mark.parametrize("act", [7, 5, 10, 11, 12])   # SiLU, sigmoid, GELU (erf, tanh), erf
