@@ -360,4 +360,52 @@ cnn_status cnn_conv2d_nchwc_dw_avx512(const cnn_conv2d_nchwc *pk, int64_t n, con
                                                            cnn_act_row_avx512);
 }
 
+/* The streamed inverted-residual block's depthwise (nchwc_block.c): rows
+ * [oy0, oy1) of a pair from its window, as a unit's rows above. */
+void cnn_nchwc_dw_rows_avx512(const cnn_conv2d_nchwc *pk, int64_t blk, int nb, const float *xb,
+                              int64_t xplane, int64_t r0, int64_t oy0, int64_t oy1, float *y,
+                              int64_t yplane, float *sums)
+{
+    const cnn_conv2d_params *p = &pk->p;
+    if (!dwd_fits(p)) {
+        for (int b = 0; b < nb; b++)
+            cnn_nchwc_dw_rows_avx2(pk, blk + b, xb + b * xplane, r0, oy0, oy1, y + b * yplane,
+                                   sums ? sums + b * B : NULL);
+        return;
+    }
+    const int64_t h = p->h, w = p->w, ow = p->ow, k = p->kh, s = p->sh, taps = k * k;
+    __m512 wq[25];
+    for (int64_t t = 0; t < taps; t++)
+        wq[t] = load_pair(pk->w + (blk * taps + t) * B, taps * B, nb);
+    const __m512 bv = load_pair(pk->bias + blk * B, B, nb);
+    const dwd_row_fn row = k == 3 ? (s == 1 ? dwd_row_k3s1 : dwd_row_k3s2)
+                                  : (s == 1 ? dwd_row_k5s1 : dwd_row_k5s2);
+    const dwd_rows2_fn rows2 = k == 3 ? (s == 1 ? dwd_rows2_k3s1 : dwd_rows2_k3s2)
+                                      : (s == 1 ? dwd_rows2_k5s1 : dwd_rows2_k5s2);
+    const int64_t xp = nb == 2 ? xplane : 0;
+    int64_t oy = oy0;
+    for (; oy + 1 < oy1; oy += 2) {
+        const int64_t iy0 = oy * s - p->pt;
+        const int64_t t0 = iy0 < 0 ? -iy0 : 0, t1 = h - iy0 < k + s ? h - iy0 : k + s;
+        rows2(xb + (iy0 - r0) * w * B, w * B, xp, p->pl, w, t0, t1, wq, ow, bv, &p->ep, NULL,
+              y + (oy - oy0) * ow * B, ow * B, yplane, nb);
+    }
+    for (; oy < oy1; oy++) {
+        const int64_t iy0 = oy * s - p->pt;
+        int64_t ky0 = 0, ky1 = k;
+        while (ky0 < ky1 && iy0 + ky0 < 0) ky0++;
+        while (ky1 > ky0 && iy0 + ky1 - 1 >= h) ky1--;
+        row(xb + (iy0 - r0) * w * B, w * B, xp, p->pl, w, ky0, ky1, wq, ow, bv, &p->ep, NULL,
+            y + (oy - oy0) * ow * B, yplane, nb);
+    }
+    for (int b = 0; b < nb; b++) {
+        float *yr = y + b * yplane;
+        if (!cnn_act_in_tile(p->ep.act))
+            cnn_act_row_avx512(&p->ep, yr, yr, (oy1 - oy0) * ow * B);
+        if (sums)   /* the squeeze's sums, from rows still in L1 */
+            _mm256_storeu_ps(sums + b * B, _mm256_add_ps(_mm256_loadu_ps(sums + b * B),
+                                                         cnn_nchwc_lane_sums(yr, (oy1 - oy0) * ow)));
+    }
+}
+
 #endif
