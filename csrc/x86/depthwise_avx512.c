@@ -25,13 +25,6 @@
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
 
-/* Without a window: each input pixel of a tap row is joined from its two
- * blocks' planes (xk and xk + xplane) as it is loaded, and feeds every
- * accumulator of the tile it reaches, at stride 1 or 2. Columns outside
- * [0, w) are the padding's zeros: their FMAs are skipped (edge tiles only).
- * Rows outside the map are skipped by the caller's [ky0, ky1). */
-#define DWD_MAX 14
-
 /* A tile's PX accumulators (bias in) stored at y (+ res): the epilogue is
  * copied to a local and switched on once per tile, not per vector (a
  * float store may alias ep's alpha and beta); ReLU, clip and hard-swish,
@@ -57,20 +50,28 @@ INLINE void dwd_store(const cnn_epilogue *ep, const __m512 *a, const int PX, con
     case CNN_ACT_HARDSWISH: {
         const __m512 three = _mm512_set1_ps(3.f), six = _mm512_set1_ps(6.f);
         const __m512 sixth = _mm512_set1_ps(1.f / 6.f);
-        DWD_STORE_LOOP(_mm512_mul_ps(_mm512_mul_ps(v, _mm512_min_ps(six, _mm512_max_ps(zero, _mm512_add_ps(v, three)))),
-                                     sixth));
+        DWD_STORE_LOOP(_mm512_mul_ps(
+            _mm512_mul_ps(v, _mm512_min_ps(six, _mm512_max_ps(zero, _mm512_add_ps(v, three)))), sixth));
         break;
     }
     case CNN_ACT_CLIP: {
         const __m512 lo = _mm512_set1_ps(e.alpha), hi = _mm512_set1_ps(e.beta);
-        DWD_STORE_LOOP(_mm512_mask_mov_ps(_mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi),
-                                          _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo));
+        DWD_STORE_LOOP(_mm512_mask_mov_ps(
+            _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi),
+            _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo));
         break;
     }
     default: DWD_STORE_LOOP(act512(&e, v)); break;
     }
 #undef DWD_STORE_LOOP
 }
+
+/* Without a window: each input pixel of a tap row is joined from its two
+ * blocks' planes (xk and xk + xplane) as it is loaded, and feeds every
+ * accumulator of the tile it reaches, at stride 1 or 2. Columns outside
+ * [0, w) are the padding's zeros: their FMAs are skipped (edge tiles only).
+ * Rows outside the map are skipped by the caller's [ky0, ky1). */
+#define DWD_MAX 14
 
 INLINE void dwd_tile(const float *xr, int64_t xrow, int64_t xplane, int64_t ix0, int64_t w,
                      int64_t ky0, int64_t ky1, const __m512 *wq, const int PX, const int K,

@@ -94,11 +94,11 @@ CASES = [
     (1, 17, 30, 28, 17, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 17),  # ... 2 tiles a row, a short last chunk
     (2, 21, 13, 14, 21, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 21),  # ... stride 2, odd rows, a half pair
     (1, 40, 9, 27, 40, 5, 5, (2, 2), (2, 1, 2, 3), (1, 1), 40),   # ... 5x5 s2, asymmetric pads, 14 wide
-    (1, 8, 6, 29, 8, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), 8),      # ... s2, no left pad: no edge on the left
-    (2, 12, 1, 1, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 12),    # ... 1x1 map: every tap but one is padding
-    (1, 24, 10, 30, 24, 5, 5, (1, 1), (0, 2, 3, 1), (1, 1), 24),  # ... 5x5 s1, 29 wide: tiles of 9 + 10 + 10
-    (1, 19, 11, 3, 19, 3, 3, (1, 1), (3, 0, 0, 2), (1, 1), 19),   # ... rows of padding only, pad > kernel half
-    (1, 13, 9, 30, 13, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 13),  # ... 3x3 s1 30 wide: row pairs, a lone last row
+    (1, 8, 6, 29, 8, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), 8),      # ... s2, no left pad
+    (2, 12, 1, 1, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 12),    # ... 1x1 map: taps in padding
+    (1, 24, 10, 30, 24, 5, 5, (1, 1), (0, 2, 3, 1), (1, 1), 24),  # ... 5x5 s1, 29 wide: 4 tiles
+    (1, 19, 11, 3, 19, 3, 3, (1, 1), (3, 0, 0, 2), (1, 1), 19),   # ... rows of padding only
+    (1, 13, 9, 30, 13, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 13),  # ... row pairs, a lone last row
     (2, 13, 7, 9, 11, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3x3 on a small plane: tiles span rows
     (1, 19, 11, 10, 21, 3, 3, (2, 2), (1, 0, 0, 1), (1, 1), 1),   # ... stride 2, asymmetric padding
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
@@ -520,7 +520,8 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
     (11, 12, 13, 7, 1),   # 7x7: the AVX2 rows on both levels
     (9, 1, 1, 3, 1),      # 1x1 map
 ])
-@pytest.mark.parametrize("act", [7, 5, 10, 11, 12])   # SiLU, sigmoid, GELU (erf, tanh), erf
+# SiLU, sigmoid, GELU (erf, tanh), erf; hard-swish and ReLU (AVX-512: in the tile)
+@pytest.mark.parametrize("act", [7, 5, 10, 11, 12, 8, 1])
 def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, act, rng):
     """The AVX-512 depthwise entry runs the long activations over its rows
     on zmm (activation_avx512.c), the AVX2 one on ymm: the same formulas, so
@@ -537,7 +538,8 @@ def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, ac
     want = {7: lambda: z / (1 + np.exp(-z)), 5: lambda: 1 / (1 + np.exp(-z)),
             10: lambda: 0.5 * z * (1 + erf(z / math.sqrt(2))),
             11: lambda: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
-            12: lambda: erf(z)}[act]()
+            12: lambda: erf(z), 8: lambda: z * np.clip(z + 3, 0, 6) / 6,
+            1: lambda: np.maximum(z, 0)}[act]()
     levels = ["avx2", "avx512"] if "avx512" in ce.detected_isa() else ["avx2"]
     got, before = {}, ce.active_isa()
     try:
