@@ -23,6 +23,8 @@ cdef extern from "cnnengine.h" nogil:
     void cnn_threads_end()
     int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)
     void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16)
+    int cnn_pool_check(int threads, int64_t units, const int64_t *cut, int steal, int32_t *runs,
+                       int32_t *slots, int64_t slow_every, int64_t slow_us) nogil
 
     ctypedef cnn_status (*cnn_step_fn)(const void *args, int threads) noexcept nogil
     ctypedef struct cnn_program_step:
@@ -30,6 +32,8 @@ cdef extern from "cnnengine.h" nogil:
         const void *args
     cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
                                int64_t *failed)
+    cnn_status cnn_program_run_timed(const cnn_program_step *steps, int64_t count, int threads,
+                                     int64_t *failed, double *seconds)
 
     ctypedef struct cnn_epilogue:
         int act

@@ -422,3 +422,16 @@ cdef class Program:
             st = cnn_program_run(self.steps, self.count, threads, &failed)
         self.failed = failed
         check(st)
+
+    def run_timed(self, int threads, double[::1] seconds):
+        """run(), and each step's wall time in seconds[i] (len(self) doubles)."""
+        cdef cnn_status st
+        cdef int64_t failed = -1
+        cdef double dummy = 0.0
+        if seconds.shape[0] < self.count:
+            raise ShapeError(f"seconds: {seconds.shape[0]} doubles, the program has {self.count} steps")
+        with nogil:
+            st = cnn_program_run_timed(self.steps, self.count, threads, &failed,
+                                       &seconds[0] if self.count > 0 else &dummy)
+        self.failed = failed
+        check(st)

@@ -103,6 +103,31 @@ def team_stats(bint reset=False):
     return calls, capped, load16[0] / 16.0, load16[1] / 16.0 if load16[1] >= 0 else -1.0
 
 
+def pool_check(int threads, int64_t units, cut=None, bint steal=True, int64_t slow_every=0,
+               int64_t slow_us=0):
+    """Diagnostics for the thread pool: run one job of `units` units on `threads`
+    threads (cut: the per-slot ranges' bounds, threads + 1 of them). Returns
+    (runs per unit, slot per unit, slot clashes)."""
+    import numpy as np
+    runs = np.zeros(units, np.int32)
+    slots = np.full(units, -1, np.int32)
+    cdef int32_t[::1] r = runs
+    cdef int32_t[::1] s = slots
+    cdef int64_t[::1] c
+    cdef const int64_t *cp = NULL
+    if cut is not None:
+        carr = np.ascontiguousarray(cut, np.int64)
+        if carr.shape[0] != threads + 1 or carr[0] != 0 or carr[-1] != units or np.any(np.diff(carr) < 0):
+            raise ValueError("cut: threads + 1 non-decreasing bounds from 0 to units")
+        c = carr
+        cp = &c[0]
+    cdef int clashes
+    with nogil:
+        clashes = cnn_pool_check(threads, units, cp, steal, &r[0] if units else NULL,
+                                 &s[0] if units else NULL, slow_every, slow_us)
+    return runs, slots, clashes
+
+
 include "_k_conv.pxi"
 include "_k_pool.pxi"
 include "_k_norm.pxi"

@@ -4,7 +4,6 @@ The rule: accept what NumPy users pass (ints or pairs, any contiguity, any
 float dtype that converts exactly enough), hand C a dense float32 buffer,
 and reject impossible requests with a ShapeError that names the argument.
 """
-import contextlib
 import os
 import threading
 
@@ -72,16 +71,21 @@ def positive(t, name):
 _scope = threading.local()
 
 
-@contextlib.contextmanager
-def threads_scope(threads):
+class threads_scope:
     """Make `threads` the default team size for functional calls on this thread
-    (a Model's per-model thread count reaches the kernels this way)."""
-    before = getattr(_scope, "threads", None)
-    _scope.threads = threads
-    try:
-        yield
-    finally:
-        _scope.threads = before
+    (a Model's per-model thread count reaches the kernels this way). A class,
+    not a generator context manager: it runs on every Model.run (1.7 -> 0.4 us)."""
+    __slots__ = ("threads", "before")
+
+    def __init__(self, threads):
+        self.threads = threads
+
+    def __enter__(self):
+        self.before = getattr(_scope, "threads", None)
+        _scope.threads = self.threads
+
+    def __exit__(self, *exc):
+        _scope.threads = self.before
 
 
 def resolve_threads(threads):

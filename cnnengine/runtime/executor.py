@@ -20,7 +20,8 @@ Plans are immutable; the buffers live in arenas that a run takes from the
 plan's pool and gives back, so one executor serves several Python threads
 at once, each on its own arena. Each arena also binds its runs of
 consecutive steps whose inputs never move (runtime/programs.py) into
-programs that run in one C call each; profile and keep runs go step by step.
+programs that run in one C call each; keep runs go step by step, profile runs
+time each program's steps inside its C loop.
 """
 import os
 import threading
@@ -65,10 +66,21 @@ class Plan:
         self.values = set(static) | {o for st in steps for o in st.node.outputs if o} | \
             set(self.blocked) | {v.name for v in graph.inputs}
         self.run_static = _run_static(static, steps, self.outputs)
+        # what each run asks of the backend, decided once: whether it replays
+        # whole plans, and whether its values are the host arrays themselves
+        kind = type(backend)
+        self.replays = kind.replay is not Backend.replay
+        self.host_only = backend.host_values and kind.to_device is Backend.to_device and \
+            kind.to_host is Backend.to_host
         if isinstance(static, Weights):
             static.caching = True     # read after planning (occlusion, per window): keep what is read
         self._arenas = []
         self._lock = threading.Lock()
+        # per step: (step, input names, its one output's name or None, values it frees);
+        # the runner read from the step at each run (tests replace runners)
+        self.lean = [(st, tuple(st.node.inputs),
+                      st.node.outputs[0] if len(st.node.outputs) == 1 else None, tuple(st.free))
+                     for st in steps]
 
     def acquire(self, fault_in=False):
         """An arena: each step's output view (None where the step has no slot),
@@ -179,6 +191,9 @@ class Executor:
 
     # ---------------------------------------------------------- internals
     def _key(self, feeds):
+        if len(feeds) == 1:     # the common case without sorted() and a generator (1.7 -> 0.7 us)
+            for k, v in feeds.items():
+                return self.backend.plan_key() + ((k, v.shape, v.dtype.str),)
         return self.backend.plan_key() + tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
 
     def _make_plan(self, feeds, keep):
@@ -268,17 +283,30 @@ class Executor:
         return compiled, blocked
 
     def _run_plan(self, plan, feeds, keep, profile=None):
+        if not keep and profile is None and plan.host_only and not plan.replays:
+            # the common run: host values, nothing kept, no profile
+            t = resolve_threads(None)
+            env = dict(plan.run_static)
+            env.update(feeds)
+            arena = plan.acquire()
+            try:
+                return self._run_steps(plan, env, arena, (), t)
+            finally:
+                plan.release(arena)
         be = plan.backend
         kept = set(keep)
         kept.update(plan.blocked[k] for k in keep if k in plan.blocked)
         t = resolve_threads(None)
-        if not kept and profile is None:
+        if not kept and profile is None and plan.replays:
             # a backend may replay the whole plan (CUDA graphs); None: run it step by step
             done = be.replay(plan, feeds, lambda env, arena: self._run_steps(plan, env, arena, set(), t))
             if done is not None:
                 return done
         env = dict(plan.run_static)
-        env.update((k, be.to_device(v)) for k, v in feeds.items())
+        if plan.host_only:
+            env.update(feeds)
+        else:
+            env.update((k, be.to_device(v)) for k, v in feeds.items())
         # Captured values must survive the run: then no buffer is reused.
         # An arena holds step k's output view at [k].
         arena = plan.acquire() if not kept else None
@@ -289,7 +317,7 @@ class Executor:
                     out[k] = env[k]
                 elif k not in out and plan.blocked.get(k) in env:
                     out[k] = plan.backend.unblock(be.to_host(env[plan.blocked[k]]), plan.shapes[k], t)
-            return {k: be.to_host(v) for k, v in out.items()}
+            return out if plan.host_only else {k: be.to_host(v) for k, v in out.items()}
         finally:
             if arena is not None:
                 plan.release(arena)
@@ -298,23 +326,38 @@ class Executor:
         """Every step of plan over env (values in the backend's buffers);
         returns {value: backend value} for the graph outputs. The arena's
         programs run their steps unless the run profiles or keeps values."""
-        schedule = None if kept or profile is not None else getattr(arena, "schedule", None)
+        schedule = None if kept else getattr(arena, "schedule", None)
         if schedule is None:
             self._steps(plan, env, arena, kept, t, profile, 0, len(plan.steps))
         else:
             for prog, lo, hi in schedule:
                 if prog is None:
-                    self._steps(plan, env, arena, kept, t, None, lo, hi)
-                else:
-                    try:
-                        prog.run(env, t)
-                    except Error as exc:
-                        node, ins = prog.failed_step(plan)
-                        raise _with_node(exc, node, ins) from None
+                    self._steps(plan, env, arena, kept, t, profile, lo, hi)
+                    continue
+                seconds = None if profile is None else np.zeros(len(prog.ks))
+                try:
+                    prog.run(env, t, seconds)
+                except Error as exc:
+                    node, ins = prog.failed_step(plan)
+                    raise _with_node(exc, node, ins) from None
+                if profile is not None:
+                    # a program's steps timed inside its C loop, as a run
+                    # costs them (step by step, the Python call after a large
+                    # step cost a small one more than its kernel: MobileNetV2's
+                    # global pool 38 us, 4-8 in the program); its views 0
+                    got = dict(zip(prog.ks, seconds.tolist()))
+                    for k in range(lo, hi):
+                        name = plan.steps[k].node.name
+                        profile[name] = profile.get(name, 0.0) + got.get(k, 0.0)
         return {k: env[k] for k in plan.outputs if k in env}
 
     def _steps(self, plan, env, arena, kept, t, profile, lo, hi):
         """Steps lo..hi-1 of plan, one Python call each."""
+        if profile is None and not kept and arena is not None:
+            return self._steps_lean(plan, env, arena, t, lo, hi)
+        return self._steps_general(plan, env, arena, kept, t, profile, lo, hi)
+
+    def _steps_general(self, plan, env, arena, kept, t, profile, lo, hi):
         be = plan.backend
         steps = plan.steps
         for k in range(lo, hi):
@@ -329,11 +372,7 @@ class Executor:
                 except Error as exc:
                     raise _with_node(exc, node, ins) from None
                 except (ValueError, IndexError, TypeError) as exc:
-                    # a plan made from inferred shapes meets a case no
-                    # reference run checked first: name it as _call does
-                    raise ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
-                                     f"{[None if i is None else tuple(np.shape(i)) for i in ins]}: "
-                                     f"{exc}") from None
+                    raise _failed(node, ins, exc) from None
                 if type(value) is tuple:      # a step with two outputs
                     env.update(zip(node.outputs, value))
                 else:
@@ -350,6 +389,31 @@ class Executor:
             for name in step.free:
                 if name not in kept:
                     env.pop(name, None)
+
+    def _steps_lean(self, plan, env, arena, t, lo, hi):
+        """_steps without profiling or kept values, each step's names read
+        from plan.lean; a step without a kernel or with several outputs
+        runs as _steps_general runs it."""
+        lean = plan.lean
+        for k in range(lo, hi):
+            step, inputs, out, free = lean[k]
+            runner = step.runner
+            if runner is None or out is None:
+                self._steps_general(plan, env, arena, (), t, None, k, k + 1)
+                continue
+            ins = [env[i] if i else None for i in inputs]
+            try:
+                value = runner(ins, arena[k], t)
+            except Error as exc:
+                raise _with_node(exc, step.node, ins) from None
+            except (ValueError, IndexError, TypeError) as exc:
+                raise _failed(step.node, ins, exc) from None
+            if type(value) is tuple:      # not a one-output node's: as _steps_general does
+                env.update(zip(step.node.outputs, value))
+            else:
+                env[out] = value
+            for name in free:
+                env.pop(name, None)
 
 
 class _Arena(list):
@@ -397,6 +461,13 @@ def _size(shape):
     for d in shape:
         n *= d
     return n
+
+
+def _failed(node, ins, exc):
+    """A plan made from inferred shapes meets a case no reference run
+    checked first: a ShapeError naming the node, as _call does."""
+    return ShapeError(f"node {node.name!r} ({node.op}) failed on inputs "
+                      f"{[None if i is None else tuple(np.shape(i)) for i in ins]}: {exc}")
 
 
 def _with_node(exc, node, ins=None):

@@ -32,8 +32,13 @@ class Program:
         self.values = values    # (name, value) the steps after read from env
         self.free = free        # values made before the program that its steps free
 
-    def run(self, env, threads):
-        self.prog.run(threads)
+    def run(self, env, threads, seconds=None):
+        """seconds: None, or float64 array (one per kernel step) that gets
+        each step's wall time inside the C loop (profiling)."""
+        if seconds is None:
+            self.prog.run(threads)
+        else:
+            self.prog.run_timed(threads, seconds)
         env.update(self.values)
         for name in self.free:
             env.pop(name, None)

@@ -47,7 +47,13 @@ void cnn_threads_end(void);
  * processes' runnable threads now and their CPU use over the last window,
  * both machine-wide x16 (usage < 0: unknown), over `online` CPUs. */
 int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16);
-/* Whether parallel loops steal units at their tail (csrc/core/share.h);
+/* Diagnostics for the thread pool (csrc/core/pool.h): one job of `units`
+ * units, each adding 1 to runs[u] and storing its slot in slots[u]; units
+ * u % slow_every == 0 spin slow_us. Returns how often a slot was held by
+ * two threads at once (0 when the pool is right). */
+int cnn_pool_check(int threads, int64_t units, const int64_t *cut, int steal, int32_t *runs,
+                   int32_t *slots, int64_t slow_every, int64_t slow_us);
+/* Whether parallel loops steal units at their tail (csrc/core/pool.h);
  * CNNENGINE_STEAL=0 keeps their static splits, for comparison. */
 int cnn_threads_steal(void);
 /* Diagnostics: team-size calls so far and those the load-aware cap gave
@@ -65,6 +71,9 @@ typedef struct cnn_program_step {
 } cnn_program_step;
 cnn_status cnn_program_run(const cnn_program_step *steps, int64_t count, int threads,
                            int64_t *failed);
+/* cnn_program_run, and each step's wall time in seconds[i] (count doubles). */
+cnn_status cnn_program_run_timed(const cnn_program_step *steps, int64_t count, int threads,
+                                 int64_t *failed, double *seconds);
 /* Largest workspace a kernel may allocate (bytes); guards hostile shapes. */
 #define CNN_MAX_WORKSPACE ((size_t)1 << 34)
 

@@ -2,6 +2,7 @@
  * cnn_act_scalar (internal.h) is the definition; the AVX2 body lives in
  * csrc/x86/activation_avx2.c. */
 #include "eltwise.h"
+#include "pool.h"
 
 void cnn_act_row_ref(const cnn_epilogue *ep, const float *x, float *y, int64_t n)
 {
@@ -44,6 +45,25 @@ void cnn_act_inplace(const cnn_epilogue *ep, float *y, int64_t n)
     cnn_plat()->act_row(ep, y, y, n);
 }
 
+typedef struct act_job {
+    cnn_act_row_fn row;
+    const cnn_epilogue *ep;
+    int64_t count;
+    const float *x;
+    float *y;
+} act_job;
+
+/* Chunk c of CNN_ELT_CHUNK elements. */
+static void act_unit(void *ctx, int64_t c, int slot)
+{
+    (void)slot;
+    const act_job *jb = (const act_job *)ctx;
+    const int64_t count = jb->count;
+    int64_t off = c * CNN_ELT_CHUNK;
+    int64_t len = count - off < CNN_ELT_CHUNK ? count - off : CNN_ELT_CHUNK;
+    jb->row(jb->ep, jb->x + off, jb->y + off, len);
+}
+
 cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
                               float *y, int threads)
 {
@@ -56,11 +76,7 @@ cnn_status cnn_activation_f32(cnn_epilogue ep, int64_t count, const float *x,
     const cnn_act_row_fn row = cnn_plat()->act_row;
     const int64_t chunks = (count + CNN_ELT_CHUNK - 1) / CNN_ELT_CHUNK;
     const int team = cnn_team(threads, chunks);
-    #pragma omp parallel for num_threads(team) schedule(static) if(team > 1)
-    for (int64_t c = 0; c < chunks; c++) {
-        int64_t off = c * CNN_ELT_CHUNK;
-        int64_t len = count - off < CNN_ELT_CHUNK ? count - off : CNN_ELT_CHUNK;
-        row(&ep, x + off, y + off, len);
-    }
+    act_job jb = {row, &ep, count, x, y};
+    cnn_pool_for(team, chunks, NULL, cnn_threads_steal(), act_unit, &jb);
     return CNN_OK;
 }

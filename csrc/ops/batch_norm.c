@@ -1,8 +1,31 @@
 /* Inference batch norm: x (N,C,HW) -> y = x * scale[c] + shift[c] with
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale (computed
- * once, in double), then one streaming pass, OpenMP over N*C planes.
+ * once, in double), then one streaming pass, the pool over N*C planes.
  * gamma / beta may be NULL (1 / 0). In place (y == x) is allowed. */
 #include "internal.h"
+#include "pool.h"
+
+typedef struct bn_job {
+    int64_t c, hw;
+    const float *x, *scale, *shift;
+    float *y;
+} bn_job;
+
+/* Plane q (channel q % c). */
+static void bn_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const bn_job *jb = (const bn_job *)ctx;
+    const int64_t c = jb->c, hw = jb->hw;
+    const float *x = jb->x, *scale = jb->scale, *shift = jb->shift;
+    float *y = jb->y;
+    const float a = scale[q % c], b = shift[q % c];
+    const float *xp = x + q * hw;
+    float *yp = y + q * hw;
+    #pragma omp simd
+    for (int64_t i = 0; i < hw; i++)
+        yp[i] = xp[i] * a + b;
+}
 
 cnn_status cnn_batch_norm_f32(int64_t n, int64_t c, int64_t hw,
                               const float *x, const float *mean,
@@ -26,15 +49,8 @@ cnn_status cnn_batch_norm_f32(int64_t n, int64_t c, int64_t hw,
         scale[i] = (float)s;
         shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (double)mean[i] * s);
     }
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t q = 0; q < nc; q++) {
-        const float a = scale[q % c], b = shift[q % c];
-        const float *xp = x + q * hw;
-        float *yp = y + q * hw;
-        #pragma omp simd
-        for (int64_t i = 0; i < hw; i++)
-            yp[i] = xp[i] * a + b;
-    }
+    bn_job jb = {c, hw, x, scale, shift, y};
+    cnn_pool_for(threads, nc, NULL, cnn_threads_steal(), bn_unit, &jb);
     free(ss);
     return CNN_OK;
 }

@@ -6,6 +6,7 @@
  * run handled by one row call with element strides sa, sb (1 dense, 0 a
  * broadcast value, e.g. a per-channel bias over H*W, other: strided). */
 #include "eltwise.h"
+#include "pool.h"
 
 void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
                         const float *b, int64_t sb, float *y)
@@ -32,6 +33,59 @@ void cnn_binary_row_ref(int op, int64_t n, const float *a, int64_t sa,
 #undef CNN_BIN_CASE
 #undef CNN_BIN_LOOP
     default: break;
+    }
+}
+
+typedef struct bin_job {
+    cnn_binary_row_fn row;
+    int op, nd, nthr;
+    const int64_t *dim, *sa, *sb;
+    int64_t inner, isa_, isb, per_row, items;
+    const float *a, *b;
+    float *y;
+} bin_job;
+
+/* Block tid of nthr: a contiguous run of items, walking the rows with an
+ * odometer set up once from its first item. */
+static void bin_unit(void *ctx, int64_t tid, int slot)
+{
+    (void)slot;
+    const bin_job *jb = (const bin_job *)ctx;
+    const cnn_binary_row_fn row = jb->row;
+    const int op = jb->op, nd = jb->nd;
+    const int64_t *dim = jb->dim, *sa = jb->sa, *sb = jb->sb;
+    const int64_t inner = jb->inner, isa_ = jb->isa_, isb = jb->isb, per_row = jb->per_row;
+    const float *a = jb->a, *b = jb->b;
+    float *y = jb->y;
+    const int64_t lo = jb->items * tid / jb->nthr, hi = jb->items * (tid + 1) / jb->nthr;
+    if (lo >= hi)
+        return;
+    int64_t r = lo / per_row, k = lo % per_row;
+    int64_t idx[CNN_MAX_DIMS + 1], oa = 0, ob = 0, rem = r;
+    for (int d = nd - 2; d >= 0; d--) {
+        idx[d] = rem % dim[d];
+        rem /= dim[d];
+        oa += idx[d] * sa[d];
+        ob += idx[d] * sb[d];
+    }
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t off = k * CNN_ELT_CHUNK;
+        int64_t len = inner - off < CNN_ELT_CHUNK ? inner - off : CNN_ELT_CHUNK;
+        row(op, len, a + oa + off * isa_, isa_, b + ob + off * isb, isb,
+            y + r * inner + off);
+        if (++k == per_row) {
+            k = 0;
+            r++;
+            for (int d = nd - 2; d >= 0; d--) {
+                oa += sa[d];
+                ob += sb[d];
+                if (++idx[d] < dim[d])
+                    break;
+                oa -= idx[d] * sa[d];
+                ob -= idx[d] * sb[d];
+                idx[d] = 0;
+            }
+        }
     }
 }
 
@@ -88,44 +142,7 @@ cnn_status cnn_binary_f32(int op, int ndim, const int64_t *shape,
     const int64_t items = rows * per_row;   /* <= count */
     const int team = cnn_team(threads, count >= 2 * CNN_ELT_CHUNK ? items : 1);
 
-    #pragma omp parallel num_threads(team) if(team > 1)
-    {
-        int nthr = 1, tid = 0;
-#ifdef _OPENMP
-        nthr = omp_get_num_threads();
-        tid = omp_get_thread_num();
-#endif
-        /* contiguous block of items per thread; walk rows with an odometer */
-        int64_t lo = items * tid / nthr, hi = items * (tid + 1) / nthr;
-        if (lo < hi) {
-            int64_t r = lo / per_row, k = lo % per_row;
-            int64_t idx[CNN_MAX_DIMS + 1], oa = 0, ob = 0, rem = r;
-            for (int d = nd - 2; d >= 0; d--) {
-                idx[d] = rem % dim[d];
-                rem /= dim[d];
-                oa += idx[d] * sa[d];
-                ob += idx[d] * sb[d];
-            }
-            for (int64_t it = lo; it < hi; it++) {
-                int64_t off = k * CNN_ELT_CHUNK;
-                int64_t len = inner - off < CNN_ELT_CHUNK ? inner - off : CNN_ELT_CHUNK;
-                row(op, len, a + oa + off * isa_, isa_, b + ob + off * isb, isb,
-                    y + r * inner + off);
-                if (++k == per_row) {
-                    k = 0;
-                    r++;
-                    for (int d = nd - 2; d >= 0; d--) {
-                        oa += sa[d];
-                        ob += sb[d];
-                        if (++idx[d] < dim[d])
-                            break;
-                        oa -= idx[d] * sa[d];
-                        ob -= idx[d] * sb[d];
-                        idx[d] = 0;
-                    }
-                }
-            }
-        }
-    }
+    bin_job jb = {row, op, nd, team, dim, sa, sb, inner, isa_, isb, per_row, items, a, b, y};
+    cnn_pool_for(team, team, NULL, cnn_threads_steal(), bin_unit, &jb);
     return CNN_OK;
 }

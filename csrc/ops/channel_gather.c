@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "nchwc.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 
@@ -41,28 +42,42 @@ cnn_status cnn_nchwc_gather_f32(int64_t n, int64_t hw, int count, const float *c
     return CNN_OK;
 }
 
+typedef struct gather_job {
+    int64_t hw, c_out, obs;
+    const float *const *xs;
+    const int64_t *cs, *src_ch;
+    const int32_t *src_in;
+    float *y;
+} gather_job;
+
+/* Output block q (image q / obs). */
+static void gather_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const gather_job *jb = (const gather_job *)ctx;
+    const int64_t hw = jb->hw, img = q / jb->obs, ob = q % jb->obs;
+    float *d = jb->y + q * hw * B;
+    for (int64_t l = 0; l < B; l++) {
+        const int64_t j = ob * B + l;
+        if (j >= jb->c_out) {
+            for (int64_t p = 0; p < hw; p++)
+                d[p * B + l] = 0.f;
+            continue;
+        }
+        const int i = jb->src_in[j];
+        const int64_t c = jb->src_ch[j];
+        const float *s = jb->xs[i] + ((img * cnn_nchwc_blocks(jb->cs[i]) + c / B) * hw) * B + c % B;
+        for (int64_t p = 0; p < hw; p++)
+            d[p * B + l] = s[p * B];
+    }
+}
+
 void cnn_nchwc_gather_ref(int64_t n, int64_t hw, int count, const float *const *xs,
                           const int64_t *cs, int64_t c_out, const int32_t *src_in,
                           const int64_t *src_ch, float *y, int threads)
 {
     (void)count;
     const int64_t obs = cnn_nchwc_blocks(c_out);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < n * obs; q++) {
-        const int64_t img = q / obs, ob = q % obs;
-        float *d = y + q * hw * B;
-        for (int64_t l = 0; l < B; l++) {
-            const int64_t j = ob * B + l;
-            if (j >= c_out) {
-                for (int64_t p = 0; p < hw; p++)
-                    d[p * B + l] = 0.f;
-                continue;
-            }
-            const int i = src_in[j];
-            const int64_t c = src_ch[j];
-            const float *s = xs[i] + ((img * cnn_nchwc_blocks(cs[i]) + c / B) * hw) * B + c % B;
-            for (int64_t p = 0; p < hw; p++)
-                d[p * B + l] = s[p * B];
-        }
-    }
+    gather_job jb = {hw, c_out, obs, xs, cs, src_ch, src_in, y};
+    cnn_pool_for(threads, n * obs, NULL, cnn_threads_steal(), gather_unit, &jb);
 }

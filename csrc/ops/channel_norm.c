@@ -5,6 +5,7 @@
  * kernels below are the oracles (two passes over the channels, in double). */
 #include "channel_norm.h"
 #include "eltwise.h"
+#include "pool.h"
 
 #define CN_TILE 64      /* pixels per tile of the plain kernel (stack sums) */
 #define CN_CHUNK 256    /* pixels per parallel work item */
@@ -56,6 +57,25 @@ void cnn_channel_norm_nchwc_ref(int64_t c, int64_t hw, int64_t p0, int64_t p1, c
 #undef CN_AT
 }
 
+typedef struct cn_job {
+    cnn_channel_norm_fn fn;
+    int64_t c, hw, chunks, per;
+    const float *x, *gamma, *beta;
+    float eps;
+    float *y;
+} cn_job;
+
+/* Item i: image i / chunks, pixels of chunk i % chunks. */
+static void cn_unit(void *ctx, int64_t i, int slot)
+{
+    (void)slot;
+    const cn_job *jb = (const cn_job *)ctx;
+    const int64_t img = i / jb->chunks, p0 = i % jb->chunks * CN_CHUNK;
+    const int64_t p1 = p0 + CN_CHUNK < jb->hw ? p0 + CN_CHUNK : jb->hw;
+    jb->fn(jb->c, jb->hw, p0, p1, jb->x + img * jb->per, jb->gamma, jb->beta, jb->eps,
+           jb->y + img * jb->per);
+}
+
 cnn_status cnn_channel_norm_f32(int64_t n, int64_t c, int64_t hw, int blocked, const float *x,
                                 const float *gamma, const float *beta, float eps, float *y,
                                 int threads)
@@ -73,11 +93,7 @@ cnn_status cnn_channel_norm_f32(int64_t n, int64_t c, int64_t hw, int blocked, c
     const int64_t chunks = (hw + CN_CHUNK - 1) / CN_CHUNK, items = n * chunks;
     /* small maps (the head's 1x1): one thread, the team costs more */
     const int team = per * n < 16384 ? 1 : cnn_team(threads, items);
-    #pragma omp parallel for num_threads(team) schedule(static) if(team > 1)
-    for (int64_t i = 0; i < items; i++) {
-        const int64_t img = i / chunks, p0 = i % chunks * CN_CHUNK;
-        const int64_t p1 = p0 + CN_CHUNK < hw ? p0 + CN_CHUNK : hw;
-        fn(c, hw, p0, p1, x + img * per, gamma, beta, eps, y + img * per);
-    }
+    cn_job jb = {fn, c, hw, chunks, per, x, gamma, beta, eps, y};
+    cnn_pool_for(team, items, NULL, cnn_threads_steal(), cn_unit, &jb);
     return CNN_OK;
 }

@@ -1,9 +1,31 @@
 /* Concatenate `count` inputs (OUTER, sizes[i], INNER) along the middle axis
  * into y (OUTER, sum sizes, INNER): one memcpy per (outer, input) block,
- * OpenMP over those blocks. Inputs with size 0 may pass NULL. */
+ * the pool over those blocks. Inputs with size 0 may pass NULL. */
 #include <string.h>
 
 #include "internal.h"
+#include "pool.h"
+
+typedef struct concat_job {
+    const float *const *xs;
+    const int64_t *sizes, *start;
+    int64_t total, inner;
+    int count;
+    float *y;
+} concat_job;
+
+static void concat_unit(void *ctx, int64_t u, int slot)
+{
+    (void)slot;
+    const concat_job *jb = (const concat_job *)ctx;
+    const int64_t o = u / jb->count;
+    const int i = (int)(u % jb->count);
+    const int64_t sz = jb->sizes[i], inner = jb->inner;
+    if (sz == 0)
+        return;
+    memcpy(jb->y + (o * jb->total + jb->start[i]) * inner, jb->xs[i] + o * sz * inner,
+           (size_t)(sz * inner) * sizeof(float));
+}
 
 cnn_status cnn_concat_f32(int count, const float *const *xs,
                           const int64_t *sizes, int64_t outer, int64_t inner,
@@ -33,15 +55,8 @@ cnn_status cnn_concat_f32(int count, const float *const *xs,
         start[i] = acc;
         acc += sizes[i];
     }
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t u = 0; u < units; u++) {
-        const int64_t o = u / count;
-        const int i = (int)(u % count);
-        if (sizes[i] == 0)
-            continue;
-        memcpy(y + (o * total + start[i]) * inner, xs[i] + o * sizes[i] * inner,
-               (size_t)(sizes[i] * inner) * sizeof(float));
-    }
+    concat_job jb = {xs, sizes, start, total, inner, count, y};
+    cnn_pool_for(threads, units, NULL, cnn_threads_steal(), concat_unit, &jb);
     free(start);
     return CNN_OK;
 }

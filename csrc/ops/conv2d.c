@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conv2d.h"
+#include "pool.h"
 
 /* Every dimension >= 1 (pads >= 0), groups divide c and k, oh/ow follow
  * (h + pt + pb - dh*(kh-1) - 1)/sh + 1, and every tensor size fits. */
@@ -58,48 +59,63 @@ static inline void valid_cols(int64_t w, int64_t ow, int64_t s, int64_t pad, int
         *lo = *hi;
 }
 
+typedef struct conv_job {
+    const cnn_conv2d_params *p;
+    const float *x, *w, *bias, *residual;
+    float *y;
+} conv_job;
+
+/* Output plane nk (image nk / k, output channel nk % k). */
+static void conv_unit(void *ctx, int64_t nk, int slot)
+{
+    (void)slot;
+    const conv_job *jb = (const conv_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const float *x = jb->x, *w = jb->w, *bias = jb->bias, *residual = jb->residual;
+    float *y = jb->y;
+    const int64_t cg = p->c / p->groups, kg = p->k / p->groups;
+    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+    const int64_t img = nk / p->k, ko = nk % p->k, g = ko / kg;
+    float *yp = y + nk * ohw;
+    memset(yp, 0, (size_t)ohw * sizeof(float));
+    for (int64_t ci = 0; ci < cg; ci++) {
+        const float *xp = x + (img * p->c + g * cg + ci) * hw;
+        const float *wp = w + (ko * cg + ci) * p->kh * p->kw;
+        for (int64_t ky = 0; ky < p->kh; ky++) {
+            for (int64_t kx = 0; kx < p->kw; kx++) {
+                const float wv = wp[ky * p->kw + kx];
+                int64_t lo, hi;
+                valid_cols(p->w, p->ow, p->sw, p->pl, kx * p->dw, &lo, &hi);
+                for (int64_t oy = 0; oy < p->oh; oy++) {
+                    const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                    if (iy < 0 || iy >= p->h)
+                        continue;
+                    const int64_t base = iy * p->w - p->pl + kx * p->dw;
+                    float *yr = yp + oy * p->ow;
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        yr[ox] += wv * xp[base + ox * p->sw];
+                }
+            }
+        }
+    }
+    const float b = bias ? bias[ko] : 0.f;
+    const float *rp = residual ? residual + nk * ohw : NULL;
+    for (int64_t i = 0; i < ohw; i++) {
+        float v = yp[i] + b;
+        if (rp)
+            v += rp[i];
+        yp[i] = cnn_act_scalar(&p->ep, v);
+    }
+}
+
 /* Direct convolution: one output plane (image, out channel) per iteration,
  * accumulated tap by tap over in-bounds rows/columns (zero padding skipped),
  * then bias, residual and the activation. */
 static void conv2d_ref(const cnn_conv2d_params *p, const float *x, const float *w,
                        const float *bias, const float *residual, float *y, int threads)
 {
-    const int64_t cg = p->c / p->groups, kg = p->k / p->groups;
-    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t nk = 0; nk < p->n * p->k; nk++) {
-        const int64_t img = nk / p->k, ko = nk % p->k, g = ko / kg;
-        float *yp = y + nk * ohw;
-        memset(yp, 0, (size_t)ohw * sizeof(float));
-        for (int64_t ci = 0; ci < cg; ci++) {
-            const float *xp = x + (img * p->c + g * cg + ci) * hw;
-            const float *wp = w + (ko * cg + ci) * p->kh * p->kw;
-            for (int64_t ky = 0; ky < p->kh; ky++) {
-                for (int64_t kx = 0; kx < p->kw; kx++) {
-                    const float wv = wp[ky * p->kw + kx];
-                    int64_t lo, hi;
-                    valid_cols(p->w, p->ow, p->sw, p->pl, kx * p->dw, &lo, &hi);
-                    for (int64_t oy = 0; oy < p->oh; oy++) {
-                        const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
-                        if (iy < 0 || iy >= p->h)
-                            continue;
-                        const int64_t base = iy * p->w - p->pl + kx * p->dw;
-                        float *yr = yp + oy * p->ow;
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            yr[ox] += wv * xp[base + ox * p->sw];
-                    }
-                }
-            }
-        }
-        const float b = bias ? bias[ko] : 0.f;
-        const float *rp = residual ? residual + nk * ohw : NULL;
-        for (int64_t i = 0; i < ohw; i++) {
-            float v = yp[i] + b;
-            if (rp)
-                v += rp[i];
-            yp[i] = cnn_act_scalar(&p->ep, v);
-        }
-    }
+    conv_job jb = {p, x, w, bias, residual, y};
+    cnn_pool_for(threads, p->n * p->k, NULL, cnn_threads_steal(), conv_unit, &jb);
 }
 
 cnn_status cnn_conv2d_direct_f32_ref(const cnn_conv2d_params *p, const float *x, const float *w,

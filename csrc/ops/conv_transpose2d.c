@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "pool.h"
 
 /* Columns of X per GEMM: bounds the Col workspace to ~64 MiB. */
 #define CT_COL_LIMIT ((int64_t)1 << 24)
@@ -39,15 +40,70 @@ static cnn_status ct_check(const cnn_conv_transpose2d_params *p, const float *x,
     return CNN_OK;
 }
 
+typedef struct fill_job {
+    const cnn_conv_transpose2d_params *p;
+    const float *bias;
+    float *y;
+} fill_job;
+
+/* Plane nk: the bias of its channel. */
+static void fill_unit(void *ctx, int64_t nk, int slot)
+{
+    (void)slot;
+    const fill_job *jb = (const fill_job *)ctx;
+    const cnn_conv_transpose2d_params *p = jb->p;
+    const float *bias = jb->bias;
+    float *y = jb->y;
+    const int64_t ohw = p->oh * p->ow;
+    float b = bias ? bias[nk % p->k] : 0.f, *yp = y + nk * ohw;
+    for (int64_t i = 0; i < ohw; i++)
+        yp[i] = b;
+}
+
 static void fill_bias(const cnn_conv_transpose2d_params *p, const float *bias, float *y,
                       int threads)
 {
-    const int64_t ohw = p->oh * p->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t nk = 0; nk < p->n * p->k; nk++) {
-        float b = bias ? bias[nk % p->k] : 0.f, *yp = y + nk * ohw;
-        for (int64_t i = 0; i < ohw; i++)
-            yp[i] = b;
+    fill_job jb = {p, bias, y};
+    cnn_pool_for(threads, p->n * p->k, NULL, cnn_threads_steal(), fill_unit, &jb);
+}
+
+typedef struct ct_job {
+    const cnn_conv_transpose2d_params *p;
+    const float *x, *w;
+    float *y;
+} ct_job;
+
+/* Plane nk (image nk / k, output channel nk % k). */
+static void ct_unit(void *ctx, int64_t nk, int slot)
+{
+    (void)slot;
+    const ct_job *jb = (const ct_job *)ctx;
+    const cnn_conv_transpose2d_params *p = jb->p;
+    const float *x = jb->x, *w = jb->w;
+    float *y = jb->y;
+    const int64_t cg = p->c / p->groups, kg = p->k / p->groups;
+    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw;
+    const int64_t img = nk / p->k, ko = nk % p->k, g = ko / kg, kl = ko % kg;
+    float *yp = y + nk * ohw;
+    for (int64_t ci = 0; ci < cg; ci++) {
+        const int64_t c = g * cg + ci;
+        const float *xp = x + (img * p->c + c) * hw;
+        const float *wp = w + (c * kg + kl) * khw;
+        for (int64_t iy = 0; iy < p->h; iy++) {
+            for (int64_t ky = 0; ky < p->kh; ky++) {
+                const int64_t oy = iy * p->sh - p->pt + ky * p->dh;
+                if (oy < 0 || oy >= p->oh)
+                    continue;
+                for (int64_t ix = 0; ix < p->w; ix++) {
+                    const float xv = xp[iy * p->w + ix];
+                    for (int64_t kx = 0; kx < p->kw; kx++) {
+                        const int64_t ox = ix * p->sw - p->pl + kx * p->dw;
+                        if (ox >= 0 && ox < p->ow)
+                            yp[oy * p->ow + ox] += xv * wp[ky * p->kw + kx];
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -56,33 +112,8 @@ static void fill_bias(const cnn_conv_transpose2d_params *p, const float *bias, f
 static void ct_ref(const cnn_conv_transpose2d_params *p, const float *x, const float *w,
                    float *y, int threads)
 {
-    const int64_t cg = p->c / p->groups, kg = p->k / p->groups;
-    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t nk = 0; nk < p->n * p->k; nk++) {
-        const int64_t img = nk / p->k, ko = nk % p->k, g = ko / kg, kl = ko % kg;
-        float *yp = y + nk * ohw;
-        for (int64_t ci = 0; ci < cg; ci++) {
-            const int64_t c = g * cg + ci;
-            const float *xp = x + (img * p->c + c) * hw;
-            const float *wp = w + (c * kg + kl) * khw;
-            for (int64_t iy = 0; iy < p->h; iy++) {
-                for (int64_t ky = 0; ky < p->kh; ky++) {
-                    const int64_t oy = iy * p->sh - p->pt + ky * p->dh;
-                    if (oy < 0 || oy >= p->oh)
-                        continue;
-                    for (int64_t ix = 0; ix < p->w; ix++) {
-                        const float xv = xp[iy * p->w + ix];
-                        for (int64_t kx = 0; kx < p->kw; kx++) {
-                            const int64_t ox = ix * p->sw - p->pl + kx * p->dw;
-                            if (ox >= 0 && ox < p->ow)
-                                yp[oy * p->ow + ox] += xv * wp[ky * p->kw + kx];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    ct_job jb = {p, x, w, y};
+    cnn_pool_for(threads, p->n * p->k, NULL, cnn_threads_steal(), ct_unit, &jb);
 }
 
 /* y plane of one out channel += its kh*kw rows of Col, for input pixels
@@ -110,6 +141,23 @@ static void col2im_plane(const cnn_conv_transpose2d_params *p, const float *col,
             }
         }
     }
+}
+
+typedef struct col2im_job {
+    const cnn_conv_transpose2d_params *p;
+    const float *col;
+    int64_t j0, nc, ohw;
+    float *yg;
+} col2im_job;
+
+/* Output channel ko of the group: its rows of Col into its plane. */
+static void col2im_unit(void *ctx, int64_t ko, int slot)
+{
+    (void)slot;
+    const col2im_job *jb = (const col2im_job *)ctx;
+    const cnn_conv_transpose2d_params *p = jb->p;
+    const int64_t j0 = jb->j0, nc = jb->nc, ohw = jb->ohw;
+    col2im_plane(p, jb->col + ko * p->kh * p->kw * nc, nc, j0, nc, jb->yg + ko * ohw);
 }
 
 static cnn_status ct_gemm(const cnn_conv_transpose2d_params *p, const float *x,
@@ -150,9 +198,8 @@ static cnn_status ct_gemm(const cnn_conv_transpose2d_params *p, const float *x,
                     return st;
                 }
                 float *yg = y + (img * p->k + gi * kg) * ohw;
-#pragma omp parallel for num_threads(team) schedule(static)
-                for (int64_t ko = 0; ko < kg; ko++)
-                    col2im_plane(p, col + ko * p->kh * p->kw * nc, nc, j0, nc, yg + ko * ohw);
+                col2im_job jb = {p, col, j0, nc, ohw, yg};
+                cnn_pool_for(team, kg, NULL, cnn_threads_steal(), col2im_unit, &jb);
             }
         }
     }

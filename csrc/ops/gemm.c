@@ -3,6 +3,45 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "pool.h"
+
+typedef struct gref_job {
+    int ta, tb;
+    int64_t n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gref_job;
+
+/* Row i of C. */
+static void gref_unit(void *ctx, int64_t i, int slot)
+{
+    (void)slot;
+    const gref_job *jb = (const gref_job *)ctx;
+    const int ta = jb->ta, tb = jb->tb;
+    const int64_t n = jb->n, k = jb->k, lda = jb->lda, ldb = jb->ldb;
+    const float alpha = jb->alpha, beta = jb->beta, *a = jb->a, *b = jb->b;
+    float *c = jb->c;
+    float *ci = c + i * jb->ldc;
+    if (!tb) {
+        for (int64_t j = 0; j < n; j++)
+            ci[j] = beta != 0.f ? beta * ci[j] : 0.f;
+        for (int64_t p = 0; p < k; p++) {
+            float aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
+            const float *bp = b + p * ldb;
+            for (int64_t j = 0; j < n; j++)
+                ci[j] += aip * bp[j];
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) {
+            const float *bj = b + j * ldb;
+            float s = 0.f;
+            for (int64_t p = 0; p < k; p++)
+                s += (ta ? a[p * lda + i] : a[i * lda + p]) * bj[p];
+            ci[j] = alpha * s + (beta != 0.f ? beta * ci[j] : 0.f);
+        }
+    }
+}
 
 /* C (M,N) = alpha op(A) op(B) + beta C, row by row in i-k-j order so the
  * inner loop streams rows of B and C (or dots rows of A and B^T). */
@@ -10,28 +49,8 @@ static void gemm_ref(int ta, int tb, int64_t m, int64_t n, int64_t k, float alph
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc, int threads)
 {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < m; i++) {
-        float *ci = c + i * ldc;
-        if (!tb) {
-            for (int64_t j = 0; j < n; j++)
-                ci[j] = beta != 0.f ? beta * ci[j] : 0.f;
-            for (int64_t p = 0; p < k; p++) {
-                float aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
-                const float *bp = b + p * ldb;
-                for (int64_t j = 0; j < n; j++)
-                    ci[j] += aip * bp[j];
-            }
-        } else {
-            for (int64_t j = 0; j < n; j++) {
-                const float *bj = b + j * ldb;
-                float s = 0.f;
-                for (int64_t p = 0; p < k; p++)
-                    s += (ta ? a[p * lda + i] : a[i * lda + p]) * bj[p];
-                ci[j] = alpha * s + (beta != 0.f ? beta * ci[j] : 0.f);
-            }
-        }
-    }
+    gref_job jb = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    cnn_pool_for(threads, m, NULL, cnn_threads_steal(), gref_unit, &jb);
 }
 
 /* A stored as rows x cols with leading dimension ld fits in int64 indexing. */
@@ -130,6 +149,36 @@ void cnn_gemm_pack_a(int trans_a, int64_t m, int64_t k, const float *a, int64_t 
     }
 }
 
+typedef struct gjob_job {
+    const cnn_gemm_job *j;
+    cnn_pack_b_fn pack;
+    float *buf;
+    int64_t per;
+} gjob_job;
+
+/* Panel p of job j: op(B) packed into the slot's buffer, every row of A dotted against it. */
+static void gjob_unit(void *ctx, int64_t p, int slot)
+{
+    const gjob_job *jb = (const gjob_job *)ctx;
+    const cnn_gemm_job *j = jb->j;
+    float *bp = jb->buf + slot * jb->per;
+    int64_t n0 = p * CNN_GEMM_NR;
+    int64_t nr = j->n - n0 < CNN_GEMM_NR ? j->n - n0 : CNN_GEMM_NR;
+    if (j->k > 0)
+        jb->pack(j, 0, j->k, n0, nr, bp);
+    for (int64_t i = 0; i < j->m; i++) {
+        float *ci = j->c + i * j->ldc + n0;
+        for (int64_t t = 0; t < nr; t++) {
+            float s = 0.f;
+            for (int64_t kk = 0; kk < j->k; kk++)
+                s += (j->trans_a ? j->a[kk * j->lda + i] : j->a[i * j->lda + kk]) *
+                     bp[kk * CNN_GEMM_NR + t];
+            ci[t] = j->alpha * s + (j->beta != 0.f ? j->beta * ci[t] : 0.f);
+        }
+        cnn_gemm_epilogue_row(j, i, n0, nr);
+    }
+}
+
 /* Portable job runner: each 16-column panel of op(B) is packed once (so
  * pack_b jobs work too), then every row of A is dotted against it. */
 cnn_status cnn_gemm_jobs_f32_ref(const cnn_gemm_job *jobs, int64_t njobs, int threads)
@@ -148,29 +197,8 @@ cnn_status cnn_gemm_jobs_f32_ref(const cnn_gemm_job *jobs, int64_t njobs, int th
         const cnn_gemm_job *j = &jobs[q];
         int64_t panels = (j->n + CNN_GEMM_NR - 1) / CNN_GEMM_NR;
         cnn_pack_b_fn pack = j->pack_b ? j->pack_b : cnn_gemm_pack_b_plain;
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t p = 0; p < panels; p++) {
-#ifdef _OPENMP
-            float *bp = buf + omp_get_thread_num() * per;
-#else
-            float *bp = buf;
-#endif
-            int64_t n0 = p * CNN_GEMM_NR;
-            int64_t nr = j->n - n0 < CNN_GEMM_NR ? j->n - n0 : CNN_GEMM_NR;
-            if (j->k > 0)
-                pack(j, 0, j->k, n0, nr, bp);
-            for (int64_t i = 0; i < j->m; i++) {
-                float *ci = j->c + i * j->ldc + n0;
-                for (int64_t t = 0; t < nr; t++) {
-                    float s = 0.f;
-                    for (int64_t kk = 0; kk < j->k; kk++)
-                        s += (j->trans_a ? j->a[kk * j->lda + i] : j->a[i * j->lda + kk]) *
-                             bp[kk * CNN_GEMM_NR + t];
-                    ci[t] = j->alpha * s + (j->beta != 0.f ? j->beta * ci[t] : 0.f);
-                }
-                cnn_gemm_epilogue_row(j, i, n0, nr);
-            }
-        }
+        gjob_job jb = {j, pack, buf, per};
+        cnn_pool_for(threads, panels, NULL, cnn_threads_steal(), gjob_unit, &jb);
     }
     free(buf);
     return CNN_OK;

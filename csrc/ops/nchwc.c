@@ -8,6 +8,7 @@
 #include "conv2d.h"
 #include "nchwc.h"
 #include "nchwc_rows.h"
+#include "pool.h"
 #include "winograd.h"
 
 #define B CNN_NCHWC
@@ -44,20 +45,31 @@ cnn_status cnn_nchw_to_nchwc_f32(int64_t n, int64_t c, int64_t hw, const float *
     return CNN_OK;
 }
 
+typedef struct reorder_job {
+    int64_t c, hw, cbs;
+    const float *x;
+    float *y;
+} reorder_job;
+
+static void to_nchwc_ref_unit(void *ctx, int64_t q, int slot)
+{
+    const reorder_job *jb = (const reorder_job *)ctx;
+    const int64_t c = jb->c, hw = jb->hw, img = q / jb->cbs, cb = q % jb->cbs;
+    (void)slot;
+    float *d = jb->y + q * hw * B;
+    for (int64_t p = 0; p < hw; p++)
+        for (int64_t i = 0; i < B; i++) {
+            const int64_t ch = cb * B + i;
+            d[p * B + i] = ch < c ? jb->x[(img * c + ch) * hw + p] : 0.f;
+        }
+}
+
 void cnn_nchw_to_nchwc_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                            int threads)
 {
     const int64_t cbs = cnn_nchwc_blocks(c);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < n * cbs; q++) {
-        const int64_t img = q / cbs, cb = q % cbs;
-        float *d = y + q * hw * B;
-        for (int64_t p = 0; p < hw; p++)
-            for (int64_t i = 0; i < B; i++) {
-                const int64_t ch = cb * B + i;
-                d[p * B + i] = ch < c ? x[(img * c + ch) * hw + p] : 0.f;
-            }
-    }
+    reorder_job jb = {c, hw, cbs, x, y};
+    cnn_pool_for(threads, n * cbs, NULL, cnn_threads_steal(), to_nchwc_ref_unit, &jb);
 }
 
 cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *x,
@@ -77,20 +89,25 @@ cnn_status cnn_nchwc_to_nchw_f32(int64_t n, int64_t c, int64_t hw, const float *
     return CNN_OK;
 }
 
+static void to_nchw_ref_unit(void *ctx, int64_t q, int slot)
+{
+    const reorder_job *jb = (const reorder_job *)ctx;
+    const int64_t c = jb->c, hw = jb->hw, img = q / jb->cbs, cb = q % jb->cbs;
+    (void)slot;
+    const float *s = jb->x + q * hw * B;
+    for (int64_t i = 0; i < B && cb * B + i < c; i++) {
+        float *d = jb->y + (img * c + cb * B + i) * hw;
+        for (int64_t p = 0; p < hw; p++)
+            d[p] = s[p * B + i];
+    }
+}
+
 void cnn_nchwc_to_nchw_ref(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
                            int threads)
 {
     const int64_t cbs = cnn_nchwc_blocks(c);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < n * cbs; q++) {
-        const int64_t img = q / cbs, cb = q % cbs;
-        const float *s = x + q * hw * B;
-        for (int64_t i = 0; i < B && cb * B + i < c; i++) {
-            float *d = y + (img * c + cb * B + i) * hw;
-            for (int64_t p = 0; p < hw; p++)
-                d[p] = s[p * B + i];
-        }
-    }
+    reorder_job jb = {c, hw, cbs, x, y};
+    cnn_pool_for(threads, n * cbs, NULL, cnn_threads_steal(), to_nchw_ref_unit, &jb);
 }
 
 cnn_status cnn_global_pool_nchwc_f32(int64_t n, int64_t c, int64_t hw, int is_max,
@@ -338,15 +355,25 @@ void cnn_nchwc_scale_slabs(const cnn_conv2d_nchwc *pk, const float *s, float *w,
     }
 }
 
-/* All of w scaled (cnn_nchwc_scale_slabs), one slab per thread's turn. */
+typedef struct slabs_job {
+    const cnn_conv2d_nchwc *pk;
+    const float *s;
+    float *w;
+} slabs_job;
+
+static void slab_unit(void *ctx, int64_t sl, int slot)
+{
+    const slabs_job *jb = (const slabs_job *)ctx;
+    (void)slot;
+    cnn_nchwc_scale_slabs(jb->pk, jb->s, jb->w, sl, sl + 1);
+}
+
+/* All of w scaled (cnn_nchwc_scale_slabs), one slab per unit. */
 static void scale_weights(const cnn_conv2d_nchwc *pk, const float *s, float *w, int threads)
 {
     const int64_t slabs = pk->wpair ? (pk->ocb + 1) / 2 : pk->ocb;
-    if (threads > slabs)
-        threads = (int)slabs;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t sl = 0; sl < slabs; sl++)
-        cnn_nchwc_scale_slabs(pk, s, w, sl, sl + 1);
+    slabs_job jb = {pk, s, w};
+    cnn_pool_for(threads, slabs, NULL, cnn_threads_steal(), slab_unit, &jb);
 }
 
 static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,

@@ -13,12 +13,10 @@
  * (plat->nchwc_dw_rows); the scalar run below is their oracle.
  */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "eltwise.h"
 #include "nchwc_rows.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 
@@ -265,6 +263,24 @@ static void run_unit(const bjob *jb, const cnn_platform *plat, int64_t u, const 
     }
 }
 
+/* One call's arguments besides the plan, for the pool's units. */
+typedef struct block_call {
+    const bjob *jb;
+    const cnn_platform *plat;
+    const float *x, *residual;
+    float *y, *scratch, *partial;
+} block_call;
+
+/* Unit u in its slot's window and tile buffers. */
+static void block_unit(void *ctx, int64_t u, int slot)
+{
+    const block_call *c = (const block_call *)ctx;
+    const bjob *jb = c->jb;
+    float *mine = c->scratch ? c->scratch + slot * (jb->win + jb->tile) : NULL;
+    run_unit(jb, c->plat, u, c->x, c->residual, c->y, mine, mine ? mine + jb->win : NULL,
+             c->partial ? c->partial + u * jb->d->ocb * B : NULL);
+}
+
 cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *e, const cnn_conv2d_nchwc *d,
                                    const cnn_conv2d_nchwc *pj, int64_t n, const float *x,
                                    const float *residual, float *y, float *pool, int64_t tile_rows,
@@ -319,16 +335,8 @@ cnn_status cnn_nchwc_block_run_f32(const cnn_conv2d_nchwc *e, const cnn_conv2d_n
     }
     if (partial)
         memset(partial, 0, (size_t)(units * d->ocb * B) * sizeof(float));
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t u = 0; u < units; u++) {
-#ifdef _OPENMP
-        float *mine = scratch ? scratch + omp_get_thread_num() * (jb.win + jb.tile) : NULL;
-#else
-        float *mine = scratch;
-#endif
-        run_unit(&jb, plat, u, x, residual, y, mine, mine ? mine + jb.win : NULL,
-                 partial ? partial + u * d->ocb * B : NULL);
-    }
+    block_call call = {&jb, plat, x, residual, y, scratch, partial};
+    cnn_pool_for(threads, units, NULL, cnn_threads_steal(), block_unit, &call);
     if (partial) {
         /* each image's means from its units' sums, in unit order */
         const double inv = 1.0 / (double)(p->oh * p->ow);

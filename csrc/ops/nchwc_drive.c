@@ -1,7 +1,7 @@
 /* The blocked (NCHW8c) convolution driver, portable: it cuts the output
  * into units of (image, output row, pixel chunk, group of output block
  * pairs), shares them among the threads (a static split or cuts of equal
- * work, stealing at the tail: csrc/core/share.h), and runs each unit
+ * work, stealing at the tail: csrc/core/pool.h), and runs each unit
  * with the row kernels of the active platform (csrc/ops/nchwc_rows.h),
  * the widest that fits its blocks. Depthwise and Winograd packs have their
  * own drivers. The measurements behind each choice are in the commit
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "nchwc_rows.h"
-#include "share.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 
@@ -746,6 +746,26 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
     }
 }
 
+/* What a unit of a call needs besides its index, for the pool. */
+typedef struct drive_job {
+    const plan *pl;
+    const cnn_conv2d_nchwc *pk;
+    const float *residual;
+    float *y;
+    cnn_act_row_fn act;
+    int gated;
+} drive_job;
+
+/* A gated conv's units use their slot's copy of the scaled operand. */
+static void drive_unit(void *ctx, int64_t u, int slot)
+{
+    const drive_job *jb = (const drive_job *)ctx;
+    const plan *pl = jb->pl;
+    run_unit(pl, jb->pk, u, jb->residual, jb->y, jb->act,
+             jb->gated ? pl->gbuf + slot * pl->gper : NULL,
+             jb->gated ? pl->gdone + slot * pl->gmarks : NULL);
+}
+
 cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
                                 const cnn_nchwc_rows *pairs, const cnn_nchwc_rows *wide,
@@ -775,24 +795,10 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_cuts(&pl, pk, n, threads, gate);
     const cnn_status st = plan_gate(&pl, pk, gate, threads);
     /* no stealing in a gated conv: a thief scales a whole operand for one unit */
-    cnn_share share[CNN_SHARE_MAX];
-    const int shared = cnn_shares_init(share, threads, pl.units, pl.ncut ? pl.cut : NULL);
     if (st == CNN_OK) {
-#pragma omp parallel num_threads(threads)
-        {
-            const int tid = omp_get_thread_num();
-            float *gbuf = gate ? pl.gbuf + tid * pl.gper : NULL;
-            int64_t *gdone = gate ? pl.gdone + tid * pl.gmarks : NULL;
-            cnn_share_walk it = {tid, omp_get_num_threads(), threads, 0, !gate && cnn_threads_steal()};
-            if (shared) {
-                for (int64_t u; cnn_share_next(share, &it, &u);)
-                    run_unit(&pl, pk, u, residual, y, act, gbuf, gdone);
-            } else {
-#pragma omp for schedule(static)
-                for (int64_t u = 0; u < pl.units; u++)
-                    run_unit(&pl, pk, u, residual, y, act, gbuf, gdone);
-            }
-        }
+        drive_job jb = {&pl, pk, residual, y, act, gate != NULL};
+        cnn_pool_for(threads, pl.units, pl.ncut ? pl.cut : NULL, !gate && cnn_threads_steal(),
+                     drive_unit, &jb);
     }
     free(pl.gbuf), free(pl.gdone), free(pl.xcopy), free(pl.tiles), free(pl.tcut);
     return st;

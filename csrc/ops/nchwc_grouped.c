@@ -30,6 +30,7 @@
 #include "conv2d.h"
 #include "eltwise.h"
 #include "nchwc.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 
@@ -120,51 +121,68 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
     return CNN_OK;
 }
 
+typedef struct grouped_job {
+    const struct cnn_conv2d_nchwc *pk;
+    const float *x, *residual;
+    float *y;
+    cnn_act_row_fn act;
+} grouped_job;
+
+/* Output row q: image, output block, output row. */
+static void grouped_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const grouped_job *jb = (const grouped_job *)ctx;
+    const struct cnn_conv2d_nchwc *pk = jb->pk;
+    const cnn_conv2d_params *p = &pk->p;
+    const float *x = jb->x, *residual = jb->residual;
+    float *y = jb->y;
+    const int64_t s = pk->gi, lanes = cnn_nchwc_grouped_lanes(pk->gi), g = lanes / s;
+    const int64_t taps = p->kh * p->kw, blocks = pk->ocb;
+    const int64_t xplane = p->h * p->w * B, yplane = p->oh * p->ow * B;
+    const int64_t img = q / (blocks * p->oh), ob = q / p->oh % blocks, oy = q % p->oh;
+    const int64_t j = ob * B / lanes;
+    float *yr = y + (img * blocks + ob) * yplane + oy * p->ow * B;
+    for (int64_t ox = 0; ox < p->ow; ox++)
+        for (int64_t m = 0; m < B; m++) {
+            /* channel mm of the set: output o of its group gl */
+            const int64_t mm = ob * B % lanes + m, gl = mm / s, o = mm % s, l = o * g + gl;
+            const int64_t grp = j * g + gl;
+            float acc = pk->bias[j * lanes + l];
+            for (int64_t ky = 0; ky < p->kh; ky++) {
+                const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                if (iy < 0 || iy >= p->h)
+                    continue;
+                for (int64_t kx = 0; kx < p->kw; kx++) {
+                    const int64_t ix = ox * p->sw - p->pl + kx * p->dw;
+                    if (ix < 0 || ix >= p->w || grp >= p->groups)
+                        continue;
+                    for (int64_t ci = 0; ci < s; ci++) {
+                        const int64_t ch = grp * s + ci;
+                        acc += pk->w[((j * taps + ky * p->kw + kx) * s + ci) * lanes + l] *
+                               x[(img * blocks + ch / B) * xplane + (iy * p->w + ix) * B + ch % B];
+                    }
+                }
+            }
+            yr[ox * B + m] = acc;
+        }
+    if (residual) {
+        const float *rr = residual + (yr - y);
+        for (int64_t i = 0; i < p->ow * B; i++)
+            yr[i] += rr[i];
+    }
+    jb->act(&p->ep, yr, yr, p->ow * B);
+}
+
 /* The portable run: from the blocked input directly, output channel by
  * output channel, as the definition reads (the SIMD runs' oracle). */
 cnn_status cnn_nchwc_grouped_ref(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                  const float *residual, float *y, float *pool, int threads)
 {
     const cnn_conv2d_params *p = &pk->p;
-    const int64_t s = pk->gi, lanes = cnn_nchwc_grouped_lanes(pk->gi), g = lanes / s;
-    const int64_t taps = p->kh * p->kw, blocks = pk->ocb;
-    const int64_t xplane = p->h * p->w * B, yplane = p->oh * p->ow * B;
-    const cnn_act_row_fn act = cnn_plat()->act_row;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < n * blocks * p->oh; q++) {
-        const int64_t img = q / (blocks * p->oh), ob = q / p->oh % blocks, oy = q % p->oh;
-        const int64_t j = ob * B / lanes;
-        float *yr = y + (img * blocks + ob) * yplane + oy * p->ow * B;
-        for (int64_t ox = 0; ox < p->ow; ox++)
-            for (int64_t m = 0; m < B; m++) {
-                /* channel mm of the set: output o of its group gl */
-                const int64_t mm = ob * B % lanes + m, gl = mm / s, o = mm % s, l = o * g + gl;
-                const int64_t grp = j * g + gl;
-                float acc = pk->bias[j * lanes + l];
-                for (int64_t ky = 0; ky < p->kh; ky++) {
-                    const int64_t iy = oy * p->sh - p->pt + ky * p->dh;
-                    if (iy < 0 || iy >= p->h)
-                        continue;
-                    for (int64_t kx = 0; kx < p->kw; kx++) {
-                        const int64_t ix = ox * p->sw - p->pl + kx * p->dw;
-                        if (ix < 0 || ix >= p->w || grp >= p->groups)
-                            continue;
-                        for (int64_t ci = 0; ci < s; ci++) {
-                            const int64_t ch = grp * s + ci;
-                            acc += pk->w[((j * taps + ky * p->kw + kx) * s + ci) * lanes + l] *
-                                   x[(img * blocks + ch / B) * xplane + (iy * p->w + ix) * B + ch % B];
-                        }
-                    }
-                }
-                yr[ox * B + m] = acc;
-            }
-        if (residual) {
-            const float *rr = residual + (yr - y);
-            for (int64_t i = 0; i < p->ow * B; i++)
-                yr[i] += rr[i];
-        }
-        act(&p->ep, yr, yr, p->ow * B);
-    }
+    const int64_t blocks = pk->ocb, yplane = p->oh * p->ow * B;
+    grouped_job jb = {pk, x, residual, y, cnn_plat()->act_row};
+    cnn_pool_for(threads, n * blocks * p->oh, NULL, cnn_threads_steal(), grouped_unit, &jb);
     /* the plane means (a squeeze-excitation's squeeze), in pixel order */
     for (int64_t q = 0; pool && q < n * blocks * B; q++) {
         const float *yp = y + q / B * yplane + q % B;

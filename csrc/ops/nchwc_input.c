@@ -6,31 +6,43 @@
 #include <unistd.h>
 
 #include "nchwc_rows.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 
 /* x (planes, h, w, cb) -> dst (planes, h + pt + pb, w + pl + pr, cb), zeros
  * around: on the copy every output pixel is an interior one (a border
  * pixel otherwise runs alone, 2 FMA chains instead of 12). */
+typedef struct pad_job {
+    const float *x;
+    float *dst;
+    int64_t h, w, cb, pt, pl, pr, hp, wp;
+} pad_job;
+
+/* Row q of the padded planes. */
+static void pad_unit(void *ctx, int64_t q, int slot)
+{
+    const pad_job *jb = (const pad_job *)ctx;
+    const int64_t cb = jb->cb, w = jb->w, pl = jb->pl, plane = q / jb->hp, yy = q % jb->hp;
+    (void)slot;
+    float *d = jb->dst + q * jb->wp * cb;
+    if (yy < jb->pt || yy >= jb->pt + jb->h) {
+        memset(d, 0, (size_t)(jb->wp * cb) * sizeof(float));
+        return;
+    }
+    memset(d, 0, (size_t)(pl * cb) * sizeof(float));
+    memcpy(d + pl * cb, jb->x + (plane * jb->h + yy - jb->pt) * w * cb, (size_t)(w * cb) * sizeof(float));
+    memset(d + (pl + w) * cb, 0, (size_t)(jb->pr * cb) * sizeof(float));
+}
+
 static void pad_planes(const float *x, int64_t planes, int64_t h, int64_t w, int64_t cb,
                        int64_t pt, int64_t pb, int64_t pl, int64_t pr, float *dst, int threads)
 {
     const int64_t hp = h + pt + pb, wp = w + pl + pr, rows = planes * hp;
-    if (threads > rows) threads = (int)rows;
-    if (rows * wp * cb < 16384)   /* a team's fork and join cost more */
+    if (rows * wp * cb < 16384)   /* a job's hand-off costs more */
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < rows; q++) {
-        const int64_t plane = q / hp, yy = q % hp;
-        float *d = dst + q * wp * cb;
-        if (yy < pt || yy >= pt + h) {
-            memset(d, 0, (size_t)(wp * cb) * sizeof(float));
-            continue;
-        }
-        memset(d, 0, (size_t)(pl * cb) * sizeof(float));
-        memcpy(d + pl * cb, x + (plane * h + yy - pt) * w * cb, (size_t)(w * cb) * sizeof(float));
-        memset(d + (pl + w) * cb, 0, (size_t)(pr * cb) * sizeof(float));
-    }
+    pad_job jb = {x, dst, h, w, cb, pt, pl, pr, hp, wp};
+    cnn_pool_for(threads, rows, NULL, cnn_threads_steal(), pad_unit, &jb);
 }
 
 /* A zero-padded copy of the input (pad_planes), or NULL: no padding, or
@@ -49,6 +61,25 @@ float *cnn_nchwc_padded_input(const cnn_conv2d_params *p, const float *x, int64_
     return d;
 }
 
+typedef struct sub_job {
+    const cnn_conv2d_params *p;
+    const float *x;
+    float *d;
+} sub_job;
+
+/* Output row q of the subsampled copy. */
+static void sub_unit(void *ctx, int64_t q, int slot)
+{
+    const sub_job *jb = (const sub_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const int64_t plane = q / p->oh, oy = q % p->oh;
+    (void)slot;
+    const float *s = jb->x + (plane * p->h + oy * p->sh) * p->w * B;
+    float *o = jb->d + q * p->ow * B;
+    for (int64_t ox = 0; ox < p->ow; ox++)
+        memcpy(o + ox * B, s + ox * p->sw * B, B * sizeof(float));
+}
+
 /* The pixels a strided 1x1 conv without padding reads, packed densely
  * (planes, oh, ow, 8), or NULL: read in place, they are half of each cache
  * line, once per group of output blocks; the copy runs as a flat 1x1. */
@@ -62,17 +93,10 @@ float *cnn_nchwc_subsampled_input(const cnn_conv2d_params *p, const float *x, in
     if (!d)
         return NULL;
     const int64_t rows = planes * p->oh;
-    if (threads > rows) threads = (int)rows;
     if (rows * p->ow * B < 16384)
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < rows; q++) {
-        const int64_t plane = q / p->oh, oy = q % p->oh;
-        const float *s = x + (plane * p->h + oy * p->sh) * p->w * B;
-        float *o = d + q * p->ow * B;
-        for (int64_t ox = 0; ox < p->ow; ox++)
-            memcpy(o + ox * B, s + ox * p->sw * B, B * sizeof(float));
-    }
+    sub_job jb = {p, x, d};
+    cnn_pool_for(threads, rows, NULL, cnn_threads_steal(), sub_unit, &jb);
     return d;
 }
 

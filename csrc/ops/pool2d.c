@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "pool2d.h"
 #include "nchwc.h"
+#include "pool.h"
 
 #define POOL_LIM ((int64_t)1 << 60)
 
@@ -52,63 +53,83 @@ static cnn_status pool_validate(const cnn_pool2d_params *p, const float *x,
     return CNN_OK;
 }
 
+typedef struct pool_job {
+    const cnn_pool2d_params *p;
+    const float *x;
+    float *y;
+} pool_job;
+
+/* Plane q (image x channel) of a max pool. */
+static void max_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const pool_job *jb = (const pool_job *)ctx;
+    const cnn_pool2d_params *p = jb->p;
+    const int64_t oh = p->oh, ow = p->ow, h = p->h, w = p->w;
+    const float *xp = jb->x + q * h * w;
+    float *yp = jb->y + q * oh * ow;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        int64_t ay = oy * p->sh - p->pt, i0, i1;
+        cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
+        for (int64_t ox = 0; ox < ow; ox++) {
+            int64_t ax = ox * p->sw - p->pl, j0, j1;
+            cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
+            float m = -INFINITY;
+            for (int64_t i = i0; i < i1; i++) {
+                const float *row = xp + (ay + i * p->dh) * w;
+                for (int64_t j = j0; j < j1; j++) {
+                    float v = row[ax + j * p->dw];
+                    m = v > m ? v : m;
+                }
+            }
+            yp[oy * ow + ox] = m;
+        }
+    }
+}
+
+/* Plane q of an average pool. */
+static void avg_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const pool_job *jb = (const pool_job *)ctx;
+    const cnn_pool2d_params *p = jb->p;
+    const int64_t oh = p->oh, ow = p->ow, h = p->h, w = p->w;
+    const float *xp = jb->x + q * h * w;
+    float *yp = jb->y + q * oh * ow;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        int64_t ay = oy * p->sh - p->pt, i0, i1;
+        cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
+        int64_t ch = p->count_include_pad
+            ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0;
+        for (int64_t ox = 0; ox < ow; ox++) {
+            int64_t ax = ox * p->sw - p->pl, j0, j1;
+            cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
+            int64_t cw = p->count_include_pad
+                ? cnn_pool_count(ax, p->kw, p->dw, -p->pl, w + p->pr) : j1 - j0;
+            float s = 0.f;
+            for (int64_t i = i0; i < i1; i++) {
+                const float *row = xp + (ay + i * p->dh) * w;
+                for (int64_t j = j0; j < j1; j++)
+                    s += row[ax + j * p->dw];
+            }
+            yp[oy * ow + ox] = s / (float)(ch * cw);
+        }
+    }
+}
+
 cnn_status cnn_max_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
                                  int threads)
 {
-    const int64_t nc = p->n * p->c, oh = p->oh, ow = p->ow, h = p->h, w = p->w;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t q = 0; q < nc; q++) {
-        const float *xp = x + q * h * w;
-        float *yp = y + q * oh * ow;
-        for (int64_t oy = 0; oy < oh; oy++) {
-            int64_t ay = oy * p->sh - p->pt, i0, i1;
-            cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
-            for (int64_t ox = 0; ox < ow; ox++) {
-                int64_t ax = ox * p->sw - p->pl, j0, j1;
-                cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
-                float m = -INFINITY;
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *row = xp + (ay + i * p->dh) * w;
-                    for (int64_t j = j0; j < j1; j++) {
-                        float v = row[ax + j * p->dw];
-                        m = v > m ? v : m;
-                    }
-                }
-                yp[oy * ow + ox] = m;
-            }
-        }
-    }
+    pool_job jb = {p, x, y};
+    cnn_pool_for(threads, p->n * p->c, NULL, cnn_threads_steal(), max_unit, &jb);
     return CNN_OK;
 }
 
 cnn_status cnn_avg_pool2d_f32_ref(const cnn_pool2d_params *p, const float *x, float *y,
                                  int threads)
 {
-    const int64_t nc = p->n * p->c, oh = p->oh, ow = p->ow, h = p->h, w = p->w;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t q = 0; q < nc; q++) {
-        const float *xp = x + q * h * w;
-        float *yp = y + q * oh * ow;
-        for (int64_t oy = 0; oy < oh; oy++) {
-            int64_t ay = oy * p->sh - p->pt, i0, i1;
-            cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
-            int64_t ch = p->count_include_pad
-                ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0;
-            for (int64_t ox = 0; ox < ow; ox++) {
-                int64_t ax = ox * p->sw - p->pl, j0, j1;
-                cnn_pool_taps(ax, p->kw, p->dw, 0, w, &j0, &j1);
-                int64_t cw = p->count_include_pad
-                    ? cnn_pool_count(ax, p->kw, p->dw, -p->pl, w + p->pr) : j1 - j0;
-                float s = 0.f;
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *row = xp + (ay + i * p->dh) * w;
-                    for (int64_t j = j0; j < j1; j++)
-                        s += row[ax + j * p->dw];
-                }
-                yp[oy * ow + ox] = s / (float)(ch * cw);
-            }
-        }
-    }
+    pool_job jb = {p, x, y};
+    cnn_pool_for(threads, p->n * p->c, NULL, cnn_threads_steal(), avg_unit, &jb);
     return CNN_OK;
 }
 

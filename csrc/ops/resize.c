@@ -6,8 +6,9 @@
  *   align_corners       o * (in - 1) / (out - 1), 0 when out == 1
  * Nearest rounds with `rounding` then clamps to [0, in). Linear clamps the
  * source coordinate to [0, in - 1] and blends i0 = floor, i1 = min(i0+1,
- * in-1). Per-axis index tables are built once; OpenMP over output rows. */
+ * in-1). Per-axis index tables are built once; the pool over output rows. */
 #include "internal.h"
+#include "pool.h"
 
 static float src_coord(int64_t o, float scale, int64_t out, int64_t in, int coord)
 {
@@ -68,6 +69,41 @@ static void axis_table(int64_t out, int64_t in, float scale, int mode, int coord
     }
 }
 
+typedef struct resize_job {
+    int64_t h, w, oh, ow;
+    int mode;
+    const int64_t *y0, *y1, *x0, *x1;
+    const float *ly, *lx, *x;
+    float *y;
+} resize_job;
+
+/* Output row r (plane r / oh). */
+static void resize_unit(void *ctx, int64_t r, int slot)
+{
+    (void)slot;
+    const resize_job *jb = (const resize_job *)ctx;
+    const int64_t h = jb->h, w = jb->w, oh = jb->oh, ow = jb->ow;
+    const int mode = jb->mode;
+    const int64_t *y0 = jb->y0, *y1 = jb->y1, *x0 = jb->x0, *x1 = jb->x1;
+    const float *ly = jb->ly, *lx = jb->lx, *x = jb->x;
+    float *y = jb->y;
+    const int64_t q = r / oh, oy = r % oh;
+    const float *plane = x + q * h * w;
+    const float *r0 = plane + y0[oy], *r1 = plane + y1[oy];
+    float *yr = y + r * ow;
+    if (mode == CNN_RESIZE_NEAREST) {
+        for (int64_t ox = 0; ox < ow; ox++)
+            yr[ox] = r0[x0[ox]];
+        return;
+    }
+    const float b = ly[oy], a = 1.f - b;
+    for (int64_t ox = 0; ox < ow; ox++) {
+        const float d = lx[ox], c = 1.f - d;
+        yr[ox] = a * (c * r0[x0[ox]] + d * r0[x1[ox]]) +
+                 b * (c * r1[x0[ox]] + d * r1[x1[ox]]);
+    }
+}
+
 cnn_status cnn_resize_f32(int64_t nc, int64_t h, int64_t w, int64_t oh,
                           int64_t ow, int mode, int coord, int rounding,
                           float scale_h, float scale_w, const float *x,
@@ -97,24 +133,8 @@ cnn_status cnn_resize_f32(int64_t nc, int64_t h, int64_t w, int64_t oh,
     if (threads < 1)
         threads = 1;
     const int64_t rows = nc * oh;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t q = r / oh, oy = r % oh;
-        const float *plane = x + q * h * w;
-        const float *r0 = plane + y0[oy], *r1 = plane + y1[oy];
-        float *yr = y + r * ow;
-        if (mode == CNN_RESIZE_NEAREST) {
-            for (int64_t ox = 0; ox < ow; ox++)
-                yr[ox] = r0[x0[ox]];
-            continue;
-        }
-        const float b = ly[oy], a = 1.f - b;
-        for (int64_t ox = 0; ox < ow; ox++) {
-            const float d = lx[ox], c = 1.f - d;
-            yr[ox] = a * (c * r0[x0[ox]] + d * r0[x1[ox]]) +
-                     b * (c * r1[x0[ox]] + d * r1[x1[ox]]);
-        }
-    }
+    resize_job jb = {h, w, oh, ow, mode, y0, y1, x0, x1, ly, lx, x, y};
+    cnn_pool_for(threads, rows, NULL, cnn_threads_steal(), resize_unit, &jb);
     free(ws);
     return CNN_OK;
 }

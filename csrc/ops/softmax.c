@@ -1,8 +1,9 @@
 /* Numerically stable softmax along the middle axis of x (OUTER, AXIS, INNER):
  * y = exp(x - max) / sum exp(x - max). INNER == 1 works row by row; otherwise
  * blocks of up to SM_BLOCK inner positions walk the axis together with
- * contiguous loads. OpenMP over rows / (outer, block) pairs. */
+ * contiguous loads. the pool over rows / (outer, block) pairs. */
 #include "internal.h"
+#include "pool.h"
 
 #define SM_BLOCK 256
 
@@ -54,6 +55,39 @@ static void softmax_block(const float *x, float *y, int64_t axis, int64_t inner,
     }
 }
 
+typedef struct sm_row_job {
+    int64_t axis;
+    const float *x;
+    float *y;
+} sm_row_job;
+
+/* Row o (inner == 1). */
+static void sm_row_unit(void *ctx, int64_t o, int slot)
+{
+    (void)slot;
+    const sm_row_job *jb = (const sm_row_job *)ctx;
+    const int64_t axis = jb->axis;
+    softmax_row(jb->x + o * axis, jb->y + o * axis, axis);
+}
+
+typedef struct sm_blk_job {
+    int64_t axis, inner, nblk;
+    const float *x;
+    float *y;
+} sm_blk_job;
+
+/* Block u % nblk of outer row u / nblk. */
+static void sm_blk_unit(void *ctx, int64_t u, int slot)
+{
+    (void)slot;
+    const sm_blk_job *jb = (const sm_blk_job *)ctx;
+    const int64_t axis = jb->axis, inner = jb->inner, nblk = jb->nblk;
+    const int64_t o = u / nblk, j0 = (u % nblk) * SM_BLOCK;
+    const int64_t nb = inner - j0 < SM_BLOCK ? inner - j0 : SM_BLOCK;
+    const int64_t off = o * axis * inner + j0;
+    softmax_block(jb->x + off, jb->y + off, axis, inner, nb);
+}
+
 cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner,
                            const float *x, float *y, int threads)
 {
@@ -66,18 +100,12 @@ cnn_status cnn_softmax_f32(int64_t outer, int64_t axis, int64_t inner,
     if (threads < 1)
         threads = 1;
     if (inner == 1) {
-        #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t o = 0; o < outer; o++)
-            softmax_row(x + o * axis, y + o * axis, axis);
+        sm_row_job jb = {axis, x, y};
+        cnn_pool_for(threads, outer, NULL, cnn_threads_steal(), sm_row_unit, &jb);
         return CNN_OK;
     }
     const int64_t nblk = (inner + SM_BLOCK - 1) / SM_BLOCK;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t u = 0; u < outer * nblk; u++) {
-        const int64_t o = u / nblk, j0 = (u % nblk) * SM_BLOCK;
-        const int64_t nb = inner - j0 < SM_BLOCK ? inner - j0 : SM_BLOCK;
-        const int64_t off = o * axis * inner + j0;
-        softmax_block(x + off, y + off, axis, inner, nb);
-    }
+    sm_blk_job jb = {axis, inner, nblk, x, y};
+    cnn_pool_for(threads, outer * nblk, NULL, cnn_threads_steal(), sm_blk_unit, &jb);
     return CNN_OK;
 }

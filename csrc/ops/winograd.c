@@ -17,6 +17,7 @@
 #include "../core/platform.h"
 #include "winograd.h"
 #include "winograd_filter.h"
+#include "../core/pool.h"
 
 #define TB 16  /* tiles per block in the scalar path */
 
@@ -196,13 +197,90 @@ static inline void at6(const float *m, int64_t s, float *o, int64_t os)
     o[3 * os] = b + 8.f * d + m[5 * s];
 }
 
+typedef struct wino_job {
+    const cnn_conv2d_params *p;
+    const float *packed, *x, *bias, *residual;
+    float *y, *ws;
+    int64_t per, th, tw, kb6, ntiles;
+} wino_job;
+
+/* Block blk of TB tiles, in the slot's V and M. */
+static void wino_unit(void *ctx, int64_t blk, int slot)
+{
+    const wino_job *jb = (const wino_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const float *packed = jb->packed, *x = jb->x, *bias = jb->bias, *residual = jb->residual;
+    float *y = jb->y;
+    const int64_t C = p->c, K = p->k, H = p->h, W = p->w, OH = p->oh, OW = p->ow;
+    const int64_t th = jb->th, tw = jb->tw, kb6 = jb->kb6, ntiles = jb->ntiles;
+    float *V = jb->ws + jb->per * slot;
+    float *M = V + 36 * C * TB;
+    const int64_t t0 = blk * TB, nt = ntiles - t0 < TB ? ntiles - t0 : TB;
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t g = t0 + t, img = g / (th * tw), ty = g / tw % th, tx = g % tw;
+        const int64_t iy0 = 4 * ty - p->pt, ix0 = 4 * tx - p->pl;
+        for (int64_t c = 0; c < C; c++) {
+            const float *xp = x + (img * C + c) * H * W;
+            float d[36], r[36], v[36];
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    int64_t iy = iy0 + i, ix = ix0 + j;
+                    d[i * 6 + j] =
+                        iy >= 0 && iy < H && ix >= 0 && ix < W ? xp[iy * W + ix] : 0.f;
+                }
+            for (int j = 0; j < 6; j++)  /* columns: r = B^T d */
+                bt6(d + j, 6, r + j, 6);
+            for (int i = 0; i < 6; i++)  /* rows: v = r B */
+                bt6(r + i * 6, 1, v + i * 6, 1);
+            for (int xi = 0; xi < 36; xi++)
+                V[(xi * C + c) * TB + t] = v[xi];
+        }
+    }
+    for (int xi = 0; xi < 36; xi++) {
+        for (int64_t k = 0; k < K; k++) {
+            const float *u = packed + (xi * kb6 + k / CNN_WINO_MR) * C * CNN_WINO_MR +
+                             k % CNN_WINO_MR;
+            float *m = M + (xi * K + k) * TB;
+            for (int64_t t = 0; t < nt; t++)
+                m[t] = 0.f;
+            for (int64_t c = 0; c < C; c++) {
+                const float uv = u[c * CNN_WINO_MR], *vv = V + (xi * C + c) * TB;
+                for (int64_t t = 0; t < nt; t++)
+                    m[t] += uv * vv[t];
+            }
+        }
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t g = t0 + t, img = g / (th * tw), ty = g / tw % th, tx = g % tw;
+        for (int64_t k = 0; k < K; k++) {
+            float m[36], s[24], o[16];
+            for (int xi = 0; xi < 36; xi++)
+                m[xi] = M[(xi * K + k) * TB + t];
+            for (int j = 0; j < 6; j++)  /* columns: s = A^T m (4x6) */
+                at6(m + j, 6, s + j, 6);
+            for (int i = 0; i < 4; i++)  /* rows: o = s A (4x4) */
+                at6(s + i * 6, 1, o + i * 4, 1);
+            const float b = bias ? bias[k] : 0.f;
+            const int64_t plane = (img * K + k) * OH * OW;
+            for (int i = 0; i < 4 && 4 * ty + i < OH; i++)
+                for (int j = 0; j < 4 && 4 * tx + j < OW; j++) {
+                    const int64_t at = plane + (4 * ty + i) * OW + 4 * tx + j;
+                    float val = o[i * 4 + j] + b;
+                    if (residual)
+                        val += residual[at];
+                    y[at] = cnn_act_scalar(&p->ep, val);
+                }
+        }
+    }
+}
+
 /* Scalar path: blocks of TB tiles (flattened over images and tile rows);
  * per block V (36, C, TB) and M (36, K, TB) live in a per-thread workspace. */
 cnn_status cnn_winograd_run_f32_ref(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias,
                                     const float *residual, float *y, int threads)
 {
-    const int64_t C = p->c, K = p->k, H = p->h, W = p->w, OH = p->oh, OW = p->ow;
+    const int64_t C = p->c, K = p->k, OH = p->oh, OW = p->ow;
     const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4, kb6 = cnn_wino_kpad(K) / CNN_WINO_MR;
     const int64_t ntiles = p->n * th * tw, nblocks = (ntiles + TB - 1) / TB;
     const int64_t per = 36 * (C + K) * TB;
@@ -211,75 +289,8 @@ cnn_status cnn_winograd_run_f32_ref(const cnn_conv2d_params *p, const float *pac
     float *ws = cnn_alloc_floats(per * threads);
     if (!ws)
         return CNN_ERR_OOM;
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        float *V = ws + per * omp_get_thread_num();
-#else
-        float *V = ws;
-#endif
-        float *M = V + 36 * C * TB;
-#pragma omp for schedule(static)
-        for (int64_t blk = 0; blk < nblocks; blk++) {
-            const int64_t t0 = blk * TB, nt = ntiles - t0 < TB ? ntiles - t0 : TB;
-            for (int64_t t = 0; t < nt; t++) {
-                const int64_t g = t0 + t, img = g / (th * tw), ty = g / tw % th, tx = g % tw;
-                const int64_t iy0 = 4 * ty - p->pt, ix0 = 4 * tx - p->pl;
-                for (int64_t c = 0; c < C; c++) {
-                    const float *xp = x + (img * C + c) * H * W;
-                    float d[36], r[36], v[36];
-                    for (int i = 0; i < 6; i++)
-                        for (int j = 0; j < 6; j++) {
-                            int64_t iy = iy0 + i, ix = ix0 + j;
-                            d[i * 6 + j] =
-                                iy >= 0 && iy < H && ix >= 0 && ix < W ? xp[iy * W + ix] : 0.f;
-                        }
-                    for (int j = 0; j < 6; j++)  /* columns: r = B^T d */
-                        bt6(d + j, 6, r + j, 6);
-                    for (int i = 0; i < 6; i++)  /* rows: v = r B */
-                        bt6(r + i * 6, 1, v + i * 6, 1);
-                    for (int xi = 0; xi < 36; xi++)
-                        V[(xi * C + c) * TB + t] = v[xi];
-                }
-            }
-            for (int xi = 0; xi < 36; xi++) {
-                for (int64_t k = 0; k < K; k++) {
-                    const float *u = packed + (xi * kb6 + k / CNN_WINO_MR) * C * CNN_WINO_MR +
-                                     k % CNN_WINO_MR;
-                    float *m = M + (xi * K + k) * TB;
-                    for (int64_t t = 0; t < nt; t++)
-                        m[t] = 0.f;
-                    for (int64_t c = 0; c < C; c++) {
-                        const float uv = u[c * CNN_WINO_MR], *vv = V + (xi * C + c) * TB;
-                        for (int64_t t = 0; t < nt; t++)
-                            m[t] += uv * vv[t];
-                    }
-                }
-            }
-            for (int64_t t = 0; t < nt; t++) {
-                const int64_t g = t0 + t, img = g / (th * tw), ty = g / tw % th, tx = g % tw;
-                for (int64_t k = 0; k < K; k++) {
-                    float m[36], s[24], o[16];
-                    for (int xi = 0; xi < 36; xi++)
-                        m[xi] = M[(xi * K + k) * TB + t];
-                    for (int j = 0; j < 6; j++)  /* columns: s = A^T m (4x6) */
-                        at6(m + j, 6, s + j, 6);
-                    for (int i = 0; i < 4; i++)  /* rows: o = s A (4x4) */
-                        at6(s + i * 6, 1, o + i * 4, 1);
-                    const float b = bias ? bias[k] : 0.f;
-                    const int64_t plane = (img * K + k) * OH * OW;
-                    for (int i = 0; i < 4 && 4 * ty + i < OH; i++)
-                        for (int j = 0; j < 4 && 4 * tx + j < OW; j++) {
-                            const int64_t at = plane + (4 * ty + i) * OW + 4 * tx + j;
-                            float val = o[i * 4 + j] + b;
-                            if (residual)
-                                val += residual[at];
-                            y[at] = cnn_act_scalar(&p->ep, val);
-                        }
-                }
-            }
-        }
-    }
+    wino_job jb = {p, packed, x, bias, residual, y, ws, per, th, tw, kb6, ntiles};
+    cnn_pool_for(threads, nblocks, NULL, cnn_threads_steal(), wino_unit, &jb);
     free(ws);
     return CNN_OK;
 }

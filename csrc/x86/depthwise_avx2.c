@@ -39,6 +39,7 @@
 
 #include "../ops/conv2d.h"
 #include "vmath_avx2.h"
+#include "pool.h"
 
 #define DW_INLINE static inline __attribute__((always_inline))
 #define DW_R 4                 /* output rows per pass of the fixed kernels */
@@ -496,6 +497,44 @@ static void cb_in(const float *x, int64_t h, int64_t w, int nch, float *sc, int6
     }
 }
 
+typedef struct cb_job {
+    const cnn_conv2d_params *p;
+    const float *x, *w, *bias, *residual;
+    float *y, *buf;
+    const dw_epi *e;
+    cb_fn fn;
+    int64_t per, in_f, out_f, khw, hw, ohw, wp, nb;
+    unsigned char *ready;   /* per slot: its padded input zeroed */
+} cb_job;
+
+/* Task t: 8 channels of one image through the slot's padded copy (its
+ * border zeroed once, on the slot's first task). */
+static void cb_unit(void *ctx, int64_t t, int slot)
+{
+    const cb_job *jb = (const cb_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const float *x = jb->x, *w = jb->w, *bias = jb->bias, *residual = jb->residual;
+    float *y = jb->y;
+    const int64_t khw = jb->khw, hw = jb->hw, ohw = jb->ohw, wp = jb->wp, nb = jb->nb;
+    float *sc = jb->buf + slot * jb->per, *out = sc + jb->in_f, *w8 = out + jb->out_f;
+    if (!jb->ready[slot]) {
+        memset(sc, 0, (size_t)jb->in_f * sizeof(float));
+        jb->ready[slot] = 1;
+    }
+    const int64_t n = t / nb, c0 = (t % nb) * 8;
+    const int nch = p->c - c0 < 8 ? (int)(p->c - c0) : 8;
+    for (int64_t k = 0; k < khw; k++)
+        for (int c = 0; c < 8; c++)
+            w8[8 * k + c] = c < nch ? w[(c0 + c) * khw + k] : 0.f;
+    float b8[8];
+    for (int c = 0; c < 8; c++)
+        b8[c] = bias && c < nch ? bias[c0 + c] : 0.f;
+    const int64_t base = (n * p->c + c0);
+    cb_in(x + base * hw, p->h, p->w, nch, sc, wp, p->pt, p->pl);
+    jb->fn(sc, wp * 8, w8, _mm256_loadu_ps(b8), out, p->oh, p->ow);
+    cb_out(out, ohw, nch, y + base * ohw, residual ? residual + base * ohw : NULL, jb->e);
+}
+
 /* Channel-blocked path: 1 where it ran (or failed with *st set), 0 where
  * the shape is not one it takes. */
 static int dw_cblocked(const cnn_conv2d_params *p, const float *x, const float *w,
@@ -529,42 +568,42 @@ static int dw_cblocked(const cnn_conv2d_params *p, const float *x, const float *
     e.hi = _mm256_set1_ps(p->ep.beta);
     const cb_fn fn = cb_table[kind];
 
-    int failed = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        float *buf = cnn_alloc_floats(per_thread);
-        if (!buf) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (!bad) {
-            float *sc = buf, *out = buf + in_f, *w8 = out + out_f;
-            memset(sc, 0, (size_t)in_f * sizeof(float));
-#pragma omp for schedule(static) nowait   /* the region's join is the barrier */
-            for (int64_t t = 0; t < tasks; t++) {
-                const int64_t n = t / nb, c0 = (t % nb) * 8;
-                const int nch = p->c - c0 < 8 ? (int)(p->c - c0) : 8;
-                for (int64_t k = 0; k < khw; k++)
-                    for (int c = 0; c < 8; c++)
-                        w8[8 * k + c] = c < nch ? w[(c0 + c) * khw + k] : 0.f;
-                float b8[8];
-                for (int c = 0; c < 8; c++)
-                    b8[c] = bias && c < nch ? bias[c0 + c] : 0.f;
-                const int64_t base = (n * p->c + c0);
-                cb_in(x + base * hw, p->h, p->w, nch, sc, wp, p->pt, p->pl);
-                fn(sc, wp * 8, w8, _mm256_loadu_ps(b8), out, p->oh, p->ow);
-                cb_out(out, ohw, nch, y + base * ohw, residual ? residual + base * ohw : NULL,
-                       &e);
-            }
-        }
-        free(buf);
+    /* slot buffers whole cache lines apart */
+    const int64_t per = (per_thread + 15) / 16 * 16;
+    float *buf = cnn_alloc_floats(per * threads);
+    if (!buf) {
+        *st = CNN_ERR_OOM;
+        return 1;
     }
-    *st = failed ? CNN_ERR_OOM : CNN_OK;
+    unsigned char ready[CNN_POOL_MAX] = {0};
+    cb_job jb = {p, x, w, bias, residual, y, buf, &e, fn, per, in_f, out_f, khw, hw, ohw, wp, nb,
+                 ready};
+    cnn_pool_for(threads, tasks, NULL, cnn_threads_steal(), cb_unit, &jb);
+    free(buf);
+    *st = CNN_OK;
     return 1;
+}
+
+typedef struct dws_job {
+    const cnn_conv2d_params *p;
+    const float *x, *w, *bias, *residual;
+    float *y;
+} dws_job;
+
+/* Plane nc, row by row (stride > 8: the scalar rows). */
+static void dws_unit(void *ctx, int64_t nc, int slot)
+{
+    (void)slot;
+    const dws_job *jb = (const dws_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const float *x = jb->x, *w = jb->w, *bias = jb->bias, *residual = jb->residual;
+    float *y = jb->y;
+    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw;
+    const int64_t ch = nc % p->c;
+    for (int64_t oy = 0; oy < p->oh; oy++)
+        dw_row_scalar(p, x + nc * hw, w + ch * khw, oy, bias ? bias[ch] : 0.f,
+                      y + nc * ohw + oy * p->ow,
+                      residual ? residual + nc * ohw + oy * p->ow : NULL);
 }
 
 /* ------------------------------------------------------------- driver */
@@ -609,11 +648,50 @@ static void dw_plane(dw_ctx *c, int kind, const int64_t *off, const float **rows
     }
 }
 
+typedef struct dw_job {
+    const dw_geom *g;
+    const float *x, *w, *bias, *residual;
+    float *y;
+    const dw_epi *e;
+    float *buf;
+    int64_t *meta;
+    int64_t per, mper, nrows;
+    int kind;
+    unsigned char *ready;   /* per slot: its zero row and tap offsets set */
+} dw_job;
+
+/* Plane nc through the slot's ring (tags reset per plane; the zero row and
+ * the tap offsets set on the slot's first plane). */
+static void dw_unit(void *ctx, int64_t nc, int slot)
+{
+    const dw_job *jb = (const dw_job *)ctx;
+    const dw_geom *g = jb->g;
+    const cnn_conv2d_params *p = g->p;
+    float *buf = jb->buf + slot * jb->per;
+    int64_t *meta = jb->meta + slot * jb->mper;
+    const float **rows = (const float **)(meta + g->slots);
+    int64_t *off = meta + g->slots + jb->nrows;
+    if (!jb->ready[slot]) {
+        memset(buf, 0, (size_t)jb->per * sizeof(float));
+        for (int64_t kx = 0; kx < p->kw; kx++)
+            off[kx] = (kx * p->dw) % g->s * g->lq + (kx * p->dw) / g->s;
+        jb->ready[slot] = 1;
+    }
+    dw_ctx c;
+    c.g = g;
+    c.zero = buf;
+    c.ring = buf + g->rs;
+    c.tag = meta;
+    const int64_t ch = nc % p->c, khw = p->kh * p->kw, ohw = p->oh * p->ow;
+    c.xp = jb->x + nc * p->h * p->w;
+    dw_plane(&c, jb->kind, off, rows, jb->w + ch * khw, jb->bias ? jb->bias[ch] : 0.f,
+             jb->y + nc * ohw, jb->residual ? jb->residual + nc * ohw : NULL, jb->e);
+}
+
 cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float *x,
                                          const float *w, const float *bias,
                                          const float *residual, float *y, int threads)
 {
-    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow, khw = p->kh * p->kw;
     const int64_t planes = p->n * p->c;
     if (threads > planes)
         threads = (int)planes;
@@ -622,14 +700,8 @@ cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float
         return cst;
 
     if (p->sw > 8) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t nc = 0; nc < planes; nc++) {
-            const int64_t ch = nc % p->c;
-            for (int64_t oy = 0; oy < p->oh; oy++)
-                dw_row_scalar(p, x + nc * hw, w + ch * khw, oy, bias ? bias[ch] : 0.f,
-                              y + nc * ohw + oy * p->ow,
-                              residual ? residual + nc * ohw + oy * p->ow : NULL);
-        }
+        dws_job jb = {p, x, w, bias, residual, y};
+        cnn_pool_for(threads, planes, NULL, cnn_threads_steal(), dws_unit, &jb);
         return CNN_OK;
     }
 
@@ -683,41 +755,20 @@ cnn_status cnn_conv2d_depthwise_f32_avx2(const cnn_conv2d_params *p, const float
         e.instore = 2;
     e.tail = cnn_tail_mask(e.rem ? e.rem : 1);
 
-    int failed = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        float *buf = cnn_alloc_floats(per_thread);
-        int64_t *meta = (int64_t *)malloc((size_t)meta_bytes);
-        if (!buf || !meta) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int bad;
-#pragma omp atomic read
-        bad = failed;
-        if (!bad) {  /* the same on every thread: all or none run the loop */
-            memset(buf, 0, (size_t)per_thread * sizeof(float));
-            dw_ctx c;
-            c.g = &g;
-            c.zero = buf;
-            c.ring = buf + g.rs;
-            c.tag = meta;
-            const float **rows = (const float **)(meta + g.slots);
-            int64_t *off = meta + g.slots + nrows;
-            for (int64_t kx = 0; kx < p->kw; kx++)
-                off[kx] = (kx * p->dw) % g.s * g.lq + (kx * p->dw) / g.s;
-#pragma omp for schedule(static) nowait   /* the region's join is the barrier */
-            for (int64_t nc = 0; nc < planes; nc++) {
-                const int64_t ch = nc % p->c;
-                c.xp = x + nc * hw;
-                dw_plane(&c, kind, off, rows, w + ch * khw, bias ? bias[ch] : 0.f, y + nc * ohw,
-                         residual ? residual + nc * ohw : NULL, &e);
-            }
-        }
+    /* slot buffers whole cache lines apart */
+    const int64_t per = (per_thread + 15) / 16 * 16, mper = (meta_bytes + 63) / 64 * 64;
+    float *buf = cnn_alloc_floats(per * threads);
+    int64_t *meta = (int64_t *)malloc((size_t)(mper * threads));
+    if (!buf || !meta) {
         free(buf);
         free(meta);
+        return CNN_ERR_OOM;
     }
-    return failed ? CNN_ERR_OOM : CNN_OK;
+    unsigned char ready[CNN_POOL_MAX] = {0};
+    dw_job jb = {&g, x, w, bias, residual, y, &e, buf, meta, per, mper / 8, nrows, kind, ready};
+    cnn_pool_for(threads, planes, NULL, cnn_threads_steal(), dw_unit, &jb);
+    free(buf);
+    free(meta);
+    return CNN_OK;
 }
 #endif

@@ -16,11 +16,9 @@
  * rows on 56- and 112-wide planes either (docs/performance.md, 2026-12-07). */
 #if defined(__x86_64__)
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nchwc_avx512.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
@@ -264,9 +262,9 @@ typedef struct dwd_job {
     dwd_rows2_fn rows2;   /* two rows at a time */
 } dwd_job;
 
-/* Unit u: (image, block pair, chunk of rpu output rows). scratch: none
- * needed (NULL), kept for the drivers' unit(job, u, scratch) shape. */
-static void dwd_unit(const dwd_job *jb, int64_t u, float *scratch)
+/* Unit u: (image, block pair, chunk of rpu output rows); no scratch: the
+ * kernel reads the input in place. */
+static void dwd_unit(const dwd_job *jb, int64_t u)
 {
     const cnn_conv2d_nchwc *pk = jb->pk;
     const cnn_conv2d_params *p = &pk->p;
@@ -277,7 +275,6 @@ static void dwd_unit(const dwd_job *jb, int64_t u, float *scratch)
     const int nb = b0 + 1 < cbs ? 2 : 1;
     const int64_t q = img * cbs + b0;   /* the pair's first block plane */
     const int64_t oy0 = chunk * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
-    (void)scratch;
     __m512 wq[25];
     for (int64_t t = 0; t < taps; t++)
         wq[t] = load_pair(pk->w + (b0 * taps + t) * B, taps * B, nb);
@@ -311,7 +308,13 @@ static void dwd_unit(const dwd_job *jb, int64_t u, float *scratch)
     }
 }
 
-/* The driver: units split statically over the threads. pool as in
+static void dwd_pool_unit(void *ctx, int64_t u, int slot)
+{
+    (void)slot;
+    dwd_unit((const dwd_job *)ctx, u);
+}
+
+/* The driver: units shared over the pool's threads. pool as in
  * nchwc_avx2.c's dw_run. */
 static cnn_status dwd_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                           const float *residual, float *y, float *pool, int threads)
@@ -337,15 +340,7 @@ static cnn_status dwd_run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
         return CNN_ERR_OOM;
     jb.row = k == 3 ? (p->sw == 1 ? dwd_row_k3s1 : dwd_row_k3s2)
                     : (p->sw == 1 ? dwd_row_k5s1 : dwd_row_k5s2);
-#pragma omp parallel num_threads(threads)
-    {
-        float *xw = NULL;   /* no scratch: the kernel reads the input in place */
-        /* nowait: the region's join is the one barrier (a second one cost
-         * ~0.6 us per step at 2 threads, more where a thread is preempted) */
-#pragma omp for schedule(static) nowait
-        for (int64_t u = 0; u < nunits; u++)
-            dwd_unit(&jb, u, xw);
-    }
+    cnn_pool_for(threads, nunits, NULL, cnn_threads_steal(), dwd_pool_unit, &jb);
     if (jb.partial) {
         cnn_nchwc_pool_means(jb.partial, n * cbs, jb.chunks, oh * ow, pool);
         free(jb.partial);

@@ -25,6 +25,7 @@
 #include "../ops/gemm.h"
 #include "gemm_kernel_avx2.h"
 #include "vmath_avx2.h"
+#include "pool.h"
 
 #define MR CNN_GEMM_MR
 #define NR CNN_GEMM_NR
@@ -407,6 +408,28 @@ static void choose_split(const cnn_gemm_job *j, int64_t parts, int64_t *nt_out,
     }
 }
 
+typedef struct gtask_job {
+    const cnn_gemm_job *jobs;
+    const task *tasks;
+    float *buf;
+    int64_t per, asz;
+} gtask_job;
+
+/* Task q, packing into the slot's A and B buffers. */
+static void gtask_unit(void *ctx, int64_t q, int slot)
+{
+    const gtask_job *jb = (const gtask_job *)ctx;
+    float *abuf = jb->buf + slot * jb->per, *bbuf = abuf + jb->asz;
+    const task *t = &jb->tasks[q];
+    const cnn_gemm_job *j = &jb->jobs[t->job];
+    if (t->m0 >= t->m1 || t->n0 >= t->n1)
+        return;
+    if (j->k == 0)
+        run_task_k0(j, t->m0, t->m1, t->n0, t->n1);
+    else
+        run_task(j, t->m0, t->m1, t->n0, t->n1, abuf, bbuf);
+}
+
 cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int threads)
 {
     if (njobs <= 0)
@@ -468,26 +491,8 @@ cnn_status cnn_gemm_jobs_f32_avx2(const cnn_gemm_job *jobs, int64_t njobs, int t
         free(tasks);
         return CNN_ERR_OOM;
     }
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        int tid = omp_get_thread_num();
-#else
-        int tid = 0;
-#endif
-        float *abuf = buf + tid * per, *bbuf = abuf + asz;
-#pragma omp for schedule(static)
-        for (int64_t q = 0; q < ntasks; q++) {
-            const task *t = &tasks[q];
-            const cnn_gemm_job *j = &jobs[t->job];
-            if (t->m0 >= t->m1 || t->n0 >= t->n1)
-                continue;
-            if (j->k == 0)
-                run_task_k0(j, t->m0, t->m1, t->n0, t->n1);
-            else
-                run_task(j, t->m0, t->m1, t->n0, t->n1, abuf, bbuf);
-        }
-    }
+    gtask_job jb = {jobs, tasks, buf, per, asz};
+    cnn_pool_for(threads, ntasks, NULL, cnn_threads_steal(), gtask_unit, &jb);
     free(buf);
     free(tasks);
     return CNN_OK;

@@ -11,6 +11,7 @@
 
 #include "../ops/conv2d.h"
 #include "../ops/gemm.h"
+#include "pool.h"
 
 static inline float hsum(__m256 v)
 {
@@ -117,37 +118,85 @@ static void slab_4x2(const float *x, int64_t ldx, const float *w, int64_t ldw, i
     }
 }
 
-/* n in [4, LINEAR_STREAM_MAX]: each thread owns a range of output rows and
+typedef struct stream_job {
+    int64_t n, in, out, pairs;
+    int nt;
+    const float *x, *w, *bias;
+    float *y;
+} stream_job;
+
+/* Unit id of nt: a range of output rows, the columns slab by slab. */
+static void stream_unit(void *ctx, int64_t u, int slot)
+{
+    (void)slot;
+    const stream_job *jb = (const stream_job *)ctx;
+    const int64_t n = jb->n, in = jb->in, out = jb->out, pairs = jb->pairs, id = u;
+    const int nt = jb->nt;
+    const float *x = jb->x, *w = jb->w, *bias = jb->bias;
+    float *y = jb->y;
+    int64_t o0 = 2 * (pairs * id / nt), o1 = 2 * (pairs * (id + 1) / nt);
+    if (id == nt - 1)
+        o1 = out;             /* an odd last row goes to the last unit */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = o0; o < o1; o++)
+            y[i * out + o] = bias ? bias[o] : 0.f;
+    for (int64_t c = 0; c < in; c += LINEAR_SLAB) {
+        int64_t len = in - c < LINEAR_SLAB ? in - c : LINEAR_SLAB;
+        int64_t o = o0;
+        for (; o + 2 <= o1; o += 2) {
+            int64_t i = 0;
+            for (; i + 4 <= n; i += 4)
+                slab_4x2(x + i * in + c, in, w + o * in + c, in, len, y + i * out + o, out);
+            for (; i < n; i++) {
+                y[i * out + o] += dot(x + i * in + c, w + o * in + c, len);
+                y[i * out + o + 1] += dot(x + i * in + c, w + (o + 1) * in + c, len);
+            }
+        }
+        for (; o < o1; o++)
+            for (int64_t i = 0; i < n; i++)
+                y[i * out + o] += dot(x + i * in + c, w + o * in + c, len);
+    }
+}
+
+/* n in [4, LINEAR_STREAM_MAX]: each unit owns a range of output rows and
  * walks the columns slab by slab, so w is read from memory once per call */
 static void linear_stream(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                           const float *bias, float *y, int threads)
 {
-    int64_t pairs = out / 2;
-#pragma omp parallel num_threads(threads)
-    {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int64_t o0 = 2 * (pairs * id / nt), o1 = 2 * (pairs * (id + 1) / nt);
-        if (id == nt - 1)
-            o1 = out;             /* an odd last row goes to the last thread */
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t o = o0; o < o1; o++)
-                y[i * out + o] = bias ? bias[o] : 0.f;
-        for (int64_t c = 0; c < in; c += LINEAR_SLAB) {
-            int64_t len = in - c < LINEAR_SLAB ? in - c : LINEAR_SLAB;
-            int64_t o = o0;
-            for (; o + 2 <= o1; o += 2) {
-                int64_t i = 0;
-                for (; i + 4 <= n; i += 4)
-                    slab_4x2(x + i * in + c, in, w + o * in + c, in, len, y + i * out + o, out);
-                for (; i < n; i++) {
-                    y[i * out + o] += dot(x + i * in + c, w + o * in + c, len);
-                    y[i * out + o + 1] += dot(x + i * in + c, w + (o + 1) * in + c, len);
-                }
-            }
-            for (; o < o1; o++)
-                for (int64_t i = 0; i < n; i++)
-                    y[i * out + o] += dot(x + i * in + c, w + o * in + c, len);
-        }
+    stream_job jb = {n, in, out, out / 2, threads, x, w, bias, y};
+    cnn_pool_for(threads, threads, NULL, cnn_threads_steal(), stream_unit, &jb);
+}
+
+typedef struct gemv_job {
+    int64_t n, in, out;
+    const float *x, *w, *bias;
+    float *y;
+} gemv_job;
+
+/* Output feature o, every row (short rows: plain dot products). */
+static void dot_unit(void *ctx, int64_t o, int slot)
+{
+    (void)slot;
+    const gemv_job *jb = (const gemv_job *)ctx;
+    const int64_t in = jb->in, out = jb->out;
+    for (int64_t i = 0; i < jb->n; i++)
+        jb->y[i * out + o] = dot(jb->x + i * in, jb->w + o * in, in) + (jb->bias ? jb->bias[o] : 0.f);
+}
+
+/* Output features [b * GEMV_ROWS, +GEMV_ROWS), every row. */
+static void gemv_unit(void *ctx, int64_t b, int slot)
+{
+    (void)slot;
+    const gemv_job *jb = (const gemv_job *)ctx;
+    const int64_t in = jb->in, out = jb->out, o = b * GEMV_ROWS;
+    const float *x = jb->x, *w = jb->w, *bias = jb->bias;
+    float *y = jb->y;
+    for (int64_t i = 0; i < jb->n; i++) {
+        if (o + GEMV_ROWS <= out)
+            gemv_rows(x + i * in, w + o * in, in, bias ? bias + o : NULL, y + i * out + o);
+        else
+            for (int64_t r = o; r < out; r++)
+                y[i * out + r] = dot(x + i * in, w + r * in, in) + (bias ? bias[r] : 0.f);
     }
 }
 
@@ -178,28 +227,16 @@ cnn_status cnn_linear_f32_avx2(int64_t n, int64_t in, int64_t out, const float *
         j.ep = ep;
         return cnn_gemm_jobs_f32_avx2(&j, 1, threads);
     }
+    gemv_job jb = {n, in, out, x, w, bias, y};
     if (in < GEMV_MIN_IN) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t o = 0; o < out; o++)
-            for (int64_t i = 0; i < n; i++)
-                y[i * out + o] = dot(x + i * in, w + o * in, in) + (bias ? bias[o] : 0.f);
+        cnn_pool_for(threads, out, NULL, cnn_threads_steal(), dot_unit, &jb);
         if (ep.act != CNN_ACT_NONE)
             for (int64_t i = 0; i < n; i++)
                 cnn_act_inplace(&ep, y + i * out, out);
         return CNN_OK;
     }
     int64_t blocks = (out + GEMV_ROWS - 1) / GEMV_ROWS;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t o = b * GEMV_ROWS;
-        for (int64_t i = 0; i < n; i++) {
-            if (o + GEMV_ROWS <= out)
-                gemv_rows(x + i * in, w + o * in, in, bias ? bias + o : NULL, y + i * out + o);
-            else
-                for (int64_t r = o; r < out; r++)
-                    y[i * out + r] = dot(x + i * in, w + r * in, in) + (bias ? bias[r] : 0.f);
-        }
-    }
+    cnn_pool_for(threads, blocks, NULL, cnn_threads_steal(), gemv_unit, &jb);
     if (ep.act != CNN_ACT_NONE)
         for (int64_t i = 0; i < n; i++)
             cnn_act_inplace(&ep, y + i * out, out);

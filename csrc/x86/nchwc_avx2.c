@@ -24,6 +24,7 @@
 
 #include "../ops/pool2d.h"
 #include "nchwc_conv.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 #define INLINE CNN_INLINE
@@ -411,6 +412,83 @@ static dw_row_fn dw_pick(const cnn_conv2d_params *p, int64_t *in_lo, int64_t *in
     return dw_row_any;
 }
 
+/* One depthwise call's arguments and plan, for the pool's units. */
+typedef struct dw_job {
+    const cnn_conv2d_nchwc *pk;
+    const float *x, *residual;
+    float *y, *scratch, *partial;
+    cnn_act_row_fn act;
+    dw_row_fn row;
+    int64_t chunks, rpu, win, wp, in_lo, in_hi;
+} dw_job;
+
+/* Unit u: rpu output rows of one (image, block) plane; scratch: the
+ * slot's window. */
+static void dw_unit(void *ctx, int64_t u, int slot)
+{
+    const dw_job *jb = (const dw_job *)ctx;
+    const cnn_conv2d_nchwc *pk = jb->pk;
+    const cnn_conv2d_params *p = &pk->p;
+    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
+    const int64_t taps = p->kh * p->kw, chunks = jb->chunks, rpu = jb->rpu, win = jb->win;
+    const int64_t wp = jb->wp, in_lo = jb->in_lo, in_hi = jb->in_hi;
+    const float *x = jb->x, *residual = jb->residual;
+    float *y = jb->y, *scratch = jb->scratch, *partial = jb->partial;
+    const cnn_act_row_fn act = jb->act;
+    const dw_row_fn row = jb->row;
+    const int64_t q = u / chunks;   /* q = img * cbs + block */
+    const int64_t oy0 = u % chunks * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
+    const int64_t blk = q % cbs;
+    const float *xb = x + q * h * w * B;
+    const float *wb = pk->w + blk * taps * B;
+    const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
+    crow r;
+    r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
+    r.ep = &p->ep;
+    if (scratch) {
+        float *wbuf = scratch + slot * win;
+        const int64_t iy_first = oy0 - p->pt, nrows = oy1 - 1 - oy0 + (p->kh - 1) * p->dh + 1;
+        for (int64_t k = 0; k < nrows; k++) {
+            const int64_t iy = iy_first + k;
+            float *d = wbuf + k * wp * B;
+            if (iy < 0 || iy >= h) {
+                memset(d, 0, (size_t)(wp * B) * sizeof(float));
+                continue;
+            }
+            memset(d, 0, (size_t)(p->pl * B) * sizeof(float));
+            memcpy(d + p->pl * B, xb + iy * w * B, (size_t)(w * B) * sizeof(float));
+            memset(d + (p->pl + w) * B, 0, (size_t)(p->pr * B) * sizeof(float));
+        }
+        r.xrow = wp * B;
+        r.ky0 = 0;
+        r.ky1 = p->kh;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            r.iy0 = oy - oy0;
+            float *yr = y + (q * oh + oy) * ow * B;
+            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+            row(wbuf, wb, &r, ow, 0, ow, 0, wp, bv, res, yr);
+        }
+    } else {
+        r.xrow = w * B;
+        for (int64_t oy = oy0; oy < oy1; oy++) {
+            r.iy0 = oy * p->sh - p->pt;
+            r.ky0 = 0;
+            r.ky1 = p->kh;
+            while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
+            while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
+            float *yr = y + (q * oh + oy) * ow * B;
+            const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
+            row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
+        }
+    }
+    if (!cnn_act_in_tile(p->ep.act))
+        act(&p->ep, y + (q * oh + oy0) * ow * B, y + (q * oh + oy0) * ow * B,
+            (oy1 - oy0) * ow * B);
+    if (partial)
+        _mm256_storeu_ps(partial + u * B,
+                         cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
+}
+
 /* pool, if not NULL: the mean over the plane of every output channel,
  * blocked (N, ceil(K/8), 8), taken from each unit's rows while they are
  * still in L1 (the squeeze of a squeeze-excitation block after its
@@ -421,7 +499,7 @@ cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, c
                                         int threads, cnn_act_row_fn act)
 {
     const cnn_conv2d_params *p = &pk->p;
-    const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
+    const int64_t w = p->w, oh = p->oh, ow = p->ow, cbs = pk->ocb;
     const int64_t taps = p->kh * p->kw;
     const int64_t units = n * cbs * oh;
     if ((double)units * ow * taps * B < 65536.0)   /* see cnn_nchwc_conv_drive */
@@ -460,64 +538,8 @@ cnn_status cnn_conv2d_nchwc_dw_act_avx2(const cnn_conv2d_nchwc *pk, int64_t n, c
         free(scratch);
         return CNN_ERR_OOM;
     }
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t u = 0; u < nunits; u++) {
-        const int64_t q = u / chunks;   /* q = img * cbs + block */
-        const int64_t oy0 = u % chunks * rpu, oy1 = oy0 + rpu < oh ? oy0 + rpu : oh;
-        const int64_t blk = q % cbs;
-        const float *xb = x + q * h * w * B;
-        const float *wb = pk->w + blk * taps * B;
-        const __m256 bv = _mm256_load_ps(pk->bias + blk * B);
-        crow r;
-        r.kh = p->kh; r.kw = p->kw; r.sw = p->sw; r.dh = p->dh; r.dw = p->dw;
-        r.ep = &p->ep;
-        if (scratch) {
-#ifdef _OPENMP
-            float *wbuf = scratch + omp_get_thread_num() * win;
-#else
-            float *wbuf = scratch;
-#endif
-            const int64_t iy_first = oy0 - p->pt, nrows = oy1 - 1 - oy0 + (p->kh - 1) * p->dh + 1;
-            for (int64_t k = 0; k < nrows; k++) {
-                const int64_t iy = iy_first + k;
-                float *d = wbuf + k * wp * B;
-                if (iy < 0 || iy >= h) {
-                    memset(d, 0, (size_t)(wp * B) * sizeof(float));
-                    continue;
-                }
-                memset(d, 0, (size_t)(p->pl * B) * sizeof(float));
-                memcpy(d + p->pl * B, xb + iy * w * B, (size_t)(w * B) * sizeof(float));
-                memset(d + (p->pl + w) * B, 0, (size_t)(p->pr * B) * sizeof(float));
-            }
-            r.xrow = wp * B;
-            r.ky0 = 0;
-            r.ky1 = p->kh;
-            for (int64_t oy = oy0; oy < oy1; oy++) {
-                r.iy0 = oy - oy0;
-                float *yr = y + (q * oh + oy) * ow * B;
-                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-                row(wbuf, wb, &r, ow, 0, ow, 0, wp, bv, res, yr);
-            }
-        } else {
-            r.xrow = w * B;
-            for (int64_t oy = oy0; oy < oy1; oy++) {
-                r.iy0 = oy * p->sh - p->pt;
-                r.ky0 = 0;
-                r.ky1 = p->kh;
-                while (r.ky0 < r.ky1 && r.iy0 + r.ky0 * p->dh < 0) r.ky0++;
-                while (r.ky1 > r.ky0 && r.iy0 + (r.ky1 - 1) * p->dh >= h) r.ky1--;
-                float *yr = y + (q * oh + oy) * ow * B;
-                const float *res = residual ? residual + (q * oh + oy) * ow * B : NULL;
-                row(xb, wb, &r, ow, in_lo, in_hi, p->pl, w, bv, res, yr);
-            }
-        }
-        if (!cnn_act_in_tile(p->ep.act))
-            act(&p->ep, y + (q * oh + oy0) * ow * B, y + (q * oh + oy0) * ow * B,
-                (oy1 - oy0) * ow * B);
-        if (partial)
-            _mm256_storeu_ps(partial + u * B,
-                             cnn_nchwc_lane_sums(y + (q * oh + oy0) * ow * B, (oy1 - oy0) * ow));
-    }
+    dw_job jb = {pk, x, residual, y, scratch, partial, act, row, chunks, rpu, win, wp, in_lo, in_hi};
+    cnn_pool_for(threads, nunits, NULL, cnn_threads_steal(), dw_unit, &jb);
     if (partial) {
         cnn_nchwc_pool_means(partial, n * cbs, chunks, oh * ow, pool);
         free(partial);
@@ -559,6 +581,44 @@ void cnn_nchwc_dw_rows_avx2(const cnn_conv2d_nchwc *pk, int64_t blk, const float
 
 /* ------------------------------------------------------ pooling, reorders */
 
+typedef struct gpool_job {
+    int64_t hw;
+    int is_max;
+    const float *x;
+    float *y;
+} gpool_job;
+
+static void gpool_unit(void *ctx, int64_t q, int slot)
+{
+    const gpool_job *jb = (const gpool_job *)ctx;
+    (void)slot;
+    const int64_t hw = jb->hw;
+    const int is_max = jb->is_max;
+    const float *x = jb->x;
+    float *y = jb->y;
+    const float *s = x + q * hw * B;
+    __m256 a0 = _mm256_loadu_ps(s), a1 = is_max ? a0 : _mm256_setzero_ps();
+    int64_t p = 1;
+    if (is_max) {
+        for (; p + 2 <= hw; p += 2) {
+            a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
+            a1 = _mm256_max_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
+        }
+        for (; p < hw; p++)
+            a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
+        _mm256_storeu_ps(y + q * B, _mm256_max_ps(a0, a1));
+    } else {
+        for (; p + 2 <= hw; p += 2) {
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
+            a1 = _mm256_add_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
+        }
+        for (; p < hw; p++)
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
+        _mm256_storeu_ps(y + q * B,
+                        _mm256_mul_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(1.f / (float)hw)));
+    }
+}
+
 void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, const float *x,
                                 float *y, int threads)
 {
@@ -566,30 +626,38 @@ void cnn_global_pool_nchwc_avx2(int64_t n, int64_t c, int64_t hw, int is_max, co
     if (threads > q_count) threads = (int)q_count;
     if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const float *s = x + q * hw * B;
-        __m256 a0 = _mm256_loadu_ps(s), a1 = is_max ? a0 : _mm256_setzero_ps();
-        int64_t p = 1;
-        if (is_max) {
-            for (; p + 2 <= hw; p += 2) {
-                a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
-                a1 = _mm256_max_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
-            }
-            for (; p < hw; p++)
-                a0 = _mm256_max_ps(a0, _mm256_loadu_ps(s + p * B));
-            _mm256_storeu_ps(y + q * B, _mm256_max_ps(a0, a1));
-        } else {
-            for (; p + 2 <= hw; p += 2) {
-                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
-                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(s + (p + 1) * B));
-            }
-            for (; p < hw; p++)
-                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(s + p * B));
-            _mm256_storeu_ps(y + q * B,
-                            _mm256_mul_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(1.f / (float)hw)));
-        }
+    gpool_job jb = {hw, is_max, x, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), gpool_unit, &jb);
+}
+
+typedef struct scale_job {
+    int64_t hw;
+    const float *x;
+    const float *s;
+    float *y;
+} scale_job;
+
+static void scale_unit(void *ctx, int64_t q, int slot)
+{
+    const scale_job *jb = (const scale_job *)ctx;
+    (void)slot;
+    const int64_t hw = jb->hw;
+    const float *x = jb->x, *s = jb->s;
+    float *y = jb->y;
+    const __m256 f = _mm256_loadu_ps(s + q * B);
+    const float *src = x + q * hw * B;
+    float *d = y + q * hw * B;
+    int64_t p = 0;
+    for (; p + 4 <= hw; p += 4) {
+        __m256 v0 = _mm256_loadu_ps(src + p * B), v1 = _mm256_loadu_ps(src + (p + 1) * B);
+        __m256 v2 = _mm256_loadu_ps(src + (p + 2) * B), v3 = _mm256_loadu_ps(src + (p + 3) * B);
+        _mm256_storeu_ps(d + p * B, _mm256_mul_ps(v0, f));
+        _mm256_storeu_ps(d + (p + 1) * B, _mm256_mul_ps(v1, f));
+        _mm256_storeu_ps(d + (p + 2) * B, _mm256_mul_ps(v2, f));
+        _mm256_storeu_ps(d + (p + 3) * B, _mm256_mul_ps(v3, f));
     }
+    for (; p < hw; p++)
+        _mm256_storeu_ps(d + p * B, _mm256_mul_ps(_mm256_loadu_ps(src + p * B), f));
 }
 
 void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *s,
@@ -600,23 +668,37 @@ void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, cons
     if (work < 16384)
         threads = 1;
     if (threads > q_count) threads = (int)q_count;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const __m256 f = _mm256_loadu_ps(s + q * B);
-        const float *src = x + q * hw * B;
-        float *d = y + q * hw * B;
-        int64_t p = 0;
-        for (; p + 4 <= hw; p += 4) {
-            __m256 v0 = _mm256_loadu_ps(src + p * B), v1 = _mm256_loadu_ps(src + (p + 1) * B);
-            __m256 v2 = _mm256_loadu_ps(src + (p + 2) * B), v3 = _mm256_loadu_ps(src + (p + 3) * B);
-            _mm256_storeu_ps(d + p * B, _mm256_mul_ps(v0, f));
-            _mm256_storeu_ps(d + (p + 1) * B, _mm256_mul_ps(v1, f));
-            _mm256_storeu_ps(d + (p + 2) * B, _mm256_mul_ps(v2, f));
-            _mm256_storeu_ps(d + (p + 3) * B, _mm256_mul_ps(v3, f));
-        }
-        for (; p < hw; p++)
-            _mm256_storeu_ps(d + p * B, _mm256_mul_ps(_mm256_loadu_ps(src + p * B), f));
-    }
+    scale_job jb = {hw, x, s, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), scale_unit, &jb);
+}
+
+typedef struct affine_job {
+    int64_t hw;
+    int64_t cbs;
+    const float *x;
+    const float *scale;
+    const float *shift;
+    const cnn_epilogue *ep;
+    float *y;
+} affine_job;
+
+static void affine_unit(void *ctx, int64_t q, int slot)
+{
+    const affine_job *jb = (const affine_job *)ctx;
+    (void)slot;
+    const int64_t hw = jb->hw, cbs = jb->cbs;
+    const float *x = jb->x, *scale = jb->scale, *shift = jb->shift;
+    const cnn_epilogue *ep = jb->ep;
+    float *y = jb->y;
+    const __m256 f = _mm256_loadu_ps(scale + q % cbs * B);
+    const __m256 a = _mm256_loadu_ps(shift + q % cbs * B);
+    const float *src = x + q * hw * B;
+    float *d = y + q * hw * B;
+    const cnn_epilogue e = *ep;    /* see conv_tile */
+    for (int64_t p = 0; p < hw; p++)
+        _mm256_storeu_ps(d + p * B, cnn_act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
+    if (!cnn_act_in_tile(ep->act))   /* the ones cnn_act_v left out */
+        cnn_act_row_avx2(ep, d, d, hw * B);
 }
 
 void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,
@@ -626,18 +708,8 @@ void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, con
     if (threads > q_count) threads = (int)q_count;
     if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const __m256 f = _mm256_loadu_ps(scale + q % cbs * B);
-        const __m256 a = _mm256_loadu_ps(shift + q % cbs * B);
-        const float *src = x + q * hw * B;
-        float *d = y + q * hw * B;
-        const cnn_epilogue e = *ep;    /* see conv_tile */
-        for (int64_t p = 0; p < hw; p++)
-            _mm256_storeu_ps(d + p * B, cnn_act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
-        if (!cnn_act_in_tile(ep->act))   /* the ones cnn_act_v left out */
-            cnn_act_row_avx2(ep, d, d, hw * B);
-    }
+    affine_job jb = {hw, cbs, x, scale, shift, ep, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), affine_unit, &jb);
 }
 
 /* PX output pixels from ox0 of one row whose every column tap is inside
@@ -713,12 +785,41 @@ INLINE void pool_row(const cnn_pool2d_params *p, const int MAX, const float *xp,
     }
 }
 
-/* One (image, block) plane per task. */
+typedef struct pool_job {
+    const cnn_pool2d_params *p;
+    int is_max;
+    const float *x;
+    float *y;
+    int64_t in_lo;
+    int64_t in_hi;
+} pool_job;
+
+static void pool_unit(void *ctx, int64_t q, int slot)
+{
+    const pool_job *jb = (const pool_job *)ctx;
+    (void)slot;
+    const cnn_pool2d_params *p = jb->p;
+    const int is_max = jb->is_max;
+    const float *x = jb->x;
+    float *y = jb->y;
+    const int64_t in_lo = jb->in_lo, in_hi = jb->in_hi;
+    const int64_t oh = p->oh, ow = p->ow, h = p->h, w = p->w;
+    const float *xp = x + q * h * w * B;
+    float *yp = y + q * oh * ow * B;
+    for (int64_t oy = 0; oy < oh; oy++) {
+        if (is_max)
+            pool_row(p, 1, xp, yp + oy * ow * B, oy, in_lo, in_hi);
+        else
+            pool_row(p, 0, xp, yp + oy * ow * B, oy, in_lo, in_hi);
+    }
+}
+
+/* One (image, block) plane per unit. */
 void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
                            int threads)
 {
     const int64_t q_count = p->n * ((p->c + B - 1) / B), oh = p->oh, ow = p->ow;
-    const int64_t h = p->h, w = p->w;
+    const int64_t w = p->w;
     if (threads > q_count) threads = (int)q_count;
     if (q_count * oh * ow < 4096)   /* see cnn_nchwc_conv_drive */
         threads = 1;
@@ -728,17 +829,41 @@ void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *
     int64_t in_hi = last < 0 ? 0 : last / p->sw + 1;
     if (in_hi > ow) in_hi = ow;
     if (in_lo > in_hi) in_lo = in_hi;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const float *xp = x + q * h * w * B;
-        float *yp = y + q * oh * ow * B;
-        for (int64_t oy = 0; oy < oh; oy++) {
-            if (is_max)
-                pool_row(p, 1, xp, yp + oy * ow * B, oy, in_lo, in_hi);
-            else
-                pool_row(p, 0, xp, yp + oy * ow * B, oy, in_lo, in_hi);
-        }
+    pool_job jb = {p, is_max, x, y, in_lo, in_hi};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), pool_unit, &jb);
+}
+
+typedef struct to_nchwc_job {
+    int64_t c;
+    int64_t hw;
+    int64_t cbs;
+    const float *x;
+    float *y;
+} to_nchwc_job;
+
+static void to_nchwc_unit(void *ctx, int64_t q, int slot)
+{
+    const to_nchwc_job *jb = (const to_nchwc_job *)ctx;
+    (void)slot;
+    const int64_t c = jb->c, hw = jb->hw, cbs = jb->cbs;
+    const float *x = jb->x;
+    float *y = jb->y;
+    const int64_t img = q / cbs, cb = q % cbs;
+    const int64_t nch = c - cb * B < B ? c - cb * B : B;
+    const float *src = x + (img * c + cb * B) * hw;
+    float *d = y + q * hw * B;
+    int64_t p = 0;
+    for (; p + 8 <= hw; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = i < nch ? _mm256_loadu_ps(src + i * hw + p) : _mm256_setzero_ps();
+        cnn_v_transpose8(r);
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(d + (p + j) * B, r[j]);
     }
+    for (; p < hw; p++)
+        for (int64_t i = 0; i < B; i++)
+            d[p * B + i] = i < nch ? src[i * hw + p] : 0.f;
 }
 
 void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
@@ -748,25 +873,41 @@ void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
     if (threads > q_count) threads = (int)q_count;
     if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const int64_t img = q / cbs, cb = q % cbs;
-        const int64_t nch = c - cb * B < B ? c - cb * B : B;
-        const float *src = x + (img * c + cb * B) * hw;
-        float *d = y + q * hw * B;
-        int64_t p = 0;
-        for (; p + 8 <= hw; p += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = i < nch ? _mm256_loadu_ps(src + i * hw + p) : _mm256_setzero_ps();
-            cnn_v_transpose8(r);
-            for (int j = 0; j < 8; j++)
-                _mm256_storeu_ps(d + (p + j) * B, r[j]);
-        }
-        for (; p < hw; p++)
-            for (int64_t i = 0; i < B; i++)
-                d[p * B + i] = i < nch ? src[i * hw + p] : 0.f;
+    to_nchwc_job jb = {c, hw, cbs, x, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), to_nchwc_unit, &jb);
+}
+
+typedef struct to_nchw_job {
+    int64_t c;
+    int64_t hw;
+    int64_t cbs;
+    const float *x;
+    float *y;
+} to_nchw_job;
+
+static void to_nchw_unit(void *ctx, int64_t q, int slot)
+{
+    const to_nchw_job *jb = (const to_nchw_job *)ctx;
+    (void)slot;
+    const int64_t c = jb->c, hw = jb->hw, cbs = jb->cbs;
+    const float *x = jb->x;
+    float *y = jb->y;
+    const int64_t img = q / cbs, cb = q % cbs;
+    const int64_t nch = c - cb * B < B ? c - cb * B : B;
+    const float *s = x + q * hw * B;
+    float *dst = y + (img * c + cb * B) * hw;
+    int64_t p = 0;
+    for (; p + 8 <= hw; p += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; j++)
+            r[j] = _mm256_loadu_ps(s + (p + j) * B);
+        cnn_v_transpose8(r);
+        for (int i = 0; i < nch; i++)
+            _mm256_storeu_ps(dst + i * hw + p, r[i]);
     }
+    for (; p < hw; p++)
+        for (int64_t i = 0; i < nch; i++)
+            dst[i * hw + p] = s[p * B + i];
 }
 
 void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
@@ -776,24 +917,7 @@ void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, fl
     if (threads > q_count) threads = (int)q_count;
     if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
         threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t q = 0; q < q_count; q++) {
-        const int64_t img = q / cbs, cb = q % cbs;
-        const int64_t nch = c - cb * B < B ? c - cb * B : B;
-        const float *s = x + q * hw * B;
-        float *dst = y + (img * c + cb * B) * hw;
-        int64_t p = 0;
-        for (; p + 8 <= hw; p += 8) {
-            __m256 r[8];
-            for (int j = 0; j < 8; j++)
-                r[j] = _mm256_loadu_ps(s + (p + j) * B);
-            cnn_v_transpose8(r);
-            for (int i = 0; i < nch; i++)
-                _mm256_storeu_ps(dst + i * hw + p, r[i]);
-        }
-        for (; p < hw; p++)
-            for (int64_t i = 0; i < nch; i++)
-                dst[i * hw + p] = s[p * B + i];
-    }
+    to_nchw_job jb = {c, hw, cbs, x, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), to_nchw_unit, &jb);
 }
 #endif

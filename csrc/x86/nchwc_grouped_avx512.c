@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "../ops/nchwc.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 #define INLINE static inline __attribute__((always_inline))
@@ -275,6 +276,40 @@ static void run_tile(const gplan *g, const struct cnn_conv2d_nchwc *pk, int64_t 
     }
 }
 
+typedef struct grouped_job {
+    const gplan *g;
+    const struct cnn_conv2d_nchwc *pk;
+    const float *x, *residual;
+    float *y, *sums, *xs;
+    int64_t tiles, size;
+    __m512i idx_in, idx_out;
+    cnn_act_row_fn act;
+    int relu, nt;
+} grouped_job;
+
+/* Unit id of nt: its contiguous share of the tiles, plane by plane, each
+ * plane's phase rows copied once into the slot's xs. */
+static void grouped_unit(void *ctx, int64_t id, int slot)
+{
+    const grouped_job *jb = (const grouped_job *)ctx;
+    const gplan *g = jb->g;
+    const cnn_conv2d_params *p = g->p;
+    float *xs = jb->xs + slot * jb->size;
+    const int64_t tiles = jb->tiles, t1 = tiles * (id + 1) / jb->nt;
+    for (int64_t t = tiles * id / jb->nt; t < t1;) {
+        /* this unit's tiles of plane t / tpp, and the phase rows they read */
+        const int64_t plane = t / g->tpp, end = (plane + 1) * g->tpp < t1 ? (plane + 1) * g->tpp : t1;
+        const int64_t oy0 = t % g->tpp / g->ncol * g->rows;
+        int64_t oy1 = ((end - 1) % g->tpp / g->ncol + 1) * g->rows;
+        if (oy1 > p->oh) oy1 = p->oh;
+        const int64_t r1 = oy1 + (g->hq - p->oh);
+        copy_rows(g, jb->x, xs, jb->idx_in, plane / g->sets, plane % g->sets, oy0, r1);
+        for (; t < end; t++)
+            run_tile(g, jb->pk, t, xs, jb->residual, jb->y, jb->idx_out, jb->relu, jb->act,
+                     jb->sums);
+    }
+}
+
 cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads)
 {
@@ -318,29 +353,20 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
     const cnn_act_row_fn act = relu || p->ep.act == CNN_ACT_NONE ? NULL : cnn_plat()->act_row;
     if (threads > tiles)
         threads = (int)tiles;
-    int failed = 0;
-    /* a set two threads share is copied by both (its rows each reads) */
-#pragma omp parallel num_threads(threads) reduction(|: failed)
-    {
-        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        float *xs = cnn_alloc_floats(size);
-        const int64_t t1 = tiles * (id + 1) / nt;
-        for (int64_t t = tiles * id / nt; xs && t < t1;) {
-            /* this thread's tiles of plane t / tpp, and the phase rows they read */
-            const int64_t plane = t / g.tpp, end = (plane + 1) * g.tpp < t1 ? (plane + 1) * g.tpp : t1;
-            const int64_t oy0 = t % g.tpp / g.ncol * g.rows;
-            int64_t oy1 = ((end - 1) % g.tpp / g.ncol + 1) * g.rows;
-            if (oy1 > p->oh) oy1 = p->oh;
-            const int64_t r1 = oy1 + (g.hq - p->oh);
-            copy_rows(&g, x, xs, idx_in, plane / g.sets, plane % g.sets, oy0, r1);
-            for (; t < end; t++)
-                run_tile(&g, pk, t, xs, residual, y, idx_out, relu, act, sums);
-        }
-        failed |= !xs;
-        free(xs);
+    /* a set two units share is copied by both (its rows each reads) */
+    const int64_t xsize = (size + 15) / 16 * 16;   /* whole cache lines per slot */
+    float *xs = cnn_alloc_floats(xsize * threads);
+    if (!xs) {
+        free(toff);
+        free(sums);
+        return CNN_ERR_OOM;
     }
+    grouped_job jb = {&g, pk, x, residual, y, sums, xs, tiles, xsize, idx_in, idx_out, act, relu,
+                      threads};
+    cnn_pool_for(threads, threads, NULL, cnn_threads_steal(), grouped_unit, &jb);
+    free(xs);
     free(toff);
-    for (int64_t pl = 0; sums && !failed && pl < n * g.sets; pl++) {
+    for (int64_t pl = 0; sums && pl < n * g.sets; pl++) {
         __m512 a = _mm512_setzero_ps();
         for (int64_t k = 0; k < g.tpp; k++)
             a = _mm512_add_ps(a, _mm512_loadu_ps(sums + (pl * g.tpp + k) * 16));
@@ -351,6 +377,6 @@ cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n
             _mm256_storeu_ps(pool + (img * g.blocks + b0 + 1) * B, _mm512_extractf32x8_ps(a, 1));
     }
     free(sums);
-    return failed ? CNN_ERR_OOM : CNN_OK;
+    return CNN_OK;
 }
 #endif

@@ -18,10 +18,10 @@
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "../ops/nchwc.h"
+#include "pool.h"
 
 #define B CNN_NCHWC
 #define INLINE static inline __attribute__((always_inline))
@@ -356,6 +356,29 @@ static void run_unit4(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t
     run_unit(g, pk, q, x, residual, y, u, v, idx, idx, relu, sums, 4);
 }
 
+typedef struct gw_job {
+    const wplan *g;
+    const struct cnn_conv2d_nchwc *pk;
+    const float *x, *residual, *u;
+    float *y, *sums;
+    int64_t gs;
+    int relu;
+} gw_job;
+
+/* Unit q (image, set, tile chunk), its V on the stack. */
+static void gw_unit(void *ctx, int64_t q, int slot)
+{
+    (void)slot;
+    const gw_job *jb = (const gw_job *)ctx;
+    float v[16 * TMAX * 16] __attribute__((aligned(64)));
+    if (jb->gs == 8)
+        run_unit8(jb->g, jb->pk, q, jb->x, jb->residual, jb->y, jb->u, v, jb->relu, jb->sums);
+    else if (jb->gs == 4)
+        run_unit4(jb->g, jb->pk, q, jb->x, jb->residual, jb->y, jb->u, v, jb->relu, jb->sums);
+    else
+        run_unit16(jb->g, jb->pk, q, jb->x, jb->residual, jb->y, jb->u, v, jb->relu, jb->sums);
+}
+
 cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                          const float *x, const float *residual, float *y,
                                          float *pool, int threads)
@@ -378,21 +401,8 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
     float *sums = pool ? cnn_alloc_floats(units * 16) : NULL;
     if (pool && !sums)
         return CNN_ERR_OOM;
-    if (threads > units)
-        threads = (int)units;
-#pragma omp parallel num_threads(threads)
-    {
-        float v[16 * TMAX * 16] __attribute__((aligned(64)));
-        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        const int64_t q1 = units * (id + 1) / nt;
-        for (int64_t q = units * id / nt; q < q1; q++)
-            if (gs == 8)
-                run_unit8(&g, pk, q, x, residual, y, u, v, relu, sums);
-            else if (gs == 4)
-                run_unit4(&g, pk, q, x, residual, y, u, v, relu, sums);
-            else
-                run_unit16(&g, pk, q, x, residual, y, u, v, relu, sums);
-    }
+    gw_job jb = {&g, pk, x, residual, u, y, sums, gs, relu};
+    cnn_pool_for(threads, units, NULL, cnn_threads_steal(), gw_unit, &jb);
     for (int64_t pl = 0; sums && pl < n * g.sets; pl++) {
         __m512 a = _mm512_setzero_ps();
         for (int64_t k = 0; k < g.chunks; k++)

@@ -16,6 +16,7 @@
 
 #include "internal.h"
 #include "../ops/pool2d.h"
+#include "pool.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -135,11 +136,48 @@ static ALWAYS_INLINE void hpass(const float *t, int64_t ow, int64_t kw,
     }
 }
 
-static ALWAYS_INLINE cnn_status pool2d_avx2(const cnn_pool2d_params *p,
-                                            const float *x, float *y,
-                                            int threads, int is_max)
+typedef struct pool_job {
+    const cnn_pool2d_params *p;
+    const float *x, *cwv;
+    float *y, *ws;
+    int64_t wl, wp;
+} pool_job;
+
+/* Output row r (plane r / oh) through the slot's padded scratch row. */
+static ALWAYS_INLINE void pool_row(const pool_job *jb, int64_t r, int slot, int is_max)
 {
+    const cnn_pool2d_params *p = jb->p;
     const int64_t h = p->h, w = p->w, oh = p->oh, ow = p->ow;
+    float *tmp = jb->ws + slot * jb->wp;
+    const float *cwv = jb->cwv;
+    const int64_t q = r / oh, oy = r % oh;
+    const int64_t ay = oy * p->sh - p->pt;
+    int64_t i0, i1;
+    cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
+    const float *base = jb->x + (q * h + ay + i0 * p->dh) * w;
+    float *yr = jb->y + r * ow;
+    vpass(base, p->dh * w, i1 - i0, jb->wl, tmp + p->pl, is_max);
+    hpass(tmp, ow, p->kw, p->sw, p->dw, yr, is_max);
+    if (!is_max) {
+        float ch = (float)(p->count_include_pad
+            ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0);
+        __m256 chv = _mm256_set1_ps(ch);
+        int64_t ox = 0;
+        for (; ox + 8 <= ow; ox += 8)
+            _mm256_storeu_ps(yr + ox, _mm256_div_ps(_mm256_loadu_ps(yr + ox),
+                _mm256_mul_ps(chv, _mm256_loadu_ps(cwv + ox))));
+        for (; ox < ow; ox++)
+            yr[ox] = yr[ox] / (ch * cwv[ox]);
+    }
+}
+
+static void max_row(void *ctx, int64_t r, int slot) { pool_row((const pool_job *)ctx, r, slot, 1); }
+static void avg_row(void *ctx, int64_t r, int slot) { pool_row((const pool_job *)ctx, r, slot, 0); }
+
+static cnn_status pool2d_avx2(const cnn_pool2d_params *p, const float *x, float *y, int threads,
+                              int is_max)
+{
+    const int64_t w = p->w, oh = p->oh, ow = p->ow;
     const int64_t rows = p->n * p->c * oh;
     /* Scratch row: padded column t holds input column t - pl. The windows
      * reach column span - 1; stride-2 vectors read up to 16 floats past a
@@ -163,41 +201,16 @@ static ALWAYS_INLINE cnn_status pool2d_avx2(const cnn_pool2d_params *p,
                 : cnn_pool_count(ax, p->kw, p->dw, 0, w));
         }
     const float fill = is_max ? -INFINITY : 0.f;
-
-    #pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        float *tmp = ws + (int64_t)omp_get_thread_num() * wp;
-#else
-        float *tmp = ws;
-#endif
+    /* every slot's padding columns, once: the rows write only [pl, pl + wl) */
+    for (int s = 0; s < threads; s++) {
+        float *tmp = ws + (int64_t)s * wp;
         for (int64_t t = 0; t < p->pl; t++)
             tmp[t] = fill;
         for (int64_t t = p->pl + wl; t < wp; t++)
             tmp[t] = fill;
-        #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t q = r / oh, oy = r % oh;
-            const int64_t ay = oy * p->sh - p->pt;
-            int64_t i0, i1;
-            cnn_pool_taps(ay, p->kh, p->dh, 0, h, &i0, &i1);
-            const float *base = x + (q * h + ay + i0 * p->dh) * w;
-            float *yr = y + r * ow;
-            vpass(base, p->dh * w, i1 - i0, wl, tmp + p->pl, is_max);
-            hpass(tmp, ow, p->kw, p->sw, p->dw, yr, is_max);
-            if (!is_max) {
-                float ch = (float)(p->count_include_pad
-                    ? cnn_pool_count(ay, p->kh, p->dh, -p->pt, h + p->pb) : i1 - i0);
-                __m256 chv = _mm256_set1_ps(ch);
-                int64_t ox = 0;
-                for (; ox + 8 <= ow; ox += 8)
-                    _mm256_storeu_ps(yr + ox, _mm256_div_ps(_mm256_loadu_ps(yr + ox),
-                        _mm256_mul_ps(chv, _mm256_loadu_ps(cwv + ox))));
-                for (; ox < ow; ox++)
-                    yr[ox] = yr[ox] / (ch * cwv[ox]);
-            }
-        }
     }
+    pool_job jb = {p, x, cwv, y, ws, wl, wp};
+    cnn_pool_for(threads, rows, NULL, cnn_threads_steal(), is_max ? max_row : avg_row, &jb);
     free(ws);
     return CNN_OK;
 }

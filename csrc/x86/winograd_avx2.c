@@ -30,6 +30,7 @@
 #include "gemm_kernel_avx2.h"
 #include "vmath_avx2.h"
 #include "winograd_avx2.h"
+#include "pool.h"
 
 #ifndef VBUDGET
 #define VBUDGET ((int64_t)2 << 20)  /* bytes of transformed input per superblock */
@@ -232,11 +233,92 @@ static int64_t split_point(int64_t total, int64_t parts, int64_t i, int64_t alig
     return total * i / parts / align * align;
 }
 
+typedef struct wino_job {
+    const cnn_conv2d_params *p;
+    const float *packed, *x, *bias, *residual;
+    float *y, *ws, *V;
+    int64_t th, tw, kb6, ldv, vstride, vsize, per, mstride, ldm, rw, nkb;
+    int64_t row0, rows, nbs, nchunk;   /* the superblock */
+} wino_job;
+
+/* Stage 1, task q: channel q % C of tile row q / C into V. */
+static void wino_in_unit(void *ctx, int64_t q, int slot)
+{
+    const wino_job *jb = (const wino_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const int64_t C = p->c, H = p->h, W = p->w, th = jb->th, tw = jb->tw, row0 = jb->row0;
+    const int64_t ldv = jb->ldv, vstride = jb->vstride, rw = jb->rw;
+    const float *x = jb->x;
+    float *V = jb->V;
+    float *rbuf = jb->ws + jb->vsize + jb->per * slot + 36 * jb->mstride;
+    /* tile row major: with the static split a thread transforms
+     * the tile rows its GEMM tasks then read, from its own cache
+     * (128->32 @56x56 at 2 threads: 2.4 -> 1.0 ms; channel-major,
+     * each thread read the half of V the other core wrote) */
+    const int64_t c = q % C, r = q / C;
+    const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
+    input_row(p, x + (img * C + c) * H * W, 4 * ty - p->pt, tw,
+              V + c * ldv + r * tw, vstride, rbuf, rw);
+}
+
+/* Stage 2, task q: GEMMs and output transform of tile chunk q / nkb, k block q % nkb. */
+static void wino_gemm_unit(void *ctx, int64_t q, int slot)
+{
+    const wino_job *jb = (const wino_job *)ctx;
+    const cnn_conv2d_params *p = jb->p;
+    const int64_t C = p->c, K = p->k, OH = p->oh, OW = p->ow, th = jb->th, tw = jb->tw;
+    const int64_t kb6 = jb->kb6, ldv = jb->ldv, vstride = jb->vstride, mstride = jb->mstride;
+    const int64_t ldm = jb->ldm, nkb = jb->nkb, row0 = jb->row0, nbs = jb->nbs,
+                  nchunk = jb->nchunk;
+    const float *packed = jb->packed, *bias = jb->bias, *residual = jb->residual;
+    const float *V = jb->V;
+    float *y = jb->y;
+    float *M = jb->ws + jb->vsize + jb->per * slot;
+    const int64_t ch = q / nkb, kbi = q % nkb;
+    const int64_t l0 = split_point(nbs, nchunk, ch, 8);
+    const int64_t l1 = split_point(nbs, nchunk, ch + 1, 8);
+    const int64_t k0 = split_point(kb6, nkb, kbi, 1) * 6;
+    int64_t k1 = split_point(kb6, nkb, kbi + 1, 1) * 6;
+    if (l1 <= l0 || k1 <= k0)
+        return;
+    const int64_t ncol = l1 - l0;
+    for (int xi = 0; xi < 36; xi++) {
+        const float *vb = V + xi * vstride + l0;
+        for (int64_t k = k0; k < k1; k += 6) {
+            const float *a = packed + (xi * kb6 + k / 6) * C * 6;
+            float *mrow = M + xi * mstride + (k - k0) * ldm;
+            int64_t j = 0;
+            for (; j + 8 < ncol; j += 16)
+                micro_6x16(C, a, vb + j, ldv, mrow + j, ldm);
+            if (j < ncol)
+                micro_6x8(C, a, vb + j, ldv, mrow + j, ldm);
+        }
+    }
+    if (k1 > K)
+        k1 = K;
+    /* output transform over the row segments of [l0, l1) */
+    for (int64_t k = k0; k < k1; k++) {
+        const float b = bias ? bias[k] : 0.f;
+        const float *mk = M + (k - k0) * ldm;
+        for (int64_t l = l0; l < l1;) {
+            const int64_t r = l / tw, tx = l % tw;
+            const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
+            int64_t seg = tw - tx < l1 - l ? tw - tx : l1 - l;
+            const int64_t plane = (img * K + k) * OH * OW;
+            for (int64_t t = 0; t < seg; t += 8)
+                output_tiles(p, mk + (l - l0) + t, mstride, b, y + plane,
+                             residual ? residual + plane : NULL, 4 * ty, tx + t,
+                             seg - t < 8 ? seg - t : 8);
+            l += seg;
+        }
+    }
+}
+
 cnn_status cnn_winograd_run_f32_avx2(const cnn_conv2d_params *p, const float *packed,
                                      const float *x, const float *bias,
                                      const float *residual, float *y, int threads)
 {
-    const int64_t C = p->c, K = p->k, H = p->h, W = p->w, OH = p->oh, OW = p->ow;
+    const int64_t C = p->c, K = p->k, OH = p->oh, OW = p->ow;
     const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4, kb6 = cnn_wino_kpad(K) / 6;
     const int64_t nrows = p->n * th;  /* (image, tile row) pairs */
     /* superblock: whole tile rows, V = 36 x C x tiles within VBUDGET */
@@ -272,75 +354,17 @@ cnn_status cnn_winograd_run_f32_avx2(const cnn_conv2d_params *p, const float *pa
     float *V = ws;
     memset(V, 0, (size_t)vsize * sizeof(float));  /* tile columns never written stay finite */
 
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
-        float *M = ws + vsize + per * tid;
-        float *rbuf = M + 36 * mstride;
-        for (int64_t sb = 0; sb < nsb; sb++) {
-            const int64_t row0 = sb * rows_sb;
-            const int64_t rows = nrows - row0 < rows_sb ? nrows - row0 : rows_sb;
-            const int64_t nbs = rows * tw;
-            /* 1. input transform, (channel, tile row) tasks */
-#pragma omp for schedule(static)
-            for (int64_t q = 0; q < C * rows; q++) {
-                /* tile row major: with the static split a thread transforms
-                 * the tile rows its GEMM tasks then read, from its own cache
-                 * (128->32 @56x56 at 2 threads: 2.4 -> 1.0 ms; channel-major,
-                 * each thread read the half of V the other core wrote) */
-                const int64_t c = q % C, r = q / C;
-                const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
-                input_row(p, x + (img * C + c) * H * W, 4 * ty - p->pt, tw,
-                          V + c * ldv + r * tw, vstride, rbuf, rw);
-            }
-            /* 2. GEMMs + output transform, (tile chunk, k block) tasks */
-            const int64_t nchunk = (nbs + NTMAX - 1) / NTMAX;
-#pragma omp for schedule(static)
-            for (int64_t q = 0; q < nchunk * nkb; q++) {
-                const int64_t ch = q / nkb, kbi = q % nkb;
-                const int64_t l0 = split_point(nbs, nchunk, ch, 8);
-                const int64_t l1 = split_point(nbs, nchunk, ch + 1, 8);
-                const int64_t k0 = split_point(kb6, nkb, kbi, 1) * 6;
-                int64_t k1 = split_point(kb6, nkb, kbi + 1, 1) * 6;
-                if (l1 <= l0 || k1 <= k0)
-                    continue;
-                const int64_t ncol = l1 - l0;
-                for (int xi = 0; xi < 36; xi++) {
-                    const float *vb = V + xi * vstride + l0;
-                    for (int64_t k = k0; k < k1; k += 6) {
-                        const float *a = packed + (xi * kb6 + k / 6) * C * 6;
-                        float *mrow = M + xi * mstride + (k - k0) * ldm;
-                        int64_t j = 0;
-                        for (; j + 8 < ncol; j += 16)
-                            micro_6x16(C, a, vb + j, ldv, mrow + j, ldm);
-                        if (j < ncol)
-                            micro_6x8(C, a, vb + j, ldv, mrow + j, ldm);
-                    }
-                }
-                if (k1 > K)
-                    k1 = K;
-                /* output transform over the row segments of [l0, l1) */
-                for (int64_t k = k0; k < k1; k++) {
-                    const float b = bias ? bias[k] : 0.f;
-                    const float *mk = M + (k - k0) * ldm;
-                    for (int64_t l = l0; l < l1;) {
-                        const int64_t r = l / tw, tx = l % tw;
-                        const int64_t img = (row0 + r) / th, ty = (row0 + r) % th;
-                        int64_t seg = tw - tx < l1 - l ? tw - tx : l1 - l;
-                        const int64_t plane = (img * K + k) * OH * OW;
-                        for (int64_t t = 0; t < seg; t += 8)
-                            output_tiles(p, mk + (l - l0) + t, mstride, b, y + plane,
-                                         residual ? residual + plane : NULL, 4 * ty, tx + t,
-                                         seg - t < 8 ? seg - t : 8);
-                        l += seg;
-                    }
-                }
-            }
-        }
+    wino_job jb = {p, packed, x, bias, residual, y, ws, V, th, tw, kb6, ldv, vstride, vsize, per,
+                   mstride, ldm, rw, nkb, 0, 0, 0, 0};
+    /* the static splits of the two stages match: a slot's GEMM tasks read
+     * mostly the tile rows it transformed (steal moves only the tail) */
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        jb.row0 = sb * rows_sb;
+        jb.rows = nrows - jb.row0 < rows_sb ? nrows - jb.row0 : rows_sb;
+        jb.nbs = jb.rows * tw;
+        jb.nchunk = (jb.nbs + NTMAX - 1) / NTMAX;
+        cnn_pool_for(threads, C * jb.rows, NULL, cnn_threads_steal(), wino_in_unit, &jb);
+        cnn_pool_for(threads, jb.nchunk * nkb, NULL, cnn_threads_steal(), wino_gemm_unit, &jb);
     }
     free(ws);
     return CNN_OK;

@@ -36,6 +36,7 @@
 #include "../ops/winograd_filter.h"
 #include "vmath_avx2.h"
 #include "winograd_avx2.h"
+#include "pool.h"
 
 #define B 8
 #ifndef VBUDGET
@@ -355,6 +356,40 @@ static int split_k(int64_t ntiles, int team, int64_t n16, int align)
     return team > 1 && n16 >= team && ntiles < 2 * align * team;
 }
 
+typedef struct wino_job {
+    const wino_run *r;
+    float *ws;
+    int64_t per, nsb, rows_sb, nrows, n16;
+    int shares, align;
+} wino_job;
+
+/* Unit u: share w = u / nsb (of `shares`) of superblock u % nsb, in the
+ * slot's V, M and row buffer (a slot runs its share of every superblock). */
+static void wino_unit(void *ctx, int64_t u, int slot)
+{
+    const wino_job *jb = (const wino_job *)ctx;
+    const wino_run *r = jb->r;
+    const int64_t sb = u % jb->nsb, w = u / jb->nsb, kp = r->kp, n16 = jb->n16;
+    const int threads = jb->shares;
+    /* 32-byte aligned: per is a multiple of 8 floats */
+    float *V = jb->ws + jb->per * slot, *M = V + r->nxi * r->vstride, *rbuf = M + r->nxi * r->mstride;
+    const int64_t row0 = sb * jb->rows_sb;
+    const int64_t ntiles = (jb->nrows - row0 < jb->rows_sb ? jb->nrows - row0 : jb->rows_sb) * r->tw;
+    int64_t a = 0, b = ntiles, k0 = 0, k1 = kp;
+    if (split_k(ntiles, threads, n16, jb->align)) {
+        k0 = n16 * w / threads * 16;
+        k1 = n16 * (w + 1) / threads * 16;
+        k1 = k1 < kp ? k1 : kp;
+    } else {
+        a = ntiles * w / threads;
+        b = ntiles * (w + 1) / threads;
+    }
+    if (a >= b || k0 >= k1)
+        return;
+    transform_tiles(r, row0, a, b, V, rbuf);
+    gemm_tiles(r, row0, V, a, b, k0, k1, M);
+}
+
 cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *packed,
                                     const float *x, const float *bias, const float *residual,
                                     float *y, int threads, cnn_wino_gemm_fn gemm, int align,
@@ -404,36 +439,10 @@ cnn_status cnn_winograd_nchwc_drive(const cnn_conv2d_params *p, const float *pac
     if (!ws)
         return CNN_ERR_OOM;
 
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        const int tid = 0, team = 1;
-#endif
-        /* 32-byte aligned: per is a multiple of 8 floats */
-        float *V = ws + per * tid, *M = V + nxi * r.vstride, *rbuf = M + nxi * r.mstride;
-        /* shares are cut for `threads` workers; a smaller team (OpenMP may
-         * give one) runs several, each within the V sized for one */
-        for (int64_t sb = 0; sb < nsb; sb++)
-            for (int w = tid; w < threads; w += team) {
-                const int64_t row0 = sb * rows_sb;
-                const int64_t ntiles = (nrows - row0 < rows_sb ? nrows - row0 : rows_sb) * tw;
-                int64_t a = 0, b = ntiles, k0 = 0, k1 = kp;
-                if (split_k(ntiles, threads, n16, align)) {
-                    k0 = n16 * w / threads * 16;
-                    k1 = n16 * (w + 1) / threads * 16;
-                    k1 = k1 < kp ? k1 : kp;
-                } else {
-                    a = ntiles * w / threads;
-                    b = ntiles * (w + 1) / threads;
-                }
-                if (a >= b || k0 >= k1)
-                    continue;
-                transform_tiles(&r, row0, a, b, V, rbuf);
-                gemm_tiles(&r, row0, V, a, b, k0, k1, M);
-            }
-    }
+    /* shares are cut for `threads`; fewer workers run several, each within
+     * the V sized for one */
+    wino_job jb = {&r, ws, per, nsb, rows_sb, nrows, n16, threads, align};
+    cnn_pool_for(threads, nsb * threads, NULL, cnn_threads_steal(), wino_unit, &jb);
     free(ws);
     return CNN_OK;
 }

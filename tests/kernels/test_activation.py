@@ -103,8 +103,8 @@ def test_avx2_matches_scalar(rng):
 def test_threads_agree_and_shapes(isa, rng, name):
     x = rng.standard_normal((3, 5, 67, 71)).astype(np.float32)  # > one 8192 chunk, odd sizes
     y1 = REFS[name][0](x, threads=1)
-    y2 = REFS[name][0](x, threads=2)
-    np.testing.assert_array_equal(y1, y2)
+    for threads in (2, 3, 8):   # pool units run on any thread: the same bits
+        np.testing.assert_array_equal(REFS[name][0](x, threads=threads), y1)
     _check(name, x)
 
 

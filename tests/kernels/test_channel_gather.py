@@ -60,7 +60,8 @@ def test_arbitrary_sources_with_repeats(isa, rng):
     """Channels of three inputs in random order, some taken twice."""
     xs = [rng.standard_normal((2, c, 6, 5)).astype(np.float32) for c in (3, 17, 8)]
     src = [(int(i), int(rng.integers(xs[i].shape[1]))) for i in rng.integers(3, size=37)]
-    assert np.array_equal(gather(xs, src, threads=1), reference(xs, src))
+    for threads in (1, 2, 3, 8):
+        assert np.array_equal(gather(xs, src, threads=threads), reference(xs, src)), threads
 
 
 def test_bad_sources_are_rejected(isa, rng):

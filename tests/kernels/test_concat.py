@@ -18,7 +18,7 @@ from cnnengine.functional import concat
 def test_concat_matches_numpy(rng, shapes, axis):
     xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     want = np.concatenate(xs, axis=axis)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         np.testing.assert_array_equal(concat(xs, axis, threads=threads), want)
 
 

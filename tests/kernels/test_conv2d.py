@@ -50,8 +50,9 @@ def test_conv2d_matches_numpy(case, isa, rng):
     y = _run(x, w, b, stride, pads, dil, groups, threads=2)
     ref = conv2d_np(x, w, b, stride, pads, dil, groups)
     assert_close(y, ref, rtol=1e-5 * np.sqrt(c // groups * kh * kw), what=f"{isa} {case}")
-    y1 = _run(x, w, b, stride, pads, dil, groups, threads=1)
-    np.testing.assert_allclose(y1, y, rtol=1e-6, atol=1e-6)
+    for threads in (1, 3, 8):
+        y1 = _run(x, w, b, stride, pads, dil, groups, threads=threads)
+        np.testing.assert_allclose(y1, y, rtol=1e-6, atol=1e-6, err_msg=f"threads={threads}")
     # no bias
     y0 = _run(x, w, None, stride, pads, dil, groups, threads=1)
     assert_close(y0, conv2d_np(x, w, None, stride, pads, dil, groups), what="no bias")

@@ -30,6 +30,10 @@ def test_conv_transpose2d_matches_numpy(case, isa, rng):
                          dilation=dil, groups=groups, threads=2)
     ref = conv_transpose2d_np(x, w, b, stride, pads, op, dil, groups)
     assert_close(y, ref, rtol=1e-5 * np.sqrt(c * kh * kw), what=f"{isa} {case}")
+    for threads in (3, 8):
+        y3 = conv_transpose2d(x, w, b, stride=stride, padding=pads, output_padding=op,
+                              dilation=dil, groups=groups, threads=threads)
+        np.testing.assert_allclose(y3, y, rtol=1e-6, atol=1e-6, err_msg=f"threads={threads}")
     y1 = conv_transpose2d(x, w, None, stride=stride, padding=pads, output_padding=op,
                           dilation=dil, groups=groups, threads=1)
     assert_close(y1, ref - b[None, :, None, None], rtol=1e-5 * np.sqrt(c * kh * kw))

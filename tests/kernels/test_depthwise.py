@@ -27,7 +27,7 @@ def _dims(n, c, h, w, k, s, pads, d):
     return (n, c, h, w, c, k, k, s, s, d, d, *pads, c, oh, ow), (n, c, oh, ow)
 
 
-def _check(rng, n, c, h, w, k, s, pads, d, act="none", residual=False, threads=(1, 2),
+def _check(rng, n, c, h, w, k, s, pads, d, act="none", residual=False, threads=(1, 2, 3),
            bias=True):
     dims, shape = _dims(n, c, h, w, k, s, pads, d)
     if shape[2] < 1 or shape[3] < 1:
@@ -59,7 +59,7 @@ def test_sizes_same_padding(k, s, rng):
     """Every H/W in SIZES (square and mixed), 'same' padding, batch 2."""
     p = k // 2
     for h, w in list(zip(SIZES, SIZES)) + list(zip(SIZES, SIZES[::-1])):
-        _check(rng, 2, 3, h, w, k, s, (p, p, p, p), 1, threads=(1, 2))
+        _check(rng, 2, 3, h, w, k, s, (p, p, p, p), 1, threads=(1, 2, 8))
 
 
 @pytest.mark.parametrize("k,s", [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (3, 3)])

@@ -48,8 +48,9 @@ def test_gemm_shapes_and_transposes(m, n, k, ta, tb, isa, rng):
     c = np.full((m, n), np.nan, np.float32)  # beta == 0 must ignore C
     out = _call(ta, tb, m, n, k, 1.0, a, b, 0.0, c, 2, pad=(3, 1, 5))
     assert_close(out, _ref(ta, tb, a, b, 1.0, 0.0, None), rtol=1e-5 * np.sqrt(k))
-    out1 = _call(ta, tb, m, n, k, 1.0, a, b, 0.0, c, 1)
-    np.testing.assert_allclose(out1, out, rtol=1e-6, atol=1e-6)
+    for threads in (1, 3, 8):
+        out1 = _call(ta, tb, m, n, k, 1.0, a, b, 0.0, c, threads)
+        np.testing.assert_allclose(out1, out, rtol=1e-6, atol=1e-6, err_msg=f"threads={threads}")
 
 
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.25, -0.5), (-1.0, 0.0), (0.0, 2.0),

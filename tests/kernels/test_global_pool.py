@@ -15,7 +15,7 @@ def test_global_pool_matches_reference(isa, rng, shape):
     x = rng.standard_normal(shape).astype(np.float32) + 0.5
     want_avg = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
     want_max = x.max(axis=(2, 3), keepdims=True)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         assert_close(global_avg_pool2d(x, threads=threads), want_avg, atol=1e-6)
         np.testing.assert_array_equal(global_max_pool2d(x, threads=threads), want_max)
 

@@ -25,7 +25,8 @@ def test_linear_matches_numpy(lead, inp, out, isa, rng):
     ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
     assert y.shape == lead + (out,)
     assert_close(y, ref, rtol=1e-5 * np.sqrt(inp))
-    np.testing.assert_allclose(linear(x, w, b, threads=1), y, rtol=1e-6, atol=1e-6)
+    for threads in (1, 3, 8):
+        np.testing.assert_allclose(linear(x, w, b, threads=threads), y, rtol=1e-6, atol=1e-6)
     assert_close(linear(x, w, threads=2), ref - b, rtol=1e-5 * np.sqrt(inp))
 
 

@@ -26,7 +26,7 @@ def test_lrn_matches_reference(isa, rng, shape, size, beta):
     x = (rng.standard_normal(shape) * 3).astype(np.float32)
     for conv, before in (("onnx", (size - 1) // 2), ("torch", size // 2)):
         want = ref_lrn(x, size, 2e-2, beta, 1.5, before)
-        for threads in (1, 2):
+        for threads in (1, 2, 3, 8):
             got = local_response_norm(x, size, 2e-2, beta, 1.5, convention=conv,
                                       threads=threads)
             assert_close(got, want, what=f"{conv} size={size}")

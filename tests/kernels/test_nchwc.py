@@ -74,6 +74,12 @@ CASES = [
     (1, 37, 14, 15, 23, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # prime channels
     (1, 3, 31, 29, 32, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),    # stem shape
     (1, 3, 19, 23, 16, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1),    # ResNet-like stem
+    # 3x3 s2 stems (taps and stride fixed at compile time): 1x1 and odd
+    # maps, 1-2 output channels, C = 1, 2, 4, batch 2, asymmetric padding
+    (1, 1, 1, 1, 2, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),       # 1x1 image, C = 1
+    (2, 2, 7, 9, 1, 3, 3, (2, 2), (0, 1, 1, 0), (1, 1), 1),       # one output channel
+    (1, 4, 13, 12, 24, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),    # 3 output blocks
+    (2, 3, 2, 3, 40, 3, 3, (2, 2), (1, 2, 1, 0), (1, 1), 1),      # a quad and a block
     (1, 300, 5, 5, 4, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # long reduction
     (1, 64, 3, 50, 40, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # several pixel chunks
     (2, 7, 13, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 7),     # depthwise s1

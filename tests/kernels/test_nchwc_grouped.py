@@ -45,11 +45,14 @@ def test_small_group_conv_matches_oracle(case, act, rng, avx2):
     # AVX-512's pack also runs after the level drops, on the portable run
     for level in [avx2] + (["avx2"] if avx2 == "avx512" else []):
         ce.set_isa(level)
-        for threads in (1, 2):
-            y = np.full((n, (c + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
+        ys = {}
+        for threads in (1, 2, 3, 8):
+            y = ys[threads] = np.full((n, (c + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
             pk.run(to_blocked(x), to_blocked(res), y, threads)
             assert np.isfinite(y).all(), "padding lanes must stay finite"
             assert_close(from_blocked(y, c), oracle, rtol=tol, what=f"{case} {act} {level} {threads}")
+        for threads in (2, 3, 8):   # each output computed once, the same way on any thread
+            np.testing.assert_array_equal(ys[threads], ys[1], err_msg=f"{level} threads={threads}")
     ce.set_isa(avx2)
     y = np.full((n, (c + 7) // 8, shape[2], shape[3], 8), np.nan, np.float32)
     _k.ConvNCHWc(w.ravel(), None, dims, 0, 0.0, 0.0, False).run(to_blocked(x), None, y, 2)
@@ -112,13 +115,14 @@ def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2, monkeypatc
     got = {}
     for level in ("avx512", "avx2"):      # the SIMD run, then the portable one
         ce.set_isa(level)
-        for threads in (1, 2):
+        for threads in (1, 2, 3, 8):
             pk.run_pooled(to_blocked(x), None, y, pool, threads)
             assert_close(from_blocked(y, c), want, rtol=1e-4)
             assert_close(from_blocked(pool, c).reshape(n, c), want.mean(axis=(2, 3)), rtol=1e-5)
             got[level, threads] = pool.copy()
     ce.set_isa(avx2)
-    assert np.array_equal(got["avx512", 1], got["avx512", 2])
+    for threads in (2, 3, 8):   # tile sums added in tile order: the same bits
+        assert np.array_equal(got["avx512", 1], got["avx512", threads]), threads
 
 
 def test_interleaved_packs_can_be_turned_off(rng, monkeypatch):
@@ -175,13 +179,16 @@ def test_small_groups_winograd_matches_oracle(case, act, rng, avx2, monkeypatch)
     direct = _k.ConvNCHWc(w.ravel(), b, dims, *act, False)
     monkeypatch.delenv("CNNENGINE_GROUPED_WINO")
     blocked_res = to_blocked(res)
-    for threads in (1, 2, 3):
-        y = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
+    ys = {}
+    for threads in (1, 2, 3, 8):
+        y = ys[threads] = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
         pk.run(to_blocked(x), blocked_res, y, threads)
         assert_close(from_blocked(y, c), oracle, rtol=tol, what=f"{case} {act} {threads}")
         yd = np.full_like(y, np.nan)
         direct.run(to_blocked(x), blocked_res, yd, threads)
         assert_close(y, yd, rtol=tol, what=f"{case} {act} {threads} vs direct")
+    for threads in (2, 3, 8):   # each unit its own tiles: the same bits on any thread
+        np.testing.assert_array_equal(ys[threads], ys[1], err_msg=f"threads={threads}")
     y = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
     pk.run(to_blocked(x), None, y, 2)
     want = conv2d_np(x, w, b, (1, 1), pads, (1, 1), groups)

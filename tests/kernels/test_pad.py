@@ -21,7 +21,7 @@ def test_pad_matches_numpy(rng, shape, pads, mode):
     width = [(0, 0)] * (x.ndim - 2) + [(pt, pb), (pl, pr)]
     kw = {"constant_values": 2.5} if mode == "constant" else {}
     want = np.pad(x, width, mode=NP_MODE[mode], **kw)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         np.testing.assert_array_equal(pad(x, pads, mode, 2.5, threads=threads), want)
 
 

@@ -64,7 +64,7 @@ def test_pool2d_matches_reference(isa, rng, case, mode):
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     cip = mode == "avg"
     want = ref_pool(x, k, s, d, pads, ceil_mode, mode[:3], cip)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         if mode == "max":
             got = max_pool2d(x, k, s, pads, d, ceil_mode, threads=threads)
             np.testing.assert_array_equal(got, want.astype(np.float32))

@@ -61,7 +61,7 @@ SIZES = [((1, 1, 1, 1), (3, 5)), ((2, 3, 4, 5), (8, 10)), ((1, 7, 10, 6), (6, 13
 @pytest.mark.parametrize("coord", COORDS)
 def test_resize_matches_reference(rng, shape, size, coord):
     x = rng.standard_normal(shape).astype(np.float32)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         got = resize(x, size, "bilinear", coordinate_transformation_mode=coord, threads=threads)
         assert_close(got, ref_resize(x, *size, "linear", coord),
                      what=f"linear {coord}")

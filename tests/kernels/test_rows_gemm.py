@@ -18,7 +18,7 @@ def reference(y, alpha, d, rows, w):
 @pytest.mark.parametrize("m,n,k,r", [(1, 1, 1, 1), (5, 7, 3, 4), (6, 8, 31, 50), (7, 9, 33, 40),
                                      (13, 17, 64, 64), (27, 1000, 300, 900), (64, 40, 5, 9),
                                      (3, 4130, 35, 70)])
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
 def test_rows_gemm_matches_numpy(isa, m, n, k, r, threads, rng):
     w = rng.standard_normal((r, n)).astype(np.float32)
     rows = rng.integers(0, r, k).astype(np.int64)

@@ -19,7 +19,7 @@ def ref_softmax(x, axis):
                                         ((1, 1, 1), 1)])
 def test_softmax_matches_reference(isa, rng, shape, axis):
     x = (rng.standard_normal(shape) * 5).astype(np.float32)
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 8):
         assert_close(softmax(x, axis, threads=threads), ref_softmax(x, axis), atol=1e-6)
 
 

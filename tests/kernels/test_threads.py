@@ -87,3 +87,73 @@ def test_busy_machine_shrinks_team():
 ])
 def test_load_rule_needs_load_now_and_over_the_window(cores, online, now, usage, free):
     assert K.load_free_cores(cores, online, now, usage) == free
+
+
+# ------------------------------------------------------------- thread pool
+# csrc/core/pool.c: every unit runs once, a slot is never held by two
+# threads at once, and a job finishes when workers come late or not at all
+# (more threads than cores: some are not running when the job opens).
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8, 64, 100])
+@pytest.mark.parametrize("steal", [True, False])
+def test_pool_runs_every_unit_once(threads, steal):
+    for units in (1, 2, 7, 1000):
+        runs, slots, clashes = K.pool_check(threads, units, steal=steal)
+        assert clashes == 0
+        assert (runs == 1).all()
+        assert slots.min() >= 0 and slots.max() < min(threads, 64, units)
+
+
+def test_pool_without_steal_keeps_ranges_whole():
+    # no stealing: the units of one range run under one slot (per-slot state
+    # carried from unit to unit stays valid), whoever claimed the range
+    cut = [0, 3, 3, 10, 40]
+    for _ in range(20):
+        runs, slots, clashes = K.pool_check(4, 40, cut=cut, steal=False, slow_every=5, slow_us=50)
+        assert clashes == 0 and (runs == 1).all()
+        for a, b in zip(cut[:-1], cut[1:]):
+            assert len(set(slots[a:b].tolist())) <= 1
+
+
+def test_pool_slow_units_and_late_workers():
+    # slow units everywhere, 6 threads on however many cores: stolen and
+    # claimed ranges still run each unit once
+    for steal in (True, False):
+        runs, slots, clashes = K.pool_check(6, 300, steal=steal, slow_every=7, slow_us=20)
+        assert clashes == 0 and (runs == 1).all()
+
+
+def test_pool_rejects_bad_cut():
+    with pytest.raises(ValueError):
+        K.pool_check(2, 10, cut=[0, 11, 10])
+    with pytest.raises(ValueError):
+        K.pool_check(2, 10, cut=[0, 5])
+
+
+def test_pool_from_python_threads_at_once():
+    # several callers: each gets its own pool (or runs inline), none waits on another's job
+    import threading
+    errors = []
+
+    def work():
+        for _ in range(50):
+            runs, _, clashes = K.pool_check(3, 200, slow_every=50, slow_us=5)
+            if clashes or not (runs == 1).all():
+                errors.append((clashes, runs.sum()))
+
+    ts = [threading.Thread(target=work) for _ in range(6)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not errors
+
+
+def test_pool_survives_fork():
+    # a forked child has none of the parent's workers; its jobs still finish
+    K.pool_check(2, 100)
+    code = ("import os, sys\nfrom cnnengine import _kernels as K\nK.pool_check(2, 100)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    r, s, c = K.pool_check(2, 1000, slow_every=100, slow_us=10)\n"
+            "    os._exit(0 if c == 0 and (r == 1).all() else 3)\n"
+            "_, st = os.waitpid(pid, 0)\nprint(os.waitstatus_to_exitcode(st))")
+    assert _teams(code) == ["0"]

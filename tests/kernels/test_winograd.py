@@ -99,9 +99,12 @@ def test_epilogues(act, with_residual, isa, rng):
     pre = conv2d_np(x, wt, b, (1, 1), case[5], residual=res)
     ref = act_np(pre, act, alpha, beta)
     scale = float(np.max(np.abs(pre)))
-    for threads in (1, 2):
-        y = _wino(x, packed, b, res, dims, code, alpha, beta, threads)
+    ys = {}
+    for threads in (1, 2, 3, 8):
+        y = ys[threads] = _wino(x, packed, b, res, dims, code, alpha, beta, threads)
         assert _rel(y, ref, scale) <= RTOL, f"{act} threads={threads}: {_rel(y, ref, scale):.3g}"
+    for threads in (3, 8):   # the same tasks whichever thread runs them
+        np.testing.assert_array_equal(ys[threads], ys[2], err_msg=f"threads={threads}")
     oracle = _oracle(x, wt, b, res, dims, code, alpha, beta)
     assert _rel(y, oracle, scale) <= RTOL
 

@@ -66,6 +66,38 @@ def test_bad_inputs(net):
         m.run({"bogus": np.zeros((1, 3, 12, 12), np.float32)})
 
 
+def test_bad_inputs_after_a_good_run(net, rng):
+    """A run at a validated signature skips _check_input; every other input
+    is still checked: shapes, ranks, dtypes, layouts, captures."""
+    x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    m = ce.load(net)
+    want = ort_run(net, x)
+    for _ in range(2):
+        assert_close(m.run(x), want, atol=1e-5)
+    with pytest.raises(ce.ShapeError, match="dimension 3"):
+        m.run(np.zeros((1, 3, 12, 13), np.float32))
+    with pytest.raises(ce.ShapeError, match="rank"):
+        m.run(np.zeros((1, 1, 3, 12, 12), np.float32))
+    with pytest.raises(ce.InputError, match="dtype"):
+        m.run(x.astype(np.int64))
+    with pytest.raises(ce.InputError, match="unknown input"):
+        m.run({"bogus": x})
+    # other dtypes and layouts of the same shape convert, as on a first run
+    assert_close(m.run(x.astype(np.float64)), want, atol=1e-5)
+    assert_close(m.run(np.asfortranarray(x)), want, atol=1e-5)
+    assert_close(m.run(x.astype(">f4")), want, atol=1e-5)
+    wide = np.zeros((1, 3, 12, 24), np.float32)
+    wide[..., ::2] = x
+    assert_close(m.run(wide[..., ::2]), want, atol=1e-5)
+    y, acts = m.run(x, capture=["relu1"])
+    assert_close(y, want, atol=1e-5)
+    assert list(acts) == ["relu1"]
+    # each run's output is its own array
+    a, b = m.run(x), m.run(2 * x)
+    assert not np.shares_memory(a, b)
+    assert_close(a, want, atol=1e-5)
+
+
 def test_float64_input_is_converted(net, rng):
     x = rng.standard_normal((1, 3, 12, 12))
     m = ce.load(net)

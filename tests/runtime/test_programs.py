@@ -74,7 +74,7 @@ def test_programs_match_step_by_step(name, threads, paths, monkeypatch):
     # the first run at a new signature and the steady ones, each with its twin
     for y, w in zip(got, want):
         np.testing.assert_array_equal(y, w)
-    # a profiled run goes step by step, with the same result
+    # a profiled run (its programs' steps timed in C) gives the same result and times every step
     prof = {}
     np.testing.assert_array_equal(fast._exec.run({fast.inputs[0].name: x}, profile=prof)
                                   [fast.outputs[0].name], want[1])
@@ -112,6 +112,21 @@ def test_bind_checks_sizes():
     with pytest.raises(ShapeError, match="w"):
         K.bind_linear(np.zeros(8, np.float32), np.zeros(15, np.float32), None,
                       np.zeros(2, np.float32), 1, 8, 2)
+
+
+def test_timed_program_times_each_step():
+    """run_timed (Model.profile's path) runs the steps as run() does and
+    leaves each one's wall time; a short seconds array is refused."""
+    a = np.linspace(-1, 1, 4099, dtype=np.float32)
+    y1, y2 = np.full_like(a, np.nan), np.full_like(a, np.nan)
+    prog = K.Program([K.bind_activation(1, 0.0, 0.0, a, y1),             # relu
+                      K.bind_activation(2, -0.25, 0.5, y1, y2)])        # clip
+    secs = np.full(2, -1.0)
+    prog.run_timed(2, secs)
+    assert (secs >= 0).all() and (secs < 10).all()
+    np.testing.assert_array_equal(y2, np.clip(np.maximum(a, 0), -0.25, 0.5))
+    with pytest.raises(ShapeError, match="seconds"):
+        prog.run_timed(1, np.zeros(1))
 
 
 def test_error_inside_a_program_names_the_node(paths):
