@@ -37,6 +37,7 @@ SLOW_FIRST = [
     "csrc/x86/nchwc_avx2.c",     # 46 s
     "cnnengine/_kernels.c",      # 12 s (Cython output)
     "csrc/x86/depthwise_avx2.c", # 10 s
+    "csrc/x86/depthwise_avx512.c",
 ]
 
 

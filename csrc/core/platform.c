@@ -100,6 +100,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->fma_peak_gflops = cnn_fma_peak_gflops_avx512;
         t->nchwc_wide_rows = &cnn_nchwc_wide_rows_avx512;
         t->nchwc_depthwise = cnn_conv2d_nchwc_dw_avx512;
+        t->nchwc_dw_pair_rows = cnn_nchwc_dw_rows_avx512;
         t->act_row = cnn_act_row_avx512;
         t->nchwc_grouped = cnn_nchwc_grouped_avx512;
         t->winograd_nchwc = cnn_winograd_nchwc_run_avx512;

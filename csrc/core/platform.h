@@ -84,6 +84,12 @@ typedef void (*cnn_nchwc_dw_rows_fn)(const struct cnn_conv2d_nchwc *pk, int64_t 
                                      const float *xb, int64_t r0, int64_t oy0, int64_t oy1,
                                      float *y, float *sums);
 
+/* The same for nb (1 or 2) blocks from blk on, their input planes xplane
+ * and output planes yplane floats apart (cnn_nchwc_dw_rows_avx512). */
+typedef void (*cnn_nchwc_dw_pair_rows_fn)(const struct cnn_conv2d_nchwc *pk, int64_t blk, int nb,
+                                          const float *xb, int64_t xplane, int64_t r0, int64_t oy0,
+                                          int64_t oy1, float *y, int64_t yplane, float *sums);
+
 typedef struct cnn_platform {
     cnn_isa isa;                        /* the level this table was filled for */
     /* element-wise rows and plane reductions (the scalar bodies are oracles) */
@@ -122,6 +128,7 @@ typedef struct cnn_platform {
                                          * wide rows' format, csrc/ops/nchwc.h) */
     cnn_wino_filter_fn winograd_filter;
     cnn_nchwc_dw_rows_fn nchwc_dw_rows;  /* a streamed block's depthwise rows, or NULL */
+    cnn_nchwc_dw_pair_rows_fn nchwc_dw_pair_rows;  /* ... of a block pair, or NULL */
 } cnn_platform;
 
 /* The table of the active level (detected, or forced by CNNENGINE_ISA or

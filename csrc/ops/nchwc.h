@@ -89,7 +89,7 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
 cnn_status cnn_nchwc_grouped_avx512(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                     const float *residual, float *y, float *pool, int threads);
 /* Depthwise packs; pool: see cnn_conv2d_nchwc_run_pooled_f32, or NULL.
- * AVX-512: block pairs for small stride-1 3x3/5x5 planes, AVX2 rows else. */
+ * AVX-512: block pairs for 3x3/5x5 at stride 1 or 2, AVX2 rows else. */
 cnn_status cnn_conv2d_nchwc_dw_avx2(const struct cnn_conv2d_nchwc *pk, int64_t n,
                                     const float *x, const float *residual, float *y,
                                     float *pool, int threads);
@@ -103,6 +103,12 @@ cnn_status cnn_conv2d_nchwc_dw_avx512(const struct cnn_conv2d_nchwc *pk, int64_t
  * streamed inverted-residual block's depthwise (csrc/ops/nchwc_block.c). */
 void cnn_nchwc_dw_rows_avx2(const struct cnn_conv2d_nchwc *pk, int64_t blk, const float *xb,
                             int64_t r0, int64_t oy0, int64_t oy1, float *y, float *sums);
+/* The same for nb (1 or 2) blocks from blk on as a block pair: their
+ * input rows xplane floats apart, their output rows yplane apart; sums
+ * 8 * nb floats. Shapes the pair kernel does not take: each block's AVX2 rows. */
+void cnn_nchwc_dw_rows_avx512(const struct cnn_conv2d_nchwc *pk, int64_t blk, int nb,
+                              const float *xb, int64_t xplane, int64_t r0, int64_t oy0,
+                              int64_t oy1, float *y, int64_t yplane, float *sums);
 /* The row kernels of the other convolutions (csrc/ops/nchwc_rows.h):
  * output block pairs in ymm, and up to two pairs in zmm. */
 extern const struct cnn_nchwc_rows cnn_nchwc_pair_rows_avx2;

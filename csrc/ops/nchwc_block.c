@@ -249,9 +249,13 @@ static void run_unit(const bjob *jb, const cnn_platform *plat, int64_t u, const 
             splane = jb->R * wrow;
         }
         const int64_t trows = pj ? jb->T : p->oh;
-        for (int64_t b = 0; b < cbs; b++) {
+        for (int64_t b = 0; b < cbs; b += plat->nchwc_dw_pair_rows ? 2 : 1) {
             float *dst = pj ? tile + b * trows * p->ow * B : yi + (b * p->oh + oy0) * p->ow * B;
-            plat->nchwc_dw_rows(d, b, src + b * splane, r0, oy0, oy1, dst, sums ? sums + b * B : NULL);
+            if (plat->nchwc_dw_pair_rows)   /* zmm: a block pair per vector */
+                plat->nchwc_dw_pair_rows(d, b, b + 1 < cbs ? 2 : 1, src + b * splane, splane, r0,
+                                         oy0, oy1, dst, trows * p->ow * B, sums ? sums + b * B : NULL);
+            else
+                plat->nchwc_dw_rows(d, b, src + b * splane, r0, oy0, oy1, dst, sums ? sums + b * B : NULL);
         }
         if (pj)
             pw_rows(pj, jb->pfn, jb->act, tile, trows * p->ow * B, (oy1 - oy0) * p->ow,

@@ -98,6 +98,13 @@ CASES = [
     (1, 16, 9, 9, 16, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 16),    # ... dilated
     (2, 40, 14, 14, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 40),  # depthwise block pairs: 14-pixel tiles
     (1, 17, 30, 28, 17, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 17),  # ... 2 tiles a row, a short last chunk
+    (2, 21, 13, 14, 21, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 21),  # ... stride 2, odd rows, a half pair
+    (1, 40, 9, 27, 40, 5, 5, (2, 2), (2, 1, 2, 3), (1, 1), 40),   # ... 5x5 s2, asymmetric pads, 14 wide
+    (1, 8, 6, 29, 8, 3, 3, (2, 2), (0, 0, 1, 1), (1, 1), 8),      # ... s2, no left pad
+    (2, 12, 1, 1, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 12),    # ... 1x1 map: taps in padding
+    (1, 24, 10, 30, 24, 5, 5, (1, 1), (0, 2, 3, 1), (1, 1), 24),  # ... 5x5 s1, 29 wide: 4 tiles
+    (1, 19, 11, 3, 19, 3, 3, (1, 1), (3, 0, 0, 2), (1, 1), 19),   # ... rows of padding only
+    (1, 13, 9, 30, 13, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 13),  # ... row pairs, a lone last row
     (2, 13, 7, 9, 11, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 3x3 on a small plane: tiles span rows
     (1, 19, 11, 10, 21, 3, 3, (2, 2), (1, 0, 0, 1), (1, 1), 1),   # ... stride 2, asymmetric padding
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
@@ -478,7 +485,8 @@ def test_blocked_affine(rng):
 
 
 @pytest.mark.parametrize("c,h,w,k,stride,act", [(13, 9, 7, 3, 1, ACTS[2]), (24, 30, 31, 5, 2, ACTS[0]),
-                                               (40, 7, 7, 3, 1, ACTS[1]), (8, 1, 1, 3, 1, ACTS[0])])
+                                               (40, 7, 7, 3, 1, ACTS[1]), (8, 1, 1, 3, 1, ACTS[0]),
+                                               (21, 13, 14, 3, 2, ACTS[2]), (40, 9, 27, 5, 2, ACTS[1])])
 def test_depthwise_pooled_output_is_the_plane_mean(c, h, w, k, stride, act, rng):
     """run_pooled: the same output as run, and the mean of every channel
     over the plane (squeeze-excitation's squeeze) as a second output."""
@@ -512,11 +520,14 @@ def test_pooled_output_needs_a_depthwise_conv_and_room(rng):
 @pytest.mark.parametrize("c,h,w,k,stride", [
     (13, 14, 14, 3, 1),   # block pairs (zmm rows), 13 channels: a half pair
     (24, 11, 9, 5, 1),    # block pairs, rows of 9 pixels: zmm tails of 8 lanes
-    (17, 30, 29, 3, 1),   # AVX2 rows, odd width
-    (24, 31, 23, 5, 2),   # AVX2 rows, stride 2, odd sizes
+    (21, 13, 13, 3, 2),   # block pairs, stride 2, a half pair
+    (17, 30, 29, 3, 1),   # block pairs, odd width, row pairs and a lone last row
+    (24, 31, 23, 5, 2),   # block pairs, stride 2, odd sizes
+    (11, 12, 13, 7, 1),   # 7x7: the AVX2 rows on both levels
     (9, 1, 1, 3, 1),      # 1x1 map
 ])
-@pytest.mark.parametrize("act", [7, 5, 10, 11, 12])   # SiLU, sigmoid, GELU (erf, tanh), erf
+# SiLU, sigmoid, GELU (erf, tanh), erf; hard-swish and ReLU (AVX-512: in the tile)
+@pytest.mark.parametrize("act", [7, 5, 10, 11, 12, 8, 1])
 def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, act, rng):
     """The AVX-512 depthwise entry runs the long activations over its rows
     on zmm (activation_avx512.c), the AVX2 one on ymm: the same formulas, so
@@ -533,7 +544,8 @@ def test_depthwise_long_epilogue_same_bits_on_both_levels(c, h, w, k, stride, ac
     want = {7: lambda: z / (1 + np.exp(-z)), 5: lambda: 1 / (1 + np.exp(-z)),
             10: lambda: 0.5 * z * (1 + erf(z / math.sqrt(2))),
             11: lambda: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))),
-            12: lambda: erf(z)}[act]()
+            12: lambda: erf(z), 8: lambda: z * np.clip(z + 3, 0, 6) / 6,
+            1: lambda: np.maximum(z, 0)}[act]()
     levels = ["avx2", "avx512"] if "avx512" in ce.detected_isa() else ["avx2"]
     got, before = {}, ce.active_isa()
     try:
