@@ -68,6 +68,11 @@ typedef struct plan {
     int64_t *gdone;         /* per thread and chunk/group: image + 1 its copy holds */
     int ncut;               /* threads the units are cut for (plan_cuts), or 0: static */
     int64_t cut[9];         /* thread j runs units [cut[j], cut[j + 1]) */
+    /* the call's arguments, for the pool's units (drive_unit) */
+    const cnn_conv2d_nchwc *pk;
+    const float *residual;
+    float *y;
+    cnn_act_row_fn act;
 } plan;
 
 /* The first output block of pair q: pairs never straddle two conv groups. */
@@ -746,24 +751,12 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
     }
 }
 
-/* What a unit of a call needs besides its index, for the pool. */
-typedef struct drive_job {
-    const plan *pl;
-    const cnn_conv2d_nchwc *pk;
-    const float *residual;
-    float *y;
-    cnn_act_row_fn act;
-    int gated;
-} drive_job;
-
-/* A gated conv's units use their slot's copy of the scaled operand. */
 static void drive_unit(void *ctx, int64_t u, int slot)
 {
-    const drive_job *jb = (const drive_job *)ctx;
-    const plan *pl = jb->pl;
-    run_unit(pl, jb->pk, u, jb->residual, jb->y, jb->act,
-             jb->gated ? pl->gbuf + slot * pl->gper : NULL,
-             jb->gated ? pl->gdone + slot * pl->gmarks : NULL);
+    const plan *pl = (const plan *)ctx;   /* a gated conv: the slot's scaled copy */
+    run_unit(pl, pl->pk, u, pl->residual, pl->y, pl->act,
+             pl->gate ? pl->gbuf + slot * pl->gper : NULL,
+             pl->gate ? pl->gdone + slot * pl->gmarks : NULL);
 }
 
 cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
@@ -796,9 +789,9 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     const cnn_status st = plan_gate(&pl, pk, gate, threads);
     /* no stealing in a gated conv: a thief scales a whole operand for one unit */
     if (st == CNN_OK) {
-        drive_job jb = {&pl, pk, residual, y, act, gate != NULL};
+        pl.pk = pk, pl.residual = residual, pl.y = y, pl.act = act;
         cnn_pool_for(threads, pl.units, pl.ncut ? pl.cut : NULL, !gate && cnn_threads_steal(),
-                     drive_unit, &jb);
+                     drive_unit, &pl);
     }
     free(pl.gbuf), free(pl.gdone), free(pl.xcopy), free(pl.tiles), free(pl.tcut);
     return st;
