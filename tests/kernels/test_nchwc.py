@@ -110,6 +110,11 @@ CASES = [
     (1, 16, 9, 9, 32, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups of whole blocks
     (2, 24, 7, 8, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 3),     # one output block per group
     (1, 32, 10, 9, 48, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),    # 3 output blocks per group
+    # an odd block count per group: AVX-512 pairs each group's last block with a zero one
+    (2, 72, 14, 13, 72, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 3),   # RegNet's groups of 24, s1
+    (1, 168, 9, 9, 168, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 7),   # ... s2, odd map
+    (1, 112, 7, 7, 112, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),   # groups of 56: 7 blocks
+    (1, 40, 6, 11, 40, 3, 3, (1, 1), (0, 2, 1, 0), (1, 1), 5),    # 1 block a group, asymmetric pads
     # four or more output blocks: AVX-512's two-pair tiles, a lone pair or
     # block after them
     (1, 37, 14, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # 3x3 s1, two quads
