@@ -72,8 +72,10 @@ def out_size(h, k, s):
     return (h + 2 * (k // 2) - k) // s + 1
 
 
-def make(shape, threads):
-    from cnnengine import _kernels as K
+def make(shape, threads, K=None):
+    """A call of the shape's conv, packed by K (default: the imported cnnengine's kernels)."""
+    if K is None:
+        from cnnengine import _kernels as K
     _, c, h, k, s, act, res, pool = shape
     o = out_size(h, k, s)
     cb = (c + 7) // 8 * 8

@@ -21,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_dw_ab import ACT, SHAPES, out_size  # noqa: E402
+from bench_dw_ab import SHAPES, make  # noqa: E402
 
 
 def load(tree, tag):
@@ -31,24 +31,6 @@ def load(tree, tag):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def make(K, shape, threads):
-    _, c, h, k, s, act, res, pool = shape
-    o = out_size(h, k, s)
-    cb = (c + 7) // 8 * 8
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(cb * h * h).astype(np.float32)
-    w = rng.standard_normal(c * k * k).astype(np.float32)
-    b = rng.standard_normal(c).astype(np.float32)
-    y = np.empty(cb * o * o, np.float32)
-    r = rng.standard_normal(y.size).astype(np.float32) if res else None
-    p = np.empty(cb, np.float32) if pool else None
-    dims = (1, c, h, h, c, k, k, s, s, 1, 1, k // 2, k // 2, k // 2, k // 2, c, o, o)
-    pk = K.ConvNCHWc(w, b, dims, *ACT[act], False, False)
-    if pool:
-        return lambda: pk.run_pooled(x, r, y, p, threads)
-    return lambda: pk.run(x, r, y, threads)
 
 
 def batch(fn, reps):
@@ -75,7 +57,7 @@ def main():
         for sh in SHAPES:
             if a.filter not in sh[0]:
                 continue
-            fns = [make(K, sh, t) for K in mods]
+            fns = [make(sh, t, K) for K in mods]
             for fn in fns:
                 for _ in range(3):
                     fn()

@@ -1,12 +1,12 @@
-"""Latency under CPU load: thread counts, wait policies and builds side by side.
+"""Latency under CPU load: thread counts, environments and builds side by side.
 
-    python benchmarks/omp_load.py [--models mobilenet_v3_small resnet50] [--burners 3]
+    python benchmarks/under_load.py [--models mobilenet_v3_small resnet50] [--burners 3]
         [--runs 10] [--rounds 5] [VARIANT ...]
 
 A VARIANT is `label=THREADS[:ENV=VAL,...][@TREE]`, e.g. `t1=1`, `t2=2`,
-`passive=2:OMP_WAIT_POLICY=PASSIVE`, `new=2@/path/to/worktree` (default:
-t1, t2 and passive of this tree). Each variant is one worker process with
-its own environment (libgomp reads OMP_* when the kernels load). The parent
+`nocap=2:CNNENGINE_LOAD_AWARE=0`, `new=2@/path/to/worktree` (default: t1,
+t2 and nocap of this tree). Each variant is one worker process with its own
+environment (the kernels read CNNENGINE_* once). The parent
 starts `--burners` busy-loop processes (a deterministic load on top of
 whatever else runs), then alternates between the workers, `--runs` timed
 runs each per round, so that load falls on all variants alike, and prints
@@ -39,7 +39,7 @@ def loadavg():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("variants", nargs="*", default=["t1=1", "t2=2", "passive=2:OMP_WAIT_POLICY=PASSIVE"])
+    ap.add_argument("variants", nargs="*", default=["t1=1", "t2=2", "nocap=2:CNNENGINE_LOAD_AWARE=0"])
     ap.add_argument("--models", nargs="+", default=["mobilenet_v3_small"])
     ap.add_argument("--burners", type=int, default=0)
     ap.add_argument("--runs", type=int, default=10)
