@@ -25,16 +25,18 @@ struct cnn_conv2d_nchwc {
     float *wino;            /* Winograd U (cnn_winograd_pack_nchwc_f32) or NULL: w unused */
     int wino_m;             /* its output tile: 4 F(4x4, 3x3), 2 F(2x2, 3x3) */
     int gi;                 /* 2, 4, 8, 16: groups of gi channels each way, lanes / gi of them
-                             * interleaved per vector (csrc/ops/nchwc_grouped.c); w
+                             * interleaved per vector (csrc/ops/nchwc_grouped.c); 24 to 64
+                             * (whole blocks, Winograd only): one group a set; w
                              * [set][tap][gi][lanes], bias [set][lanes] in lane order; 0: no */
-    int gwino;              /* gi 4, 8 or 16, 3x3 unstrided: w also holds, after the
+    int gwino;              /* gi 4 or more, 3x3 unstrided: w also holds, after the
                              * direct pack, Winograd F(2x2, 3x3) U [set][16 pos][gi][lanes]
                              * for the AVX-512 run (cnn_nchwc_grouped_wino_avx512) */
 };
 
-/* Lanes per vector of a small-group pack: a group of 8 alone in a ymm,
- * groups of 4 or 2 interleaved in a zmm, a group of 16 alone in one. */
-static inline int64_t cnn_nchwc_grouped_lanes(int gi) { return gi == 8 ? 8 : 16; }
+/* Lanes per set of a small-group pack: a group of 8 alone in a ymm,
+ * groups of 4 or 2 interleaved in a zmm, a group of 16 alone in one, a
+ * wider group alone in a set of its own width. */
+static inline int64_t cnn_nchwc_grouped_lanes(int gi) { return gi == 8 ? 8 : gi > 16 ? gi : 16; }
 
 /* The offset in pk->w of the 8 weights of output block ob for input
  * block ib, tap r, input channel ci of the block. */

@@ -22,7 +22,10 @@
  * Unstrided 3x3s with groups of 4, 8 or 16 (pk->gwino) also get Winograd
  * F(2x2, 3x3) filters after the direct pack, [set][pos][ci][lanes] in the
  * same lane order, for csrc/x86/nchwc_grouped_wino_avx512.c (2.25x fewer
- * multiplies); the direct pack stays for the portable run.
+ * multiplies); the direct pack stays for the portable run. Groups of 24 to
+ * 64 channels (whole blocks: RegNet's 24, 48, 56, which the single-block
+ * tiles ran well below the 1x1s beside them) take the same packs with one
+ * group a set of gi lanes, for Winograd only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,21 @@ static int grouped_wanted(void)
     return !(env && !strcmp(env, "0"));
 }
 
+/* Winograd for unstrided 3x3s of groups of 4, 8, 16 or 24 to 64 (whole
+ * blocks) with 36 tiles or more: on a 7x7 map (16 tiles) the layer waits
+ * on its weights, and U is 16/9 of them. CNNENGINE_GROUPED_WINO (read when a conv is packed): 0 none
+ * (A/B timing), 1 whatever the map (tests). */
+static int wino_wanted(const cnn_conv2d_params *p, int gi)
+{
+    const char *env = getenv("CNNENGINE_GROUPED_WINO");
+    const int width = gi == 16 || gi == 8 || gi == 4 || (gi > 16 && gi <= 64 && gi % B == 0);
+    const int shape = width && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 &&
+                      p->dh == 1 && p->dw == 1;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
+        return shape && env[0] == '1';
+    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= 36;
+}
+
 int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat)
 {
     if (!plat->nchwc_grouped || p->groups <= 1 || p->c != p->k || p->c % p->groups)
@@ -53,21 +71,12 @@ int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat
      * copy of a 4x larger input made them 1.14-1.18x at 56x56 and up). */
     const int small = (cg == 2 || cg == 4 || cg == 8) && p->c % B == 0;
     const int wide = cg == 16 && p->sh == 1 && p->sw == 1;
-    return (small || wide) && grouped_wanted() ? (int)cg : 0;
-}
-
-/* Winograd for unstrided 3x3s of groups of 4, 8 or 16 with 36 tiles or
- * more: on a 7x7 map (16 tiles) the layer waits on its weights, and U is
- * 16/9 of them. CNNENGINE_GROUPED_WINO (read when a conv is packed): 0 none
- * (A/B timing), 1 whatever the map (tests). */
-static int wino_wanted(const cnn_conv2d_params *p, int gi)
-{
-    const char *env = getenv("CNNENGINE_GROUPED_WINO");
-    const int shape = (gi == 16 || gi == 8 || gi == 4) && p->kh == 3 && p->kw == 3 &&
-                      p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
-    if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
-        return shape && env[0] == '1';
-    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= 36;
+    /* Wider groups of whole blocks (RegNet's 24, 48, 56) only by Winograd,
+     * which applies ReLU or nothing: the pair and single-block tiles run
+     * the rest. */
+    const int act = p->ep.act == CNN_ACT_NONE || p->ep.act == CNN_ACT_RELU;
+    const int wider = cg > 16 && p->c % B == 0 && act && wino_wanted(p, (int)cg);
+    return (small || wide || wider) && grouped_wanted() ? (int)cg : 0;
 }
 
 /* Winograd F(2x2, 3x3) U = G g G^T of each group's s x s filters, after

@@ -1,6 +1,7 @@
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
 /* Grouped 3x3 unstrided convolutions with groups of 16, 8 or 4 channels
- * each way (RegNetX, ResNeXt's first three stages) by Winograd F(2x2, 3x3),
+ * each way (RegNetX, ResNeXt's first three stages), or of 24 to 64 in
+ * whole blocks (RegNet's wider models) by Winograd F(2x2, 3x3),
  * AVX-512: a group's 16 channels are one zmm (its two blocks side by
  * side), 8 one ymm, four groups of 4 one zmm (lanes interleaved), so the
  * transforms are adds on whole vectors and each of the 16 positions is a
@@ -356,6 +357,122 @@ static void run_unit4(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t
     run_unit(g, pk, q, x, residual, y, u, v, idx, idx, relu, sums, 4);
 }
 
+/* Wider groups (gi = s of 24 to 64, whole blocks): V [pos][tile][ci < s]
+ * from each input block's 8 lanes, M [pos][tile][s] apart (a column chunk
+ * of M would overwrite V rows the next chunk reads), each position's GEMM
+ * in column chunks of 16 lanes (zmm) and a last 8 (ymm); rows of s floats
+ * are 32-byte aligned, so zmm loads and stores are unaligned ones. */
+#define WFMA(T)                                                                     \
+    if (NT > T)                                                                     \
+        a##T = _mm512_fmadd_ps(_mm512_set1_ps(vr[T * s]), u, a##T);
+#define WST(T)                                                                      \
+    if (NT > T)                                                                     \
+        _mm512_storeu_ps(m + T * s, a##T);
+#define WFMA8(T)                                                                    \
+    if (NT > T)                                                                     \
+        b##T = _mm256_fmadd_ps(_mm256_set1_ps(vr[T * s]), u, b##T);
+#define WST8(T)                                                                     \
+    if (NT > T)                                                                     \
+        _mm256_storeu_ps(m + T * s, b##T);
+
+/* One position, columns [c, c + 16) (or 8: half) of NT tiles */
+INLINE void gemm_posw(const float *u0, const float *v, float *m, int64_t s, const int NT,
+                      const int half)
+{
+    if (!half) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+               a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+#pragma GCC unroll 8
+        for (int64_t ci = 0; ci < s; ci++) {
+            const __m512 u = _mm512_loadu_ps(u0 + ci * s);
+            const float *vr = v + ci;
+            WFMA(0) WFMA(1) WFMA(2) WFMA(3) WFMA(4) WFMA(5)
+            WFMA(6) WFMA(7) WFMA(8) WFMA(9) WFMA(10) WFMA(11)
+        }
+        WST(0) WST(1) WST(2) WST(3) WST(4) WST(5)
+        WST(6) WST(7) WST(8) WST(9) WST(10) WST(11)
+    } else {
+        __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0,
+               b7 = b0, b8 = b0, b9 = b0, b10 = b0, b11 = b0;
+#pragma GCC unroll 8
+        for (int64_t ci = 0; ci < s; ci++) {
+            const __m256 u = _mm256_loadu_ps(u0 + ci * s);
+            const float *vr = v + ci;
+            WFMA8(0) WFMA8(1) WFMA8(2) WFMA8(3) WFMA8(4) WFMA8(5)
+            WFMA8(6) WFMA8(7) WFMA8(8) WFMA8(9) WFMA8(10) WFMA8(11)
+        }
+        WST8(0) WST8(1) WST8(2) WST8(3) WST8(4) WST8(5)
+        WST8(6) WST8(7) WST8(8) WST8(9) WST8(10) WST8(11)
+    }
+}
+
+#define WCASES(H)                                                                   \
+    switch (nt) {                                                                   \
+    case 12: gemm_posw(up, vp, mp, s, 12, H); break;                                \
+    case 11: gemm_posw(up, vp, mp, s, 11, H); break;                                \
+    case 10: gemm_posw(up, vp, mp, s, 10, H); break;                                \
+    case 9: gemm_posw(up, vp, mp, s, 9, H); break;                                  \
+    case 8: gemm_posw(up, vp, mp, s, 8, H); break;                                  \
+    case 7: gemm_posw(up, vp, mp, s, 7, H); break;                                  \
+    case 6: gemm_posw(up, vp, mp, s, 6, H); break;                                  \
+    case 5: gemm_posw(up, vp, mp, s, 5, H); break;                                  \
+    case 4: gemm_posw(up, vp, mp, s, 4, H); break;                                  \
+    case 3: gemm_posw(up, vp, mp, s, 3, H); break;                                  \
+    case 2: gemm_posw(up, vp, mp, s, 2, H); break;                                  \
+    default: gemm_posw(up, vp, mp, s, 1, H); break;                                 \
+    }
+
+static void gemmw(const float *u, const float *v, float *m, int nt, int64_t s)
+{
+    for (int pos = 0; pos < 16; pos++)
+        for (int64_t c = 0; c < s; c += 16) {
+            const float *up = u + pos * s * s + c, *vp = v + pos * TMAX * s;
+            float *mp = m + pos * TMAX * s + c;
+            if (c + 16 <= s)
+                WCASES(0)
+            else
+                WCASES(1)
+        }
+}
+
+/* Unit q of groups of s channels: (image, group, chunk) */
+static void run_unitw(const wplan *g, const struct cnn_conv2d_nchwc *pk, int64_t q, const float *x,
+                      const float *residual, float *y, const float *u, int relu, float *sums)
+{
+    const cnn_conv2d_params *p = g->p;
+    const int64_t s = pk->gi, nb = s / B, vpos = TMAX * s;
+    float v[16 * TMAX * 64] __attribute__((aligned(64)));
+    float m[16 * TMAX * 64] __attribute__((aligned(64)));
+    const int64_t ck = q % g->chunks, grp = q / g->chunks % p->groups, img = q / g->chunks / p->groups;
+    const int64_t t0 = ck * g->tiles / g->chunks, t1 = (ck + 1) * g->tiles / g->chunks;
+    const int64_t xplane = p->h * p->w * B, yplane = p->oh * p->ow * B;
+    const int64_t base = img * g->blocks + grp * nb;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t ty = t / g->tw, tx = t % g->tw;
+        const int64_t iy = 2 * ty - p->pt, ix = 2 * tx - p->pl;
+        const int inside = iy >= 0 && iy + 4 <= p->h && ix >= 0 && ix + 4 <= p->w;
+        for (int64_t b = 0; b < nb; b++) {
+            float *vt = v + (t - t0) * s + b * B;
+            if (inside)
+                in_tile8(x + (base + b) * xplane, p, ty, tx, vt, vpos, 0);
+            else
+                in_tile8(x + (base + b) * xplane, p, ty, tx, vt, vpos, 1);
+        }
+    }
+    gemmw(u + grp * 16 * s * s, v, m, (int)(t1 - t0), s);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256 bias = _mm256_loadu_ps(pk->bias + grp * s + b * B);
+        float *y0 = y + (base + b) * yplane;
+        const float *r0 = residual ? residual + (base + b) * yplane : NULL;
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t t = t0; t < t1; t++)
+            out_tile8(p, m + (t - t0) * s + b * B, vpos, bias, t / g->tw, t % g->tw, y0, r0, relu,
+                      &sum);
+        if (sums)
+            _mm256_storeu_ps(sums + q * s + b * B, sum);
+    }
+}
+
 typedef struct gw_job {
     const wplan *g;
     const struct cnn_conv2d_nchwc *pk;
@@ -370,6 +487,10 @@ static void gw_unit(void *ctx, int64_t q, int slot)
 {
     (void)slot;
     const gw_job *jb = (const gw_job *)ctx;
+    if (jb->gs > 16) {
+        run_unitw(jb->g, jb->pk, q, jb->x, jb->residual, jb->y, jb->u, jb->relu, jb->sums);
+        return;
+    }
     float v[16 * TMAX * 16] __attribute__((aligned(64)));
     if (jb->gs == 8)
         run_unit8(jb->g, jb->pk, q, jb->x, jb->residual, jb->y, jb->u, v, jb->relu, jb->sums);
@@ -396,23 +517,25 @@ cnn_status cnn_nchwc_grouped_wino_avx512(const struct cnn_conv2d_nchwc *pk, int6
     /* U follows the direct pack (nchwc_grouped.c) */
     const float *u = pk->w + g.sets * 9 * gs * lanes;
     const int relu = p->ep.act == CNN_ACT_RELU;
-    /* pool: each unit's channel sums, added up in unit order after (the
-     * same means whatever the thread count) */
-    float *sums = pool ? cnn_alloc_floats(units * 16) : NULL;
+    /* pool: each unit's channel sums (a set's lanes, 16 at least), added
+     * up in unit order after (the same means whatever the thread count) */
+    const int64_t sl = lanes > 16 ? lanes : 16;
+    float *sums = pool ? cnn_alloc_floats(units * sl) : NULL;
     if (pool && !sums)
         return CNN_ERR_OOM;
     gw_job jb = {&g, pk, x, residual, u, y, sums, gs, relu};
     cnn_pool_for(threads, units, NULL, cnn_threads_steal(), gw_unit, &jb);
-    for (int64_t pl = 0; sums && pl < n * g.sets; pl++) {
-        __m512 a = _mm512_setzero_ps();
-        for (int64_t k = 0; k < g.chunks; k++)
-            a = _mm512_add_ps(a, _mm512_loadu_ps(sums + (pl * g.chunks + k) * 16));
-        a = _mm512_mul_ps(a, _mm512_set1_ps(1.f / (float)(p->oh * p->ow)));
-        const int64_t img = pl / g.sets, b0 = pl % g.sets * lanes / B;
-        _mm256_storeu_ps(pool + (img * g.blocks + b0) * B, _mm512_castps512_ps256(a));
-        if (lanes == 16 && b0 + 1 < g.blocks)
-            _mm256_storeu_ps(pool + (img * g.blocks + b0 + 1) * B, _mm512_extractf32x8_ps(a, 1));
-    }
+    const float scale = 1.f / (float)(p->oh * p->ow);
+    for (int64_t pl = 0; sums && pl < n * g.sets; pl++)
+        for (int64_t c = 0; c < lanes; c += B) {
+            const int64_t img = pl / g.sets, b = pl % g.sets * lanes / B + c / B;
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t k = 0; k < g.chunks; k++)
+                a = _mm256_add_ps(a, _mm256_loadu_ps(sums + (pl * g.chunks + k) * sl + c));
+            if (b < g.blocks)
+                _mm256_storeu_ps(pool + (img * g.blocks + b) * B,
+                                 _mm256_mul_ps(a, _mm256_set1_ps(scale)));
+        }
     free(sums);
     return CNN_OK;
 }

@@ -89,8 +89,9 @@ def test_groups_of_other_widths_are_refused(avx2):
 
 
 @pytest.mark.parametrize("case", [(2, 104, 14, 14, 13, (2, 2)), (1, 40, 11, 13, 10, (1, 1)),
-                                  (1, 56, 7, 7, 7, (1, 1)), (2, 48, 9, 8, 3, (1, 1))],
-                         ids=["g8s2", "g4half", "g8x7", "g16"])
+                                  (1, 56, 7, 7, 7, (1, 1)), (2, 48, 9, 8, 3, (1, 1)),
+                                  (2, 72, 9, 8, 3, (1, 1))],
+                         ids=["g8s2", "g4half", "g8x7", "g16", "g24"])
 def test_small_group_pooled_output_is_the_plane_mean(case, rng, avx2, monkeypatch):
     """run_pooled (a squeeze-excitation's squeeze taken by the conv): the
     plane means of the activated output, the same whatever the thread
@@ -142,7 +143,7 @@ def test_interleaved_packs_can_be_turned_off(rng, monkeypatch):
         assert_close(from_blocked(y, 16), conv2d_np(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups))
 
 
-# Groups of 16, 8 or 4, 3x3, unstrided: AVX-512 runs them by Winograd F(2x2, 3x3)
+# Groups of 4, 8, 16 or 24-64 (whole blocks), 3x3, unstrided: AVX-512 runs them by Winograd F(2x2, 3x3)
 # (csrc/x86/nchwc_grouped_wino_avx512.c). (N, C, H, W, groups, pads (t, l, b, r))
 WINO_CASES = [
     (1, 256, 10, 10, 32, (1, 1, 1, 1)),    # groups of 8 (ResNeXt's second stage), 2 chunks
@@ -156,6 +157,11 @@ WINO_CASES = [
     (1, 80, 1, 1, 5, (1, 1, 1, 1)),        # 1x1 map: every tap but the centre in the padding
     (1, 16, 6, 29, 1, (2, 2, 2, 2)),       # one group, pads of 2 (whole tiles of zeros), 5 chunks
     (1, 32, 5, 5, 2, (0, 0, 0, 0)),        # no padding: a 3x3 output, the last tile half out
+    (1, 72, 14, 13, 3, (1, 1, 1, 1)),      # groups of 24 (RegNetX-1.6GF): a zmm and a ymm column
+    (2, 96, 9, 7, 2, (2, 0, 1, 1)),        # groups of 48, batch 2, asymmetric pads
+    (1, 112, 15, 15, 2, (1, 1, 1, 1)),     # groups of 56 (RegNetY-8GF), 64 tiles in 6 chunks
+    (1, 64, 1, 1, 1, (1, 1, 1, 1)),        # one group of 64 on a 1x1 map
+    (1, 120, 6, 5, 3, (0, 1, 2, 0)),       # groups of 40, odd output width
 ]
 
 
@@ -189,6 +195,12 @@ def test_small_groups_winograd_matches_oracle(case, act, rng, avx2, monkeypatch)
         assert_close(y, yd, rtol=tol, what=f"{case} {act} {threads} vs direct")
     for threads in (2, 3, 8):   # each unit its own tiles: the same bits on any thread
         np.testing.assert_array_equal(ys[threads], ys[1], err_msg=f"threads={threads}")
+    if avx2 == "avx512":        # the portable run, where the level drops after packing
+        ce.set_isa("avx2")
+        y = np.full_like(ys[1], np.nan)
+        pk.run(to_blocked(x), blocked_res, y, 2)
+        ce.set_isa(avx2)
+        assert_close(from_blocked(y, c), oracle, rtol=tol, what=f"{case} {act} portable")
     y = np.full((n, c // 8, shape[2], shape[3], 8), np.nan, np.float32)
     pk.run(to_blocked(x), None, y, 2)
     want = conv2d_np(x, w, b, (1, 1), pads, (1, 1), groups)
