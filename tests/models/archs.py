@@ -851,6 +851,9 @@ ARCHS = {a.name: a for a in [
          (3, 64, 64), opset=11, torch_folds_bn=True),
     Arch("resnext", lambda: ResNet(Bottleneck, [1, 1, 1, 1], (16, 32, 48, 64), 10, groups=32,
                                    width_per_group=8, stem=16), (3, 64, 64)),
+    # RegNet's wider groups: 24 channels (stage 1) and 48 (stage 2), Winograd on AVX-512 from 4x4 tiles up
+    Arch("regnet_groups", lambda: ResNet(Bottleneck, [2, 2, 1, 1], (16, 32, 16, 16), 10, groups=2,
+                                         width_per_group=96, stem=16), (3, 64, 64)),
     Arch("se_resnet", lambda: ResNet(BasicBlock, [1, 1, 1, 1], (16, 32, 48, 64), 10, se=True, stem=16),
          (3, 64, 64), dynamic_batch=True),
     Arch("densenet", DenseNet, (3, 64, 64), torch_folds_bn=True),
