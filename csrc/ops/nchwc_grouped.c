@@ -46,9 +46,9 @@ static int grouped_wanted(void)
 }
 
 /* Winograd for unstrided 3x3s of groups of 4, 8, 16 or 24 to 64 (whole
- * blocks) with 36 tiles or more (groups up to 16: on a 7x7 map, 16 tiles,
- * the layer waits on its weights, and U is 16/9 of them), or 16. CNNENGINE_GROUPED_WINO (read when a conv is packed): 0 none
- * (A/B timing), 1 whatever the map (tests). */
+ * blocks) on maps of 16 tiles (7x7) or more, where whole models measured
+ * it faster; smaller maps keep the direct tiles. CNNENGINE_GROUPED_WINO (read when a conv is
+ * packed): 0 none (A/B timing), 1 whatever the map (tests). */
 static int wino_wanted(const cnn_conv2d_params *p, int gi)
 {
     const char *env = getenv("CNNENGINE_GROUPED_WINO");
@@ -57,8 +57,7 @@ static int wino_wanted(const cnn_conv2d_params *p, int gi)
                       p->dh == 1 && p->dw == 1;
     if (env && (!strcmp(env, "0") || !strcmp(env, "1")))
         return shape && env[0] == '1';
-    /* wider groups from 7x7 up: their direct tiles are the single-block ones */
-    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= (gi > 16 ? 16 : 36);
+    return shape && (p->oh + 1) / 2 * ((p->ow + 1) / 2) >= 16;
 }
 
 int cnn_nchwc_grouped_width(const cnn_conv2d_params *p, const cnn_platform *plat)
