@@ -47,8 +47,9 @@ static int grouped_wanted(void)
 
 /* Winograd for unstrided 3x3s of groups of 4, 8, 16 or 24 to 64 (whole
  * blocks) on maps of 16 tiles (7x7) or more, where whole models measured
- * it faster; smaller maps keep the direct tiles. CNNENGINE_GROUPED_WINO (read when a conv is
- * packed): 0 none (A/B timing), 1 whatever the map (tests). */
+ * it faster; smaller maps keep the direct tiles. CNNENGINE_GROUPED_WINO
+ * (read when a conv is packed): 0 none (A/B timing), 1 whatever the map
+ * (tests). */
 static int wino_wanted(const cnn_conv2d_params *p, int gi)
 {
     const char *env = getenv("CNNENGINE_GROUPED_WINO");

@@ -12,10 +12,11 @@
  * packed in csrc/ops/nchwc_grouped.c.
  *
  * Work: units of (image, set, chunk of up to 12 tiles), an equal
- * contiguous range per thread (a set's U, 16 KB at most, stays in L1 across
- * its chunks); per unit the input transform into V [pos][tile][ci], the 16
- * GEMMs (M over V in place), the output transform with bias, residual and
- * ReLU, stored to the set's one or two blocks.
+ * contiguous range per thread (a set's U, 16 KB for groups up to 16, stays
+ * in L1 across its chunks; a group of 64's, 256 KB, in L2); per unit the
+ * input transform into V [pos][tile][ci], the 16 GEMMs (M over V in place,
+ * apart for wider groups), the output transform with bias, residual and
+ * ReLU, stored to the set's blocks.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -406,21 +407,8 @@ INLINE void gemm_posw(const float *u0, const float *v, float *m, int64_t s, cons
     }
 }
 
-#define WCASES(H)                                                                   \
-    switch (nt) {                                                                   \
-    case 12: gemm_posw(up, vp, mp, s, 12, H); break;                                \
-    case 11: gemm_posw(up, vp, mp, s, 11, H); break;                                \
-    case 10: gemm_posw(up, vp, mp, s, 10, H); break;                                \
-    case 9: gemm_posw(up, vp, mp, s, 9, H); break;                                  \
-    case 8: gemm_posw(up, vp, mp, s, 8, H); break;                                  \
-    case 7: gemm_posw(up, vp, mp, s, 7, H); break;                                  \
-    case 6: gemm_posw(up, vp, mp, s, 6, H); break;                                  \
-    case 5: gemm_posw(up, vp, mp, s, 5, H); break;                                  \
-    case 4: gemm_posw(up, vp, mp, s, 4, H); break;                                  \
-    case 3: gemm_posw(up, vp, mp, s, 3, H); break;                                  \
-    case 2: gemm_posw(up, vp, mp, s, 2, H); break;                                  \
-    default: gemm_posw(up, vp, mp, s, 1, H); break;                                 \
-    }
+/* GEMM_CASES's call for a wide set's position (its M apart, s lanes) */
+#define POSW(UP, VP, NT, H) gemm_posw(UP, VP, mp, s, NT, H)
 
 static void gemmw(const float *u, const float *v, float *m, int nt, int64_t s)
 {
@@ -429,9 +417,9 @@ static void gemmw(const float *u, const float *v, float *m, int nt, int64_t s)
             const float *up = u + pos * s * s + c, *vp = v + pos * TMAX * s;
             float *mp = m + pos * TMAX * s + c;
             if (c + 16 <= s)
-                WCASES(0)
+                GEMM_CASES(POSW, 0)
             else
-                WCASES(1)
+                GEMM_CASES(POSW, 1)
         }
 }
 
