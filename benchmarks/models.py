@@ -1,7 +1,8 @@
 """Whole-model latency and memory against ONNX Runtime and OpenVINO, side by side (not a test).
 
     python benchmarks/models.py [--runs R] [--threads 1 2] [--models resnet18 ...] [--quick]
-                                [--no-openvino] [--no-memory] [--gflops] [--cpu-time] [--json FILE]
+                                [--passes P] [--no-openvino] [--no-memory] [--gflops] [--cpu-time]
+                                [--json FILE]
 
 Exports torchvision definitions (random weights, seed 0; batch 1, 3x224x224,
 Inception-v3 3x299x299) to ONNX with torch (benchmark-only dependency:
@@ -23,6 +24,10 @@ Peak memory (--no-memory skips it): each engine loads and runs the model
 figure is that process's VmHWM (whole footprint: interpreter and libraries
 included), at the largest thread count.
 
+--passes P: the whole list P times over, each model in a fresh worker per
+pass; a model's figures are the medians over passes, its passes minutes
+apart, so that one burst of a shared host's noise moves one pass of a model
+rather than all its turns.
 --quick: three small models, 3 runs, 1 thread, no memory: a smoke test.
 --gflops: also the GFLOP/s of the largest 3x3 convolutions against the FMA peak.
 --cpu-time: also a table of the process CPU time of the same timed runs, at
@@ -243,6 +248,7 @@ def main():
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--models", nargs="+", default=None)
+    ap.add_argument("--passes", type=int, default=1, help="the list this many times; medians over passes")
     ap.add_argument("--quick", action="store_true", help="smoke: 3 small models, 3 runs, 1 thread, no memory")
     ap.add_argument("--no-openvino", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
@@ -281,23 +287,27 @@ def main():
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_model()}, {ce.num_cores()} cores, "
           f"load average {load:.2f}, cnnengine {ce.__version__} ({ce.active_isa()}), {versions}")
     print(f"# {args.runs} interleaved turns per engine and thread count (a 0.2 s pause, {args.warm} s of "
-          f"untimed runs, the median of {args.block} s of timed runs), one worker process per model")
-    results = []
-    for name in models:
-        export(name)
-        r = _child(["time", name, "--runs", str(args.runs), "--warm", str(args.warm),
-                    "--block", str(args.block), "--threads"] + [str(t) for t in args.threads] +
-                   (["--no-openvino"] if "openvino" not in engines else []))
-        r.setdefault("model", name)
-        if not args.no_memory and "error" not in r:
-            r["mem"] = {e: _child([f"mem:{e}", name, "--threads", str(max(args.threads))]).get("mb")
-                        for e in engines}
-        results.append(r)
-        print(f"# done {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+          f"untimed runs, the median of {args.block} s of timed runs), one worker process per model"
+          + (f"; {args.passes} passes over the list, medians over passes" if args.passes > 1 else ""))
+    passes = {name: [] for name in models}
+    for ps in range(max(1, args.passes)):
+        for name in models:
+            export(name)
+            r = _child(["time", name, "--runs", str(args.runs), "--warm", str(args.warm),
+                        "--block", str(args.block), "--threads"] + [str(t) for t in args.threads] +
+                       (["--no-openvino"] if "openvino" not in engines else []))
+            r.setdefault("model", name)
+            if ps == 0 and not args.no_memory and "error" not in r:
+                r["mem"] = {e: _child([f"mem:{e}", name, "--threads", str(max(args.threads))]).get("mb")
+                            for e in engines}
+            passes[name].append(r)
+            print(f"# done {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    results = [merge_passes(passes[name]) for name in models]
     print_tables(results, args.threads, engines, not args.no_memory, args.cpu_time)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"engines": engines, "threads": args.threads, "runs": args.runs, "load": load,
+            json.dump({"engines": engines, "threads": args.threads, "runs": args.runs,
+                       "passes": max(1, args.passes), "load": load,
                        "cpu": cpu_model(), "results": results}, f, indent=1)
     if args.gflops:
         for threads in args.threads:
@@ -309,6 +319,21 @@ def main():
             for name, ms, g, pct, dms, dg, dpct, algo, ems, eg in rows:
                 print(f"| {name} | {ms:.3f} | {g:.1f} | {pct:.0f}% | {dms:.3f} | {dg:.1f} | "
                       f"{dpct:.0f}% | {algo} | {ems:.3f} | {eg:.1f} |")
+
+
+def merge_passes(rs):
+    """One model's passes as one result: each time the median over the passes
+    that measured it (the first pass's other fields; every pass under "passes")."""
+    ok = [r for r in rs if "error" not in r]
+    if len(rs) == 1 or not ok:
+        return rs[0]
+    out = dict(ok[0], passes=rs)
+    for key in ("threads", "cpu"):
+        if key not in ok[0]:
+            continue
+        out[key] = {t: {e: float(np.median([r[key][t][e] for r in ok if e in r[key].get(t, {})]))
+                        for e in ok[0][key][t]} for t in ok[0][key]}
+    return out
 
 
 def conv_gflops(threads, repeat=10):
