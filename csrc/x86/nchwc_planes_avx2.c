@@ -267,17 +267,19 @@ void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *
     cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), pool_unit, &jb);
 }
 
-typedef struct to_nchwc_job {
+/* Both reorders: unit q is one block (image q / cbs, block q % cbs) of
+ * c channels over hw pixels, plain <-> blocked. */
+typedef struct reorder_job {
     int64_t c;
     int64_t hw;
     int64_t cbs;
     const float *x;
     float *y;
-} to_nchwc_job;
+} reorder_job;
 
 static void to_nchwc_unit(void *ctx, int64_t q, int slot)
 {
-    const to_nchwc_job *jb = (const to_nchwc_job *)ctx;
+    const reorder_job *jb = (const reorder_job *)ctx;
     (void)slot;
     const int64_t c = jb->c, hw = jb->hw, cbs = jb->cbs;
     const float *x = jb->x;
@@ -300,28 +302,9 @@ static void to_nchwc_unit(void *ctx, int64_t q, int slot)
             d[p * B + i] = i < nch ? src[i * hw + p] : 0.f;
 }
 
-void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
-                            int threads)
-{
-    const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
-    if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
-        threads = 1;
-    to_nchwc_job jb = {c, hw, cbs, x, y};
-    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), to_nchwc_unit, &jb);
-}
-
-typedef struct to_nchw_job {
-    int64_t c;
-    int64_t hw;
-    int64_t cbs;
-    const float *x;
-    float *y;
-} to_nchw_job;
-
 static void to_nchw_unit(void *ctx, int64_t q, int slot)
 {
-    const to_nchw_job *jb = (const to_nchw_job *)ctx;
+    const reorder_job *jb = (const reorder_job *)ctx;
     (void)slot;
     const int64_t c = jb->c, hw = jb->hw, cbs = jb->cbs;
     const float *x = jb->x;
@@ -344,14 +327,27 @@ static void to_nchw_unit(void *ctx, int64_t q, int slot)
             dst[i * hw + p] = s[p * B + i];
 }
 
-void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
-                            int threads)
+/* A block per unit; small reorders on one thread (see cnn_nchwc_conv_drive) */
+static void reorder(int64_t n, int64_t c, int64_t hw, const float *x, float *y, int threads,
+                    cnn_pool_fn unit)
 {
     const int64_t cbs = (c + B - 1) / B, q_count = n * cbs;
     if (threads > q_count) threads = (int)q_count;
-    if (q_count * hw < 16384)   /* see cnn_nchwc_conv_drive */
+    if (q_count * hw < 16384)
         threads = 1;
-    to_nchw_job jb = {c, hw, cbs, x, y};
-    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), to_nchw_unit, &jb);
+    reorder_job jb = {c, hw, cbs, x, y};
+    cnn_pool_for(threads, q_count, NULL, cnn_threads_steal(), unit, &jb);
+}
+
+void cnn_nchw_to_nchwc_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads)
+{
+    reorder(n, c, hw, x, y, threads, to_nchwc_unit);
+}
+
+void cnn_nchwc_to_nchw_avx2(int64_t n, int64_t c, int64_t hw, const float *x, float *y,
+                            int threads)
+{
+    reorder(n, c, hw, x, y, threads, to_nchw_unit);
 }
 #endif
