@@ -247,7 +247,8 @@ def test_blocked_winograd_is_chosen_where_it_pays(rng):
         dims = (1, c, h, h, k, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, h, h)
         return _k.ConvNCHWc(w, None, dims, 0, 0.0, 0.0, False, winograd).algo
     assert algo(64, 64, 56) == "winograd_f4x3"
-    assert algo(128, 32, 14) == "direct"            # few outputs on a small plane
+    assert algo(128, 32, 14) == "winograd_f4x3"     # few outputs, 16 tiles
+    assert algo(128, 32, 5) == "direct"             # a 4x4 tile under half used
     assert algo(64, 64, 56, False) == "direct"
     w = np.zeros(8 * 8 * 9, np.float32)              # strided: never Winograd
     dims = (1, 8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 5, 5)
