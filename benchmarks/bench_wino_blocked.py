@@ -6,7 +6,8 @@
 Each shape packed three ways (ConvNCHWc winograd=False, True, "f2x3") and
 run round-robin, one call of each per round, so the three see the same load
 and each finds the others' weights in the caches, as a layer of a model
-does. Prints the median ms over the rounds, the ratio of each Winograd to
+does (`--cold MB`: each call finds its filters evicted, as in a model whose
+weights outgrow the caches). Prints the median ms over the rounds, the ratio of each Winograd to
 direct, and what the packer picks (`auto`). CNNENGINE_ISA=avx2 measures the
 AVX2 kernels.
 """
@@ -28,10 +29,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--shapes", nargs="*", default=None)
+    ap.add_argument("--cold", type=int, default=0, metavar="MB",
+                    help="before each timed call read MB of other memory, then the input "
+                         "again: filters arrive cold and the input hot, as in a model")
     args = ap.parse_args()
     shapes = SHAPES if not args.shapes else [tuple(int(v) for v in s.split(",")) for s in args.shapes]
     rng = np.random.default_rng(0)
     n = args.batch
+    junk = np.ones(args.cold << 18, np.float32)
     print(f"{'shape':>18s} {'thr':>3s} {'direct':>8s} {'f4x3':>8s} {'f2x3':>8s} "
           f"{'f4/dir':>7s} {'f2/dir':>7s} {'auto':>14s}")
     for cin, cout, hw in shapes:
@@ -47,6 +52,9 @@ def main():
                 pk.run(x, None, y, threads)
             for _ in range(args.rounds):
                 for i, pk in enumerate(pks):
+                    if args.cold:
+                        junk.sum()
+                        x.sum()
                     t0 = time.perf_counter()
                     pk.run(x, None, y, threads)
                     times[i].append(time.perf_counter() - t0)

@@ -157,10 +157,11 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
 
 /* Winograd beats the direct blocked kernel where the plain-layout
  * measurements say it beats im2col + GEMM (cnn_winograd_eligible), except
- * for few outputs on few tiles: a model's filters arrive cold, and U (4x
- * the direct weights) then costs more than the saved multiplies (DenseNet's
- * 128->32 @7x7, 4 tiles: 0.061 ms Winograd in model against 0.035 direct;
- * @14x14, 16 tiles: 0.108 against 0.128).
+ * F(4x4) on fewer than 16 tiles (7x7 maps): a model's filters arrive cold,
+ * and U (4x the direct weights) then costs more than the saved multiplies
+ * (DenseNet's 128->32 @7x7 in model: 0.061 ms against 0.035 direct;
+ * GoogLeNet's 160->320 @7x7 0.57 against about 0.45), while from 16 tiles
+ * it pays even for few outputs (128->32 @14x14: 0.108 against 0.128).
  * Returns the output tile: 4, 2 (F(2x2, 3x3)) or 0 (direct).
  *
  * F(2x2) where the filters are too big to stay cached (C*K >= 256*256) and
@@ -172,7 +173,7 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
 static int winograd_pays(const cnn_conv2d_params *p)
 {
     const double n = (double)p->n, t4 = n * (double)(((p->oh + 3) / 4) * ((p->ow + 3) / 4));
-    const int f4 = cnn_winograd_eligible(p) && !(p->k <= 64 && t4 < 16);
+    const int f4 = cnn_winograd_eligible(p) && t4 >= 16;
     if (p->c >= 8 && p->k >= 8 && (double)p->c * (double)p->k >= 65536.0) {
         const double t2 = n * (double)(((p->oh + 1) / 2) * ((p->ow + 1) / 2));
         const double c2 = 16 * (t2 + 6.5), c4 = 36 * (t4 + 6.5);
