@@ -169,7 +169,9 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
  * channel pair (the 6.5: streaming U, at the GEMM-rate : bandwidth ratio
  * measured on 512->512 @7x7 at 1, 2 and 4 images; direct: 9 taps, a tile
  * per pixel), and F(2x2) is taken below 0.8 of direct (the model is that
- * much optimistic on 5x5 maps) and below F(4x4). Numbers: docs/performance.md. */
+ * much optimistic on 5x5 maps) and up to 1.1x F(4x4): there (14x14 maps)
+ * the two run alike with cold filters, and F(2x2)'s U is 4/9 the size
+ * (ResNet-101's peak RSS 411 -> 300 MB). Numbers: docs/performance.md. */
 static int winograd_pays(const cnn_conv2d_params *p)
 {
     const double n = (double)p->n, t4 = n * (double)(((p->oh + 3) / 4) * ((p->ow + 3) / 4));
@@ -178,7 +180,7 @@ static int winograd_pays(const cnn_conv2d_params *p)
         const double t2 = n * (double)(((p->oh + 1) / 2) * ((p->ow + 1) / 2));
         const double c2 = 16 * (t2 + 6.5), c4 = 36 * (t4 + 6.5);
         const double cd = 9 * (n * (double)p->oh * (double)p->ow + 6.5);
-        if (c2 < 0.8 * cd && (!f4 || c2 < c4))
+        if (c2 < 0.8 * cd && (!f4 || c2 < 1.1 * c4))
             return 2;
     }
     return f4 ? 4 : 0;
