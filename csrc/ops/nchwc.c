@@ -156,22 +156,19 @@ cnn_status cnn_nchwc_affine_f32(int64_t n, int64_t c, int64_t hw, const float *x
 }
 
 /* Winograd beats the direct blocked kernel where the plain-layout
- * measurements say it beats im2col + GEMM (cnn_winograd_eligible), except
- * F(4x4) on fewer than 16 tiles (7x7 maps): a model's filters arrive cold,
- * and U (4x the direct weights) then costs more than the saved multiplies
- * (DenseNet's 128->32 @7x7 in model: 0.061 ms against 0.035 direct;
- * GoogLeNet's 160->320 @7x7 0.57 against about 0.45), while from 16 tiles
- * it pays even for few outputs (128->32 @14x14: 0.108 against 0.128).
- * Returns the output tile: 4, 2 (F(2x2, 3x3)) or 0 (direct).
+ * measurements say it beats im2col + GEMM (cnn_winograd_eligible), but a
+ * model's filters arrive cold, and U is 4x (F(4x4)) or 16/9 (F(2x2)) the
+ * direct weights: F(4x4) only from 16 tiles (7x7 maps and below run direct
+ * faster), whatever the number of outputs. Returns the output tile: 4, 2
+ * (F(2x2, 3x3)) or 0 (direct).
  *
  * F(2x2) where the filters are too big to stay cached (C*K >= 256*256) and
  * every run streams them: a run costs about positions x (tiles + 6.5) per
  * channel pair (the 6.5: streaming U, at the GEMM-rate : bandwidth ratio
- * measured on 512->512 @7x7 at 1, 2 and 4 images; direct: 9 taps, a tile
- * per pixel), and F(2x2) is taken below 0.8 of direct (the model is that
- * much optimistic on 5x5 maps) and up to 1.1x F(4x4): there (14x14 maps)
- * the two run alike with cold filters, and F(2x2)'s U is 4/9 the size
- * (ResNet-101's peak RSS 411 -> 300 MB). Numbers: docs/performance.md. */
+ * measured on 512->512 @7x7; direct: 9 taps, a tile per pixel), and F(2x2)
+ * is taken below 0.8 of direct (the model is that much optimistic on 5x5
+ * maps) and up to 1.1x F(4x4): there (14x14 maps) the two run alike with
+ * cold filters, and F(2x2)'s U is 4/9 the size. Numbers: docs/performance.md. */
 static int winograd_pays(const cnn_conv2d_params *p)
 {
     const double n = (double)p->n, t4 = n * (double)(((p->oh + 3) / 4) * ((p->ow + 3) / 4));
