@@ -19,6 +19,8 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_set_isa(cnn_isa isa)
     int cnn_num_cores()
     int64_t cnn_l2_bytes()
+    void cnn_free_packed(void *p)
+    void cnn_packed_stats(int64_t *live, int64_t *carved, int64_t *regions)
     int cnn_threads_begin(int requested)
     void cnn_threads_end()
     int cnn_threads_free_cores(int cores, long online, int others_now16, int others_usage16)

@@ -51,7 +51,7 @@ def winograd_pack(const float[::1] w_flat, tuple dims):
     out = arr
     if count:
         memcpy(&out[0], packed, count * sizeof(float))
-    free(packed)
+    cnn_free_packed(packed)
     return arr
 
 
@@ -74,7 +74,7 @@ def winograd_pack_nchwc(const float[::1] w_flat, tuple dims):
     arr = _np.empty(count, _np.float32)
     out = arr
     memcpy(&out[0], packed, count * sizeof(float))
-    free(packed)
+    cnn_free_packed(packed)
     return arr
 
 
@@ -122,7 +122,7 @@ def winograd2_pack_nchwc(const float[::1] w_flat, tuple dims):
     arr = _np.empty(count, _np.float32)
     out = arr
     memcpy(&out[0], packed, count * sizeof(float))
-    free(packed)
+    cnn_free_packed(packed)
     return arr
 
 

@@ -79,6 +79,14 @@ def l2_bytes():
     return cnn_l2_bytes()
 
 
+def packed_stats():
+    """(packs alive, bytes carved, regions mapped) of the packs that share
+    huge-page regions (csrc/core/packed.c)."""
+    cdef int64_t live = 0, carved = 0, regions = 0
+    cnn_packed_stats(&live, &carved, &regions)
+    return int(live), int(carved), int(regions)
+
+
 def team_size(int requested=0):
     """The team one kernel call asking for `requested` threads gets now (thread policy)."""
     cdef int t = cnn_threads_begin(requested)

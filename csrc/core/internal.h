@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -32,37 +31,10 @@ static inline float *cnn_alloc_floats(int64_t count)
     return (float *)aligned_alloc(64, rounded ? rounded : 64);
 }
 
-/* Packed weights (written once at plan time, read by every run): from
- * 2 MiB on, 2 MiB aligned with its whole 2 MiB pages advised as
- * transparent huge pages (fewer TLB misses while two cores stream them;
- * the tail stays 4 KiB pages, so no memory is added), then, from 1 MiB
- * on, faulted in by one madvise(MADV_POPULATE_WRITE) call (Linux 5.14+)
- * instead of one trap per 4 KiB page while packing. free() it as usual. */
-static inline float *cnn_alloc_packed(int64_t count)
-{
-    const size_t huge = (size_t)1 << 21;
-    float *p;
-    if (count >= (int64_t)(huge / sizeof(float)) &&
-        (size_t)count * sizeof(float) <= CNN_MAX_WORKSPACE) {
-        const size_t bytes = (size_t)count * sizeof(float);
-        p = (float *)aligned_alloc(huge, (bytes + 63) & ~(size_t)63);
-#ifdef MADV_HUGEPAGE
-        if (p)
-            (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE);  /* advice: failure is harmless */
-#endif
-    } else {
-        p = cnn_alloc_floats(count);
-    }
-#ifdef MADV_POPULATE_WRITE
-    const size_t page = 4096, bytes = p ? (size_t)count * sizeof(float) : 0;
-    if (bytes >= ((size_t)1 << 20)) {
-        const size_t lo = ((size_t)p + page - 1) & ~(page - 1);
-        const size_t hi = ((size_t)p + bytes) & ~(page - 1);
-        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);  /* advice: failure is harmless */
-    }
-#endif
-    return p;
-}
+/* Packed weights (written once at plan time, read by every run), 64-byte
+ * aligned, on transparent huge pages (csrc/core/packed.c); not zeroed.
+ * Release with cnn_free_packed. */
+float *cnn_alloc_packed(int64_t count);
 
 /* Scalar epilogue: the definition every SIMD epilogue must match. */
 static inline float cnn_act_scalar(const cnn_epilogue *ep, float v)

@@ -38,6 +38,11 @@ cnn_status cnn_set_isa(cnn_isa isa);
 int cnn_num_cores(void);
 /* The L2 cache size per core in bytes (sysconf; 1 MiB where unknown). */
 int64_t cnn_l2_bytes(void);
+/* Releases what a pack function returned (Winograd filters, a conv pack's
+ * weights): packs share huge-page chunks (csrc/core/packed.c). */
+void cnn_free_packed(void *p);
+/* Diagnostics: packs alive in the shared regions, bytes carved there, regions mapped. */
+void cnn_packed_stats(int64_t *live, int64_t *carved, int64_t *regions);
 /* Thread policy: returns the team size for one call that asked for
  * `requested` (<= 0: all cores), shared fairly among concurrent callers so
  * several Python threads never oversubscribe the cores. Pair with _end. */

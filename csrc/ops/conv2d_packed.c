@@ -173,7 +173,7 @@ void cnn_conv2d_packed_free(cnn_conv2d_packed *pk)
 {
     if (!pk)
         return;
-    free(pk->wino);
+    cnn_free_packed(pk->wino);
     free(pk->w);
     free(pk);
 }

@@ -192,9 +192,9 @@ void cnn_conv2d_nchwc_free(cnn_conv2d_nchwc *pk)
 {
     if (!pk)
         return;
-    free(pk->w);
+    cnn_free_packed(pk->w);
     free(pk->bias);
-    free(pk->wino);
+    cnn_free_packed(pk->wino);
     free(pk);
 }
 

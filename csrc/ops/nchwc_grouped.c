@@ -111,7 +111,7 @@ cnn_status cnn_nchwc_grouped_pack(struct cnn_conv2d_nchwc *pk, const float *w, c
     const int64_t taps = p->kh * p->kw, sets = (pk->ocb * B + lanes - 1) / lanes;
     /* the direct pack stays: the portable run reads it where the level drops */
     pk->gwino = wino_wanted(p, pk->gi);
-    pk->w = cnn_alloc_floats(sets * taps * s * lanes + (pk->gwino ? sets * 16 * s * lanes : 0));
+    pk->w = cnn_alloc_packed(sets * taps * s * lanes + (pk->gwino ? sets * 16 * s * lanes : 0));
     free(pk->bias);
     pk->bias = cnn_alloc_floats(sets * lanes);
     if (!pk->w || !pk->bias)

@@ -30,7 +30,7 @@
  * shape; this only says whether it should be chosen. */
 int cnn_winograd_eligible(const cnn_conv2d_params *p);
 
-/* Transform w (K,C,3,3) once: *packed (free() it) holds 36 * 6*ceil(K/6) * C
+/* Transform w (K,C,3,3) once: *packed (cnn_free_packed it) holds 36 * 6*ceil(K/6) * C
  * floats (*packed_floats) in the layout above. Only p->k, p->c (and the
  * 3x3/s1/d1/g1 form) are used. */
 cnn_status cnn_winograd_pack_f32(const cnn_conv2d_params *p, const float *w,
