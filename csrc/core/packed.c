@@ -81,7 +81,8 @@ static region *region_new(void)
 float *cnn_alloc_packed(int64_t count)
 {
     int64_t b;
-    if (count < 0 || !cnn_mul_ok(count, (int64_t)sizeof(float), &b) || (size_t)b > CNN_MAX_WORKSPACE)
+    if (count < 0 || !cnn_mul_ok(count, (int64_t)sizeof(float), &b) ||
+        (size_t)b > CNN_MAX_WORKSPACE)
         return NULL;
     const size_t bytes = b ? ((size_t)b + 63) & ~(size_t)63 : 64;
     if (bytes <= SHARED_MAX) {

@@ -72,7 +72,7 @@ class CpuBackend(Backend):
         advised as transparent huge pages (fewer TLB misses; the tail stays 4 KiB
         pages, so no memory is added)."""
         if count * 4 >= _HUGE_FROM and hasattr(mmap, "MADV_HUGEPAGE"):
-            buf = mmap.mmap(-1, count * 4 + _HUGE)
+            buf = mmap.mmap(-1, count * 4 + _HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             raw = np.frombuffer(buf, np.float32)
             off = (-raw.ctypes.data % _HUGE) // 4
             try:
