@@ -108,3 +108,13 @@ def test_cpu_arena_buffers_are_aligned_private_and_sized(count):
     a[:] = 1.0
     b[:] = 2.0
     assert a[0] == 1.0 and a[-1] == 1.0 and b[-1] == 2.0
+    if count * 4 >= 4 << 20:
+        # a private map: transparent huge pages skip shared memory ("s" in maps)
+        at = a.ctypes.data
+        for line in open("/proc/self/maps"):
+            lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
+            if lo <= at < hi:
+                assert line.split()[1] == "rw-p", line
+                break
+        else:
+            pytest.fail("the buffer is not in /proc/self/maps")
