@@ -1,7 +1,8 @@
 /* Packed weights (written once at plan time, read by every run) on
  * transparent huge pages. A run streams every pack of a model through the
- * TLB (MNASNet's 17 MB: 4300 pages of 4 KiB against Zen 4's 3072-entry L2
- * TLB), and most packs are under the 2 MiB a huge page holds, so packs
+ * TLB (MNASNet-1.0's 12 MB of packs: some 3000 pages of 4 KiB against Zen
+ * 4's 3072-entry L2 TLB), and most packs are under the 2 MiB a huge page
+ * holds, so packs
  * are carved one after another from 64 MiB regions advised as huge pages:
  * only the pages packs touch are resident, so no memory is added but the
  * last page's tail. A region whose packs are all freed releases its pages

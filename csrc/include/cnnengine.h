@@ -39,7 +39,7 @@ int cnn_num_cores(void);
 /* The L2 cache size per core in bytes (sysconf; 1 MiB where unknown). */
 int64_t cnn_l2_bytes(void);
 /* Releases what a pack function returned (Winograd filters, a conv pack's
- * weights): packs share huge-page chunks (csrc/core/packed.c). */
+ * weights): packs share huge-page regions (csrc/core/packed.c). */
 void cnn_free_packed(void *p);
 /* Diagnostics: packs alive in the shared regions, bytes carved there, regions mapped. */
 void cnn_packed_stats(int64_t *live, int64_t *carved, int64_t *regions);
