@@ -2,12 +2,11 @@
  * transparent huge pages. A run streams every pack of a model through the
  * TLB (MNASNet-1.0's 12 MB of packs: some 3000 pages of 4 KiB against Zen
  * 4's 3072-entry L2 TLB), and most packs are under the 2 MiB a huge page
- * holds, so packs
- * are carved one after another from 64 MiB regions advised as huge pages:
- * only the pages packs touch are resident, so no memory is added but the
- * last page's tail. A region whose packs are all freed releases its pages
- * and is carved again. Packs over 16 MiB get a 2 MiB-aligned block of
- * their own whose whole 2 MiB pages are advised. */
+ * holds, so packs are carved one after another from 64 MiB regions
+ * advised as huge pages: only the pages packs touch are resident, so no
+ * memory is added but the last page's tail. A region whose packs are all
+ * freed releases its pages and is carved again. Packs over 16 MiB get a
+ * 2 MiB-aligned block of their own whose whole 2 MiB pages are advised. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
