@@ -76,6 +76,10 @@ cdef extern from "cnnengine.h" nogil:
     cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                                const float *x, const float *s,
                                                const float *residual, float *y, int threads)
+    cnn_status cnn_conv2d_nchwc_run_affine_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                               const float *x, const float *scale,
+                                               const float *shift, const cnn_epilogue *act,
+                                               const float *residual, float *y, int threads)
     cnn_status cnn_conv2d_nchwc_run_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                         const float *x, const float *residual, float *y,
                                         int threads)

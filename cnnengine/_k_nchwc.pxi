@@ -210,6 +210,33 @@ cdef class ConvNCHWc:
             cnn_threads_end()
         check(st)
 
+    def run_affine(self, const float[::1] x, const float[::1] scale, const float[::1] shift,
+                   const float[::1] residual, float[::1] y, int threads=0, int act=0,
+                   float alpha=0.0, float beta=0.0):
+        """y = conv(act(x * scale + shift)): scale and shift blocked per input
+        channel (ceil(C/8) * 8 floats), shared by the images; a flat 1x1
+        only (UnsupportedOpError otherwise)."""
+        cdef cnn_status st
+        cdef int t
+        cdef int64_t n
+        cdef cnn_epilogue ep = _epilogue(act, alpha, beta)
+        cdef const float *rp = opt_ptr(residual)
+        if x is None or x.shape[0] == 0 or x.shape[0] % self.in_per:
+            raise ShapeError(f"x: {0 if x is None else x.shape[0]} floats is not a positive "
+                             f"multiple of {self.in_per}")
+        n = x.shape[0] // self.in_per
+        _need(y, n * self.out_per, "y")
+        if residual is not None:
+            _need(residual, n * self.out_per, "residual")
+        _need(scale, _blocked_count(1, self.p.c, 1), "scale")
+        _need(shift, _blocked_count(1, self.p.c, 1), "shift")
+        with nogil:
+            t = cnn_threads_begin(threads)
+            st = cnn_conv2d_nchwc_run_affine_f32(self.pk, n, &x[0], &scale[0], &shift[0], &ep, rp,
+                                                 &y[0], t)
+            cnn_threads_end()
+        check(st)
+
     @property
     def algo(self):
         cdef int m = cnn_conv2d_nchwc_is_winograd(self.pk)

@@ -61,6 +61,11 @@ cdef cnn_status _s_conv_scaled(const void *v, int t) noexcept nogil:
     return cnn_conv2d_nchwc_run_scaled_f32(a.pk0, a.n, a.x, a.a, a.res, a.y, t)
 
 
+cdef cnn_status _s_conv_affine(const void *v, int t) noexcept nogil:
+    cdef const _step_args *a = <const _step_args *>v
+    return cnn_conv2d_nchwc_run_affine_f32(a.pk0, a.n, a.x, a.a, a.b, &a.ep, a.res, a.y, t)
+
+
 cdef cnn_status _s_conv_pooled(const void *v, int t) noexcept nogil:
     # a grouped conv this CPU does not interleave pools in a pass, as ConvNCHWc's runner
     cdef const _step_args *a = <const _step_args *>v
@@ -155,16 +160,17 @@ cdef int _positive(int64_t n, int64_t c, int64_t hw, str what) except -1:
     return 0
 
 
-def bind_conv(ConvNCHWc pk, x, residual, y, pool=None, s=None):
-    """ConvNCHWc.run (pool None, s None), run_pooled (pool) or run_scaled (s)."""
-    if pool is not None and s is not None:
-        raise ValueError("bind_conv: a conv is pooled or gated, not both")
+def bind_conv(ConvNCHWc pk, x, residual, y, pool=None, s=None, pre=None):
+    """ConvNCHWc.run (pool, s and pre None), run_pooled (pool), run_scaled
+    (s) or run_affine (pre: (scale, shift, act, alpha, beta))."""
+    if (pool is not None) + (s is not None) + (pre is not None) > 1:
+        raise ValueError("bind_conv: a conv is pooled, gated or normalised, one of them")
     cdef int64_t size = _size_of(x)
     if size == 0 or size % pk.in_per:
         raise ShapeError(f"x: {size} floats is not a positive multiple of {pk.in_per}")
     cdef int64_t n = size // pk.in_per
     cdef BoundStep b = _bound(_s_conv_scaled if s is not None else _s_conv_pooled if pool is not None
-                              else _s_conv, [pk, x, residual, y, pool, s])
+                              else _s_conv_affine if pre is not None else _s_conv, [pk, x, residual, y, pool, s, pre])
     b.a.pk0, b.a.n, b.a.c, b.a.hw = pk.pk, n, pk.p.k, pk.p.oh * pk.p.ow
     b.a.x = array_ptr(x, size, "x")
     b.a.y = array_ptr(y, n * pk.out_per, "y")
@@ -173,6 +179,10 @@ def bind_conv(ConvNCHWc pk, x, residual, y, pool=None, s=None):
         b.a.pool = array_ptr(pool, _blocked_count(n, pk.p.k, 1), "pool")
     if s is not None:
         b.a.a = array_ptr(s, n * _blocked_count(1, pk.p.c, 1), "s")
+    if pre is not None:
+        b.a.a = array_ptr(pre[0], _blocked_count(1, pk.p.c, 1), "scale")
+        b.a.b = array_ptr(pre[1], _blocked_count(1, pk.p.c, 1), "shift")
+        b.a.ep = _epilogue(pre[2], pre[3], pre[4])
     return b
 
 

@@ -31,6 +31,12 @@ static inline float *cnn_alloc_floats(int64_t count)
     return (float *)aligned_alloc(64, rounded ? rounded : 64);
 }
 
+/* A block of at least count floats kept from an earlier call
+ * (csrc/core/scratch.c), or a new one; *have: its size. Give it back with
+ * cnn_scratch_give (NULL: no memory). */
+float *cnn_scratch_take(int64_t count, int64_t *have);
+void cnn_scratch_give(float *p, int64_t have);
+
 /* Packed weights (written once at plan time, read by every run), 64-byte
  * aligned, on transparent huge pages (csrc/core/packed.c); not zeroed.
  * Release with cnn_free_packed. */

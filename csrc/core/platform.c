@@ -86,6 +86,7 @@ static void fill(cnn_platform *t, cnn_isa level)
         t->nchwc_global_pool = cnn_global_pool_nchwc_avx2;
         t->nchwc_scale = cnn_nchwc_scale_avx2;
         t->nchwc_affine = cnn_nchwc_affine_avx2;
+        t->nchwc_affine_span = cnn_nchwc_affine_span_avx2;
         t->nchwc_pool2d = cnn_pool2d_nchwc_avx2;
         t->nchwc_gather = cnn_nchwc_gather_avx2;
         t->nchwc_channel_norm = cnn_channel_norm_nchwc_avx2;

@@ -59,6 +59,11 @@ typedef void (*cnn_nchwc_scale_fn)(int64_t n, int64_t c, int64_t hw, const float
 typedef void (*cnn_nchwc_affine_fn)(int64_t n, int64_t c, int64_t hw, const float *x,
                                     const float *scale, const float *shift,
                                     const cnn_epilogue *ep, float *y, int threads);
+/* The same on px pixels of each of `blocks` block planes stride floats
+ * apart, x's and y's alike, on the calling thread (a conv's input chunk). */
+typedef void (*cnn_nchwc_affine_span_fn)(const float *x, int64_t stride, int64_t blocks,
+                                         int64_t px, const float *scale, const float *shift,
+                                         const cnn_epilogue *ep, float *y);
 typedef void (*cnn_nchwc_gpool_fn)(int64_t n, int64_t c, int64_t hw, int is_max,
                                    const float *x, float *y, int threads);
 typedef void (*cnn_nchwc_pool2d_fn)(const cnn_pool2d_params *p, int is_max, const float *x,
@@ -115,6 +120,7 @@ typedef struct cnn_platform {
     cnn_nchwc_gpool_fn nchwc_global_pool;
     cnn_nchwc_scale_fn nchwc_scale;
     cnn_nchwc_affine_fn nchwc_affine;
+    cnn_nchwc_affine_span_fn nchwc_affine_span;
     cnn_nchwc_pool2d_fn nchwc_pool2d;
     cnn_nchwc_gather_fn nchwc_gather;
     cnn_channel_norm_fn nchwc_channel_norm;

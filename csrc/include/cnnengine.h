@@ -234,6 +234,17 @@ cnn_status cnn_conv2d_nchwc_pack_f32(const cnn_conv2d_params *p, const float *w,
 cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                            const float *x, const float *s,
                                            const float *residual, float *y, int threads);
+/* The same conv of act(x * scale + shift) per input channel (a
+ * BatchNormalization and activation on the conv's input: DenseNet's
+ * norm -> relu -> 1x1), scale and shift blocked (ceil(C/8) * 8 floats, the
+ * padding lanes' finite). Applied as each thread reads its pixels, without
+ * a pass that writes and rereads the normalised input. A flat 1x1 (stride
+ * 1, no padding), groups 1, blocked input only: CNN_ERR_UNSUPPORTED
+ * otherwise. */
+cnn_status cnn_conv2d_nchwc_run_affine_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *scale,
+                                           const float *shift, const cnn_epilogue *act,
+                                           const float *residual, float *y, int threads);
 /* The same depthwise conv, and also pool (N, ceil(K/8), 8) = the mean of
  * each output channel over the plane, taken from the output as it is made
  * (squeeze-excitation's squeeze). Depthwise only: CNN_ERR_UNSUPPORTED

@@ -418,9 +418,11 @@ cnn_status cnn_conv2d_nchwc_run_scaled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     /* 2+ threads: the driver scales what each thread reads into its own
      * copy; one thread scales all weights first (its per-group scaling,
      * without the next group's prefetch, ran slower) */
-    if (threads > 1 && (!pk->wpair || plat->nchwc_wpair))
+    if (threads > 1 && (!pk->wpair || plat->nchwc_wpair)) {
+        const cnn_nchwc_gate gate = {s, pk->icb * B, NULL, {CNN_ACT_NONE, 0.f, 0.f}, NULL};
         return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
-                                    plat->nchwc_wide_rows, plat->act_row, s);
+                                    plat->nchwc_wide_rows, plat->act_row, &gate);
+    }
     /* or a pair pack at a level that reads single blocks (tests switch levels) */
     float *w = cnn_alloc_floats(count);
     if (!w)
@@ -455,11 +457,50 @@ cnn_status cnn_conv2d_nchwc_run_pooled_f32(const cnn_conv2d_nchwc *pk, int64_t n
     return run(pk, n, x, residual, y, pool, threads);
 }
 
+static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc *pk, int64_t n,
+                               const float *x, const float *residual, float *y, int threads,
+                               const cnn_nchwc_gate *gate);
+
+/* The driver's gated input, each thread normalising the pixels it reads
+ * into its own copy, at any thread count (DenseNet's standalone BN-ReLU
+ * pass read the concatenated input and wrote it again for the 1x1 to
+ * reread; at 2 threads half of it crossed between the cores twice). */
+cnn_status cnn_conv2d_nchwc_run_affine_f32(const cnn_conv2d_nchwc *pk, int64_t n,
+                                           const float *x, const float *scale,
+                                           const float *shift, const cnn_epilogue *act,
+                                           const float *residual, float *y, int threads)
+{
+    if (!pk || !x || !scale || !shift || !act || !y)
+        return CNN_ERR_ARG;
+    const cnn_conv2d_params *p = &pk->p;
+    if (p->groups != 1 || pk->depthwise || pk->in_nchw || pk->wino || pk->gi || pk->cb != B ||
+        p->kh != 1 || p->kw != 1 || p->sh != 1 || p->sw != 1 || (p->pt | p->pl | p->pb | p->pr))
+        return CNN_ERR_UNSUPPORTED;
+    if (!cnn_act_valid(act))
+        return CNN_ERR_ARG;
+    if (n < 1)
+        return CNN_ERR_SHAPE;
+    int64_t t;
+    if (!cnn_mul_ok(n, pk->icb * B * p->h * p->w, &t) || !cnn_mul_ok(n, pk->ocb * p->oh * p->ow * B, &t))
+        return CNN_ERR_SHAPE;
+    const cnn_platform *plat = cnn_plat();
+    if (!plat->nchwc_pair_rows || !plat->nchwc_affine_span)
+        return CNN_ERR_UNSUPPORTED;
+    const cnn_nchwc_gate gate = {scale, 0, shift, *act, plat->nchwc_affine_span};
+    if (threads < 1)
+        threads = 1;
+    if (pk->wpair && !plat->nchwc_wpair)
+        return run_unpaired(plat, pk, n, x, residual, y, threads, &gate);
+    return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
+                                plat->nchwc_wide_rows, plat->act_row, &gate);
+}
+
 /* A pack in block pairs run at a level whose kernels read single blocks
  * (after cnn_set_isa lowered it): its weights copied back to the plain
  * layout, each run (only tests switch levels between packing and running). */
 static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc *pk, int64_t n,
-                               const float *x, const float *residual, float *y, int threads)
+                               const float *x, const float *residual, float *y, int threads,
+                               const cnn_nchwc_gate *gate)
 {
     cnn_conv2d_nchwc plain = *pk;
     plain.wpair = 0;
@@ -473,7 +514,7 @@ static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc 
                     memcpy(plain.w + cnn_nchwc_w_at(&plain, ob, ib, r, ci),
                            pk->w + cnn_nchwc_w_at(pk, ob, ib, r, ci), B * sizeof(float));
     const cnn_status st = cnn_nchwc_conv_drive(&plain, n, x, residual, y, threads,
-                                               plat->nchwc_pair_rows, NULL, plat->act_row, NULL);
+                                               plat->nchwc_pair_rows, NULL, plat->act_row, gate);
     free(plain.w);
     return st;
 }
@@ -508,7 +549,7 @@ static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
     if (pool)
         return CNN_ERR_UNSUPPORTED;
     if (pk->wpair && !plat->nchwc_wpair)
-        return run_unpaired(plat, pk, n, x, residual, y, threads);
+        return run_unpaired(plat, pk, n, x, residual, y, threads, NULL);
     return cnn_nchwc_conv_drive(pk, n, x, residual, y, threads, plat->nchwc_pair_rows,
                                 plat->nchwc_wide_rows, plat->act_row, NULL);
 }

@@ -123,6 +123,9 @@ void cnn_nchwc_scale_avx2(int64_t n, int64_t c, int64_t hw, const float *x, cons
                           float *y, int threads);
 void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,
                            const float *shift, const cnn_epilogue *ep, float *y, int threads);
+void cnn_nchwc_affine_span_avx2(const float *x, int64_t stride, int64_t blocks, int64_t px,
+                                const float *scale, const float *shift, const cnn_epilogue *ep,
+                                float *y);
 void cnn_pool2d_nchwc_avx2(const cnn_pool2d_params *p, int is_max, const float *x, float *y,
                            int threads);
 void cnn_nchwc_gather_avx2(int64_t n, int64_t hw, int count, const float *const *xs,

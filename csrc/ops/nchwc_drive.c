@@ -61,10 +61,11 @@ typedef struct plan {
     int64_t units;
     int64_t in_lo, in_hi;   /* interior output columns: every tap kx inside [0, w) */
     const void *fns[4];     /* the kernels for 1..4 blocks */
-    const float *gate;      /* per image and input channel, or NULL (plan_gate) */
+    const cnn_nchwc_gate *gate;   /* applied to the input, or NULL (plan_gate) */
     int gate_x;             /* the gate scales the input (else the weights) */
     int64_t gper, gmarks;   /* floats of a thread's scaled copy; chunks or groups it marks */
-    float *gbuf;            /* the threads' copies */
+    float *gbuf;            /* the threads' copies (cnn_scratch_take: ghave floats) */
+    int64_t ghave;
     int64_t *gdone;         /* per thread and chunk/group: image + 1 its copy holds */
     int ncut;               /* threads the units are cut for (plan_cuts), or 0: static */
     int64_t cut[9];         /* thread j runs units [cut[j], cut[j + 1]) */
@@ -203,11 +204,18 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     return 1;
 }
 
+/* The gate applies to the input chunks (plan_gate): a flat 1x1 on a plane
+ * smaller than K (C*H*W multiplies, not K*C), and always with a shift. */
+static int gates_x(const plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_gate *gate)
+{
+    return gate && pl->flat && (pl->ow < pk->p.k || gate->shift);
+}
+
 /* The row shape: a flat 1x1 (stride 1, no padding) as one row of h*w
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
  * the wide 1x1 kernels' input passes and next-tile prefetch. */
 static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const float *residual,
-                       const float *y, int threads, const float *gate)
+                       const float *y, int threads, const cnn_nchwc_gate *gate)
 {
     const cnn_conv2d_params *p = &pl->p;
     const int64_t cb = pk->cb;
@@ -226,7 +234,7 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
      * (measured: docs/performance.md, 2026-12-06) */
     const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
     pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
-                 (pl->ow > 196 || (threads > 1 && gate && pl->ow < pk->p.k)) &&
+                 (pl->ow > 196 || (threads > 1 && gates_x(pl, pk, gate))) &&
                  !(residual && residual < y + ysize && y < residual + ysize);
     /* an input over 512 KiB comes from L3: prefetch the next tile's */
     pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
@@ -422,11 +430,11 @@ static int64_t cut_units(plan *pl, int64_t n, int threads, int fixed)
  * share by over 1/32 and adds at most 1/16 to the tiles of 12. Not a
  * gated conv that scales its input chunks (plan_gate splits those). */
 static void plan_cuts(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads,
-                      const float *gate)
+                      const cnn_nchwc_gate *gate)
 {
     pl->ncut = 0;
     if (threads < 2 || threads > 8 || pl->gfast || !pl->flat || !pl->wide || pk->cb != B ||
-        (gate && pl->ow < pk->p.k) || pl->units >= 16 * threads)
+        gates_x(pl, pk, gate) || pl->units >= 16 * threads)
         return;
     const plan keep = *pl;
     const int64_t tiles = chunk_tiles(pl->ow, pl->chunk), per = pl->units / pl->nchunks;
@@ -566,14 +574,26 @@ static void plan_kernels(plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_r
  * cost 2 threads more than the scaling: MobileNetV3's 960->160 @7x7 gated
  * in two steps). A flat 1x1 on a plane smaller than K scales its input
  * chunks (C*H*W multiplies, not K*C), others the weights of their groups. */
-static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, const float *gate, int threads)
+static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n,
+                            const cnn_nchwc_gate *gate, int threads)
 {
     pl->gate = gate;
     pl->gbuf = NULL;
     pl->gdone = NULL;
     if (!gate)
         return CNN_OK;
-    pl->gate_x = pl->flat && pl->ow < pk->p.k;
+    pl->gate_x = gates_x(pl, pk, gate);
+    if (gate->shift && (!pl->gate_x || !gate->affine))
+        return CNN_ERR_UNSUPPORTED;
+    /* an affine's chunks: a count the threads divide (DenseNet's 1x1s), so
+     * that each thread normalises only its own pixels */
+    if (gate->shift && threads > 1 && !pl->ncut && pl->nchunks % threads &&
+        pl->ow >= 2 * (int64_t)threads) {
+        const int64_t nc = (pl->nchunks + threads - 1) / threads * threads;
+        pl->chunk = (pl->ow + nc - 1) / nc;
+        pl->nchunks = (pl->ow + pl->chunk - 1) / pl->chunk;
+        pl->units = n * pl->groups * pl->oh * pl->nchunks;
+    }
     /* input chunks whole per thread (sets fastest): each thread scales
      * only its own pixels, and reads each set's weights once as before */
     if (pl->gate_x && threads > 1 && !pl->ncut && pl->nchunks % threads == 0)
@@ -585,7 +605,7 @@ static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, const float *g
     int64_t t;
     if (!cnn_mul_ok(per, threads, &t))
         return CNN_ERR_SHAPE;
-    pl->gbuf = cnn_alloc_floats(t);
+    pl->gbuf = cnn_scratch_take(t, &pl->ghave);
     pl->gdone = calloc((size_t)(threads * pl->gmarks), sizeof(int64_t));
     return pl->gbuf && pl->gdone ? CNN_OK : CNN_ERR_OOM;
 }
@@ -597,11 +617,15 @@ static void gate_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t img, i
                       int64_t ck, int64_t x0, int64_t x1, float *buf, int64_t *done,
                       const float **ximg, const float **w)
 {
-    const float *s = pl->gate + img * pk->icb * B;
+    const cnn_nchwc_gate *gt = pl->gate;
+    const float *s = gt->scale + img * gt->stride;
     if (pl->gate_x) {
         const int64_t xplane = pl->h * pl->w * pk->cb;
         if (done[ck] != img + 1) {
-            for (int64_t ib = 0; ib < pl->in_blocks; ib++) {
+            if (gt->shift)
+                gt->affine(*ximg + x0 * B, xplane, pl->in_blocks, x1 - x0, s, gt->shift, &gt->act,
+                           buf + x0 * B);
+            for (int64_t ib = 0; ib < pl->in_blocks && !gt->shift; ib++) {
                 const float *src = *ximg + ib * xplane + x0 * B, *f = s + ib * B;
                 float *dst = buf + ib * xplane + x0 * B;
                 for (int64_t q = 0; q < (x1 - x0) * B; q += B)
@@ -762,7 +786,7 @@ static void drive_unit(void *ctx, int64_t u, int slot)
 cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
                                 const cnn_nchwc_rows *pairs, const cnn_nchwc_rows *wide,
-                                cnn_act_row_fn act, const float *gate)
+                                cnn_act_row_fn act, const cnn_nchwc_gate *gate)
 {
     plan pl;
     if (!pk->wpair)   /* the wide kernels read block-pair packs only */
@@ -786,13 +810,14 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     if (threads > pl.units)
         threads = (int)pl.units;
     plan_cuts(&pl, pk, n, threads, gate);
-    const cnn_status st = plan_gate(&pl, pk, gate, threads);
+    const cnn_status st = plan_gate(&pl, pk, n, gate, threads);
     /* no stealing in a gated conv: a thief scales a whole operand for one unit */
     if (st == CNN_OK) {
         pl.pk = pk, pl.residual = residual, pl.y = y, pl.act = act;
         cnn_pool_for(threads, pl.units, pl.ncut ? pl.cut : NULL, !gate && cnn_threads_steal(),
                      drive_unit, &pl);
     }
-    free(pl.gbuf), free(pl.gdone), free(pl.xcopy), free(pl.tiles), free(pl.tcut);
+    cnn_scratch_give(pl.gbuf, pl.ghave);
+    free(pl.gdone), free(pl.xcopy), free(pl.tiles), free(pl.tcut);
     return st;
 }

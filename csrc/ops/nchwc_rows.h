@@ -73,15 +73,26 @@ float *cnn_nchwc_subsampled_input(const cnn_conv2d_params *p, const float *x, in
 /* Taps [k0, k1) of k, dilation d, whose input i0 + k * d lies in [0, n). */
 void cnn_nchwc_tap_range(int64_t i0, int64_t k, int64_t d, int64_t n, int32_t *k0, int32_t *k1);
 
+/* What a conv applies to its input per channel as it reads it: x * scale
+ * (a squeeze-excitation gate, per image), or act(x * scale + shift) (a
+ * BatchNormalization and activation before a flat 1x1, one for all images). */
+typedef struct cnn_nchwc_gate {
+    const float *scale;      /* blocked (icb * 8) floats per image */
+    int64_t stride;          /* floats from one image's scale to the next's: 0 shares one */
+    const float *shift;      /* NULL: a gate, which may scale the weights instead */
+    cnn_epilogue act;        /* after the shift */
+    cnn_nchwc_affine_span_fn affine;   /* the level's, for a shift */
+} cnn_nchwc_gate;
+
 /* The blocked convolution (not depthwise, not Winograd) of pk: pairs' row
  * kernels, wide's (NULL: none) where they cover more blocks; act the
  * exp-based activations the tiles leave to a pass over each stored row.
- * gate: NULL, or the conv of x scaled per image and input channel (blocked
- * (n, icb, 8); groups 1, blocked input, pk's own layout). */
+ * gate: NULL, or the conv of the gated input (groups 1, blocked input,
+ * pk's own layout; with a shift a flat 1x1 only). */
 cnn_status cnn_nchwc_conv_drive(const struct cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                                 const float *residual, float *y, int threads,
                                 const cnn_nchwc_rows *pairs, const cnn_nchwc_rows *wide,
-                                cnn_act_row_fn act, const float *gate);
+                                cnn_act_row_fn act, const cnn_nchwc_gate *gate);
 
 /* The activations applied in registers as a tile is stored: short enough
  * to inline in every tile variant. The others (exp-based: sigmoid, SiLU,

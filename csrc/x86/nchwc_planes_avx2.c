@@ -116,23 +116,32 @@ typedef struct affine_job {
     float *y;
 } affine_job;
 
-static void affine_unit(void *ctx, int64_t q, int slot)
+/* hw pixels of one block plane: d = act(src * scale + shift). */
+static inline void affine_plane(const float *src, float *d, int64_t hw, const float *scale,
+                                const float *shift, const cnn_epilogue *ep)
 {
-    const affine_job *jb = (const affine_job *)ctx;
-    (void)slot;
-    const int64_t hw = jb->hw, cbs = jb->cbs;
-    const float *x = jb->x, *scale = jb->scale, *shift = jb->shift;
-    const cnn_epilogue *ep = jb->ep;
-    float *y = jb->y;
-    const __m256 f = _mm256_loadu_ps(scale + q % cbs * B);
-    const __m256 a = _mm256_loadu_ps(shift + q % cbs * B);
-    const float *src = x + q * hw * B;
-    float *d = y + q * hw * B;
+    const __m256 f = _mm256_loadu_ps(scale), a = _mm256_loadu_ps(shift);
     const cnn_epilogue e = *ep;    /* see conv_tile */
     for (int64_t p = 0; p < hw; p++)
         _mm256_storeu_ps(d + p * B, cnn_act_v(&e, _mm256_fmadd_ps(_mm256_loadu_ps(src + p * B), f, a)));
     if (!cnn_act_in_tile(ep->act))   /* the ones cnn_act_v left out */
         cnn_act_row_avx2(ep, d, d, hw * B);
+}
+
+static void affine_unit(void *ctx, int64_t q, int slot)
+{
+    const affine_job *jb = (const affine_job *)ctx;
+    (void)slot;
+    const int64_t hw = jb->hw, c0 = q % jb->cbs * B;
+    affine_plane(jb->x + q * hw * B, jb->y + q * hw * B, hw, jb->scale + c0, jb->shift + c0, jb->ep);
+}
+
+void cnn_nchwc_affine_span_avx2(const float *x, int64_t stride, int64_t blocks, int64_t px,
+                                const float *scale, const float *shift, const cnn_epilogue *ep,
+                                float *y)
+{
+    for (int64_t b = 0; b < blocks; b++)
+        affine_plane(x + b * stride, y + b * stride, px, scale + b * B, shift + b * B, ep);
 }
 
 void cnn_nchwc_affine_avx2(int64_t n, int64_t c, int64_t hw, const float *x, const float *scale,

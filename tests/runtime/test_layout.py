@@ -201,7 +201,11 @@ def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
     m = ce.load(net)
     y = m.run(x)
     ops = _ops(m, x)
-    assert ops["cnn.PoolNCHWc"] == 3 and ops["cnn.AffineNCHWc"] == 1, ops
+    # the BN (its ReLU with it) normalises pw3's input as pw3 reads it
+    assert ops["cnn.PoolNCHWc"] == 3 and ops["cnn.AffineNCHWc"] == 0, ops
+    plan = m._exec.plan_for({"x": x})
+    assert [(s.node.name, s.node.params.pre.act) for s in plan.steps
+            if s.node.op == "cnn.ConvNCHWc" and s.node.params.pre is not None] == [("bn", "relu")]
     assert ops["Concat"] == 1 and ops["cnn.GatherNCHWc"] == 1 and ops["cnn.ToNCHWc"] == 0, ops
     assert ops["cnn.ToNCHW"] == 1, ops              # y, the graph's output
     assert "Relu" not in ops, ops                    # fused into the BatchNormalization
@@ -212,6 +216,70 @@ def test_pooling_batchnorm_and_concat_stay_blocked(rng, plain):
     assert_close(y2, y, rtol=1e-6)
     assert got["bn"].min() < 0 and got["relu"].min() >= 0
     assert_close(got["relu"], np.maximum(got["bn"], 0), rtol=1e-6)
+
+
+def _bn_relu_net(rng, c=21, k=11, hw=(9, 7), shared=False, exposed=False, act="Relu"):
+    """Concat -> BatchNormalization -> act -> 1x1 conv (DenseNet's layer),
+    the normalised value also read by a 3x3 conv (shared) or a graph
+    output (exposed)."""
+    inits = [init(rng, "w0", 8, 3, 3, 3), init(rng, "w1", c - 8, 3, 1, 1), init(rng, "g", c),
+             init(rng, "b", c), init(rng, "m", c), init(rng, "w2", k, c, 1, 1), init(rng, "b2", k),
+             init(rng, "w3", k, c, 3, 3),
+             numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "v")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "w1"], ["c1"], name="side"),
+             helper.make_node("Concat", ["c0", "c1"], ["cat"], name="cat", axis=1),
+             helper.make_node("BatchNormalization", ["cat", "g", "b", "m", "v"], ["bn"], name="bn"),
+             helper.make_node(act, ["bn"], ["r"], name="act"),
+             helper.make_node("Conv", ["r", "w2", "b2"], ["y"], name="conv1")]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", k, *hw])]
+    if shared:
+        nodes.append(helper.make_node("Conv", ["r", "w3"], ["y3"], name="conv3", pads=[1, 1, 1, 1]))
+        outs.append(helper.make_tensor_value_info("y3", TensorProto.FLOAT, ["N", k, *hw]))
+    if exposed:
+        outs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", c, *hw]))
+    g = helper.make_graph(nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *hw])],
+                          outs, inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("batch,hw,act", [(1, (9, 7), "Relu"), (3, (1, 1), "Relu"), (2, (56, 56), "Relu"),
+                                          (2, (9, 7), "Sigmoid")])
+def test_batchnorm_before_a_1x1_is_its_input_normalisation(batch, hw, act, rng, plain, monkeypatch):
+    """DenseNet's norm -> relu -> 1x1: one step (the 1x1 normalises what it
+    reads), the same output as the NCHW plan, the two-step plan
+    (CNNENGINE_FUSE_AFFINE=0) and ONNX Runtime, at 1 and 2 threads."""
+    net = _bn_relu_net(rng, hw=hw, act=act)
+    x = rng.standard_normal((batch, 3, *hw)).astype(np.float32)
+    m = ce.load(net)
+    ops = _ops(m, x)
+    assert ops["cnn.AffineNCHWc"] == 0 and ops["cnn.ConvNCHWc"] == 3, ops
+    monkeypatch.setenv("CNNENGINE_FUSE_AFFINE", "0")
+    two = ce.load(net)
+    assert _ops(two, x)["cnn.AffineNCHWc"] == 1
+    want = ort_run(net, x)
+    for threads in (1, 2):
+        y = ce.load(net, threads=threads).run(x) if threads > 1 else m.run(x)
+        assert_close(y, two.run(x), rtol=1e-6, what=f"two steps, {threads} threads")
+        assert_close(y, want, rtol=1e-4, what=f"ONNX Runtime, {threads} threads")
+    assert_close(m.run(x), plain(net).run(x), rtol=1e-5)
+    # the normalised value is gone from the fast plan: a capture runs the plain one
+    y, got = m.run(x, capture=["bn", "act"])
+    assert_close(y, want, rtol=1e-4)
+    assert got["act"].shape == (batch, 21, *hw)
+
+
+@pytest.mark.parametrize("shared,exposed", [(True, False), (False, True)])
+def test_batchnorm_read_elsewhere_stays_a_step(shared, exposed, rng):
+    """A normalised value a 3x3 conv also reads, or that the graph outputs,
+    is still made by its own step."""
+    net = _bn_relu_net(rng, shared=shared, exposed=exposed)
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    m = ce.load(net)
+    assert _ops(m, x)["cnn.AffineNCHWc"] == 1
+    got = m.run(x)
+    assert isinstance(got, dict) and set(got) == {"y", "y3" if shared else "r"}
+    assert_close(got["y"], ort_run(net, x), rtol=1e-4)
 
 
 def test_single_input_concat_stays_blocked(rng):

@@ -115,7 +115,7 @@ def _pointwise(node):
         return False
     p = node.params
     c = p.conv
-    if p.in_nchw or p.pooled or c.group != 1 or (len(node.inputs) > 4 and node.inputs[4]):
+    if p.in_nchw or p.pooled or p.pre is not None or c.group != 1 or (len(node.inputs) > 4 and node.inputs[4]):
         return False
     return tuple(c.strides) == (1, 1) and not any(c.pads or ()) and c.auto_pad in ("NOTSET", "VALID") and \
         tuple(c.kernel_shape or (1, 1)) == (1, 1)
@@ -139,8 +139,14 @@ def _weights_1x1(node, shapes):
     return len(k) == 4 and k[2] == k[3] == 1
 
 
+def flat_1x1(node, shapes):
+    """node is a cnn.ConvNCHWc 1x1, stride 1, unpadded, groups 1, on
+    blocked input, with one output and nothing applied to its input."""
+    return _pointwise(node) and _weights_1x1(node, shapes)
+
+
 def _streamable_1x1(node, shapes, with_residual):
-    if not (_pointwise(node) and _weights_1x1(node, shapes)):
+    if not flat_1x1(node, shapes):
         return False
     return with_residual or not (len(node.inputs) > 3 and node.inputs[3])
 

@@ -50,6 +50,7 @@ class ConvNCHWcParams:
     out_channels: int         # K of the output
     in_nchw: bool = False     # a stem reading the NCHW image directly
     pooled: bool = False      # a second output: the spatial mean of the output (a squeeze)
+    pre: "AffineParams" = None  # act(x * scale + shift) applied to x as it is read (layout.fuse_affines)
 
 
 @register
@@ -75,6 +76,8 @@ class ConvNCHWc(OpDef):
 
     def reference(self, p, ins):
         x = ins[0] if p.in_nchw else unblock(ins[0], p.channels)
+        if p.pre is not None:
+            x = affine(p.pre, x)
         plain = [x] + list(ins[1:3])
         if len(ins) > 3:
             plain.append(None if ins[3] is None else unblock(ins[3], p.out_channels))
@@ -255,12 +258,16 @@ class AffineNCHWc(PerPixel):
         return [tuple(in_shapes[0])]
 
     def reference(self, p, ins):
-        from ... import functional as F
-        x = unblock(ins[0], p.channels)
-        s = np.asarray(p.scale, np.float32).reshape(1, -1, 1, 1)
-        t = np.asarray(p.shift, np.float32).reshape(1, -1, 1, 1)
-        y = (x * s + t).astype(np.float32)
-        return [block(F.activation(y, p.act, p.act_alpha, p.act_beta) if p.act else y)]
+        return [block(affine(p, unblock(ins[0], p.channels)))]
+
+
+def affine(p, x):
+    """AffineParams p on NCHW x: act(x * scale + shift) per channel."""
+    from ... import functional as F
+    s = np.asarray(p.scale, np.float32).reshape(1, -1, 1, 1)
+    t = np.asarray(p.shift, np.float32).reshape(1, -1, 1, 1)
+    y = (x * s + t).astype(np.float32)
+    return F.activation(y, p.act, p.act_alpha, p.act_beta) if p.act else y
 
 
 @dataclass(frozen=True)

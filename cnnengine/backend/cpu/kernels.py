@@ -169,12 +169,32 @@ def _conv_nchwc(node, shapes, dtypes, oshape, static):
     run_gated.bind = lambda ins, out: (K.bind_conv(pk, ins[0], ins[3] if has_res else None, out, s=ins[4]),
                                        out)
 
+    if p.pre is not None:
+        return _conv_pre(pk, p.pre, in_shape[1], has_res, oshape)
     if len(node.outputs) > 1:
         return run_pooled
     if not has_gate:
         run.pack, run.dims = pk, dims      # for window runs (conv_window)
         return run
     return run_gated
+
+
+def _conv_pre(pk, pre, c, has_res, oshape):
+    """conv(act(x * scale + shift)) (layout.fuse_affines): the C driver
+    normalises each thread's input chunks as it reads them."""
+    cb = (c + 7) // 8
+    scale, shift = np.zeros(cb * 8, np.float32), np.zeros(cb * 8, np.float32)
+    scale[:c], shift[:c] = pre.scale, pre.shift
+    act = _act_code(pre)
+
+    def run(ins, out, t):
+        y = _buf(out, oshape)
+        pk.run_affine(ins[0].reshape(-1), scale, shift, ins[3].reshape(-1) if has_res else None,
+                      y.reshape(-1), t, *act)
+        return y
+    run.bind = lambda ins, out: (K.bind_conv(pk, ins[0], ins[3] if has_res else None, out,
+                                             pre=(scale, shift) + act), out)
+    return run
 
 
 def conv_window(plan_runner, node):
@@ -184,7 +204,7 @@ def conv_window(plan_runner, node):
     if node.op == "cnn.BlockNCHWc":
         return block_window(plan_runner, node)
     pk = getattr(plan_runner, "pack", None)
-    if pk is None or node.op != "cnn.ConvNCHWc":
+    if pk is None or node.op != "cnn.ConvNCHWc" or params_of(node).pre is not None:
         return None
     p = params_of(node)
     c = p.conv

@@ -33,7 +33,7 @@ from ...ir.graph import Node
 from ...ir.weights import shape_of
 from ...ops import params_of
 from ...ops.epilogue import KERNEL_ACTS
-from .blocked_block import fuse_blocks
+from .blocked_block import flat_1x1, fuse_blocks
 from .blocked_ops import BLOCK, blocked_shape  # noqa: F401  (re-exported for kernels.py)
 from .blocked_ops import (AffineParams, ChannelNormNCHWcParams, Channels, ConvNCHWcParams, GatherParams,
                           GlobalPoolNCHWcParams, PoolNCHWcParams, ToNCHWParams)
@@ -127,9 +127,47 @@ def to_blocked(nodes, shapes, dtypes, static, outputs):
     for v in outputs:
         rw.need_plain(v)
     _drop_unused_gathers(rw)
+    normalised = fuse_affines(rw.out, shapes, outputs)
     from ... import _kernels as K
     nodes, gone = fuse_blocks(rw.out, shapes, outputs, K.l2_bytes())
+    gone |= normalised
     return nodes, {v: t for v, t in rw.blk.items() if t not in gone}
+
+
+def fuse_affines(nodes, shapes, outputs):
+    """Each standalone BatchNormalization (cnn.AffineNCHWc, its activation
+    with it) that only a flat 1x1 conv reads becomes that conv's input
+    normalisation (ConvNCHWcParams.pre), in place in nodes: DenseNet's
+    norm -> relu -> 1x1 on every concatenated input, whose separate pass
+    wrote what the conv then reread (at 2 threads half of it crossing
+    between the cores). The step keeps the affine's name, as fused blocks
+    keep their first layer's. Returns the values no step makes any more
+    (a capture of one runs the unfused plan). CNNENGINE_FUSE_AFFINE=0
+    (read when a plan is made) keeps the two steps."""
+    if os.environ.get("CNNENGINE_FUSE_AFFINE", "1") == "0":
+        return set()
+    readers = {}
+    for n in nodes:
+        for v in n.inputs:
+            if v:
+                readers.setdefault(v, []).append(n)
+    protected = {v + SUFFIX for v in outputs}
+    gone = set()
+    for i, aff in enumerate(nodes):
+        if aff is None or aff.op != "cnn.AffineNCHWc" or aff.outputs[0] in protected:
+            continue
+        users = readers.get(aff.outputs[0], [])
+        conv = users[0] if len(users) == 1 else None
+        if conv is None or not flat_1x1(conv, shapes) or conv.inputs[0] != aff.outputs[0] or \
+                aff.outputs[0] in conv.inputs[1:]:
+            continue
+        j = next(k for k, n in enumerate(nodes) if n is conv)
+        nodes[j] = Node(aff.name, conv.op, [aff.inputs[0]] + list(conv.inputs[1:]), list(conv.outputs),
+                        {}, replace(conv.params, pre=aff.params), aff.fused + (conv.name,) + conv.fused)
+        nodes[i] = None
+        gone.add(aff.outputs[0])
+    nodes[:] = [n for n in nodes if n is not None]
+    return gone
 
 
 class _Rewrite:
