@@ -10,10 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nchwc_rows.h"
+#include "nchwc_plan.h"
 #include "pool.h"
-
-#define B CNN_NCHWC
 
 /* A table's kernel for b + 1 blocks of a conv of the given shape (0: flat
  * 1x1, 1: span rows, 2: rows of the kind, 3: tile lists), or NULL. */
@@ -41,46 +39,7 @@ static int pick_rows(const cnn_conv2d_params *p, int64_t cb)
     return CNN_ROW_C8;
 }
 
-/* One call's plan: the geometry the kernels see, the unit split, the kernels. */
-typedef struct plan {
-    cnn_conv2d_params p;    /* pk->p with the geometry of the input read (a copy's) */
-    const float *x;         /* the input read */
-    float *xcopy;           /* the padded or subsampled copy to free, or NULL */
-    int64_t in_blocks;      /* input block planes per image */
-    int64_t h, w, oh, ow;   /* as the kernels see them: a flat 1x1 or span conv is one row */
-    int64_t span_ow;        /* a span conv's real output width */
-    int flat, span, passes, pf_next, gfast, wide, shape, kind, threads;
-    int tiles_ok;           /* the kernels take tile lists (shape 3) */
-    cnn_ptile *tiles;       /* a padded small plane's tiles (shape 3), or NULL */
-    int64_t *tcut;          /* chunk c's tiles: [tcut[c], tcut[c + 1]) */
-    int64_t ntiles;
-    int64_t wob;            /* floats per output block of packed weights */
-    int64_t gblocks, gpairs, pairs;   /* blocks and pairs per conv group; pairs in all */
-    int64_t chunk, nchunks; /* output pixels per unit; units per row */
-    int64_t gp, groups;     /* pairs per unit; units per (image, row, chunk) */
-    int64_t units;
-    int64_t in_lo, in_hi;   /* interior output columns: every tap kx inside [0, w) */
-    const void *fns[4];     /* the kernels for 1..4 blocks */
-    const cnn_nchwc_gate *gate;   /* applied to the input, or NULL (plan_gate) */
-    int gate_x;             /* the gate scales the input (else the weights) */
-    int64_t gper, gmarks;   /* floats of a thread's scaled copy; chunks or groups it marks */
-    float *gbuf;            /* the threads' copies (cnn_scratch_take: ghave floats) */
-    int64_t ghave;
-    int64_t *gdone;         /* per thread and chunk/group: image + 1 its copy holds */
-    int ncut;               /* threads the units are cut for (plan_cuts), or 0: static */
-    int64_t cut[9];         /* thread j runs units [cut[j], cut[j + 1]) */
-    /* the call's arguments, for the pool's units (drive_unit) */
-    const cnn_conv2d_nchwc *pk;
-    const float *residual;
-    float *y;
-    cnn_act_row_fn act;
-} plan;
-
-/* The first output block of pair q: pairs never straddle two conv groups. */
-static inline int64_t pair_block(const plan *pl, int64_t q)
-{
-    return q / pl->gpairs * pl->gblocks + 2 * (q % pl->gpairs);
-}
+typedef cnn_nchwc_plan plan;
 
 /* The input the kernels read: a zero-padded copy (except for a stem, whose
  * cold RGB input costs more to copy than its border pixels, and a wide
@@ -204,12 +163,6 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     return 1;
 }
 
-/* The gate applies to the input chunks (plan_gate): a flat 1x1 on a plane
- * smaller than K (C*H*W multiplies, not K*C), and always with a shift. */
-static int gates_x(const plan *pl, const cnn_conv2d_nchwc *pk, const cnn_nchwc_gate *gate)
-{
-    return gate && pl->flat && (pl->ow < pk->p.k || gate->shift);
-}
 
 /* The row shape: a flat 1x1 (stride 1, no padding) as one row of h*w
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
@@ -234,7 +187,7 @@ static void plan_shape(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, const fl
      * (measured: docs/performance.md, 2026-12-06) */
     const int64_t ysize = n * pk->ocb * p->oh * p->ow * B;
     pl->passes = pl->wide && pl->flat && cb == B && pk->icb > 24 &&
-                 (pl->ow > 196 || (threads > 1 && gates_x(pl, pk, gate))) &&
+                 (pl->ow > 196 || (threads > 1 && cnn_nchwc_gates_x(pl, pk, gate))) &&
                  !(residual && residual < y + ysize && y < residual + ysize);
     /* an input over 512 KiB comes from L3: prefetch the next tile's */
     pl->pf_next = pl->wide && pl->flat && cb == B && pl->in_blocks * pl->h * pl->w * B > 131072;
@@ -335,131 +288,6 @@ static void plan_groups(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int thr
     pl->units = n * pl->groups * pl->oh * pl->nchunks;
 }
 
-/* The largest share of pair-pixels a thread gets from the static split of
- * the units in the order run_unit decodes them (gfast: sets fastest). */
-static int64_t plan_max_share(const plan *pl, int64_t n, int threads, int gfast)
-{
-    const int64_t units = n * pl->groups * pl->oh * pl->nchunks;
-    const int64_t q = units / threads, r = units % threads;
-    int64_t worst = 0, u = 0;
-    for (int t = 0; t < threads; t++) {
-        int64_t share = 0;
-        for (const int64_t end = u + q + (t < r); u < end; u++) {
-            const int64_t g = gfast ? u % pl->groups : u / (pl->oh * pl->nchunks) % pl->groups;
-            const int64_t ck = gfast ? u / pl->groups % pl->nchunks : u % pl->nchunks;
-            const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
-            const int64_t x0 = ck * pl->chunk;
-            share += pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
-        }
-        if (share > worst)
-            worst = share;
-    }
-    return worst;
-}
-
-/* A flat 1x1 whose sets the threads split unevenly (odd pair counts:
- * 240->40 at 28x28 as 2:1, 480->80 at 14x14 as 6:4) splits its pixels
- * instead, each thread running every set over its chunks (48 pixels or
- * more), where that cuts the largest share by over 1/8 (a 4:3 split, as
- * EfficientNet-B0's 672->112, keeps its sets: unmeasured). */
-static void plan_balance(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads)
-{
-    if (threads < 2 || pl->gfast || !pl->flat || pk->cb != B || pl->groups < 2 ||
-        pl->ow < 48 * (int64_t)threads)
-        return;
-    const int64_t worst = plan_max_share(pl, n, threads, 0);
-    const plan keep = *pl;
-    int64_t nc = (pl->nchunks + threads - 1) / threads * threads;
-    while (nc > threads && pl->ow / nc < 48)
-        nc -= threads;
-    pl->chunk = (pl->ow + nc - 1) / nc;
-    pl->nchunks = (pl->ow + pl->chunk - 1) / pl->chunk;
-    if (8 * plan_max_share(pl, n, threads, 1) < 7 * worst) {
-        pl->gfast = 1;
-        pl->units = n * pl->groups * pl->oh * pl->nchunks;
-    } else {
-        *pl = keep;
-    }
-}
-
-/* Tiles of up to 12 pixels the wide 1x1 runs over ow pixels in chunks of ch. */
-static int64_t chunk_tiles(int64_t ow, int64_t ch)
-{
-    const int64_t m = (ow + ch - 1) / ch;
-    return (m - 1) * ((ch + 11) / 12) + (ow - (m - 1) * ch + 11) / 12;
-}
-
-/* The units in run_unit's order (chunks fastest) cut into `threads` runs:
- * with fixed, as the static schedule cuts them; else of about equal work
- * (pair-pixels), each run up to the unit whose middle passes its share
- * (pl->cut). The largest run's work. No divisions: it runs every call. */
-static int64_t cut_units(plan *pl, int64_t n, int threads, int fixed)
-{
-    const int64_t units = n * pl->groups * pl->oh * pl->nchunks, q = units / threads;
-    const int64_t total = n * pl->oh * pl->pairs * pl->ow;
-    int64_t done = 0, run = 0, most = 0, v = 0, next = q + (units % threads > 0);
-    int j = 0;
-    pl->cut[0] = 0;
-    for (int64_t img = 0; img < n; img++)
-        for (int64_t g = 0; g < pl->groups; g++) {
-            const int64_t pr = pl->pairs - g * pl->gp < pl->gp ? pl->pairs - g * pl->gp : pl->gp;
-            for (int64_t oy = 0; oy < pl->oh; oy++)
-                for (int64_t x0 = 0; x0 < pl->ow; x0 += pl->chunk, v++) {
-                    const int64_t w = pr * ((x0 + pl->chunk < pl->ow ? x0 + pl->chunk : pl->ow) - x0);
-                    while (j + 1 < threads &&
-                           (fixed ? v == next : 2 * done + w > 2 * total * (j + 1) / threads)) {
-                        pl->cut[++j] = v;
-                        next += q + (units % threads > j);
-                        most = run > most ? run : most;
-                        run = 0;
-                    }
-                    done += w;
-                    run += w;
-                }
-        }
-    while (j < threads)
-        pl->cut[++j] = units;
-    return run > most ? run : most;
-}
-
-/* A wide flat 1x1 whose units the static split shares unevenly (few
- * large sets on a small plane: RegNetX's 160->400 @7x7 as 13 sets of 4
- * blocks, 7:6; MobileNetV3's gated 672->112 @14x14 as 4:3 pairs): finer
- * pixel chunks, cut into runs of equal work, one a thread (a set split
- * between two threads is read by both), where that lowers the largest
- * share by over 1/32 and adds at most 1/16 to the tiles of 12. Not a
- * gated conv that scales its input chunks (plan_gate splits those). */
-static void plan_cuts(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n, int threads,
-                      const cnn_nchwc_gate *gate)
-{
-    pl->ncut = 0;
-    if (threads < 2 || threads > 8 || pl->gfast || !pl->flat || !pl->wide || pk->cb != B ||
-        gates_x(pl, pk, gate) || pl->units >= 16 * threads)
-        return;
-    const plan keep = *pl;
-    const int64_t tiles = chunk_tiles(pl->ow, pl->chunk), per = pl->units / pl->nchunks;
-    int64_t best = cut_units(pl, n, threads, 1), best_ch = 0;
-    for (int64_t nc = keep.nchunks; nc <= 4 * keep.nchunks && nc <= keep.ow && per * nc <= 64; nc++) {
-        const int64_t ch = (keep.ow + nc - 1) / nc;
-        if (16 * chunk_tiles(keep.ow, ch) > 17 * tiles)
-            continue;
-        pl->chunk = ch;
-        pl->nchunks = (keep.ow + ch - 1) / ch;
-        const int64_t s = cut_units(pl, n, threads, 0);
-        if (32 * s < 31 * best) {
-            best = s;
-            best_ch = ch;
-        }
-    }
-    *pl = keep;
-    if (!best_ch)
-        return;
-    pl->chunk = best_ch;
-    pl->nchunks = (pl->ow + best_ch - 1) / best_ch;
-    pl->units = n * pl->groups * pl->oh * pl->nchunks;
-    cut_units(pl, n, threads, 0);
-    pl->ncut = threads;
-}
 
 /* A tile's work: its pixels x taps, and a little for its store. */
 static int64_t tile_work(const cnn_ptile *t)
@@ -582,7 +410,7 @@ static cnn_status plan_gate(plan *pl, const cnn_conv2d_nchwc *pk, int64_t n,
     pl->gdone = NULL;
     if (!gate)
         return CNN_OK;
-    pl->gate_x = gates_x(pl, pk, gate);
+    pl->gate_x = cnn_nchwc_gates_x(pl, pk, gate);
     if (gate->shift && (!pl->gate_x || !gate->affine))
         return CNN_ERR_UNSUPPORTED;
     /* an affine's chunks: a count the threads divide (DenseNet's 1x1s), so
@@ -662,8 +490,8 @@ static void unit_prefetch(const plan *pl, const cnn_conv2d_nchwc *pk, crow *r, i
     if (pl->shape == 2) {
         if (nxt == pr_end && pr_end < pairs) {
             const int64_t nend = pr_end + pl->gp < pairs ? pr_end + pl->gp : pairs;
-            const int64_t b0 = pair_block(pl, pr_end);
-            const int64_t b1 = nend < pairs ? pair_block(pl, nend) : pk->ocb;
+            const int64_t b0 = cnn_nchwc_pair_block(pl, pr_end);
+            const int64_t b1 = nend < pairs ? cnn_nchwc_pair_block(pl, nend) : pk->ocb;
             const int64_t bytes = (b1 - b0) * wob * (int64_t)sizeof(float);
             const int64_t share = ((bytes + pl->oh - 1) / pl->oh + 63) & ~(int64_t)63;
             if (oy * share < bytes) {
@@ -672,7 +500,7 @@ static void unit_prefetch(const plan *pl, const cnn_conv2d_nchwc *pk, crow *r, i
             }
         }
     } else if (nxt < pairs) {
-        const int64_t ncg = nxt / pl->gpairs, nob = pair_block(pl, nxt);
+        const int64_t ncg = nxt / pl->gpairs, nob = cnn_nchwc_pair_block(pl, nxt);
         int64_t nnb = ncg * pl->gblocks + pl->gblocks - nob;
         if (nnb > (pl->wide ? 4 : 2))
             nnb = pl->wide ? 4 : 2;
@@ -735,7 +563,7 @@ static void run_unit(const plan *pl, const cnn_conv2d_nchwc *pk, int64_t u, cons
     const int64_t t0 = pl->tiles ? pl->tcut[ck] : 0, t1 = pl->tiles ? pl->tcut[ck + 1] : 0;
     const int64_t pr_end = (g + 1) * pl->gp < pl->pairs ? (g + 1) * pl->gp : pl->pairs;
     for (int64_t pr = g * pl->gp; pr < pr_end;) {
-        const int64_t cg = pr / pl->gpairs, ob = pair_block(pl, pr);
+        const int64_t cg = pr / pl->gpairs, ob = cnn_nchwc_pair_block(pl, pr);
         const int64_t gend = (cg + 1) * pl->gpairs < pr_end ? (cg + 1) * pl->gpairs : pr_end;
         int64_t nb = cg * pl->gblocks + pl->gblocks - ob;
         if (nb > 2 * (gend - pr))
@@ -797,7 +625,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_shape(&pl, pk, n, residual, y, threads, gate);
     plan_chunks(&pl, pk);
     plan_groups(&pl, pk, n, threads);
-    plan_balance(&pl, pk, n, threads);
+    cnn_nchwc_plan_balance(&pl, pk, n, threads);
     plan_tile_units(&pl, n, threads);
     /* A small conv (a squeeze-excitation 1x1 on one pixel) runs on one
      * thread: fork and barriers cost more than it saves. Unless its
@@ -809,7 +637,7 @@ cnn_status cnn_nchwc_conv_drive(const cnn_conv2d_nchwc *pk, int64_t n, const flo
     plan_kernels(&pl, pk, pairs, wide);
     if (threads > pl.units)
         threads = (int)pl.units;
-    plan_cuts(&pl, pk, n, threads, gate);
+    cnn_nchwc_plan_cuts(&pl, pk, n, threads, gate);
     const cnn_status st = plan_gate(&pl, pk, n, gate, threads);
     /* no stealing in a gated conv: a thief scales a whole operand for one unit */
     if (st == CNN_OK) {
