@@ -2,12 +2,28 @@
  * its input into per-thread copies (DenseNet: up to 3 MB a call) faulted
  * every page of a fresh block in on each call once glibc had returned the
  * last one to the OS. A few blocks are kept, one per concurrent caller;
- * a block is never shared while taken. */
+ * a block is never shared while taken. Blocks from 1 MiB are carved with
+ * the packed weights, on huge pages (on 4 KiB pages DenseNet-121's 1x1s
+ * read their normalised 56x56 input 1.5-2 % slower than the arena's). */
 #include "internal.h"
 
 #include <pthread.h>
 
 #define SLOTS 4
+#define HUGE_FROM (1 << 18)     /* floats */
+
+static float *block_new(int64_t count)
+{
+    return count >= HUGE_FROM ? cnn_alloc_packed(count) : cnn_alloc_floats(count);
+}
+
+static void block_free(float *p, int64_t count)
+{
+    if (count >= HUGE_FROM)
+        cnn_free_packed(p);
+    else
+        free(p);
+}
 
 static struct {
     float *p;
@@ -34,11 +50,11 @@ float *cnn_scratch_take(int64_t count, int64_t *have)
     }
     pthread_mutex_unlock(&g_mu);
     if (p && n < count) {
-        free(p);
+        block_free(p, n);
         p = NULL;
     }
     if (!p) {
-        p = cnn_alloc_floats(count);
+        p = block_new(count);
         n = p ? count : 0;
     }
     *have = n;
@@ -57,5 +73,6 @@ void cnn_scratch_give(float *p, int64_t count)
             break;
         }
     pthread_mutex_unlock(&g_mu);
-    free(p);
+    if (p)
+        block_free(p, count);
 }
