@@ -167,11 +167,21 @@ def worker_time(name, threads_list, runs, engines, warmup=3, warm=0.15, block=0.
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
+        trip = _round_trip() if threads > 1 else None
         times, cpu = interleaved(list(fns.values()), runs, warm=warm, block=block, clocks=True)
+        if trip is not None:
+            # the cores' cache-line round trip before and after: on a shared
+            # guest whether the two vCPUs share an L3 moves every 2-thread time
+            out.setdefault("round_trip_ns", {})[threads] = [trip, _round_trip()]
         out["threads"][threads] = {e: statistics.median(t) for e, t in zip(fns, times)}
         out.setdefault("cpu", {})[threads] = {e: statistics.median(t) for e, t in zip(fns, cpu)}
         del fns
     return out
+
+
+def _round_trip():
+    from cnnengine import _kernels as K
+    return K.core_round_trip_ns()
 
 
 def worker_mem(name, engine, threads):
@@ -201,6 +211,12 @@ def _geo(xs):
     return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
 
 
+def _trips(r, threads):
+    """Each pass's round trips before/after its timed runs, e.g. "62/64, 371/380"."""
+    runs = [p.get("round_trip_ns", {}).get(str(threads)) for p in r.get("passes", [r])]
+    return ", ".join("/".join("-" if v is None else f"{v:.0f}" for v in t) for t in runs if t) or "n/a"
+
+
 def print_tables(results, threads_list, engines, memory, cpu_time=False):
     peers = [e for e in engines if e != "cnnengine"]
     tables = [(t, "threads", "medians of interleaved runs") for t in threads_list]
@@ -208,10 +224,12 @@ def print_tables(results, threads_list, engines, memory, cpu_time=False):
         tables.append((1, "cpu", "process CPU time of the same runs, medians"))
     for threads, key, what in tables:
         print(f"\n## {threads} thread(s), batch 1, {what}\n")
+        trips = threads > 1 and key == "threads"
         head = "| model | cnnengine ms | " + " | ".join(f"{p} ms" for p in peers) + \
-            " | ratio to faster peer | max rel diff (ours, " + ", ".join(peers[1:] or ["-"]) + ") |"
+            " | ratio to faster peer | max rel diff (ours, " + ", ".join(peers[1:] or ["-"]) + ") |" + \
+            (" cores' round trip ns |" if trips else "")
         print(head)
-        print("|---|---:|" + "---:|" * len(peers) + "---:|---:|")
+        print("|---|---:|" + "---:|" * len(peers) + "---:|---:|" + ("---|" if trips else ""))
         ratios = []
         for r in results:
             if "error" in r:
@@ -225,7 +243,8 @@ def print_tables(results, threads_list, engines, memory, cpu_time=False):
             diffs = ", ".join(f"{r['diff'][e]:.1e}" for e in engines if e in r["diff"])
             print(f"| {r['model']} | {t['cnnengine'] * 1e3:.2f} | " +
                   " | ".join(f"{t[p] * 1e3:.2f}" for p in peers) +
-                  f" | {ratio:.3f} | {diffs}{flag} |", flush=True)
+                  f" | {ratio:.3f} | {diffs}{flag} |" + (f" {_trips(r, threads)} |" if trips else ""),
+                  flush=True)
         print(f"| **geometric mean** | | " + "| " * len(peers) + f"**{_geo(ratios):.3f}** | |")
     if memory:
         mt = max(threads_list)

@@ -27,6 +27,7 @@ cdef extern from "cnnengine.h" nogil:
     void cnn_threads_stats(long long *calls, long long *capped, int reset, int *load16)
     int cnn_pool_check(int threads, int64_t units, const int64_t *cut, int steal, int32_t *runs,
                        int32_t *slots, int64_t slow_every, int64_t slow_us) nogil
+    double cnn_pool_round_trip_ns(int rounds) nogil
 
     ctypedef cnn_status (*cnn_step_fn)(const void *args, int threads) noexcept nogil
     ctypedef struct cnn_program_step:

@@ -136,6 +136,17 @@ def pool_check(int threads, int64_t units, cut=None, bint steal=True, int64_t sl
     return runs, slots, clashes
 
 
+def core_round_trip_ns(int rounds=2000):
+    """The median round trip of a cache line between this thread and a pool
+    worker, in ns, or None (one core, or no worker joined in 100 ms). On a
+    2-vCPU guest: whether the two vCPUs share an L3 at the moment
+    (benchmarks/models.py reports it beside the 2-thread times)."""
+    cdef double ns
+    with nogil:
+        ns = cnn_pool_round_trip_ns(rounds)
+    return None if ns < 0 else ns
+
+
 include "_k_conv.pxi"
 include "_k_pool.pxi"
 include "_k_norm.pxi"

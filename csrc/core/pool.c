@@ -10,10 +10,12 @@
 #define _GNU_SOURCE
 #include "pool.h"
 
+#include "cnnengine.h"
 #include "share.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <time.h>
 #ifdef __linux__
 #include <linux/futex.h>
@@ -317,6 +319,89 @@ static void check_unit(void *ctx, int64_t u, int slot)
         for (const long long end = mono_ns() + c->slow_ns; mono_ns() < end;)
             relax();
     __atomic_sub_fetch(&c->held[slot], 1, __ATOMIC_ACQ_REL);
+}
+
+typedef struct trip_job {
+    _Alignas(64) int64_t flag;   /* 2i + 1: the caller's i-th ping; 2i + 2: the answer */
+    _Alignas(64) int64_t joined; /* the worker is in its unit */
+    int rounds, failed;
+    long long *ns;               /* per round, the caller's */
+} trip_job;
+
+/* Waits until *addr == want, giving up after 100 ms or once the partner
+ * failed: 0 on time. */
+static int await_value(const int64_t *addr, int64_t want, const int *failed)
+{
+    long long until = 0;
+    for (int i = 0; __atomic_load_n(addr, __ATOMIC_ACQUIRE) != want; i++) {
+        relax();
+        if ((i & 1023) == 1023) {
+            const long long t = mono_ns();
+            if (__atomic_load_n(failed, __ATOMIC_ACQUIRE))
+                return -1;
+            if (!until)
+                until = t + 100000000LL;
+            else if (t >= until)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Unit 0 is the caller's (slot 0), unit 1 a worker's: they ping-pong one
+ * line. A unit 1 the caller runs (no worker came) finds unit 0 failed. */
+static void trip_unit(void *ctx, int64_t u, int slot)
+{
+    trip_job *j = (trip_job *)ctx;
+    if (u == 1) {
+        if (slot == 0)
+            return;
+        __atomic_store_n(&j->joined, 1, __ATOMIC_RELEASE);
+        for (int i = 0; i < j->rounds; i++) {
+            if (await_value(&j->flag, 2 * (int64_t)i + 1, &j->failed) != 0)
+                break;
+            __atomic_store_n(&j->flag, 2 * (int64_t)i + 2, __ATOMIC_RELEASE);
+        }
+        return;
+    }
+    if (await_value(&j->joined, 1, &j->failed) == 0)
+        for (int i = 0; i < j->rounds; i++) {
+            const long long t = mono_ns();
+            __atomic_store_n(&j->flag, 2 * (int64_t)i + 1, __ATOMIC_RELEASE);
+            if (await_value(&j->flag, 2 * (int64_t)i + 2, &j->failed) != 0)
+                break;
+            j->ns[i] = mono_ns() - t;
+            if (i + 1 == j->rounds)
+                return;
+        }
+    __atomic_store_n(&j->failed, 1, __ATOMIC_RELEASE);
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    const long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+double cnn_pool_round_trip_ns(int rounds)
+{
+    if (rounds < 1 || rounds > 1000000 || cnn_num_cores() < 2)
+        return -1.0;
+    long long *ns = malloc((size_t)rounds * sizeof *ns);
+    if (!ns)
+        return -1.0;
+    double med = -1.0;
+    for (int attempt = 0; attempt < 3 && med < 0; attempt++) {   /* the first may wake the worker */
+        trip_job j = {.flag = 0, .joined = 0, .rounds = rounds, .failed = 0, .ns = ns};
+        const int64_t cut[3] = {0, 1, 2};
+        cnn_pool_for(2, 2, cut, 0, trip_unit, &j);
+        if (!j.failed) {
+            qsort(ns, (size_t)rounds, sizeof *ns, cmp_ll);
+            med = (double)ns[rounds / 2];
+        }
+    }
+    free(ns);
+    return med;
 }
 
 int cnn_pool_check(int threads, int64_t units, const int64_t *cut, int steal, int32_t *runs,

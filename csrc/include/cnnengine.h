@@ -58,6 +58,12 @@ int cnn_threads_free_cores(int cores, long online, int others_now16, int others_
  * two threads at once (0 when the pool is right). */
 int cnn_pool_check(int threads, int64_t units, const int64_t *cut, int steal, int32_t *runs,
                    int32_t *slots, int64_t slow_every, int64_t slow_us);
+/* Diagnostics: the round trip of a cache line between the caller and a
+ * pool worker, median of `rounds` in ns, or -1 (one core, or the worker
+ * did not join within 100 ms). On a shared 2-vCPU guest it tells whether
+ * the two vCPUs share an L3 now (55-75 ns on Zen 4) or not (350-400 ns),
+ * which moves every 2-thread time (benchmarks/models.py reports it). */
+double cnn_pool_round_trip_ns(int rounds);
 /* Whether parallel loops steal units at their tail (csrc/core/pool.h);
  * CNNENGINE_STEAL=0 keeps their static splits, for comparison. */
 int cnn_threads_steal(void);
