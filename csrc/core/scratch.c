@@ -76,13 +76,22 @@ float *cnn_scratch_take(int64_t count, int64_t *have)
         g_slots[best].p = NULL, g_slots[best].count = 0;
     }
     pthread_mutex_unlock(&g_mu);
+    int64_t want = count;
     if (p && n < count) {
+        /* outgrown: half as much again, so that a run of growing inputs
+         * (a dense block's concatenations) maps a few times, not at each */
+        if (n + n / 2 > want)
+            want = n + n / 2;
         block_free(p, n);
         p = NULL;
     }
     if (!p) {
-        p = block_new(count);
-        n = p ? count : 0;
+        if (want >= HUGE_FROM)    /* whole huge pages are mapped anyway */
+            want = (int64_t)(huge_bytes(want) / sizeof(float));
+        p = block_new(want);
+        if (!p && want > count)
+            p = block_new(want = count);
+        n = p ? want : 0;
     }
     *have = n;
     return p;
