@@ -463,10 +463,10 @@ static cnn_status run_unpaired(const cnn_platform *plat, const cnn_conv2d_nchwc 
 static cnn_status run(const cnn_conv2d_nchwc *pk, int64_t n, const float *x,
                       const float *residual, float *y, float *pool, int threads);
 
-/* The driver's gated input, each thread normalising the pixels it reads
- * into its own copy, at any thread count (DenseNet's standalone BN-ReLU
- * pass read the concatenated input and wrote it again for the 1x1 to
- * reread; at 2 threads half of it crossed between the cores twice). */
+/* At 2+ threads the driver's gated input, each thread normalising the
+ * pixels it reads into its own copy (DenseNet's standalone BN-ReLU pass
+ * read the concatenated input and wrote it again for the 1x1 to reread;
+ * at 2 threads half of it crossed between the cores twice). */
 cnn_status cnn_conv2d_nchwc_run_affine_f32(const cnn_conv2d_nchwc *pk, int64_t n,
                                            const float *x, const float *scale,
                                            const float *shift, const cnn_epilogue *act,

@@ -163,7 +163,6 @@ static int plan_tiles(plan *pl, const cnn_conv2d_nchwc *pk)
     return 1;
 }
 
-
 /* The row shape: a flat 1x1 (stride 1, no padding) as one row of h*w
  * pixels, small 3x3 planes as one raster row of tiles that may span rows;
  * the wide 1x1 kernels' input passes and next-tile prefetch. */
