@@ -35,6 +35,10 @@ static inline float *cnn_alloc_floats(int64_t count)
  * (csrc/core/scratch.c), or a new one; *have: its size. Give it back with
  * cnn_scratch_give (NULL: no memory). */
 float *cnn_scratch_take(int64_t count, int64_t *have);
+/* A private anonymous map of bytes (whole 2 MiB pages), 2 MiB aligned (one
+ * more huge page mapped, then trimmed) and advised as transparent huge
+ * pages, or NULL; release with munmap (csrc/core/packed.c). */
+void *cnn_map_huge(size_t bytes);
 void cnn_scratch_give(float *p, int64_t have);
 
 /* Packed weights (written once at plan time, read by every run), 64-byte

@@ -52,24 +52,30 @@ static void populate(char *p, size_t bytes)
 #endif
 }
 
-/* A new region, 2 MiB aligned (a map of one more huge page, trimmed), or NULL. */
-static region *region_new(void)
+void *cnn_map_huge(size_t bytes)
 {
-    region *r = (region *)malloc(sizeof *r);
-    char *m = (char *)mmap(NULL, REGION + HUGE_PAGE, PROT_READ | PROT_WRITE,
+    char *m = (char *)mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (!r || m == MAP_FAILED) {
-        free(r);
-        if (m != MAP_FAILED)
-            munmap(m, REGION + HUGE_PAGE);
+    if (m == MAP_FAILED)
         return NULL;
-    }
     char *base = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
     if (base > m)
         munmap(m, (size_t)(base - m));
     if (m + HUGE_PAGE > base)
-        munmap(base + REGION, (size_t)(m + HUGE_PAGE - base));
-    advise_huge(base, REGION);
+        munmap(base + bytes, (size_t)(m + HUGE_PAGE - base));
+    advise_huge(base, bytes);
+    return base;
+}
+
+/* A new region (cnn_map_huge), or NULL. */
+static region *region_new(void)
+{
+    region *r = (region *)malloc(sizeof *r);
+    char *base = r ? (char *)cnn_map_huge(REGION) : NULL;
+    if (!base) {
+        free(r);
+        return NULL;
+    }
     r->base = base;
     r->used = 0;
     r->live = 0;

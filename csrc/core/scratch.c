@@ -9,7 +9,6 @@
 #include "internal.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <sys/mman.h>
 
 #define SLOTS 4
@@ -21,27 +20,15 @@ static size_t huge_bytes(int64_t count)
     return ((size_t)count * sizeof(float) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
 }
 
-/* From 1 MiB: a map of whole 2 MiB pages, 2 MiB aligned, advised huge
- * (its own map, so that freeing it returns every page). */
+/* From 1 MiB: a huge-page map of its own, so that freeing it returns
+ * every page. */
 static float *block_new(int64_t count)
 {
     if (count < HUGE_FROM)
         return cnn_alloc_floats(count);
     if ((size_t)count > CNN_MAX_WORKSPACE / sizeof(float))
         return NULL;
-    const size_t bytes = huge_bytes(count);
-    char *raw = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED)
-        return NULL;
-    char *p = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-    if (p > raw)
-        munmap(raw, (size_t)(p - raw));
-    if (raw + HUGE_PAGE > p)
-        munmap(p + bytes, (size_t)(raw + HUGE_PAGE - p));
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, bytes, MADV_HUGEPAGE);   /* advice: failure is harmless */
-#endif
-    return (float *)p;
+    return (float *)cnn_map_huge(huge_bytes(count));
 }
 
 static void block_free(float *p, int64_t count)
